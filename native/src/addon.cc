@@ -1,0 +1,389 @@
+// The JS surface: new Engine(models, options), engine.analyze(buffer, options) -> Promise, stats(), close().
+// Jobs run on the engine's own threads (not libuv's pool, which fs and dns share), one Pipeline per thread.
+#include <napi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <opencv2/core.hpp>
+#include <strings.h>
+
+#include "errors.h"
+#include "pipeline.h"
+#include "secure.h"
+
+namespace faceid {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Job {
+  uint8_t* data = nullptr;  // our copy of the frame; wiped and freed as soon as the pipeline is done
+  size_t size = 0;
+  FrameJob frame{};
+  Napi::Promise::Deferred deferred;
+  Clock::time_point enqueued;
+  bool ok = false;
+  AnalysisResult result;
+  std::string errCode, errMessage;
+  explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  void freeInput() {
+    if (data) {
+      wipe(data, size);
+      std::free(data);
+      data = nullptr;
+    }
+  }
+  ~Job() { freeInput(); }
+};
+
+Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
+  Napi::Error e = Napi::Error::New(env, message);
+  e.Set("code", Napi::String::New(env, code));
+  return e;
+}
+
+std::string getString(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsString()) throw FaceIdError("invalid_argument", std::string("models.") + key + " must be a path.");
+  return v.As<Napi::String>().Utf8Value();
+}
+
+double getNumber(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) throw FaceIdError("invalid_argument", std::string(key) + " must be a number.");
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+bool getBool(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  return v.ToBoolean().Value();
+}
+
+unsigned parseStages(const Napi::Value& v) {
+  if (v.IsUndefined()) return kLandmarks | kEyes | kPose | kQuality;
+  if (!v.IsArray()) throw FaceIdError("invalid_argument", "stages must be an array.");
+  Napi::Array a = v.As<Napi::Array>();
+  unsigned s = 0;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    const std::string name = a.Get(i).ToString().Utf8Value();
+    if (name == "landmarks") s |= kLandmarks;
+    else if (name == "embedding") s |= kEmbedding;
+    else if (name == "liveness") s |= kLiveness;
+    else if (name == "eyes") s |= kEyes;
+    else if (name == "pose") s |= kPose;
+    else if (name == "quality") s |= kQuality;
+    else throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
+  }
+  return s;
+}
+
+Napi::Float32Array floats(Napi::Env env, const float* v, size_t n) {
+  Napi::Float32Array a = Napi::Float32Array::New(env, n);
+  std::memcpy(a.Data(), v, n * sizeof(float));
+  return a;
+}
+
+Napi::Object toJs(Napi::Env env, const AnalysisResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("width", r.width);
+  o.Set("height", r.height);
+  Napi::Array faces = Napi::Array::New(env, r.faces.size());
+  for (size_t i = 0; i < r.faces.size(); i++) {
+    const FaceResult& f = r.faces[i];
+    Napi::Object jf = Napi::Object::New(env);
+    Napi::Object box = Napi::Object::New(env);
+    box.Set("x", f.box.x);
+    box.Set("y", f.box.y);
+    box.Set("width", f.box.width);
+    box.Set("height", f.box.height);
+    jf.Set("box", box);
+    jf.Set("score", f.score);
+    jf.Set("primary", f.primary);
+    if (f.hasLandmarks) jf.Set("landmarks", floats(env, f.landmarks.data(), f.landmarks.size()));
+    if (f.hasEmbedding) jf.Set("embedding", floats(env, f.embedding.data(), f.embedding.size()));
+    if (f.hasLiveness) jf.Set("liveness", f.liveness);
+    if (f.hasEyes) {
+      Napi::Object eyes = Napi::Object::New(env);
+      eyes.Set("left", f.eyeLeft);
+      eyes.Set("right", f.eyeRight);
+      jf.Set("eyes", eyes);
+    }
+    if (f.hasPose) {
+      Napi::Object pose = Napi::Object::New(env);
+      pose.Set("yaw", f.yaw);
+      pose.Set("pitch", f.pitch);
+      pose.Set("roll", f.roll);
+      jf.Set("pose", pose);
+    }
+    if (f.hasQuality) {
+      Napi::Object q = Napi::Object::New(env);
+      q.Set("faceSize", f.faceSize);
+      q.Set("sharpness", f.sharpness);
+      q.Set("brightness", f.brightness);
+      q.Set("poseAngle", f.poseAngle >= 0 ? Napi::Value(Napi::Number::New(env, f.poseAngle)) : env.Null());
+      jf.Set("quality", q);
+    }
+    faces.Set(i, jf);
+  }
+  o.Set("faces", faces);
+  const Timings& t = r.timings;
+  Napi::Object tm = Napi::Object::New(env);
+  tm.Set("decode", t.decode);
+  tm.Set("detect", t.detect);
+  tm.Set("landmarks", t.landmarks);
+  tm.Set("align", t.align);
+  tm.Set("embedding", t.embedding);
+  tm.Set("liveness", t.liveness);
+  tm.Set("eyes", t.eyes);
+  tm.Set("quality", t.quality);
+  tm.Set("wipe", t.wipe);
+  tm.Set("queued", t.queued);
+  tm.Set("total", t.total);
+  o.Set("timings", tm);
+  return o;
+}
+
+class Engine : public Napi::ObjectWrap<Engine> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod("analyze", &Engine::Analyze), InstanceMethod("stats", &Engine::Stats),
+                        InstanceMethod("close", &Engine::Close)});
+  }
+
+  explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
+    Napi::Env env = info.Env();
+    try {
+      if (info.Length() < 1 || !info[0].IsObject()) throw FaceIdError("invalid_argument", "models must be an object.");
+      Napi::Object m = info[0].As<Napi::Object>();
+      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+      ModelPaths paths{getString(m, "detect"), getString(m, "landmark"), getString(m, "feature"),
+                       getString(m, "liveness"), getString(m, "eye")};
+      const int workers = int(getNumber(o, "workers", std::max(1u, std::thread::hardware_concurrency())));
+      queueSize_ = size_t(getNumber(o, "queueSize", workers * 4));
+      if (workers < 1 || workers > 64) throw FaceIdError("invalid_argument", "workers must be 1-64.");
+      PipelineOptions popt;
+      popt.detectThreshold = float(getNumber(o, "detectThreshold", 0.7));
+      popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
+      popt.threads = int(getNumber(o, "threadsPerJob", 1));
+      setWipeEnabled(!getBool(o, "unsafeDisableWipe", false));
+      installWipingAllocator();
+      cv::setNumThreads(popt.threads);
+      for (int i = 0; i < workers; i++) pipelines_.push_back(std::make_unique<Pipeline>(paths, popt));
+    } catch (const FaceIdError& e) {
+      throw makeError(env, e.code, e.what());
+    } catch (const cv::Exception& e) {
+      throw makeError(env, "model_invalid", std::string("OpenCV could not load the models: ") + e.err);
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                          "faceid-engine", 0, 1);
+    tsfn_.Unref(env);
+    for (size_t i = 0; i < pipelines_.size(); i++) threads_.emplace_back([this, i] { WorkerLoop(i); });
+    env.AddCleanupHook([this] { StopAndJoin(); });
+  }
+
+  ~Engine() override { StopAndJoin(); }
+
+ private:
+  void WorkerLoop(size_t index) {
+    Pipeline& p = *pipelines_[index];
+    try {
+      p.warmUp();
+    } catch (const std::exception&) {
+      // Warm-up failures surface on the first job, which runs the same networks.
+    }
+    for (;;) {
+      Job* job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty()) break;  // stopping and drained
+        job = queue_.front();
+        queue_.pop_front();
+        running_++;
+      }
+      const auto start = Clock::now();
+      try {
+        job->result = p.run(job->frame);
+        job->ok = true;
+      } catch (const FaceIdError& e) {
+        job->errCode = e.code;
+        job->errMessage = e.what();
+      } catch (const cv::Exception& e) {
+        job->errCode = "internal";
+        job->errMessage = std::string("OpenCV failed: ") + e.err;
+      } catch (const std::bad_alloc&) {
+        job->errCode = "internal";
+        job->errMessage = "Out of memory while analysing the frame.";
+      } catch (const std::exception& e) {
+        job->errCode = "internal";
+        job->errMessage = e.what();
+      }
+      job->freeInput();
+      job->result.timings.queued = std::chrono::duration<double, std::milli>(start - job->enqueued).count();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        running_--;
+        (job->ok ? completed_ : failed_)++;
+      }
+      if (tsfn_.NonBlockingCall(job, [this](Napi::Env env, Napi::Function, Job* j) { Settle(env, j); }) != napi_ok) {
+        delete job;  // the environment is going away
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      exited_++;
+    }
+  }
+
+  void Settle(Napi::Env env, Job* job) {
+    Napi::HandleScope scope(env);
+    if (job->ok) {
+      job->deferred.Resolve(toJs(env, job->result));
+    } else {
+      job->deferred.Reject(makeError(env, job->errCode, job->errMessage).Value());
+    }
+    delete job;
+    if (--pending_ == 0) {
+      if (closePending_) FinishClose(env);
+      else tsfn_.Unref(env);
+    }
+  }
+
+  Napi::Value Analyze(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* job = new Job(env);
+    Napi::Promise promise = job->deferred.Promise();
+    try {
+      if (closing_) throw FaceIdError("engine_closed", "The engine has been closed.");
+      if (info.Length() < 1 || !info[0].IsBuffer()) throw FaceIdError("invalid_argument", "The frame must be a Buffer.");
+      Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
+      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+      const std::string format = o.Has("format") ? o.Get("format").ToString().Utf8Value() : "jpeg";
+      FrameSpec spec;
+      if (format == "jpeg") spec.format = Format::Jpeg;
+      else if (format == "rgba") spec.format = Format::Rgba;
+      else if (format == "bgr") spec.format = Format::Bgr;
+      else if (format == "i420") spec.format = Format::I420;
+      else throw FaceIdError("invalid_argument", "format must be jpeg, rgba, bgr or i420.");
+      spec.width = int(getNumber(o, "width", 0));
+      spec.height = int(getNumber(o, "height", 0));
+      job->frame.spec = spec;
+      job->frame.stages = parseStages(o.Get("stages"));
+      job->frame.maxFaces = int(getNumber(o, "maxFaces", 1));
+      const bool wipeInput = getBool(o, "wipeInput", true);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (queue_.size() + running_ >= pipelines_.size() + queueSize_) {
+          rejected_++;
+          throw FaceIdError("busy", "The engine is at capacity; retry later.");
+        }
+      }
+      // Copy now: the JS buffer may be detached or reused while a worker runs (see NOTES on ASan).
+      job->size = buf.Length();
+      if (job->size > 0) {
+        job->data = static_cast<uint8_t*>(std::malloc(job->size));
+        if (!job->data) throw FaceIdError("internal", "Out of memory copying the frame.");
+        std::memcpy(job->data, buf.Data(), job->size);
+        if (wipeInput) explicit_bzero(buf.Data(), buf.Length());
+      }
+      job->frame.data = job->data;
+      job->frame.size = job->size;
+      job->enqueued = Clock::now();
+      if (pending_++ == 0) tsfn_.Ref(env);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        queue_.push_back(job);
+      }
+      cv_.notify_one();
+    } catch (const FaceIdError& e) {
+      job->deferred.Reject(makeError(env, e.code, e.what()).Value());
+      delete job;
+    }
+    return promise;
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    std::lock_guard<std::mutex> lock(mu_);
+    o.Set("workers", double(pipelines_.size()));
+    o.Set("queueSize", double(queueSize_));
+    o.Set("inFlight", double(running_));
+    o.Set("queued", double(queue_.size()));
+    o.Set("completed", double(completed_));
+    o.Set("failed", double(failed_));
+    o.Set("rejected", double(rejected_));
+    return o;
+  }
+
+  // Lets queued jobs finish, then stops the threads and frees the networks.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!closeDeferred_) closeDeferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+    Napi::Promise promise = closeDeferred_->Promise();
+    if (closing_) return promise;
+    closing_ = true;
+    if (pending_ == 0) FinishClose(env);
+    else closePending_ = true;
+    return promise;
+  }
+
+  void FinishClose(Napi::Env env) {
+    closePending_ = false;
+    StopAndJoin();
+    closeDeferred_->Resolve(env.Undefined());
+  }
+
+  void StopAndJoin() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (joined_) return;
+      stopping_ = true;
+      joined_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) if (t.joinable()) t.join();
+    // Jobs still queued here only when the environment is being torn down.
+    for (Job* j : queue_) { j->freeInput(); }
+    queue_.clear();
+    pipelines_.clear();
+    tsfn_.Release();
+  }
+
+  std::vector<std::unique_ptr<Pipeline>> pipelines_;
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job*> queue_;
+  size_t queueSize_ = 8, running_ = 0, exited_ = 0;
+  uint64_t completed_ = 0, failed_ = 0, rejected_ = 0;
+  bool stopping_ = false, joined_ = false;
+  // Main-thread state.
+  size_t pending_ = 0;
+  bool closing_ = false, closePending_ = false;
+  std::unique_ptr<Napi::Promise::Deferred> closeDeferred_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", Engine::Init(env));
+  exports.Set("opencvVersion", Napi::String::New(env, CV_VERSION));
+  return exports;
+}
+
+}  // namespace
+}  // namespace faceid
+
+static Napi::Object InitAddon(Napi::Env env, Napi::Object exports) { return faceid::Init(env, exports); }
+NODE_API_MODULE(faceid, InitAddon)

@@ -1,0 +1,390 @@
+#include "pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <random>
+#include <string_view>
+#include <unordered_map>
+
+#include <opencv2/imgproc.hpp>
+
+#include "errors.h"
+
+namespace faceid {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+constexpr int kDetectW = 320, kDetectH = 240;
+constexpr float kLivenessScale = 2.7f;
+constexpr int kEyeOpenClass = 1;  // checked on open-eyed portraits and synthetic closed eyes in test/engine.test.ts
+
+// ArcFace's 112x112 template: eye centres, nose tip, mouth corners.
+const cv::Point2f kTemplate[5] = {{38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f},
+                                  {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
+
+cv::dnn::Net readNet(const std::string& path, const char* name) {
+  try {
+    cv::dnn::Net net = cv::dnn::readNetFromONNX(path);
+    if (net.empty()) throw FaceIdError("model_invalid", std::string("The ") + name + " model is empty: " + path);
+    net.setPreferableBackend(cv::dnn::DNN_BACKEND_OPENCV);
+    net.setPreferableTarget(cv::dnn::DNN_TARGET_CPU);
+    return net;
+  } catch (const cv::Exception& e) {
+    throw FaceIdError("model_invalid", std::string("The ") + name + " model could not be loaded from " + path +
+                                           " (run `npm run models`).");
+  }
+}
+
+cv::Point2f pt(const std::array<float, 136>& l, int i) { return {l[2 * i], l[2 * i + 1]}; }
+cv::Point2f mean(std::initializer_list<cv::Point2f> ps) {
+  cv::Point2f s(0, 0);
+  for (const auto& p : ps) s += p;
+  return s * (1.0f / ps.size());
+}
+
+// Eye centres, nose tip and mouth corners from the 68 points (left = the image's left).
+std::array<cv::Point2f, 5> fivePoints(const std::array<float, 136>& l) {
+  return {mean({pt(l, 37), pt(l, 38), pt(l, 40), pt(l, 41)}), mean({pt(l, 43), pt(l, 44), pt(l, 46), pt(l, 47)}),
+          pt(l, 30), mean({pt(l, 48), pt(l, 60)}), mean({pt(l, 54), pt(l, 64)})};
+}
+
+// Least-squares similarity (rotation, uniform scale, translation) mapping src onto the template.
+cv::Mat similarityToTemplate(const std::array<cv::Point2f, 5>& src) {
+  cv::Point2f ms(0, 0), md(0, 0);
+  for (int i = 0; i < 5; i++) {
+    ms += src[i];
+    md += kTemplate[i];
+  }
+  ms *= 0.2f;
+  md *= 0.2f;
+  double num_a = 0, num_b = 0, den = 0;
+  for (int i = 0; i < 5; i++) {
+    const cv::Point2f p = src[i] - ms, q = kTemplate[i] - md;
+    num_a += p.x * q.x + p.y * q.y;
+    num_b += p.x * q.y - p.y * q.x;
+    den += p.x * p.x + p.y * p.y;
+  }
+  if (den < 1e-6) den = 1e-6;
+  const double a = num_a / den, b = num_b / den;
+  cv::Mat m = (cv::Mat_<double>(2, 3) << a, -b, md.x - (a * ms.x - b * ms.y), b, a, md.y - (b * ms.x + a * ms.y));
+  return m;
+}
+
+// The face box scaled about its centre, shifted (not cut) to stay inside the image, as the liveness model expects.
+cv::Rect scaledBoxInside(const cv::Rect2f& box, float scaleWanted, int w, int h) {
+  const float scale = std::min({(h - 1) / box.height, (w - 1) / box.width, scaleWanted});
+  const float nw = box.width * scale, nh = box.height * scale;
+  const float cx = box.x + box.width / 2, cy = box.y + box.height / 2;
+  float x1 = cx - nw / 2, y1 = cy - nh / 2, x2 = cx + nw / 2, y2 = cy + nh / 2;
+  if (x1 < 0) { x2 -= x1; x1 = 0; }
+  if (y1 < 0) { y2 -= y1; y1 = 0; }
+  if (x2 > w - 1) { x1 -= x2 - w + 1; x2 = w - 1; }
+  if (y2 > h - 1) { y1 -= y2 - h + 1; y2 = h - 1; }
+  cv::Rect r(int(std::max(x1, 0.f)), int(std::max(y1, 0.f)), int(x2 - x1), int(y2 - y1));
+  return r & cv::Rect(0, 0, w, h);
+}
+
+// Square crop around an eye, 1.6x the eye's width, as the eye model was trained on.
+cv::Rect eyeBox(const std::array<float, 136>& l, int first, int w, int h) {
+  const cv::Point2f c = mean({pt(l, first + 1), pt(l, first + 2), pt(l, first + 4), pt(l, first + 5)});
+  const float size = (pt(l, first + 3).x - pt(l, first).x) * 1.6f;
+  cv::Rect r(int(c.x - size / 2), int(c.y - size / 2), int(size), int(size));
+  return r & cv::Rect(0, 0, w, h);
+}
+
+float softmaxAt(const cv::Mat& logits, int k) {
+  const float* v = logits.ptr<float>();
+  const int n = int(logits.total());
+  float mx = v[0];
+  for (int i = 1; i < n; i++) mx = std::max(mx, v[i]);
+  double sum = 0;
+  for (int i = 0; i < n; i++) sum += std::exp(v[i] - mx);
+  return float(std::exp(v[k] - mx) / sum);
+}
+
+double radToDeg(double r) { return r * 180.0 / M_PI; }
+
+// Head pose from landmark geometry: roll from the eye line, yaw from the nose's place between the jaw ends,
+// pitch from the nose's height between the eye line and the mouth. Approximate, but mirror-consistent.
+void poseFromLandmarks(const std::array<float, 136>& l, FaceResult& f) {
+  const auto five = fivePoints(l);
+  const double roll = std::atan2(five[1].y - five[0].y, five[1].x - five[0].x);
+  const cv::Point2f centre = (five[0] + five[1]) * 0.5f;
+  const double c = std::cos(-roll), s = std::sin(-roll);
+  auto rot = [&](cv::Point2f p) {
+    p -= centre;
+    return cv::Point2f(float(c * p.x - s * p.y), float(s * p.x + c * p.y));
+  };
+  const cv::Point2f nose = rot(pt(l, 30)), jawL = rot(pt(l, 0)), jawR = rot(pt(l, 16));
+  const cv::Point2f mouth = rot((five[3] + five[4]) * 0.5f);
+  const double dl = nose.x - jawL.x, dr = jawR.x - nose.x;
+  const double yawSin = (dl + dr) > 1e-3 ? std::clamp((dl - dr) / (dl + dr), -1.0, 1.0) : 0.0;
+  // On frontal faces the nose tip sits at about 0.55 of the eye-to-mouth height.
+  const double ratio = mouth.y > 1e-3 ? nose.y / mouth.y : 0.55;
+  const double pitchSin = std::clamp((0.55 - ratio) / 0.45, -1.0, 1.0);
+  f.roll = float(radToDeg(roll));
+  f.yaw = float(radToDeg(std::asin(yawSin)));
+  f.pitch = float(radToDeg(std::asin(pitchSin)));
+  f.hasPose = true;
+}
+
+uint64_t hashBlock(const cv::UMatData* u) {
+  return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(u->origdata), u->size));
+}
+
+}  // namespace
+
+Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : opt_(options) {
+  detect_ = readNet(paths.detect, "detect");
+  landmark_ = readNet(paths.landmark, "landmark");
+  feature_ = readNet(paths.feature, "feature");
+  liveness_ = readNet(paths.liveness, "liveness");
+  eye_ = readNet(paths.eye, "eye");
+  detectOuts_ = detect_.getUnconnectedOutLayersNames();
+}
+
+cv::Mat Pipeline::forward(cv::dnn::Net& net, const cv::Mat& blob, const std::vector<std::string>& outs,
+                          std::vector<cv::Mat>* all) {
+  net.setInput(blob);
+  if (all) {
+    net.forward(*all, outs);
+    return cv::Mat();
+  }
+  return net.forward().clone();
+}
+
+void Pipeline::warmUp() {
+  setThreadRecorder(&recorder_);
+  std::mt19937 rng(12345);
+  auto runAll = [&]() {
+    std::vector<cv::Mat> outs;
+    auto randomBlob = [&](std::initializer_list<int> shape) {
+      cv::Mat b(std::vector<int>(shape), CV_32F);
+      cv::randu(b, -1, 1);
+      return b;
+    };
+    forward(detect_, randomBlob({1, 3, kDetectH, kDetectW}), detectOuts_, &outs);
+    forward(landmark_, randomBlob({1, 1, 64, 64}), {});
+    forward(feature_, randomBlob({1, 3, 112, 112}), {});
+    forward(liveness_, randomBlob({1, 3, 128, 128}), {});
+    forward(eye_, randomBlob({1, 1, 24, 24}), {});
+  };
+  cv::theRNG().state = rng();
+  runAll();
+  std::unordered_map<cv::UMatData*, uint64_t> before;
+  {
+    std::lock_guard<std::mutex> lock(recorder_.mu);
+    for (cv::UMatData* u : recorder_.live) before[u] = hashBlock(u);
+  }
+  cv::theRNG().state = rng();
+  runAll();
+  std::lock_guard<std::mutex> lock(recorder_.mu);
+  for (cv::UMatData* u : recorder_.live) {
+    auto it = before.find(u);
+    if (it == before.end() || it->second != hashBlock(u)) volatile_.insert(u);
+  }
+}
+
+void Pipeline::wipeNetworks() {
+  std::unordered_set<cv::UMatData*> targets;
+  {
+    std::lock_guard<std::mutex> lock(recorder_.mu);
+    targets = volatile_;
+    targets.insert(recorder_.mark.begin(), recorder_.mark.end());
+    recorder_.mark.clear();
+  }
+  recorder_.wipeLive(targets);
+}
+
+AnalysisResult Pipeline::run(const FrameJob& job) {
+  struct WipeOnExit {
+    Pipeline* p;
+    double* ms;
+    ~WipeOnExit() {
+      const auto t = Clock::now();
+      p->wipeNetworks();
+      *ms += msSince(t);
+    }
+  };
+  AnalysisResult res;
+  WipeOnExit guard{this, &res.timings.wipe};
+  {
+    std::lock_guard<std::mutex> lock(recorder_.mu);
+    recorder_.mark.clear();
+  }
+  Timings& tm = res.timings;
+  const auto t0 = Clock::now();
+  cv::Mat img = decodeFrame(job.data, job.size, job.spec, opt_.maxPixels);
+  tm.decode = msSince(t0);
+  res.width = img.cols;
+  res.height = img.rows;
+  const int W = img.cols, H = img.rows;
+
+  // Detect.
+  auto t = Clock::now();
+  std::vector<cv::Rect2d> rects;
+  std::vector<float> scores;
+  {
+    cv::Mat blob = cv::dnn::blobFromImage(img, 1.0 / 128, cv::Size(kDetectW, kDetectH), cv::Scalar(127, 127, 127),
+                                          false, false, CV_32F);
+    std::vector<cv::Mat> outs;
+    forward(detect_, blob, detectOuts_, &outs);
+    const cv::Mat* boxes = nullptr;
+    const cv::Mat* conf = nullptr;
+    for (const auto& o : outs) (o.size[o.dims - 1] == 4 ? boxes : conf) = &o;
+    if (!boxes || !conf) throw FaceIdError("model_invalid", "The detect model has unexpected outputs.");
+    const int n = boxes->size[1];
+    const float* b = boxes->ptr<float>();
+    const float* c = conf->ptr<float>();
+    for (int i = 0; i < n; i++) {
+      if (c[2 * i + 1] < opt_.detectThreshold) continue;
+      const float x1 = std::clamp(b[4 * i] * W, 0.f, float(W)), y1 = std::clamp(b[4 * i + 1] * H, 0.f, float(H));
+      const float x2 = std::clamp(b[4 * i + 2] * W, 0.f, float(W)), y2 = std::clamp(b[4 * i + 3] * H, 0.f, float(H));
+      if (x2 - x1 < 2 || y2 - y1 < 2) continue;
+      rects.emplace_back(x1, y1, x2 - x1, y2 - y1);
+      scores.push_back(c[2 * i + 1]);
+    }
+  }
+  std::vector<int> keep;
+  cv::dnn::NMSBoxes(rects, scores, opt_.detectThreshold, opt_.nmsThreshold, keep);
+  for (int k : keep) {
+    FaceResult f;
+    f.box = cv::Rect2f(rects[k]);
+    f.score = scores[k];
+    res.faces.push_back(f);
+  }
+  // Primary: the largest, most central face; the rest follow by size.
+  auto weight = [&](const FaceResult& f) {
+    const double dx = (f.box.x + f.box.width / 2) / W - 0.5, dy = (f.box.y + f.box.height / 2) / H - 0.5;
+    return f.box.area() * (1.0 - std::sqrt(dx * dx + dy * dy));
+  };
+  std::sort(res.faces.begin(), res.faces.end(), [](const FaceResult& a, const FaceResult& b) {
+    return a.box.area() > b.box.area();
+  });
+  if (!res.faces.empty()) {
+    auto best = std::max_element(res.faces.begin(), res.faces.end(),
+                                 [&](const FaceResult& a, const FaceResult& b) { return weight(a) < weight(b); });
+    std::rotate(res.faces.begin(), best, best + 1);
+    res.faces[0].primary = true;
+  }
+  tm.detect = msSince(t);
+
+  const int detailed = std::min<int>(job.maxFaces, int(res.faces.size()));
+  for (int i = 0; i < detailed; i++) {
+    FaceResult& f = res.faces[i];
+    const cv::Rect crop = cv::Rect(f.box) & cv::Rect(0, 0, W, H);
+    const bool wantLm = job.stages & (kLandmarks | kEmbedding | kEyes | kPose | kQuality);
+    if (wantLm && crop.width >= 8 && crop.height >= 8) {
+      t = Clock::now();
+      cv::Mat grey, small;
+      cv::cvtColor(img(crop), grey, cv::COLOR_BGR2GRAY);
+      cv::resize(grey, small, cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
+      cv::Mat out = forward(landmark_, cv::dnn::blobFromImage(small, 1.0 / 256), {});
+      const float* v = out.ptr<float>();
+      for (int j = 0; j < 68; j++) {
+        f.landmarks[2 * j] = crop.x + v[2 * j] * crop.width;
+        f.landmarks[2 * j + 1] = crop.y + v[2 * j + 1] * crop.height;
+      }
+      f.hasLandmarks = true;
+      tm.landmarks += msSince(t);
+    }
+
+    cv::Mat aligned;
+    if (f.hasLandmarks && (job.stages & (kEmbedding | kQuality))) {
+      t = Clock::now();
+      cv::warpAffine(img, aligned, similarityToTemplate(fivePoints(f.landmarks)), cv::Size(112, 112),
+                     cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
+      tm.align += msSince(t);
+    }
+
+    if (!aligned.empty() && (job.stages & kEmbedding)) {
+      t = Clock::now();
+      cv::Mat out = forward(
+          feature_, cv::dnn::blobFromImage(aligned, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false), {});
+      const float* v = out.ptr<float>();
+      double norm = 0;
+      for (int j = 0; j < 512; j++) norm += double(v[j]) * v[j];
+      const float inv = norm > 0 ? float(1.0 / std::sqrt(norm)) : 0.f;
+      for (int j = 0; j < 512; j++) f.embedding[j] = v[j] * inv;
+      f.hasEmbedding = true;
+      tm.embedding += msSince(t);
+    }
+
+    if (job.stages & kLiveness) {
+      t = Clock::now();
+      const cv::Rect r = scaledBoxInside(f.box, kLivenessScale, W, H);
+      if (r.width >= 8 && r.height >= 8) {
+        cv::Mat patch;
+        cv::resize(img(r), patch, cv::Size(128, 128), 0, 0, cv::INTER_LINEAR);
+        cv::Mat out = forward(liveness_, cv::dnn::blobFromImage(patch, 1.0, cv::Size(), cv::Scalar(), true), {});
+        f.liveness = softmaxAt(out, 0);
+        f.hasLiveness = true;
+      }
+      tm.liveness += msSince(t);
+    }
+
+    if (f.hasLandmarks && (job.stages & kEyes)) {
+      t = Clock::now();
+      float open[2] = {0, 0};
+      const int firsts[2] = {36, 42};
+      bool ok = true;
+      for (int e = 0; e < 2; e++) {
+        const cv::Rect r = eyeBox(f.landmarks, firsts[e], W, H);
+        if (r.width < 4 || r.height < 4) {
+          ok = false;
+          break;
+        }
+        cv::Mat grey, small;
+        cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
+        cv::resize(grey, small, cv::Size(24, 24), 0, 0, cv::INTER_LINEAR);
+        cv::Mat out = forward(eye_, cv::dnn::blobFromImage(small, 1.0 / 255), {});
+        open[e] = softmaxAt(out, kEyeOpenClass);
+      }
+      if (ok) {
+        f.eyeLeft = open[0];
+        f.eyeRight = open[1];
+        f.hasEyes = true;
+      }
+      tm.eyes += msSince(t);
+    }
+
+    if (f.hasLandmarks && (job.stages & (kPose | kQuality))) poseFromLandmarks(f.landmarks, f);
+
+    if (job.stages & kQuality) {
+      t = Clock::now();
+      cv::Mat grey, lap;
+      if (!aligned.empty()) {
+        cv::cvtColor(aligned, grey, cv::COLOR_BGR2GRAY);
+      } else if (crop.width >= 8 && crop.height >= 8) {
+        cv::Mat g;
+        cv::cvtColor(img(crop), g, cv::COLOR_BGR2GRAY);
+        cv::resize(g, grey, cv::Size(112, 112));
+      }
+      if (!grey.empty()) {
+        cv::Laplacian(grey, lap, CV_32F);
+        cv::Scalar m, sd;
+        cv::meanStdDev(lap, m, sd);
+        f.sharpness = float(sd[0] * sd[0]);
+        f.brightness = float(cv::mean(grey)[0]);
+      }
+      if (f.hasLandmarks) {
+        const auto five = fivePoints(f.landmarks);
+        f.faceSize = float(cv::norm(five[1] - five[0]));
+        f.poseAngle = std::max(std::fabs(f.yaw), std::fabs(f.pitch));
+      } else {
+        f.faceSize = f.box.width / 2.5f;
+      }
+      f.hasQuality = true;
+      tm.quality += msSince(t);
+    }
+    if (!(job.stages & kPose)) f.hasPose = false;
+    if (!(job.stages & kLandmarks)) f.hasLandmarks = false;  // computed for other stages, not asked for
+  }
+  tm.total = msSince(t0);
+  return res;
+}
+
+}  // namespace faceid

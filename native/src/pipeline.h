@@ -1,0 +1,88 @@
+// One worker's networks and the per-frame pipeline. Only numbers come out.
+#pragma once
+#include <array>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <opencv2/dnn.hpp>
+
+#include "decode.h"
+#include "secure.h"
+
+namespace faceid {
+
+enum Stage : unsigned {
+  kLandmarks = 1u << 0,
+  kEmbedding = 1u << 1,
+  kLiveness = 1u << 2,
+  kEyes = 1u << 3,
+  kPose = 1u << 4,
+  kQuality = 1u << 5,
+};
+
+struct ModelPaths {
+  std::string detect, landmark, feature, liveness, eye;
+};
+
+struct PipelineOptions {
+  float detectThreshold = 0.7f;
+  float nmsThreshold = 0.3f;
+  size_t maxPixels = 4096u * 4096u;
+  int threads = 1;
+};
+
+struct FaceResult {
+  cv::Rect2f box;
+  float score = 0;
+  bool primary = false;
+  bool hasLandmarks = false, hasEmbedding = false, hasLiveness = false, hasEyes = false, hasPose = false,
+       hasQuality = false;
+  std::array<float, 136> landmarks{};
+  std::array<float, 512> embedding{};
+  float liveness = 0;
+  float eyeLeft = 0, eyeRight = 0;
+  float yaw = 0, pitch = 0, roll = 0;
+  float faceSize = 0, sharpness = 0, brightness = 0, poseAngle = -1;
+};
+
+struct Timings {
+  double decode = 0, detect = 0, landmarks = 0, align = 0, embedding = 0, liveness = 0, eyes = 0, quality = 0,
+         wipe = 0, queued = 0, total = 0;
+};
+
+struct AnalysisResult {
+  int width = 0, height = 0;
+  std::vector<FaceResult> faces;
+  Timings timings;
+};
+
+struct FrameJob {
+  const uint8_t* data;
+  size_t size;
+  FrameSpec spec;
+  unsigned stages;
+  int maxFaces;
+};
+
+class Pipeline {
+ public:
+  // Reads the networks (called on the creating thread).
+  Pipeline(const ModelPaths& paths, const PipelineOptions& options);
+  // Runs each network twice on the worker thread, to learn which blocks hold per-call data.
+  void warmUp();
+  AnalysisResult run(const FrameJob& job);
+
+ private:
+  cv::Mat forward(cv::dnn::Net& net, const cv::Mat& blob, const std::vector<std::string>& outs,
+                  std::vector<cv::Mat>* all = nullptr);
+  void wipeNetworks();
+
+  PipelineOptions opt_;
+  cv::dnn::Net detect_, landmark_, feature_, liveness_, eye_;
+  std::vector<std::string> detectOuts_;
+  AllocRecorder recorder_;
+  std::unordered_set<cv::UMatData*> volatile_;  // blocks whose contents change with the input
+};
+
+}  // namespace faceid

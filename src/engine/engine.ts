@@ -1,0 +1,115 @@
+import * as os from 'node:os';
+import { EngineError } from './errors';
+import { resolveModels } from './models';
+import { loadNative, type NativeEngine } from './native';
+import {
+  FULL_STAGES,
+  TRACK_STAGES,
+  type Analysis,
+  type AnalyzeOptions,
+  type EngineOptions,
+  type EngineStats,
+  type FrameFormat,
+  type Stage,
+} from './types';
+
+const FORMATS: readonly FrameFormat[] = ['jpeg', 'rgba', 'bgr', 'i420'];
+const STAGES: readonly Stage[] = FULL_STAGES;
+
+export interface OpenOptions extends EngineOptions {
+  /** Folder holding the fetched models. Default: see models.ts (FACEID_MODEL_DIR or the per-user cache). */
+  modelDir?: string;
+}
+
+/**
+ * The face engine: validates options in JS, runs the pipeline on native worker threads.
+ * Only numbers come back; the caller's frame buffer is zeroed once copied (wipeInput, on by default).
+ */
+export class FaceEngine {
+  private closed = false;
+
+  private constructor(
+    private readonly native: NativeEngine,
+    readonly options: Required<Pick<EngineOptions, 'workers' | 'queueSize'>>,
+  ) {}
+
+  static async open(options: OpenOptions = {}): Promise<FaceEngine> {
+    const { modelDir, ...engineOptions } = options;
+    const models = await resolveModels(modelDir);
+    const workers = checkInt('workers', engineOptions.workers ?? os.availableParallelism(), 1, 64);
+    const queueSize = checkInt('queueSize', engineOptions.queueSize ?? workers * 4, 0, 100_000);
+    const { Engine } = loadNative();
+    try {
+      const native = new Engine(models, { ...engineOptions, workers, queueSize });
+      return new FaceEngine(native, { workers, queueSize });
+    } catch (err) {
+      throw EngineError.from(err);
+    }
+  }
+
+  /** Detect (always) plus the stages asked for. Rejects with an EngineError on bad input or overload. */
+  async analyze(frame: Buffer | Uint8Array, options: AnalyzeOptions = {}): Promise<Analysis> {
+    if (this.closed) throw new EngineError('engine_closed', 'The engine has been closed.');
+    if (!(frame instanceof Uint8Array)) throw new EngineError('invalid_argument', 'The frame must be a Buffer.');
+    const format = options.format ?? 'jpeg';
+    if (!FORMATS.includes(format)) {
+      throw new EngineError('invalid_argument', `format must be one of ${FORMATS.join(', ')}.`);
+    }
+    const stages = options.stages ?? TRACK_STAGES;
+    for (const s of stages) {
+      if (!STAGES.includes(s)) throw new EngineError('invalid_argument', `Unknown stage "${s}".`);
+    }
+    const opts: AnalyzeOptions = {
+      format,
+      stages,
+      maxFaces: checkInt('maxFaces', options.maxFaces ?? 1, 0, 64),
+      wipeInput: options.wipeInput ?? true,
+    };
+    if (format !== 'jpeg') {
+      opts.width = checkInt('width', options.width ?? 0, 0, 65_535);
+      opts.height = checkInt('height', options.height ?? 0, 0, 65_535);
+    }
+    const buf = Buffer.isBuffer(frame) ? frame : Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
+    try {
+      return await this.native.analyze(buf, opts);
+    } catch (err) {
+      throw EngineError.from(err);
+    }
+  }
+
+  /** The cheap per-frame call: detect, landmarks, eyes, pose, quality. */
+  track(frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> {
+    return this.analyze(frame, { ...options, stages: TRACK_STAGES });
+  }
+
+  /** Every stage, for candidate frames and enrollment. */
+  full(frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> {
+    return this.analyze(frame, { ...options, stages: FULL_STAGES });
+  }
+
+  stats(): EngineStats {
+    return this.native.stats();
+  }
+
+  /** Waits for jobs in flight, then frees the networks. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.native.close();
+  }
+}
+
+function checkInt(name: string, value: number, min: number, max: number): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new EngineError('invalid_argument', `${name} must be an integer from ${min} to ${max}.`);
+  }
+  return value;
+}
+
+/** Cosine similarity of two L2-normalised embeddings (their dot product). */
+export function cosineSimilarity(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new EngineError('invalid_argument', 'Embeddings differ in length.');
+  let dot = 0;
+  for (let i = 0; i < a.length; i++) dot += a[i] * b[i];
+  return dot;
+}

@@ -1,0 +1,124 @@
+/** Frame encodings the engine accepts. JPEG only among compressed formats: other decoders may use temp files. */
+export type FrameFormat = 'jpeg' | 'rgba' | 'bgr' | 'i420';
+
+/** Pipeline stages. `detect` always runs; the rest are opt-in per call. */
+export type Stage = 'landmarks' | 'embedding' | 'liveness' | 'eyes' | 'pose' | 'quality';
+
+export const TRACK_STAGES: readonly Stage[] = ['landmarks', 'eyes', 'pose', 'quality'];
+export const FULL_STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality'];
+
+export interface AnalyzeOptions {
+  /** Default 'jpeg'. Raw formats need width and height. */
+  format?: FrameFormat;
+  width?: number;
+  height?: number;
+  /** Default: TRACK_STAGES. */
+  stages?: readonly Stage[];
+  /** How many faces (primary first, then by size) get the per-face stages. Default 1. */
+  maxFaces?: number;
+  /** Zero the caller's buffer once it has been copied into native memory. Default true. */
+  wipeInput?: boolean;
+}
+
+export interface Box {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface Pose {
+  /** Degrees; positive yaw = the face turned to the image's right. */
+  yaw: number;
+  pitch: number;
+  roll: number;
+}
+
+export interface Quality {
+  /** Inter-ocular distance in pixels (falls back to box width / 2.5 without landmarks). */
+  faceSize: number;
+  /** Variance of the Laplacian on the 112x112 grey face crop. */
+  sharpness: number;
+  /** Mean grey level of the face crop, 0-255. */
+  brightness: number;
+  /** max(|yaw|, |pitch|) in degrees, or null without landmarks. */
+  poseAngle: number | null;
+}
+
+export interface Eyes {
+  /** Probability that each eye is open, 0-1. Left = the image's left. */
+  left: number;
+  right: number;
+}
+
+export interface Face {
+  box: Box;
+  score: number;
+  primary: boolean;
+  /** 68 points as x0,y0,x1,y1,... in frame pixels. */
+  landmarks?: Float32Array;
+  /** 512 floats, L2-normalised. */
+  embedding?: Float32Array;
+  /** Probability of a live face, 0-1 (softmax class 0). */
+  liveness?: number;
+  eyes?: Eyes;
+  pose?: Pose;
+  quality?: Quality;
+}
+
+export interface StageTimings {
+  decode: number;
+  detect: number;
+  landmarks: number;
+  align: number;
+  embedding: number;
+  liveness: number;
+  eyes: number;
+  quality: number;
+  wipe: number;
+  /** Time in the native queue before a worker picked the job. */
+  queued: number;
+  total: number;
+}
+
+export interface Analysis {
+  width: number;
+  height: number;
+  faces: Face[];
+  /** Milliseconds per stage. */
+  timings: StageTimings;
+}
+
+export interface EngineOptions {
+  /** Concurrent jobs, each with its own networks. Default: number of cores. */
+  workers?: number;
+  /** Jobs that may wait for a worker before `busy` is returned. Default workers * 4. */
+  queueSize?: number;
+  /** OpenCV threads per job. Default 1 (best throughput with several workers). */
+  threadsPerJob?: number;
+  /** Face detector score threshold. Default 0.7. */
+  detectThreshold?: number;
+  /** Largest frame accepted, in pixels (width * height). Default 4096 * 4096. */
+  maxPixels?: number;
+  /** Test-only: turn every native wipe off, so the zeroing test can prove it would fail. */
+  unsafeDisableWipe?: boolean;
+}
+
+export interface EngineStats {
+  workers: number;
+  queueSize: number;
+  inFlight: number;
+  queued: number;
+  completed: number;
+  failed: number;
+  rejected: number;
+}
+
+/** Absolute paths of the ONNX files each pipeline stage needs (see models/manifest.json). */
+export interface ModelPaths {
+  detect: string;
+  landmark: string;
+  feature: string;
+  liveness: string;
+  eye: string;
+}
