@@ -176,6 +176,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
       popt.detectThreshold = float(getNumber(o, "detectThreshold", 0.7));
       popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
       popt.threads = int(getNumber(o, "threadsPerJob", 1));
+      popt.parallelStages = getBool(o, "parallelStages", true);
       setWipeEnabled(!getBool(o, "unsafeDisableWipe", false));
       installWipingAllocator();
       cv::setNumThreads(popt.threads);
@@ -204,6 +205,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     for (;;) {
       Job* job;
+      int idle;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
@@ -211,10 +213,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
         job = queue_.front();
         queue_.pop_front();
         running_++;
+        idle = running_ < cores_ ? int(cores_ - running_) : 0;
       }
       const auto start = Clock::now();
       try {
-        job->result = p.run(job->frame);
+        job->result = p.run(job->frame, idle);
         job->ok = true;
       } catch (const FaceIdError& e) {
         job->errCode = e.code;
@@ -367,6 +370,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::condition_variable cv_;
   std::deque<Job*> queue_;
   size_t queueSize_ = 8, running_ = 0, exited_ = 0;
+  const size_t cores_ = std::max(1u, std::thread::hardware_concurrency());
   uint64_t completed_ = 0, failed_ = 0, rejected_ = 0;
   bool stopping_ = false, joined_ = false;
   // Main-thread state.

@@ -34,6 +34,7 @@ const char* sniffOtherFormat(const uint8_t* d, size_t n) {
 struct JpegErr {
   jpeg_error_mgr mgr;
   jmp_buf jump;
+  int fatalCode = 0;
   bool truncated = false;
   int warnings = 0;
   char message[JMSG_LENGTH_MAX] = {0};
@@ -42,6 +43,7 @@ struct JpegErr {
 void onJpegError(j_common_ptr cinfo) {
   auto* err = reinterpret_cast<JpegErr*>(cinfo->err);
   (*cinfo->err->format_message)(cinfo, err->message);
+  err->fatalCode = cinfo->err->msg_code;
   longjmp(err->jump, 1);
 }
 
@@ -63,6 +65,12 @@ cv::Mat decodeJpeg(const uint8_t* data, size_t size, size_t maxPixels) {
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
     out.release();  // the wiping allocator clears what was decoded so far
+    if (err.fatalCode == JERR_EMPTY_IMAGE) {
+      throw FaceIdError("frame_dimensions_invalid", "The JPEG declares a zero dimension.");
+    }
+    if (err.fatalCode == JERR_IMAGE_TOO_BIG) {
+      throw FaceIdError("frame_too_large", std::string("The JPEG is too large: ") + err.message);
+    }
     throw FaceIdError("frame_corrupt", std::string("The JPEG could not be decoded: ") + err.message);
   }
   jpeg_create_decompress(&cinfo);

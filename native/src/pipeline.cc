@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <random>
 #include <string_view>
 #include <unordered_map>
@@ -138,68 +139,82 @@ uint64_t hashBlock(const cv::UMatData* u) {
 }  // namespace
 
 Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : opt_(options) {
-  detect_ = readNet(paths.detect, "detect");
-  landmark_ = readNet(paths.landmark, "landmark");
-  feature_ = readNet(paths.feature, "feature");
-  liveness_ = readNet(paths.liveness, "liveness");
-  eye_ = readNet(paths.eye, "eye");
-  detectOuts_ = detect_.getUnconnectedOutLayersNames();
+  nets_[kDetectNet] = readNet(paths.detect, "detect");
+  nets_[kLandmarkNet] = readNet(paths.landmark, "landmark");
+  nets_[kFeatureNet] = readNet(paths.feature, "feature");
+  nets_[kLivenessNet] = readNet(paths.liveness, "liveness");
+  nets_[kEyeNet] = readNet(paths.eye, "eye");
+  detectOuts_ = nets_[kDetectNet].getUnconnectedOutLayersNames();
 }
 
-cv::Mat Pipeline::forward(cv::dnn::Net& net, const cv::Mat& blob, const std::vector<std::string>& outs,
-                          std::vector<cv::Mat>* all) {
+cv::Mat Pipeline::forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all) {
+  used_ |= 1u << which;
+  cv::dnn::Net& net = nets_[which];
   net.setInput(blob);
   if (all) {
-    net.forward(*all, outs);
+    net.forward(*all, detectOuts_);
     return cv::Mat();
   }
   return net.forward().clone();
 }
 
+float Pipeline::livenessOf(const cv::Mat& img, const cv::Rect2f& box) {
+  const cv::Rect r = scaledBoxInside(box, kLivenessScale, img.cols, img.rows);
+  if (r.width < 8 || r.height < 8) return -1;
+  cv::Mat patch;
+  cv::resize(img(r), patch, cv::Size(128, 128), 0, 0, cv::INTER_LINEAR);
+  return softmaxAt(forward(kLivenessNet, cv::dnn::blobFromImage(patch, 1.0, cv::Size(), cv::Scalar(), true)), 0);
+}
+
 void Pipeline::warmUp() {
   setThreadRecorder(&recorder_);
-  std::mt19937 rng(12345);
-  auto runAll = [&]() {
-    std::vector<cv::Mat> outs;
-    auto randomBlob = [&](std::initializer_list<int> shape) {
-      cv::Mat b(std::vector<int>(shape), CV_32F);
-      cv::randu(b, -1, 1);
-      return b;
-    };
-    forward(detect_, randomBlob({1, 3, kDetectH, kDetectW}), detectOuts_, &outs);
-    forward(landmark_, randomBlob({1, 1, 64, 64}), {});
-    forward(feature_, randomBlob({1, 3, 112, 112}), {});
-    forward(liveness_, randomBlob({1, 3, 128, 128}), {});
-    forward(eye_, randomBlob({1, 1, 24, 24}), {});
-  };
-  cv::theRNG().state = rng();
-  runAll();
-  std::unordered_map<cv::UMatData*, uint64_t> before;
+  const std::vector<std::vector<int>> shapes = {
+      {1, 3, kDetectH, kDetectW}, {1, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {1, 1, 24, 24}};
+  for (int n = 0; n < kNets; n++) {
+    // Run twice on random inputs; blocks that changed in between hold per-call data.
+    std::unordered_map<cv::UMatData*, uint64_t> before;
+    for (int pass = 0; pass < 2; pass++) {
+      {
+        cv::Mat blob(shapes[n], CV_32F);
+        cv::randu(blob, -1, 1);
+        std::vector<cv::Mat> outs;
+        forward(Net(n), blob, n == kDetectNet ? &outs : nullptr);
+      }
+      std::lock_guard<std::mutex> lock(recorder_.mu);
+      for (cv::UMatData* u : recorder_.live) {
+        if (pass == 0) {
+          before[u] = hashBlock(u);
+        } else {
+          auto it = before.find(u);
+          if (it == before.end() || it->second != hashBlock(u)) volatile_[n].insert(u);
+        }
+      }
+    }
+  }
+  // What warm-up allocated includes state the networks keep (e.g. fused weights): never wipe that wholesale.
   {
     std::lock_guard<std::mutex> lock(recorder_.mu);
-    for (cv::UMatData* u : recorder_.live) before[u] = hashBlock(u);
+    recorder_.mark.clear();
   }
-  cv::theRNG().state = rng();
-  runAll();
-  std::lock_guard<std::mutex> lock(recorder_.mu);
-  for (cv::UMatData* u : recorder_.live) {
-    auto it = before.find(u);
-    if (it == before.end() || it->second != hashBlock(u)) volatile_.insert(u);
-  }
+  used_ = (1u << kNets) - 1;
+  wipeNetworks();
 }
 
 void Pipeline::wipeNetworks() {
+  const unsigned used = used_.exchange(0);
   std::unordered_set<cv::UMatData*> targets;
   {
     std::lock_guard<std::mutex> lock(recorder_.mu);
-    targets = volatile_;
+    for (int n = 0; n < kNets; n++) {
+      if (used & (1u << n)) targets.insert(volatile_[n].begin(), volatile_[n].end());
+    }
     targets.insert(recorder_.mark.begin(), recorder_.mark.end());
     recorder_.mark.clear();
   }
   recorder_.wipeLive(targets);
 }
 
-AnalysisResult Pipeline::run(const FrameJob& job) {
+AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
   struct WipeOnExit {
     Pipeline* p;
     double* ms;
@@ -231,7 +246,7 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
     cv::Mat blob = cv::dnn::blobFromImage(img, 1.0 / 128, cv::Size(kDetectW, kDetectH), cv::Scalar(127, 127, 127),
                                           false, false, CV_32F);
     std::vector<cv::Mat> outs;
-    forward(detect_, blob, detectOuts_, &outs);
+    forward(kDetectNet, blob, &outs);
     const cv::Mat* boxes = nullptr;
     const cv::Mat* conf = nullptr;
     for (const auto& o : outs) (o.size[o.dims - 1] == 4 ? boxes : conf) = &o;
@@ -275,6 +290,18 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
   const int detailed = std::min<int>(job.maxFaces, int(res.faces.size()));
   for (int i = 0; i < detailed; i++) {
     FaceResult& f = res.faces[i];
+    // Liveness needs only the box: with a core idle, run it beside landmarks and embedding.
+    std::future<float> liveness;
+    if ((job.stages & kLiveness) && (job.stages & kEmbedding) && opt_.parallelStages && idleCores > 0) {
+      liveness = std::async(std::launch::async, [this, &img, box = f.box, ms = &tm.liveness] {
+        setThreadRecorder(&recorder_);
+        const auto start = Clock::now();
+        const float p = livenessOf(img, box);
+        *ms += msSince(start);
+        setThreadRecorder(nullptr);
+        return p;
+      });
+    }
     const cv::Rect crop = cv::Rect(f.box) & cv::Rect(0, 0, W, H);
     const bool wantLm = job.stages & (kLandmarks | kEmbedding | kEyes | kPose | kQuality);
     if (wantLm && crop.width >= 8 && crop.height >= 8) {
@@ -282,7 +309,7 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
       cv::Mat grey, small;
       cv::cvtColor(img(crop), grey, cv::COLOR_BGR2GRAY);
       cv::resize(grey, small, cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
-      cv::Mat out = forward(landmark_, cv::dnn::blobFromImage(small, 1.0 / 256), {});
+      cv::Mat out = forward(kLandmarkNet, cv::dnn::blobFromImage(small, 1.0 / 256));
       const float* v = out.ptr<float>();
       for (int j = 0; j < 68; j++) {
         f.landmarks[2 * j] = crop.x + v[2 * j] * crop.width;
@@ -303,7 +330,7 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
     if (!aligned.empty() && (job.stages & kEmbedding)) {
       t = Clock::now();
       cv::Mat out = forward(
-          feature_, cv::dnn::blobFromImage(aligned, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false), {});
+          kFeatureNet, cv::dnn::blobFromImage(aligned, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false));
       const float* v = out.ptr<float>();
       double norm = 0;
       for (int j = 0; j < 512; j++) norm += double(v[j]) * v[j];
@@ -313,16 +340,13 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
       tm.embedding += msSince(t);
     }
 
-    if (job.stages & kLiveness) {
+    if (liveness.valid()) {
+      f.liveness = liveness.get();
+      f.hasLiveness = f.liveness >= 0;
+    } else if (job.stages & kLiveness) {
       t = Clock::now();
-      const cv::Rect r = scaledBoxInside(f.box, kLivenessScale, W, H);
-      if (r.width >= 8 && r.height >= 8) {
-        cv::Mat patch;
-        cv::resize(img(r), patch, cv::Size(128, 128), 0, 0, cv::INTER_LINEAR);
-        cv::Mat out = forward(liveness_, cv::dnn::blobFromImage(patch, 1.0, cv::Size(), cv::Scalar(), true), {});
-        f.liveness = softmaxAt(out, 0);
-        f.hasLiveness = true;
-      }
+      f.liveness = livenessOf(img, f.box);
+      f.hasLiveness = f.liveness >= 0;
       tm.liveness += msSince(t);
     }
 
@@ -340,7 +364,7 @@ AnalysisResult Pipeline::run(const FrameJob& job) {
         cv::Mat grey, small;
         cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
         cv::resize(grey, small, cv::Size(24, 24), 0, 0, cv::INTER_LINEAR);
-        cv::Mat out = forward(eye_, cv::dnn::blobFromImage(small, 1.0 / 255), {});
+        cv::Mat out = forward(kEyeNet, cv::dnn::blobFromImage(small, 1.0 / 255));
         open[e] = softmaxAt(out, kEyeOpenClass);
       }
       if (ok) {

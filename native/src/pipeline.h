@@ -1,6 +1,7 @@
 // One worker's networks and the per-frame pipeline. Only numbers come out.
 #pragma once
 #include <array>
+#include <atomic>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -30,6 +31,8 @@ struct PipelineOptions {
   float nmsThreshold = 0.3f;
   size_t maxPixels = 4096u * 4096u;
   int threads = 1;
+  // Runs liveness beside the embedding on a second thread when a core is idle (lower latency at low load).
+  bool parallelStages = true;
 };
 
 struct FaceResult {
@@ -71,18 +74,22 @@ class Pipeline {
   Pipeline(const ModelPaths& paths, const PipelineOptions& options);
   // Runs each network twice on the worker thread, to learn which blocks hold per-call data.
   void warmUp();
-  AnalysisResult run(const FrameJob& job);
+  // idleCores: cores not running a job right now, so a stage may borrow one.
+  AnalysisResult run(const FrameJob& job, int idleCores = 0);
 
  private:
-  cv::Mat forward(cv::dnn::Net& net, const cv::Mat& blob, const std::vector<std::string>& outs,
-                  std::vector<cv::Mat>* all = nullptr);
+  enum Net { kDetectNet, kLandmarkNet, kFeatureNet, kLivenessNet, kEyeNet, kNets };
+  cv::Mat forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all = nullptr);
+  float livenessOf(const cv::Mat& img, const cv::Rect2f& box);
   void wipeNetworks();
 
   PipelineOptions opt_;
-  cv::dnn::Net detect_, landmark_, feature_, liveness_, eye_;
+  cv::dnn::Net nets_[kNets];
   std::vector<std::string> detectOuts_;
   AllocRecorder recorder_;
-  std::unordered_set<cv::UMatData*> volatile_;  // blocks whose contents change with the input
+  // Per network, the blocks whose contents change with the input (its input copy and activations).
+  std::unordered_set<cv::UMatData*> volatile_[kNets];
+  std::atomic<unsigned> used_{0};  // networks run since the last wipe
 };
 
 }  // namespace faceid
