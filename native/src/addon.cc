@@ -190,10 +190,22 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                           "faceid-engine", 0, 1);
     tsfn_.Unref(env);
     for (size_t i = 0; i < pipelines_.size(); i++) threads_.emplace_back([this, i] { WorkerLoop(i); });
-    env.AddCleanupHook([this] { StopAndJoin(); });
+    env_ = env;
+    hookAdded_ = napi_add_env_cleanup_hook(env, &Engine::OnEnvCleanup, this) == napi_ok;
   }
 
-  ~Engine() override { StopAndJoin(); }
+  ~Engine() override {
+    // The hook holds `this`: it must not run after the object is gone (the finalizer may run first).
+    if (hookAdded_) napi_remove_env_cleanup_hook(env_, &Engine::OnEnvCleanup, this);
+    StopAndJoin();
+  }
+
+  // At environment teardown (process exit, worker end) stop the threads before Node frees what they use.
+  static void OnEnvCleanup(void* arg) {
+    auto* self = static_cast<Engine*>(arg);
+    self->hookAdded_ = false;
+    self->StopAndJoin();
+  }
 
  private:
   void WorkerLoop(size_t index) {
@@ -378,6 +390,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
   bool closing_ = false, closePending_ = false;
   std::unique_ptr<Napi::Promise::Deferred> closeDeferred_;
   Napi::ThreadSafeFunction tsfn_;
+  napi_env env_ = nullptr;
+  bool hookAdded_ = false;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

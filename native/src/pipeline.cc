@@ -96,15 +96,15 @@ cv::Rect eyeBox(const std::array<float, 136>& l, int first, int w, int h) {
   return r & cv::Rect(0, 0, w, h);
 }
 
-float softmaxAt(const cv::Mat& logits, int k) {
-  const float* v = logits.ptr<float>();
-  const int n = int(logits.total());
+float softmaxAt(const float* v, int n, int k) {
   float mx = v[0];
   for (int i = 1; i < n; i++) mx = std::max(mx, v[i]);
   double sum = 0;
   for (int i = 0; i < n; i++) sum += std::exp(v[i] - mx);
   return float(std::exp(v[k] - mx) / sum);
 }
+
+float softmaxAt(const cv::Mat& logits, int k) { return softmaxAt(logits.ptr<float>(), int(logits.total()), k); }
 
 double radToDeg(double r) { return r * 180.0 / M_PI; }
 
@@ -169,7 +169,7 @@ float Pipeline::livenessOf(const cv::Mat& img, const cv::Rect2f& box) {
 void Pipeline::warmUp() {
   setThreadRecorder(&recorder_);
   const std::vector<std::vector<int>> shapes = {
-      {1, 3, kDetectH, kDetectW}, {1, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {1, 1, 24, 24}};
+      {1, 3, kDetectH, kDetectW}, {1, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}};
   for (int n = 0; n < kNets; n++) {
     // Run twice on random inputs; blocks that changed in between hold per-call data.
     std::unordered_map<cv::UMatData*, uint64_t> before;
@@ -215,23 +215,30 @@ void Pipeline::wipeNetworks() {
 }
 
 AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
+  // Wipes what the networks keep, on success and on error alike; total includes the wipe.
   struct WipeOnExit {
     Pipeline* p;
-    double* ms;
-    ~WipeOnExit() {
+    Timings* tm;
+    Clock::time_point t0;
+    bool done = false;
+    void finish() {
+      if (done) return;
+      done = true;
       const auto t = Clock::now();
       p->wipeNetworks();
-      *ms += msSince(t);
+      tm->wipe = msSince(t);
+      tm->total = msSince(t0);
     }
+    ~WipeOnExit() { finish(); }
   };
   AnalysisResult res;
-  WipeOnExit guard{this, &res.timings.wipe};
+  const auto t0 = Clock::now();
+  WipeOnExit guard{this, &res.timings, t0};
   {
     std::lock_guard<std::mutex> lock(recorder_.mu);
     recorder_.mark.clear();
   }
   Timings& tm = res.timings;
-  const auto t0 = Clock::now();
   cv::Mat img = decodeFrame(job.data, job.size, job.spec, opt_.maxPixels);
   tm.decode = msSince(t0);
   res.width = img.cols;
@@ -352,24 +359,19 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
 
     if (f.hasLandmarks && (job.stages & kEyes)) {
       t = Clock::now();
-      float open[2] = {0, 0};
-      const int firsts[2] = {36, 42};
-      bool ok = true;
-      for (int e = 0; e < 2; e++) {
-        const cv::Rect r = eyeBox(f.landmarks, firsts[e], W, H);
-        if (r.width < 4 || r.height < 4) {
-          ok = false;
-          break;
+      // Both eyes in one forward pass (batch of 2).
+      const cv::Rect boxes[2] = {eyeBox(f.landmarks, 36, W, H), eyeBox(f.landmarks, 42, W, H)};
+      if (boxes[0].width >= 4 && boxes[0].height >= 4 && boxes[1].width >= 4 && boxes[1].height >= 4) {
+        std::vector<cv::Mat> crops(2);
+        for (int e = 0; e < 2; e++) {
+          cv::Mat grey;
+          cv::cvtColor(img(boxes[e]), grey, cv::COLOR_BGR2GRAY);
+          cv::resize(grey, crops[e], cv::Size(24, 24), 0, 0, cv::INTER_LINEAR);
         }
-        cv::Mat grey, small;
-        cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
-        cv::resize(grey, small, cv::Size(24, 24), 0, 0, cv::INTER_LINEAR);
-        cv::Mat out = forward(kEyeNet, cv::dnn::blobFromImage(small, 1.0 / 255));
-        open[e] = softmaxAt(out, kEyeOpenClass);
-      }
-      if (ok) {
-        f.eyeLeft = open[0];
-        f.eyeRight = open[1];
+        cv::Mat out = forward(kEyeNet, cv::dnn::blobFromImages(crops, 1.0 / 255));
+        // The model flattens the batch: [1, 4] = two pairs of logits.
+        f.eyeLeft = softmaxAt(out.ptr<float>(), 2, kEyeOpenClass);
+        f.eyeRight = softmaxAt(out.ptr<float>() + 2, 2, kEyeOpenClass);
         f.hasEyes = true;
       }
       tm.eyes += msSince(t);
@@ -407,7 +409,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
     if (!(job.stages & kPose)) f.hasPose = false;
     if (!(job.stages & kLandmarks)) f.hasLandmarks = false;  // computed for other stages, not asked for
   }
-  tm.total = msSince(t0);
+  img.release();
+  guard.finish();
   return res;
 }
 

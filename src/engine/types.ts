@@ -94,8 +94,10 @@ export interface EngineOptions {
   workers?: number;
   /** Jobs that may wait for a worker before `busy` is returned. Default workers * 4. */
   queueSize?: number;
-  /** OpenCV threads per job. Default 1 (best throughput with several workers). */
+  /** OpenCV threads per job (one process-wide setting). Default min(2, cores): lower latency; 1 gives peak throughput. */
   threadsPerJob?: number;
+  /** Run liveness beside the embedding on a spare core when one is idle. Default true. */
+  parallelStages?: boolean;
   /** Face detector score threshold. Default 0.7. */
   detectThreshold?: number;
   /** Largest frame accepted, in pixels (width * height). Default 4096 * 4096. */

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The one entry point:  bash scripts/dev.sh start | test [jest args] | asan [jest args] | setup
+# Every command first runs `setup`, which installs and builds only what is missing or out of date.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "setup: $*" >&2; }
+
+APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv)
+ADDON=native/build/Release/faceid.node
+
+setup_apt() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { say "missing ${missing[*]}; install them as root (apt-get install)"; exit 1; }
+    sudo=(sudo)
+  fi
+  say "installing ${missing[*]} with apt-get (OpenCV is ~250 packages, about a minute)"
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+setup_npm() {
+  # npm writes node_modules/.package-lock.json on every install: older than the lock file means stale.
+  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    say "npm ci"
+    npm ci --no-audit --no-fund
+  fi
+}
+
+setup_assets() {
+  # Fast (hash check only) when the cache is already populated.
+  node scripts/fetch-assets.js all
+}
+
+setup_addon() {
+  if [ ! -f native/CMakeLists.txt ]; then
+    say "native/CMakeLists.txt not found; skipping the native addon"
+    return
+  fi
+  if [ ! -f "$ADDON" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$ADDON" -print -quit)" ]; then
+    say "building the native addon (first run takes ~1 min)"
+    npm run --silent build:native
+  fi
+}
+
+setup_ts() {
+  local stamp=dist/.build-stamp
+  if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
+    say "compiling TypeScript (dist/)"
+    # A clean dist, so a deleted source file never survives as a stale module.
+    rm -rf dist
+    npm run --silent build
+    touch "$stamp"
+  fi
+}
+
+setup() {
+  setup_apt
+  setup_npm
+  setup_assets
+  setup_addon
+  setup_ts
+}
+
+# Prints "N passed, N failed[, N skipped]" from a jest --json file. Suites that crashed before running
+# (syntax or import errors) count as failures, or a broken run could still print "0 failed".
+summary() {
+  if [ ! -f "$1" ]; then
+    echo "test: jest wrote no results ($1)" >&2
+    echo "0 passed, 1 failed"
+    return
+  fi
+  node -e 'const r = require(process.argv[1]);
+    const failed = r.numFailedTests + r.numRuntimeErrorTestSuites;
+    console.log(`${r.numPassedTests} passed, ${failed} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));' \
+    "$PWD/$1"
+}
+
+cmd="${1:-}"
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  setup)
+    setup
+    ;;
+  start)
+    setup
+    exec node dist/main.js "$@"
+    ;;
+  test)
+    # setup in its own process: errexit stays on inside it, and a failure still ends with the summary line.
+    if ! bash "${BASH_SOURCE[0]}" setup; then
+      echo "test: setup failed" >&2
+      echo "0 passed, 1 failed"
+      exit 1
+    fi
+    mkdir -p test-results
+    rm -f test-results/jest.json
+    rc=0
+    npx jest --runInBand --json --outputFile=test-results/jest.json "$@" || rc=$?
+    summary test-results/jest.json
+    exit "$rc"
+    ;;
+  asan)
+    setup_apt
+    setup_npm
+    setup_assets
+    mkdir -p test-results
+    rm -f test-results/jest-asan.json
+    rc=0
+    bash scripts/test-asan.sh "$@" || rc=$?
+    summary test-results/jest-asan.json
+    exit "$rc"
+    ;;
+  *)
+    echo "usage: bash scripts/dev.sh start|test|asan|setup [args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,29 @@
+import type { LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module';
+import { loadConfig, type Config } from './config';
+import { JsonLogger } from './json-logger';
+
+export interface CreateAppOptions {
+  /** Default: loadConfig(process.env). */
+  config?: Config;
+  /** Default: a JsonLogger at config.LOG_LEVEL. */
+  logger?: LoggerService;
+}
+
+/**
+ * Builds the application without listening, for main.ts and the e2e tests alike.
+ * The engine opens on `app.init()` / `app.listen()` and closes on `app.close()` or SIGTERM/SIGINT.
+ */
+export async function createApp(options: CreateAppOptions = {}): Promise<NestExpressApplication> {
+  const config = options.config ?? loadConfig(process.env);
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    logger: options.logger ?? new JsonLogger(config.LOG_LEVEL),
+    // Throw instead of process.abort() on a wiring error, so main.ts and tests can report it.
+    abortOnError: false,
+  });
+  app.disable('x-powered-by');
+  app.enableShutdownHooks();
+  return app;
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env node
+/**
+ * The `faceid` command line: analyze, eval, bench-engine.
+ * Exit codes: 0 success, 1 a command failed (or some input did), 2 usage error.
+ * Results go to stdout; progress, warnings and errors to stderr.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { analyzeCommand } from './analyze';
+import { benchEngineCommand } from './bench-engine';
+import { evalCommand } from './eval';
+
+export { parseIntInRange } from './analyze';
+
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+/** What a command may do with the outside world; main wires it to the process. */
+export interface CommandIo {
+  /** Writes one line (a newline is added) to stdout. */
+  out(line: string): void;
+  /** Writes text as is to stderr (add your own newline). */
+  err(text: string): void;
+  /** True when stderr is a terminal (progress may overwrite its line). */
+  errIsTTY: boolean;
+  /** Prints `message` and the command's usage to stderr; returns exit code 2 for the command to return. */
+  usageError(message: string): number;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Usage text: synopsis line(s) and options. */
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  allowPositionals: boolean;
+  run(values: OptionValues, positionals: string[], io: CommandIo): Promise<number>;
+}
+
+export const COMMANDS: readonly Command[] = [analyzeCommand, evalCommand, benchEngineCommand];
+
+export function mainUsage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    'Usage: faceid <command> [options]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `faceid <command> --help` for the options of a command.',
+    '',
+  ].join('\n');
+}
+
+export interface MainIo {
+  stdout: { write(s: string): unknown; isTTY?: boolean };
+  stderr: { write(s: string): unknown; isTTY?: boolean };
+}
+
+/** Parses argv (without node and the script) and runs the command; resolves to the exit code. */
+export async function main(argv: readonly string[], io: MainIo = process): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined) {
+    io.stderr.write(mainUsage());
+    return 2;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(mainUsage());
+    return 0;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    io.stderr.write(`faceid: unknown command "${name}".\n\n${mainUsage()}`);
+    return 2;
+  }
+  const commandUsage = `Usage: ${command.usage.trimEnd()}\n`;
+  const usageError = (message: string): number => {
+    io.stderr.write(`faceid ${command.name}: ${message}\n\n${commandUsage}`);
+    return 2;
+  };
+  if (rest.includes('--help') || rest.includes('-h')) {
+    io.stdout.write(commandUsage);
+    return 0;
+  }
+  let parsed: { values: OptionValues; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: [...rest],
+      options: command.options,
+      allowPositionals: command.allowPositionals,
+      strict: true,
+    }) as { values: OptionValues; positionals: string[] };
+  } catch (err) {
+    return usageError((err as Error).message);
+  }
+  const commandIo: CommandIo = {
+    out: (line) => void io.stdout.write(`${line}\n`),
+    err: (text) => void io.stderr.write(text),
+    errIsTTY: io.stderr.isTTY === true,
+    usageError,
+  };
+  try {
+    return await command.run(parsed.values, parsed.positionals, commandIo);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    io.stderr.write(`faceid ${command.name}: ${e?.code ? `[${e.code}] ` : ''}${e?.message ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  // A closed pipe (e.g. `faceid analyze ... | head`) is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`faceid: ${(err as Error)?.stack ?? String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

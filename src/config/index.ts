@@ -1,0 +1,3 @@
+export { loadConfig, describeConfig, configTableMarkdown, ConfigError, LOG_LEVELS } from './config';
+export type { Config, ConfigIssue, ConfigRow, LogLevel } from './config';
+export { ConfigModule, CONFIG } from './config.module';

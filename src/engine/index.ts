@@ -1,0 +1,6 @@
+export { FaceEngine, cosineSimilarity, type OpenOptions } from './engine';
+export { EngineError, ENGINE_ERROR_CODES, type EngineErrorCode } from './errors';
+export { resolveModels } from './models';
+export * from './types';
+export { EngineModule } from './engine.module';
+export { EngineService, type EngineStatus } from './engine.service';

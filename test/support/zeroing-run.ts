@@ -1,0 +1,147 @@
+/*
+ * One run of the zeroing proof, in its own process (the addon's wipe switch is process-wide):
+ *
+ *   node --expose-gc -r ts-node/register/transpile-only test/support/zeroing-run.ts <dir> <real|control> <jpeg|bgr>
+ *
+ * <dir> holds what signature-frames.js wrote. Each frame file of the chosen format is read into one Buffer and
+ * deleted, then all frames go through engine.full() at once (both workers busy). This process's memory is then
+ * scanned for the masked signatures of every kind; the other format's needles double as a negative control, since
+ * those frames never enter this process. One format per process: in a mixed run the second batch reuses (and
+ * overwrites) the heap blocks the first one freed, which would hide the first batch's leaks from the control.
+ * Scans:
+ *   held    while the callers' Buffers are still referenced (the engine should have zeroed them: wipeInput);
+ *   engine  after the caller has zeroed its Buffers itself, so only copies made by the engine remain;
+ *   closed  after engine.close().
+ * "real" runs the product's defaults. "control" turns every wipe off (unsafeDisableWipe, wipeInput: false) and must
+ * find hits: it proves the scan would see a leak. Prints one JSON line on stdout.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FaceEngine } from '../../src/engine/engine';
+import type { Analysis, AnalyzeOptions } from '../../src/engine/types';
+import { scanMemory } from './memscan';
+
+interface NeedleIndex {
+  mask: number;
+  /** Size of the raw frames. */
+  width: number;
+  height: number;
+  needles: { frame: number; kind: string; offset: number; length: number }[];
+}
+
+export interface KindCount {
+  needles: number;
+  /** Needles found at least once. */
+  found: number;
+  /** Occurrences. */
+  hits: number;
+  /** Frames with at least one needle found (which frames' data survived). */
+  frames: number[];
+}
+
+export interface ScanSummary {
+  hits: number;
+  kinds: Record<string, KindCount>;
+  bytesScanned: number;
+  regions: number;
+  ms: number;
+}
+
+export interface RunResult {
+  mode: 'real' | 'control';
+  format: 'jpeg' | 'bgr';
+  frames: number;
+  /** Faces found per frame. */
+  faces: number[];
+  /** Frames whose primary face got an embedding (the whole pipeline ran). */
+  embedded: number;
+  /** Caller Buffers that were all zeros when engine.full() resolved. */
+  callerZeroed: number;
+  scans: { baseline: ScanSummary; held: ScanSummary; engine: ScanSummary; closed: ScanSummary };
+}
+
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function frameFiles(dir: string, ext: string): string[] {
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.startsWith('frame-') && f.endsWith(ext))
+    .sort((a, b) => parseInt(a.slice(6), 10) - parseInt(b.slice(6), 10))
+    .map((f) => path.join(dir, f));
+}
+
+/** One copy per frame: readFileSync reads a regular file straight into the Buffer it returns. */
+function readAndDelete(files: string[]): Buffer[] {
+  return files.map((f) => {
+    const buf = fs.readFileSync(f);
+    fs.unlinkSync(f);
+    return buf;
+  });
+}
+
+async function main(): Promise<void> {
+  const [dir, mode, format] = process.argv.slice(2);
+  if (!dir || (mode !== 'real' && mode !== 'control') || (format !== 'jpeg' && format !== 'bgr')) {
+    throw new Error('usage: zeroing-run.ts <dir> <real|control> <jpeg|bgr>');
+  }
+  const control = mode === 'control';
+
+  // Only masked signatures ever enter this process (see memscan.ts).
+  const index = JSON.parse(fs.readFileSync(path.join(dir, 'needles.json'), 'utf8')) as NeedleIndex;
+  const bin = fs.readFileSync(path.join(dir, 'needles.bin'));
+  const needles = index.needles.map((n) => bin.subarray(n.offset, n.offset + n.length));
+  const kinds = index.needles.map((n) => n.kind);
+  const frameOf = index.needles.map((n) => n.frame);
+
+  const scan = (): ScanSummary => {
+    gc?.(); // drop unreferenced Buffers first: their memory goes back to malloc unwiped
+    const r = scanMemory(needles, index.mask);
+    const byKind: Record<string, KindCount> = {};
+    r.perNeedle.forEach((hits, i) => {
+      const k = (byKind[kinds[i]] ??= { needles: 0, found: 0, hits: 0, frames: [] });
+      k.needles++;
+      k.hits += hits;
+      if (hits > 0) {
+        k.found++;
+        if (!k.frames.includes(frameOf[i])) k.frames.push(frameOf[i]);
+      }
+    });
+    return { hits: r.hits, kinds: byKind, bytesScanned: r.bytesScanned, regions: r.regions, ms: Math.round(r.ms) };
+  };
+
+  const baseline = scan();
+  const engine = await FaceEngine.open({ workers: 2, unsafeDisableWipe: control });
+  const wipeInput = !control;
+
+  const held = readAndDelete(frameFiles(dir, format === 'jpeg' ? '.jpg' : '.bgr'));
+  const opts: AnalyzeOptions = format === 'jpeg' ? { wipeInput } : { wipeInput, format, width: index.width, height: index.height };
+  const pending = held.map((b) => engine.full(b, opts)); // the engine copies each frame before this returns
+  // Pins the top of the heap above those copies: glibc hands a free block at the top back to the OS, which
+  // would hide what is left in it from the scan (in both modes; this makes the scan stricter, never laxer).
+  const heapPin = Buffer.alloc(64 * 1024);
+  const results: Analysis[] = await Promise.all(pending);
+  const callerZeroed = held.filter((b) => b.every((v) => v === 0)).length;
+
+  const heldScan = scan();
+  for (const b of held) b.fill(0); // the caller's own wipe; a no-op when the engine did it
+  const engineScan = scan();
+  await engine.close();
+  const closedScan = scan();
+  heapPin.fill(0); // keeps it referenced until here
+
+  const result: RunResult = {
+    mode,
+    format,
+    frames: held.length,
+    faces: results.map((a) => a.faces.length),
+    embedded: results.filter((a) => a.faces.some((f) => f.primary && f.embedding?.length === 512)).length,
+    callerZeroed,
+    scans: { baseline, held: heldScan, engine: engineScan, closed: closedScan },
+  };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+main().catch((err: Error & { code?: string }) => {
+  process.stderr.write(`zeroing-run failed: ${err.code ?? ''} ${err.stack ?? err}\n`);
+  process.exit(1);
+});
