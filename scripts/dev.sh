@@ -6,7 +6,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "setup: $*" >&2; }
 
-APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv)
+APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium)
 ADDON=native/build/Release/faceid.node
 
 setup_apt() {
@@ -49,6 +49,23 @@ setup_addon() {
   fi
 }
 
+setup_prisma() {
+  # The Prisma clients of both schemas (src/storage/generated/, not committed). The CLI would download its schema
+  # engine at start; pointed at an existing non-executable file it does not, and `generate` needs no engine.
+  local provider out log
+  for provider in sqlite postgres; do
+    out=src/storage/generated/$provider/client.ts
+    if [ ! -f "$out" ] || [ "prisma/$provider/schema.prisma" -nt "$out" ] || [ node_modules/.package-lock.json -nt "$out" ]; then
+      say "generating the Prisma client ($provider)"
+      if ! log=$(PRISMA_SCHEMA_ENGINE_BINARY="$PWD/package.json" CHECKPOINT_DISABLE=1 PRISMA_HIDE_UPDATE_MESSAGE=1 \
+        node_modules/.bin/prisma generate --schema "prisma/$provider/schema.prisma" 2>&1); then
+        echo "$log" >&2
+        return 1
+      fi
+    fi
+  done
+}
+
 setup_ts() {
   local stamp=dist/.build-stamp
   if [ ! -f "$stamp" ] || [ -n "$(find src tsconfig.json tsconfig.build.json -newer "$stamp" -print -quit)" ]; then
@@ -65,6 +82,7 @@ setup() {
   setup_npm
   setup_assets
   setup_addon
+  setup_prisma
   setup_ts
 }
 

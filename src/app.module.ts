@@ -1,7 +1,15 @@
 import { Module, type DynamicModule } from '@nestjs/common';
+import { AuditModule } from './audit';
+import { AuthModule } from './auth';
 import { ConfigModule, type Config } from './config';
+import { DemoModule } from './demo';
+import { EnrollmentModule } from './enrollment';
 import { EngineModule } from './engine';
 import { HealthModule } from './health/health.module';
+import { HttpModule } from './http';
+import { IdentificationModule } from './identification';
+import { MetricsModule } from './metrics';
+import { StorageModule } from './storage';
 
 @Module({})
 export class AppModule {
@@ -9,7 +17,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), EngineModule, HealthModule],
+      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, EnrollmentModule, IdentificationModule, DemoModule],
     };
   }
 }

@@ -16,7 +16,7 @@ describe('GET /health (real engine)', () => {
   let closed = false;
 
   beforeAll(async () => {
-    const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', ENGINE_WORKERS: '1' });
+    const config = loadConfig({ ...process.env, ...isolated(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', ENGINE_WORKERS: '1' });
     app = await createApp({ config, logger: new JsonLogger(config.LOG_LEVEL, (line) => raw.push(line)) });
     await app.listen(config.PORT, config.HOST);
     url = await app.getUrl();
@@ -65,7 +65,7 @@ describe('GET /health without models', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-empty-'));
-    const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1', FACEID_MODEL_DIR: dir });
+    const config = loadConfig({ ...process.env, ...isolated(), PORT: '0', HOST: '127.0.0.1', FACEID_MODEL_DIR: dir });
     app = await createApp({ config, logger: new JsonLogger('fatal', () => undefined) });
     await app.listen(config.PORT, config.HOST);
   });
@@ -83,3 +83,12 @@ describe('GET /health without models', () => {
     });
   });
 });
+
+/** A throwaway data folder and no demo bootstrap, so tests never touch the user's real database. */
+function isolated(): Record<string, string> {
+  return {
+    FACEID_DATA_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-health-')),
+    FACEID_BOOTSTRAP: 'false',
+    DATABASE_URL: '',
+  };
+}

@@ -7,6 +7,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { analyzeCommand } from './analyze';
 import { benchEngineCommand } from './bench-engine';
+import { simulateCommand } from './simulate';
 import { evalCommand } from './eval';
 
 export { parseIntInRange } from './analyze';
@@ -35,7 +36,7 @@ export interface Command {
   run(values: OptionValues, positionals: string[], io: CommandIo): Promise<number>;
 }
 
-export const COMMANDS: readonly Command[] = [analyzeCommand, evalCommand, benchEngineCommand];
+export const COMMANDS: readonly Command[] = [analyzeCommand, evalCommand, benchEngineCommand, simulateCommand];
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -1,6 +1,6 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { ConfigError, configTableMarkdown, describeConfig, loadConfig } from './config';
+import { ConfigError, configTableMarkdown, defaultDataDir, describeConfig, loadConfig } from './config';
 
 function issuesOf(env: NodeJS.ProcessEnv): ConfigError['issues'] {
   try {
@@ -15,7 +15,8 @@ function issuesOf(env: NodeJS.ProcessEnv): ConfigError['issues'] {
 describe('loadConfig', () => {
   it('runs with nothing set', () => {
     const workers = Math.min(os.availableParallelism(), 64);
-    expect(loadConfig({})).toEqual({
+    // Each module's keys are checked in their own tests below; describeConfig() checks that every key is documented.
+    expect(loadConfig({})).toMatchObject({
       PORT: 3000,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
@@ -44,7 +45,7 @@ describe('loadConfig', () => {
       ENGINE_DETECT_THRESHOLD: '.55',
       ENGINE_THREADS_PER_JOB: '1',
     });
-    expect(config).toEqual({
+    expect(config).toMatchObject({
       PORT: 0,
       HOST: '0.0.0.0',
       LOG_LEVEL: 'debug',
@@ -110,4 +111,144 @@ describe('describeConfig', () => {
     expect(table).toHaveLength(2 + describeConfig().length);
     expect(table[2]).toMatch(/^\| `PORT` \| 3000 \| /);
   });
+});
+
+describe('auth and template keys', () => {
+  const key = (byte: number) => Buffer.alloc(32, byte);
+
+  it('defaults: 120 requests a minute, bootstrap on, no template keys (the key file is used)', () => {
+    const c = loadConfig({});
+    expect(c.RATE_LIMIT_PER_MINUTE).toBe(120);
+    expect(c.FACEID_BOOTSTRAP).toBe(true);
+    expect(c.TEMPLATE_KEYS).toBeUndefined();
+  });
+
+  it.each([
+    ['false', false],
+    ['0', false],
+    ['No', false],
+    ['off', false],
+    ['TRUE', true],
+    ['1', true],
+    ['yes', true],
+  ])('reads FACEID_BOOTSTRAP=%s', (value, expected) => {
+    expect(loadConfig({ FACEID_BOOTSTRAP: value }).FACEID_BOOTSTRAP).toBe(expected);
+  });
+
+  it('reads RATE_LIMIT_PER_MINUTE, 0 meaning no limit', () => {
+    expect(loadConfig({ RATE_LIMIT_PER_MINUTE: '0' }).RATE_LIMIT_PER_MINUTE).toBe(0);
+    expect(loadConfig({ RATE_LIMIT_PER_MINUTE: '600' }).RATE_LIMIT_PER_MINUTE).toBe(600);
+  });
+
+  it('parses TEMPLATE_KEYS in order, base64 or base64url', () => {
+    const k1 = key(1).toString('base64');
+    const k2 = Buffer.from(Array.from({ length: 32 }, (_, i) => 250 + (i % 6))).toString('base64url');
+    const c = loadConfig({ TEMPLATE_KEYS: ` k2025:${k1} , old_1:${k2}` });
+    expect(c.TEMPLATE_KEYS).toEqual([
+      { id: 'k2025', key: key(1) },
+      { id: 'old_1', key: Buffer.from(Array.from({ length: 32 }, (_, i) => 250 + (i % 6))) },
+    ]);
+  });
+
+  it.each([
+    ['FACEID_BOOTSTRAP', 'maybe'],
+    ['RATE_LIMIT_PER_MINUTE', '-1'],
+    ['RATE_LIMIT_PER_MINUTE', 'many'],
+  ])('rejects %s=%s', (k, value) => {
+    expect(issuesOf({ [k]: value })).toEqual([{ key: k, value, expects: expect.any(String) }]);
+  });
+
+  it.each([
+    ['a key without an id', key(1).toString('base64')],
+    ['a 16-byte key', `a:${Buffer.alloc(16, 1).toString('base64')}`],
+    ['a 33-byte key', `a:${Buffer.alloc(33, 1).toString('base64')}`],
+    ['a duplicate id', `a:${key(1).toString('base64')},a:${key(2).toString('base64')}`],
+    ['a bad id', `a b:${key(1).toString('base64')}`],
+    ['nothing but commas', ',,'],
+  ])('rejects TEMPLATE_KEYS with %s, without echoing it', (_name, value) => {
+    // A secret: the issue names the key but never holds its value.
+    expect(issuesOf({ TEMPLATE_KEYS: value })).toEqual([{ key: 'TEMPLATE_KEYS', expects: expect.any(String) }]);
+    expect(() => loadConfig({ TEMPLATE_KEYS: value })).toThrow(/TEMPLATE_KEYS: expected/);
+  });
+});
+
+describe('WebSocket transport keys', () => {
+  it('defaults: ws on the HTTP port, uWS port PORT+1, 256 KiB, same origin and localhost', () => {
+    const c = loadConfig({});
+    expect(c.WS_TRANSPORT).toBe('ws');
+    expect(c.WS_PORT_UWS).toBe(3001);
+    expect(c.WS_MAX_PAYLOAD).toBe(262144);
+    expect(c.WS_ALLOWED_ORIGINS).toEqual(['self', 'http://localhost:3000', 'http://127.0.0.1:3000']);
+    expect(Object.isFrozen(c.WS_ALLOWED_ORIGINS)).toBe(true);
+  });
+
+  it('derives its defaults from PORT', () => {
+    expect(loadConfig({ PORT: '8080' })).toMatchObject({
+      WS_PORT_UWS: 8081,
+      WS_ALLOWED_ORIGINS: ['self', 'http://localhost:8080', 'http://127.0.0.1:8080'],
+    });
+    expect(loadConfig({ PORT: '0' }).WS_PORT_UWS).toBe(0); // any free port for both
+  });
+
+  it('parses every key', () => {
+    const c = loadConfig({
+      WS_TRANSPORT: 'UWS',
+      WS_PORT_UWS: '9100',
+      WS_MAX_PAYLOAD: '1048576',
+      WS_ALLOWED_ORIGINS: ' https://Clinic.example.kz/ , self,http://10.0.0.5:3000,https://clinic.example.kz ',
+    });
+    expect(c).toMatchObject({ WS_TRANSPORT: 'uws', WS_PORT_UWS: 9100, WS_MAX_PAYLOAD: 1048576 });
+    expect(c.WS_ALLOWED_ORIGINS).toEqual(['https://clinic.example.kz', 'self', 'http://10.0.0.5:3000']);
+    expect(loadConfig({ WS_ALLOWED_ORIGINS: '*' }).WS_ALLOWED_ORIGINS).toEqual(['*']);
+  });
+
+  it.each([
+    ['WS_TRANSPORT', 'socketio'],
+    ['WS_PORT_UWS', '70000'],
+    ['WS_MAX_PAYLOAD', '1000'],
+    ['WS_MAX_PAYLOAD', '20000000'],
+    ['WS_MAX_PAYLOAD', '256k'],
+    ['WS_ALLOWED_ORIGINS', 'clinic.example.kz'],
+    ['WS_ALLOWED_ORIGINS', 'https://clinic.example.kz/page'],
+    ['WS_ALLOWED_ORIGINS', 'ftp://clinic.example.kz'],
+    ['WS_ALLOWED_ORIGINS', ',,'],
+  ])('rejects %s=%s', (key, value) => {
+    expect(issuesOf({ [key]: value })).toEqual([{ key, value, expects: expect.any(String) }]);
+  });
+});
+
+describe('storage keys', () => {
+  it('defaults: SQLite in the per-user data folder', () => {
+    const c = loadConfig({});
+    expect(c.DATABASE_URL).toBeUndefined();
+    const xdg = process.env.XDG_DATA_HOME;
+    const base = xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share');
+    expect(c.FACEID_DATA_DIR).toBe(path.join(base, 'faceid-gateway'));
+  });
+
+  it('follows XDG_DATA_HOME when it is absolute', () => {
+    expect(defaultDataDir({ XDG_DATA_HOME: '/srv/data' })).toBe(path.join('/srv/data', 'faceid-gateway'));
+    expect(defaultDataDir({ XDG_DATA_HOME: 'relative' })).toBe(path.join(os.homedir(), '.local', 'share', 'faceid-gateway'));
+  });
+
+  it('reads FACEID_DATA_DIR as an absolute path', () => {
+    expect(loadConfig({ FACEID_DATA_DIR: 'var/faceid' }).FACEID_DATA_DIR).toBe(path.resolve('var/faceid'));
+  });
+
+  it.each([
+    'postgres://faceid:secret@db.local:5432/faceid',
+    'postgresql://postgres@127.0.0.1/faceid?sslmode=require',
+    'postgresql:///faceid?host=/var/run/postgresql',
+    'file:/var/lib/faceid/faceid.db',
+  ])('accepts DATABASE_URL=%s', (url) => {
+    expect(loadConfig({ DATABASE_URL: url }).DATABASE_URL).toBe(url);
+  });
+
+  it.each(['mysql://root@localhost/faceid', 'postgres://', 'faceid.db', 'file:'])(
+    'rejects DATABASE_URL=%s without echoing it (a secret)',
+    (url) => {
+      expect(issuesOf({ DATABASE_URL: url })).toEqual([{ key: 'DATABASE_URL', expects: expect.any(String) }]);
+      expect(() => loadConfig({ DATABASE_URL: url })).toThrow(/DATABASE_URL: expected a postgres/);
+    },
+  );
 });

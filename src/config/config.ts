@@ -12,11 +12,78 @@ export interface Config {
   readonly LOG_LEVEL: LogLevel;
   /** Undefined = the engine's own default (see src/engine/models.ts). */
   readonly FACEID_MODEL_DIR: string | undefined;
+  /** Folder for the embedded database and other local state (absolute). */
+  readonly FACEID_DATA_DIR: string;
+  /** Undefined = SQLite at FACEID_DATA_DIR/faceid.db; otherwise a postgres(ql):// URL or file:PATH (SQLite). */
+  readonly DATABASE_URL: string | undefined;
   readonly ENGINE_WORKERS: number;
   readonly ENGINE_QUEUE: number;
   readonly ENGINE_DETECT_THRESHOLD: number;
   readonly ENGINE_THREADS_PER_JOB: number;
+  readonly MATCH_THRESHOLD: number;
+  readonly LIVENESS_MIN: number;
+  readonly BLINK_WINDOW_MS: number;
+  readonly SESSION_TIMEOUT_MS: number;
+  readonly SESSION_TOKEN_TTL_S: number;
+  readonly FACE_ATTEMPTS_MAX: number;
+  readonly FACE_ATTEMPTS_WINDOW_MIN: number;
+  readonly WS_TRANSPORT: WsTransportKind;
+  readonly WS_PORT_UWS: number;
+  /** Bytes, header included. */
+  readonly WS_MAX_PAYLOAD: number;
+  /** Normalised origins (`scheme://host[:port]`, lower case), plus the keywords `self` and `*`. */
+  readonly WS_ALLOWED_ORIGINS: readonly string[];
+  /** Requests per minute per API key and per client IP; 0 = no limit. */
+  readonly RATE_LIMIT_PER_MINUTE: number;
+  readonly FACEID_BOOTSTRAP: boolean;
+  /** Template encryption keys, the first for new templates; undefined = the generated key file. */
+  readonly TEMPLATE_KEYS: readonly TemplateKeyConfig[] | undefined;
 }
+
+/** One TEMPLATE_KEYS entry: a key id (stored beside each template) and a 32-byte AES-256 key. */
+export interface TemplateKeyConfig {
+  readonly id: string;
+  readonly key: Buffer;
+}
+
+/**
+ * `kid:base64key[,kid:base64key...]`: key ids unique, keys 32 bytes (base64 or base64url). Also the key file's format
+ * (one a line, `#` comments). Returns the keys, or what is wrong (never quoting a key).
+ */
+export function parseTemplateKeys(text: string): TemplateKeyConfig[] | string {
+  const entries = text
+    .split('\n')
+    .map((line) => line.replace(/#.*$/, '')) // comments (key file)
+    .join(',')
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (entries.length === 0) return 'no keys';
+  const out: TemplateKeyConfig[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const m = /^([A-Za-z0-9_-]{1,32}):([A-Za-z0-9+/_-]{43}=?)$/.exec(entry);
+    if (!m) return `entry ${i + 1} is not kid:base64key with a 32-byte key`;
+    if (out.some((k) => k.id === m[1])) return `key id ${m[1]} appears twice`;
+    const key = Buffer.from(m[2].replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+    if (key.length !== 32) return `entry ${i + 1}: the key is not 32 bytes`;
+    out.push(Object.freeze({ id: m[1], key }));
+  }
+  return out;
+}
+
+const BOOLEAN_WORDS: Record<string, boolean> = {
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  yes: true,
+  no: false,
+  on: true,
+  off: false,
+};
+
+export const WS_TRANSPORTS = ['ws', 'uws'] as const;
+export type WsTransportKind = (typeof WS_TRANSPORTS)[number];
 
 /** The engine refuses more workers than this (see FaceEngine.open). */
 const MAX_WORKERS = 64;
@@ -34,6 +101,37 @@ interface Setting<T> {
   /** Never echo the value in errors (for keys such as database URLs and API keys). */
   secret?: boolean;
 }
+
+const fraction = () =>
+  z
+    .string()
+    .regex(/^\d*\.?\d+$/)
+    .transform(Number)
+    .pipe(z.number().gt(0).lt(1));
+
+/** One WS_ALLOWED_ORIGINS entry: `*`, `self`, or an http(s) origin (no path), normalised to lower case. */
+const originEntry = z
+  .string()
+  .transform((s) => s.trim().toLowerCase().replace(/\/$/, ''))
+  .pipe(z.union([z.literal('*'), z.literal('self'), z.string().regex(/^https?:\/\/[a-z0-9.\-[\]:]+$/)]));
+
+/** $XDG_DATA_HOME/faceid-gateway, else ~/.local/share/faceid-gateway (a relative XDG_DATA_HOME is ignored, per the spec). */
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME?.trim();
+  return path.join(xdg && path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), '.local', 'share'), 'faceid-gateway');
+}
+
+/** postgres:// or postgresql:// (PostgreSQL), or file:PATH (SQLite at that path). */
+const databaseUrl = z.string().refine((s) => {
+  if (/^file:./i.test(s)) return true;
+  if (!/^postgres(ql)?:\/\//i.test(s)) return false;
+  try {
+    const url = new URL(s);
+    return url.hostname !== '' || url.searchParams.has('host'); // a socket folder may be given as ?host=
+  } catch {
+    return false;
+  }
+});
 
 const int = (min: number, max: number) =>
   z
@@ -79,6 +177,25 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'Folder holding the fetched ONNX models (`npm run models`). Unset: ' +
       '$XDG_CACHE_HOME/faceid-gateway/models, else ~/.cache/faceid-gateway/models.',
   },
+  FACEID_DATA_DIR: {
+    schema: z.string().transform((p) => path.resolve(p)),
+    expects: 'a folder path',
+    default: () => defaultDataDir(),
+    defaultText: '(per-user data folder)',
+    description:
+      'Folder for local state: the embedded SQLite database (faceid.db, created and migrated at start) and other ' +
+      'files the service keeps. Unset: $XDG_DATA_HOME/faceid-gateway, else ~/.local/share/faceid-gateway.',
+  },
+  DATABASE_URL: {
+    schema: databaseUrl,
+    expects: 'a postgres:// or postgresql:// URL, or file:PATH for an SQLite file',
+    default: () => undefined,
+    defaultText: '(SQLite in FACEID_DATA_DIR)',
+    description:
+      'Database. Unset: SQLite (WAL mode) at FACEID_DATA_DIR/faceid.db, for one server. A postgres:// URL selects ' +
+      'PostgreSQL, for several gateway processes or hosts. Either is migrated automatically at start.',
+    secret: true,
+  },
   ENGINE_WORKERS: {
     schema: int(1, MAX_WORKERS),
     expects: `an integer from 1 to ${MAX_WORKERS}`,
@@ -112,6 +229,146 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     description:
       'OpenCV threads per analysis. 2 lowers the latency of one call; 1 gives the most analyses per second ' +
       'when every worker is busy.',
+  },
+  MATCH_THRESHOLD: {
+    schema: fraction(),
+    expects: 'a number between 0 and 1 (exclusive)',
+    default: () => 0.46,
+    defaultText: '0.46',
+    description:
+      'Cosine similarity at or above which a face matches the template. 0.46 is the equal-error point of ' +
+      '`faceid eval` on the reference face set; calibrate on your own data (README, "Accuracy").',
+  },
+  LIVENESS_MIN: {
+    schema: fraction(),
+    expects: 'a number between 0 and 1 (exclusive)',
+    default: () => 0.01,
+    defaultText: '0.01',
+    description:
+      'Mean passive liveness below which a session is a suspected spoof. The passive model is weak alone (frames ' +
+      'of real faces scored 0.01-1.0 here), so the blink challenge carries the weight; raise this after measuring ' +
+      'your own webcams.',
+  },
+  BLINK_WINDOW_MS: {
+    schema: int(500, 60000),
+    expects: 'an integer from 500 to 60000',
+    default: () => 5000,
+    defaultText: '5000',
+    description: 'How long the patient has to blink once asked, in milliseconds.',
+  },
+  SESSION_TIMEOUT_MS: {
+    schema: int(1000, 600000),
+    expects: 'an integer from 1000 to 600000',
+    default: () => 30000,
+    defaultText: '30000',
+    description: 'Longest identification session, from connecting to the verdict, in milliseconds.',
+  },
+  SESSION_TOKEN_TTL_S: {
+    schema: int(10, 3600),
+    expects: 'an integer from 10 to 3600',
+    default: () => 180,
+    defaultText: '180',
+    description: 'Lifetime of a session token (single use), in seconds.',
+  },
+  FACE_ATTEMPTS_MAX: {
+    schema: int(1, 100),
+    expects: 'an integer from 1 to 100',
+    default: () => 3,
+    defaultText: '3',
+    description: 'Failed face sessions per patient within the window after which only the code path stays open.',
+  },
+  FACE_ATTEMPTS_WINDOW_MIN: {
+    schema: int(1, 1440),
+    expects: 'an integer from 1 to 1440',
+    default: () => 10,
+    defaultText: '10',
+    description: 'The window for FACE_ATTEMPTS_MAX, in minutes.',
+  },
+  WS_TRANSPORT: {
+    schema: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(z.enum(WS_TRANSPORTS)),
+    expects: `one of ${WS_TRANSPORTS.join(', ')}`,
+    default: () => 'ws',
+    defaultText: 'ws',
+    description:
+      'WebSocket server for identification sessions (`/ws/identify`): `ws` shares the HTTP port; `uws` ' +
+      '(uWebSockets.js, more frames per core) listens on WS_PORT_UWS and refuses to start without its native build. ' +
+      'Only `ws` is proven to leave no frame bytes in memory: uWS keeps a few recent frames in its native buffers, ' +
+      'out of reach of the wiping (docs/protocol.md).',
+  },
+  WS_PORT_UWS: {
+    schema: int(0, 65535),
+    expects: 'an integer from 0 to 65535 (0 = any free port)',
+    default: (c) => (c.PORT ? (c.PORT + 1) % 65536 : 0),
+    defaultText: 'PORT + 1 (0 when PORT is 0)',
+    description: 'Port of the uWS WebSocket server (WS_TRANSPORT=uws), on HOST. uWS cannot share the HTTP server.',
+  },
+  WS_MAX_PAYLOAD: {
+    schema: int(1024, 16 << 20),
+    expects: 'an integer from 1024 to 16777216 (bytes)',
+    default: () => 256 * 1024,
+    defaultText: '262144 (256 KiB)',
+    description:
+      'Largest WebSocket message, frame header included; a larger one closes the connection with 1009. ' +
+      '256 KiB holds a 640x480 JPEG or a 320x240 raw RGBA frame.',
+  },
+  WS_ALLOWED_ORIGINS: {
+    schema: z
+      .string()
+      .transform((s) => s.split(',').filter((e) => e.trim() !== ''))
+      .pipe(z.array(originEntry).min(1))
+      .transform((list): readonly string[] => Object.freeze([...new Set(list)])),
+    expects: 'a comma list of origins (http[s]://host[:port]), `self`, or `*`',
+    default: (c) => Object.freeze(['self', `http://localhost:${c.PORT}`, `http://127.0.0.1:${c.PORT}`]),
+    defaultText: 'self,http://localhost:PORT,http://127.0.0.1:PORT',
+    description:
+      'Web pages allowed to open identification WebSockets (their `Origin` header). `self` = the host the ' +
+      'request was addressed to (its Host header, any scheme; with WS_TRANSPORT=uws also that host on PORT); ' +
+      '`*` allows any page (development only). Clients that send no Origin (non-browser tools) are not limited by it.',
+  },
+  RATE_LIMIT_PER_MINUTE: {
+    schema: int(0, 1_000_000),
+    expects: 'an integer from 0 to 1000000 (0 = no limit)',
+    default: () => 120,
+    defaultText: '120',
+    description:
+      'Requests a minute allowed per workstation API key and, separately, per client IP, on routes that take a key ' +
+      '(bursts up to the same number). Beyond it: 429 `rate_limited` with Retry-After. In memory, per process.',
+  },
+  FACEID_BOOTSTRAP: {
+    schema: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .refine((s) => s in BOOLEAN_WORDS)
+      .transform((s) => BOOLEAN_WORDS[s]),
+    expects: 'true or false (also 1/0, yes/no, on/off)',
+    default: () => true,
+    defaultText: 'true',
+    description:
+      'On a start with an empty database, create a "Demo clinic" with one workstation and print its API key once ' +
+      'in the log, as a warning line (a convenience for a first run: set false in production). Only the key\'s ' +
+      'hash is stored, so it is shown this once.',
+  },
+  TEMPLATE_KEYS: {
+    schema: z.string().transform((s, ctx) => {
+      const keys = parseTemplateKeys(s);
+      if (typeof keys === 'string') {
+        ctx.addIssue({ code: 'custom', message: keys });
+        return z.NEVER;
+      }
+      return Object.freeze(keys);
+    }),
+    expects:
+      'a comma list of kid:base64key (key ids of letters, digits, _ or -; 32-byte keys, e.g. `openssl rand -base64 32`)',
+    default: () => undefined,
+    defaultText: '(a key generated on first start in FACEID_DATA_DIR/template-keys)',
+    description:
+      'Keys that encrypt enrolled face templates (AES-256-GCM). The first encrypts new templates; all decrypt. To ' +
+      'rotate, put the new key first and keep the old ones until every template has been re-enrolled. Unset: the ' +
+      'key file (mode 0600) is used, created on first start; copy its line here to keep using it alongside new keys.',
+    secret: true,
   },
 };
 

@@ -1,3 +1,4 @@
 export { loadConfig, describeConfig, configTableMarkdown, ConfigError, LOG_LEVELS } from './config';
+export { parseTemplateKeys, type TemplateKeyConfig } from './config';
 export type { Config, ConfigIssue, ConfigRow, LogLevel } from './config';
 export { ConfigModule, CONFIG } from './config.module';

@@ -277,3 +277,5 @@ export function entropyDataOffset(jpeg: Buffer): number {
   }
   return -1;
 }
+
+export { closeEyes } from '../../src/cli/synthetic';

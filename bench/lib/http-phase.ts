@@ -1,0 +1,130 @@
+import autocannon from 'autocannon';
+import { createSession } from './api';
+import type { BenchServer } from './server-handle';
+import { repeated } from './stats';
+import type { HttpResult } from './types';
+
+/** HTTP endpoints under autocannon (it speaks HTTP only; the WebSocket load has its own generator). */
+
+export interface HttpTarget {
+  name: string;
+  method: 'GET' | 'POST';
+  path: string;
+  connections: number;
+  body?: Buffer | string;
+  contentType?: string;
+  auth: boolean;
+  /** Set when the endpoint cannot be measured in this build. */
+  skipped?: string;
+}
+
+export interface HttpRep {
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  statuses: Record<string, number>;
+  errors: number;
+}
+
+export interface HttpTargetsInput {
+  server: BenchServer;
+  /** A patient of the bench clinic (enrolled or not: session creation does not look at the template). */
+  iin: string;
+  enrollIin: string;
+  reference: Buffer;
+  connections: { health: number; sessions: number; enroll: number; code: number };
+}
+
+export async function httpTargets(input: HttpTargetsInput): Promise<HttpTarget[]> {
+  const { server, iin, enrollIin, reference, connections } = input;
+  const sessionBody = JSON.stringify({ iin, appointmentId: 'bench-http', channel: 'in_person' });
+  const targets: HttpTarget[] = [
+    { name: 'health', method: 'GET', path: '/health', connections: connections.health, auth: false },
+    {
+      name: 'session creation',
+      method: 'POST',
+      path: '/sessions',
+      connections: connections.sessions,
+      body: sessionBody,
+      contentType: 'application/json',
+      auth: true,
+    },
+    {
+      name: 'enrollment (640x480 JPEG)',
+      method: 'POST',
+      path: `/patients/${enrollIin}/template`,
+      connections: connections.enroll,
+      body: reference,
+      contentType: 'image/jpeg',
+      auth: true,
+    },
+  ];
+  targets.push(await codeCheckTarget(server, iin, connections.code));
+  return targets;
+}
+
+/** POST /sessions/:id/code is measured only when this build has it (another piece of work adds it). */
+async function codeCheckTarget(server: BenchServer, iin: string, connections: number): Promise<HttpTarget> {
+  const target: HttpTarget = {
+    name: 'code check (a wrong code)',
+    method: 'POST',
+    path: '/sessions/:id/code',
+    connections,
+    body: JSON.stringify({ code: '000000' }),
+    contentType: 'application/json',
+    auth: true,
+  };
+  const created = await createSession(server.base, server.apiKey, iin);
+  if (!created.ok) return { ...target, skipped: `could not create a session to probe it (${created.code})` };
+  const path = `/sessions/${created.session.sessionId}/code`;
+  const res = await fetch(server.base + path, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' },
+    body: target.body,
+  });
+  await res.arrayBuffer();
+  if (res.status === 404) return { ...target, skipped: 'POST /sessions/:id/code answers 404: not in this build yet' };
+  return { ...target, path };
+}
+
+export async function runHttpRep(server: BenchServer, target: HttpTarget, seconds: number): Promise<HttpRep> {
+  const headers: Record<string, string> = {};
+  if (target.auth) headers.authorization = `Bearer ${server.apiKey}`;
+  if (target.contentType) headers['content-type'] = target.contentType;
+  const r = await autocannon({
+    url: server.base + target.path,
+    method: target.method,
+    headers,
+    body: target.body,
+    connections: target.connections,
+    duration: seconds,
+    timeout: 30,
+  });
+  const statuses: Record<string, number> = {};
+  for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statuses[code] = s.count;
+  return {
+    rps: r.requests.total / r.duration,
+    p50: r.latency.p50,
+    p90: r.latency.p90,
+    p99: r.latency.p99,
+    statuses,
+    errors: r.errors,
+  };
+}
+
+export function aggregateHttp(target: HttpTarget, reps: HttpRep[]): HttpResult {
+  const base = { name: target.name, method: target.method, path: target.path, connections: target.connections };
+  if (target.skipped) return { ...base, skipped: target.skipped };
+  const statuses: Record<string, number> = {};
+  for (const r of reps) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    ...base,
+    rps: repeated(reps.map((r) => r.rps), 1),
+    p50: repeated(reps.map((r) => r.p50), 2),
+    p90: repeated(reps.map((r) => r.p90), 2),
+    p99: repeated(reps.map((r) => r.p99), 2),
+    statuses,
+    errors: reps.reduce((a, r) => a + r.errors, 0),
+  };
+}

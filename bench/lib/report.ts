@@ -1,0 +1,218 @@
+import type { Latency, Repeated } from './stats';
+import type { BenchRun, WsResult } from './types';
+
+/** The markdown tables of a run (bench/results/<date>-<commit>.md). */
+
+/** A repeated figure: the median of the repetitions, and their spread as ±(max-min)/median. */
+export function fmtRep(r: Repeated | null | undefined, digits = 1): string {
+  if (!r || !Number.isFinite(r.value)) return '—';
+  const v = r.value.toFixed(digits);
+  if (r.reps.length < 2 || !Number.isFinite(r.noise)) return v;
+  return `${v} ±${Math.round(r.noise * 100)}%`;
+}
+
+function fmt(x: number | null | undefined, digits = 1): string {
+  return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
+}
+
+function fmtLatency(l: Latency, digits = 1, scale = 1): string {
+  if (l.n === 0) return '—';
+  return `${fmt(l.p50 / scale, digits)} / ${fmt(l.p99 / scale, digits)}`;
+}
+
+function counts(c: Record<string, number>): string {
+  const entries = Object.entries(c).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(', ') : '—';
+}
+
+function table(header: string[], rows: string[][], align?: string[]): string {
+  const sep = align ?? header.map((_, i) => (i === 0 ? '---' : '---:'));
+  return [header, sep, ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+const fpsText = (w: WsResult) => (w.point.fps === 'closed' ? 'closed loop' : String(w.point.fps));
+
+export function renderMarkdown(run: BenchRun): string {
+  const out: string[] = [];
+  const m = run.machine;
+  const la = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
+  out.push(`# faceid-gateway benchmarks: ${run.mode} suite, ${run.startedAt.slice(0, 10)}, commit ${run.commit}${run.dirty ? ' (uncommitted changes)' : ''}`);
+  out.push('');
+  out.push(
+    table(
+      ['', ''],
+      [
+        ['machine', `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}`],
+        ['software', `Node ${m.node}, OpenCV ${m.opencv}`],
+        ['load average (1 / 5 / 15 min)', `start ${la(run.load.start)}; end ${la(run.load.end)}`],
+        ['1-min load at each phase', run.load.phases.map((p) => `${p.phase} ${p.load1.toFixed(2)}`).join('; ')],
+        [
+          'suite',
+          `${run.suite.reps} repetitions of every measurement, interleaved; engine/peers ${run.suite.engineSeconds} s, ` +
+            `HTTP ${run.suite.httpSeconds} s, WebSocket ${run.suite.ws.warmupSeconds} s warm-up + ${run.suite.ws.measureSeconds} s ` +
+            `per repetition; ${Math.round(run.durationSeconds)} s in all`,
+        ],
+      ],
+      ['---', '---'],
+    ),
+  );
+  out.push('');
+  out.push('Figures are the median of the repetitions; ±N% is their spread, (max − min) / median: the run-to-run noise.');
+
+  const e = run.engine;
+  if (e) {
+    out.push('', '## Engine alone (same frames, in process)', '');
+    out.push(
+      table(
+        ['measure', 'value'],
+        [
+          ['track call p50 / p99, 1 in flight (ms)', `${fmtRep(e.trackP50)} / ${fmtRep(e.trackP99)}`],
+          ['full call p50 / p99, 1 in flight (ms)', `${fmtRep(e.fullP50)} / ${fmtRep(e.fullP99)}`],
+          [`track calls/s, ${e.workers} in flight`, fmtRep(e.trackPerS)],
+          [`full calls/s, ${e.workers} in flight`, fmtRep(e.fullPerS)],
+          ['full call stages, median ms', Object.entries(e.stages).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')],
+        ],
+        ['---', '---'],
+      ),
+    );
+    out.push('', `${e.workers} workers, ${e.threadsPerJob} OpenCV threads per job (the service's defaults); ${e.frame.frames} frames of ${e.frame.width}x${e.frame.height}, about ${Math.round(e.frame.bytes / 1024)} KB each.`);
+  }
+
+  if (run.peers.length) {
+    out.push('', '## Peers: the same chain on the same frames', '');
+    const rows: string[][] = [];
+    if (e) rows.push(['engine full call (C++ addon, OpenCV DNN)', fmtRep(e.fullP50), fmtRep(e.fullP99), fmtRep(e.fullPerS), '1.00', '—']);
+    for (const p of run.peers) {
+      if (p.skipped) {
+        rows.push([p.name, `skipped: ${p.skipped}`, '', '', '', '']);
+        continue;
+      }
+      const ratio = e && p.p50 ? fmt(e.fullP50.value / p.p50.value, 2) : '—';
+      const agree = p.agreement
+        ? `cos ${p.agreement.embeddingCosine.toFixed(4)}, box IoU ${p.agreement.boxIoU.toFixed(3)}, liveness ${p.agreement.livenessPeer.toFixed(3)} vs ${p.agreement.livenessEngine.toFixed(3)}`
+        : '—';
+      rows.push([p.name, fmtRep(p.p50), fmtRep(p.p99), fmtRep(p.perS), ratio, agree]);
+    }
+    out.push(table(['implementation', 'chain p50 ms', 'chain p99 ms', 'chains/s, 1 per core', 'engine p50 / peer p50', 'same answer as the engine?'], rows));
+    out.push('');
+    for (const p of run.peers) out.push(`- ${p.name}: ${p.description}`);
+    out.push('- The engine\'s full call also computes eyes, pose and quality (about 1 ms); the peers stop at liveness.');
+  }
+
+  if (run.http.length) {
+    out.push('', '## HTTP (autocannon)', '');
+    const rows = run.http.map((h) =>
+      h.skipped
+        ? [`${h.method} ${h.path} (${h.name})`, String(h.connections), `skipped: ${h.skipped}`, '', '', '', '']
+        : [
+            `${h.method} ${h.path} (${h.name})`,
+            String(h.connections),
+            fmtRep(h.rps),
+            fmtRep(h.p50, 2),
+            fmtRep(h.p90, 2),
+            fmtRep(h.p99, 2),
+            counts(h.statuses ?? {}) + (h.errors ? `, errors ${h.errors}` : ''),
+          ],
+    );
+    out.push(table(['endpoint', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'answers (all repetitions)'], rows));
+    out.push('', 'autocannon times latency in whole milliseconds.');
+  }
+
+  if (run.ws.length) {
+    out.push('', '## WebSocket frame load: throughput', '');
+    out.push(
+      table(
+        ['transport', 'sessions', 'fps', 'offered/s', 'sent/s', 'received/s', 'analysed/s', 'dropped/s (share)', 'full calls', 'vs engine alone'],
+        run.ws.map((w) => [
+          w.point.transport,
+          String(w.point.connections),
+          fpsText(w),
+          w.offeredPerS === null ? '—' : String(w.offeredPerS),
+          fmtRep(w.sentPerS),
+          fmtRep(w.receivedPerS),
+          fmtRep(w.analysedPerS),
+          `${fmtRep(w.droppedPerS)} (${Math.round(w.dropShare.value * 100)}%)`,
+          `${Math.round(w.fullShare.value * 100)}%`,
+          w.engineRatio ? fmtRep(w.engineRatio, 2) : 'not saturated',
+        ]),
+      ),
+    );
+    out.push('', '## WebSocket frame load: latency and the gateway\'s health', '');
+    out.push(
+      table(
+        [
+          'transport',
+          'sessions',
+          'fps',
+          'engine call p50 / p99 ms',
+          'time to verdict p50 / p99 s (n)',
+          'verdicts',
+          'probe round trip p50 / p99 ms',
+          'event-loop delay p50 / p99 / max ms',
+          'gateway CPU %',
+          'gateway RSS peak MiB',
+          'generator lag p99 ms, CPU %',
+        ],
+        run.ws.map((w) => [
+          w.point.transport,
+          String(w.point.connections),
+          fpsText(w),
+          `${fmtRep(w.analysisP50, 0)} / ${fmtRep(w.analysisP99, 0)}`,
+          `${fmtLatency(w.timeToVerdict, 2, 1000)} (${w.timeToVerdict.n}${w.unfinished ? `, ${w.unfinished} unfinished` : ''})`,
+          counts(w.verdicts),
+          fmtLatency(w.probe, 1),
+          `${fmtRep(w.server.eldP50)} / ${fmtRep(w.server.eldP99)} / ${fmtRep(w.server.eldMax, 0)}`,
+          fmtRep(w.server.cpuPercent, 0),
+          fmtRep(w.server.rssPeakMiB, 0),
+          `${fmt(w.generatorLag.p99, 1)}, ${fmtRep(w.generatorCpuPercent, 0)}`,
+        ]),
+      ),
+    );
+    const troubles = run.ws.filter((w) => w.busy || Object.keys(w.errors).length || Object.keys(w.sessionRefusals).length);
+    if (troubles.length) {
+      out.push('');
+      for (const w of troubles) {
+        out.push(
+          `- ${w.point.transport}, ${w.point.connections} sessions @ ${fpsText(w)}: busy ${w.busy}; errors ${counts(w.errors)}; ` +
+            `session refusals ${counts(w.sessionRefusals)}`,
+        );
+      }
+    }
+    out.push(
+      '',
+      '- *analysed/s*, *received/s*, *dropped/s*, *full calls* and *engine call* come from the gateway\'s own /metrics ' +
+        '(counter deltas over the window; the engine call percentiles are interpolated from histogram buckets, so coarse).',
+      '- *vs engine alone*: analysed frames/s through the WebSocket ÷ what the engine alone does for the same mix of ' +
+        'track and full calls with as many calls in flight as workers; shown only where latest-frame-wins dropped ≥ 5% ' +
+        '(below that, the load, not the gateway, sets the rate).',
+      '- *time to verdict*: from a session\'s first frame to its verdict, for sessions that ended inside the window; ' +
+        'sessions still running at the end are *unfinished* and not counted.',
+      '- *probe round trip*: each session sends a header-only message once a second, which the gateway answers at once ' +
+        'with `error frame_empty` without the engine: the transport and event-loop round trip under this load. It is ' +
+        'not a per-frame round trip: the protocol acknowledges no frame (see bench/README.md).',
+      '- *generator lag*: how late the generator sent frames against its schedule; when it is large, the generator, ' +
+        'not the gateway, was the limit.',
+    );
+  }
+
+  if (run.memory.length) {
+    out.push('', '## Memory with idle sessions', '');
+    const rows: string[][] = [];
+    for (const mem of run.memory) {
+      rows.push([mem.transport, '0', '0', fmt(mem.baselineRssMiB), '—', '—']);
+      for (const l of mem.levels) rows.push([mem.transport, String(l.sessions), String(l.open), fmt(l.rssMiB), fmt(l.heapUsedMiB), fmt(l.externalMiB)]);
+    }
+    out.push(table(['transport', 'idle sessions', 'open', 'RSS MiB', 'JS heap MiB', 'external MiB'], rows));
+    out.push('');
+    for (const mem of run.memory) {
+      out.push(`- ${mem.transport}: about ${fmt(mem.perSessionKiB, 0)} KiB of RSS per idle session${mem.failures ? `; ${mem.failures} sessions failed to open` : ''}.`);
+    }
+    out.push('- Each session: POST /sessions, WebSocket connected, `ready` received, then nothing; RSS read inside the gateway after garbage collection; measured once.');
+  }
+
+  if (run.notes.length) {
+    out.push('', '## Notes', '');
+    for (const n of run.notes) out.push(`- ${n}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,69 @@
+import type { Fps, Mode, Suite, Transport, WsPoint } from './types';
+
+/**
+ * The three suites. quick (`npm run bench`, about two minutes), full (`npm run bench:full`, about twenty) and
+ * smoke (CI: every benchmark runs for a second or so, to keep the tools working; its figures mean nothing).
+ */
+
+function sweep(transports: Transport[], connections: number[], fps: Fps[]): WsPoint[] {
+  const points: WsPoint[] = [];
+  for (const c of connections) for (const f of fps) for (const t of transports) points.push({ transport: t, connections: c, fps: f });
+  return points;
+}
+
+export function suiteFor(mode: Mode): Suite {
+  switch (mode) {
+    case 'quick':
+      return {
+        mode,
+        reps: 3,
+        engineSeconds: 1,
+        peerSeconds: 1,
+        httpSeconds: 1,
+        httpConnections: { health: 10, sessions: 10, enroll: 2, code: 10 },
+        ws: {
+          // uWS is compared where the transport has work to do; one connection says nothing about it.
+          points: [
+            ...sweep(['ws'], [1], [10]),
+            ...sweep(['ws', 'uws'], [10, 50], [10]),
+          ],
+          warmupSeconds: 1,
+          measureSeconds: 3,
+          probeIntervalMs: 1000,
+        },
+        memory: { levels: [1, 100, 1000], transports: ['ws'] },
+      };
+    case 'full':
+      return {
+        mode,
+        reps: 3,
+        engineSeconds: 3,
+        peerSeconds: 3,
+        httpSeconds: 5,
+        httpConnections: { health: 20, sessions: 10, enroll: 4, code: 10 },
+        ws: {
+          points: sweep(['ws', 'uws'], [1, 10, 50, 200], [5, 10, 15, 'closed']),
+          warmupSeconds: 3,
+          measureSeconds: 8,
+          probeIntervalMs: 1000,
+        },
+        memory: { levels: [1, 100, 1000], transports: ['ws', 'uws'] },
+      };
+    case 'smoke':
+      return {
+        mode,
+        reps: 2,
+        engineSeconds: 0.3,
+        peerSeconds: 0.3,
+        httpSeconds: 0.5,
+        httpConnections: { health: 2, sessions: 2, enroll: 1, code: 2 },
+        ws: {
+          points: sweep(['ws', 'uws'], [2], [10]),
+          warmupSeconds: 0.5,
+          measureSeconds: 1,
+          probeIntervalMs: 250,
+        },
+        memory: { levels: [1, 5], transports: ['ws'] },
+      };
+  }
+}

@@ -1,0 +1,182 @@
+import type { Latency, Repeated } from './stats';
+
+/** The shape of bench/results/<date>-<commit>.json. Bump `schema` when a field changes meaning. */
+
+export type Mode = 'quick' | 'full' | 'smoke';
+export type Transport = 'ws' | 'uws';
+/** Frames per second per session, or `closed`: the next frame as soon as the previous one left (see README). */
+export type Fps = number | 'closed';
+
+export interface WsPoint {
+  transport: Transport;
+  connections: number;
+  fps: Fps;
+}
+
+export interface Suite {
+  mode: Mode;
+  /** Every measurement is repeated this many times (interleaved) to estimate its noise. */
+  reps: number;
+  engineSeconds: number;
+  peerSeconds: number;
+  httpSeconds: number;
+  httpConnections: { health: number; sessions: number; enroll: number; code: number };
+  ws: { points: WsPoint[]; warmupSeconds: number; measureSeconds: number; probeIntervalMs: number };
+  memory: { levels: number[]; transports: Transport[] };
+}
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGiB: number;
+  node: string;
+  os: string;
+  opencv: string;
+}
+
+export interface LoadAverages {
+  /** os.loadavg() (1, 5, 15 min) when the run started and ended. */
+  start: number[];
+  end: number[];
+  /** The 1-minute load average at each phase boundary. */
+  phases: Array<{ phase: string; load1: number }>;
+}
+
+export interface EngineResult {
+  frame: { width: number; height: number; bytes: number; frames: number };
+  workers: number;
+  threadsPerJob: number;
+  /** JS wall time of one call, 1 in flight, ms. */
+  trackP50: Repeated;
+  trackP99: Repeated;
+  fullP50: Repeated;
+  fullP99: Repeated;
+  /** Native per-stage medians over every sequential full call of the run, ms. */
+  stages: Record<string, number>;
+  /** Closed loop with `workers` calls in flight. */
+  trackPerS: Repeated;
+  fullPerS: Repeated;
+}
+
+export interface PeerResult {
+  name: string;
+  description: string;
+  /** Set when the peer could not run; the other fields are then absent. */
+  skipped?: string;
+  /** One chain (decode, detect, landmarks, align, embedding, liveness), 1 in flight, ms. */
+  p50?: Repeated;
+  p99?: Repeated;
+  /** Chains per second with one chain in flight per core. */
+  perS?: Repeated;
+  stages?: Record<string, number>;
+  /** The peer's answer on the first frame against the engine's full call on the same frame. */
+  agreement?: { embeddingCosine: number; boxIoU: number; livenessEngine: number; livenessPeer: number };
+  config?: Record<string, unknown>;
+}
+
+export interface HttpResult {
+  name: string;
+  method: string;
+  path: string;
+  connections: number;
+  skipped?: string;
+  rps?: Repeated;
+  p50?: Repeated;
+  p90?: Repeated;
+  p99?: Repeated;
+  /** Summed over the repetitions. */
+  statuses?: Record<string, number>;
+  errors?: number;
+}
+
+export interface ServerFigures {
+  eldP50: Repeated;
+  eldP99: Repeated;
+  eldMax: Repeated;
+  /** Process CPU, 100 = one core busy. */
+  cpuPercent: Repeated;
+  rssPeakMiB: Repeated;
+}
+
+export interface WsResult {
+  point: WsPoint;
+  offeredPerS: number | null;
+  sentPerS: Repeated;
+  receivedPerS: Repeated;
+  analysedPerS: Repeated;
+  droppedPerS: Repeated;
+  /** Dropped / received (latest frame wins). */
+  dropShare: Repeated;
+  /** Share of analyses that were full calls (the rest: track calls). */
+  fullShare: Repeated;
+  /** Server-side wall time of one engine call, queueing included, from /metrics buckets (coarse), ms. */
+  analysisP50: Repeated;
+  analysisP99: Repeated;
+  /** Time from a session's first frame to its verdict, merged over the repetitions. */
+  timeToVerdict: Latency;
+  timeToVerdictP50: Repeated;
+  verdicts: Record<string, number>;
+  /** Sessions still running when the measurement window closed (their time to verdict is not counted). */
+  unfinished: number;
+  /** POST /sessions until `ready` on the socket, ms. */
+  sessionSetup: Latency;
+  /** Transport round trip of a header-only probe message (answered frame_empty, no engine), ms. */
+  probe: Latency;
+  probeP99: Repeated;
+  /** How late the generator sent frames against its schedule, ms (its own health). */
+  generatorLag: Latency;
+  generatorCpuPercent: Repeated;
+  server: ServerFigures;
+  /** analysed/s through the gateway / engine-only analyses/s for the same track/full mix; null when not saturated. */
+  engineRatio: Repeated | null;
+  saturated: boolean;
+  busy: number;
+  errors: Record<string, number>;
+  sessionRefusals: Record<string, number>;
+}
+
+export interface MemoryLevel {
+  sessions: number;
+  open: number;
+  rssMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+}
+
+export interface MemoryResult {
+  transport: Transport;
+  baselineRssMiB: number;
+  levels: MemoryLevel[];
+  /** (RSS at the largest level - RSS at the first) / sessions added, KiB. */
+  perSessionKiB: number;
+  failures: number;
+}
+
+export interface Measurement {
+  id: string;
+  label: string;
+  unit: string;
+  better: 'higher' | 'lower';
+  value: Repeated;
+}
+
+export interface BenchRun {
+  schema: 1;
+  mode: Mode;
+  startedAt: string;
+  finishedAt: string;
+  durationSeconds: number;
+  commit: string;
+  dirty: boolean;
+  machine: Machine;
+  load: LoadAverages;
+  suite: Suite;
+  engine: EngineResult | null;
+  peers: PeerResult[];
+  http: HttpResult[];
+  ws: WsResult[];
+  memory: MemoryResult[];
+  notes: string[];
+  /** Every repeated figure, flat, for bench:compare. */
+  measurements: Measurement[];
+}

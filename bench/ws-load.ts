@@ -1,0 +1,364 @@
+/**
+ * WebSocket frame-load generator, in its own process (forked by bench/lib/ws-phase.ts) so that its CPU never counts
+ * as the gateway's. It keeps N identification sessions busy: each one is created with POST /sessions, connects
+ * with `ws` (which masks every frame with a fresh random key, as browsers do), streams real-face JPEG frames at a
+ * target fps (or closed loop), blinks when asked, and is replaced by a new session once it ends.
+ *
+ * IPC: start -> started; mark (opens the measurement window) -> marked; stop -> result; again for the next load
+ * point; exit.
+ * Latencies are recorded in HDR histograms (µs) and sent back encoded.
+ */
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { encodeFrameMessage } from '../src/transport/protocol';
+import { createSession } from './lib/api';
+import { encodeHistogram, newHistogram, recordMs, type Histogram } from './lib/stats';
+import type { Fps } from './lib/types';
+
+export interface LoadConfig {
+  base: string;
+  apiKey: string;
+  /** Enrolled patients; sessions take them in turn. */
+  patients: string[];
+  connections: number;
+  fps: Fps;
+  /** Each session sends a header-only probe this often (0 = never) to time the transport's round trip. */
+  probeIntervalMs: number;
+  /** How long the eyes stay shut after blink_now. */
+  blinkMs: number;
+}
+
+export type LoadRequest =
+  | { type: 'start'; config: LoadConfig; frames: { open: Uint8Array[]; closed: Uint8Array[] } }
+  | { type: 'mark' }
+  | { type: 'stop' }
+  | { type: 'exit' };
+
+/** What happened inside the measurement window. Histograms are encoded (µs). */
+export interface LoadWindow {
+  seconds: number;
+  framesSent: number;
+  probesSent: number;
+  sessionsStarted: number;
+  verdicts: Record<string, number>;
+  /** Sessions open (past `ready`, no verdict) when the window closed. */
+  unfinished: number;
+  timeToVerdict: string;
+  sessionSetup: string;
+  probe: string;
+  lag: string;
+  busy: number;
+  errors: Record<string, number>;
+  refusals: Record<string, number>;
+  /** Closes without a verdict, by code. */
+  closes: Record<string, number>;
+  cpuPercent: number;
+}
+
+export type LoadReply =
+  | { type: 'started' }
+  | { type: 'marked' }
+  | { type: 'result'; result: LoadWindow }
+  | { type: 'failed'; message: string };
+
+/** The probe: a valid header with no frame bytes; the gateway answers `error` frame_empty without the engine. */
+const PROBE_CODE = 'frame_empty';
+
+interface Window {
+  startedAt: number;
+  cpu: NodeJS.CpuUsage;
+  framesSent: number;
+  probesSent: number;
+  sessionsStarted: number;
+  verdicts: Record<string, number>;
+  busy: number;
+  errors: Record<string, number>;
+  refusals: Record<string, number>;
+  closes: Record<string, number>;
+  timeToVerdict: Histogram;
+  sessionSetup: Histogram;
+  probe: Histogram;
+  lag: Histogram;
+}
+
+function newWindow(): Window {
+  return {
+    startedAt: performance.now(),
+    cpu: process.cpuUsage(),
+    framesSent: 0,
+    probesSent: 0,
+    sessionsStarted: 0,
+    verdicts: {},
+    busy: 0,
+    errors: {},
+    refusals: {},
+    closes: {},
+    timeToVerdict: newHistogram(),
+    sessionSetup: newHistogram(),
+    probe: newHistogram(),
+    lag: newHistogram(),
+  };
+}
+
+function bump(counts: Record<string, number>, key: string | number): void {
+  counts[key] = (counts[key] ?? 0) + 1;
+}
+
+interface Session {
+  ws: WebSocket;
+  ready: boolean;
+  done: boolean;
+  seq: number;
+  firstFrameAt: number;
+  closedUntil: number;
+  pausedUntil: number;
+  probeSentAt: number;
+  timers: NodeJS.Timeout[];
+}
+
+class LoadGenerator {
+  private running = true;
+  private window = newWindow();
+  private readonly sessions = new Set<Session>();
+
+  constructor(
+    private readonly config: LoadConfig,
+    private readonly open: Buffer[],
+    private readonly closed: Buffer[],
+  ) {}
+
+  start(): void {
+    // Spread the first connections over up to a second, so that they do not all handshake in the same tick.
+    const spread = Math.min(1000, this.config.connections * 10);
+    for (let slot = 0; slot < this.config.connections; slot++) {
+      setTimeout(() => void this.slotLoop(slot), (spread * slot) / this.config.connections);
+    }
+  }
+
+  mark(): void {
+    this.window = newWindow();
+  }
+
+  async stop(): Promise<LoadWindow> {
+    this.running = false;
+    const w = this.window;
+    const seconds = (performance.now() - w.startedAt) / 1000;
+    const cpu = process.cpuUsage(w.cpu);
+    let unfinished = 0;
+    const closing: Promise<void>[] = [];
+    for (const s of this.sessions) {
+      if (s.ready && !s.done) unfinished++;
+      s.done = true;
+      s.timers.forEach(clearTimeout);
+      closing.push(
+        new Promise((resolve) => {
+          if (s.ws.readyState === WebSocket.CLOSED) return resolve();
+          s.ws.once('close', () => resolve());
+          s.ws.close(1000, 'bench over');
+          setTimeout(() => {
+            s.ws.terminate();
+            resolve();
+          }, 2000).unref();
+        }),
+      );
+    }
+    await Promise.all(closing);
+    return {
+      seconds,
+      framesSent: w.framesSent,
+      probesSent: w.probesSent,
+      sessionsStarted: w.sessionsStarted,
+      verdicts: w.verdicts,
+      unfinished,
+      timeToVerdict: encodeHistogram(w.timeToVerdict),
+      sessionSetup: encodeHistogram(w.sessionSetup),
+      probe: encodeHistogram(w.probe),
+      lag: encodeHistogram(w.lag),
+      busy: w.busy,
+      errors: w.errors,
+      refusals: w.refusals,
+      closes: w.closes,
+      cpuPercent: seconds > 0 ? ((cpu.user + cpu.system) / 1e6 / seconds) * 100 : 0,
+    };
+  }
+
+  /** One connection slot: a session after another, each with the next patient, until stopped. */
+  private async slotLoop(slot: number): Promise<void> {
+    let turn = slot;
+    while (this.running) {
+      const patient = this.config.patients[turn % this.config.patients.length];
+      turn += this.config.connections;
+      await this.runSession(patient).catch((err: Error) => {
+        bump(this.window.errors, `client_${err.name || 'error'}`);
+        return sleep(200);
+      });
+    }
+  }
+
+  private async runSession(iin: string): Promise<void> {
+    const t0 = performance.now();
+    const answer = await createSession(this.config.base, this.config.apiKey, iin);
+    if (!this.running) return;
+    if (!answer.ok) {
+      bump(this.window.refusals, answer.code);
+      await sleep(100);
+      return;
+    }
+    this.window.sessionsStarted++;
+    const ws = new WebSocket(answer.session.wsUrl, answer.session.protocols, { perMessageDeflate: false });
+    const s: Session = {
+      ws,
+      ready: false,
+      done: false,
+      seq: 0,
+      firstFrameAt: 0,
+      closedUntil: 0,
+      pausedUntil: 0,
+      probeSentAt: 0,
+      timers: [],
+    };
+    this.sessions.add(s);
+    await new Promise<void>((resolve) => {
+      ws.on('message', (data, isBinary) => {
+        if (isBinary || s.done) return;
+        this.onMessage(s, JSON.parse(data.toString()) as ServerMessage, t0);
+      });
+      ws.on('close', (code) => {
+        s.timers.forEach(clearTimeout);
+        this.sessions.delete(s);
+        if (!s.done && this.running) bump(this.window.closes, code);
+        s.done = true;
+        resolve();
+      });
+      ws.on('error', () => undefined); // a close event follows
+    });
+  }
+
+  private onMessage(s: Session, msg: ServerMessage, t0: number): void {
+    const now = performance.now();
+    switch (msg.type) {
+      case 'ready':
+        s.ready = true;
+        recordMs(this.window.sessionSetup, now - t0);
+        if (this.config.fps === 'closed') this.pump(s);
+        else this.paced(s, 1000 / this.config.fps, now);
+        if (this.config.probeIntervalMs > 0) this.probeLoop(s);
+        break;
+      case 'guidance':
+        if (msg.code === 'blink_now') s.closedUntil = now + this.config.blinkMs;
+        break;
+      case 'busy':
+        this.window.busy++;
+        s.pausedUntil = now + (msg.retryAfterMs ?? 0);
+        break;
+      case 'error':
+        if (msg.code === PROBE_CODE && s.probeSentAt > 0) {
+          recordMs(this.window.probe, now - s.probeSentAt);
+          s.probeSentAt = 0;
+        } else {
+          bump(this.window.errors, msg.code ?? 'unknown');
+        }
+        break;
+      case 'verdict':
+        s.done = true;
+        s.timers.forEach(clearTimeout);
+        bump(this.window.verdicts, msg.result ?? 'unknown');
+        if (s.firstFrameAt > 0) recordMs(this.window.timeToVerdict, now - s.firstFrameAt);
+        break;
+    }
+  }
+
+  /** Sends one frame: the eyes shut while a blink lasts, open otherwise. */
+  private sendFrame(s: Session, onWritten?: () => void): void {
+    const now = performance.now();
+    const set = now < s.closedUntil ? this.closed : this.open;
+    const jpeg = set[s.seq % set.length];
+    // A new message every time: ws masks the buffer it is given in place.
+    const message = encodeFrameMessage({ format: 'jpeg', seq: s.seq++, captureTime: Date.now() }, jpeg);
+    if (s.firstFrameAt === 0) s.firstFrameAt = now;
+    s.ws.send(message, { binary: true }, onWritten);
+    this.window.framesSent++;
+  }
+
+  /** A webcam: one frame every `period` ms on a fixed schedule; late ticks are recorded and never bunched up. */
+  private paced(s: Session, period: number, start: number): void {
+    let due = start;
+    const tick = () => {
+      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      const now = performance.now();
+      recordMs(this.window.lag, now - due);
+      if (now >= s.pausedUntil) this.sendFrame(s);
+      due += period;
+      if (due < now) due = now + period; // fell behind by more than a period: skip, as a camera would
+      s.timers[0] = setTimeout(tick, due - performance.now());
+    };
+    tick();
+  }
+
+  /** Closed loop: the next frame as soon as the previous one has been written to the socket. */
+  private pump(s: Session): void {
+    const next = () => {
+      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      const wait = s.pausedUntil - performance.now();
+      if (wait > 0) {
+        s.timers[0] = setTimeout(next, wait);
+        return;
+      }
+      this.sendFrame(s, () => setImmediate(next));
+    };
+    next();
+  }
+
+  /** One probe in flight at a time, first at a random phase so that the sessions' probes do not align. */
+  private probeLoop(s: Session): void {
+    const probe = () => {
+      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      if (s.probeSentAt === 0) {
+        s.probeSentAt = performance.now();
+        s.ws.send(encodeFrameMessage({ format: 'jpeg', seq: 0xffffffff, captureTime: Date.now() }, new Uint8Array(0)));
+        this.window.probesSent++;
+      }
+      s.timers[1] = setTimeout(probe, this.config.probeIntervalMs);
+    };
+    s.timers[1] = setTimeout(probe, Math.random() * this.config.probeIntervalMs);
+  }
+}
+
+interface ServerMessage {
+  type: string;
+  code?: string;
+  result?: string;
+  retryAfterMs?: number;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+const toBuffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+
+let generator: LoadGenerator | null = null;
+const reply = (m: LoadReply) => process.send?.(m);
+
+process.on('message', (raw: unknown) => {
+  const msg = raw as LoadRequest;
+  try {
+    if (msg.type === 'start') {
+      generator = new LoadGenerator(msg.config, msg.frames.open.map(toBuffer), msg.frames.closed.map(toBuffer));
+      generator.start();
+      reply({ type: 'started' });
+    } else if (msg.type === 'mark') {
+      generator?.mark();
+      reply({ type: 'marked' });
+    } else if (msg.type === 'stop' && generator) {
+      const current = generator;
+      generator = null;
+      void current.stop().then((result) => reply({ type: 'result', result }));
+    } else if (msg.type === 'exit') {
+      process.exit(0);
+    }
+  } catch (err) {
+    reply({ type: 'failed', message: (err as Error).message });
+  }
+});
+process.on('disconnect', () => process.exit(0));

@@ -1,0 +1,575 @@
+/**
+ * faceid-client.js: the browser side of a faceid-gateway identification session (WebSocket protocol `faceid.v1`,
+ * docs/protocol.md). An ES module without dependencies; the gateway serves it at /client/faceid-client.js.
+ *
+ *   import { identify } from '/client/faceid-client.js';
+ *   const run = identify({
+ *     video: document.querySelector('video'),              // optional preview
+ *     getSession: () => postJson('/sessions', {...}),      // {wsUrl, protocols, expiresAt, sessionId}; see below
+ *     onGuidance: (g) => (hint.textContent = g.message),   // {code, progress, message}
+ *   });
+ *   const verdict = await run.done;                         // the server's verdict message, or null if cancelled
+ *
+ * Flow: getUserMedia at a low resolution (320x240 ideal; a larger camera image is scaled down), draw the frame to a
+ * canvas, encode JPEG with canvas.toBlob, prepend the 20-byte frame header and send one binary message per frame at
+ * the target fps. `busy` from the server pauses sending for retryAfterMs. When the verdict arrives the camera is
+ * released (its tracks stopped).
+ *
+ * Privacy: a frame never becomes a string (no base64, no data: URL) and is never stored. The module owns one message
+ * buffer and the JPEG's ArrayBuffer per frame; both are zeroed right after `send()` (which copies the bytes), and the
+ * canvas is cleared at the end. Copies inside the browser (camera buffers, the canvas backing store, the Blob, the
+ * network stack) are beyond a page's reach.
+ *
+ * Reconnecting: session tokens are single use, so a dropped connection cannot be reopened with the same token.
+ * Pass `getSession` (called once at the start, and again for each reconnect) instead of a fixed `session`: when the
+ * connection drops before a verdict (close codes 1001, 1006, 1011, 1012, 1013), the client waits (0.5 s, 1 s, 2 s...),
+ * asks the page for a fresh session and streams again, keeping the camera open. It does so at most `maxReconnects`
+ * times and only while the first session's token would still be valid (its `expiresAt`), so a reconnect stays
+ * within the lifetime the operator started. Other close codes (a refused token or Origin, a protocol error, a
+ * finished session) are final.
+ */
+
+export const PROTOCOL_VERSION = 1;
+export const FRAME_HEADER_BYTES = 20;
+/** Byte 3 of the frame header. */
+export const FRAME_FORMATS = Object.freeze({ jpeg: 0, rgba: 1, bgr: 2, i420: 3 });
+
+/** What to tell the patient for each guidance code (pass `messages` to translate). */
+export const GUIDANCE_MESSAGES = Object.freeze({
+  no_face: 'No face in view: sit in front of the camera.',
+  multiple_faces: 'Only the patient should face the camera.',
+  too_far: 'Move closer to the camera.',
+  too_dark: 'More light on the face, please.',
+  blurry: 'Hold still (or clean the lens).',
+  look_at_camera: 'Look straight at the camera.',
+  hold_still: 'Good. Hold still.',
+  blink_now: 'Blink now.',
+});
+
+/** A short line for each verdict result. */
+export const VERDICT_MESSAGES = Object.freeze({
+  match: 'Match: identity confirmed.',
+  no_match: 'No match: this is not the enrolled patient.',
+  spoof_suspected: 'Rejected: liveness check failed (no blink). Possibly a photo or a screen.',
+  no_template: 'No reference photo is enrolled for this patient.',
+  timeout: 'No decision in time.',
+  error: 'The server could not decide.',
+});
+
+/** Close codes after which a new session may succeed (the drop was not the session's fault). */
+const RECONNECTABLE = new Set([1001, 1006, 1011, 1012, 1013]);
+
+/** Final close codes and what they mean to the page (docs/protocol.md, "Close codes"). */
+const CLOSE_ERRORS = {
+  1000: ['closed', 'The server ended the session without a verdict.'],
+  1009: ['payload_too_large', 'A frame was larger than the server accepts.'],
+  4001: ['token_invalid', 'The session token was refused (unknown, used or expired).'],
+  4003: ['origin_forbidden', 'The server does not accept sessions from this page (WS_ALLOWED_ORIGINS).'],
+  4008: ['protocol_error', 'The server refused a message as malformed.'],
+  4010: ['session_finished', 'The session was already finished.'],
+};
+
+/** An error with a stable `code` (camera_denied, camera_not_found, token_invalid, connection_lost, ...). */
+export class FaceIdError extends Error {
+  constructor(code, message, details = {}) {
+    super(message);
+    this.name = 'FaceIdError';
+    this.code = code;
+    Object.assign(this, details);
+  }
+}
+
+/**
+ * Writes the 20-byte little-endian frame header into the first bytes of `target` (a Uint8Array):
+ * 'F','I', version, format, seq (u32), captureTime (f64, ms since the epoch), width (u16), height (u16).
+ * Width and height are 0 for JPEG.
+ */
+export function writeFrameHeader(target, { seq, captureTime, format = FRAME_FORMATS.jpeg, width = 0, height = 0 }) {
+  if (target.length < FRAME_HEADER_BYTES) throw new RangeError('The target is shorter than a frame header.');
+  const view = new DataView(target.buffer, target.byteOffset, FRAME_HEADER_BYTES);
+  target[0] = 0x46; // 'F'
+  target[1] = 0x49; // 'I'
+  target[2] = PROTOCOL_VERSION;
+  target[3] = format;
+  view.setUint32(4, seq >>> 0, true);
+  view.setFloat64(8, captureTime, true);
+  view.setUint16(16, width, true);
+  view.setUint16(18, height, true);
+  return target;
+}
+
+/** A whole binary frame message (header + payload) in a new Uint8Array. Zero it when done if it held a frame. */
+export function encodeFrameMessage(header, payload) {
+  const out = new Uint8Array(FRAME_HEADER_BYTES + payload.length);
+  writeFrameHeader(out, header);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/**
+ * Opens the camera at a low resolution (`ideal` constraints: a camera that cannot do it gives its nearest mode,
+ * which the client scales down). Throws FaceIdError camera_unavailable, camera_denied, camera_not_found or
+ * camera_busy.
+ */
+export async function openCamera({ width = 320, height = 240, frameRate = 15, deviceId } = {}) {
+  if (!globalThis.navigator?.mediaDevices?.getUserMedia) {
+    throw new FaceIdError(
+      'camera_unavailable',
+      'This page cannot use a camera: it must be served over https:// (or from localhost) in a browser with getUserMedia.',
+    );
+  }
+  const video = { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: frameRate } };
+  if (deviceId) video.deviceId = { exact: deviceId };
+  try {
+    return await navigator.mediaDevices.getUserMedia({ audio: false, video });
+  } catch (err) {
+    const name = err && err.name;
+    if (name === 'NotAllowedError' || name === 'SecurityError') {
+      throw new FaceIdError('camera_denied', 'Camera access was denied: allow the camera for this page.');
+    }
+    if (name === 'NotFoundError' || name === 'OverconstrainedError') {
+      throw new FaceIdError('camera_not_found', 'No camera was found.');
+    }
+    if (name === 'NotReadableError' || name === 'AbortError') {
+      throw new FaceIdError('camera_busy', 'The camera is in use by another program, or failed to start.');
+    }
+    throw new FaceIdError('camera_unavailable', `The camera could not be opened (${name || 'unknown error'}).`);
+  }
+}
+
+/** Stops every track of a stream: the camera light goes off. */
+export function releaseCamera(stream) {
+  if (!stream) return;
+  for (const track of stream.getTracks()) track.stop();
+}
+
+/** Shows `stream` in `video` (a new, detached element when none is given), plays it and waits for a frame. */
+export async function attachVideo(stream, video, { timeoutMs = 10_000 } = {}) {
+  const v = video || document.createElement('video');
+  v.muted = true;
+  v.playsInline = true;
+  v.srcObject = stream;
+  const playing = v.play().catch(() => undefined); // muted inline video may play without a user gesture
+  if (v.readyState < 2 /* HAVE_CURRENT_DATA */) {
+    await new Promise((resolve, reject) => {
+      const finish = (err) => {
+        clearTimeout(timer);
+        v.removeEventListener('loadeddata', ok);
+        v.removeEventListener('error', bad);
+        if (err) reject(err);
+        else resolve();
+      };
+      const ok = () => finish();
+      const bad = () => finish(new FaceIdError('camera_unavailable', 'The camera stream could not be shown.'));
+      const timer = setTimeout(() => finish(new FaceIdError('camera_unavailable', 'The camera gave no picture.')), timeoutMs);
+      v.addEventListener('loadeddata', ok);
+      v.addEventListener('error', bad);
+    });
+  }
+  await playing;
+  return v;
+}
+
+/** Draws video frames into a canvas, scaled to fit maxWidth x maxHeight, and encodes them as JPEG. */
+export class FrameGrabber {
+  constructor(video, { maxWidth = 320, maxHeight = 240 } = {}) {
+    this.video = video;
+    this.maxWidth = maxWidth;
+    this.maxHeight = maxHeight;
+    this.canvas = document.createElement('canvas');
+    this.ctx = this.canvas.getContext('2d', { alpha: false });
+  }
+
+  /** The size frames are sent at: the camera's, scaled down to fit (never up), even numbers. */
+  size() {
+    const vw = this.video.videoWidth;
+    const vh = this.video.videoHeight;
+    if (!vw || !vh) return null;
+    const scale = Math.min(1, this.maxWidth / vw, this.maxHeight / vh);
+    return { width: Math.max(2, Math.round((vw * scale) / 2) * 2), height: Math.max(2, Math.round((vh * scale) / 2) * 2) };
+  }
+
+  /** The current video frame as a JPEG Blob (null when the video has no frame yet). */
+  jpeg(quality) {
+    const size = this.size();
+    if (!size) return Promise.resolve(null);
+    if (this.canvas.width !== size.width || this.canvas.height !== size.height) {
+      this.canvas.width = size.width;
+      this.canvas.height = size.height;
+    }
+    this.ctx.drawImage(this.video, 0, 0, size.width, size.height);
+    return new Promise((resolve) => this.canvas.toBlob(resolve, 'image/jpeg', quality));
+  }
+
+  /** Clears the canvas and drops its backing store. */
+  clear() {
+    this.ctx.clearRect(0, 0, this.canvas.width, this.canvas.height);
+    this.canvas.width = 0;
+    this.canvas.height = 0;
+  }
+}
+
+/**
+ * One still from a camera stream or a playing <video>, as a JPEG Blob (for enrollment: upload it with
+ * `fetch(url, {method: 'POST', headers: {'content-type': 'image/jpeg'}, body: blob})`).
+ */
+export async function captureStill(source, { maxWidth = 640, maxHeight = 480, quality = 0.92 } = {}) {
+  const isVideo = typeof HTMLVideoElement !== 'undefined' && source instanceof HTMLVideoElement;
+  const video = isVideo ? source : await attachVideo(source);
+  const grabber = new FrameGrabber(video, { maxWidth, maxHeight });
+  try {
+    const blob = await grabber.jpeg(quality);
+    if (!blob) throw new FaceIdError('camera_unavailable', 'The camera has no picture yet.');
+    return blob;
+  } finally {
+    grabber.clear();
+    if (!isVideo) video.srcObject = null;
+  }
+}
+
+const DEFAULTS = {
+  /** Frames per second wanted; clamped to the server's range from `ready`. */
+  fps: 10,
+  /** JPEG quality 0..1 (lowered automatically when a frame exceeds the server's maxPayload). */
+  jpegQuality: 0.8,
+  /** Largest frame sent; a bigger camera image is scaled down to fit. */
+  maxWidth: 320,
+  maxHeight: 240,
+  /** Camera request (ideal constraints). */
+  camera: { width: 320, height: 240, frameRate: 15 },
+  /** Reconnects after a dropped connection (needs getSession). */
+  maxReconnects: 3,
+  /** Stop the camera when the run ends (verdict, failure or cancel), also when the page passed its own stream. */
+  releaseCamera: true,
+  /** Skip a frame while more than this many bytes wait in the socket's send buffer (a slow network). */
+  maxBufferedBytes: 64 * 1024,
+  /** Sent in `hello`. */
+  clientName: 'faceid-client.js/1',
+};
+
+/**
+ * Starts an identification: opens the camera (unless `stream` is given), connects, streams frames until the
+ * verdict. Returns an Identification; `await run.done` for the verdict.
+ *
+ * Options:
+ * - `getSession(info)`: async, returns `{wsUrl, protocols, expiresAt?, sessionId?}` (the answer of POST /sessions).
+ *   Called once the camera is ready, and again for each reconnect (`info = {attempt, closeCode, previousSessionId}`).
+ * - `session`: a fixed session instead of getSession (no reconnects).
+ * - `video`: a <video> to show the camera in (mirror it with CSS if you like). `stream`: an open MediaStream.
+ * - `fps`, `jpegQuality`, `maxWidth`, `maxHeight`, `camera`, `maxReconnects`, `releaseCamera`, `messages`.
+ * - Callbacks: `onState(state, detail)` (camera, connecting, streaming, reconnecting, finished, failed, cancelled),
+ *   `onGuidance({code, progress, message})`, `onBusy(retryAfterMs)`, `onServerError({code, message, seq})`,
+ *   `onVerdict(verdict)`, `onFrame(seq)`.
+ */
+export function identify(options) {
+  const run = new Identification(options);
+  run.start();
+  return run;
+}
+
+export class Identification {
+  constructor(options = {}) {
+    if (!options.getSession && !options.session) throw new TypeError('identify() needs getSession or session.');
+    this.options = { ...DEFAULTS, ...options, camera: { ...DEFAULTS.camera, ...(options.camera || {}) } };
+    this.messages = { ...GUIDANCE_MESSAGES, ...(options.messages || {}) };
+    this.state = 'idle';
+    /** The server's verdict message, once it arrived. */
+    this.verdict = null;
+    /** The session being streamed to (from `ready`). */
+    this.sessionId = null;
+    this.reconnects = 0;
+    this.framesSent = 0;
+    this.seq = 0;
+    this.quality = this.options.jpegQuality;
+    this.fps = this.options.fps;
+    this.maxPayload = 256 * 1024;
+    this.pausedUntil = 0;
+    this.deadline = Infinity;
+    this.ws = null;
+    this.stream = null;
+    this.video = null;
+    this.grabber = null;
+    this.buffer = null;
+    this.timer = null;
+    this.ownsVideo = false;
+    this.streaming = false;
+    this.ended = false;
+    this.done = new Promise((resolve, reject) => {
+      this.resolveDone = resolve;
+      this.rejectDone = reject;
+    });
+  }
+
+  async start() {
+    try {
+      this.setState('camera');
+      this.stream = this.options.stream || (await openCamera(this.options.camera));
+      if (this.ended) return this.cleanup();
+      this.ownsVideo = !this.options.video;
+      this.video = await attachVideo(this.stream, this.options.video);
+      this.grabber = new FrameGrabber(this.video, { maxWidth: this.options.maxWidth, maxHeight: this.options.maxHeight });
+      if (this.ended) return this.cleanup();
+      const session = this.options.session || (await this.options.getSession({ attempt: 0, closeCode: null, previousSessionId: null }));
+      if (this.ended) return;
+      const expires = session && session.expiresAt ? Date.parse(session.expiresAt) : NaN;
+      this.deadline = Number.isFinite(expires) ? expires : Date.now() + 180_000;
+      this.connect(session);
+    } catch (err) {
+      // Errors of getSession keep their own code (e.g. attempts_exceeded from POST /sessions).
+      this.fail(err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err)));
+    }
+  }
+
+  /** Ends the run: tells the server (`cancel`), closes, releases the camera. `done` resolves with null. */
+  cancel() {
+    if (this.ended) return;
+    this.ended = true;
+    const ws = this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: 'cancel' }));
+      ws.close(1000, 'cancelled');
+    } else if (ws && ws.readyState === WebSocket.CONNECTING) {
+      ws.close();
+    }
+    this.cleanup();
+    this.setState('cancelled');
+    this.resolveDone(null);
+  }
+
+  connect(session) {
+    if (!session || !session.wsUrl || !Array.isArray(session.protocols)) {
+      this.fail(new FaceIdError('session_invalid', 'The session has no wsUrl and protocols (from POST /sessions).'));
+      return;
+    }
+    this.setState('connecting', { sessionId: session.sessionId || null, attempt: this.reconnects });
+    let ws;
+    try {
+      // The token travels as a subprotocol (`token.<token>`): never in the URL.
+      ws = new WebSocket(session.wsUrl, session.protocols);
+    } catch (err) {
+      this.fail(new FaceIdError('connect_failed', messageOf(err)));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this.ws = ws;
+    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', client: this.options.clientName }));
+    ws.onmessage = (ev) => this.onMessage(ws, ev);
+    ws.onclose = (ev) => this.onClose(ws, ev);
+    ws.onerror = () => undefined; // a close event follows, with the code
+  }
+
+  onMessage(ws, ev) {
+    if (ws !== this.ws || typeof ev.data !== 'string') return;
+    let m;
+    try {
+      m = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    switch (m.type) {
+      case 'ready':
+        this.sessionId = m.sessionId;
+        this.maxPayload = m.maxPayload;
+        this.fps = clamp(this.options.fps, m.fps.min, m.fps.max);
+        this.wipeBuffer();
+        this.buffer = new Uint8Array(this.maxPayload);
+        this.streaming = true;
+        this.setState('streaming', { sessionId: m.sessionId, fps: this.fps });
+        this.schedule(0);
+        break;
+      case 'guidance':
+        this.call('onGuidance', { code: m.code, progress: m.progress, message: this.messages[m.code] || m.code });
+        break;
+      case 'busy':
+        this.pausedUntil = performance.now() + (m.retryAfterMs || 0);
+        this.call('onBusy', m.retryAfterMs);
+        break;
+      case 'error':
+        this.call('onServerError', { code: m.code, message: m.message, seq: m.seq });
+        break;
+      case 'verdict':
+        this.verdict = m;
+        this.stopStreaming();
+        if (this.options.releaseCamera) this.releaseCameraNow();
+        this.call('onVerdict', m);
+        break;
+      default:
+        break;
+    }
+  }
+
+  onClose(ws, ev) {
+    if (ws !== this.ws) return;
+    this.ws = null;
+    this.stopStreaming();
+    if (this.ended) return;
+    if (this.verdict) {
+      this.ended = true;
+      this.cleanup();
+      this.setState('finished', { result: this.verdict.result });
+      this.resolveDone(this.verdict);
+      return;
+    }
+    const code = ev.code;
+    const canRetry =
+      RECONNECTABLE.has(code) &&
+      typeof this.options.getSession === 'function' &&
+      this.reconnects < this.options.maxReconnects &&
+      Date.now() + backoffMs(this.reconnects + 1) < this.deadline;
+    if (canRetry) {
+      void this.reconnect(code);
+      return;
+    }
+    const [errCode, message] = CLOSE_ERRORS[code] || [
+      'connection_lost',
+      RECONNECTABLE.has(code) && this.reconnects > 0
+        ? `The connection dropped again (close code ${code}) after ${this.reconnects} reconnect(s).`
+        : `The connection dropped before a verdict (close code ${code}).`,
+    ];
+    this.fail(new FaceIdError(errCode, message, { closeCode: code }));
+  }
+
+  async reconnect(closeCode) {
+    this.reconnects++;
+    const previousSessionId = this.sessionId;
+    this.setState('reconnecting', { closeCode, attempt: this.reconnects });
+    await sleep(backoffMs(this.reconnects));
+    if (this.ended) return;
+    let session;
+    try {
+      session = await this.options.getSession({ attempt: this.reconnects, closeCode, previousSessionId });
+    } catch (err) {
+      this.fail(
+        new FaceIdError('reconnect_failed', `No new session for the reconnect: ${messageOf(err)}`, {
+          closeCode,
+          cause: codeOf(err, null),
+        }),
+      );
+      return;
+    }
+    if (this.ended) return;
+    this.connect(session);
+  }
+
+  schedule(delay) {
+    clearTimeout(this.timer);
+    if (this.streaming) this.timer = setTimeout(() => void this.tick(), Math.max(0, delay));
+  }
+
+  async tick() {
+    if (!this.streaming) return;
+    const started = performance.now();
+    const interval = 1000 / this.fps;
+    if (started < this.pausedUntil) {
+      this.schedule(this.pausedUntil - started);
+      return;
+    }
+    const ws = this.ws;
+    // A slow network: do not queue frames in the browser, skip this one (the server only wants the newest anyway).
+    if (ws && ws.bufferedAmount <= this.options.maxBufferedBytes) {
+      try {
+        await this.sendFrame(ws);
+      } catch (err) {
+        this.call('onServerError', { code: 'client_frame_failed', message: messageOf(err) });
+      }
+    }
+    this.schedule(interval - (performance.now() - started));
+  }
+
+  async sendFrame(ws) {
+    const captureTime = Date.now();
+    const blob = await this.grabber.jpeg(this.quality);
+    if (!blob || !this.streaming || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
+    const jpeg = new Uint8Array(await blob.arrayBuffer());
+    try {
+      if (!this.streaming || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
+      const total = FRAME_HEADER_BYTES + jpeg.length;
+      if (total > this.maxPayload || !this.buffer) {
+        this.quality = Math.max(0.3, this.quality - 0.1); // too big: smaller next time, skip this one
+        return;
+      }
+      const message = this.buffer.subarray(0, total);
+      writeFrameHeader(message, { seq: this.seq, captureTime });
+      message.set(jpeg, FRAME_HEADER_BYTES);
+      ws.send(message); // copies the bytes
+      message.fill(0);
+      this.call('onFrame', this.seq);
+      this.seq = (this.seq + 1) >>> 0;
+      this.framesSent++;
+    } finally {
+      jpeg.fill(0);
+    }
+  }
+
+  stopStreaming() {
+    this.streaming = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  releaseCameraNow() {
+    releaseCamera(this.stream);
+    if (this.video) this.video.srcObject = null;
+    this.stream = null;
+  }
+
+  wipeBuffer() {
+    if (this.buffer) this.buffer.fill(0);
+    this.buffer = null;
+  }
+
+  cleanup() {
+    this.stopStreaming();
+    this.wipeBuffer();
+    if (this.grabber) this.grabber.clear();
+    this.grabber = null;
+    if (this.options.releaseCamera) this.releaseCameraNow();
+    else if (this.ownsVideo && this.video) this.video.srcObject = null;
+  }
+
+  fail(err) {
+    if (this.ended) return;
+    this.ended = true;
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close();
+    this.ws = null;
+    this.cleanup();
+    this.setState('failed', { code: err.code, message: err.message });
+    this.rejectDone(err);
+  }
+
+  setState(state, detail = {}) {
+    this.state = state;
+    this.call('onState', state, detail);
+  }
+
+  call(name, ...args) {
+    const fn = this.options[name];
+    if (typeof fn !== 'function') return;
+    try {
+      fn(...args);
+    } catch (err) {
+      // A page's callback must not break the session.
+      console.error(`faceid-client: ${name} threw`, err);
+    }
+  }
+}
+
+function backoffMs(attempt) {
+  return Math.min(4000, 500 * 2 ** (attempt - 1));
+}
+
+function clamp(x, lo, hi) {
+  return Math.min(Math.max(x, lo), hi);
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function codeOf(err, fallback) {
+  return err && typeof err.code === 'string' && /^[a-z][a-z0-9_]*$/.test(err.code) ? err.code : fallback;
+}
+
+function messageOf(err) {
+  return err && err.message ? err.message : String(err);
+}

@@ -1,0 +1,2 @@
+export { AuditService, AuditDetailError, checkAuditDetail, type AuditRecord } from './audit.service';
+export { AuditModule } from './audit.module';

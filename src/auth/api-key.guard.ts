@@ -1,0 +1,75 @@
+import {
+  applyDecorators,
+  Inject,
+  Injectable,
+  UseGuards,
+  type CanActivate,
+  type ExecutionContext,
+} from '@nestjs/common';
+import { ApiSecurity, AppError, RateLimitedError, type RouteSecurity } from '../http';
+import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
+import { API_KEY_PATTERN, hashApiKey } from './api-key';
+import { PRINCIPAL, type RequestWithPrincipal } from './principal';
+import { RateLimiter } from './rate-limiter';
+
+/** One answer for a missing, malformed, unknown or revoked key, so a caller cannot tell them apart. */
+export class UnauthorizedError extends AppError {
+  constructor() {
+    super('unauthorized', 'A valid workstation API key is required: Authorization: Bearer fid_ws_...');
+    this.name = 'UnauthorizedError';
+  }
+}
+
+/** The OpenAPI security scheme of workstation keys (used by `@WorkstationAuth()`). */
+export const WORKSTATION_SECURITY: RouteSecurity = {
+  name: 'workstationKey',
+  scheme: {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'Workstation API key: `Authorization: Bearer fid_ws_...` (43 base64url characters after the prefix).',
+  },
+  errors: ['unauthorized', 'rate_limited'],
+};
+
+interface GuardedRequest extends RequestWithPrincipal {
+  headers: Record<string, string | string[] | undefined>;
+  ip?: string;
+  socket?: { remoteAddress?: string };
+}
+
+/**
+ * Checks `Authorization: Bearer <key>` against the stored hashes and attaches the principal. Rate limits first per
+ * client IP (every request, so guessing keys is slow too), then per workstation. 401 `unauthorized`, 429
+ * `rate_limited` with Retry-After.
+ */
+@Injectable()
+export class ApiKeyGuard implements CanActivate {
+  constructor(
+    @Inject(WORKSTATIONS) private readonly workstations: WorkstationRepository,
+    private readonly limiter: RateLimiter,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const req = context.switchToHttp().getRequest<GuardedRequest>();
+    const ip = req.ip ?? req.socket?.remoteAddress ?? 'unknown';
+    const ipWait = this.limiter.take(`ip:${ip}`);
+    if (ipWait > 0) throw new RateLimitedError(ipWait);
+
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header) : null;
+    const key = match?.[1];
+    if (!key || !API_KEY_PATTERN.test(key)) throw new UnauthorizedError();
+    const workstation = await this.workstations.findByKeyHash(hashApiKey(key));
+    if (!workstation || workstation.revokedAt) throw new UnauthorizedError();
+
+    const keyWait = this.limiter.take(`ws:${workstation.id}`);
+    if (keyWait > 0) throw new RateLimitedError(keyWait);
+    req[PRINCIPAL] = { clinicId: workstation.clinicId, workstationId: workstation.id };
+    return true;
+  }
+}
+
+/** API-key guard plus its OpenAPI security, on a controller or a route. Read the caller with `@Principal()`. */
+export function WorkstationAuth(): ClassDecorator & MethodDecorator {
+  return applyDecorators(UseGuards(ApiKeyGuard), ApiSecurity(WORKSTATION_SECURITY));
+}

@@ -1,0 +1,125 @@
+import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
+import { statusForCode, ValidationError, type ErrorBody } from './errors';
+
+/** Codes and fixed messages for Nest's and Express's own HTTP errors (no route, body parser, multer). */
+const HTTP_STATUS_CODES: Record<number, [code: string, message: string]> = {
+  400: ['invalid_request', 'The request is malformed.'],
+  401: ['unauthorized', 'Authentication is required.'],
+  403: ['forbidden', 'Not allowed.'],
+  404: ['not_found', 'No such resource.'],
+  405: ['method_not_allowed', 'Method not allowed.'],
+  413: ['payload_too_large', 'The request body is too large.'],
+  415: ['unsupported_media_type', 'Unsupported content type.'],
+  429: ['rate_limited', 'Too many requests; retry later.'],
+};
+
+interface Reply {
+  status: number;
+  /** ErrorBody, or the body of an HttpException that carries its own code. */
+  body: ErrorBody;
+  retryAfterSeconds?: number;
+}
+
+interface CodedError {
+  code: string;
+  message?: unknown;
+  retryAfterSeconds?: unknown;
+}
+
+function isCoded(err: unknown): err is CodedError {
+  return typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string';
+}
+
+/** An error thrown by Express or its body parsers (http-errors: `status` and `expose`). */
+function httpErrorStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as { status?: unknown; statusCode?: unknown; expose?: unknown };
+  const status = typeof e.status === 'number' ? e.status : e.statusCode;
+  return e.expose === true && typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+function fromStatus(status: number): Reply {
+  const [code, message] =
+    HTTP_STATUS_CODES[status] ??
+    (status < 500
+      ? ['invalid_request', 'The request cannot be served.']
+      : status === 503
+        ? ['unavailable', 'Temporarily unavailable.']
+        : ['internal', 'Internal error.']);
+  return { status: status >= 400 && status <= 599 ? status : 500, body: { error: { code, message } } };
+}
+
+const INTERNAL: Reply = { status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } };
+
+/**
+ * Turns any exception into `{"error": {"code", "message"}}`:
+ * - a typed error (a string `code` registered in the status table): its code, status and message;
+ * - a ValidationError: 400 with `issues`;
+ * - Nest's HttpException and Express's body-parser errors: a code and a fixed message per status (their own
+ *   messages can quote the request, e.g. a JSON syntax error quotes the body), except an HttpException whose body
+ *   our code shaped with a string `code` (e.g. /health's `{status: 'error', code}`), which is sent unchanged;
+ * - anything else, including errors with unknown codes (ENOENT, database codes): 500 `internal`, logged.
+ * Request bodies are never echoed. 5xx are logged with the code and message; 4xx at debug level.
+ */
+@Catch()
+export class ErrorFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Http');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    // HTTP only (WebSocket gateways have their own error messages).
+    if (host.getType() !== 'http') throw exception;
+    const reply = this.reply(exception);
+    const ctx = host.switchToHttp();
+    const res = ctx.getResponse<{
+      headersSent: boolean;
+      status(code: number): { json(body: unknown): void };
+      setHeader(name: string, value: string): void;
+      end(): void;
+    }>();
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    if (reply.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(reply.retryAfterSeconds));
+    res.status(reply.status).json(reply.body);
+  }
+
+  reply(exception: unknown): Reply {
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const body = exception.getResponse();
+      // Shaped by our own code with a stable code (e.g. /health's {status, code} for load balancers): kept as is.
+      if (typeof body === 'object' && body !== null && typeof (body as { code?: unknown }).code === 'string') {
+        return { status, body: body as ErrorBody };
+      }
+      if (status >= 500) this.logger.error(`HTTP ${status}: ${exception.message}`);
+      return fromStatus(status);
+    }
+    if (isCoded(exception)) {
+      const status = statusForCode(exception.code);
+      const message = typeof exception.message === 'string' && exception.message ? exception.message : exception.code;
+      if (status === undefined) {
+        const expressStatus = httpErrorStatus(exception);
+        if (expressStatus !== undefined) return fromStatus(expressStatus);
+        this.logger.error(`Unmapped error code ${exception.code}: ${message}`, (exception as { stack?: string }).stack);
+        return INTERNAL;
+      }
+      if (status >= 500) this.logger.error(`${exception.code}: ${message}`);
+      else this.logger.debug(`${exception.code}: ${message}`);
+      // A 500 is a bug or a broken installation: its detail is for the log, not the client.
+      const reply: Reply = {
+        status,
+        body: { error: { code: exception.code, message: status === 500 ? 'Internal error.' : message } },
+      };
+      if (exception instanceof ValidationError) reply.body.error.issues = exception.issues.map((i) => ({ ...i }));
+      const retry = (exception as CodedError).retryAfterSeconds;
+      if (typeof retry === 'number' && Number.isFinite(retry)) reply.retryAfterSeconds = Math.max(1, Math.ceil(retry));
+      return reply;
+    }
+    const expressStatus = httpErrorStatus(exception);
+    if (expressStatus !== undefined) return fromStatus(expressStatus);
+    this.logger.error(exception instanceof Error ? exception : String(exception), (exception as Error)?.stack);
+    return INTERNAL;
+  }
+}

@@ -1,0 +1,62 @@
+import type { Analysis, Face } from '../engine';
+
+/** What the patient should do next, shown by the client. */
+export type GuidanceCode =
+  | 'no_face'
+  | 'multiple_faces'
+  | 'too_far'
+  | 'too_dark'
+  | 'blurry'
+  | 'look_at_camera'
+  | 'hold_still'
+  | 'blink_now';
+
+export interface GuidanceThresholds {
+  /** Inter-ocular distance in pixels below which the face is too far (or the frame too small). */
+  minFaceSize: number;
+  /** Mean grey level of the face below which it is too dark. */
+  minBrightness: number;
+  /** Laplacian variance of the aligned face below which it is blurry. */
+  minSharpness: number;
+  /** Largest |yaw| / |pitch| in degrees that still counts as looking at the camera. */
+  maxYaw: number;
+  maxPitch: number;
+  /** A second face this large relative to the primary one (area) means two people are in front of the camera. */
+  secondFaceRatio: number;
+}
+
+// Measured on webcam-like 320x240 frames of the sample photos: a seated patient gives an inter-ocular distance of
+// 31-37 px, brightness 87-150 and sharpness 48-448; landmark yaw reads up to about 30 degrees on faces a person
+// calls frontal, so the pose limits are generous.
+export const DEFAULT_GUIDANCE: GuidanceThresholds = {
+  minFaceSize: 24,
+  minBrightness: 50,
+  minSharpness: 15,
+  maxYaw: 35,
+  maxPitch: 25,
+  secondFaceRatio: 0.5,
+};
+
+export interface FrameAssessment {
+  /** null when the frame is good enough to identify from. */
+  problem: Exclude<GuidanceCode, 'hold_still' | 'blink_now'> | null;
+  face: Face | null;
+}
+
+/** Judges one analysed frame: the first problem found, in the order a person can fix them. */
+export function assessFrame(a: Analysis, t: GuidanceThresholds = DEFAULT_GUIDANCE): FrameAssessment {
+  const face = a.faces.find((f) => f.primary) ?? null;
+  if (!face) return { problem: 'no_face', face: null };
+  const area = face.box.width * face.box.height;
+  if (a.faces.some((f) => !f.primary && f.box.width * f.box.height >= t.secondFaceRatio * area)) {
+    return { problem: 'multiple_faces', face };
+  }
+  const q = face.quality;
+  if (q && q.faceSize < t.minFaceSize) return { problem: 'too_far', face };
+  if (q && q.brightness < t.minBrightness) return { problem: 'too_dark', face };
+  if (q && q.sharpness < t.minSharpness) return { problem: 'blurry', face };
+  if (face.pose && (Math.abs(face.pose.yaw) > t.maxYaw || Math.abs(face.pose.pitch) > t.maxPitch)) {
+    return { problem: 'look_at_camera', face };
+  }
+  return { problem: null, face };
+}

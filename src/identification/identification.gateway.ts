@@ -1,0 +1,178 @@
+import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { CONFIG, type Config } from '../config';
+import { EngineService } from '../engine';
+import { EnrollmentService } from '../enrollment';
+import { AuditService } from '../audit';
+import { MetricsService } from '../metrics';
+import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
+import type { AuthRequest, AuthResult, FrameConnection, SessionTransportHandler } from '../transport/connection';
+import { decodeFrameMessage, parseClientMessage, ProtocolError, WS_CLOSE } from '../transport/protocol';
+import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
+import { hashToken } from './tokens';
+
+interface Admitted {
+  sessionId: string;
+  clinicId: string;
+  patientId: string;
+  template: Float32Array | null;
+}
+
+/**
+ * The WebSocket side of a session: admits a connection by its single-use token, runs its frames through a
+ * SessionRunner, stores the verdict, then sends it and closes. Transport-neutral (ws or uWS call it).
+ */
+@Injectable()
+export class IdentificationGateway implements SessionTransportHandler, OnApplicationShutdown {
+  private readonly log = new Logger('Identification');
+  private readonly admitted = new Map<string, Admitted>(); // by session id, between authenticate and onOpen
+  private readonly runners = new Map<string, { runner: SessionRunner; session: Admitted }>(); // by connection id
+  private readonly settings: IdentificationSettings;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(SESSIONS) private readonly sessions: SessionRepository,
+    @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
+    private readonly engine: EngineService,
+    private readonly enrollment: EnrollmentService,
+    private readonly audit: AuditService,
+    private readonly metrics: MetricsService,
+  ) {
+    this.settings = {
+      ...DEFAULT_SETTINGS,
+      matchThreshold: config.MATCH_THRESHOLD,
+      livenessMin: config.LIVENESS_MIN,
+      blinkWindowMs: config.BLINK_WINDOW_MS,
+      sessionTimeoutMs: config.SESSION_TIMEOUT_MS,
+    };
+  }
+
+  async authenticate(req: AuthRequest): Promise<AuthResult> {
+    const refuse: AuthResult = { ok: false, closeCode: WS_CLOSE.token_invalid, reason: 'token_invalid' };
+    if (!req.token || req.token.length > 128) return refuse;
+    const session = await this.sessions.consumeToken(hashToken(req.token), new Date());
+    if (!session) return refuse;
+    const template = await this.enrollment.loadTemplate(session.clinicId, session.patientId);
+    this.admitted.set(session.id, {
+      sessionId: session.id,
+      clinicId: session.clinicId,
+      patientId: session.patientId,
+      template,
+    });
+    return { ok: true, sessionId: session.id };
+  }
+
+  onOpen(conn: FrameConnection, sessionId: string): void {
+    const session = this.admitted.get(sessionId);
+    this.admitted.delete(sessionId);
+    if (!session) {
+      conn.close(WS_CLOSE.token_invalid, 'token_invalid');
+      return;
+    }
+    this.metrics.sessionOpened();
+    const runner = new SessionRunner(
+      this.engine.get(),
+      session.template,
+      {
+        send: (msg) => conn.sendJson(msg),
+        finish: (outcome) => void this.finish(conn, session, outcome),
+        onFrameReceived: () => this.metrics.frameReceived(),
+        onFrameDropped: () => this.metrics.frameDropped(),
+        onAnalysis: (call, seconds) => {
+          this.metrics.frameAnalysed();
+          this.metrics.analysis(call, seconds);
+        },
+      },
+      this.settings,
+    );
+    session.template = null; // the runner holds it now; it is wiped when the connection ends
+    this.runners.set(conn.id, { runner, session });
+    conn.sendJson({ type: 'ready', sessionId, maxPayload: this.config.WS_MAX_PAYLOAD, fps: { min: 5, max: 15 } });
+  }
+
+  onFrame(conn: FrameConnection, frame: Buffer): void {
+    const entry = this.runners.get(conn.id);
+    if (!entry || entry.runner.finished) {
+      frame.fill(0);
+      return;
+    }
+    let decoded;
+    try {
+      decoded = decodeFrameMessage(frame);
+    } catch (err) {
+      frame.fill(0);
+      const e = err as ProtocolError;
+      this.metrics.wsError(e.code);
+      if (e.code.startsWith('protocol_')) {
+        conn.close(WS_CLOSE.protocol_error, e.code);
+      } else {
+        conn.sendJson({ type: 'error', code: e.code, message: e.message });
+      }
+      return;
+    }
+    const { header, payload } = decoded;
+    entry.runner.onFrame(frame, {
+      seq: header.seq,
+      format: header.format,
+      width: header.width,
+      height: header.height,
+      payload,
+    });
+  }
+
+  onText(conn: FrameConnection, text: string): void {
+    let msg;
+    try {
+      msg = parseClientMessage(text);
+    } catch (err) {
+      const e = err as ProtocolError;
+      this.metrics.wsError(e.code ?? 'protocol_bad_message');
+      conn.sendJson({ type: 'error', code: e.code ?? 'protocol_bad_message', message: e.message });
+      return;
+    }
+    if (msg.type === 'cancel') {
+      this.runners.get(conn.id)?.runner.abort();
+      conn.close(WS_CLOSE.normal, 'cancelled');
+    }
+  }
+
+  onClose(conn: FrameConnection): void {
+    const entry = this.runners.get(conn.id);
+    if (!entry) return;
+    this.runners.delete(conn.id);
+    entry.runner.abort();
+    this.metrics.sessionClosed();
+  }
+
+  onApplicationShutdown(): void {
+    for (const { runner } of this.runners.values()) runner.abort();
+    this.runners.clear();
+  }
+
+  /** Store the verdict (with its session, in one transaction), then send it and close. */
+  private async finish(conn: FrameConnection, session: Admitted, outcome: VerdictOutcome): Promise<void> {
+    this.metrics.verdict(outcome.result);
+    try {
+      await this.verdicts.finish({
+        clinicId: session.clinicId,
+        sessionId: session.sessionId,
+        result: outcome.result,
+        method: 'face',
+        score: outcome.score,
+        liveness: outcome.liveness,
+        timings: outcome.timings,
+      });
+      await this.audit.record('system', 'session.verdict', {
+        clinicId: session.clinicId,
+        subject: session.sessionId,
+        detail: { result: outcome.result, method: 'face' },
+      });
+    } catch (err) {
+      this.log.error(`Could not store the verdict of session ${session.sessionId}: ${(err as Error).message}`);
+      conn.sendJson({ type: 'error', code: 'internal', message: 'The verdict could not be stored.' });
+      conn.close(WS_CLOSE.going_away, 'internal');
+      return;
+    }
+    conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...outcome });
+    conn.close(WS_CLOSE.normal, 'verdict');
+  }
+}

@@ -1,0 +1,8 @@
+// The storage module's public surface. Feature modules need only ./ports (types and DI tokens).
+export * from './ports';
+export { StorageModule, STORAGE } from './storage.module';
+export { openStorage, createRepositories, type Storage, type Repositories, type OpenStorageOptions } from './open';
+export { verifyAuditChain, auditHash, canonicalJson, AUDIT_GENESIS, type AuditChainReader } from './audit-chain';
+export { migrate, readMigrations, type Migration, type MigrateResult } from './migrate';
+export { resolveTarget, describeTarget, type StorageTarget, type StorageProvider, type StorageConfig } from './target';
+export { StorageError, type StorageErrorCode } from './errors';

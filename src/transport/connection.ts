@@ -1,0 +1,68 @@
+/**
+ * The transport-neutral contract between a WebSocket adapter (ws or uWS) and the identification sessions.
+ *
+ * Why plain providers and not Nest's @WebSocketGateway: Nest's gateway model routes JSON events per message, while
+ * this protocol is a binary stream with per-connection authentication during the upgrade, and the uWS transport needs
+ * its own port and copy-then-wipe semantics that no Nest adapter offers. So the adapters are ordinary providers that
+ * own their socket server and call one SessionTransportHandler, which the identification module provides under
+ * SESSION_TRANSPORT_HANDLER.
+ */
+import type { ServerMessage } from './protocol';
+
+/** DI token of the SessionTransportHandler the adapters call (provided by the identification module). */
+export const SESSION_TRANSPORT_HANDLER = Symbol('SESSION_TRANSPORT_HANDLER');
+
+/** One client connection, whatever the transport. */
+export interface FrameConnection {
+  /** Random per connection; not the session id. For logs and maps. */
+  readonly id: string;
+  readonly remoteAddress: string;
+  /**
+   * Validates (against the zod schema), serialises and sends one control message; dropped once the connection is
+   * closed. An invalid message is a bug: it throws a TypeError naming the bad fields.
+   */
+  sendJson(msg: ServerMessage): void;
+  /** Closes with a WS_CLOSE code. Idempotent. `reason` must be short (< 123 bytes) and hold no personal data. */
+  close(code: number, reason: string): void;
+  readonly open: boolean;
+}
+
+export interface AuthRequest {
+  /** From the `token.<token>` subprotocol, else the `?token=` query parameter; null when neither. */
+  token: string | null;
+  /** The Origin header (already checked against WS_ALLOWED_ORIGINS); null for non-browser clients. */
+  origin: string | null;
+  remoteAddress: string;
+}
+
+export type AuthResult = { ok: true; sessionId: string } | { ok: false; closeCode: number; reason: string };
+
+/**
+ * What the adapters call. Calls for one connection never overlap and come in order:
+ * authenticate -> onOpen -> (onFrame | onText)* -> onClose.
+ * - onOpen comes exactly once for every authenticate() that returned ok. If the client left while authenticate()
+ *   ran (or the server began stopping), onOpen still comes, with a connection that is already closed (`open`
+ *   false, sends dropped), followed by onClose(1006): per-session state set up in authenticate() is always released.
+ * - onClose comes exactly once for every onOpen, on a later tick than the close() call that caused it.
+ * - Nothing comes after onClose, and no frame or text comes after the handler called close().
+ * - A throw from a callback is logged and closes that connection with 1011 (other connections are unaffected).
+ */
+export interface SessionTransportHandler {
+  /**
+   * Called during the upgrade, before the socket is a WebSocket. On `ok: false` the adapter completes the handshake
+   * and closes at once with `closeCode` (so browsers see the code; an HTTP refusal would only show a generic error).
+   * A throw counts as a refusal with 1011. Not called for a forbidden Origin.
+   */
+  authenticate(req: AuthRequest): Promise<AuthResult>;
+  onOpen(conn: FrameConnection, sessionId: string): void;
+  /**
+   * One binary message (header + frame, see decodeFrameMessage). The buffer is the handler's: nothing else reads or
+   * writes these bytes (with ws it may be a view into a socket chunk whose other bytes belong to other messages), it
+   * stays valid after the call returns, and the handler must wipe it (`fill(0)`) when done, including on errors.
+   */
+  onFrame(conn: FrameConnection, frame: Buffer): void;
+  /** One text message (parse with parseClientMessage). */
+  onText(conn: FrameConnection, text: string): void;
+  /** `code` as received or sent (1006 when the connection dropped without a close frame). */
+  onClose(conn: FrameConnection, code: number): void;
+}

@@ -1,0 +1,364 @@
+/**
+ * The identification wire protocol (path /ws/identify, subprotocol `faceid.v1`). docs/protocol.md describes it for
+ * client authors; keep the two in step (a test checks every message type appears there).
+ *
+ * Two kinds of WebSocket messages:
+ * - binary: one camera frame = a 20-byte little-endian header + the frame bytes. Frames never become strings.
+ * - text: small JSON control messages, one zod schema per message type, validated at the edge.
+ */
+import { z } from 'zod';
+import type { VerdictResult } from '../storage/ports';
+
+/** The subprotocol the server answers with; the token travels beside it as `token.<token>`. */
+export const SUBPROTOCOL = 'faceid.v1';
+export const TOKEN_SUBPROTOCOL_PREFIX = 'token.';
+export const WS_PATH = '/ws/identify';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Close codes
+// ---------------------------------------------------------------------------------------------------------------
+
+/**
+ * WebSocket close codes the server uses. 4000-4999 are ours (RFC 6455 leaves them to applications).
+ * Too-large messages use the standard 1009 rather than a private code: `ws` sends it itself before reading the
+ * oversized payload, browsers and libraries know it, and the uWS adapter sends the same code.
+ */
+export const WS_CLOSE = {
+  /** After the verdict (or a client `cancel`). */
+  normal: 1000,
+  /** Server shutting down. */
+  going_away: 1001,
+  /** A message above WS_MAX_PAYLOAD. */
+  payload_too_large: 1009,
+  /** The server failed (a bug or an unexpected error); the client may start a new session. */
+  internal_error: 1011,
+  /** Unknown, already used or expired token: the three are indistinguishable on purpose. */
+  token_invalid: 4001,
+  /** The page's Origin is not in WS_ALLOWED_ORIGINS. */
+  origin_forbidden: 4003,
+  /** A malformed frame header or control message. */
+  protocol_error: 4008,
+  /** The session already has a verdict (or was cancelled): no more frames are taken. */
+  session_finished: 4010,
+} as const;
+export type WsCloseName = keyof typeof WS_CLOSE;
+export type WsCloseCode = (typeof WS_CLOSE)[WsCloseName];
+
+/** For docs/protocol.md (generated). */
+export const WS_CLOSE_DESCRIPTIONS: Record<WsCloseName, string> = {
+  normal: 'The session is over: after the verdict, or after the client sent `cancel`.',
+  going_away: 'The server is shutting down. Start a new session later.',
+  payload_too_large: 'A message was larger than `maxPayload` (WS_MAX_PAYLOAD). The standard code, as `ws` and browsers know it.',
+  internal_error: 'The server failed. The session is lost; the operator may start a new one.',
+  token_invalid: 'The token is unknown, already used or expired (deliberately indistinguishable), or missing.',
+  origin_forbidden: "The page's Origin is not in WS_ALLOWED_ORIGINS. No token was looked at.",
+  protocol_error: 'A binary message with a bad header (see the protocol_* codes), or a malformed control message.',
+  session_finished: 'The session already has a verdict or was cancelled; it takes no more frames.',
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Binary frames
+// ---------------------------------------------------------------------------------------------------------------
+
+export const FRAME_MAGIC = [0x46, 0x49] as const; // 'F', 'I'
+export const PROTOCOL_VERSION = 1;
+export const FRAME_HEADER_BYTES = 20;
+/** Index = the format byte on the wire. */
+export const FRAME_FORMATS = ['jpeg', 'rgba', 'bgr', 'i420'] as const;
+export type FrameFormat = (typeof FRAME_FORMATS)[number];
+
+export interface FrameHeader {
+  version: number;
+  format: FrameFormat;
+  /** Client's frame counter (u32); echoed in error messages. */
+  seq: number;
+  /** Milliseconds since the epoch on the client's clock (f64). */
+  captureTime: number;
+  /** Pixels; 0 for jpeg (the JPEG carries its own size). */
+  width: number;
+  height: number;
+}
+
+export interface DecodedFrame {
+  header: FrameHeader;
+  /** A view into the message buffer (no copy): wiping the message wipes the payload. */
+  payload: Buffer;
+}
+
+export const PROTOCOL_ERROR_CODES = [
+  'protocol_bad_magic',
+  'protocol_version_unsupported',
+  'protocol_bad_format',
+  /** Binary message shorter than the 20-byte header. */
+  'protocol_header_truncated',
+  /** Text message that is not JSON or matches no client message schema. */
+  'protocol_bad_message',
+  'frame_empty',
+  /** Raw format with width or height 0 (or odd, for i420). */
+  'frame_dimensions_invalid',
+  /** Raw format whose byte count does not match width x height (same code as the engine's). */
+  'frame_size_mismatch',
+] as const;
+export type ProtocolErrorCode = (typeof PROTOCOL_ERROR_CODES)[number];
+
+/** For docs/protocol.md (generated). */
+export const PROTOCOL_ERROR_DESCRIPTIONS: Record<ProtocolErrorCode, string> = {
+  protocol_bad_magic: "The binary message does not start with 'F','I'.",
+  protocol_version_unsupported: `Header byte 2 is not ${PROTOCOL_VERSION}.`,
+  protocol_bad_format: 'Header byte 3 is not a known format.',
+  protocol_header_truncated: `The binary message is shorter than the ${FRAME_HEADER_BYTES}-byte header.`,
+  protocol_bad_message: 'A text message that is not JSON, too long, or matches no client message.',
+  frame_empty: 'The header is followed by no frame bytes.',
+  frame_dimensions_invalid: 'A raw frame (rgba, bgr, i420) with width or height 0, or an i420 frame with an odd one.',
+  frame_size_mismatch: 'A raw frame whose byte count is not what its format, width and height call for.',
+};
+
+/** A malformed message. Messages never quote frame bytes. `seq` is set when the header was readable. */
+export class ProtocolError extends Error {
+  readonly closeCode = WS_CLOSE.protocol_error;
+
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+    readonly seq?: number,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** Parses the header of a binary message. Throws ProtocolError; never copies or alters the bytes. */
+export function decodeFrameMessage(buf: Buffer): DecodedFrame {
+  if (buf.length < 2 || buf[0] !== FRAME_MAGIC[0] || buf[1] !== FRAME_MAGIC[1]) {
+    throw new ProtocolError('protocol_bad_magic', "Binary messages must start with the bytes 'FI'.");
+  }
+  if (buf.length < FRAME_HEADER_BYTES) {
+    throw new ProtocolError('protocol_header_truncated', `A frame header is ${FRAME_HEADER_BYTES} bytes.`);
+  }
+  const version = buf[2];
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError('protocol_version_unsupported', `Frame header version ${version}; supported: ${PROTOCOL_VERSION}.`);
+  }
+  const seq = buf.readUInt32LE(4);
+  const format = FRAME_FORMATS[buf[3]];
+  if (format === undefined) {
+    throw new ProtocolError('protocol_bad_format', `Unknown frame format ${buf[3]}.`, seq);
+  }
+  const header: FrameHeader = {
+    version,
+    format,
+    seq,
+    captureTime: buf.readDoubleLE(8),
+    width: buf.readUInt16LE(16),
+    height: buf.readUInt16LE(18),
+  };
+  if (buf.length === FRAME_HEADER_BYTES) throw new ProtocolError('frame_empty', 'The frame has no bytes.', seq);
+  if (format !== 'jpeg') {
+    const { width, height } = header;
+    if (width === 0 || height === 0) {
+      throw new ProtocolError('frame_dimensions_invalid', `Raw ${format} frames need a width and a height.`, seq);
+    }
+    if (format === 'i420' && (width % 2 !== 0 || height % 2 !== 0)) {
+      throw new ProtocolError('frame_dimensions_invalid', 'I420 frames need an even width and height.', seq);
+    }
+    // Checked here, not only in the engine, so a bad frame never displaces a good one waiting for analysis.
+    const expected = rawFrameBytes(format, width, height);
+    if (buf.length - FRAME_HEADER_BYTES !== expected) {
+      throw new ProtocolError('frame_size_mismatch', `A ${width}x${height} ${format} frame has ${expected} bytes.`, seq);
+    }
+  }
+  return { header, payload: buf.subarray(FRAME_HEADER_BYTES) };
+}
+
+/** Bytes of a raw frame (rgba 4, bgr 3, i420 1.5 per pixel; width and height even for i420). */
+export function rawFrameBytes(format: Exclude<FrameFormat, 'jpeg'>, width: number, height: number): number {
+  const pixels = width * height;
+  return format === 'rgba' ? pixels * 4 : format === 'bgr' ? pixels * 3 : (pixels * 3) / 2;
+}
+
+/**
+ * Builds a binary frame message (clients, tests, load generators). The result is a new buffer holding a copy of
+ * `payload`: wipe it when done if it held a real frame.
+ */
+export function encodeFrameMessage(
+  header: Omit<FrameHeader, 'version' | 'width' | 'height'> & { version?: number; width?: number; height?: number },
+  payload: Uint8Array,
+): Buffer {
+  const formatByte = FRAME_FORMATS.indexOf(header.format);
+  if (formatByte < 0) throw new RangeError(`Unknown frame format ${String(header.format)}.`);
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  out[0] = FRAME_MAGIC[0];
+  out[1] = FRAME_MAGIC[1];
+  out[2] = header.version ?? PROTOCOL_VERSION;
+  out[3] = formatByte;
+  out.writeUInt32LE(header.seq >>> 0, 4);
+  out.writeDoubleLE(header.captureTime, 8);
+  out.writeUInt16LE(header.width ?? 0, 16);
+  out.writeUInt16LE(header.height ?? 0, 18);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Control messages (JSON text)
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Stable error codes are snake_case identifiers (engine, protocol and session codes alike). */
+const errorCode = z.string().regex(/^[a-z][a-z0-9_]*$/).max(64);
+const u32 = z.number().int().min(0).max(0xffffffff);
+const count = z.number().int().min(0);
+
+// Client -> server. Unknown keys are stripped (a newer client may send more); an unknown `type` is an error.
+export const HelloMessage = z
+  .object({
+    type: z.literal('hello'),
+    /** Free-form client name and version, for logs (e.g. "faceid-web/1.2.0"). */
+    client: z.string().max(100).optional(),
+  })
+  .meta({ description: 'Client -> server, optional, first: identifies the client software.' });
+
+export const CancelMessage = z
+  .object({ type: z.literal('cancel') })
+  .meta({ description: 'Client -> server: the patient or operator gave up; the server ends the session.' });
+
+export const ClientMessage = z.discriminatedUnion('type', [HelloMessage, CancelMessage]);
+export type HelloMessage = z.infer<typeof HelloMessage>;
+export type CancelMessage = z.infer<typeof CancelMessage>;
+export type ClientMessage = z.infer<typeof ClientMessage>;
+
+// Server -> client. Strict: an unknown key is a bug in our code (and could leak something), so it throws.
+export const ReadyMessage = z
+  .strictObject({
+    type: z.literal('ready'),
+    sessionId: z.string(),
+    /** Largest binary message (header included) the server takes, in bytes. */
+    maxPayload: z.number().int().positive(),
+    /** Frame rate the client should send at: at least `min`, at most `max` frames per second. */
+    fps: z.strictObject({ min: z.number().positive(), max: z.number().positive() }),
+  })
+  .meta({ description: 'Server -> client, first message after the token was accepted: start sending frames.' });
+
+export const GUIDANCE_CODES = [
+  'no_face',
+  'multiple_faces',
+  'too_far',
+  'too_dark',
+  'blurry',
+  'look_at_camera',
+  'hold_still',
+  'blink_now',
+] as const;
+export type GuidanceCode = (typeof GUIDANCE_CODES)[number];
+
+/** For docs/protocol.md (generated): what the client should tell the patient. */
+export const GUIDANCE_DESCRIPTIONS: Record<GuidanceCode, string> = {
+  no_face: 'No face in view.',
+  multiple_faces: 'More than one face in view: only the patient should face the camera.',
+  too_far: 'The face is too small: come closer.',
+  too_dark: 'Not enough light on the face.',
+  blurry: 'The image is blurred: hold still or clean the lens.',
+  look_at_camera: 'The head is turned: look straight at the camera.',
+  hold_still: 'Good: keep still while the server works.',
+  blink_now: 'The liveness challenge: blink once.',
+};
+
+export const GuidanceMessage = z
+  .strictObject({
+    type: z.literal('guidance'),
+    code: z.enum(GUIDANCE_CODES),
+    /** How far the session is towards a verdict, 0..1 (for a progress ring). */
+    progress: z.number().min(0).max(1),
+  })
+  .meta({ description: 'Server -> client: what the patient should do now.' });
+
+export const BusyMessage = z
+  .strictObject({
+    type: z.literal('busy'),
+    /** Wait at least this long before sending the next frame. */
+    retryAfterMs: z.number().int().min(0),
+  })
+  .meta({ description: 'Server -> client: the engine is saturated; slow down.' });
+
+export const ErrorMessage = z
+  .strictObject({
+    type: z.literal('error'),
+    code: errorCode,
+    message: z.string(),
+    /** The frame's `seq` when the error is about one frame. */
+    seq: u32.optional(),
+  })
+  .meta({ description: 'Server -> client: a frame or message was refused; the session may go on.' });
+
+/** Same values as storage's VerdictResult (checked at compile time below). */
+export const VERDICT_RESULTS = ['match', 'no_match', 'spoof_suspected', 'no_template', 'timeout', 'error'] as const;
+
+export const VerdictMessage = z
+  .strictObject({
+    type: z.literal('verdict'),
+    sessionId: z.string(),
+    result: z.enum(VERDICT_RESULTS),
+    /** Cosine similarity with the enrolled template (about -1..1); null when no comparison was made. Not bounded
+     * here: float rounding can step past 1, and a verdict must never fail validation for that. */
+    score: z.number().nullable(),
+    liveness: z.strictObject({
+      /** Passive liveness probability (about 0..1, unbounded for the same reason as score); null when not measured. */
+      passive: z.number().nullable(),
+      /** Whether the blink challenge was passed. */
+      blink: z.boolean(),
+    }),
+    timings: z.strictObject({
+      /** Null when no frame arrived (e.g. timeout). */
+      firstFrameToVerdictMs: z.number().min(0).nullable(),
+      framesReceived: count,
+      framesAnalysed: count,
+      /** Frames replaced by a newer one before analysis (latest frame wins). */
+      framesDropped: count,
+    }),
+  })
+  .meta({ description: 'Server -> client, last message: the outcome. The server then closes with 1000.' });
+
+export const ServerMessage = z.discriminatedUnion('type', [
+  ReadyMessage,
+  GuidanceMessage,
+  BusyMessage,
+  ErrorMessage,
+  VerdictMessage,
+]);
+export type ReadyMessage = z.infer<typeof ReadyMessage>;
+export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
+export type BusyMessage = z.infer<typeof BusyMessage>;
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+export type VerdictMessage = z.infer<typeof VerdictMessage>;
+export type ServerMessage = z.infer<typeof ServerMessage>;
+
+/** Every control message schema, for docs and tests. */
+export const CLIENT_MESSAGES = [HelloMessage, CancelMessage] as const;
+export const SERVER_MESSAGES = [ReadyMessage, GuidanceMessage, BusyMessage, ErrorMessage, VerdictMessage] as const;
+
+/** Text messages above this are refused without parsing (control messages are tiny). */
+export const MAX_TEXT_MESSAGE = 4096;
+
+/** Parses a client text message. Throws ProtocolError('protocol_bad_message'); the message never quotes the input. */
+export function parseClientMessage(text: string): ClientMessage {
+  if (text.length > MAX_TEXT_MESSAGE) {
+    throw new ProtocolError('protocol_bad_message', `Control messages are at most ${MAX_TEXT_MESSAGE} characters.`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ProtocolError('protocol_bad_message', 'Control messages must be JSON.');
+  }
+  const parsed = ClientMessage.safeParse(json);
+  if (!parsed.success) {
+    const type = (json as { type?: unknown } | null)?.type;
+    const known = typeof type === 'string' && CLIENT_MESSAGES.some((s) => s.shape.type.value === type);
+    throw new ProtocolError('protocol_bad_message', known ? `Invalid '${type}' message.` : 'Unknown message type.');
+  }
+  return parsed.data;
+}
+
+// Compile-time check that the wire enum and storage's VerdictResult stay the same set.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const verdictResultsMatchStorage: Same<(typeof VERDICT_RESULTS)[number], VerdictResult> = true;
+void verdictResultsMatchStorage;

@@ -1,0 +1,89 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  Optional,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
+import type { Server } from 'node:http';
+import { CONFIG, type Config } from '../config';
+import { MetricsService } from '../metrics/metrics.service';
+import { SESSION_TRANSPORT_HANDLER, type SessionTransportHandler } from './connection';
+import { WS_PATH } from './protocol';
+import type { TransportKind, WebSocketTransport } from './transport';
+import { UwsTransport } from './uws.transport';
+import { WsTransport } from './ws.transport';
+
+/**
+ * Starts the WebSocket transport chosen by WS_TRANSPORT and connects it to the SessionTransportHandler that some
+ * module provides under SESSION_TRANSPORT_HANDLER (looked up app-wide, so that module can import this one
+ * without a cycle). Starts on bootstrap, after every module is initialised; stops before the HTTP server closes,
+ * because open WebSockets would otherwise hold that close up.
+ */
+@Injectable()
+export class TransportService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Transport');
+  private transport: WebSocketTransport | undefined;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly moduleRef: ModuleRef,
+    @Optional() private readonly metrics?: MetricsService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    let handler: SessionTransportHandler;
+    try {
+      handler = this.moduleRef.get<SessionTransportHandler>(SESSION_TRANSPORT_HANDLER, { strict: false });
+    } catch {
+      throw new Error('TransportModule is imported but no provider is registered under SESSION_TRANSPORT_HANDLER.');
+    }
+    const c = this.config;
+    const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
+    const httpPort = (): number | null => {
+      const address = server.address();
+      return address && typeof address === 'object' ? address.port : c.PORT || null;
+    };
+    const common = {
+      handler,
+      maxPayload: c.WS_MAX_PAYLOAD,
+      origins: { allowed: c.WS_ALLOWED_ORIGINS, httpPort },
+      metrics: this.metrics,
+      logger: this.logger,
+    };
+    const transport: WebSocketTransport =
+      c.WS_TRANSPORT === 'uws'
+        ? new UwsTransport({ ...common, host: c.HOST, port: c.WS_PORT_UWS })
+        : new WsTransport(server, common);
+    await transport.start();
+    this.transport = transport;
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    const transport = this.transport;
+    this.transport = undefined;
+    await transport?.stop();
+  }
+
+  /** Where clients connect: the kind, the port (null for ws before the HTTP server listens) and the path. */
+  info(): { kind: TransportKind; port: number | null; path: string } | null {
+    const t = this.transport;
+    return t ? { kind: t.kind, port: t.port(), path: WS_PATH } : null;
+  }
+
+  /** Open WebSocket connections (past the handshake). */
+  connections(): number {
+    return this.transport?.connections ?? 0;
+  }
+}
+
+/** Import it from the module that provides SESSION_TRANSPORT_HANDLER. Needs ConfigModule (global). */
+@Module({
+  providers: [TransportService],
+  exports: [TransportService],
+})
+export class TransportModule {}

@@ -1,0 +1,717 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import Database from 'better-sqlite3';
+import { Client as PgClient } from 'pg';
+import { ConfigModule, loadConfig } from '../src/config';
+import {
+  AUDIT,
+  AUDIT_GENESIS,
+  auditHash,
+  CLINICS,
+  migrate,
+  openStorage,
+  PATIENTS,
+  SESSIONS,
+  StorageModule,
+  TEMPLATES,
+  verifyAuditChain,
+  VERDICTS,
+  WORKSTATIONS,
+  type ClinicRepository,
+  type Repositories,
+  type Storage,
+  type StorageTarget,
+} from '../src/storage';
+import { openDb } from '../src/storage/db';
+import { readMigrations } from '../src/storage/migrate';
+
+// One repository contract, run against SQLite (a temporary file) and PostgreSQL (fresh databases on the local server,
+// dropped afterwards). PostgreSQL unreachable: the PostgreSQL half fails in CI and is skipped, with a message, elsewhere.
+// FACEID_TEST_PG_URL names the server's admin database; FACEID_TEST_PG=0 skips PostgreSQL deliberately.
+
+const PG_ADMIN = process.env.FACEID_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const REPO_ROOT = path.resolve(__dirname, '..');
+
+/** Checked synchronously (in a child process), so the PostgreSQL suite can be skipped while jest collects tests. */
+function pgUnavailable(): string | null {
+  if (process.env.FACEID_TEST_PG === '0') return 'FACEID_TEST_PG=0';
+  const probe =
+    "const {Client}=require('pg');const c=new Client({connectionString:process.argv[1],connectionTimeoutMillis:5000});" +
+    'c.connect().then(()=>c.end()).then(()=>process.exit(0),(e)=>{console.error(e.message);process.exit(1)})';
+  const r = spawnSync(process.execPath, ['-e', probe, PG_ADMIN], { cwd: REPO_ROOT, encoding: 'utf8', timeout: 15_000 });
+  if (r.status === 0) return null;
+  return `PostgreSQL is not reachable at ${PG_ADMIN.replace(/:[^:@/]*@/, ':***@')} (${(r.stderr || r.error?.message || 'timeout').trim()})`;
+}
+
+const pgReason = pgUnavailable();
+const pgSkipped = pgReason !== null && (!process.env.CI || process.env.FACEID_TEST_PG === '0');
+if (pgSkipped) console.warn(`storage tests on PostgreSQL skipped: ${pgReason}`);
+
+async function pgAdmin<T>(fn: (c: PgClient) => Promise<T>): Promise<T> {
+  const client = new PgClient({ connectionString: PG_ADMIN });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Makes empty databases of one provider and removes them all at the end. */
+interface Harness {
+  fresh(): Promise<StorageTarget>;
+  /** Runs SQL as the owner, outside the repositories (to tamper, or to look). */
+  sql(target: StorageTarget, text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  cleanup(): Promise<void>;
+}
+
+function sqliteHarness(): Harness {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-storage-'));
+  let n = 0;
+  return {
+    fresh: async () => ({ provider: 'sqlite', file: path.join(dir, `db${++n}`, 'faceid.db') }),
+    sql: async (target, text, params = []) => {
+      const db = new Database((target as { file: string }).file);
+      try {
+        const stmt = db.prepare(text);
+        return stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : [{ changes: stmt.run(...params).changes }];
+      } finally {
+        db.close();
+      }
+    },
+    cleanup: async () => fs.rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function pgHarness(): Harness {
+  const names: string[] = [];
+  return {
+    fresh: async () => {
+      if (pgReason) throw new Error(`PostgreSQL is required in CI: ${pgReason}`);
+      const name = `faceid_t_${randomBytes(5).toString('hex')}`;
+      await pgAdmin((c) => c.query(`CREATE DATABASE ${name}`));
+      names.push(name);
+      return { provider: 'postgres', url: PG_ADMIN.replace(/\/[^/?]*(\?|$)/, `/${name}$1`) };
+    },
+    sql: async (target, text, params = []) => {
+      const client = new PgClient({ connectionString: (target as { url: string }).url });
+      await client.connect();
+      try {
+        return (await client.query(text, params.length > 0 ? params : undefined)).rows;
+      } finally {
+        await client.end();
+      }
+    },
+    cleanup: async () => {
+      if (names.length === 0) return;
+      await pgAdmin(async (c) => {
+        for (const name of names) await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      });
+    },
+  };
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/**
+ * Runs a script in another Node process with the TypeScript sources (ts-node), from the repository root: SQLite's
+ * locks are per connection, but a second connection in this process would block this thread while it waits.
+ * Resolves with its stdout lines; `onLine` sees each line as it arrives (with the child, to write to its stdin).
+ */
+function tsChild(script: string, args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script, ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, TS_NODE_PROJECT: path.join(REPO_ROOT, 'tsconfig.json') },
+    });
+    const lines: string[] = [];
+    let partial = '';
+    let errText = '';
+    child.stdout.on('data', (d: Buffer) => {
+      const parts = (partial + d.toString()).split('\n');
+      partial = parts.pop() ?? '';
+      for (const line of parts) {
+        lines.push(line);
+        onLine?.(line, child);
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (errText += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(lines) : reject(new Error(`child exited ${code}: ${errText}`))));
+  });
+}
+const SQLITE_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'sqlite', 'migrations');
+const PG_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'postgres', 'migrations');
+
+/** A copy of the committed migrations to modify. */
+function copyMigrations(provider: 'sqlite' | 'postgres', into: string): string {
+  const dir = path.join(into, `migrations-${randomBytes(4).toString('hex')}`);
+  fs.cpSync(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, dir, { recursive: true });
+  return dir;
+}
+
+const tableExists = async (h: Harness, t: StorageTarget, table: string) =>
+  (t.provider === 'sqlite'
+    ? await h.sql(t, `SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`, [table])
+    : await h.sql(t, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = $1`, [table])
+  ).length === 1;
+
+for (const provider of ['sqlite', 'postgres'] as const) {
+  (provider === 'postgres' && pgSkipped ? describe.skip : describe)(`storage (${provider})`, () => {
+    const h = provider === 'sqlite' ? sqliteHarness() : pgHarness();
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-migrations-'));
+    let target: StorageTarget;
+    let storage: Storage;
+    let r: Repositories;
+
+    beforeAll(async () => {
+      target = await h.fresh();
+      storage = await openStorage(target);
+      r = storage.repos;
+    });
+
+    afterAll(async () => {
+      await storage?.close();
+      await h.cleanup();
+      fs.rmSync(scratch, { recursive: true, force: true });
+    });
+
+    describe('migrations', () => {
+      it('apply on an empty database and record themselves as Prisma does', async () => {
+        expect(storage.migration).toEqual({ applied: ['20261128200000_init'], total: 1 });
+        const rows = await h.sql(
+          target,
+          `SELECT "migration_name", "checksum", "finished_at", "rolled_back_at", "applied_steps_count" FROM "_prisma_migrations"`,
+        );
+        const file = fs.readFileSync(
+          path.join(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, '20261128200000_init', 'migration.sql'),
+          'utf8',
+        );
+        expect(rows).toEqual([
+          {
+            migration_name: '20261128200000_init',
+            checksum: sha256(file),
+            finished_at: expect.anything(),
+            rolled_back_at: null,
+            applied_steps_count: 1,
+          },
+        ]);
+        for (const table of ['Clinic', 'Workstation', 'Patient', 'Template', 'IdentificationSession', 'Verdict', 'AuditLog']) {
+          expect(await tableExists(h, target, table)).toBe(true);
+        }
+      });
+
+      it('are idempotent on restart and keep the data', async () => {
+        const clinic = await r.clinics.create('Restart clinic');
+        const again = await openStorage(target);
+        try {
+          expect(again.migration).toEqual({ applied: [], total: 1 });
+          expect(await again.repos.clinics.get(clinic.id)).toEqual(clinic);
+        } finally {
+          await again.close();
+        }
+        expect(await h.sql(target, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(1);
+      });
+
+      it('refuse to start when an applied migration was modified', async () => {
+        const dir = copyMigrations(provider, scratch);
+        fs.appendFileSync(path.join(dir, '20261128200000_init', 'migration.sql'), '\n-- edited later\n');
+        const err = await openStorage(target, { migrationsDir: dir }).then(
+          () => new Error('opened'),
+          (e: unknown) => e,
+        );
+        expect(err).toMatchObject({
+          code: 'migration_checksum_mismatch',
+          message: expect.stringMatching(/^Migration 20261128200000_init was modified after it was applied/),
+        });
+      });
+
+      it('accept the same file with other line endings (a Windows checkout)', async () => {
+        const dir = copyMigrations(provider, scratch);
+        const file = path.join(dir, '20261128200000_init', 'migration.sql');
+        fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(/\n/g, '\r\n'));
+        expect((await migrate(target, { migrationsDir: dir })).applied).toEqual([]);
+      });
+
+      it('refuse a database migrated by a build with migrations this one lacks', async () => {
+        const dir = copyMigrations(provider, scratch);
+        fs.renameSync(path.join(dir, '20261128200000_init'), path.join(dir, '20261128200000_renamed'));
+        await expect(migrate(target, { migrationsDir: dir })).rejects.toMatchObject({
+          code: 'migration_unknown',
+          message: expect.stringContaining('20261128200000_init'),
+        });
+      });
+
+      it('apply a new migration in one transaction: a failing one leaves nothing behind, the fixed one applies', async () => {
+        const t = await h.fresh();
+        const dir = copyMigrations(provider, scratch);
+        const second = path.join(dir, '20261201000000_extra');
+        fs.mkdirSync(second);
+        fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\nCREATE TABLE oops (;\n');
+        await expect(migrate(t, { migrationsDir: dir })).rejects.toMatchObject({
+          code: 'migration_failed',
+          message: expect.stringContaining('20261201000000_extra'),
+        });
+        expect(await tableExists(h, t, 'Extra')).toBe(false);
+        if (provider === 'sqlite') {
+          // One transaction for the whole run: the first migration (and the bookkeeping table) went with it.
+          expect(await tableExists(h, t, 'Clinic')).toBe(false);
+          expect(await tableExists(h, t, '_prisma_migrations')).toBe(false);
+        } else {
+          // One transaction per migration: the first one stays applied and recorded.
+          const recorded = await h.sql(t, `SELECT "migration_name" FROM "_prisma_migrations"`);
+          expect(recorded).toEqual([{ migration_name: '20261128200000_init' }]);
+        }
+
+        fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\n');
+        const result = await migrate(t, { migrationsDir: dir });
+        expect(result.applied).toEqual(provider === 'sqlite' ? ['20261128200000_init', '20261201000000_extra'] : ['20261201000000_extra']);
+        expect(await tableExists(h, t, 'Extra')).toBe(true);
+      });
+
+      it('run once when several processes start together', async () => {
+        const t = await h.fresh();
+        let results: { applied: string[] }[];
+        if (t.provider === 'postgres') {
+          results = await Promise.all(Array.from({ length: 4 }, () => migrate(t)));
+        } else {
+          // Separate processes, released together once all are loaded, on a file none has created yet.
+          const script =
+            `const { migrate } = require('./src/storage/migrate'); console.log('loaded');` +
+            `process.stdin.once('data', () => migrate({ provider: 'sqlite', file: process.argv[1] })` +
+            `.then((r) => console.log(JSON.stringify(r)), (e) => { console.error(e); process.exit(1); }));`;
+          const waiting: ChildProcess[] = [];
+          const run = async () => {
+            const lines = await tsChild(script, [t.file], (line, child) => {
+              if (line === 'loaded' && waiting.push(child) === 3) for (const c of waiting) c.stdin!.end('go\n');
+            });
+            return JSON.parse(lines[1]) as { applied: string[] };
+          };
+          results = await Promise.all([run(), run(), run()]);
+        }
+        expect(results.map((x) => x.applied.length).sort()).toEqual([...results.map(() => 0).slice(1), 1]);
+        expect(await h.sql(t, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(1);
+      }, 60_000);
+
+      if (provider === 'sqlite') {
+        it('leave the file in WAL mode, readable by its owner only', async () => {
+          const file = (target as { file: string }).file;
+          expect(await h.sql(target, 'PRAGMA journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+          expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+          expect(fs.statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+        });
+
+        it('open every transaction with the write lock (BEGIN IMMEDIATE)', async () => {
+          const db = await openDb(target);
+          const other = new Database((target as { file: string }).file, { timeout: 0 });
+          try {
+            await db.tx(async (tx) => {
+              await tx.clinic.findMany({ take: 1 }); // a read only: a deferred BEGIN would hold no lock yet
+              expect(() => other.exec('BEGIN IMMEDIATE')).toThrow(expect.objectContaining({ code: 'SQLITE_BUSY' }));
+            });
+            other.exec('BEGIN IMMEDIATE'); // free again after the commit
+            other.exec('ROLLBACK');
+          } finally {
+            other.close();
+            await db.close();
+          }
+        });
+      }
+    });
+
+    describe('clinics, workstations and patients', () => {
+      it('create and read a clinic', async () => {
+        const clinic = await r.clinics.create('Polyclinic No. 1');
+        expect(clinic).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'Polyclinic No. 1', createdAt: expect.any(Date) });
+        expect(await r.clinics.get(clinic.id)).toEqual(clinic);
+        expect(await r.clinics.get('00000000-0000-4000-8000-000000000000')).toBeNull();
+      });
+
+      it('find a workstation by its key hash only', async () => {
+        const clinic = await r.clinics.create('C');
+        const keyHash = sha256(randomBytes(8).toString('hex'));
+        const ws = await r.workstations.create(clinic.id, 'Desk 1', keyHash);
+        expect(ws).toEqual({ id: expect.any(String), clinicId: clinic.id, name: 'Desk 1', createdAt: expect.any(Date), revokedAt: null });
+        expect(await r.workstations.findByKeyHash(keyHash)).toEqual(ws);
+        expect(await r.workstations.findByKeyHash(sha256('other'))).toBeNull();
+        await expect(r.workstations.create(clinic.id, 'Desk 2', keyHash)).rejects.toThrow();
+        await expect(r.workstations.create('no-such-clinic', 'Desk', sha256('x'))).rejects.toMatchObject({ code: 'reference_not_found' });
+      });
+
+      it('upsert a patient once per clinic and IIN, concurrently too', async () => {
+        const a = await r.clinics.create('A');
+        const b = await r.clinics.create('B');
+        const p = await r.patients.upsert(a.id, '850412300125');
+        expect(p).toEqual({ id: expect.any(String), clinicId: a.id, iin: '850412300125', createdAt: expect.any(Date) });
+        expect(await r.patients.upsert(a.id, '850412300125')).toEqual(p);
+        expect(await r.patients.find(a.id, '850412300125')).toEqual(p);
+        // The same person at another clinic is another patient, and one clinic cannot see the other's.
+        const inB = await r.patients.upsert(b.id, '850412300125');
+        expect(inB.id).not.toBe(p.id);
+        expect(await r.patients.find(b.id, '990101300123')).toBeNull();
+        const many = await Promise.all(Array.from({ length: 8 }, () => r.patients.upsert(a.id, '900101300123')));
+        expect(new Set(many.map((x) => x.id)).size).toBe(1);
+      });
+    });
+
+    describe('templates', () => {
+      const enc = (n: number) => ({
+        keyId: `k${n}`,
+        iv: Buffer.alloc(12, n),
+        ciphertext: randomBytes(2048),
+        tag: Buffer.alloc(16, 255 - n),
+      });
+
+      it('replace revokes the active template and stores the new one byte for byte', async () => {
+        const clinic = await r.clinics.create('T');
+        const patient = await r.patients.upsert(clinic.id, '700101300111');
+        expect(await r.templates.active(clinic.id, patient.id)).toBeNull();
+        const first = enc(1);
+        const t1 = await r.templates.replace(clinic.id, patient.id, first);
+        expect(t1).toEqual({ ...first, id: expect.any(String), clinicId: clinic.id, patientId: patient.id, createdAt: expect.any(Date), revokedAt: null });
+        expect(Buffer.isBuffer(t1.ciphertext)).toBe(true);
+        expect(await r.templates.active(clinic.id, patient.id)).toEqual(t1);
+
+        const second = enc(2);
+        const t2 = await r.templates.replace(clinic.id, patient.id, second);
+        const active = await r.templates.active(clinic.id, patient.id);
+        expect(active).toEqual(t2);
+        expect(active!.ciphertext.equals(second.ciphertext)).toBe(true);
+        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(1); // t1 was already revoked: one active
+        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(0);
+        expect(await r.templates.active(clinic.id, patient.id)).toBeNull();
+      });
+
+      it('stay inside their clinic', async () => {
+        const a = await r.clinics.create('A');
+        const b = await r.clinics.create('B');
+        const patient = await r.patients.upsert(a.id, '700101300222');
+        await r.templates.replace(a.id, patient.id, enc(3));
+        expect(await r.templates.active(b.id, patient.id)).toBeNull();
+        expect(await r.templates.revoke(b.id, patient.id)).toBe(0);
+        await expect(r.templates.replace(b.id, patient.id, enc(4))).rejects.toMatchObject({ code: 'reference_not_found' });
+        expect(await r.templates.active(a.id, patient.id)).toMatchObject({ keyId: 'k3' });
+      });
+
+      it('concurrent replacements leave exactly one active template', async () => {
+        const clinic = await r.clinics.create('T2');
+        const patient = await r.patients.upsert(clinic.id, '700101300333');
+        await Promise.all(Array.from({ length: 6 }, (_, i) => r.templates.replace(clinic.id, patient.id, enc(10 + i))));
+        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(1);
+      });
+    });
+
+    describe('sessions and verdicts', () => {
+      let clinicId: string;
+      let otherClinicId: string;
+      let workstationId: string;
+      let patientId: string;
+
+      beforeAll(async () => {
+        clinicId = (await r.clinics.create('S')).id;
+        otherClinicId = (await r.clinics.create('S2')).id;
+        workstationId = (await r.workstations.create(clinicId, 'Desk', sha256(randomBytes(8).toString('hex')))).id;
+        patientId = (await r.patients.upsert(clinicId, '650505400444')).id;
+      });
+
+      const newSession = async (ttlMs = 60_000, patient = patientId) => {
+        const tokenHash = sha256(randomBytes(16).toString('hex'));
+        const session = await r.sessions.create({
+          clinicId,
+          workstationId,
+          patientId: patient,
+          appointmentId: `apt-${randomBytes(3).toString('hex')}`,
+          channel: 'in_person',
+          tokenHash,
+          tokenExpiresAt: new Date(Date.now() + ttlMs),
+        });
+        return { session, tokenHash };
+      };
+
+      it('create a session and read it in its clinic only', async () => {
+        const { session } = await newSession();
+        expect(session).toEqual({
+          id: expect.any(String),
+          clinicId,
+          workstationId,
+          patientId,
+          appointmentId: expect.stringMatching(/^apt-/),
+          channel: 'in_person',
+          state: 'created',
+          tokenExpiresAt: expect.any(Date),
+          tokenUsedAt: null,
+          createdAt: expect.any(Date),
+          finishedAt: null,
+        });
+        expect(session).not.toHaveProperty('tokenHash');
+        expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
+        expect(await r.sessions.get(otherClinicId, session.id)).toBeNull();
+      });
+
+      it('refuse a workstation or patient of another clinic', async () => {
+        const foreignPatient = (await r.patients.upsert(otherClinicId, '650505400444')).id;
+        await expect(newSession(60_000, foreignPatient)).rejects.toMatchObject({ code: 'reference_not_found' });
+        await expect(
+          r.sessions.create({
+            clinicId: otherClinicId,
+            workstationId,
+            patientId: foreignPatient,
+            appointmentId: 'a',
+            channel: 'remote',
+            tokenHash: sha256('cross'),
+            tokenExpiresAt: new Date(Date.now() + 60_000),
+          }),
+        ).rejects.toMatchObject({ code: 'reference_not_found' });
+      });
+
+      it('consume a token once', async () => {
+        const { session, tokenHash } = await newSession();
+        const now = new Date();
+        const used = await r.sessions.consumeToken(tokenHash, now);
+        expect(used).toEqual({ ...session, state: 'connected', tokenUsedAt: now });
+        expect(await r.sessions.consumeToken(tokenHash, new Date())).toBeNull();
+        expect(await r.sessions.consumeToken(sha256('unknown'), new Date())).toBeNull();
+      });
+
+      it('let exactly one of several concurrent uses of a token win', async () => {
+        const { tokenHash } = await newSession();
+        const results = await Promise.all(Array.from({ length: 8 }, () => r.sessions.consumeToken(tokenHash, new Date())));
+        expect(results.filter((x) => x !== null)).toHaveLength(1);
+      });
+
+      it('refuse an expired token (expiry itself included)', async () => {
+        const { session, tokenHash } = await newSession(1000);
+        expect(await r.sessions.consumeToken(tokenHash, session.tokenExpiresAt)).toBeNull();
+        expect(await r.sessions.consumeToken(tokenHash, new Date(session.tokenExpiresAt.getTime() + 1))).toBeNull();
+        // Still unused, so before the expiry it works.
+        expect(await r.sessions.consumeToken(tokenHash, new Date(session.tokenExpiresAt.getTime() - 1))).not.toBeNull();
+      });
+
+      it('finish a session with one verdict, in one transaction', async () => {
+        const { session } = await newSession();
+        const input = {
+          clinicId,
+          sessionId: session.id,
+          result: 'match' as const,
+          method: 'face' as const,
+          score: 0.8125,
+          liveness: { mean: 0.42, frames: 3, blink: true },
+          timings: { totalMs: 1234, frames: [12.5, 13] },
+        };
+        const verdict = await r.verdicts.finish(input);
+        expect(verdict).toEqual({ ...input, id: expect.any(String), createdAt: expect.any(Date) });
+        const finished = await r.sessions.get(clinicId, session.id);
+        expect(finished).toMatchObject({ state: 'finished', finishedAt: verdict!.createdAt });
+        expect(await r.verdicts.forSession(clinicId, session.id)).toEqual(verdict);
+        expect(await r.verdicts.forSession(otherClinicId, session.id)).toBeNull();
+
+        expect(await r.verdicts.finish({ ...input, result: 'no_match', score: 0.1 })).toBeNull();
+        expect(await r.verdicts.forSession(clinicId, session.id)).toEqual(verdict);
+      });
+
+      it('store one verdict when several finish a session at once', async () => {
+        const { session } = await newSession();
+        const results = await Promise.all(
+          (['match', 'no_match', 'timeout', 'error'] as const).map((result) =>
+            r.verdicts.finish({ clinicId, sessionId: session.id, result, method: 'face', score: null, liveness: null, timings: null }),
+          ),
+        );
+        const stored = results.filter((v) => v !== null);
+        expect(stored).toHaveLength(1);
+        expect(await r.verdicts.forSession(clinicId, session.id)).toEqual(stored[0]);
+      });
+
+      it("refuse a verdict for another clinic's session, leaving the session as it was", async () => {
+        const { session } = await newSession();
+        await expect(
+          r.verdicts.finish({ clinicId: otherClinicId, sessionId: session.id, result: 'match', method: 'face', score: 1, liveness: null, timings: null }),
+        ).rejects.toMatchObject({ code: 'reference_not_found' });
+        expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
+      });
+
+      it('count failed face sessions of a patient since a time', async () => {
+        const patient = (await r.patients.upsert(clinicId, '650505400555')).id;
+        const since = new Date(Date.now() - 1000);
+        const finishWith = async (result: 'match' | 'no_match' | 'spoof_suspected' | 'timeout', method: 'face' | 'code' = 'face') => {
+          const { session } = await newSession(60_000, patient);
+          await r.verdicts.finish({ clinicId, sessionId: session.id, result, method, score: null, liveness: null, timings: null });
+        };
+        await finishWith('no_match');
+        await finishWith('spoof_suspected');
+        await finishWith('match');
+        await finishWith('timeout');
+        await finishWith('no_match', 'code');
+        await newSession(60_000, patient); // not finished
+        expect(await r.sessions.countFailedFace(clinicId, patient, since)).toBe(2);
+        expect(await r.sessions.countFailedFace(clinicId, patient, new Date(Date.now() + 1000))).toBe(0);
+        expect(await r.sessions.countFailedFace(otherClinicId, patient, since)).toBe(0);
+        // Another patient of the clinic, whose only face session matched.
+        const matched = (await r.patients.upsert(clinicId, '650505400666')).id;
+        const { session } = await newSession(60_000, matched);
+        await r.verdicts.finish({ clinicId, sessionId: session.id, result: 'match', method: 'face', score: 0.9, liveness: null, timings: null });
+        expect(await r.sessions.countFailedFace(clinicId, matched, since)).toBe(0);
+      });
+    });
+
+    describe('audit log', () => {
+      // Runs after the other tests' appends (none) on this database: the chain starts here.
+      const entry = (i: number, clinicId: string | null = null) => ({
+        clinicId,
+        actor: 'system',
+        action: 'test.appended',
+        subject: `s${i}`,
+        detail: { i, z: 'last', a: { nested: [1, 2.5, null] } },
+      });
+
+      it('chains entries from the genesis hash and verifies', async () => {
+        const clinic = await r.clinics.create('Audited');
+        const first = await r.audit.append(entry(0, clinic.id));
+        expect(first).toEqual({
+          seq: expect.any(Number),
+          ...entry(0, clinic.id),
+          at: expect.any(Date),
+          prevHash: AUDIT_GENESIS,
+          hash: auditHash(AUDIT_GENESIS, { ...entry(0, clinic.id), at: first.at }),
+        });
+        const second = await r.audit.append({ ...entry(1), detail: null, subject: null });
+        expect(second.prevHash).toBe(first.hash);
+        expect(second.seq).toBeGreaterThan(first.seq);
+        await r.audit.append(entry(2, clinic.id));
+
+        expect((await r.audit.list(clinic.id, 10)).map((e) => e.subject)).toEqual(['s2', 's0']);
+        expect((await r.audit.list(clinic.id, 1)).map((e) => e.subject)).toEqual(['s2']);
+        expect((await r.audit.list(null, 10)).map((e) => e.subject)).toEqual([null]);
+        expect(await r.audit.list((await r.clinics.create('Other')).id, 10)).toEqual([]);
+        expect(await verifyAuditChain(r.audit)).toBeNull();
+      });
+
+      it('hashes the canonical JSON: key order does not matter', async () => {
+        const e = await r.audit.append({ clinicId: null, actor: 'cli', action: 'test.order', subject: null, detail: { b: 1, a: { d: 2, c: 3 } } });
+        const swapped = { ...e, detail: { a: { c: 3, d: 2 }, b: 1 } };
+        expect(auditHash(e.prevHash, swapped)).toBe(e.hash);
+      });
+
+      it('keep the chain intact under concurrent appends from two processes', async () => {
+        const before = (await r.audit.entriesAfter(0, 10_000)).length;
+        const mine = () => Promise.all(Array.from({ length: 25 }, (_, i) => r.audit.append(entry(100 + i))));
+        if (target.provider === 'postgres') {
+          const second = await openStorage(target); // its own pool, as a second process would have
+          try {
+            await Promise.all([mine(), ...Array.from({ length: 25 }, (_, i) => second.repos.audit.append(entry(200 + i)))]);
+          } finally {
+            await second.close();
+          }
+        } else {
+          // The child opens the file, says ready, waits for "go", then appends while this process does too.
+          const script = `
+            const { openStorage } = require('./src/storage');
+            (async () => {
+              const s = await openStorage({ provider: 'sqlite', file: process.argv[1] });
+              console.log('ready');
+              await new Promise((go) => process.stdin.once('data', go));
+              await Promise.all(Array.from({ length: 25 }, (_, i) => s.repos.audit.append(
+                { clinicId: null, actor: 'child', action: 'test.appended', subject: 'c' + i, detail: { i } })));
+              await s.close();
+              console.log('done');
+            })().catch((e) => { console.error(e); process.exit(1); });`;
+          let started: Promise<unknown> = Promise.resolve();
+          const lines = await tsChild(script, [target.file], (line, child) => {
+            if (line !== 'ready') return;
+            child.stdin!.end('go\n'); // ending stdin also lets the child exit when done
+            started = mine();
+          });
+          await started;
+          expect(lines).toEqual(['ready', 'done']);
+        }
+        const all = await r.audit.entriesAfter(0, 10_000);
+        expect(all.length).toBe(before + 50);
+        for (let i = 1; i < all.length; i++) expect(all[i].prevHash).toBe(all[i - 1].hash);
+        expect(await verifyAuditChain(r.audit, 7)).toBeNull(); // small pages: the paging is exercised too
+      });
+
+      it('refuse UPDATE and DELETE in the database itself', async () => {
+        const e = await r.audit.append(entry(300));
+        expect(await h.sql(target, `SELECT "actor" FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toEqual([{ actor: 'system' }]);
+        const triggers = await h.sql(target, provider === 'sqlite' ? `SELECT name FROM sqlite_master WHERE type='trigger'` : `SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal`);
+        expect(triggers.map((t) => t.name).sort()).toEqual(provider === 'sqlite' ? ['AuditLog_no_delete', 'AuditLog_no_update'] : ['AuditLog_no_truncate', 'AuditLog_no_update_delete']);
+        const upd = await h.sql(target, `UPDATE "AuditLog" SET "actor" = 'mallory' WHERE "seq" = ${e.seq}`).catch((err: Error) => err);
+        if (!(upd instanceof Error)) {
+          console.log('DIAG', JSON.stringify(upd), e.seq, typeof e.seq, JSON.stringify(await h.sql(target, `SELECT * FROM "AuditLog" WHERE "seq" >= ${e.seq - 2}`)),
+            JSON.stringify(await h.sql(target, `SELECT sql FROM sqlite_master WHERE type='trigger'`)), JSON.stringify(await h.sql(target, 'PRAGMA compile_options')));
+        }
+        expect(upd).toEqual(expect.objectContaining({ message: expect.stringMatching(/append-only/) }));
+        await expect(h.sql(target, `DELETE FROM "AuditLog" WHERE "seq" = ${e.seq}`)).rejects.toThrow(/append-only/);
+      });
+
+      it('detect a tampered row, even one whose hash was recomputed', async () => {
+        const entries = [];
+        for (let i = 0; i < 4; i++) entries.push(await r.audit.append(entry(400 + i)));
+        const victim = entries[1];
+        // Somebody with the database owner's rights: switch the guard off, change a row, switch it on again.
+        const tamper = async (set: string) => {
+          if (provider === 'sqlite') {
+            const file = (target as { file: string }).file;
+            const db = new Database(file);
+            try {
+              const triggers = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'AuditLog'`).all() as { sql: string }[];
+              db.exec(`DROP TRIGGER "AuditLog_no_update"`);
+              db.exec(`DROP TRIGGER "AuditLog_no_delete"`);
+              db.exec(`UPDATE "AuditLog" SET ${set} WHERE "seq" = ${victim.seq}`);
+              for (const t of triggers) db.exec(t.sql);
+            } finally {
+              db.close();
+            }
+          } else {
+            await h.sql(
+              target,
+              `BEGIN; ALTER TABLE "AuditLog" DISABLE TRIGGER USER; UPDATE "AuditLog" SET ${set} WHERE "seq" = ${victim.seq}; ` +
+                `ALTER TABLE "AuditLog" ENABLE TRIGGER USER; COMMIT;`,
+            );
+          }
+        };
+        await tamper(`"detail" = '{"i": 999}'`);
+        expect(await verifyAuditChain(r.audit)).toBe(victim.seq);
+
+        const forged = { ...victim, detail: { i: 999 } };
+        await tamper(`"hash" = '${auditHash(victim.prevHash, forged)}'`);
+        expect(await verifyAuditChain(r.audit)).toBe(entries[2].seq);
+      });
+    });
+  });
+}
+
+describe('StorageModule', () => {
+  it('provides every repository, migrated and connected at init, and closes on shutdown', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-module-'));
+    const config = loadConfig({ FACEID_DATA_DIR: dataDir });
+    @Module({ imports: [ConfigModule.forRoot(config), StorageModule] })
+    class Root {}
+    const app = await NestFactory.createApplicationContext(Root, { logger: false });
+    try {
+      const clinics = app.get<ClinicRepository>(CLINICS);
+      for (const token of [WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT]) expect(app.get(token)).toBeDefined();
+      const clinic = await clinics.create('Module clinic');
+      expect(fs.existsSync(path.join(dataDir, 'faceid.db'))).toBe(true);
+      await app.close();
+      await expect(clinics.get(clinic.id)).rejects.toThrow();
+      const reopened = await openStorage(config);
+      expect(await reopened.repos.clinics.get(clinic.id)).toEqual(clinic);
+      await reopened.close();
+    } finally {
+      await app.close().catch(() => undefined);
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the committed migrations in order, for both providers', () => {
+    for (const provider of ['sqlite', 'postgres'] as const) {
+      expect(readMigrations(provider).map((m) => m.name)).toEqual(['20261128200000_init']);
+    }
+    expect(() => readMigrations('postgres', SQLITE_MIGRATIONS)).toThrow(/is for sqlite, not postgresql/);
+  });
+});
