@@ -220,7 +220,7 @@ async function httpPhase(ctx: Context, server: BenchServer, patients: string[]):
       if (t.skipped) continue;
       const r = await runHttpRep(server, t, suite.httpSeconds);
       reps.get(t)!.push(r);
-      progress(`http ${rep}/${suite.reps}: ${t.method} ${t.path}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
+      progress(`http ${rep}/${suite.reps}: ${t.method} ${t.route}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
     }
   }
   for (const t of targets) if (t.skipped) ctx.notes.push(`HTTP ${t.name}: skipped, ${t.skipped}.`);

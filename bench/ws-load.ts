@@ -188,21 +188,23 @@ class LoadGenerator {
     while (this.running) {
       const patient = this.config.patients[turn % this.config.patients.length];
       turn += this.config.connections;
-      await this.runSession(patient).catch((err: Error) => {
+      const ended = await this.runSession(patient).catch((err: Error) => {
         bump(this.window.errors, `client_${err.name || 'error'}`);
-        return sleep(200);
+        return 'failed' as const;
       });
+      // A session that failed or closed without a verdict: do not retry in a hot loop.
+      if (ended !== 'verdict') await sleep(100);
     }
   }
 
-  private async runSession(iin: string): Promise<void> {
+  /** One session from POST /sessions to its close: how it ended. */
+  private async runSession(iin: string): Promise<'verdict' | 'closed' | 'refused'> {
     const t0 = performance.now();
     const answer = await createSession(this.config.base, this.config.apiKey, iin);
-    if (!this.running) return;
+    if (!this.running) return 'closed';
     if (!answer.ok) {
       bump(this.window.refusals, answer.code);
-      await sleep(100);
-      return;
+      return 'refused';
     }
     this.window.sessionsStarted++;
     const ws = new WebSocket(answer.session.wsUrl, answer.session.protocols, { perMessageDeflate: false });
@@ -218,10 +220,13 @@ class LoadGenerator {
       timers: [],
     };
     this.sessions.add(s);
+    let verdict = false;
     await new Promise<void>((resolve) => {
       ws.on('message', (data, isBinary) => {
         if (isBinary || s.done) return;
-        this.onMessage(s, JSON.parse(data.toString()) as ServerMessage, t0);
+        const msg = JSON.parse(data.toString()) as ServerMessage;
+        verdict ||= msg.type === 'verdict';
+        this.onMessage(s, msg, t0);
       });
       ws.on('close', (code) => {
         s.timers.forEach(clearTimeout);
@@ -232,6 +237,7 @@ class LoadGenerator {
       });
       ws.on('error', () => undefined); // a close event follows
     });
+    return verdict ? 'verdict' : 'closed';
   }
 
   private onMessage(s: Session, msg: ServerMessage, t0: number): void {

@@ -325,8 +325,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
     });
 
     describe('clinics, workstations and patients', () => {
-      it('create and read a clinic', async () => {
+      it('create, read and count clinics', async () => {
+        const before = await r.clinics.count();
         const clinic = await r.clinics.create('Polyclinic No. 1');
+        expect(await r.clinics.count()).toBe(before + 1);
         expect(clinic).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'Polyclinic No. 1', createdAt: expect.any(Date) });
         expect(await r.clinics.get(clinic.id)).toEqual(clinic);
         expect(await r.clinics.get('00000000-0000-4000-8000-000000000000')).toBeNull();
@@ -636,16 +638,16 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
       it('refuse UPDATE and DELETE in the database itself', async () => {
         const e = await r.audit.append(entry(300));
+        // The error's message, read as a property: under jest, better-sqlite3's errors may come from another test
+        // file's realm (its native module is shared), where `instanceof Error` and so `rejects.toThrow` fail.
+        const refusal = (sql: string) =>
+          h.sql(target, sql).then(
+            (rows) => `not refused: ${JSON.stringify(rows)}`,
+            (err: { message?: unknown }) => String(err?.message),
+          );
+        expect(await refusal(`UPDATE "AuditLog" SET "actor" = 'mallory' WHERE "seq" = ${e.seq}`)).toMatch(/append-only/);
+        expect(await refusal(`DELETE FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toMatch(/append-only/);
         expect(await h.sql(target, `SELECT "actor" FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toEqual([{ actor: 'system' }]);
-        const triggers = await h.sql(target, provider === 'sqlite' ? `SELECT name FROM sqlite_master WHERE type='trigger'` : `SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal`);
-        expect(triggers.map((t) => t.name).sort()).toEqual(provider === 'sqlite' ? ['AuditLog_no_delete', 'AuditLog_no_update'] : ['AuditLog_no_truncate', 'AuditLog_no_update_delete']);
-        const upd = await h.sql(target, `UPDATE "AuditLog" SET "actor" = 'mallory' WHERE "seq" = ${e.seq}`).catch((err: Error) => err);
-        if (!(upd instanceof Error)) {
-          console.log('DIAG', JSON.stringify(upd), e.seq, typeof e.seq, JSON.stringify(await h.sql(target, `SELECT * FROM "AuditLog" WHERE "seq" >= ${e.seq - 2}`)),
-            JSON.stringify(await h.sql(target, `SELECT sql FROM sqlite_master WHERE type='trigger'`)), JSON.stringify(await h.sql(target, 'PRAGMA compile_options')));
-        }
-        expect(upd).toEqual(expect.objectContaining({ message: expect.stringMatching(/append-only/) }));
-        await expect(h.sql(target, `DELETE FROM "AuditLog" WHERE "seq" = ${e.seq}`)).rejects.toThrow(/append-only/);
       });
 
       it('detect a tampered row, even one whose hash was recomputed', async () => {

@@ -9,6 +9,9 @@ import type { HttpResult } from './types';
 export interface HttpTarget {
   name: string;
   method: 'GET' | 'POST';
+  /** The route as documented (`:iin`, `:id`), for the tables. */
+  route: string;
+  /** The path requested. */
   path: string;
   connections: number;
   body?: Buffer | string;
@@ -40,10 +43,11 @@ export async function httpTargets(input: HttpTargetsInput): Promise<HttpTarget[]
   const { server, iin, enrollIin, reference, connections } = input;
   const sessionBody = JSON.stringify({ iin, appointmentId: 'bench-http', channel: 'in_person' });
   const targets: HttpTarget[] = [
-    { name: 'health', method: 'GET', path: '/health', connections: connections.health, auth: false },
+    { name: 'health', method: 'GET', route: '/health', path: '/health', connections: connections.health, auth: false },
     {
       name: 'session creation',
       method: 'POST',
+      route: '/sessions',
       path: '/sessions',
       connections: connections.sessions,
       body: sessionBody,
@@ -53,6 +57,7 @@ export async function httpTargets(input: HttpTargetsInput): Promise<HttpTarget[]
     {
       name: 'enrollment (640x480 JPEG)',
       method: 'POST',
+      route: '/patients/:iin/template',
       path: `/patients/${enrollIin}/template`,
       connections: connections.enroll,
       body: reference,
@@ -69,6 +74,7 @@ async function codeCheckTarget(server: BenchServer, iin: string, connections: nu
   const target: HttpTarget = {
     name: 'code check (a wrong code)',
     method: 'POST',
+    route: '/sessions/:id/code',
     path: '/sessions/:id/code',
     connections,
     body: JSON.stringify({ code: '000000' }),
@@ -114,7 +120,7 @@ export async function runHttpRep(server: BenchServer, target: HttpTarget, second
 }
 
 export function aggregateHttp(target: HttpTarget, reps: HttpRep[]): HttpResult {
-  const base = { name: target.name, method: target.method, path: target.path, connections: target.connections };
+  const base = { name: target.name, method: target.method, path: target.route, connections: target.connections };
   if (target.skipped) return { ...base, skipped: target.skipped };
   const statuses: Record<string, number> = {};
   for (const r of reps) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;

@@ -33,14 +33,20 @@ export function clampRect(r: Rect, width: number, height: number): Rect {
   return { x: x1, y: y1, width: Math.max(0, x2 - x1), height: Math.max(0, y2 - y1) };
 }
 
-/** Grey levels from RGB: 0.299 R + 0.587 G + 0.114 B, as OpenCV's COLOR_BGR2GRAY on the same pixels. */
-export function greyFromRgb(img: Image): Image {
+/**
+ * Grey levels of the region `r` from RGB: 0.299 R + 0.587 G + 0.114 B, as OpenCV's COLOR_BGR2GRAY on the same
+ * pixels. The result is the region alone (r.width x r.height).
+ */
+export function greyFromRgb(img: Image, r: Rect = fullRect(img)): Image {
   if (img.channels !== 3) throw new Error('greyFromRgb expects 3 channels.');
-  const n = img.width * img.height;
-  const out = new Uint8Array(n);
+  const out = new Uint8Array(r.width * r.height);
   const d = img.data;
-  for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = Math.round(0.299 * d[j] + 0.587 * d[j + 1] + 0.114 * d[j + 2]);
-  return { data: out, width: img.width, height: img.height, channels: 1 };
+  for (let y = 0; y < r.height; y++) {
+    let j = ((r.y + y) * img.width + r.x) * 3;
+    let i = y * r.width;
+    for (let x = 0; x < r.width; x++, j += 3, i++) out[i] = Math.round(0.299 * d[j] + 0.587 * d[j + 1] + 0.114 * d[j + 2]);
+  }
+  return { data: out, width: r.width, height: r.height, channels: 1 };
 }
 
 /**
@@ -103,10 +109,10 @@ export function invertAffine(m: Affine): Affine {
  */
 export function warpAffine(src: Image, m: Affine, dw: number, dh: number): Image {
   const c = src.channels;
+  const { width: w, height: h, data } = src;
   const inv = invertAffine(m);
   const out = new Uint8Array(dw * dh * c);
-  const px = (x: number, y: number, k: number) =>
-    x < 0 || y < 0 || x >= src.width || y >= src.height ? 0 : src.data[(y * src.width + x) * c + k];
+  const at = (x: number, y: number, k: number) => (x < 0 || y < 0 || x >= w || y >= h ? 0 : data[(y * w + x) * c + k]);
   for (let y = 0; y < dh; y++) {
     for (let x = 0; x < dw; x++) {
       const sx = inv[0] * x + inv[1] * y + inv[2];
@@ -116,9 +122,19 @@ export function warpAffine(src: Image, m: Affine, dw: number, dh: number): Image
       const wx = sx - x0;
       const wy = sy - y0;
       const o = (y * dw + x) * c;
+      const inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w && y0 + 1 < h;
+      const i00 = (y0 * w + x0) * c;
+      const i10 = i00 + c;
+      const i01 = i00 + w * c;
+      const i11 = i01 + c;
       for (let k = 0; k < c; k++) {
-        const top = px(x0, y0, k) * (1 - wx) + px(x0 + 1, y0, k) * wx;
-        const bottom = px(x0, y0 + 1, k) * (1 - wx) + px(x0 + 1, y0 + 1, k) * wx;
+        // Inside the image (nearly always) read directly; at the border, outside neighbours are black.
+        const p00 = inside ? data[i00 + k] : at(x0, y0, k);
+        const p10 = inside ? data[i10 + k] : at(x0 + 1, y0, k);
+        const p01 = inside ? data[i01 + k] : at(x0, y0 + 1, k);
+        const p11 = inside ? data[i11 + k] : at(x0 + 1, y0 + 1, k);
+        const top = p00 * (1 - wx) + p10 * wx;
+        const bottom = p01 * (1 - wx) + p11 * wx;
         out[o + k] = Math.round(top * (1 - wy) + bottom * wy);
       }
     }

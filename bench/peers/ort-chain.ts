@@ -173,7 +173,8 @@ export class OrtChain {
 
   /** 68 points in image coordinates: the face box in grey, 64x64, / 256. */
   private async landmarks(img: Image, crop: Rect): Promise<Float32Array> {
-    const grey = resizeBilinear(greyFromRgb(img), crop, 64, 64);
+    const face = greyFromRgb(img, crop);
+    const grey = resizeBilinear(face, fullRect(face), 64, 64);
     const input = new ort.Tensor('float32', toPlanar(grey, [0], 0, 256), [1, 1, 64, 64]);
     const v = (await this.landmark.run({ input })).output.data as Float32Array;
     const pts = new Float32Array(136);

@@ -6,6 +6,7 @@ import { ApiKeyGuard, CurrentPrincipal, WORKSTATION_SECURITY, type Principal } f
 import { ApiRoute, ApiSecurity, AppError, defineRoute, Input, type RouteInput } from '../http';
 import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, WS_PATH } from '../transport/protocol';
+import { TransportService } from '../transport/transport.module';
 import { SessionsService } from './sessions.service';
 
 const Iin = z.string().regex(/^\d{12}$/, 'an IIN is 12 digits').meta({ description: 'The patient’s IIN (12 digits).' });
@@ -64,6 +65,7 @@ export class SessionsController {
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly service: SessionsService,
+    private readonly transport: TransportService,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
     @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
   ) {}
@@ -113,9 +115,10 @@ export class SessionsController {
     const secure = req.protocol === 'https';
     const host = req.headers.host ?? `${this.config.HOST}:${this.config.PORT}`;
     const scheme = secure ? 'wss' : 'ws';
-    if (this.config.WS_TRANSPORT === 'uws') {
+    const info = this.transport.info();
+    if (info?.kind === 'uws') {
       const hostname = host.replace(/:\d+$/, '');
-      return `${scheme}://${hostname}:${this.config.WS_PORT_UWS}${WS_PATH}`;
+      return `${scheme}://${hostname}:${info.port ?? this.config.WS_PORT_UWS}${WS_PATH}`;
     }
     return `${scheme}://${host}${WS_PATH}`;
   }

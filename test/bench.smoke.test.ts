@@ -1,0 +1,150 @@
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { compareMeasurements } from '../bench/compare';
+import { missingFixture } from '../bench/lib/frames';
+import { readRun } from '../bench/lib/results';
+import type { BenchRun, Measurement } from '../bench/lib/types';
+
+// A short run of every benchmark (`bench/run.ts --smoke`, about a second per measurement) to keep the tools
+// working. It checks that each one ran and wrote well-formed figures; it never judges a time.
+const missing = missingFixture();
+if (missing && process.env.CI) throw new Error(missing);
+if (missing) console.warn(`benchmark smoke skipped: ${missing}`);
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..');
+const TS_NODE = ['-r', 'ts-node/register/transpile-only'];
+
+const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Number.isFinite(x) && x >= 0;
+
+(missing ? describe.skip : describe)('benchmark suite (smoke)', () => {
+  let out: string;
+  let result: BenchRun;
+  let jsonFile: string;
+  let mdFile: string;
+  let stdout: string;
+
+  beforeAll(async () => {
+    out = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-bench-smoke-'));
+    const r = await run(process.execPath, [...TS_NODE, 'bench/run.ts', '--smoke', '--out', out], {
+      cwd: ROOT,
+      timeout: 300_000,
+      maxBuffer: 16 << 20,
+    });
+    stdout = r.stdout;
+    const files = fs.readdirSync(out);
+    jsonFile = path.join(out, files.find((f) => f.endsWith('.json'))!);
+    mdFile = path.join(out, files.find((f) => f.endsWith('.md'))!);
+    result = readRun(jsonFile);
+  }, 320_000);
+
+  afterAll(() => {
+    if (out) fs.rmSync(out, { recursive: true, force: true });
+  });
+
+  it('writes <date>-<commit>.json and .md, and prints the tables', () => {
+    expect(path.basename(jsonFile)).toMatch(/^\d{4}-\d{2}-\d{2}-([0-9a-f]{7,}|nogit)\.json$/);
+    expect(path.basename(mdFile)).toBe(path.basename(jsonFile).replace(/\.json$/, '.md'));
+    const md = fs.readFileSync(mdFile, 'utf8');
+    expect(stdout).toBe(md);
+    for (const heading of ['## Engine alone', '## Peers', '## HTTP (autocannon)', '## WebSocket frame load: throughput', '## Memory with idle sessions']) {
+      expect(md).toContain(heading);
+    }
+    expect(result.mode).toBe('smoke');
+    expect(result.load.start).toHaveLength(3);
+  });
+
+  it('measured the engine alone and the onnxruntime peer, which gives the engine\'s answer', () => {
+    expect(result.engine!.fullPerS.value).toBeGreaterThan(0);
+    expect(result.engine!.trackPerS.value).toBeGreaterThan(0);
+    const ort = result.peers.find((p) => p.name.startsWith('onnxruntime-node'))!;
+    expect(ort.skipped).toBeUndefined();
+    expect(ort.p50!.value).toBeGreaterThan(0);
+    expect(ort.perS!.value).toBeGreaterThan(0);
+    // Same models, same pre-processing: the same face and nearly the same embedding.
+    expect(ort.agreement!.embeddingCosine).toBeGreaterThan(0.99);
+    expect(ort.agreement!.boxIoU).toBeGreaterThan(0.95);
+    const py = result.peers.find((p) => p.name.includes('Python'))!;
+    if (py.skipped) expect(py.skipped).toMatch(/\S/);
+    else expect(py.p50!.value).toBeGreaterThan(0);
+  });
+
+  it('ran autocannon against every HTTP endpoint, or says why not', () => {
+    const byName = new Map(result.http.map((h) => [h.path, h]));
+    expect(byName.get('/health')!.statuses!['200']).toBeGreaterThan(0);
+    expect(byName.get('/sessions')!.statuses!['201']).toBeGreaterThan(0);
+    expect(byName.get('/patients/:iin/template')!.statuses!['201']).toBeGreaterThan(0);
+    const code = byName.get('/sessions/:id/code')!;
+    if (code.skipped) expect(code.skipped).toMatch(/404/);
+    else expect(code.rps!.value).toBeGreaterThan(0);
+    for (const h of result.http.filter((x) => !x.skipped)) {
+      expect(h.rps!.value).toBeGreaterThan(0);
+      expect(h.p99!.value).toBeGreaterThanOrEqual(h.p50!.value);
+    }
+  });
+
+  it('streamed real frames over each transport and read the gateway\'s own figures', () => {
+    const transports = new Set(result.ws.map((w) => w.point.transport));
+    expect(transports.has('ws')).toBe(true);
+    if (!transports.has('uws')) expect(result.notes.join(' ')).toMatch(/load-uws gateway could not start/);
+    for (const w of result.ws) {
+      expect(w.sentPerS.value).toBeGreaterThan(0);
+      expect(w.receivedPerS.value).toBeGreaterThan(0);
+      expect(w.analysedPerS.value).toBeGreaterThan(0);
+      expect(w.probe.n).toBeGreaterThan(0);
+      expect(w.sessionSetup.n).toBeGreaterThan(0);
+      expect(w.server.cpuPercent.value).toBeGreaterThan(0);
+      expect(w.server.rssPeakMiB.value).toBeGreaterThan(0);
+      for (const x of [w.server.eldP50, w.server.eldP99, w.server.eldMax, w.dropShare, w.fullShare]) {
+        expect(finiteNonNegative(x.value)).toBe(true);
+      }
+      expect(w.errors).toEqual({});
+    }
+  });
+
+  it('counted RSS with idle sessions open', () => {
+    const mem = result.memory.find((m) => m.transport === 'ws')!;
+    expect(mem.levels.map((l) => l.sessions)).toEqual(result.suite.memory.levels);
+    for (const l of mem.levels) {
+      expect(l.open).toBe(l.sessions);
+      expect(l.rssMiB).toBeGreaterThan(0);
+    }
+    expect(mem.failures).toBe(0);
+  });
+
+  it('lists every repeated figure once, with its repetitions and noise', () => {
+    const ids = result.measurements.map((m) => m.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual(expect.arrayContaining(['engine.full.per_s', 'http.health.rps', 'ws.ws.c2.f10.analysed_per_s']));
+    for (const m of result.measurements) {
+      // Memory is measured once; a repetition without a verdict or probe has no latency figure to add.
+      const always = /^engine\.|\.rps$|\.analysed_per_s$/.test(m.id);
+      if (m.id.startsWith('memory.')) expect(m.value.reps).toHaveLength(1);
+      else if (always) expect(m.value.reps).toHaveLength(result.suite.reps);
+      else expect(m.value.reps.length).toBeGreaterThanOrEqual(1);
+      expect(Number.isFinite(m.value.value)).toBe(true);
+      expect(finiteNonNegative(m.value.noise)).toBe(true);
+    }
+  });
+
+  it('compare: a run against itself is within noise; a halved throughput is flagged worse', async () => {
+    const same = compareMeasurements(result.measurements, result.measurements);
+    expect(same.every((c) => c.verdict === 'within noise')).toBe(true);
+
+    const halve = (m: Measurement): Measurement =>
+      m.id === 'engine.full.per_s'
+        ? { ...m, value: { ...m.value, value: m.value.value / 2, reps: m.value.reps.map((x) => x / 2) } }
+        : m;
+    const degraded = compareMeasurements(result.measurements.map(halve), result.measurements);
+    const flagged = degraded.find((c) => c.id === 'engine.full.per_s')!;
+    // Unless the smoke run's own noise exceeded 50%, in which case the halving is within it: say so.
+    if (flagged.threshold < 0.5) expect(flagged.verdict).toBe('worse');
+    else expect(flagged.verdict).toBe('within noise');
+
+    const cli = await run(process.execPath, [...TS_NODE, 'bench/compare.ts', jsonFile, jsonFile], { cwd: ROOT, timeout: 60_000 });
+    expect(cli.stdout).toMatch(/figures compared: 0 worse, 0 better/);
+  });
+});
