@@ -64,7 +64,21 @@ export function caveats(run: BenchRun, baseline: BenchRun): string[] {
   if (Math.abs(l1(run) - l1(baseline)) > 1) {
     out.push(`the machine was busier in one run (1-min load up to ${l1(run).toFixed(2)} vs ${l1(baseline).toFixed(2)})`);
   }
+  for (const [name, r] of [['this run', run], ['the baseline', baseline]] as const) {
+    const worst = busiestOtherCpu(r);
+    if (worst > 50) out.push(`other processes took up to ${worst.toFixed(0)}% of a core during ${name}'s measurements`);
+  }
   return out;
+}
+
+/** The largest median CPU % other processes took during any measurement of a run. */
+function busiestOtherCpu(r: BenchRun): number {
+  const values = [
+    r.engine?.otherCpuPercent?.value,
+    ...r.http.map((h) => h.otherCpuPercent?.value),
+    ...r.ws.map((w) => w.server.otherCpuPercent?.value),
+  ].filter((x): x is number => typeof x === 'number' && Number.isFinite(x));
+  return values.length ? Math.max(...values) : 0;
 }
 
 function pct(x: number): string {
@@ -74,7 +88,7 @@ function pct(x: number): string {
 export function renderComparison(runFile: string, baseFile: string, run: BenchRun, baseline: BenchRun, rows: Comparison[]): string {
   const lines: string[] = [];
   lines.push(`# ${path.basename(runFile)} (commit ${run.commit}) against ${path.basename(baseFile)} (commit ${baseline.commit})`, '');
-  for (const c of caveats(run, baseline)) lines.push(`> Caveat: ${c}.`);
+  for (const c of caveats(run, baseline)) lines.push(`- Caveat: ${c}.`);
   if (lines[lines.length - 1] !== '') lines.push('');
   lines.push('| measure | baseline | this run | change | threshold | verdict |', '|---|---:|---:|---:|---:|---|');
   for (const r of rows) {

@@ -12,7 +12,7 @@ import { loadNative } from '../src/engine/native';
 import { benchIins, enroll } from './lib/api';
 import { aggregateEngine, referenceAnswer, runEngineRep, warmUp, type EngineRep, type ReferenceAnswer } from './lib/engine-phase';
 import { makeFrames, missingFixture, type BenchFrames } from './lib/frames';
-import { aggregateHttp, httpTargets, runHttpRep, type HttpRep } from './lib/http-phase';
+import { aggregateHttp, httpTargets, runHttpRep, type HttpRep, type HttpTarget } from './lib/http-phase';
 import { collectMeasurements } from './lib/measurements';
 import { runMemory } from './lib/memory-phase';
 import { renderMarkdown } from './lib/report';
@@ -20,13 +20,14 @@ import { commitInfo, RESULTS_DIR, writeRun } from './lib/results';
 import { BenchServer } from './lib/server-handle';
 import { latencyOf, median, repeated } from './lib/stats';
 import { suiteFor } from './lib/suite';
-import type { BenchRun, EngineResult, HttpResult, LoadAverages, Mode, PeerResult, Suite, Transport, WsResult } from './lib/types';
+import type { BenchRun, HttpResult, LoadAverages, Mode, PeerResult, Suite, Transport, WsPoint, WsResult } from './lib/types';
 import { aggregateWs, LoadGenProcess, type WsRep } from './lib/ws-phase';
 import { intersectionOverUnion } from './peers/ort-chain';
 import { OrtPeer, type OrtRep } from './peers/ort-peer';
 import { runPythonPeer, type PythonPeerAnswer } from './peers/python-peer';
 
-const PHASES = ['engine', 'peers', 'memory', 'http', 'ws'] as const;
+/** Optional phases (--only); the engine alone is always measured: the WebSocket ratio needs it. */
+const PHASES = ['peers', 'memory', 'http', 'ws'] as const;
 type Phase = (typeof PHASES)[number];
 /** Patients enrolled on each server; sessions take them in turn. */
 const PATIENTS = 8;
@@ -39,7 +40,7 @@ const USAGE = `Usage: npm run bench [-- OPTIONS]     (quick suite)
   --full       Every load point: 1, 10, 50, 200 sessions x 5, 10, 15 fps and closed loop, both transports.
   --smoke      Every benchmark for about a second (CI keeps the tools working; the figures mean nothing).
   --out DIR    Where to write <date>-<commit>.json and .md. Default: bench/results.
-  --only LIST  Comma list of phases: ${PHASES.join(', ')}. Default: all.
+  --only LIST  Comma list of phases: ${PHASES.join(', ')}. Default: all. The engine alone always runs.
 `;
 
 const t0 = performance.now();
@@ -56,148 +57,51 @@ function pick(values: { quick?: boolean; full?: boolean; smoke?: boolean }): Mod
 
 class UsageError extends Error {}
 
-interface Context {
+/** Everything that stays up for the whole run. */
+interface Rig {
   suite: Suite;
   phases: Set<Phase>;
   frames: BenchFrames;
   notes: string[];
   load: LoadAverages;
+  engine: FaceEngine;
+  modelDir: string;
+  ort: OrtPeer | null;
+  ortSkipped?: string;
+  servers: Map<string, BenchServer>;
+  patients: string[];
+  gen: LoadGenProcess | null;
 }
 
-function markLoad(ctx: Context, phase: string): void {
-  ctx.load.phases.push({ phase, load1: Math.round(os.loadavg()[0] * 100) / 100 });
+function markLoad(rig: Pick<Rig, 'load'>, phase: string): void {
+  rig.load.phases.push({ phase, load1: Math.round(os.loadavg()[0] * 100) / 100 });
 }
 
-/** Engine alone and the peers, interleaved repetition by repetition so that drift hits them alike. */
-async function enginesAndPeers(ctx: Context, engine: FaceEngine): Promise<{ engine: EngineResult | null; peers: PeerResult[] }> {
-  const { suite, frames } = ctx;
-  const modelDir = path.dirname(engine.models.detect);
-  const cores = os.availableParallelism();
-  const wantPeers = ctx.phases.has('peers');
-  const engineReps: EngineRep[] = [];
-  const ortReps: OrtRep[] = [];
-  const pyReps: PythonPeerAnswer[] = [];
-
-  progress(`engine: warming up ${engine.options.workers} workers ...`);
-  await warmUp(engine, frames.open);
-  const reference: ReferenceAnswer | null = await referenceAnswer(engine, frames.open[0]);
-
-  let ort: OrtPeer | null = null;
-  let ortSkipped: string | undefined;
-  if (wantPeers) {
-    progress('peers: loading the onnxruntime-node peer (worker threads) ...');
-    try {
-      ort = await OrtPeer.start(modelDir, frames.open, cores);
-    } catch (err) {
-      ortSkipped = (err as Error).message;
-    }
-  }
-  let agreement: PeerResult['agreement'];
-  if (ort && reference) {
-    const answer = await ort.check();
-    if (answer) {
-      agreement = {
-        embeddingCosine: Math.round(cosineSimilarity(answer.embedding, reference.embedding) * 1e5) / 1e5,
-        boxIoU: Math.round(intersectionOverUnion(answer.box, reference.box) * 1e4) / 1e4,
-        livenessEngine: Math.round(reference.liveness * 1e4) / 1e4,
-        livenessPeer: Math.round(answer.liveness * 1e4) / 1e4,
-      };
-    }
-  }
-
-  for (let rep = 1; rep <= suite.reps; rep++) {
-    progress(`engine alone, repetition ${rep}/${suite.reps} (${suite.engineSeconds} s per measure) ...`);
-    const er = await runEngineRep(engine, frames.open, suite.engineSeconds);
-    engineReps.push(er);
-    progress(
-      `  track p50 ${latencyOf(er.trackMs).p50} ms, full p50 ${latencyOf(er.fullMs).p50} ms, ` +
-        `${er.trackPerS.toFixed(1)} track/s, ${er.fullPerS.toFixed(1)} full/s`,
-    );
-    if (ort) {
-      const r = await ort.rep(suite.peerSeconds);
-      ortReps.push(r);
-      progress(`  onnxruntime peer: chain p50 ${latencyOf(r.latencyMs).p50} ms, ${r.perS.toFixed(1)} chains/s`);
-    }
-    if (wantPeers) {
-      const py = await runPythonPeer(frames.open[0], suite.peerSeconds, modelDir);
-      pyReps.push(py);
-      progress(py.ok ? `  OpenCV-Python peer: chain p50 ${py.run.total.median_ms} ms` : `  OpenCV-Python peer skipped: ${py.reason}`);
-    }
-  }
-  await ort?.close();
-
-  const result = aggregateEngine(engine, frames.open, engine.options.threadsPerJob, engineReps);
-  const peers: PeerResult[] = [];
-  if (wantPeers) {
-    const ortVersion = (require('onnxruntime-node') as { env: { versions: { node?: string } } }).env.versions.node ?? '?';
-    const ortName = `onnxruntime-node ${ortVersion}`;
-    if (ort && ortReps.length) {
-      const stages: Record<string, number> = {};
-      for (const k of Object.keys(ortReps[0].stages)) {
-        stages[k] = Math.round(median(ortReps.flatMap((r) => r.stages[k])) * 1000) / 1000;
-      }
-      peers.push({
-        name: ortName,
-        description:
-          `the same ONNX models and pre/post-processing in TypeScript (bench/peers/ort-chain.ts), JPEG decoded by sharp; ` +
-          `latency: one worker thread, ${ort.config.latencyThreads} intra-op threads; throughput: ${ort.config.throughputWorkers} ` +
-          `worker threads of 1 thread each. Stage medians (ms): ${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
-        p50: repeated(ortReps.map((r) => latencyOf(r.latencyMs).p50)),
-        p99: repeated(ortReps.map((r) => latencyOf(r.latencyMs).p99)),
-        perS: repeated(ortReps.map((r) => r.perS), 1),
-        stages,
-        agreement,
-        config: ort.config,
-      });
-    } else {
-      peers.push({ name: ortName, description: 'onnxruntime-node peer', skipped: ortSkipped ?? 'did not run' });
-    }
-    const pyOk = pyReps.filter((p): p is Extract<PythonPeerAnswer, { ok: true }> => p.ok);
-    if (pyOk.length) {
-      const first = pyOk[0].run;
-      const stages: Record<string, number> = {};
-      for (const k of ['detect', 'landmarks', 'embedding', 'liveness', 'total']) {
-        const s = first[k] as { median_ms?: number } | undefined;
-        if (s?.median_ms !== undefined) stages[k] = median(pyOk.map((p) => (p.run[k] as { median_ms: number }).median_ms));
-      }
-      peers.push({
-        name: `OpenCV ${first.opencv} Python bindings`,
-        description:
-          'bench/peers/opencv_python.py (Debian python3-opencv), one thread, on the first frame only (piped on stdin); ' +
-          `stage medians (ms): ${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
-        p50: repeated(pyOk.map((p) => p.run.total.median_ms)),
-        p99: repeated(pyOk.map((p) => p.run.total.p99_ms)),
-        stages,
-      });
-    } else {
-      const reason = pyReps.find((p): p is Extract<PythonPeerAnswer, { ok: false }> => !p.ok)?.reason ?? 'did not run';
-      peers.push({ name: 'OpenCV Python bindings', description: 'bench/peers/opencv_python.py', skipped: reason });
-    }
-  }
-  return { engine: result, peers };
-}
-
-async function startServers(ctx: Context, patients: string[]): Promise<Map<string, BenchServer>> {
+/** Which gateway processes the chosen phases need: keys idle-<transport> (memory, HTTP) and load-<transport>. */
+function wantedServers(suite: Suite, phases: Set<Phase>): Array<{ key: string; transport: Transport; env?: Record<string, string> }> {
   const wanted: Array<{ key: string; transport: Transport; env?: Record<string, string> }> = [];
-  // Idle sessions must outlive the memory phase; the load servers keep the default session timeout.
+  // Idle sessions must outlive the memory phase; the load gateways keep the default session timeout.
   const longTimeout = { SESSION_TIMEOUT_MS: '600000' };
-  if (ctx.phases.has('http') || ctx.phases.has('memory')) wanted.push({ key: 'idle-ws', transport: 'ws', env: longTimeout });
-  if (ctx.phases.has('memory') && ctx.suite.memory.transports.includes('uws')) {
-    wanted.push({ key: 'idle-uws', transport: 'uws', env: longTimeout });
+  if (phases.has('http') || phases.has('memory')) wanted.push({ key: 'idle-ws', transport: 'ws', env: longTimeout });
+  if (phases.has('memory') && suite.memory.transports.includes('uws')) wanted.push({ key: 'idle-uws', transport: 'uws', env: longTimeout });
+  if (phases.has('ws')) {
+    for (const t of new Set(suite.ws.points.map((p) => p.transport))) wanted.push({ key: `load-${t}`, transport: t });
   }
-  if (ctx.phases.has('ws')) {
-    for (const t of new Set(ctx.suite.ws.points.map((p) => p.transport))) wanted.push({ key: `load-${t}`, transport: t });
-  }
-  progress(`starting ${wanted.length} gateway processes (${wanted.map((w) => w.key).join(', ')}) ...`);
+  return wanted;
+}
+
+/** Boots the gateways (in parallel with the rest of the set-up); a gateway that cannot start is noted and left out. */
+async function startServers(suite: Suite, phases: Set<Phase>, notes: string[]): Promise<Map<string, BenchServer>> {
+  const wanted = wantedServers(suite, phases);
   const servers = new Map<string, BenchServer>();
+  if (wanted.length === 0) return servers;
+  progress(`starting ${wanted.length} gateway processes (${wanted.map((w) => w.key).join(', ')}) ...`);
   await Promise.all(
     wanted.map(async (w) => {
       try {
-        const server = await BenchServer.start({ transport: w.transport, env: w.env });
-        servers.set(w.key, server);
-        for (const iin of patients) await enroll(server.base, server.apiKey, iin, ctx.frames.reference);
+        servers.set(w.key, await BenchServer.start({ transport: w.transport, env: w.env }));
       } catch (err) {
-        ctx.notes.push(`The ${w.key} gateway could not start, its measurements are missing: ${(err as Error).message.split('\n')[0]}`);
+        notes.push(`The ${w.key} gateway could not start, its measurements are missing: ${(err as Error).message.split('\n')[0]}`);
         progress(`  ${w.key}: could not start: ${(err as Error).message}`);
       }
     }),
@@ -205,50 +109,117 @@ async function startServers(ctx: Context, patients: string[]): Promise<Map<strin
   return servers;
 }
 
-async function httpPhase(ctx: Context, server: BenchServer, patients: string[]): Promise<HttpResult[]> {
-  const { suite } = ctx;
-  const targets = await httpTargets({
-    server,
-    iin: patients[0],
-    enrollIin: benchIins(1, 5000)[0],
-    reference: ctx.frames.reference,
-    connections: suite.httpConnections,
-  });
-  const reps = new Map(targets.map((t) => [t, [] as HttpRep[]]));
-  for (let rep = 1; rep <= suite.reps; rep++) {
-    for (const t of targets) {
-      if (t.skipped) continue;
-      const r = await runHttpRep(server, t, suite.httpSeconds);
-      reps.get(t)!.push(r);
-      progress(`http ${rep}/${suite.reps}: ${t.method} ${t.route}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms`);
-    }
-  }
-  for (const t of targets) if (t.skipped) ctx.notes.push(`HTTP ${t.name}: skipped, ${t.skipped}.`);
-  return targets.map((t) => aggregateHttp(t, reps.get(t)!));
+/** The onnxruntime peer's answer on the first frame against the engine's. */
+async function peerAgreement(rig: Rig): Promise<PeerResult['agreement']> {
+  const reference: ReferenceAnswer | null = await referenceAnswer(rig.engine, rig.frames.open[0]);
+  const answer = rig.ort ? await rig.ort.check() : null;
+  if (!reference || !answer) return undefined;
+  return {
+    embeddingCosine: Math.round(cosineSimilarity(answer.embedding, reference.embedding) * 1e5) / 1e5,
+    boxIoU: Math.round(intersectionOverUnion(answer.box, reference.box) * 1e4) / 1e4,
+    livenessEngine: Math.round(reference.liveness * 1e4) / 1e4,
+    livenessPeer: Math.round(answer.liveness * 1e4) / 1e4,
+  };
 }
 
-async function wsPhase(ctx: Context, servers: Map<string, BenchServer>, patients: string[], engine: EngineResult | null): Promise<WsResult[]> {
-  const { suite } = ctx;
-  const points = suite.ws.points.filter((p) => servers.has(`load-${p.transport}`));
-  const reps = new Map(points.map((p) => [p, [] as WsRep[]]));
-  const gen = LoadGenProcess.start();
-  try {
-    for (let rep = 1; rep <= suite.reps; rep++) {
-      for (const p of points) {
-        const r = await gen.rep(servers.get(`load-${p.transport}`)!, ctx.frames, patients, p, suite.ws);
-        reps.get(p)!.push(r);
-        progress(
-          `ws ${rep}/${suite.reps}: ${p.transport} ${p.connections} sessions @ ${p.fps} fps: ` +
-            `sent ${(r.window.framesSent / r.window.seconds).toFixed(0)}/s, analysed ${(r.analysed / r.seconds).toFixed(1)}/s, ` +
-            `dropped ${r.received ? Math.round((100 * r.dropped) / r.received) : 0}%, verdicts ${JSON.stringify(r.window.verdicts)}, ` +
-            `gateway CPU ${r.server.cpuPercent.toFixed(0)}%`,
-        );
-      }
-    }
-  } finally {
-    await gen.close();
+function ortResult(rig: Rig, reps: OrtRep[], agreement: PeerResult['agreement']): PeerResult {
+  const version = (require('onnxruntime-node') as { env: { versions: { node?: string } } }).env.versions.node ?? '?';
+  const name = `onnxruntime-node ${version}`;
+  if (!rig.ort || reps.length === 0) return { name, description: 'onnxruntime-node peer', skipped: rig.ortSkipped ?? 'did not run' };
+  const stages: Record<string, number> = {};
+  for (const k of Object.keys(reps[0].stages)) stages[k] = Math.round(median(reps.flatMap((r) => r.stages[k])) * 1000) / 1000;
+  return {
+    name,
+    description:
+      'the same ONNX models and pre/post-processing in TypeScript (bench/peers/ort-chain.ts), JPEG decoded by sharp; ' +
+      `latency: one worker thread, ${rig.ort.config.latencyThreads} intra-op threads; throughput: ` +
+      `${rig.ort.config.throughputWorkers} worker threads of 1 thread each. Stage medians (ms): ` +
+      `${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    p50: repeated(reps.map((r) => latencyOf(r.latencyMs).p50)),
+    p99: repeated(reps.map((r) => latencyOf(r.latencyMs).p99)),
+    perS: repeated(reps.map((r) => r.perS), 1),
+    stages,
+    agreement,
+    config: rig.ort.config,
+  };
+}
+
+function pythonResult(reps: PythonPeerAnswer[]): PeerResult {
+  const ok = reps.filter((p): p is Extract<PythonPeerAnswer, { ok: true }> => p.ok);
+  if (ok.length === 0) {
+    const reason = reps.find((p): p is Extract<PythonPeerAnswer, { ok: false }> => !p.ok)?.reason ?? 'did not run';
+    return { name: 'OpenCV Python bindings', description: 'bench/peers/opencv_python.py', skipped: reason };
   }
-  return points.map((p) => aggregateWs(p, reps.get(p)!, engine));
+  const stages: Record<string, number> = {};
+  for (const k of ['detect', 'landmarks', 'embedding', 'liveness', 'total']) {
+    const values = ok.map((p) => (p.run[k] as { median_ms?: number } | undefined)?.median_ms).filter((v): v is number => v !== undefined);
+    if (values.length) stages[k] = median(values);
+  }
+  return {
+    name: `OpenCV ${ok[0].run.opencv} Python bindings`,
+    description:
+      'bench/peers/opencv_python.py (Debian python3-opencv), one thread, on the first frame only (piped on stdin); ' +
+      `stage medians (ms): ${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+    p50: repeated(ok.map((p) => p.run.total.median_ms)),
+    p99: repeated(ok.map((p) => p.run.total.p99_ms)),
+    stages,
+  };
+}
+
+interface Rounds {
+  engine: EngineRep[];
+  ort: OrtRep[];
+  python: PythonPeerAnswer[];
+  http: Map<HttpTarget, HttpRep[]>;
+  ws: Map<WsPoint, WsRep[]>;
+}
+
+/**
+ * The measurements proper, in rounds: each round runs one repetition of everything (engine alone, peers, HTTP,
+ * every WebSocket point), so that a change in the machine's load hits every figure alike, shows up as their
+ * spread, and each WebSocket repetition has an engine-alone repetition from the same round to be divided by.
+ */
+async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[]): Promise<Rounds> {
+  const { suite, phases, frames } = rig;
+  const r: Rounds = { engine: [], ort: [], python: [], http: new Map(targets.map((t) => [t, []])), ws: new Map(points.map((p) => [p, []])) };
+  const idle = rig.servers.get('idle-ws');
+  for (let rep = 1; rep <= suite.reps; rep++) {
+    markLoad(rig, `round ${rep}`);
+    progress(`round ${rep}/${suite.reps}: engine alone (${suite.engineSeconds} s per measure) ...`);
+    const er = await runEngineRep(rig.engine, frames.open, suite.engineSeconds);
+    r.engine.push(er);
+    progress(
+      `  engine: track p50 ${latencyOf(er.trackMs).p50} ms, full p50 ${latencyOf(er.fullMs).p50} ms, ` +
+        `${er.trackPerS.toFixed(1)} track/s, ${er.fullPerS.toFixed(1)} full/s (other processes ${er.otherCpuPercent.toFixed(0)}% CPU)`,
+    );
+    if (rig.ort) {
+      const o = await rig.ort.rep(suite.peerSeconds);
+      r.ort.push(o);
+      progress(`  onnxruntime peer: chain p50 ${latencyOf(o.latencyMs).p50} ms, ${o.perS.toFixed(1)} chains/s`);
+    }
+    if (phases.has('peers')) {
+      const py = await runPythonPeer(frames.open[0], suite.peerSeconds, rig.modelDir);
+      r.python.push(py);
+      progress(py.ok ? `  OpenCV-Python peer: chain p50 ${py.run.total.median_ms} ms` : `  OpenCV-Python peer skipped: ${py.reason}`);
+    }
+    for (const t of targets) {
+      if (t.skipped || !idle) continue;
+      const h = await runHttpRep(idle, t, suite.httpSeconds);
+      r.http.get(t)!.push(h);
+      progress(`  http ${t.method} ${t.route}: ${h.rps.toFixed(0)} req/s, p50 ${h.p50} ms, p99 ${h.p99} ms`);
+    }
+    for (const p of points) {
+      const w = await rig.gen!.rep(rig.servers.get(`load-${p.transport}`)!, frames, rig.patients, p, suite.ws);
+      r.ws.get(p)!.push(w);
+      progress(
+        `  ws ${p.transport} ${p.connections} sessions @ ${p.fps} fps: sent ${(w.window.framesSent / w.window.seconds).toFixed(0)}/s, ` +
+          `analysed ${(w.analysed / w.seconds).toFixed(1)}/s, dropped ${w.received ? Math.round((100 * w.dropped) / w.received) : 0}%, ` +
+          `verdicts ${JSON.stringify(w.window.verdicts)}, gateway CPU ${w.server.cpuPercent.toFixed(0)}%, ` +
+          `other processes ${w.otherCpuPercent.toFixed(0)}%`,
+      );
+    }
+  }
+  return r;
 }
 
 async function main(): Promise<number> {
@@ -290,64 +261,97 @@ async function main(): Promise<number> {
   const root = path.resolve(__dirname, '..');
   const { commit, dirty } = commitInfo(root);
   const load: LoadAverages = { start: os.loadavg().map((x) => Math.round(x * 100) / 100), end: [], phases: [] };
+  const notes: string[] = [];
   progress(`faceid-gateway benchmarks: ${mode} suite, commit ${commit}${dirty ? ' (dirty)' : ''}, load average ${load.start.join(' ')}`);
 
+  // Set-up, nothing measured: the gateways boot while the frames are made and the peer loads.
+  const serversStarting = startServers(suite, phases, notes);
   const cores = os.availableParallelism();
   const engine = await FaceEngine.open({ workers: cores, threadsPerJob: Math.min(2, cores) });
-  let frames: BenchFrames;
-  let engineResult: EngineResult | null = null;
-  let peers: PeerResult[] = [];
-  const notes: string[] = [];
+  const rig: Rig = {
+    suite,
+    phases,
+    frames: { source: '', open: [], closed: [], reference: Buffer.alloc(0) },
+    notes,
+    load,
+    engine,
+    modelDir: path.dirname(engine.models.detect),
+    ort: null,
+    servers: new Map(),
+    patients: benchIins(PATIENTS),
+    gen: null,
+  };
+  let memory: BenchRun['memory'] = [];
+  let rounds: Rounds;
+  let targets: HttpTarget[] = [];
+  let points: WsPoint[] = [];
+  let agreement: PeerResult['agreement'];
   try {
     progress('making frames from the fixture photo ...');
-    frames = await makeFrames(engine);
-    const ctx: Context = { suite, phases, frames, notes, load };
-    if (phases.has('engine') || phases.has('peers') || phases.has('ws')) {
-      markLoad(ctx, 'engine');
-      ({ engine: engineResult, peers } = await enginesAndPeers(ctx, engine));
+    rig.frames = await makeFrames(engine);
+    if (phases.has('peers')) {
+      progress('loading the onnxruntime-node peer (worker threads) ...');
+      try {
+        rig.ort = await OrtPeer.start(rig.modelDir, rig.frames.open, cores);
+      } catch (err) {
+        rig.ortSkipped = (err as Error).message;
+      }
     }
-  } finally {
-    await engine.close();
-  }
-  const ctx: Context = { suite, phases, frames, notes, load };
+    rig.servers = await serversStarting;
+    progress(`enrolling ${PATIENTS} patients on each gateway ...`);
+    await Promise.all(
+      [...rig.servers.values()].map(async (server) => {
+        for (const iin of rig.patients) await enroll(server.base, server.apiKey, iin, rig.frames.reference);
+      }),
+    );
+    if (rig.servers.has('load-ws') || rig.servers.has('load-uws')) rig.gen = LoadGenProcess.start();
+    points = phases.has('ws') ? suite.ws.points.filter((p) => rig.servers.has(`load-${p.transport}`)) : [];
+    progress(`warming up the engine's ${engine.options.workers} workers ...`);
+    await warmUp(engine, rig.frames.open);
+    agreement = await peerAgreement(rig);
 
-  let http: HttpResult[] = [];
-  let ws: WsResult[] = [];
-  const memory: BenchRun['memory'] = [];
-  if (phases.has('http') || phases.has('memory') || phases.has('ws')) {
-    const patients = benchIins(PATIENTS);
-    const servers = await startServers(ctx, patients);
-    try {
-      if (phases.has('memory')) {
-        for (const t of suite.memory.transports) {
-          const server = servers.get(`idle-${t}`);
-          if (!server) continue;
-          markLoad(ctx, `memory ${t}`);
-          memory.push(await runMemory(server, patients, suite.memory.levels, progress));
-        }
+    // Memory first, on a gateway that has seen no load yet.
+    if (phases.has('memory')) {
+      for (const t of suite.memory.transports) {
+        const server = rig.servers.get(`idle-${t}`);
+        if (!server) continue;
+        markLoad(rig, `memory ${t}`);
+        memory.push(await runMemory(server, rig.patients, suite.memory.levels, progress));
       }
-      const idle = servers.get('idle-ws');
-      if (phases.has('http') && idle) {
-        markLoad(ctx, 'http');
-        http = await httpPhase(ctx, idle, patients);
-      }
-      for (const key of ['idle-ws', 'idle-uws']) {
-        await servers.get(key)?.stop();
-        servers.delete(key);
-      }
-      if (phases.has('ws')) {
-        markLoad(ctx, 'ws');
-        ws = await wsPhase(ctx, servers, patients, engineResult);
-      }
-    } finally {
-      await Promise.all([...servers.values()].map((s) => s.stop()));
+      await rig.servers.get('idle-uws')?.stop();
+      rig.servers.delete('idle-uws');
     }
+    const idle = rig.servers.get('idle-ws');
+    if (phases.has('http') && idle) {
+      targets = await httpTargets({
+        server: idle,
+        iin: rig.patients[0],
+        enrollIin: benchIins(1, 5000)[0],
+        reference: rig.frames.reference,
+        connections: suite.httpConnections,
+      });
+      for (const t of targets) if (t.skipped) notes.push(`HTTP ${t.name}: skipped, ${t.skipped}.`);
+    }
+
+    rounds = await runRounds(rig, targets, points);
+  } finally {
+    await rig.gen?.close();
+    await rig.ort?.close();
+    await Promise.all([...rig.servers.values()].map((s) => s.stop()));
+    await engine.close();
   }
   load.end = os.loadavg().map((x) => Math.round(x * 100) / 100);
 
+  const engineResult = aggregateEngine(engine, rig.frames.open, engine.options.threadsPerJob, rounds.engine);
+  const peers: PeerResult[] = phases.has('peers') ? [ortResult(rig, rounds.ort, agreement), pythonResult(rounds.python)] : [];
+  const http: HttpResult[] = targets.map((t) => aggregateHttp(t, rounds.http.get(t) ?? []));
+  const ws: WsResult[] = points.map((p) => aggregateWs(p, rounds.ws.get(p)!, rounds.engine));
+  if (!phases.has('memory')) memory = [];
+
   notes.push(
     `Everything ran on this one machine: the gateway, the load generator (its own process), autocannon and the peers ` +
-      `share ${cores} cores, and other jobs may have been running (see the load averages).`,
+      `share ${cores} cores, and other jobs may have been running: see the load averages, and the "other processes" ` +
+      'CPU columns (the machine\'s busy time from /proc/stat minus the processes of the benchmark).',
     'The gateways ran with FACEID_BOOTSTRAP=false, RATE_LIMIT_PER_MINUTE=0, FACE_ATTEMPTS_MAX=100 per 1 minute ' +
       '(overloaded sessions fail, and would otherwise lock their patients out), SQLite in a fresh temporary folder, ' +
       `LOG_LEVEL=warn, and otherwise the defaults; ${PATIENTS} patients enrolled with the same face.`,

@@ -4,8 +4,8 @@
  * with `ws` (which masks every frame with a fresh random key, as browsers do), streams real-face JPEG frames at a
  * target fps (or closed loop), blinks when asked, and is replaced by a new session once it ends.
  *
- * IPC: start -> started; mark (opens the measurement window) -> marked; stop -> result; again for the next load
- * point; exit.
+ * IPC: start -> started; mark (opens the measurement window) -> marked; pause (closes it: no more frames, the
+ * connections stay open) -> result; stop (closes the connections) -> stopped; again for the next load point; exit.
  * Latencies are recorded in HDR histograms (µs) and sent back encoded.
  */
 import { performance } from 'node:perf_hooks';
@@ -31,6 +31,7 @@ export interface LoadConfig {
 export type LoadRequest =
   | { type: 'start'; config: LoadConfig; frames: { open: Uint8Array[]; closed: Uint8Array[] } }
   | { type: 'mark' }
+  | { type: 'pause' }
   | { type: 'stop' }
   | { type: 'exit' };
 
@@ -59,6 +60,7 @@ export type LoadReply =
   | { type: 'started' }
   | { type: 'marked' }
   | { type: 'result'; result: LoadWindow }
+  | { type: 'stopped' }
   | { type: 'failed'; message: string };
 
 /** The probe: a valid header with no frame bytes; the gateway answers `error` frame_empty without the engine. */
@@ -139,30 +141,21 @@ class LoadGenerator {
     this.window = newWindow();
   }
 
-  async stop(): Promise<LoadWindow> {
+  /**
+   * Closes the measurement window: no more frames, probes or sessions; the connections stay open (so that the
+   * gateway is not busy closing them while it is sampled). What happens later goes to a discarded window.
+   */
+  pause(): LoadWindow {
     this.running = false;
     const w = this.window;
+    this.window = newWindow();
     const seconds = (performance.now() - w.startedAt) / 1000;
     const cpu = process.cpuUsage(w.cpu);
     let unfinished = 0;
-    const closing: Promise<void>[] = [];
     for (const s of this.sessions) {
       if (s.ready && !s.done) unfinished++;
-      s.done = true;
       s.timers.forEach(clearTimeout);
-      closing.push(
-        new Promise((resolve) => {
-          if (s.ws.readyState === WebSocket.CLOSED) return resolve();
-          s.ws.once('close', () => resolve());
-          s.ws.close(1000, 'bench over');
-          setTimeout(() => {
-            s.ws.terminate();
-            resolve();
-          }, 2000).unref();
-        }),
-      );
     }
-    await Promise.all(closing);
     return {
       seconds,
       framesSent: w.framesSent,
@@ -180,6 +173,28 @@ class LoadGenerator {
       closes: w.closes,
       cpuPercent: seconds > 0 ? ((cpu.user + cpu.system) / 1e6 / seconds) * 100 : 0,
     };
+  }
+
+  /** Closes every connection (1000, or cut after 2 s). */
+  async stop(): Promise<void> {
+    this.running = false;
+    const closing: Promise<void>[] = [];
+    for (const s of this.sessions) {
+      s.done = true;
+      s.timers.forEach(clearTimeout);
+      closing.push(
+        new Promise((resolve) => {
+          if (s.ws.readyState === WebSocket.CLOSED) return resolve();
+          s.ws.once('close', () => resolve());
+          s.ws.close(1000, 'bench over');
+          setTimeout(() => {
+            s.ws.terminate();
+            resolve();
+          }, 2000).unref();
+        }),
+      );
+    }
+    await Promise.all(closing);
   }
 
   /** One connection slot: a session after another, each with the next patient, until stopped. */
@@ -276,6 +291,7 @@ class LoadGenerator {
 
   /** Sends one frame: the eyes shut while a blink lasts, open otherwise. */
   private sendFrame(s: Session, onWritten?: () => void): void {
+    if (!this.running) return;
     const now = performance.now();
     const set = now < s.closedUntil ? this.closed : this.open;
     const jpeg = set[s.seq % set.length];
@@ -290,7 +306,7 @@ class LoadGenerator {
   private paced(s: Session, period: number, start: number): void {
     let due = start;
     const tick = () => {
-      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      if (!this.running || s.done || s.ws.readyState !== WebSocket.OPEN) return;
       const now = performance.now();
       recordMs(this.window.lag, now - due);
       if (now >= s.pausedUntil) this.sendFrame(s);
@@ -304,7 +320,7 @@ class LoadGenerator {
   /** Closed loop: the next frame as soon as the previous one has been written to the socket. */
   private pump(s: Session): void {
     const next = () => {
-      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      if (!this.running || s.done || s.ws.readyState !== WebSocket.OPEN) return;
       const wait = s.pausedUntil - performance.now();
       if (wait > 0) {
         s.timers[0] = setTimeout(next, wait);
@@ -318,7 +334,7 @@ class LoadGenerator {
   /** One probe in flight at a time, first at a random phase so that the sessions' probes do not align. */
   private probeLoop(s: Session): void {
     const probe = () => {
-      if (s.done || s.ws.readyState !== WebSocket.OPEN) return;
+      if (!this.running || s.done || s.ws.readyState !== WebSocket.OPEN) return;
       if (s.probeSentAt === 0) {
         s.probeSentAt = performance.now();
         s.ws.send(encodeFrameMessage({ format: 'jpeg', seq: 0xffffffff, captureTime: Date.now() }, new Uint8Array(0)));
@@ -356,10 +372,12 @@ process.on('message', (raw: unknown) => {
     } else if (msg.type === 'mark') {
       generator?.mark();
       reply({ type: 'marked' });
-    } else if (msg.type === 'stop' && generator) {
+    } else if (msg.type === 'pause' && generator) {
+      reply({ type: 'result', result: generator.pause() });
+    } else if (msg.type === 'stop') {
       const current = generator;
       generator = null;
-      void current.stop().then((result) => reply({ type: 'result', result }));
+      void (current ? current.stop() : Promise.resolve()).then(() => reply({ type: 'stopped' }));
     } else if (msg.type === 'exit') {
       process.exit(0);
     }

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Analysis, FaceEngine, StageTimings } from '../../src/engine';
+import { cpuSnapshot, otherCpuPercent } from './machine';
 import { latencyOf, median, repeated } from './stats';
 import type { EngineResult } from './types';
 
@@ -14,6 +15,8 @@ export interface EngineRep {
   stages: Partial<Record<keyof StageTimings, number[]>>;
   trackPerS: number;
   fullPerS: number;
+  /** CPU other processes used meanwhile, % of one core. */
+  otherCpuPercent: number;
 }
 
 const STAGES: ReadonlyArray<keyof StageTimings> = [
@@ -69,6 +72,7 @@ export async function warmUp(engine: FaceEngine, frames: Buffer[]): Promise<void
 
 /** One repetition: track and full latency (1 in flight), then track and full throughput (`workers` in flight). */
 export async function runEngineRep(engine: FaceEngine, frames: Buffer[], seconds: number): Promise<EngineRep> {
+  const before = cpuSnapshot();
   const stages: EngineRep['stages'] = {};
   const trackMs = await sequential(seconds, frames, (f) => engine.track(f));
   const fullMs = await sequential(seconds, frames, (f) => engine.full(f), (a) => {
@@ -78,7 +82,7 @@ export async function runEngineRep(engine: FaceEngine, frames: Buffer[], seconds
   const n = engine.options.workers;
   const trackPerS = await closedLoop(seconds, n, frames, (f) => engine.track(f));
   const fullPerS = await closedLoop(seconds, n, frames, (f) => engine.full(f));
-  return { trackMs, fullMs, stages, trackPerS, fullPerS };
+  return { trackMs, fullMs, stages, trackPerS, fullPerS, otherCpuPercent: otherCpuPercent(before, cpuSnapshot(), []) };
 }
 
 export function aggregateEngine(engine: FaceEngine, frames: Buffer[], threadsPerJob: number, reps: EngineRep[]): EngineResult {
@@ -95,6 +99,7 @@ export function aggregateEngine(engine: FaceEngine, frames: Buffer[], threadsPer
     stages,
     trackPerS: repeated(reps.map((r) => r.trackPerS), 1),
     fullPerS: repeated(reps.map((r) => r.fullPerS), 1),
+    otherCpuPercent: repeated(reps.map((r) => r.otherCpuPercent), 0),
   };
 }
 

@@ -1,5 +1,6 @@
 import autocannon from 'autocannon';
 import { createSession } from './api';
+import { cpuSnapshot, otherCpuPercent } from './machine';
 import type { BenchServer } from './server-handle';
 import { repeated } from './stats';
 import type { HttpResult } from './types';
@@ -28,6 +29,8 @@ export interface HttpRep {
   p99: number;
   statuses: Record<string, number>;
   errors: number;
+  serverCpuPercent: number;
+  otherCpuPercent: number;
 }
 
 export interface HttpTargetsInput {
@@ -98,6 +101,8 @@ export async function runHttpRep(server: BenchServer, target: HttpTarget, second
   const headers: Record<string, string> = {};
   if (target.auth) headers.authorization = `Bearer ${server.apiKey}`;
   if (target.contentType) headers['content-type'] = target.contentType;
+  await server.reset();
+  const before = cpuSnapshot();
   const r = await autocannon({
     url: server.base + target.path,
     method: target.method,
@@ -107,6 +112,8 @@ export async function runHttpRep(server: BenchServer, target: HttpTarget, second
     duration: seconds,
     timeout: 30,
   });
+  const sample = await server.sample();
+  const other = otherCpuPercent(before, cpuSnapshot(), [sample.cpuPercent]);
   const statuses: Record<string, number> = {};
   for (const [code, s] of Object.entries(r.statusCodeStats ?? {})) statuses[code] = s.count;
   return {
@@ -116,6 +123,8 @@ export async function runHttpRep(server: BenchServer, target: HttpTarget, second
     p99: r.latency.p99,
     statuses,
     errors: r.errors,
+    serverCpuPercent: sample.cpuPercent,
+    otherCpuPercent: other,
   };
 }
 
@@ -132,5 +141,7 @@ export function aggregateHttp(target: HttpTarget, reps: HttpRep[]): HttpResult {
     p99: repeated(reps.map((r) => r.p99), 2),
     statuses,
     errors: reps.reduce((a, r) => a + r.errors, 0),
+    serverCpuPercent: repeated(reps.map((r) => r.serverCpuPercent), 0),
+    otherCpuPercent: repeated(reps.map((r) => r.otherCpuPercent), 0),
   };
 }

@@ -11,6 +11,12 @@ export function fmtRep(r: Repeated | null | undefined, digits = 1): string {
   return `${v} ±${Math.round(r.noise * 100)}%`;
 }
 
+/** CPU taken by other processes: small and bursty, so the median and the worst repetition, not a relative spread. */
+function fmtOther(r: Repeated | null | undefined): string {
+  if (!r || !Number.isFinite(r.value)) return '—';
+  return r.reps.length < 2 ? r.value.toFixed(0) : `${r.value.toFixed(0)} (max ${r.max.toFixed(0)})`;
+}
+
 function fmt(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined || !Number.isFinite(x) ? '—' : x.toFixed(digits);
 }
@@ -71,6 +77,7 @@ export function renderMarkdown(run: BenchRun): string {
           [`track calls/s, ${e.workers} in flight`, fmtRep(e.trackPerS)],
           [`full calls/s, ${e.workers} in flight`, fmtRep(e.fullPerS)],
           ['full call stages, median ms', Object.entries(e.stages).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')],
+          ['CPU used by other processes meanwhile, % of a core', fmtOther(e.otherCpuPercent)],
         ],
         ['---', '---'],
       ),
@@ -103,18 +110,25 @@ export function renderMarkdown(run: BenchRun): string {
     out.push('', '## HTTP (autocannon)', '');
     const rows = run.http.map((h) =>
       h.skipped
-        ? [`${h.method} ${h.path} (${h.name})`, String(h.connections), `skipped: ${h.skipped}`, '', '', '', '']
+        ? [`${h.method} ${h.path} (${h.name})`, String(h.connections), `skipped: ${h.skipped}`, '', '', '', '', '', '']
         : [
             `${h.method} ${h.path} (${h.name})`,
             String(h.connections),
             fmtRep(h.rps),
-            fmtRep(h.p50, 2),
-            fmtRep(h.p90, 2),
-            fmtRep(h.p99, 2),
+            fmtRep(h.p50, 0),
+            fmtRep(h.p90, 0),
+            fmtRep(h.p99, 0),
+            fmtRep(h.serverCpuPercent, 0),
+            fmtOther(h.otherCpuPercent),
             counts(h.statuses ?? {}) + (h.errors ? `, errors ${h.errors}` : ''),
           ],
     );
-    out.push(table(['endpoint', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'answers (all repetitions)'], rows));
+    out.push(
+      table(
+        ['endpoint', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'gateway CPU %', 'other processes CPU %', 'answers (all repetitions)'],
+        rows,
+      ),
+    );
     out.push('', 'autocannon times latency in whole milliseconds.');
   }
 
@@ -147,11 +161,13 @@ export function renderMarkdown(run: BenchRun): string {
           'engine call p50 / p99 ms',
           'time to verdict p50 / p99 s (n)',
           'verdicts',
+          'session set-up p50 / p99 ms',
           'probe round trip p50 / p99 ms',
           'event-loop delay p50 / p99 / max ms',
           'gateway CPU %',
           'gateway RSS peak MiB',
           'generator lag p99 ms, CPU %',
+          'other processes CPU %',
         ],
         run.ws.map((w) => [
           w.point.transport,
@@ -160,11 +176,13 @@ export function renderMarkdown(run: BenchRun): string {
           `${fmtRep(w.analysisP50, 0)} / ${fmtRep(w.analysisP99, 0)}`,
           `${fmtLatency(w.timeToVerdict, 2, 1000)} (${w.timeToVerdict.n}${w.unfinished ? `, ${w.unfinished} unfinished` : ''})`,
           counts(w.verdicts),
+          fmtLatency(w.sessionSetup, 0),
           fmtLatency(w.probe, 1),
           `${fmtRep(w.server.eldP50)} / ${fmtRep(w.server.eldP99)} / ${fmtRep(w.server.eldMax, 0)}`,
           fmtRep(w.server.cpuPercent, 0),
           fmtRep(w.server.rssPeakMiB, 0),
           `${fmt(w.generatorLag.p99, 1)}, ${fmtRep(w.generatorCpuPercent, 0)}`,
+          fmtOther(w.server.otherCpuPercent),
         ]),
       ),
     );
@@ -183,15 +201,18 @@ export function renderMarkdown(run: BenchRun): string {
       '- *analysed/s*, *received/s*, *dropped/s*, *full calls* and *engine call* come from the gateway\'s own /metrics ' +
         '(counter deltas over the window; the engine call percentiles are interpolated from histogram buckets, so coarse).',
       '- *vs engine alone*: analysed frames/s through the WebSocket ÷ what the engine alone does for the same mix of ' +
-        'track and full calls with as many calls in flight as workers; shown only where latest-frame-wins dropped ≥ 5% ' +
-        '(below that, the load, not the gateway, sets the rate).',
+        'track and full calls with as many calls in flight as workers, measured in the same round; shown only where ' +
+        'latest-frame-wins dropped ≥ 5% (below that, the load, not the gateway, sets the rate).',
       '- *time to verdict*: from a session\'s first frame to its verdict, for sessions that ended inside the window; ' +
-        'sessions still running at the end are *unfinished* and not counted.',
+        'sessions still running at the end are *unfinished* and not counted. *session set-up*: POST /sessions until ' +
+        '`ready` on the socket, for sessions (re)started inside the window.',
       '- *probe round trip*: each session sends a header-only message once a second, which the gateway answers at once ' +
         'with `error frame_empty` without the engine: the transport and event-loop round trip under this load. It is ' +
         'not a per-frame round trip: the protocol acknowledges no frame (see bench/README.md).',
       '- *generator lag*: how late the generator sent frames against its schedule; when it is large, the generator, ' +
         'not the gateway, was the limit.',
+      '- *other processes CPU*: the machine\'s busy time (/proc/stat) minus the gateway, the generator and the ' +
+        'benchmark itself, in % of one core: other jobs competing for the cores.',
     );
   }
 

@@ -1,5 +1,4 @@
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Transport } from './types';
@@ -35,7 +34,7 @@ export interface ServerOptions {
 }
 
 /** Settings every benchmark server gets: local only, quiet, its own fresh data folder, no limits on the load. */
-function baseEnv(dataDir: string, transport: Transport, uwsPort: number): NodeJS.ProcessEnv {
+function baseEnv(dataDir: string, transport: Transport): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.DATABASE_URL; // always the embedded SQLite in a fresh folder: comparable from run to run
   return {
@@ -50,20 +49,8 @@ function baseEnv(dataDir: string, transport: Transport, uwsPort: number): NodeJS
     FACE_ATTEMPTS_MAX: '100',
     FACE_ATTEMPTS_WINDOW_MIN: '1',
     WS_TRANSPORT: transport,
-    WS_PORT_UWS: String(uwsPort),
+    WS_PORT_UWS: '0', // any free port; the sessions' wsUrl names the bound one
   };
-}
-
-/** A free TCP port on 127.0.0.1 (WS_PORT_UWS must be given explicitly: the session's wsUrl is built from it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** The gateway running in a child process, with handles to sample its figures. */
@@ -84,7 +71,7 @@ export class BenchServer {
 
   static async start(options: ServerOptions): Promise<BenchServer> {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-bench-'));
-    const env = { ...baseEnv(dataDir, options.transport, options.transport === 'uws' ? await freePort() : 0), ...options.env };
+    const env = { ...baseEnv(dataDir, options.transport), ...options.env };
     const child = forkScript(sibling(path.join(__dirname, '..'), 'server'), { env, nodeArgs: ['--expose-gc'], quiet: true });
     try {
       const ready = await request(
@@ -108,7 +95,7 @@ export class BenchServer {
   /** Restarts the event-loop, CPU and peak-RSS accounting. */
   async reset(): Promise<void> {
     const id = this.nextId++;
-    await request(this.child.proc, { type: 'reset', id }, (m): m is { type: 'reset-done' } => isReply(m, 'reset-done', id), 10_000);
+    await request(this.child.proc, { type: 'reset', id }, (m): m is { type: 'reset-done' } => isReply(m, 'reset-done', id), 60_000);
   }
 
   /** Figures since the last reset; `gc` collects garbage first (for memory levels). */
@@ -118,14 +105,19 @@ export class BenchServer {
       this.child.proc,
       { type: 'sample', id, gc },
       (m): m is { type: 'sample'; sample: ServerSample } => isReply(m, 'sample', id),
-      10_000,
+      60_000,
     );
     return reply.sample;
   }
 
-  async metricsText(): Promise<string> {
-    const res = await fetch(`${this.base}/metrics`);
-    return res.text();
+  /** GET /metrics; throws when the gateway does not answer within `timeoutMs`, so that no phase hangs. */
+  async metricsText(timeoutMs = 60_000): Promise<string> {
+    try {
+      const res = await fetch(`${this.base}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
+      return await res.text();
+    } catch (err) {
+      throw new Error(`The gateway did not answer GET /metrics within ${timeoutMs / 1000} s: ${(err as Error).message}`);
+    }
   }
 
   async stop(): Promise<void> {

@@ -55,7 +55,7 @@ export function suiteFor(mode: Mode): Suite {
         reps: 2,
         engineSeconds: 0.3,
         peerSeconds: 0.3,
-        httpSeconds: 0.5,
+        httpSeconds: 1,
         httpConnections: { health: 2, sessions: 2, enroll: 1, code: 2 },
         ws: {
           points: sweep(['ws', 'uws'], [2], [10]),

@@ -56,6 +56,8 @@ export interface EngineResult {
   /** Closed loop with `workers` calls in flight. */
   trackPerS: Repeated;
   fullPerS: Repeated;
+  /** CPU that other processes on the machine used during these measurements, % of one core. */
+  otherCpuPercent: Repeated;
 }
 
 export interface PeerResult {
@@ -87,6 +89,9 @@ export interface HttpResult {
   /** Summed over the repetitions. */
   statuses?: Record<string, number>;
   errors?: number;
+  /** The gateway's CPU during the load, and other processes' (autocannon runs in the benchmark's process). */
+  serverCpuPercent?: Repeated;
+  otherCpuPercent?: Repeated;
 }
 
 export interface ServerFigures {
@@ -96,6 +101,8 @@ export interface ServerFigures {
   /** Process CPU, 100 = one core busy. */
   cpuPercent: Repeated;
   rssPeakMiB: Repeated;
+  /** CPU used meanwhile by every other process (not the gateway, the generator or the benchmark). */
+  otherCpuPercent: Repeated;
 }
 
 export interface WsResult {
@@ -127,7 +134,10 @@ export interface WsResult {
   generatorLag: Latency;
   generatorCpuPercent: Repeated;
   server: ServerFigures;
-  /** analysed/s through the gateway / engine-only analyses/s for the same track/full mix; null when not saturated. */
+  /**
+   * analysed/s through the gateway / engine-only analyses/s for the same track/full mix, each repetition against
+   * the engine-alone repetition of the same round; null when not saturated.
+   */
   engineRatio: Repeated | null;
   saturated: boolean;
   busy: number;

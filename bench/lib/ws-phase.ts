@@ -1,6 +1,8 @@
 import * as path from 'node:path';
 import type { LoadConfig, LoadReply, LoadWindow } from '../ws-load';
+import type { EngineRep } from './engine-phase';
 import type { BenchFrames } from './frames';
+import { cpuSnapshot, otherCpuPercent } from './machine';
 import { forkScript, request, sibling, sleep, type Child } from './proc';
 import type { BenchServer, ServerSample } from './server-handle';
 import {
@@ -14,7 +16,7 @@ import {
   repeated,
   type PromSamples,
 } from './stats';
-import type { EngineResult, WsPoint, WsResult } from './types';
+import type { WsPoint, WsResult } from './types';
 
 /** One repetition of one load point: what the generator saw, what the gateway counted, how the gateway fared. */
 export interface WsRep {
@@ -28,6 +30,7 @@ export interface WsRep {
   full: number;
   analysisP50: number;
   analysisP99: number;
+  otherCpuPercent: number;
 }
 
 export interface WsTiming {
@@ -75,9 +78,14 @@ export class LoadGenProcess {
 
       const [before] = await Promise.all([scrape(server), server.reset()]);
       check(await request(proc, { type: 'mark' }, isType('marked')));
+      const cpuBefore = cpuSnapshot();
       await sleep(timing.measureSeconds * 1000);
+      // The load stops first, then the gateway is read: a flooded gateway may take long to answer /metrics, and
+      // the window must not stretch while the flood goes on. Its time base is its own, reset -> sample.
+      const { result } = check(await request(proc, { type: 'pause' }, isType('result'), 30_000));
       const [after, sample] = await Promise.all([scrape(server), server.sample()]);
-      const { result } = check(await request(proc, { type: 'stop' }, isType('result'), 30_000));
+      const cpuAfter = cpuSnapshot();
+      check(await request(proc, { type: 'stop' }, isType('stopped'), 30_000));
       await settle(server);
 
       const delta = (name: string, labels: Record<string, string> = {}) =>
@@ -94,6 +102,7 @@ export class LoadGenProcess {
         full: delta('faceid_analysis_seconds_count', { call: 'full' }),
         analysisP50: bucketQuantile(buckets, 0.5) * 1000,
         analysisP99: bucketQuantile(buckets, 0.99) * 1000,
+        otherCpuPercent: otherCpuPercent(cpuBefore, cpuAfter, [sample.cpuPercent, result.cpuPercent]),
       };
     } catch (err) {
       const tail = this.child.tail();
@@ -113,7 +122,7 @@ export class LoadGenProcess {
 }
 
 async function scrape(server: BenchServer): Promise<PromSamples> {
-  return parsePrometheus(await server.metricsText());
+  return parsePrometheus(await server.metricsText(60_000));
 }
 
 /** Waits (up to 5 s) until the previous load's connections are gone, so that points do not overlap. */
@@ -124,9 +133,9 @@ async function settle(server: BenchServer): Promise<void> {
 }
 
 /** Engine-only capacity for a mix of track and full calls: the time of one of each, weighted. */
-export function engineCapacity(engine: EngineResult, fullShare: number): number {
-  const t = engine.trackPerS.value;
-  const f = engine.fullPerS.value;
+export function engineCapacity(engine: Pick<EngineRep, 'trackPerS' | 'fullPerS'>, fullShare: number): number {
+  const t = engine.trackPerS;
+  const f = engine.fullPerS;
   if (!(t > 0 && f > 0)) return NaN;
   return 1 / (fullShare / f + (1 - fullShare) / t);
 }
@@ -137,19 +146,22 @@ function sumCounts(items: Array<Record<string, number>>): Record<string, number>
   return out;
 }
 
-/** The repetitions of one point as medians with their noise; latency histograms are merged. */
-export function aggregateWs(point: WsPoint, reps: WsRep[], engine: EngineResult | null): WsResult {
+/**
+ * The repetitions of one point as medians with their noise; latency histograms are merged. `engineReps[i]` is the
+ * engine-alone repetition of the same round as `reps[i]`.
+ */
+export function aggregateWs(point: WsPoint, reps: WsRep[], engineReps: EngineRep[]): WsResult {
   const per = (f: (r: WsRep) => number, digits = 2) => repeated(reps.map(f), digits);
   const rate = (f: (r: WsRep) => number) => per((r) => f(r) / r.seconds, 1);
   const dropShare = per((r) => (r.received > 0 ? r.dropped / r.received : 0), 3);
   const fullShare = per((r) => (r.analysed > 0 ? r.full / r.analysed : 0), 3);
   const saturated = dropShare.value >= 0.05;
   const ratio =
-    engine && saturated
-      ? per((r) => {
-          const cap = engineCapacity(engine, r.analysed > 0 ? r.full / r.analysed : 0);
-          return r.analysed / r.seconds / cap;
-        }, 3)
+    engineReps.length === reps.length && saturated
+      ? repeated(
+          reps.map((r, i) => r.analysed / r.seconds / engineCapacity(engineReps[i], r.analysed > 0 ? r.full / r.analysed : 0)),
+          3,
+        )
       : null;
   const ttvPerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.timeToVerdict])).p50);
   const probePerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.probe])).p99);
@@ -180,6 +192,7 @@ export function aggregateWs(point: WsPoint, reps: WsRep[], engine: EngineResult 
       eldMax: per((r) => r.server.eld.max, 1),
       cpuPercent: per((r) => r.server.cpuPercent, 0),
       rssPeakMiB: per((r) => r.server.rssPeakMiB, 0),
+      otherCpuPercent: per((r) => r.otherCpuPercent, 0),
     },
     engineRatio: ratio,
     saturated,
