@@ -5,9 +5,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { defaultModelDir, readManifest } from '../src/engine/models';
-import type { ModelPaths } from '../src/engine/types';
-import { faceCrop, fixturePhotos, missingFixturesReason, QVGA } from './support/frames';
+import { describeZeroing, missingAssets } from './support/assets';
+import { faceCrop, fixturePhotos, QVGA } from './support/frames';
 import { DEFAULT_MASK, scanMemory, xorInPlace } from './support/memscan';
 import type { RunResult, ScanSummary } from './support/zeroing-run';
 
@@ -23,8 +22,6 @@ const execFileP = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..');
 const SUPPORT = path.join(__dirname, 'support');
 const FRAMES = 8; // several: glibc returns the first large freed block to the OS, which alone could hide a leak
-const ADDON = process.env.FACEID_ADDON ?? path.join(ROOT, 'native', 'build', 'Release', 'faceid.node');
-const PIPELINE_MODELS: (keyof ModelPaths)[] = ['detect', 'landmark', 'feature', 'liveness', 'eye'];
 
 describe('memory scanner (self-test)', () => {
   const MASK = DEFAULT_MASK;
@@ -62,25 +59,8 @@ describe('memory scanner (self-test)', () => {
   });
 });
 
-/** Why the engine runs cannot happen here, or null. */
-function missingAssets(): string | null {
-  const fixtures = missingFixturesReason();
-  if (fixtures) return fixtures;
-  if (!fs.existsSync(ADDON)) return `The native addon is not built (${ADDON}): run \`npm run build:native\`.`;
-  const dir = defaultModelDir();
-  const entries = readManifest().models.filter((e) => (PIPELINE_MODELS as string[]).includes(e.name));
-  const missing = entries.filter((e) => !fs.existsSync(path.join(dir, e.file))).map((e) => e.file);
-  if (missing.length) return `Models missing from ${dir} (${missing.join(', ')}): run \`npm run models\`.`;
-  return null;
-}
-
 const skipReason = missingAssets();
-// Under AddressSanitizer the scan would walk terabytes of shadow mappings; the normal run covers this proof.
-const underAsan = Boolean(process.env.FACEID_ASAN);
-// Locally a missing asset skips with the reason; in CI (which fetches and builds them) it fails.
-const describeEngine = underAsan || (skipReason && !process.env.CI) ? describe.skip : describe;
-if (underAsan) console.warn('engine zeroing test: skipped under AddressSanitizer (see npm test).');
-else if (skipReason) console.warn(`engine zeroing test: ${skipReason}`);
+const describeEngine = describeZeroing('engine zeroing test');
 
 /** Kinds with hits, e.g. { 'jpeg-row-bgr': 3 }: {} when the scan found nothing. */
 function leaks(scan: ScanSummary): Record<string, number> {

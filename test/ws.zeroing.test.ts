@@ -7,10 +7,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import WebSocket from 'ws';
-import { defaultModelDir, readManifest } from '../src/engine/models';
-import type { ModelPaths } from '../src/engine/types';
 import { encodeFrameMessage } from '../src/transport/protocol';
-import { faceCrop, fixturePhotos, missingFixturesReason, QVGA } from './support/frames';
+import { describeZeroing, missingAssets } from './support/assets';
+import { faceCrop, fixturePhotos, QVGA } from './support/frames';
 import type { ReadyReport, ScanReport, ServerReport, ServerRequest } from './support/ws-zeroing-server';
 import type { ScanSummary } from './support/zeroing-run';
 
@@ -49,28 +48,9 @@ const FPS = 15; // the protocol's maximum: more frames within the blink window
 const FRAGMENTS = 3;
 const SPLIT_PAUSE_MS = 15;
 const FACE_PHOTO = 2; // sample3.jpg: one frontal face, eyes open
-const ADDON = process.env.FACEID_ADDON ?? path.join(ROOT, 'native', 'build', 'Release', 'faceid.node');
-const PIPELINE_MODELS: (keyof ModelPaths)[] = ['detect', 'landmark', 'feature', 'liveness', 'eye'];
-
-/** Why these runs cannot happen here, or null (same assets as the engine's zeroing test). */
-function missingAssets(): string | null {
-  const fixtures = missingFixturesReason();
-  if (fixtures) return fixtures;
-  if (!fs.existsSync(ADDON)) return `The native addon is not built (${ADDON}): run \`npm run build:native\`.`;
-  const dir = defaultModelDir();
-  const entries = readManifest().models.filter((e) => (PIPELINE_MODELS as string[]).includes(e.name));
-  const missing = entries.filter((e) => !fs.existsSync(path.join(dir, e.file))).map((e) => e.file);
-  if (missing.length) return `Models missing from ${dir} (${missing.join(', ')}): run \`npm run models\`.`;
-  return null;
-}
 
 const skipReason = missingAssets();
-// Under AddressSanitizer the scan would walk terabytes of shadow mappings; the normal run covers this proof.
-const underAsan = Boolean(process.env.FACEID_ASAN);
-// Locally a missing asset skips with the reason; in CI (which fetches and builds them) it fails.
-const describeWs = underAsan || (skipReason && !process.env.CI) ? describe.skip : describe;
-if (underAsan) console.warn('WebSocket zeroing test: skipped under AddressSanitizer (see npm test).');
-else if (skipReason) console.warn(`WebSocket zeroing test: ${skipReason}`);
+const describeWs = describeZeroing('WebSocket zeroing test');
 
 interface Needles {
   mask: number;

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import type { Analysis, FaceEngine, StageTimings } from '../../src/engine';
+import { STAGE_TIMING_KEYS, type Analysis, type FaceEngine, type StageTimings } from '../../src/engine';
 import { cpuSnapshot, otherCpuPercent } from './machine';
 import { latencyOf, median, repeated } from './stats';
 import type { EngineResult } from './types';
@@ -19,18 +19,8 @@ export interface EngineRep {
   otherCpuPercent: number;
 }
 
-const STAGES: ReadonlyArray<keyof StageTimings> = [
-  'decode',
-  'detect',
-  'landmarks',
-  'align',
-  'embedding',
-  'liveness',
-  'eyes',
-  'quality',
-  'wipe',
-  'total',
-];
+// Time in the native queue says nothing about the engine alone.
+const STAGES = STAGE_TIMING_KEYS.filter((k) => k !== 'queued');
 
 /** Calls `fn` one after another for `seconds`, cycling through the frames; wall time of each call. */
 async function sequential(seconds: number, frames: Buffer[], fn: (f: Buffer) => Promise<Analysis>, onResult?: (a: Analysis) => void): Promise<number[]> {

@@ -7,27 +7,13 @@ import { performance } from 'node:perf_hooks';
 import { FaceEngine } from '../engine/engine';
 import { defaultFixtureDir } from '../engine/models';
 import { loadNative } from '../engine/native';
-import type { Analysis, Box, StageTimings } from '../engine/types';
+import { STAGE_TIMING_KEYS, type Analysis, type Box } from '../engine/types';
 import type { Command, CommandIo, OptionValues } from './main';
 import { median, percentile } from './metrics';
 
 const FRAME_WIDTH = 320;
 const FRAME_HEIGHT = 240;
 const FIXTURE = 'sample1.jpg';
-/** Stage timings reported by the engine, in pipeline order. */
-const STAGE_KEYS: readonly (keyof StageTimings)[] = [
-  'decode',
-  'detect',
-  'landmarks',
-  'align',
-  'embedding',
-  'liveness',
-  'eyes',
-  'quality',
-  'wipe',
-  'queued',
-  'total',
-];
 const WARMUP_CALLS = 5;
 
 export interface LatencySummary {
@@ -152,7 +138,7 @@ async function runBench(values: OptionValues, _positionals: string[], io: Comman
     }
 
     const stages: Record<string, LatencySummary> = {};
-    for (const key of STAGE_KEYS) stages[key] = summarize(full.analyses.map((a) => a.timings[key]));
+    for (const key of STAGE_TIMING_KEYS) stages[key] = summarize(full.analyses.map((a) => a.timings[key]));
 
     const result: BenchResult = {
       opencv: native.opencvVersion,

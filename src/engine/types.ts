@@ -81,6 +81,21 @@ export interface StageTimings {
   total: number;
 }
 
+/** The timing keys in pipeline order, for reports. */
+export const STAGE_TIMING_KEYS: readonly (keyof StageTimings)[] = [
+  'decode',
+  'detect',
+  'landmarks',
+  'align',
+  'embedding',
+  'liveness',
+  'eyes',
+  'quality',
+  'wipe',
+  'queued',
+  'total',
+];
+
 export interface Analysis {
   width: number;
   height: number;
