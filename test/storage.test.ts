@@ -147,6 +147,8 @@ function tsChild(script: string, args: string[], onLine?: (line: string, child: 
 }
 const SQLITE_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'sqlite', 'migrations');
 const PG_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'postgres', 'migrations');
+/** The committed migrations, oldest first (the same names for both providers). */
+const MIGRATIONS = ['20261128200000_init', '20261128230000_mis_events'];
 
 /** A copy of the committed migrations to modify. */
 function copyMigrations(provider: 'sqlite' | 'postgres', into: string): string {
@@ -183,25 +185,36 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
     describe('migrations', () => {
       it('apply on an empty database and record themselves as Prisma does', async () => {
-        expect(storage.migration).toEqual({ applied: ['20261128200000_init'], total: 1 });
+        expect(storage.migration).toEqual({ applied: MIGRATIONS, total: MIGRATIONS.length });
         const rows = await h.sql(
           target,
           `SELECT "migration_name", "checksum", "finished_at", "rolled_back_at", "applied_steps_count" FROM "_prisma_migrations"`,
         );
-        const file = fs.readFileSync(
-          path.join(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, '20261128200000_init', 'migration.sql'),
-          'utf8',
-        );
-        expect(rows).toEqual([
-          {
-            migration_name: '20261128200000_init',
-            checksum: sha256(file),
+        const file = (name: string) =>
+          fs.readFileSync(path.join(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, name, 'migration.sql'), 'utf8');
+        expect(rows).toEqual(
+          MIGRATIONS.map((name) => ({
+            migration_name: name,
+            checksum: sha256(file(name)),
             finished_at: expect.anything(),
             rolled_back_at: null,
             applied_steps_count: 1,
-          },
-        ]);
-        for (const table of ['Clinic', 'Workstation', 'Patient', 'Template', 'IdentificationSession', 'Verdict', 'AuditLog']) {
+          })),
+        );
+        for (const table of [
+          'Clinic',
+          'Workstation',
+          'Patient',
+          'Template',
+          'IdentificationSession',
+          'Verdict',
+          'AuditLog',
+          'Event',
+          'OneTimeCode',
+          'MisClient',
+          'WebhookSubscription',
+          'WebhookDelivery',
+        ]) {
           expect(await tableExists(h, target, table)).toBe(true);
         }
       });
@@ -210,12 +223,12 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const clinic = await r.clinics.create('Restart clinic');
         const again = await openStorage(target);
         try {
-          expect(again.migration).toEqual({ applied: [], total: 1 });
+          expect(again.migration).toEqual({ applied: [], total: MIGRATIONS.length });
           expect(await again.repos.clinics.get(clinic.id)).toEqual(clinic);
         } finally {
           await again.close();
         }
-        expect(await h.sql(target, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(1);
+        expect(await h.sql(target, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(MIGRATIONS.length);
       });
 
       it('refuse to start when an applied migration was modified', async () => {
@@ -265,12 +278,12 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         } else {
           // One transaction per migration: the first one stays applied and recorded.
           const recorded = await h.sql(t, `SELECT "migration_name" FROM "_prisma_migrations"`);
-          expect(recorded).toEqual([{ migration_name: '20261128200000_init' }]);
+          expect(recorded).toEqual(MIGRATIONS.map((migration_name) => ({ migration_name })));
         }
 
         fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\n');
         const result = await migrate(t, { migrationsDir: dir });
-        expect(result.applied).toEqual(provider === 'sqlite' ? ['20261128200000_init', '20261201000000_extra'] : ['20261201000000_extra']);
+        expect(result.applied).toEqual(provider === 'sqlite' ? [...MIGRATIONS, '20261201000000_extra'] : ['20261201000000_extra']);
         expect(await tableExists(h, t, 'Extra')).toBe(true);
       });
 
@@ -294,8 +307,8 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           };
           results = await Promise.all([run(), run(), run()]);
         }
-        expect(results.map((x) => x.applied.length).sort()).toEqual([...results.map(() => 0).slice(1), 1]);
-        expect(await h.sql(t, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(1);
+        expect(results.map((x) => x.applied.length).sort()).toEqual([...results.map(() => 0).slice(1), MIGRATIONS.length]);
+        expect(await h.sql(t, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(MIGRATIONS.length);
       }, 60_000);
 
       if (provider === 'sqlite') {
@@ -449,6 +462,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           tokenUsedAt: null,
           createdAt: expect.any(Date),
           finishedAt: null,
+          refusalReason: null,
         });
         expect(session).not.toHaveProperty('tokenHash');
         expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
@@ -712,7 +726,7 @@ describe('StorageModule', () => {
 
   it('reads the committed migrations in order, for both providers', () => {
     for (const provider of ['sqlite', 'postgres'] as const) {
-      expect(readMigrations(provider).map((m) => m.name)).toEqual(['20261128200000_init']);
+      expect(readMigrations(provider).map((m) => m.name)).toEqual(MIGRATIONS);
     }
     expect(() => readMigrations('postgres', SQLITE_MIGRATIONS)).toThrow(/is for sqlite, not postgresql/);
   });

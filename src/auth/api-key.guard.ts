@@ -10,6 +10,7 @@ import { ApiSecurity, AppError, RateLimitedError, type RouteSecurity } from '../
 import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
 import { API_KEY_PATTERN, hashApiKey } from './api-key';
 import { PRINCIPAL, type RequestWithPrincipal } from './principal';
+import { bearerToken } from './mis-key.guard';
 import { RateLimiter } from './rate-limiter';
 
 /** One answer for a missing, malformed, unknown or revoked key, so a caller cannot tell them apart. */
@@ -55,9 +56,7 @@ export class ApiKeyGuard implements CanActivate {
     const ipWait = this.limiter.take(`ip:${ip}`);
     if (ipWait > 0) throw new RateLimitedError(ipWait);
 
-    const header = req.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header) : null;
-    const key = match?.[1];
+    const key = bearerToken(req.headers);
     if (!key || !API_KEY_PATTERN.test(key)) throw new UnauthorizedError();
     const workstation = await this.workstations.findByKeyHash(hashApiKey(key));
     if (!workstation || workstation.revokedAt) throw new UnauthorizedError();

@@ -2,17 +2,20 @@ import { Global, Module } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { ApiKeyGuard } from './api-key.guard';
 import { AuthBootstrap } from './bootstrap';
+import { MisAuth, MisKeyGuard } from './mis-key.guard';
 import { RateLimiter } from './rate-limiter';
 import { WorkstationsService } from './workstations.service';
 
 /**
- * Workstation API keys. Global, so any controller can use `@WorkstationAuth()` (or `@UseGuards(ApiKeyGuard)`)
+ * Workstation and MIS API keys. Global, so any controller can use `@WorkstationAuth()` (or `@UseGuards(ApiKeyGuard)`)
  * without importing it, and every guard shares the one rate limiter.
  */
 @Global()
 @Module({
   providers: [
     ApiKeyGuard,
+    MisAuth,
+    MisKeyGuard,
     WorkstationsService,
     AuthBootstrap,
     {
@@ -21,6 +24,6 @@ import { WorkstationsService } from './workstations.service';
       inject: [CONFIG],
     },
   ],
-  exports: [ApiKeyGuard, WorkstationsService, RateLimiter],
+  exports: [ApiKeyGuard, MisAuth, MisKeyGuard, WorkstationsService, RateLimiter],
 })
 export class AuthModule {}

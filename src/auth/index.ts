@@ -7,6 +7,25 @@ export {
   type CreatedWorkstation,
 } from './api-key';
 export { ApiKeyGuard, UnauthorizedError, WORKSTATION_SECURITY, WorkstationAuth } from './api-key.guard';
+export {
+  createMisClient,
+  generateMisKey,
+  MIS_KEY_PATTERN,
+  MIS_KEY_PREFIX,
+  MIS_KEY_ROTATION_GRACE_MS,
+  rotateMisKey,
+  type IssuedMisKey,
+} from './mis-key';
+export {
+  bearerToken,
+  MIS_SECURITY,
+  MisAuth,
+  MisCaller,
+  MisKeyAuth,
+  MisKeyGuard,
+  MisUnauthorizedError,
+  type MisPrincipal,
+} from './mis-key.guard';
 export { AuthBootstrap, DEMO_CLINIC, DEMO_WORKSTATION } from './bootstrap';
 export { CurrentPrincipal, Principal, principalOf } from './principal';
 export { RateLimiter } from './rate-limiter';

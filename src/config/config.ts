@@ -38,6 +38,24 @@ export interface Config {
   readonly FACEID_BOOTSTRAP: boolean;
   /** Template encryption keys, the first for new templates; undefined = the generated key file. */
   readonly TEMPLATE_KEYS: readonly TemplateKeyConfig[] | undefined;
+  readonly SMS_ADAPTER: SmsAdapterKind;
+  /** The e-government SMS endpoint (SMS_ADAPTER=http). */
+  readonly SMS_HTTP_URL: string | undefined;
+  readonly SMS_HTTP_TOKEN: string | undefined;
+  readonly SMS_HTTP_TIMEOUT_MS: number;
+  readonly SMS_HTTP_RETRIES: number;
+  readonly CODE_TTL_S: number;
+  readonly CODE_ATTEMPTS_MAX: number;
+  readonly CODE_PATIENT_FAILURES_MAX: number;
+  readonly CODE_WORKSTATION_FAILURES_MAX: number;
+  readonly CODE_FAILURES_WINDOW_MIN: number;
+  readonly EVENTS_POLL_MS: number;
+  readonly WEBHOOK_TIMEOUT_MS: number;
+  readonly WEBHOOK_RETRY_BASE_MS: number;
+  readonly WEBHOOK_RETRY_MAX_MS: number;
+  readonly WEBHOOK_MAX_ATTEMPTS: number;
+  /** `https` only, unless http is allowed (development and tests). */
+  readonly WEBHOOK_ALLOW_HTTP: boolean;
 }
 
 /** One TEMPLATE_KEYS entry: a key id (stored beside each template) and a 32-byte AES-256 key. */
@@ -81,6 +99,9 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
   on: true,
   off: false,
 };
+
+export const SMS_ADAPTERS = ['dev', 'http'] as const;
+export type SmsAdapterKind = (typeof SMS_ADAPTERS)[number];
 
 export const WS_TRANSPORTS = ['ws', 'uws'] as const;
 export type WsTransportKind = (typeof WS_TRANSPORTS)[number];
@@ -369,6 +390,131 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'rotate, put the new key first and keep the old ones until every template has been re-enrolled. Unset: the ' +
       'key file (mode 0600) is used, created on first start; copy its line here to keep using it alongside new keys.',
     secret: true,
+  },
+  SMS_ADAPTER: {
+    schema: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(z.enum(SMS_ADAPTERS)),
+    expects: `one of ${SMS_ADAPTERS.join(', ')}`,
+    default: () => 'dev',
+    defaultText: 'dev',
+    description:
+      'How six-digit codes reach patients: `http` posts to the e-government SMS gateway at SMS_HTTP_URL; `dev` ' +
+      'keeps them in an in-memory outbox that the demo page (`GET /dev/outbox`) and the log show (development only).',
+  },
+  SMS_HTTP_URL: {
+    schema: z.string().url(),
+    expects: 'an http(s) URL',
+    default: () => undefined,
+    defaultText: '(none)',
+    description: 'The SMS gateway endpoint for SMS_ADAPTER=http: it receives `POST {iin, text, reference}` as JSON.',
+  },
+  SMS_HTTP_TOKEN: {
+    schema: z.string().min(1),
+    expects: 'a non-empty string',
+    default: () => undefined,
+    defaultText: '(none)',
+    description: 'Sent as `Authorization: Bearer <token>` to SMS_HTTP_URL.',
+    secret: true,
+  },
+  SMS_HTTP_TIMEOUT_MS: {
+    schema: int(100, 60000),
+    expects: 'an integer from 100 to 60000',
+    default: () => 5000,
+    defaultText: '5000',
+    description: 'Timeout of one call to the SMS gateway, in ms.',
+  },
+  SMS_HTTP_RETRIES: {
+    schema: int(0, 5),
+    expects: 'an integer from 0 to 5',
+    default: () => 2,
+    defaultText: '2',
+    description: 'Retries of a failed SMS gateway call (timeouts, 5xx, refused connections), with backoff.',
+  },
+  CODE_TTL_S: {
+    schema: int(30, 3600),
+    expects: 'an integer from 30 to 3600',
+    default: () => 300,
+    defaultText: '300',
+    description: 'Lifetime of a six-digit code, in seconds.',
+  },
+  CODE_ATTEMPTS_MAX: {
+    schema: int(1, 20),
+    expects: 'an integer from 1 to 20',
+    default: () => 5,
+    defaultText: '5',
+    description: 'Wrong entries of one code after which its session ends `locked_out`.',
+  },
+  CODE_PATIENT_FAILURES_MAX: {
+    schema: int(1, 1000),
+    expects: 'an integer from 1 to 1000',
+    default: () => 10,
+    defaultText: '10',
+    description: 'Wrong code entries per patient within CODE_FAILURES_WINDOW_MIN after which no new code is sent.',
+  },
+  CODE_WORKSTATION_FAILURES_MAX: {
+    schema: int(1, 10000),
+    expects: 'an integer from 1 to 10000',
+    default: () => 30,
+    defaultText: '30',
+    description: 'Wrong code entries per workstation within CODE_FAILURES_WINDOW_MIN after which codes are refused.',
+  },
+  CODE_FAILURES_WINDOW_MIN: {
+    schema: int(1, 1440),
+    expects: 'an integer from 1 to 1440',
+    default: () => 60,
+    defaultText: '60',
+    description: 'The window of the per-patient and per-workstation code caps, in minutes.',
+  },
+  EVENTS_POLL_MS: {
+    schema: int(50, 60000),
+    expects: 'an integer from 50 to 60000',
+    default: () => 1000,
+    defaultText: '1000',
+    description:
+      'How often event subscribers and the webhook dispatcher look for events written by other instances (events ' +
+      'of this one wake them at once).',
+  },
+  WEBHOOK_TIMEOUT_MS: {
+    schema: int(100, 60000),
+    expects: 'an integer from 100 to 60000',
+    default: () => 5000,
+    defaultText: '5000',
+    description: 'Time a webhook receiver has to answer one delivery, in ms.',
+  },
+  WEBHOOK_RETRY_BASE_MS: {
+    schema: int(10, 3600000),
+    expects: 'an integer from 10 to 3600000',
+    default: () => 5000,
+    defaultText: '5000',
+    description: 'First retry delay of a failed delivery; it doubles per attempt, with full jitter.',
+  },
+  WEBHOOK_RETRY_MAX_MS: {
+    schema: int(10, 86400000),
+    expects: 'an integer from 10 to 86400000',
+    default: () => 3600000,
+    defaultText: '3600000',
+    description: 'Longest retry delay, in ms.',
+  },
+  WEBHOOK_MAX_ATTEMPTS: {
+    schema: int(1, 100),
+    expects: 'an integer from 1 to 100',
+    default: () => 12,
+    defaultText: '12',
+    description:
+      'Failed attempts in a row after which a subscriber is marked dead (it keeps its place; resume it to continue).',
+  },
+  WEBHOOK_ALLOW_HTTP: {
+    schema: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .refine((s) => s in BOOLEAN_WORDS)
+      .transform((s) => BOOLEAN_WORDS[s]),
+    expects: 'true or false (also 1/0, yes/no, on/off)',
+    default: () => false,
+    defaultText: 'false',
+    description: 'Accept plain `http://` webhook URLs (development and tests); otherwise only `https://`.',
   },
 };
 

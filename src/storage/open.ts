@@ -3,6 +3,10 @@ import { migrate, type MigrateResult } from './migrate';
 import type {
   AuditRepository,
   ClinicRepository,
+  CodeRepository,
+  EventRepository,
+  MisClientRepository,
+  WebhookRepository,
   PatientRepository,
   SessionRepository,
   TemplateRepository,
@@ -14,6 +18,10 @@ import { PrismaAuditRepository } from './repositories/audit';
 import { PrismaClinicRepository, PrismaPatientRepository, PrismaWorkstationRepository } from './repositories/clinics';
 import { PrismaSessionRepository, PrismaVerdictRepository } from './repositories/sessions';
 import { PrismaTemplateRepository } from './repositories/templates';
+import { PrismaCodeRepository } from './repositories/codes';
+import { EventSignal, PrismaEventRepository } from './repositories/events';
+import { PrismaMisClientRepository } from './repositories/mis';
+import { PrismaWebhookRepository } from './repositories/webhooks';
 import { describeTarget, resolveTarget, type StorageConfig, type StorageProvider, type StorageTarget } from './target';
 
 export interface Repositories {
@@ -25,6 +33,10 @@ export interface Repositories {
   readonly verdicts: VerdictRepository;
   /** Also reads the whole chain, for verifyAuditChain(). */
   readonly audit: AuditRepository & AuditChainReader;
+  readonly codes: CodeRepository;
+  readonly events: EventRepository;
+  readonly misClients: MisClientRepository;
+  readonly webhooks: WebhookRepository;
 }
 
 export interface Storage {
@@ -48,14 +60,19 @@ export interface OpenStorageOptions {
 
 /** Builds the repositories over a connected database. */
 export function createRepositories(db: Db): Repositories {
+  const signal = new EventSignal();
   return {
     clinics: new PrismaClinicRepository(db),
     workstations: new PrismaWorkstationRepository(db),
     patients: new PrismaPatientRepository(db),
     templates: new PrismaTemplateRepository(db),
-    sessions: new PrismaSessionRepository(db),
-    verdicts: new PrismaVerdictRepository(db),
+    sessions: new PrismaSessionRepository(db, signal),
+    verdicts: new PrismaVerdictRepository(db, signal),
     audit: new PrismaAuditRepository(db),
+    codes: new PrismaCodeRepository(db),
+    events: new PrismaEventRepository(db, signal),
+    misClients: new PrismaMisClientRepository(db),
+    webhooks: new PrismaWebhookRepository(db),
   };
 }
 

@@ -5,8 +5,18 @@
  */
 
 export type Channel = 'in_person' | 'remote';
-export type SessionState = 'created' | 'connected' | 'finished' | 'expired';
-export type VerdictResult = 'match' | 'no_match' | 'spoof_suspected' | 'no_template' | 'timeout' | 'error';
+/** code_pending: the patient refused the photo (or the appointment is remote) and a six-digit code was sent. */
+export type SessionState = 'created' | 'connected' | 'code_pending' | 'finished' | 'expired';
+/** expired: nobody finished the session in time (a sweep ends it); locked_out: the code's attempts ran out. */
+export type VerdictResult =
+  | 'match'
+  | 'no_match'
+  | 'spoof_suspected'
+  | 'no_template'
+  | 'timeout'
+  | 'error'
+  | 'expired'
+  | 'locked_out';
 export type VerdictMethod = 'face' | 'code' | 'none';
 
 export interface Clinic {
@@ -59,6 +69,8 @@ export interface IdentificationSession {
   tokenUsedAt: Date | null;
   createdAt: Date;
   finishedAt: Date | null;
+  /** Why the patient refused the photo, when they did. */
+  refusalReason: string | null;
 }
 
 export interface Verdict {
@@ -86,6 +98,119 @@ export interface AuditEntry {
   at: Date;
   prevHash: string;
   hash: string;
+}
+
+/** MIS event types. Storage picks the type from the outcome: see eventTypeOf() in repositories/events.ts. */
+export type EventType =
+  | 'identification.verdict'
+  | 'identification.refused'
+  | 'identification.expired'
+  | 'identification.locked_out';
+
+/**
+ * An MIS event as delivered (version 1). No images, embeddings or codes: the IIN and appointment identify the
+ * patient to the MIS, which already knows them. The JSON Schemas in src/events document it.
+ */
+export interface EventPayload {
+  id: string;
+  type: EventType;
+  version: 1;
+  clinicId: string;
+  /** Position in the clinic's stream (1, 2, 3...): events of a clinic are delivered in this order. */
+  seq: number;
+  /** null only for a face lock-out refused before any session was opened. */
+  sessionId: string | null;
+  appointmentId: string;
+  iin: string;
+  channel: Channel;
+  method: VerdictMethod;
+  /** A VerdictResult, or `refused` for a refusal. */
+  result: VerdictResult | 'refused';
+  /** The refusal's reason; null otherwise. */
+  reason: string | null;
+  score: number | null;
+  liveness: Record<string, unknown> | null;
+  timings: Record<string, unknown> | null;
+  occurredAt: string;
+}
+
+export interface StoredEvent {
+  id: string;
+  clinicId: string;
+  seq: number;
+  type: EventType;
+  payload: EventPayload;
+  createdAt: Date;
+}
+
+/** The columns statistics read (never the payload's scores or liveness). */
+export interface EventOutcome {
+  type: EventType;
+  method: VerdictMethod;
+  result: string;
+  reason: string | null;
+  /** Time to verdict (ms): face, first frame to verdict; code, code sent to verdict; else null. */
+  durationMs: number | null;
+}
+
+/** A six-digit code sent for a session; only its keyed hash is stored. */
+export interface OneTimeCode {
+  id: string;
+  clinicId: string;
+  sessionId: string;
+  patientId: string;
+  workstationId: string;
+  codeHash: string;
+  expiresAt: Date;
+  attempts: number;
+  usedAt: Date | null;
+  createdAt: Date;
+}
+
+export type MisClientState = 'active' | 'revoked';
+
+/** A hospital information system that reads one clinic's events with its own API key. */
+export interface MisClient {
+  id: string;
+  clinicId: string;
+  name: string;
+  createdAt: Date;
+  rotatedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export type WebhookState = 'active' | 'dead' | 'paused';
+
+/** A webhook subscriber of one clinic. The signing secret is stored encrypted, like templates. */
+export interface WebhookSubscription {
+  id: string;
+  clinicId: string;
+  url: string;
+  secret: EncryptedTemplate;
+  state: WebhookState;
+  /** seq of the clinic's last event delivered; the next delivery is the first event after it. */
+  cursorSeq: number;
+  /** Failed attempts in a row at the event after cursorSeq. */
+  failures: number;
+  nextAttemptAt: Date;
+  createdAt: Date;
+  deadAt: Date | null;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  clinicId: string;
+  subscriptionId: string;
+  eventId: string;
+  eventSeq: number;
+  attempt: number;
+  outcome: 'delivered' | 'failed';
+  /** The receiver's HTTP status, null when none came (timeout, refused connection). */
+  status: number | null;
+  /** Short reason of a failure (never the response body). */
+  error: string | null;
+  durationMs: number;
+  createdAt: Date;
 }
 
 export interface ClinicRepository {
@@ -133,10 +258,100 @@ export interface SessionRepository {
   consumeToken(tokenHash: string, now: Date): Promise<IdentificationSession | null>;
   /** Sessions of the patient finished with a failed face verdict since `since` (for the attempts limit). */
   countFailedFace(clinicId: string, patientId: string, since: Date): Promise<number>;
+  /**
+   * Starts the code path in one transaction: the session (created or connected, no verdict) becomes code_pending,
+   * the code's hash is stored and, for a refusal, an `identification.refused` event is written. Returns the session,
+   * or null when it is finished, expired or already on the code path.
+   */
+  beginCodePath(input: {
+    clinicId: string;
+    sessionId: string;
+    codeHash: string;
+    codeExpiresAt: Date;
+    /** Present when the patient refused the photo (absent for a remote appointment). */
+    refusal?: { reason: string };
+  }): Promise<IdentificationSession | null>;
+  /** Sessions nobody can finish any more at `now`: unused expired tokens, connections older than `staleBefore`,
+   *  codes past their expiry. The sweep finishes them with the verdict `expired`. */
+  stale(now: Date, staleBefore: Date, limit: number): Promise<IdentificationSession[]>;
+}
+
+export interface CodeRepository {
+  forSession(clinicId: string, sessionId: string): Promise<OneTimeCode | null>;
+  /**
+   * Counts one wrong attempt, atomically and only while the code is unused, unexpired and below maxAttempts.
+   * Returns the attempts after the increment, or null when the code could no longer be tried.
+   */
+  recordFailure(id: string, maxAttempts: number, now: Date): Promise<number | null>;
+  /** Marks the code used, only if it is unused, unexpired and below maxAttempts. True when this call won. */
+  markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
+  /** Wrong attempts since `since` of a patient's or a workstation's codes (the brute-force caps). */
+  failedAttempts(clinicId: string, by: { patientId: string } | { workstationId: string }, since: Date): Promise<number>;
+}
+
+export interface EventRepository {
+  /** Events of the clinic with seq > afterSeq, ascending, at most `limit`. */
+  after(clinicId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
+  get(clinicId: string, id: string): Promise<StoredEvent | null>;
+  /** The clinic's newest seq (0 when it has no event). */
+  latestSeq(clinicId: string): Promise<number>;
+  /** The outcome columns of the clinic's events with from <= createdAt < to. */
+  outcomes(clinicId: string, from: Date, to: Date): Promise<EventOutcome[]>;
+  /** Writes a lock-out refused before any session existed (a face attempts limit), in its own transaction. */
+  appendLockout(input: { clinicId: string; patientId: string; appointmentId: string; channel: Channel }): Promise<StoredEvent>;
+  /**
+   * Calls `listener(clinicId)` after every commit that wrote events through this storage (this process only:
+   * readers poll too, for events other instances wrote). Returns the unsubscribe function.
+   */
+  onCommitted(listener: (clinicId: string) => void): () => void;
+}
+
+export interface MisClientRepository {
+  /** apiKeyHash: sha256 hex of the key. */
+  create(clinicId: string, name: string, apiKeyHash: string): Promise<MisClient>;
+  /** Matches the current key, or the previous one while its grace period lasts. Revoked clients are returned too. */
+  findByKeyHash(apiKeyHash: string, now: Date): Promise<MisClient | null>;
+  list(clinicId: string): Promise<MisClient[]>;
+  /** Replaces the key; the old one keeps working until graceUntil. Null when there is no such active client. */
+  rotate(clinicId: string, id: string, newKeyHash: string, graceUntil: Date): Promise<MisClient | null>;
+  revoke(clinicId: string, id: string): Promise<boolean>;
+}
+
+export interface WebhookRepository {
+  /** A new active subscription that starts after the clinic's event `cursorSeq`. */
+  create(input: { clinicId: string; url: string; secret: EncryptedTemplate; cursorSeq: number }): Promise<WebhookSubscription>;
+  get(clinicId: string, id: string): Promise<WebhookSubscription | null>;
+  list(clinicId: string): Promise<WebhookSubscription[]>;
+  remove(clinicId: string, id: string): Promise<boolean>;
+  /**
+   * Active subscriptions whose next attempt is due at `now` and that no other dispatcher holds, leased to `owner`
+   * until `leaseUntil` (several service instances on one PostgreSQL share the work).
+   */
+  claimDue(now: Date, owner: string, leaseUntil: Date, limit: number): Promise<WebhookSubscription[]>;
+  /**
+   * Records one attempt and moves the subscription on, in one transaction: delivered advances cursorSeq and resets
+   * failures; failed counts it and sets nextAttemptAt, or marks the subscription dead. Releases the lease.
+   * Ignored (returns false) when `owner` no longer holds the lease.
+   */
+  recordAttempt(input: {
+    owner: string;
+    delivery: Omit<WebhookDelivery, 'id' | 'createdAt'>;
+    nextAttemptAt: Date;
+    dead: boolean;
+  }): Promise<boolean>;
+  /** Releases a lease without an attempt (nothing to deliver). */
+  release(id: string, owner: string, nextAttemptAt: Date): Promise<void>;
+  /** Active again from where it stopped (or from after `cursorSeq`, to replay), failures reset, due now. */
+  resume(clinicId: string, id: string, cursorSeq?: number): Promise<WebhookSubscription | null>;
+  pause(clinicId: string, id: string): Promise<WebhookSubscription | null>;
+  deliveries(clinicId: string, subscriptionId: string, limit: number): Promise<WebhookDelivery[]>;
 }
 
 export interface VerdictRepository {
-  /** Stores the verdict and finishes its session in one transaction. Returns null if it already has one. */
+  /**
+   * Stores the verdict, finishes its session (state `expired` for the result `expired`, else `finished`) and writes
+   * its MIS event, in one transaction. Returns null if the session already has a verdict.
+   */
   finish(input: Omit<Verdict, 'id' | 'createdAt'>): Promise<Verdict | null>;
   forSession(clinicId: string, sessionId: string): Promise<Verdict | null>;
 }
@@ -155,3 +370,7 @@ export const TEMPLATES = Symbol('TemplateRepository');
 export const SESSIONS = Symbol('SessionRepository');
 export const VERDICTS = Symbol('VerdictRepository');
 export const AUDIT = Symbol('AuditRepository');
+export const CODES = Symbol('CodeRepository');
+export const EVENTS = Symbol('EventRepository');
+export const MIS_CLIENTS = Symbol('MisClientRepository');
+export const WEBHOOKS = Symbol('WebhookRepository');

@@ -1,7 +1,19 @@
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { openStorage, type Repositories, type Storage } from './open';
-import { AUDIT, CLINICS, PATIENTS, SESSIONS, TEMPLATES, VERDICTS, WORKSTATIONS } from './ports';
+import {
+  AUDIT,
+  CLINICS,
+  CODES,
+  EVENTS,
+  MIS_CLIENTS,
+  PATIENTS,
+  SESSIONS,
+  TEMPLATES,
+  VERDICTS,
+  WEBHOOKS,
+  WORKSTATIONS,
+} from './ports';
 
 /** The open storage of the application (its repositories are also provided under the tokens of ports.ts). */
 export const STORAGE = Symbol('Storage');
@@ -58,7 +70,11 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     repo(SESSIONS, 'sessions'),
     repo(VERDICTS, 'verdicts'),
     repo(AUDIT, 'audit'),
+    repo(CODES, 'codes'),
+    repo(EVENTS, 'events'),
+    repo(MIS_CLIENTS, 'misClients'),
+    repo(WEBHOOKS, 'webhooks'),
   ],
-  exports: [STORAGE, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT],
+  exports: [STORAGE, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, WEBHOOKS],
 })
 export class StorageModule {}

@@ -2,6 +2,14 @@ import type { Prisma } from '../generated/sqlite/client';
 import type {
   AuditEntry,
   Channel,
+  EventPayload,
+  EventType,
+  MisClient,
+  OneTimeCode,
+  StoredEvent,
+  WebhookDelivery,
+  WebhookState,
+  WebhookSubscription,
   Clinic,
   IdentificationSession,
   Patient,
@@ -65,6 +73,7 @@ export const toSession = (r: Row<'IdentificationSession'>): IdentificationSessio
   tokenUsedAt: r.tokenUsedAt,
   createdAt: r.createdAt,
   finishedAt: r.finishedAt,
+  refusalReason: r.refusalReason,
 });
 
 export const toVerdict = (r: Row<'Verdict'>): Verdict => ({
@@ -89,4 +98,62 @@ export const toAuditEntry = (r: Row<'AuditLog'>): AuditEntry => ({
   at: r.at,
   prevHash: r.prevHash,
   hash: r.hash,
+});
+
+export const toStoredEvent = (r: Row<'Event'>): StoredEvent => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  seq: r.seq,
+  type: r.type as EventType,
+  payload: r.payload as unknown as EventPayload,
+  createdAt: r.createdAt,
+});
+
+export const toCode = (r: Row<'OneTimeCode'>): OneTimeCode => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  sessionId: r.sessionId,
+  patientId: r.patientId,
+  workstationId: r.workstationId,
+  codeHash: r.codeHash,
+  expiresAt: r.expiresAt,
+  attempts: r.attempts,
+  usedAt: r.usedAt,
+  createdAt: r.createdAt,
+});
+
+export const toMisClient = (r: Row<'MisClient'>): MisClient => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  name: r.name,
+  createdAt: r.createdAt,
+  rotatedAt: r.rotatedAt,
+  revokedAt: r.revokedAt,
+});
+
+export const toWebhook = (r: Row<'WebhookSubscription'>): WebhookSubscription => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  url: r.url,
+  secret: { keyId: r.secretKeyId, iv: Buffer.from(r.secretIv), ciphertext: Buffer.from(r.secretCiphertext), tag: Buffer.from(r.secretTag) },
+  state: r.state as WebhookState,
+  cursorSeq: r.cursorSeq,
+  failures: r.failures,
+  nextAttemptAt: r.nextAttemptAt,
+  createdAt: r.createdAt,
+  deadAt: r.deadAt,
+});
+
+export const toDelivery = (r: Row<'WebhookDelivery'>): WebhookDelivery => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  subscriptionId: r.subscriptionId,
+  eventId: r.eventId,
+  eventSeq: r.eventSeq,
+  attempt: r.attempt,
+  outcome: r.outcome as WebhookDelivery['outcome'],
+  status: r.status,
+  error: r.error,
+  durationMs: r.durationMs,
+  createdAt: r.createdAt,
 });

@@ -4,17 +4,30 @@ import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../error
 import type {
   IdentificationSession,
   SessionRepository,
+  SessionState,
   Verdict,
+  VerdictMethod,
   VerdictRepository,
   VerdictResult,
 } from '../ports';
+import { appendEvent, type EventSignal } from './events';
 import { jsonInput, toSession, toVerdict } from './map';
+
+/** Which sessions a verdict of each method may finish: a face verdict cannot end a session on the code path. */
+const FINISHABLE: Record<VerdictMethod, SessionState[]> = {
+  face: ['created', 'connected'],
+  code: ['code_pending'],
+  none: ['created', 'connected', 'code_pending'],
+};
 
 /** Face verdicts that count against the attempts limit: the face was compared and refused, or looked like a spoof. */
 export const FAILED_FACE_RESULTS: readonly VerdictResult[] = ['no_match', 'spoof_suspected'];
 
 export class PrismaSessionRepository implements SessionRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly signal: EventSignal,
+  ) {}
 
   async create(input: Parameters<SessionRepository['create']>[0]): Promise<IdentificationSession> {
     try {
@@ -77,16 +90,99 @@ export class PrismaSessionRepository implements SessionRepository {
       }),
     );
   }
+
+  async beginCodePath(input: Parameters<SessionRepository['beginCodePath']>[0]): Promise<IdentificationSession | null> {
+    const session = await this.db.tx(async (tx) => {
+      const now = new Date();
+      const { count } = await tx.identificationSession.updateMany({
+        where: { id: input.sessionId, clinicId: input.clinicId, state: { in: ['created', 'connected'] } },
+        data: {
+          state: 'code_pending',
+          // The face token dies with the face path.
+          tokenExpiresAt: now,
+          ...(input.refusal ? { refusedAt: now, refusalReason: input.refusal.reason } : {}),
+        },
+      });
+      if (count !== 1) return null;
+      const session = await tx.identificationSession.findFirstOrThrow({
+        where: { id: input.sessionId, clinicId: input.clinicId },
+        include: { patient: { select: { iin: true } } },
+      });
+      await tx.oneTimeCode.create({
+        data: {
+          id: randomUUID(),
+          clinicId: input.clinicId,
+          sessionId: session.id,
+          patientId: session.patientId,
+          workstationId: session.workstationId,
+          codeHash: input.codeHash,
+          expiresAt: input.codeExpiresAt,
+          createdAt: now,
+        },
+      });
+      if (input.refusal) {
+        await appendEvent(tx, {
+          clinicId: input.clinicId,
+          sessionId: session.id,
+          appointmentId: session.appointmentId,
+          iin: session.patient.iin,
+          channel: session.channel as IdentificationSession['channel'],
+          method: 'none',
+          result: 'refused',
+          reason: input.refusal.reason,
+          score: null,
+          liveness: null,
+          timings: null,
+          durationMs: null,
+          at: now,
+        });
+      }
+      return toSession(session);
+    });
+    if (session && input.refusal) this.signal.emit(input.clinicId);
+    return session;
+  }
+
+  stale(now: Date, staleBefore: Date, limit: number): Promise<IdentificationSession[]> {
+    return this.db.run(async (c) =>
+      (
+        await c.identificationSession.findMany({
+          where: {
+            OR: [
+              { state: 'created', tokenExpiresAt: { lt: now } },
+              { state: 'connected', tokenUsedAt: { lt: staleBefore } },
+              { state: 'code_pending', code: { is: { expiresAt: { lt: now } } } },
+            ],
+          },
+          orderBy: { createdAt: 'asc' },
+          take: limit,
+        })
+      ).map(toSession),
+    );
+  }
 }
 
 export class PrismaVerdictRepository implements VerdictRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly signal: EventSignal,
+  ) {}
 
   async finish(input: Omit<Verdict, 'id' | 'createdAt'>): Promise<Verdict | null> {
     try {
-      return await this.db.tx(async (tx) => {
+      const verdict = await this.db.tx(async (tx) => {
         const now = new Date();
-        // The composite key (sessionId, clinicId) refuses another clinic's session; sessionId is unique.
+        const session = await tx.identificationSession.findFirst({
+          where: { id: input.sessionId, clinicId: input.clinicId },
+          include: { patient: { select: { iin: true } }, code: { select: { createdAt: true } } },
+        });
+        if (!session) throw new StorageError('reference_not_found', 'No such session in this clinic.');
+        // The conditional update decides (two finishers of one session cannot both pass it).
+        const { count } = await tx.identificationSession.updateMany({
+          where: { id: input.sessionId, clinicId: input.clinicId, state: { in: FINISHABLE[input.method] } },
+          data: { state: input.result === 'expired' ? 'expired' : 'finished', finishedAt: now },
+        });
+        if (count !== 1) return null;
         const row = await tx.verdict.create({
           data: {
             id: randomUUID(),
@@ -100,13 +196,32 @@ export class PrismaVerdictRepository implements VerdictRepository {
             createdAt: now,
           },
         });
-        await tx.identificationSession.updateMany({
-          where: { id: input.sessionId, clinicId: input.clinicId },
-          data: { state: 'finished', finishedAt: now },
+        const firstFrame = input.timings?.firstFrameToVerdictMs;
+        const durationMs =
+          input.method === 'face' && typeof firstFrame === 'number'
+            ? firstFrame
+            : input.method === 'code' && session.code
+              ? now.getTime() - session.code.createdAt.getTime()
+              : null;
+        await appendEvent(tx, {
+          clinicId: input.clinicId,
+          sessionId: input.sessionId,
+          appointmentId: session.appointmentId,
+          iin: session.patient.iin,
+          channel: session.channel as IdentificationSession['channel'],
+          method: input.method,
+          result: input.result,
+          reason: null,
+          score: input.score,
+          liveness: input.liveness,
+          timings: input.timings,
+          durationMs,
+          at: now,
         });
-        // The MIS event outbox (a later change) inserts its event here, in this same transaction.
         return toVerdict(row);
       });
+      if (verdict) this.signal.emit(input.clinicId);
+      return verdict;
     } catch (err) {
       if (isUniqueViolation(err)) return null; // the session already has its verdict
       if (isForeignKeyViolation(err)) {

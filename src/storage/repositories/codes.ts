@@ -1,0 +1,46 @@
+import type { Db } from '../db';
+import type { CodeRepository, OneTimeCode } from '../ports';
+import { toCode } from './map';
+
+export class PrismaCodeRepository implements CodeRepository {
+  constructor(private readonly db: Db) {}
+
+  forSession(clinicId: string, sessionId: string): Promise<OneTimeCode | null> {
+    return this.db.run(async (c) => {
+      const row = await c.oneTimeCode.findFirst({ where: { sessionId, clinicId } });
+      return row && toCode(row);
+    });
+  }
+
+  /** Conditional increments: two concurrent wrong guesses both count, and none passes the cap. */
+  recordFailure(id: string, maxAttempts: number, now: Date): Promise<number | null> {
+    return this.db.run(async (c) => {
+      const { count } = await c.oneTimeCode.updateMany({
+        where: { id, usedAt: null, expiresAt: { gt: now }, attempts: { lt: maxAttempts } },
+        data: { attempts: { increment: 1 } },
+      });
+      if (count !== 1) return null;
+      return (await c.oneTimeCode.findUniqueOrThrow({ where: { id }, select: { attempts: true } })).attempts;
+    });
+  }
+
+  markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean> {
+    return this.db.run(async (c) => {
+      const { count } = await c.oneTimeCode.updateMany({
+        where: { id, usedAt: null, expiresAt: { gt: now }, attempts: { lt: maxAttempts } },
+        data: { usedAt: now },
+      });
+      return count === 1;
+    });
+  }
+
+  failedAttempts(clinicId: string, by: { patientId: string } | { workstationId: string }, since: Date): Promise<number> {
+    return this.db.run(async (c) => {
+      const agg = await c.oneTimeCode.aggregate({
+        where: { clinicId, ...by, createdAt: { gte: since } },
+        _sum: { attempts: true },
+      });
+      return agg._sum.attempts ?? 0;
+    });
+  }
+}
