@@ -572,6 +572,206 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         await r.verdicts.finish({ clinicId, sessionId: session.id, result: 'match', method: 'face', score: 0.9, liveness: null, timings: null });
         expect(await r.sessions.countFailedFace(clinicId, matched, since)).toBe(0);
       });
+
+      describe('MIS event outbox', () => {
+        const face = (sessionId: string, result: 'match' | 'no_match' = 'match') => ({
+          clinicId,
+          sessionId,
+          result,
+          method: 'face' as const,
+          score: 0.71,
+          liveness: { passive: 0.9, blink: true },
+          timings: { firstFrameToVerdictMs: 1234, framesReceived: 20, framesAnalysed: 12, framesDropped: 8 },
+        });
+        const codeHash = () => `k1:${sha256(randomBytes(8).toString('hex'))}`;
+        const eventFailure = {
+          sqlite: {
+            on: `CREATE TRIGGER "Event_fail" BEFORE INSERT ON "Event" BEGIN SELECT RAISE(ABORT, 'event insert refused'); END`,
+            off: [`DROP TRIGGER "Event_fail"`],
+          },
+          postgres: {
+            on:
+              `CREATE FUNCTION event_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'event insert refused'; END $$ ` +
+              `LANGUAGE plpgsql; CREATE TRIGGER "Event_fail" BEFORE INSERT ON "Event" FOR EACH ROW EXECUTE FUNCTION event_fail()`,
+            off: [`DROP TRIGGER "Event_fail" ON "Event"`, `DROP FUNCTION event_fail()`],
+          },
+        }[provider];
+
+        it('write the verdict, the finished session and its event in one transaction', async () => {
+          const before = await r.events.latestSeq(clinicId);
+          const woken: string[] = [];
+          const off = r.events.onCommitted((c) => woken.push(c));
+          const { session } = await newSession();
+          const verdict = await r.verdicts.finish(face(session.id));
+          off();
+          expect(verdict).not.toBeNull();
+          const [event] = await r.events.after(clinicId, before, 10);
+          expect(event.seq).toBe(before + 1);
+          expect(await r.events.latestSeq(clinicId)).toBe(before + 1);
+          expect(event.payload).toEqual({
+            id: event.id,
+            type: 'identification.verdict',
+            version: 1,
+            clinicId,
+            seq: before + 1,
+            sessionId: session.id,
+            appointmentId: session.appointmentId,
+            iin: '650505400444',
+            channel: 'in_person',
+            method: 'face',
+            result: 'match',
+            reason: null,
+            score: 0.71,
+            liveness: { passive: 0.9, blink: true },
+            timings: { firstFrameToVerdictMs: 1234, framesReceived: 20, framesAnalysed: 12, framesDropped: 8 },
+            occurredAt: verdict!.createdAt.toISOString(),
+          });
+          expect(await r.events.get(clinicId, event.id)).toEqual(event);
+          expect(await r.events.get(otherClinicId, event.id)).toBeNull();
+          expect(woken).toEqual([clinicId]);
+        });
+
+        it('leave no verdict and no finished session when the event cannot be written', async () => {
+          const { session } = await newSession();
+          const before = await r.events.latestSeq(clinicId);
+          let woken = 0;
+          const off = r.events.onCommitted(() => woken++);
+          await h.sql(target, eventFailure.on);
+          try {
+            // (SQLite's adapter reports a trigger's abort as a constraint error without its text.)
+            await expect(r.verdicts.finish(face(session.id))).rejects.toThrow();
+          } finally {
+            for (const q of eventFailure.off) await h.sql(target, q);
+            off();
+          }
+          expect(await r.verdicts.forSession(clinicId, session.id)).toBeNull();
+          expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
+          expect(await r.events.latestSeq(clinicId)).toBe(before);
+          expect(woken).toBe(0);
+          // And once the database accepts events again, the same verdict goes through.
+          expect(await r.verdicts.finish(face(session.id))).not.toBeNull();
+          expect(await r.events.latestSeq(clinicId)).toBe(before + 1);
+        });
+
+        it('number one clinic’s events 1, 2, 3... without gaps under concurrent verdicts, apart from other clinics', async () => {
+          const own = await r.clinics.create('Busy clinic');
+          const desk = (await r.workstations.create(own.id, 'Desk', sha256(randomBytes(8).toString('hex')))).id;
+          const patient = (await r.patients.upsert(own.id, '650505400777')).id;
+          const sessions = await Promise.all(
+            Array.from({ length: 12 }, (_, i) =>
+              r.sessions.create({
+                clinicId: own.id,
+                workstationId: desk,
+                patientId: patient,
+                appointmentId: `apt-busy-${i}`,
+                channel: 'in_person',
+                tokenHash: sha256(randomBytes(16).toString('hex')),
+                tokenExpiresAt: new Date(Date.now() + 60_000),
+              }),
+            ),
+          );
+          const otherBefore = await r.events.latestSeq(clinicId);
+          await Promise.all(
+            sessions.map((x) => r.verdicts.finish({ ...face(x.id), clinicId: own.id })),
+          );
+          const events = await r.events.after(own.id, 0, 100);
+          expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+          expect(new Set(events.map((e) => e.payload.sessionId))).toEqual(new Set(sessions.map((x) => x.id)));
+          expect(await r.events.latestSeq(clinicId)).toBe(otherBefore);
+          expect(await r.events.after(own.id, 10, 100)).toEqual(events.slice(10));
+        });
+
+        it('write one event for a session however many finish it at once', async () => {
+          const { session } = await newSession();
+          const before = await r.events.latestSeq(clinicId);
+          const results = await Promise.all([1, 2, 3, 4].map(() => r.verdicts.finish(face(session.id))));
+          expect(results.filter((v) => v !== null)).toHaveLength(1);
+          expect((await r.events.after(clinicId, before, 10)).map((e) => e.payload.sessionId)).toEqual([session.id]);
+        });
+
+        it('refuse the photo: the code path starts with a refused event; only a code verdict can end it', async () => {
+          const { session } = await newSession();
+          const before = await r.events.latestSeq(clinicId);
+          const started = await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: session.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() + 300_000),
+            refusal: { reason: 'patient_refused_photo' },
+          });
+          expect(started).toMatchObject({ id: session.id, state: 'code_pending', refusalReason: 'patient_refused_photo' });
+          expect(
+            await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date() }),
+          ).toBeNull();
+          // The face token died with the face path.
+          expect(started!.tokenExpiresAt.getTime()).toBeLessThanOrEqual(Date.now());
+          expect(await r.verdicts.finish(face(session.id))).toBeNull();
+          const verdict = await r.verdicts.finish({ ...face(session.id), method: 'code', score: null, liveness: null, timings: null });
+          expect(verdict).toMatchObject({ method: 'code', result: 'match' });
+          const events = await r.events.after(clinicId, before, 10);
+          expect(events.map((e) => [e.type, e.payload.method, e.payload.result, e.payload.reason])).toEqual([
+            ['identification.refused', 'none', 'refused', 'patient_refused_photo'],
+            ['identification.verdict', 'code', 'match', null],
+          ]);
+          const outcomes = await r.events.outcomes(clinicId, new Date(Date.now() - 60_000), new Date(Date.now() + 1000));
+          const last = outcomes.slice(-2);
+          expect(last[0]).toEqual({ type: 'identification.refused', method: 'none', result: 'refused', reason: 'patient_refused_photo', durationMs: null });
+          expect(last[1]).toMatchObject({ type: 'identification.verdict', method: 'code', result: 'match' });
+          expect(last[1].durationMs).toEqual(expect.any(Number));
+        });
+
+        it('count wrong codes atomically and stop at the cap; a used or expired code cannot be tried', async () => {
+          const { session } = await newSession();
+          await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          const code = (await r.codes.forSession(clinicId, session.id))!;
+          expect(code).toMatchObject({ sessionId: session.id, attempts: 0, usedAt: null, workstationId, patientId });
+          expect(await r.codes.forSession(otherClinicId, session.id)).toBeNull();
+          const now = new Date();
+          const tries = await Promise.all(Array.from({ length: 7 }, () => r.codes.recordFailure(code.id, 5, now)));
+          expect(tries.filter((t) => t !== null).sort()).toEqual([1, 2, 3, 4, 5]);
+          expect(await r.codes.markUsed(code.id, 5, now)).toBe(false);
+          expect(await r.codes.failedAttempts(clinicId, { patientId }, new Date(Date.now() - 60_000))).toBeGreaterThanOrEqual(5);
+          expect(await r.codes.failedAttempts(clinicId, { workstationId }, new Date(Date.now() - 60_000))).toBeGreaterThanOrEqual(5);
+          expect(await r.codes.failedAttempts(otherClinicId, { patientId }, new Date(Date.now() - 60_000))).toBe(0);
+
+          const { session: s2 } = await newSession();
+          await r.sessions.beginCodePath({ clinicId, sessionId: s2.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          const c2 = (await r.codes.forSession(clinicId, s2.id))!;
+          expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(true);
+          expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(false);
+          expect(await r.codes.recordFailure(c2.id, 5, new Date())).toBeNull();
+          expect(await r.codes.markUsed(c2.id, 5, new Date(Date.now() + 120_000))).toBe(false);
+        });
+
+        it('find the sessions nobody can finish any more, and end them with an expired event', async () => {
+          const { session: unused } = await newSession(-1000);
+          const { session: waiting } = await newSession();
+          const { session: coded } = await newSession();
+          await r.sessions.beginCodePath({ clinicId, sessionId: coded.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() - 1) });
+          const stale = (await r.sessions.stale(new Date(), new Date(Date.now() - 60_000), 1000)).map((x) => x.id);
+          expect(stale).toEqual(expect.arrayContaining([unused.id, coded.id]));
+          expect(stale).not.toContain(waiting.id);
+          const before = await r.events.latestSeq(clinicId);
+          for (const id of [unused.id, coded.id]) {
+            expect(
+              await r.verdicts.finish({ clinicId, sessionId: id, result: 'expired', method: 'none', score: null, liveness: null, timings: null }),
+            ).not.toBeNull();
+          }
+          expect((await r.sessions.get(clinicId, unused.id))!.state).toBe('expired');
+          expect((await r.events.after(clinicId, before, 10)).map((e) => [e.type, e.payload.sessionId])).toEqual([
+            ['identification.expired', unused.id],
+            ['identification.expired', coded.id],
+          ]);
+        });
+
+        it('record a face lock-out that has no session', async () => {
+          const event = await r.events.appendLockout({ clinicId, patientId, appointmentId: 'apt-locked', channel: 'in_person' });
+          expect(event.payload).toMatchObject({ type: 'identification.locked_out', sessionId: null, method: 'face', iin: '650505400444' });
+          await expect(
+            r.events.appendLockout({ clinicId: otherClinicId, patientId, appointmentId: 'apt-x', channel: 'in_person' }),
+          ).rejects.toMatchObject({ code: 'reference_not_found' });
+        });
+      });
     });
 
     describe('audit log', () => {

@@ -12,15 +12,18 @@ export class PrismaCodeRepository implements CodeRepository {
     });
   }
 
-  /** Conditional increments: two concurrent wrong guesses both count, and none passes the cap. */
+  /**
+   * One conditional UPDATE ... RETURNING: two concurrent wrong guesses both count, each learns its own count, and
+   * none passes the cap.
+   */
   recordFailure(id: string, maxAttempts: number, now: Date): Promise<number | null> {
     return this.db.run(async (c) => {
-      const { count } = await c.oneTimeCode.updateMany({
+      const rows = await c.oneTimeCode.updateManyAndReturn({
         where: { id, usedAt: null, expiresAt: { gt: now }, attempts: { lt: maxAttempts } },
         data: { attempts: { increment: 1 } },
+        select: { attempts: true },
       });
-      if (count !== 1) return null;
-      return (await c.oneTimeCode.findUniqueOrThrow({ where: { id }, select: { attempts: true } })).attempts;
+      return rows.length === 1 ? rows[0].attempts : null;
     });
   }
 

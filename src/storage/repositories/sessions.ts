@@ -224,9 +224,6 @@ export class PrismaVerdictRepository implements VerdictRepository {
       return verdict;
     } catch (err) {
       if (isUniqueViolation(err)) return null; // the session already has its verdict
-      if (isForeignKeyViolation(err)) {
-        throw new StorageError('reference_not_found', 'No such session in this clinic.', { cause: err });
-      }
       throw err;
     }
   }
