@@ -155,10 +155,10 @@ for (const db of databases) {
       expect(run.verdict).toMatchObject({ result: 'timeout', timings: { framesReceived: 0 } });
     });
 
-    it('refuses face identification for remote appointments', async () => {
+    it('never opens the camera for remote appointments: they start on the code path', async () => {
       const s = await startSession(keyA, patientIin, 'remote');
-      expect(s.status).toBe(409);
-      expect(s.body.error.code).toBe('face_id_not_applicable');
+      expect(s.status).toBe(201);
+      expect(s.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
     });
 
     it('refuses a reused token and an unknown one with close code 4001', async () => {

@@ -100,6 +100,13 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
   off: false,
 };
 
+const booleanWord = z
+  .string()
+  .transform((s) => s.toLowerCase())
+  .refine((s) => s in BOOLEAN_WORDS)
+  .transform((s) => BOOLEAN_WORDS[s]);
+const BOOLEAN_EXPECTS = 'true or false (also 1/0, yes/no, on/off)';
+
 export const SMS_ADAPTERS = ['dev', 'http'] as const;
 export type SmsAdapterKind = (typeof SMS_ADAPTERS)[number];
 
@@ -359,18 +366,15 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '(bursts up to the same number). Beyond it: 429 `rate_limited` with Retry-After. In memory, per process.',
   },
   FACEID_BOOTSTRAP: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .refine((s) => s in BOOLEAN_WORDS)
-      .transform((s) => BOOLEAN_WORDS[s]),
-    expects: 'true or false (also 1/0, yes/no, on/off)',
+    schema: booleanWord,
+    expects: BOOLEAN_EXPECTS,
     default: () => true,
     defaultText: 'true',
     description:
-      'On a start with an empty database, create a "Demo clinic" with one workstation and print its API key once ' +
-      'in the log, as a warning line (a convenience for a first run: set false in production). Only the key\'s ' +
-      'hash is stored, so it is shown this once.',
+      'On a start with an empty database, create a "Demo clinic" with one workstation and one MIS client and print ' +
+      'their API keys once in the log, as warning lines (a convenience for a first run: set false in production). ' +
+      'Only the keys\' hashes are stored, so they are shown this once (`faceid workstation create` and `faceid mis ' +
+      'create` make more).',
   },
   TEMPLATE_KEYS: {
     schema: z.string().transform((s, ctx) => {
@@ -401,7 +405,8 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     defaultText: 'dev',
     description:
       'How six-digit codes reach patients: `http` posts to the e-government SMS gateway at SMS_HTTP_URL; `dev` ' +
-      'keeps them in an in-memory outbox that the demo page (`GET /dev/outbox`) and the log show (development only).',
+      'keeps them in an in-memory outbox that the demo page shows (`GET /dev/outbox`; development only). The log ' +
+      'notes each message, never its code.',
   },
   SMS_HTTP_URL: {
     schema: z.string().url(),
@@ -506,12 +511,8 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'Failed attempts in a row after which a subscriber is marked dead (it keeps its place; resume it to continue).',
   },
   WEBHOOK_ALLOW_HTTP: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .refine((s) => s in BOOLEAN_WORDS)
-      .transform((s) => BOOLEAN_WORDS[s]),
-    expects: 'true or false (also 1/0, yes/no, on/off)',
+    schema: booleanWord,
+    expects: BOOLEAN_EXPECTS,
     default: () => false,
     defaultText: 'false',
     description: 'Accept plain `http://` webhook URLs (development and tests); otherwise only `https://`.',

@@ -28,7 +28,6 @@ const STATUS = new Map<string, number>(
     template_not_found: 404,
     session_not_found: 404,
     method_not_allowed: 405,
-    face_id_not_applicable: 409,
     conflict: 409,
     payload_too_large: 413,
     unsupported_media_type: 415,

@@ -79,7 +79,7 @@ describe('the status table', () => {
     expect(statusForCode('iin_invalid')).toBe(400);
     expect(statusForCode('unauthorized')).toBe(401);
     expect(statusForCode('template_not_found')).toBe(404);
-    expect(statusForCode('face_id_not_applicable')).toBe(409);
+    expect(statusForCode('conflict')).toBe(409);
     expect(statusForCode('frame_corrupt')).toBe(422);
     expect(statusForCode('frame_anything_new')).toBe(422);
     expect(statusForCode('rate_limited')).toBe(429);

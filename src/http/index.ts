@@ -8,7 +8,7 @@
  *     tags: ['sessions'],
  *     body: z.object({ patientIin: IinSchema, appointmentId: z.string().min(1) }),
  *     response: z.object({ sessionId: z.string(), token: z.string(), expiresAt: z.iso.datetime() }),
- *     errors: ['face_id_not_applicable'],          // codes the route may answer (documented with their status)
+ *     errors: ['session_not_found'],               // codes the route may answer (documented with their status)
  *   });
  *
  *   @Controller('sessions')

@@ -25,7 +25,7 @@ interface Admitted {
 export class IdentificationGateway implements SessionTransportHandler, OnApplicationShutdown {
   private readonly log = new Logger('Identification');
   private readonly admitted = new Map<string, Admitted>(); // by session id, between authenticate and onOpen
-  private readonly runners = new Map<string, { runner: SessionRunner; session: Admitted }>(); // by connection id
+  private readonly runners = new Map<string, { runner: SessionRunner; session: Admitted; conn: FrameConnection }>(); // by connection id
   private readonly settings: IdentificationSettings;
 
   constructor(
@@ -85,7 +85,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       this.settings,
     );
     session.template = null; // the runner holds it now; it is wiped when the connection ends
-    this.runners.set(conn.id, { runner, session });
+    this.runners.set(conn.id, { runner, session, conn });
     conn.sendJson({ type: 'ready', sessionId, maxPayload: this.config.WS_MAX_PAYLOAD, fps: { min: 5, max: 15 } });
   }
 
@@ -143,6 +143,32 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     this.metrics.sessionClosed();
   }
 
+  /**
+   * The session left the face path (the patient refused the photo): stops its runner in this process, which wipes
+   * the frames and embeddings it holds, and closes the socket saying why. False when no socket of it runs here.
+   */
+  abortSession(sessionId: string): boolean {
+    const admitted = this.admitted.get(sessionId);
+    if (admitted) {
+      // Between the upgrade and onOpen: onOpen will find nothing and close the socket.
+      this.admitted.delete(sessionId);
+      admitted.template?.fill(0);
+      return true;
+    }
+    for (const { runner, session, conn } of this.runners.values()) {
+      if (session.sessionId !== sessionId) continue;
+      runner.abort();
+      conn.sendJson({
+        type: 'error',
+        code: 'session_refused',
+        message: 'The patient refused the photo: this session goes on with a six-digit code, not the camera.',
+      });
+      conn.close(WS_CLOSE.session_finished, 'refused');
+      return true;
+    }
+    return false;
+  }
+
   onApplicationShutdown(): void {
     for (const { runner } of this.runners.values()) runner.abort();
     this.runners.clear();
@@ -151,8 +177,9 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
   /** Store the verdict (with its session, in one transaction), then send it and close. */
   private async finish(conn: FrameConnection, session: Admitted, outcome: VerdictOutcome): Promise<void> {
     this.metrics.verdict(outcome.result);
+    let stored;
     try {
-      await this.verdicts.finish({
+      stored = await this.verdicts.finish({
         clinicId: session.clinicId,
         sessionId: session.sessionId,
         result: outcome.result,
@@ -161,15 +188,23 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
         liveness: outcome.liveness,
         timings: outcome.timings,
       });
-      await this.audit.record('system', 'session.verdict', {
-        clinicId: session.clinicId,
-        subject: session.sessionId,
-        detail: { result: outcome.result, method: 'face' },
-      });
+      if (stored) {
+        await this.audit.record('system', 'session.verdict', {
+          clinicId: session.clinicId,
+          subject: session.sessionId,
+          detail: { result: outcome.result, method: 'face' },
+        });
+      }
     } catch (err) {
       this.log.error(`Could not store the verdict of session ${session.sessionId}: ${(err as Error).message}`);
       conn.sendJson({ type: 'error', code: 'internal', message: 'The verdict could not be stored.' });
       conn.close(WS_CLOSE.going_away, 'internal');
+      return;
+    }
+    if (!stored) {
+      // The session left the face path meanwhile (a refusal, the sweep): this face verdict does not count.
+      conn.sendJson({ type: 'error', code: 'session_finished', message: 'The session ended before this verdict.' });
+      conn.close(WS_CLOSE.session_finished, 'session_finished');
       return;
     }
     conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...outcome });

@@ -1,24 +1,46 @@
 import { Module } from '@nestjs/common';
+import { CONFIG, type Config } from '../config';
 import { EngineModule } from '../engine';
+import { EnrollmentService, loadOrCreateKeyFile } from '../enrollment';
 import { registerErrorStatus } from '../http';
+import { SmsModule } from '../sms';
 import { SESSION_TRANSPORT_HANDLER } from '../transport/connection';
 import { TransportModule } from '../transport/transport.module';
+import { CodeHasher } from './code-hash';
+import { CodePathController } from './code-path.controller';
+import { CodePathService } from './code-path.service';
+import { IDENTIFICATION_ERROR_STATUS } from './errors';
 import { IdentificationGateway } from './identification.gateway';
+import { SessionSweep } from './session-sweep';
 import { SessionsController } from './sessions.controller';
 import { SessionsService } from './sessions.service';
 
-registerErrorStatus({ attempts_exceeded: 429 });
+registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
 
-/** Sessions: HTTP creation, the WebSocket frame loop (through whichever transport is configured), verdicts. */
+/**
+ * Code hashes are keyed by the template keys (TEMPLATE_KEYS, else the key file). EnrollmentService is injected only
+ * so that the enrollment module has read (or created) the key file first.
+ */
+function codeHasherFromConfig(config: Config, _enrollment: EnrollmentService): CodeHasher {
+  return new CodeHasher(config.TEMPLATE_KEYS ?? loadOrCreateKeyFile(config.FACEID_DATA_DIR).keys);
+}
+
+/**
+ * Sessions: HTTP creation, the WebSocket frame loop (through whichever transport is configured), verdicts, the
+ * six-digit code path for patients who refuse the photo or are remote, and the sweep that expires stale sessions.
+ */
 @Module({
   // Enrollment, audit, auth, metrics and storage are global modules.
-  imports: [EngineModule, TransportModule],
-  controllers: [SessionsController],
+  imports: [EngineModule, TransportModule, SmsModule],
+  controllers: [SessionsController, CodePathController],
   providers: [
     SessionsService,
     IdentificationGateway,
+    CodePathService,
+    SessionSweep,
+    { provide: CodeHasher, useFactory: codeHasherFromConfig, inject: [CONFIG, EnrollmentService] },
     { provide: SESSION_TRANSPORT_HANDLER, useExisting: IdentificationGateway },
   ],
-  exports: [SESSION_TRANSPORT_HANDLER, SessionsService],
+  exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep],
 })
 export class IdentificationModule {}

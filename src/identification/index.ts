@@ -1,6 +1,14 @@
 // Public surface of identification sessions.
 export { IdentificationModule } from './identification.module';
-export { SessionsService, type SessionPrincipal, type CreatedSession } from './sessions.service';
+export {
+  SessionsService,
+  type SessionPrincipal,
+  type CreatedSession,
+  type CreatedFaceSession,
+} from './sessions.service';
+export { CodePathService, type CodePrincipal, type CodeSent } from './code-path.service';
+export { CodeHasher, newCode } from './code-hash';
+export { SessionSweep, SESSION_SWEEP_OPTIONS, type SessionSweepOptions } from './session-sweep';
 export { IdentificationError, type IdentificationErrorCode } from './errors';
 export {
   SessionRunner,

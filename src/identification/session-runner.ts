@@ -150,6 +150,7 @@ export class SessionRunner {
     this.phase = 'done';
     clearTimeout(this.timeout);
     this.wipePending();
+    this.wipeEmbeddings();
   }
 
   private async process(msg: Buffer, frame: DecodedFrame): Promise<void> {
@@ -271,8 +272,7 @@ export class SessionRunner {
     this.phase = 'done';
     clearTimeout(this.timeout);
     this.wipePending();
-    for (const f of this.fulls) f.embedding.fill(0);
-    this.fulls = [];
+    this.wipeEmbeddings();
     this.hooks.finish({
       result,
       score: score === null ? null : round(score, 4),
@@ -284,6 +284,13 @@ export class SessionRunner {
         framesDropped: this.dropped,
       },
     });
+  }
+
+  /** The embeddings collected so far and the enrolled template: nothing needs them once the session is done. */
+  private wipeEmbeddings(): void {
+    for (const f of this.fulls) f.embedding.fill(0);
+    this.fulls = [];
+    this.template?.fill(0);
   }
 
   private wipePending(): void {

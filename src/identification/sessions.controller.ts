@@ -4,9 +4,17 @@ import { z } from 'zod';
 import { CONFIG, type Config } from '../config';
 import { ApiKeyGuard, CurrentPrincipal, WORKSTATION_SECURITY, type Principal } from '../auth';
 import { ApiRoute, ApiSecurity, AppError, defineRoute, Input, type RouteInput } from '../http';
-import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
+import {
+  CODES,
+  SESSIONS,
+  VERDICTS,
+  type CodeRepository,
+  type SessionRepository,
+  type VerdictRepository,
+} from '../storage/ports';
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, WS_PATH } from '../transport/protocol';
 import { TransportService } from '../transport/transport.module';
+import { CodeSentSchema } from './code-path.controller';
 import { SessionsService } from './sessions.service';
 
 const Iin = z.string().regex(/^\d{12}$/, 'an IIN is 12 digits').meta({ description: 'The patient’s IIN (12 digits).' });
@@ -14,23 +22,30 @@ const Iin = z.string().regex(/^\d{12}$/, 'an IIN is 12 digits').meta({ descripti
 const createSpec = defineRoute({
   summary: 'Start an identification session',
   description:
-    'For a patient at the desk (`in_person`). Remote appointments are refused with `face_id_not_applicable`: they ' +
-    'use the code path. Answers a single-use token for the WebSocket, valid for SESSION_TOKEN_TTL_S seconds.',
+    'For a patient at the desk (`in_person`): answers a single-use token for the WebSocket, valid for ' +
+    'SESSION_TOKEN_TTL_S seconds. A remote appointment (`remote`) is never photographed: the session starts on the ' +
+    'code path at once, a six-digit code goes to the patient by SMS, and the answer is `{sessionId, state: ' +
+    '"code_pending", codeExpiresAt}` (enter the code with POST /sessions/{id}/code).',
   tags: ['sessions'],
   body: z.object({
     iin: Iin,
     appointmentId: z.string().min(1).max(64).regex(/^[\w.:-]+$/),
     channel: z.enum(['in_person', 'remote']),
   }),
-  response: z.object({
-    sessionId: z.string(),
-    wsUrl: z.string().meta({ description: 'Where the browser opens the WebSocket.' }),
-    token: z.string().meta({ description: 'Single use; send it as the subprotocol `token.<token>`.' }),
-    protocols: z.array(z.string()).meta({ description: 'Pass as the WebSocket constructor’s second argument.' }),
-    expiresAt: z.string(),
-  }),
+  response: z.union([
+    z
+      .object({
+        sessionId: z.string(),
+        wsUrl: z.string().meta({ description: 'Where the browser opens the WebSocket.' }),
+        token: z.string().meta({ description: 'Single use; send it as the subprotocol `token.<token>`.' }),
+        protocols: z.array(z.string()).meta({ description: 'Pass as the WebSocket constructor’s second argument.' }),
+        expiresAt: z.string(),
+      })
+      .meta({ description: 'In person: the face session.' }),
+    CodeSentSchema.meta({ description: 'Remote: the code path, the code is sent.' }),
+  ]),
   status: 201,
-  errors: ['iin_invalid', 'face_id_not_applicable', 'attempts_exceeded'],
+  errors: ['iin_invalid', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable'],
 });
 
 const getSpec = defineRoute({
@@ -39,10 +54,12 @@ const getSpec = defineRoute({
   params: z.object({ id: z.string().uuid() }),
   response: z.object({
     sessionId: z.string(),
-    state: z.enum(['created', 'connected', 'finished', 'expired']),
+    state: z.enum(['created', 'connected', 'code_pending', 'finished', 'expired']),
     channel: z.enum(['in_person', 'remote']),
     appointmentId: z.string(),
     createdAt: z.string(),
+    refusalReason: z.string().nullable().meta({ description: 'Why the patient refused the photo, if they did.' }),
+    codeExpiresAt: z.string().nullable().meta({ description: 'When the six-digit code expires (code path only).' }),
     verdict: z
       .object({
         result: z.string(),
@@ -68,6 +85,7 @@ export class SessionsController {
     private readonly transport: TransportService,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
     @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
+    @Inject(CODES) private readonly codes: CodeRepository,
   ) {}
 
   @Post()
@@ -78,6 +96,7 @@ export class SessionsController {
     @Req() req: Request,
   ) {
     const s = await this.service.create(principal, input.body);
+    if (s.kind === 'code') return { sessionId: s.sessionId, state: s.state, codeExpiresAt: s.codeExpiresAt.toISOString() };
     return {
       sessionId: s.sessionId,
       wsUrl: this.wsUrl(req),
@@ -93,12 +112,15 @@ export class SessionsController {
     const s = await this.sessions.get(principal.clinicId, input.params.id);
     if (!s) throw new AppError('session_not_found', 'No such session in this clinic.');
     const v = await this.verdicts.forSession(principal.clinicId, s.id);
+    const code = await this.codes.forSession(principal.clinicId, s.id);
     return {
       sessionId: s.id,
       state: s.state,
       channel: s.channel,
       appointmentId: s.appointmentId,
       createdAt: s.createdAt.toISOString(),
+      refusalReason: s.refusalReason,
+      codeExpiresAt: code ? code.expiresAt.toISOString() : null,
       verdict: v && {
         result: v.result,
         method: v.method,

@@ -1,8 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
-import { PATIENTS, SESSIONS, type PatientRepository, type SessionRepository, type Channel } from '../storage/ports';
+import {
+  EVENTS,
+  PATIENTS,
+  SESSIONS,
+  type Channel,
+  type EventRepository,
+  type PatientRepository,
+  type SessionRepository,
+} from '../storage/ports';
 import { AuditService } from '../audit';
 import { validateIin } from '../patients';
+import { CodePathService, type CodeSent } from './code-path.service';
 import { IdentificationError } from './errors';
 import { newSessionToken } from './tokens';
 
@@ -11,11 +20,16 @@ export interface SessionPrincipal {
   workstationId: string;
 }
 
-export interface CreatedSession {
+/** A face session (in person): the single-use WebSocket token. */
+export interface CreatedFaceSession {
+  kind: 'face';
   sessionId: string;
   token: string;
   expiresAt: Date;
 }
+
+/** A remote appointment: straight to the code path, the code is on its way. */
+export type CreatedSession = CreatedFaceSession | ({ kind: 'code' } & CodeSent);
 
 /** Creates identification sessions: policy (channel, attempts), the single-use token, the audit trail. */
 @Injectable()
@@ -24,6 +38,8 @@ export class SessionsService {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(PATIENTS) private readonly patients: PatientRepository,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
+    @Inject(EVENTS) private readonly events: EventRepository,
+    private readonly codePath: CodePathService,
     private readonly audit: AuditService,
   ) {}
 
@@ -33,19 +49,11 @@ export class SessionsService {
   ): Promise<CreatedSession> {
     const iin = validateIin(input.iin);
     const actor = `workstation:${principal.workstationId}`;
+    const patient = await this.patients.upsert(principal.clinicId, iin);
     if (input.channel === 'remote') {
       // Policy: only a patient physically present is photographed; online appointments use the code path.
-      await this.audit.record(actor, 'session.refused', {
-        clinicId: principal.clinicId,
-        subject: input.appointmentId,
-        detail: { reason: 'face_id_not_applicable', channel: 'remote' },
-      });
-      throw new IdentificationError(
-        'face_id_not_applicable',
-        'Face identification is only for patients present at the desk; remote appointments use the code path.',
-      );
+      return { kind: 'code', ...(await this.codePath.startRemote(principal, patient, input.appointmentId)) };
     }
-    const patient = await this.patients.upsert(principal.clinicId, iin);
     const since = new Date(Date.now() - this.config.FACE_ATTEMPTS_WINDOW_MIN * 60_000);
     const failed = await this.sessions.countFailedFace(principal.clinicId, patient.id, since);
     if (failed >= this.config.FACE_ATTEMPTS_MAX) {
@@ -53,6 +61,13 @@ export class SessionsService {
         clinicId: principal.clinicId,
         subject: patient.id,
         detail: { failed, windowMinutes: this.config.FACE_ATTEMPTS_WINDOW_MIN },
+      });
+      // No session is opened, but the MIS learns of the lock-out.
+      await this.events.appendLockout({
+        clinicId: principal.clinicId,
+        patientId: patient.id,
+        appointmentId: input.appointmentId,
+        channel: input.channel,
       });
       throw new IdentificationError(
         'attempts_exceeded',
@@ -76,6 +91,6 @@ export class SessionsService {
       subject: session.id,
       detail: { channel: input.channel },
     });
-    return { sessionId: session.id, token, expiresAt };
+    return { kind: 'face', sessionId: session.id, token, expiresAt };
   }
 }

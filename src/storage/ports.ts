@@ -216,6 +216,8 @@ export interface WebhookDelivery {
 export interface ClinicRepository {
   create(name: string): Promise<Clinic>;
   get(id: string): Promise<Clinic | null>;
+  /** Every clinic, oldest first (an install has a handful: for the admin CLI). */
+  list(): Promise<Clinic[]>;
   /** How many clinics exist (a fresh install has none: see the demo bootstrap in src/auth). */
   count(): Promise<number>;
 }
@@ -230,6 +232,8 @@ export interface PatientRepository {
   /** Finds or creates the patient of this clinic with this IIN. */
   upsert(clinicId: string, iin: string): Promise<Patient>;
   find(clinicId: string, iin: string): Promise<Patient | null>;
+  /** By id (e.g. a session's patient, to address the code SMS by IIN). */
+  get(clinicId: string, id: string): Promise<Patient | null>;
 }
 
 export interface TemplateRepository {
@@ -324,17 +328,22 @@ export interface WebhookRepository {
   list(clinicId: string): Promise<WebhookSubscription[]>;
   remove(clinicId: string, id: string): Promise<boolean>;
   /**
-   * Active subscriptions whose next attempt is due at `now` and that no other dispatcher holds, leased to `owner`
-   * until `leaseUntil` (several service instances on one PostgreSQL share the work).
+   * Active subscriptions with an event after their cursor, whose next attempt is due at `now` and that no other
+   * dispatcher holds, leased to `owner` until `leaseUntil` (several service instances on one PostgreSQL share the
+   * work). Idle subscriptions cost nothing.
    */
   claimDue(now: Date, owner: string, leaseUntil: Date, limit: number): Promise<WebhookSubscription[]>;
   /**
    * Records one attempt and moves the subscription on, in one transaction: delivered advances cursorSeq and resets
    * failures; failed counts it and sets nextAttemptAt, or marks the subscription dead. Releases the lease.
+   * The subscription moves only if its cursor is still `fromCursorSeq` (and, for a failure, it is still active): a
+   * replay, resume or pause made while the attempt was in flight wins, and the attempt is only recorded.
    * Ignored (returns false) when `owner` no longer holds the lease.
    */
   recordAttempt(input: {
     owner: string;
+    /** The cursor the subscription had when it was claimed. */
+    fromCursorSeq: number;
     delivery: Omit<WebhookDelivery, 'id' | 'createdAt'>;
     nextAttemptAt: Date;
     dead: boolean;

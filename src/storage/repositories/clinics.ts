@@ -18,6 +18,10 @@ export class PrismaClinicRepository implements ClinicRepository {
     });
   }
 
+  list(): Promise<Clinic[]> {
+    return this.db.run(async (c) => (await c.clinic.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] })).map(toClinic));
+  }
+
   count(): Promise<number> {
     return this.db.run((c) => c.clinic.count());
   }
@@ -72,6 +76,13 @@ export class PrismaPatientRepository implements PatientRepository {
   find(clinicId: string, iin: string): Promise<Patient | null> {
     return this.db.run(async (c) => {
       const row = await c.patient.findUnique({ where: { clinicId_iin: { clinicId, iin } } });
+      return row && toPatient(row);
+    });
+  }
+
+  get(clinicId: string, id: string): Promise<Patient | null> {
+    return this.db.run(async (c) => {
+      const row = await c.patient.findFirst({ where: { id, clinicId } });
       return row && toPatient(row);
     });
   }

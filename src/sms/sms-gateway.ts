@@ -1,0 +1,34 @@
+import { AppError } from '../http';
+
+/** One text message to a patient, addressed by IIN (the e-government gateway knows the patient's phone). */
+export interface SmsMessage {
+  iin: string;
+  text: string;
+  /** Our id for the message (the session id): lets the gateway drop a duplicate of a retried call. */
+  reference: string;
+}
+
+/** How six-digit codes reach patients. Implementations: HttpSmsGateway (production), DevSmsOutbox (development). */
+export interface SmsGateway {
+  /** Resolves once the gateway accepted the message; rejects with SmsError. */
+  send(message: SmsMessage): Promise<void>;
+}
+
+/** DI token: `@Inject(SMS_GATEWAY) sms: SmsGateway`. */
+export const SMS_GATEWAY = Symbol('SmsGateway');
+
+/**
+ * The SMS gateway did not take the message (HTTP 502 `sms_unavailable`). The message names the HTTP status or the
+ * timeout, never the text (it holds the code) nor the IIN.
+ */
+export class SmsError extends AppError {
+  constructor(message: string) {
+    super('sms_unavailable', message);
+    this.name = 'SmsError';
+  }
+}
+
+/** An IIN as shown to people in logs and the outbox: the last four digits only, e.g. `********1234`. */
+export function maskIin(iin: string): string {
+  return '*'.repeat(Math.max(0, iin.length - 4)) + iin.slice(-4);
+}

@@ -1,0 +1,36 @@
+import { Logger, Module } from '@nestjs/common';
+import { CONFIG, ConfigError, type Config } from '../config';
+import { registerErrorStatus } from '../http';
+import { DevSmsOutbox } from './dev-sms.outbox';
+import { HttpSmsGateway } from './http-sms.gateway';
+import { OutboxController } from './outbox.controller';
+import { SMS_GATEWAY, type SmsGateway } from './sms-gateway';
+
+// The e-government gateway failed us: a bad gateway from the caller's point of view.
+registerErrorStatus({ sms_unavailable: 502 });
+
+/** The adapter SMS_ADAPTER names. SMS_ADAPTER=http without SMS_HTTP_URL stops the start with a config error. */
+export function smsGatewayFromConfig(config: Config, logger = new Logger('Sms')): SmsGateway {
+  if (config.SMS_ADAPTER === 'dev') {
+    logger.warn('SMS_ADAPTER=dev: codes are not sent to phones; GET /dev/outbox shows them (development only).');
+    return new DevSmsOutbox();
+  }
+  if (!config.SMS_HTTP_URL) {
+    throw new ConfigError([{ key: 'SMS_HTTP_URL', expects: 'an http(s) URL: it is required when SMS_ADAPTER=http' }]);
+  }
+  if (!config.SMS_HTTP_TOKEN) logger.warn('SMS_HTTP_TOKEN is not set: calls to the SMS gateway carry no credentials.');
+  return new HttpSmsGateway({
+    url: config.SMS_HTTP_URL,
+    token: config.SMS_HTTP_TOKEN,
+    timeoutMs: config.SMS_HTTP_TIMEOUT_MS,
+    retries: config.SMS_HTTP_RETRIES,
+  });
+}
+
+/** Text messages to patients (the six-digit codes), and the development outbox `GET /dev/outbox`. */
+@Module({
+  controllers: [OutboxController],
+  providers: [{ provide: SMS_GATEWAY, useFactory: (config: Config) => smsGatewayFromConfig(config), inject: [CONFIG] }],
+  exports: [SMS_GATEWAY],
+})
+export class SmsModule {}
