@@ -9,8 +9,8 @@ import {
 import { ApiSecurity, AppError, RateLimitedError, type RouteSecurity } from '../http';
 import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
 import { API_KEY_PATTERN, hashApiKey } from './api-key';
-import { PRINCIPAL, type RequestWithPrincipal } from './principal';
-import { bearerToken } from './mis-key.guard';
+import { PRINCIPAL, type Principal, type RequestWithPrincipal } from './principal';
+import { bearerToken, clientIp } from './key-guard';
 import { RateLimiter } from './rate-limiter';
 
 /** One answer for a missing, malformed, unknown or revoked key, so a caller cannot tell them apart. */
@@ -52,20 +52,33 @@ export class ApiKeyGuard implements CanActivate {
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const req = context.switchToHttp().getRequest<GuardedRequest>();
-    const ip = req.ip ?? req.socket?.remoteAddress ?? 'unknown';
-    const ipWait = this.limiter.take(`ip:${ip}`);
-    if (ipWait > 0) throw new RateLimitedError(ipWait);
-
-    const key = bearerToken(req.headers);
-    if (!key || !API_KEY_PATTERN.test(key)) throw new UnauthorizedError();
-    const workstation = await this.workstations.findByKeyHash(hashApiKey(key));
-    if (!workstation || workstation.revokedAt) throw new UnauthorizedError();
-
-    const keyWait = this.limiter.take(`ws:${workstation.id}`);
-    if (keyWait > 0) throw new RateLimitedError(keyWait);
-    req[PRINCIPAL] = { clinicId: workstation.clinicId, workstationId: workstation.id };
+    const ip = clientIp(req);
+    req[PRINCIPAL] = await authenticateWorkstationKey(this.workstations, this.limiter, bearerToken(req.headers), ip);
     return true;
   }
+}
+
+/**
+ * The principal of a workstation key, or throws `unauthorized` / `rate_limited`: the guard's check, also used where
+ * no guard runs (the events WebSocket). Rate limits per client IP first (so guessing keys is slow too), then per
+ * workstation.
+ */
+export async function authenticateWorkstationKey(
+  workstations: WorkstationRepository,
+  limiter: RateLimiter,
+  key: string | undefined,
+  ip: string,
+): Promise<Principal> {
+  const ipWait = limiter.take(`ip:${ip}`);
+  if (ipWait > 0) throw new RateLimitedError(ipWait);
+
+  if (!key || !API_KEY_PATTERN.test(key)) throw new UnauthorizedError();
+  const workstation = await workstations.findByKeyHash(hashApiKey(key));
+  if (!workstation || workstation.revokedAt) throw new UnauthorizedError();
+
+  const keyWait = limiter.take(`ws:${workstation.id}`);
+  if (keyWait > 0) throw new RateLimitedError(keyWait);
+  return { clinicId: workstation.clinicId, workstationId: workstation.id };
 }
 
 /** API-key guard plus its OpenAPI security, on a controller or a route. Read the caller with `@Principal()`. */

@@ -6,7 +6,13 @@ export {
   hashApiKey,
   type CreatedWorkstation,
 } from './api-key';
-export { ApiKeyGuard, UnauthorizedError, WORKSTATION_SECURITY, WorkstationAuth } from './api-key.guard';
+export {
+  ApiKeyGuard,
+  authenticateWorkstationKey,
+  UnauthorizedError,
+  WORKSTATION_SECURITY,
+  WorkstationAuth,
+} from './api-key.guard';
 export {
   createMisClient,
   generateMisKey,
@@ -16,8 +22,8 @@ export {
   rotateMisKey,
   type IssuedMisKey,
 } from './mis-key';
+export { bearerToken, clientIp, defineKeyAuth, type KeyAuthenticator, type KeyAuthKit } from './key-guard';
 export {
-  bearerToken,
   MIS_SECURITY,
   MisAuth,
   MisCaller,
@@ -26,7 +32,7 @@ export {
   MisUnauthorizedError,
   type MisPrincipal,
 } from './mis-key.guard';
-export { AuthBootstrap, DEMO_CLINIC, DEMO_WORKSTATION } from './bootstrap';
+export { AuthBootstrap, DEMO_CLINIC, DEMO_MIS, DEMO_WORKSTATION } from './bootstrap';
 export { CurrentPrincipal, Principal, principalOf } from './principal';
 export { RateLimiter } from './rate-limiter';
 export { WorkstationsService } from './workstations.service';

@@ -1,15 +1,8 @@
-import {
-  applyDecorators,
-  createParamDecorator,
-  Inject,
-  Injectable,
-  UseGuards,
-  type CanActivate,
-  type ExecutionContext,
-} from '@nestjs/common';
-import { ApiSecurity, AppError, RateLimitedError, type RouteSecurity } from '../http';
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, RateLimitedError, type RouteSecurity } from '../http';
 import { MIS_CLIENTS, type MisClientRepository } from '../storage/ports';
 import { hashApiKey } from './api-key';
+import { defineKeyAuth, type KeyAuthenticator } from './key-guard';
 import { MIS_KEY_PATTERN } from './mis-key';
 import { RateLimiter } from './rate-limiter';
 
@@ -17,15 +10,6 @@ import { RateLimiter } from './rate-limiter';
 export interface MisPrincipal {
   clinicId: string;
   misClientId: string;
-}
-
-const MIS_PRINCIPAL = Symbol('faceid:mis-principal');
-
-interface GuardedRequest {
-  [MIS_PRINCIPAL]?: MisPrincipal;
-  headers: Record<string, string | string[] | undefined>;
-  ip?: string;
-  socket?: { remoteAddress?: string };
 }
 
 export class MisUnauthorizedError extends AppError {
@@ -47,7 +31,7 @@ export const MIS_SECURITY: RouteSecurity = {
 
 /** Checks an MIS key (HTTP guard and the events WebSocket alike). Rate limits per IP first, then per client. */
 @Injectable()
-export class MisAuth {
+export class MisAuth implements KeyAuthenticator<MisPrincipal> {
   constructor(
     @Inject(MIS_CLIENTS) private readonly clients: MisClientRepository,
     private readonly limiter: RateLimiter,
@@ -66,31 +50,11 @@ export class MisAuth {
   }
 }
 
-/** `Authorization: Bearer <key>` of a request, or undefined. */
-export function bearerToken(headers: Record<string, string | string[] | undefined>): string | undefined {
-  const header = headers.authorization;
-  return (typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header) : null)?.[1];
-}
+const misKeyAuth = defineKeyAuth<MisPrincipal>('MIS principal', MIS_SECURITY, MisAuth);
 
-@Injectable()
-export class MisKeyGuard implements CanActivate {
-  constructor(private readonly auth: MisAuth) {}
-
-  async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<GuardedRequest>();
-    const ip = req.ip ?? req.socket?.remoteAddress ?? 'unknown';
-    req[MIS_PRINCIPAL] = await this.auth.authenticate(bearerToken(req.headers), ip);
-    return true;
-  }
-}
+export const MisKeyGuard = misKeyAuth.Guard;
 
 /** MIS-key guard plus its OpenAPI security, on a controller or a route. Read the caller with `@MisCaller()`. */
-export function MisKeyAuth(): ClassDecorator & MethodDecorator {
-  return applyDecorators(UseGuards(MisKeyGuard), ApiSecurity(MIS_SECURITY));
-}
+export const MisKeyAuth = misKeyAuth.Auth;
 
-export const MisCaller = createParamDecorator((_data: unknown, ctx: ExecutionContext): MisPrincipal => {
-  const p = ctx.switchToHttp().getRequest<GuardedRequest>()[MIS_PRINCIPAL];
-  if (!p) throw new Error('No MIS principal on the request: is the route behind MisKeyAuth()?');
-  return p;
-});
+export const MisCaller = misKeyAuth.Caller;

@@ -38,6 +38,7 @@ export function templateCipherFromConfig(config: Config, logger = new Logger('En
     EnrollmentService,
     { provide: TemplateCipher, useFactory: (config: Config) => templateCipherFromConfig(config), inject: [CONFIG] },
   ],
-  exports: [EnrollmentService],
+  // The cipher also seals webhook secrets (src/events).
+  exports: [EnrollmentService, TemplateCipher],
 })
 export class EnrollmentModule {}

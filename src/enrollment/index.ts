@@ -6,5 +6,6 @@ export {
   EMBEDDING_LENGTH,
   KEY_FILE_NAME,
   type TemplateOwner,
+  type BytesContext,
 } from './template-crypto';
 export { EnrollmentModule, templateCipherFromConfig } from './enrollment.module';

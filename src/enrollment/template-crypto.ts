@@ -54,11 +54,7 @@ export class TemplateCipher {
     try {
       if (embedding.length !== EMBEDDING_LENGTH) throw new Error(`An embedding has ${EMBEDDING_LENGTH} floats.`);
       for (let i = 0; i < EMBEDDING_LENGTH; i++) plain.writeFloatLE(embedding[i], i * 4);
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
-      cipher.setAAD(aad(owner));
-      const ciphertext = Buffer.concat([cipher.update(plain), cipher.final()]);
-      return { keyId: this.currentKeyId, iv, ciphertext, tag: cipher.getAuthTag() };
+      return this.seal(plain, aad(owner));
     } finally {
       plain.fill(0);
       embedding.fill(0);
@@ -70,34 +66,12 @@ export class TemplateCipher {
    * Throws `template_key_unknown` or `template_decrypt_failed` (tampered, or another owner's ciphertext).
    */
   decrypt(template: EncryptedTemplate, owner: TemplateOwner): Float32Array {
-    const key = this.keys.get(template.keyId);
-    if (!key) {
-      throw new TemplateCryptoError(
-        'template_key_unknown',
-        `The template was encrypted with key "${template.keyId}", which is not among TEMPLATE_KEYS.`,
-      );
-    }
-    if (
-      template.iv.length !== IV_BYTES ||
-      template.tag.length !== TAG_BYTES ||
-      template.ciphertext.length !== PLAIN_BYTES
-    ) {
-      throw new TemplateCryptoError('template_decrypt_failed', 'The stored template is malformed.');
-    }
-    const decipher = createDecipheriv('aes-256-gcm', key, template.iv, { authTagLength: TAG_BYTES });
-    decipher.setAAD(aad(owner));
-    decipher.setAuthTag(template.tag);
-    // GCM releases plaintext before the tag is checked: it is wiped whatever happens, and used only if authentic.
-    const plain = decipher.update(template.ciphertext);
+    const plain = this.open(template, aad(owner), {
+      what: 'template',
+      length: PLAIN_BYTES,
+      tampered: 'The stored template failed authentication (altered, or not this patient’s).',
+    });
     try {
-      try {
-        decipher.final();
-      } catch {
-        throw new TemplateCryptoError(
-          'template_decrypt_failed',
-          'The stored template failed authentication (altered, or not this patient’s).',
-        );
-      }
       const out = new Float32Array(EMBEDDING_LENGTH);
       for (let i = 0; i < EMBEDDING_LENGTH; i++) out[i] = plain.readFloatLE(i * 4);
       return out;
@@ -105,6 +79,79 @@ export class TemplateCipher {
       plain.fill(0);
     }
   }
+
+  /**
+   * Encrypts other small secrets with the same keys (e.g. webhook signing secrets). `context` names the owner and is
+   * bound as AAD, kept apart from templates' AAD by its purpose string: a ciphertext moved elsewhere fails to decrypt.
+   * Does not zero `plain` (the caller owns it).
+   */
+  encryptBytes(plain: Buffer, context: BytesContext): EncryptedTemplate {
+    return this.seal(plain, bytesAad(context));
+  }
+
+  /** The plaintext of encryptBytes(); the caller owns it and should `fill(0)` it when done. */
+  decryptBytes(sealed: EncryptedTemplate, context: BytesContext): Buffer {
+    return this.open(sealed, bytesAad(context), {
+      what: 'secret',
+      tampered: 'The stored secret failed authentication (altered, or not its owner’s).',
+    });
+  }
+
+  private seal(plain: Buffer, additional: Buffer): EncryptedTemplate {
+    const iv = randomBytes(IV_BYTES);
+    const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.currentKeyId)!, iv, { authTagLength: TAG_BYTES });
+    cipher.setAAD(additional);
+    const ciphertext = Buffer.concat([cipher.update(plain), cipher.final()]);
+    return { keyId: this.currentKeyId, iv, ciphertext, tag: cipher.getAuthTag() };
+  }
+
+  /** `expect.length`: the plaintext length, when it is fixed. */
+  private open(
+    sealed: EncryptedTemplate,
+    additional: Buffer,
+    expect: { what: string; length?: number; tampered: string },
+  ): Buffer {
+    const key = this.keys.get(sealed.keyId);
+    if (!key) {
+      throw new TemplateCryptoError(
+        'template_key_unknown',
+        `The ${expect.what} was encrypted with key "${sealed.keyId}", which is not among TEMPLATE_KEYS.`,
+      );
+    }
+    if (
+      sealed.iv.length !== IV_BYTES ||
+      sealed.tag.length !== TAG_BYTES ||
+      (expect.length !== undefined && sealed.ciphertext.length !== expect.length)
+    ) {
+      throw new TemplateCryptoError('template_decrypt_failed', `The stored ${expect.what} is malformed.`);
+    }
+    const decipher = createDecipheriv('aes-256-gcm', key, sealed.iv, { authTagLength: TAG_BYTES });
+    decipher.setAAD(additional);
+    decipher.setAuthTag(sealed.tag);
+    // GCM releases plaintext before the tag is checked: it is wiped on failure, and returned only if authentic.
+    const plain = decipher.update(sealed.ciphertext);
+    try {
+      decipher.final();
+    } catch {
+      plain.fill(0);
+      throw new TemplateCryptoError('template_decrypt_failed', expect.tampered);
+    }
+    return plain;
+  }
+}
+
+/** What encryptBytes() binds a secret to: a purpose (e.g. `webhook-secret`) and its owner's ids. */
+export interface BytesContext {
+  purpose: string;
+  ids: readonly string[];
+}
+
+function bytesAad(context: BytesContext): Buffer {
+  const badId = (id: string) => !id || id.includes('\0');
+  if (!/^[a-z][a-z0-9-]*$/.test(context.purpose) || context.ids.length === 0 || context.ids.some(badId)) {
+    throw new Error('Encrypted bytes need a purpose and the ids of their owner.');
+  }
+  return Buffer.from(['faceid-bytes-v1', context.purpose, ...context.ids].join('\0'), 'utf8');
 }
 
 export const KEY_FILE_NAME = 'template-keys';

@@ -46,12 +46,19 @@ export class PrismaWebhookRepository implements WebhookRepository {
     return this.db.run(async (c) => (await c.webhookSubscription.deleteMany({ where: { id, clinicId } })).count === 1);
   }
 
-  /** Candidates first, then one conditional update each: a subscription another instance claimed meanwhile is skipped. */
+  /**
+   * Ids with undelivered events first (one join, no dates, so the same SQL runs on both databases), then the due
+   * ones among them, then one conditional update each: a subscription another instance claimed meanwhile is skipped.
+   */
   claimDue(now: Date, owner: string, leaseUntil: Date, limit: number): Promise<WebhookSubscription[]> {
     return this.db.run(async (c) => {
+      const pending = await c.$queryRaw<{ id: string }[]>`
+        SELECT s."id" FROM "WebhookSubscription" s JOIN "Clinic" c ON c."id" = s."clinicId"
+        WHERE s."state" = 'active' AND c."eventSeq" > s."cursorSeq"`;
+      if (pending.length === 0) return [];
       const free = { OR: [{ leaseUntil: null }, { leaseUntil: { lt: now } }] };
       const candidates = await c.webhookSubscription.findMany({
-        where: { state: 'active', nextAttemptAt: { lte: now }, ...free },
+        where: { id: { in: pending.map((p) => p.id) }, state: 'active', nextAttemptAt: { lte: now }, ...free },
         orderBy: { nextAttemptAt: 'asc' },
         take: limit,
         select: { id: true },
@@ -73,19 +80,23 @@ export class PrismaWebhookRepository implements WebhookRepository {
     return this.db.tx(async (tx) => {
       const now = new Date();
       const delivered = d.outcome === 'delivered';
+      const mine = { id: d.subscriptionId, clinicId: d.clinicId, leaseOwner: input.owner };
+      const released = { leaseOwner: null, leaseUntil: null };
       const { count } = await tx.webhookSubscription.updateMany({
-        where: { id: d.subscriptionId, clinicId: d.clinicId, leaseOwner: input.owner },
+        where: { ...mine, cursorSeq: input.fromCursorSeq, ...(delivered ? {} : { state: 'active' }) },
         data: delivered
-          ? { cursorSeq: d.eventSeq, failures: 0, nextAttemptAt: input.nextAttemptAt, leaseOwner: null, leaseUntil: null }
+          ? { cursorSeq: d.eventSeq, failures: 0, nextAttemptAt: input.nextAttemptAt, ...released }
           : {
               failures: { increment: 1 },
               nextAttemptAt: input.nextAttemptAt,
-              leaseOwner: null,
-              leaseUntil: null,
+              ...released,
               ...(input.dead ? { state: 'dead', deadAt: now } : {}),
             },
       });
-      if (count !== 1) return false;
+      // Replayed, resumed or paused while in flight: the operator's change stands; only the attempt is recorded.
+      if (count !== 1 && (await tx.webhookSubscription.updateMany({ where: mine, data: released })).count !== 1) {
+        return false;
+      }
       await tx.webhookDelivery.create({ data: { ...d, id: randomUUID(), createdAt: now } });
       return true;
     });

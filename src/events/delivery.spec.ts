@@ -1,0 +1,159 @@
+import { EventEmitter } from 'node:events';
+import { TemplateCipher } from '../enrollment';
+import type { StoredEvent } from '../storage/ports';
+import { EVENT_EXAMPLES } from './schema-docs';
+import { HIGH_WATER_BYTES, Subscriber, type SubscriberSocket } from './events.socket';
+import { failureReason, retryDelayMs } from './webhook-dispatcher';
+import { WebhookSecrets } from './webhook-secrets';
+import { checkWebhookUrl } from './webhooks.service';
+
+describe('retryDelayMs', () => {
+  it('is full jitter over base * 2^failures, capped at max', () => {
+    expect(retryDelayMs(0, 50, 10_000, () => 0.999999)).toBe(49);
+    expect(retryDelayMs(3, 50, 10_000, () => 0.5)).toBe(200);
+    expect(retryDelayMs(30, 50, 10_000, () => 0.5)).toBe(5000);
+    expect(retryDelayMs(2000, 50, 10_000, () => 1 - 1e-9)).toBeLessThan(10_000);
+    expect(retryDelayMs(5, 50, 10_000, () => 0)).toBe(0);
+    const samples = Array.from({ length: 200 }, () => retryDelayMs(4, 100, 60_000));
+    expect(Math.min(...samples)).toBeGreaterThanOrEqual(0);
+    expect(Math.max(...samples)).toBeLessThan(1600);
+    expect(new Set(samples).size).toBeGreaterThan(50); // spread out, not in step
+  });
+});
+
+describe('failureReason', () => {
+  it('names network failures briefly, from the error or its cause', () => {
+    expect(failureReason(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe(
+      'connection_refused',
+    );
+    expect(failureReason({ cause: { code: 'ENOTFOUND' } })).toBe('dns_failed');
+    expect(failureReason({ cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } })).toBe('tls_failed');
+    expect(failureReason(new Error('something else'))).toBe('network_error');
+  });
+});
+
+describe('checkWebhookUrl', () => {
+  it('wants https unless http is allowed, and no credentials', () => {
+    expect(checkWebhookUrl('https://mis.example/hooks#x', false)).toBe('https://mis.example/hooks');
+    expect(() => checkWebhookUrl('http://mis.example/hooks', false)).toThrow(/https/);
+    expect(checkWebhookUrl('http://127.0.0.1:8080/h', true)).toBe('http://127.0.0.1:8080/h');
+    expect(() => checkWebhookUrl('ftp://mis.example/', true)).toThrow();
+    expect(() => checkWebhookUrl('/relative', true)).toThrow();
+    expect(() => checkWebhookUrl('https://user:pw@mis.example/', false)).toThrow(/credentials/);
+    try {
+      checkWebhookUrl('http://secret-host.example/', false);
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('webhook_url_invalid');
+      expect((err as Error).message).not.toContain('secret-host');
+    }
+  });
+});
+
+describe('WebhookSecrets', () => {
+  const secrets = new WebhookSecrets(new TemplateCipher([{ id: 'k1', key: Buffer.alloc(32, 7) }]));
+
+  it('seal the key with the template keys, bound to the clinic and URL', () => {
+    const key = Buffer.alloc(32, 0xab);
+    const sealed = secrets.seal('clinic-a', 'https://mis.example/h', key);
+    expect(sealed.keyId).toBe('k1');
+    expect(sealed.ciphertext.equals(key)).toBe(false);
+    const sub = { clinicId: 'clinic-a', url: 'https://mis.example/h', secret: sealed };
+    expect(secrets.open(sub).equals(key)).toBe(true);
+    const tampered = expect.objectContaining({ code: 'template_decrypt_failed' });
+    expect(() => secrets.open({ ...sub, clinicId: 'clinic-b' })).toThrow(tampered);
+    expect(() => secrets.open({ ...sub, url: 'https://evil.example/h' })).toThrow(tampered);
+    const other = new WebhookSecrets(new TemplateCipher([{ id: 'k2', key: Buffer.alloc(32, 8) }]));
+    expect(() => other.open(sub)).toThrow(expect.objectContaining({ code: 'template_key_unknown' }));
+  });
+});
+
+/** A socket that queues what is sent and "writes it out" only when told to. */
+class SlowSocket extends EventEmitter implements SubscriberSocket {
+  readyState = 1;
+  bufferedAmount = 0;
+  readonly sent: string[] = [];
+  private readonly pending: Array<() => void> = [];
+
+  send(data: string, cb?: (err?: Error) => void): void {
+    this.sent.push(data);
+    this.bufferedAmount += Buffer.byteLength(data);
+    if (cb) this.pending.push(() => cb());
+  }
+
+  /** The peer read everything. */
+  drain(): void {
+    this.bufferedAmount = 0;
+    for (const cb of this.pending.splice(0)) cb();
+  }
+
+  close(): void {
+    this.readyState = 3;
+    this.emit('close');
+  }
+}
+
+describe('Subscriber', () => {
+  const example = EVENT_EXAMPLES['identification.verdict'];
+  /** A clinic stream of n events with ~20 KB of padding each in the fake payload, to fill buffers fast. */
+  function stream(n: number) {
+    const events: StoredEvent[] = Array.from({ length: n }, (_, i) => ({
+      id: `e${i + 1}`,
+      clinicId: 'c',
+      seq: i + 1,
+      type: 'identification.verdict',
+      payload: { ...example, id: `e${i + 1}`, seq: i + 1, appointmentId: 'x'.repeat(20_000) },
+      createdAt: new Date(),
+    }));
+    const reads: number[] = [];
+    const repo = {
+      after: async (_clinic: string, afterSeq: number, limit: number) => {
+        reads.push(afterSeq);
+        return events.filter((e) => e.seq > afterSeq).slice(0, limit);
+      },
+    };
+    return { events, reads, repo };
+  }
+  const tick = () => new Promise((r) => setImmediate(r));
+
+  it('sends in seq order without gaps and stops reading while the client is behind', async () => {
+    const { reads, repo } = stream(250);
+    const socket = new SlowSocket();
+    const sub = new Subscriber(socket, { clinicId: 'c', kind: 'mis', id: 'm' }, 0, repo, (err) => {
+      throw err;
+    });
+    sub.wake();
+    for (let i = 0; i < 5; i++) await tick();
+    // One batch of 100 x 20 KB is above the high-water mark: it waits for that batch to be written out.
+    expect(socket.bufferedAmount).toBeGreaterThan(HIGH_WATER_BYTES);
+    expect(reads).toEqual([0]);
+    expect(socket.sent).toHaveLength(100);
+    sub.wake(); // a wake while waiting reads nothing more
+    for (let i = 0; i < 5; i++) await tick();
+    expect(reads).toEqual([0]);
+    socket.drain();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(reads).toEqual([0, 100]);
+    socket.drain();
+    for (let i = 0; i < 5; i++) await tick();
+    socket.drain();
+    for (let i = 0; i < 5; i++) await tick();
+    const seqs = socket.sent.map((m) => JSON.parse(m).event.seq);
+    expect(seqs).toEqual(Array.from({ length: 250 }, (_, i) => i + 1));
+    expect(sub.seq).toBe(250);
+  });
+
+  it('starts after its position and stops when the socket closes', async () => {
+    const { repo } = stream(10);
+    const socket = new SlowSocket();
+    const sub = new Subscriber(socket, { clinicId: 'c', kind: 'workstation', id: 'w' }, 7, repo, () => undefined);
+    sub.wake();
+    for (let i = 0; i < 5; i++) await tick();
+    expect(socket.sent.map((m) => JSON.parse(m))).toEqual(
+      [8, 9, 10].map((seq) => ({ type: 'event', event: expect.objectContaining({ seq }) })),
+    );
+    socket.close();
+    sub.wake();
+    await tick();
+    expect(socket.sent).toHaveLength(3);
+  });
+});

@@ -1,0 +1,25 @@
+import { AppError, registerErrorStatus } from '../http';
+
+export type EventsErrorCode =
+  | 'cursor_unknown'
+  | 'event_not_found'
+  | 'webhook_not_found'
+  | 'webhook_url_invalid'
+  | 'webhook_limit_reached';
+
+registerErrorStatus({
+  // Another clinic's event is "unknown" too: ids of other clinics are never confirmed.
+  cursor_unknown: 404,
+  event_not_found: 404,
+  webhook_not_found: 404,
+  webhook_url_invalid: 400,
+  webhook_limit_reached: 409,
+});
+
+/** Errors of the events module (statuses above). Messages name no URL, key or event content. */
+export class EventsError extends AppError {
+  constructor(code: EventsErrorCode, message: string) {
+    super(code, message);
+    this.name = 'EventsError';
+  }
+}

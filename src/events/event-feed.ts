@@ -1,0 +1,40 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { EVENTS, type EventPayload, type EventRepository } from '../storage/ports';
+import { EventsError } from './errors';
+
+export interface EventPage {
+  events: EventPayload[];
+  /** The id of the last event returned, else the cursor given (null at the start of an empty stream). */
+  cursor: string | null;
+}
+
+/** Reading a clinic's stream by cursor (an event id), for GET /events, the WebSocket and webhook replays. */
+@Injectable()
+export class EventFeed {
+  constructor(@Inject(EVENTS) private readonly events: EventRepository) {}
+
+  /** The seq of the clinic's event `eventId`; `cursor_unknown` when the clinic has no such event. */
+  async seqOf(clinicId: string, eventId: string): Promise<number> {
+    const event = await this.events.get(clinicId, eventId);
+    if (!event) throw new EventsError('cursor_unknown', 'No event with this id in your clinic.');
+    return event.seq;
+  }
+
+  /** Up to `limit` events after the cursor (from the first event without one), in seq order. */
+  async page(clinicId: string, after: string | undefined, limit: number): Promise<EventPage> {
+    const seq = after === undefined ? 0 : await this.seqOf(clinicId, after);
+    const events = (await this.events.after(clinicId, seq, limit)).map((e) => e.payload);
+    return { events, cursor: events.length ? events[events.length - 1].id : (after ?? null) };
+  }
+
+  /** The id of the clinic's event at `seq`, or null for 0 (before the first event). */
+  async idAt(clinicId: string, seq: number): Promise<string | null> {
+    if (seq <= 0) return null;
+    const [event] = await this.events.after(clinicId, seq - 1, 1);
+    return event?.seq === seq ? event.id : null;
+  }
+
+  latestSeq(clinicId: string): Promise<number> {
+    return this.events.latestSeq(clinicId);
+  }
+}

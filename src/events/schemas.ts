@@ -1,0 +1,184 @@
+/**
+ * The MIS events, version 1, as zod schemas: one per event type, matching EventPayload (src/storage/ports.ts) key for
+ * key. They document the events (docs/events/*.schema.json are generated from them, a test checks the committed files)
+ * and the tests check every event they see against them. Objects are strict: an event carries exactly these keys, and
+ * the small objects (liveness, timings) hold only numbers, booleans and nulls, so no image, embedding or code fits.
+ */
+import { z } from 'zod';
+import type { EventPayload, EventType } from '../storage/ports';
+
+export const EVENT_VERSION = 1;
+
+export const EVENT_TYPES = [
+  'identification.verdict',
+  'identification.refused',
+  'identification.expired',
+  'identification.locked_out',
+] as const satisfies readonly EventType[];
+
+/** The results an `identification.verdict` can carry (the others have event types of their own). */
+export const VERDICT_RESULTS = ['match', 'no_match', 'spoof_suspected', 'no_template', 'timeout', 'error'] as const;
+
+const Uuid = z.uuid();
+const Method = z.enum(['face', 'code', 'none']).meta({
+  description: 'How the patient was identified: `face`, `code` (the six-digit SMS code), or `none`.',
+});
+/** Numbers, booleans and nulls only: measurements, never data. */
+const SmallNumbers = z.record(z.string().max(64), z.union([z.number(), z.boolean(), z.null()]));
+
+const SessionId = Uuid.meta({ description: 'The identification session.' });
+const NoReason = z.null().meta({ description: 'Only refusals carry a reason.' });
+const Score = z.number().nullable().meta({ description: 'Cosine similarity to the template; null without a comparison.' });
+const Liveness = SmallNumbers.nullable().meta({
+  description: 'Liveness measurements, e.g. {"passive": 0.93, "blink": true}; null when none were taken.',
+});
+const Timings = SmallNumbers.nullable().meta({
+  description: 'Durations (ms) and frame counts of the session, e.g. {"firstFrameToVerdictMs": 2100}.',
+});
+
+/** The first fields of every event (the order is EventPayload's, and the JSON Schemas' properties'). */
+function head<T extends EventType>(type: T) {
+  return {
+    id: Uuid.meta({ description: 'Unique id of the event: the cursor to resume after it, and the webhook-id header.' }),
+    type: z.literal(type),
+    version: z.literal(EVENT_VERSION),
+    clinicId: Uuid.meta({ description: 'The clinic the event belongs to (an MIS key reads only its own clinic).' }),
+    seq: z
+      .number()
+      .int()
+      .positive()
+      .meta({ description: 'Position in the clinic’s stream (1, 2, 3...): events are delivered in this order.' }),
+  };
+}
+
+/** After sessionId. */
+const patient = {
+  appointmentId: z.string().min(1).max(64).meta({ description: 'The appointment the workstation gave.' }),
+  iin: z.string().regex(/^\d{12}$/).meta({ description: 'The patient’s IIN (12 digits).' }),
+  channel: z.enum(['in_person', 'remote']),
+};
+
+const OccurredAt = z.iso.datetime().meta({ description: 'When it happened (ISO 8601, UTC).' });
+
+export const VerdictEventSchema = z
+  .strictObject({
+    ...head('identification.verdict'),
+    sessionId: SessionId,
+    ...patient,
+    method: Method,
+    result: z.enum(VERDICT_RESULTS),
+    reason: NoReason,
+    score: Score,
+    liveness: Liveness,
+    timings: Timings,
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'identification.verdict (v1)',
+    description: 'A session ended with a verdict: face or code, match or not (or no template, timeout, error).',
+  });
+
+export const RefusedEventSchema = z
+  .strictObject({
+    ...head('identification.refused'),
+    sessionId: SessionId,
+    ...patient,
+    method: z.literal('none'),
+    result: z.literal('refused'),
+    reason: z
+      .string()
+      .regex(/^[a-z_]{1,64}$/)
+      .meta({ description: 'Why the patient refused the photo, a short code such as `patient_refused_photo`.' }),
+    score: z.null(),
+    liveness: z.null(),
+    timings: z.null(),
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'identification.refused (v1)',
+    description:
+      'The patient refused the photo; the session went on to the six-digit code (a later identification.verdict ' +
+      'with method `code` ends it).',
+  });
+
+export const ExpiredEventSchema = z
+  .strictObject({
+    ...head('identification.expired'),
+    sessionId: SessionId,
+    ...patient,
+    method: Method,
+    result: z.literal('expired'),
+    reason: NoReason,
+    score: Score,
+    liveness: Liveness,
+    timings: Timings,
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'identification.expired (v1)',
+    description: 'Nobody finished the session in time (its token or code expired); the service ended it.',
+  });
+
+export const LockedOutEventSchema = z
+  .strictObject({
+    ...head('identification.locked_out'),
+    sessionId: SessionId.nullable().meta({
+      description: 'The session, or null when the face attempts limit refused a new session before it was opened.',
+    }),
+    ...patient,
+    method: Method,
+    result: z.literal('locked_out'),
+    reason: NoReason,
+    score: Score,
+    liveness: Liveness,
+    timings: Timings,
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'identification.locked_out (v1)',
+    description: 'Too many failed attempts (face, or wrong codes): the patient is locked out for now.',
+  });
+
+export const EVENT_SCHEMAS = {
+  'identification.verdict': VerdictEventSchema,
+  'identification.refused': RefusedEventSchema,
+  'identification.expired': ExpiredEventSchema,
+  'identification.locked_out': LockedOutEventSchema,
+} as const satisfies Record<EventType, z.ZodType>;
+
+/** Any event of version 1. */
+export const EventSchema = z.discriminatedUnion('type', [
+  VerdictEventSchema,
+  RefusedEventSchema,
+  ExpiredEventSchema,
+  LockedOutEventSchema,
+]);
+
+/** The same, with names, for the OpenAPI document (components.schemas). */
+export const ApiEventSchema = z.discriminatedUnion(
+  'type',
+  [
+    VerdictEventSchema.meta({ id: 'IdentificationVerdictEventV1', ...VerdictEventSchema.meta() }),
+    RefusedEventSchema.meta({ id: 'IdentificationRefusedEventV1', ...RefusedEventSchema.meta() }),
+    ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
+    LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
+  ],
+);
+
+// Compile-time: the schemas describe exactly EventPayload (same keys, and every event they accept is one).
+type Output = z.output<typeof EventSchema>;
+type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
+const matchesPayload: [Output] extends [EventPayload] ? SameKeys<Output, EventPayload> : false = true;
+void matchesPayload;
+
+export type JsonObject = Record<string, unknown>;
+
+/** The JSON Schema (draft 2020-12) of one event type, as published in docs/events and at GET /events/schemas. */
+export function eventJsonSchema(type: EventType): JsonObject {
+  return z.toJSONSchema(EVENT_SCHEMAS[type], { target: 'draft-2020-12', io: 'output' }) as JsonObject;
+}
+
+/** File name of a type's schema in docs/events. */
+export function schemaFileName(type: EventType): string {
+  return `${type}.v${EVENT_VERSION}.schema.json`;
+}

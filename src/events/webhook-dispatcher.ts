@@ -1,0 +1,276 @@
+import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { CONFIG, type Config } from '../config';
+import {
+  EVENTS,
+  WEBHOOKS,
+  type EventRepository,
+  type StoredEvent,
+  type WebhookRepository,
+  type WebhookSubscription,
+} from '../storage/ports';
+import { signatureHeaders } from './signature';
+import { WebhookSecrets } from './webhook-secrets';
+
+/** Subscriptions delivered to at once by one process. */
+const MAX_IN_FLIGHT = 8;
+export const USER_AGENT = 'faceid-gateway-webhooks/1';
+
+/**
+ * Delay before retrying after `failures` failed attempts in a row (0 for the first retry): full jitter over
+ * min(max, base * 2^failures), so many failing subscribers do not retry in step.
+ */
+export function retryDelayMs(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+  const cap = Math.min(maxMs, baseMs * 2 ** Math.min(failures, 40));
+  return Math.floor(random() * cap);
+}
+
+/** A short, fixed reason for a failed request (never the response body, never the URL). */
+export function failureReason(err: unknown): string {
+  let e = err as { code?: unknown; cause?: unknown; name?: unknown } | undefined;
+  for (let depth = 0; e && depth < 4; depth++) {
+    switch (e.code) {
+      case 'ECONNREFUSED':
+        return 'connection_refused';
+      case 'ECONNRESET':
+      case 'UND_ERR_SOCKET':
+        return 'connection_reset';
+      case 'ENOTFOUND':
+      case 'EAI_AGAIN':
+        return 'dns_failed';
+      case 'ETIMEDOUT':
+      case 'UND_ERR_CONNECT_TIMEOUT':
+      case 'UND_ERR_HEADERS_TIMEOUT':
+        return 'timeout';
+      case 'EHOSTUNREACH':
+      case 'ENETUNREACH':
+        return 'unreachable';
+    }
+    if (typeof e.code === 'string' && /CERT|SSL|TLS/i.test(e.code)) return 'tls_failed';
+    if (e.name === 'TimeoutError') return 'timeout';
+    e = e.cause as typeof e;
+  }
+  return 'network_error';
+}
+
+type Outcome = 'idle' | 'delivered' | 'failed' | 'stopped' | 'lost';
+
+/**
+ * Delivers each active subscription's events one at a time, in seq order, from its cursor: the next event is always
+ * the one after the last delivered, so a failing event is retried (with backoff) and never skipped. Subscriptions are
+ * claimed with a lease in the database, so several instances on one PostgreSQL share the work without delivering an
+ * event twice at once. Wakes on this process's commits, polls every EVENTS_POLL_MS for the others', and on the retry
+ * times of its own failures.
+ */
+@Injectable()
+export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger('Webhooks');
+  /** Lease owner: this process. */
+  readonly owner = `${os.hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  private readonly inFlight = new Map<string, { abort: AbortController; done: Promise<void> }>();
+  private readonly retryTimers = new Map<string, NodeJS.Timeout>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+  private ticking: Promise<void> | null = null;
+  private again = false;
+  private stopped = true;
+  /** Bumped by every commit signal: an idle check that overlapped one looks again. */
+  private generation = 0;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(WEBHOOKS) private readonly webhooks: WebhookRepository,
+    @Inject(EVENTS) private readonly events: EventRepository,
+    private readonly secrets: WebhookSecrets,
+  ) {}
+
+  /** Time a claim holds a subscription: the request's timeout plus room for the database calls around it. */
+  private get leaseMs(): number {
+    return this.config.WEBHOOK_TIMEOUT_MS * 2 + 2000;
+  }
+
+  onApplicationBootstrap(): void {
+    this.stopped = false;
+    this.unsubscribe = this.events.onCommitted(() => {
+      this.generation++;
+      this.wake();
+    });
+    this.pollTimer = setInterval(() => this.wake(), this.config.EVENTS_POLL_MS);
+    this.pollTimer.unref();
+    this.wake();
+  }
+
+  /** Stops claiming, aborts requests in flight (their leases are released, not counted as failures). */
+  async beforeApplicationShutdown(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.unsubscribe?.();
+    clearInterval(this.pollTimer);
+    for (const t of this.retryTimers.values()) clearTimeout(t);
+    this.retryTimers.clear();
+    for (const f of this.inFlight.values()) f.abort.abort();
+    await this.ticking;
+    await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
+  }
+
+  /** Looks for due subscriptions now (new events, a resumed subscription). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    this.ticking = this.tick().finally(() => {
+      this.ticking = null;
+    });
+  }
+
+  /** Subscriptions this process is delivering to now (for tests and metrics). */
+  get busy(): number {
+    return this.inFlight.size;
+  }
+
+  private async tick(): Promise<void> {
+    do {
+      this.again = false;
+      const free = MAX_IN_FLIGHT - this.inFlight.size;
+      if (free <= 0) return; // a finishing delivery wakes us again
+      const now = Date.now();
+      let claimed: WebhookSubscription[];
+      try {
+        claimed = await this.webhooks.claimDue(new Date(now), this.owner, new Date(now + this.leaseMs), free);
+      } catch (err) {
+        this.logger.warn(`Claiming due webhooks failed: ${(err as Error).message}`);
+        return; // the next poll tries again
+      }
+      for (const sub of claimed) {
+        if (this.stopped) {
+          await this.webhooks.release(sub.id, this.owner, new Date()).catch(() => undefined);
+        } else if (!this.inFlight.has(sub.id)) {
+          this.start(sub);
+        }
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private start(sub: WebhookSubscription): void {
+    const abort = new AbortController();
+    const generation = this.generation;
+    const done = this.deliverNext(sub, abort.signal)
+      .catch((err: unknown): Outcome => {
+        this.logger.error(`Webhook ${sub.id}: delivery step failed: ${(err as Error)?.message ?? String(err)}`);
+        return 'lost'; // the lease runs out and another pass retries
+      })
+      .then((outcome) => {
+        this.inFlight.delete(sub.id);
+        // Delivered: go straight on to the next event. Idle: look again only if events came in meanwhile.
+        if (outcome === 'delivered' || (outcome === 'idle' && generation !== this.generation)) this.wake();
+        else if (this.inFlight.size === MAX_IN_FLIGHT - 1) this.wake(); // a slot freed up for waiting work
+      });
+    this.inFlight.set(sub.id, { abort, done });
+  }
+
+  /** One step for a claimed subscription: deliver the event after its cursor, or release it if there is none. */
+  private async deliverNext(sub: WebhookSubscription, stop: AbortSignal): Promise<Outcome> {
+    const [event] = await this.events.after(sub.clinicId, sub.cursorSeq, 1);
+    if (!event) {
+      await this.webhooks.release(sub.id, this.owner, new Date());
+      return 'idle';
+    }
+    const attempt = await this.post(sub, event, stop);
+    if (attempt === 'stopped') {
+      await this.webhooks.release(sub.id, this.owner, new Date());
+      return 'stopped';
+    }
+    const delivered = attempt.error === null;
+    const failures = delivered ? 0 : sub.failures + 1;
+    const dead = !delivered && failures >= this.config.WEBHOOK_MAX_ATTEMPTS;
+    const { WEBHOOK_RETRY_BASE_MS: base, WEBHOOK_RETRY_MAX_MS: max } = this.config;
+    const nextAttemptAt = new Date(Date.now() + (delivered ? 0 : retryDelayMs(sub.failures, base, max)));
+    const recorded = await this.webhooks.recordAttempt({
+      owner: this.owner,
+      fromCursorSeq: sub.cursorSeq,
+      delivery: {
+        clinicId: sub.clinicId,
+        subscriptionId: sub.id,
+        eventId: event.id,
+        eventSeq: event.seq,
+        attempt: sub.failures + 1,
+        outcome: delivered ? 'delivered' : 'failed',
+        status: attempt.status,
+        error: attempt.error,
+        durationMs: attempt.durationMs,
+      },
+      nextAttemptAt,
+      dead,
+    });
+    if (!recorded) return 'lost'; // the lease ran out (or the subscription was deleted) meanwhile
+    if (dead) {
+      this.logger.warn(
+        `Webhook ${sub.id} is dead after ${failures} failed attempts at event seq ${event.seq}; resume it to go on`,
+      );
+    } else if (!delivered) {
+      this.retryAt(sub.id, nextAttemptAt);
+    }
+    return delivered ? 'delivered' : 'failed';
+  }
+
+  /** POSTs the event, signed. Never reads the response body. */
+  private async post(
+    sub: WebhookSubscription,
+    event: StoredEvent,
+    stop: AbortSignal,
+  ): Promise<{ status: number | null; error: string | null; durationMs: number } | 'stopped'> {
+    const started = performance.now();
+    const elapsed = () => Math.round(performance.now() - started);
+    const body = JSON.stringify(event.payload);
+    let headers: Record<string, string>;
+    try {
+      const key = this.secrets.open(sub);
+      try {
+        headers = signatureHeaders(key, event.id, body);
+      } finally {
+        key.fill(0);
+      }
+    } catch (err) {
+      this.logger.error(`Webhook ${sub.id}: its secret cannot be decrypted (${(err as { code?: string }).code ?? 'error'})`);
+      return { status: null, error: 'secret_unreadable', durationMs: elapsed() };
+    }
+    const timeout = AbortSignal.timeout(this.config.WEBHOOK_TIMEOUT_MS);
+    try {
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json', 'user-agent': USER_AGENT },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.any([stop, timeout]),
+      });
+      // The body is the receiver's business: discard it unread.
+      await res.body?.cancel().catch(() => undefined);
+      const ok = res.status >= 200 && res.status < 300;
+      return { status: res.status, error: ok ? null : `http_${res.status}`, durationMs: elapsed() };
+    } catch (err) {
+      if (stop.aborted) return 'stopped';
+      return { status: null, error: timeout.aborted ? 'timeout' : failureReason(err), durationMs: elapsed() };
+    }
+  }
+
+  /** Wakes when a failed subscription is due again (sooner than the next poll when retries are short). */
+  private retryAt(id: string, at: Date): void {
+    clearTimeout(this.retryTimers.get(id));
+    const timer = setTimeout(() => {
+      this.retryTimers.delete(id);
+      this.wake();
+    }, Math.max(0, at.getTime() - Date.now()));
+    timer.unref();
+    this.retryTimers.set(id, timer);
+  }
+}
