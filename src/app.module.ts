@@ -4,11 +4,14 @@ import { AuthModule } from './auth';
 import { ConfigModule, type Config } from './config';
 import { DemoModule } from './demo';
 import { EnrollmentModule } from './enrollment';
+import { EventsModule } from './events';
 import { EngineModule } from './engine';
 import { HealthModule } from './health/health.module';
 import { HttpModule } from './http';
 import { IdentificationModule } from './identification';
 import { MetricsModule } from './metrics';
+import { MisModule } from './mis';
+import { StatsModule } from './stats';
 import { StorageModule } from './storage';
 
 @Module({})
@@ -17,7 +20,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, EnrollmentModule, IdentificationModule, DemoModule],
+      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
     };
   }
 }

@@ -81,15 +81,22 @@ describe('workstation API keys (real app and storage)', () => {
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  it('a fresh install prints one working key, once; a restart creates nothing more', async () => {
+  it('a fresh install prints a working workstation key and MIS key, once; a restart creates nothing more', async () => {
     const dir = tempDir();
     const first = await started(dir);
     const lines = bootstrapLines(first.logs);
-    expect(lines).toHaveLength(1);
-    expect(lines[0].level).toBe('warn');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) {
+      expect(line.level).toBe('warn');
+      expect(line.msg).toContain('Authorization: Bearer');
+    }
     const key = /(fid_ws_[A-Za-z0-9_-]{43})/.exec(lines[0].msg)![1];
-    expect(lines[0].msg).toContain('Authorization: Bearer');
     expect(lines[0].msg).toContain('FACEID_BOOTSTRAP=false');
+    const misKey = /(fid_mis_[A-Za-z0-9_-]{43})/.exec(lines[1].msg)![1];
+    expect(lines[1].msg).toContain('"Demo MIS"');
+    // Each key appears in its own line only.
+    expect(JSON.stringify(first.logs.filter((l) => l !== lines[0]))).not.toContain(key);
+    expect(JSON.stringify(first.logs.filter((l) => l !== lines[1]))).not.toContain(misKey);
     expect(await reply(await revoke(first.url, `Bearer ${key}`))).toMatchObject({
       status: 404,
       body: { error: { code: 'template_not_found' } },
@@ -99,10 +106,16 @@ describe('workstation API keys (real app and storage)', () => {
     expect(ws.name).toBe('Demo workstation');
     expect((await first.app.get<ClinicRepository>(CLINICS).get(ws.clinicId))!.name).toBe('Demo clinic');
     const audit = await first.app.get<AuditRepository>(AUDIT).list(ws.clinicId, 10);
-    expect(audit.map((e) => e.action)).toContain('clinic.bootstrapped');
+    expect(audit.map((e) => e.action)).toEqual(expect.arrayContaining(['clinic.bootstrapped', 'mis_client.created']));
     expect(JSON.stringify(audit)).not.toContain(key);
+    expect(JSON.stringify(audit)).not.toContain(misKey);
+    // The MIS key works on the MIS endpoints, scoped to the demo clinic.
+    const me = await reply(await fetch(`${first.url}/mis/me`, { headers: { authorization: `Bearer ${misKey}` } }));
+    expect(me).toMatchObject({ status: 200, body: { name: 'Demo MIS', clinic: { id: ws.clinicId, name: 'Demo clinic' } } });
     for (const f of fs.readdirSync(dir).filter((n) => n.startsWith('faceid.db'))) {
-      expect(fs.readFileSync(path.join(dir, f)).includes(Buffer.from(key))).toBe(false);
+      const bytes = fs.readFileSync(path.join(dir, f));
+      expect(bytes.includes(Buffer.from(key))).toBe(false);
+      expect(bytes.includes(Buffer.from(misKey))).toBe(false);
     }
     await first.app.close();
 

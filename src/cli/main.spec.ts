@@ -20,7 +20,28 @@ describe('faceid main', () => {
   });
 
   it('lists every command in the usage', () => {
-    for (const name of ['analyze', 'eval', 'bench-engine']) expect(mainUsage()).toContain(name);
+    for (const name of ['analyze', 'eval', 'bench-engine', 'clinic', 'workstation', 'mis', 'audit']) {
+      expect(mainUsage()).toContain(name);
+    }
+  });
+
+  it('lists a group\'s subcommands for --help; refuses a missing or unknown one with exit code 2', async () => {
+    const help = capture();
+    expect(await main(['mis', '--help'], help)).toBe(0);
+    expect(help.out()).toContain('Usage: faceid mis <subcommand>');
+    for (const sub of ['create', 'rotate', 'revoke', 'list']) expect(help.out()).toMatch(new RegExp(`^  ${sub} `, 'm'));
+    const none = capture();
+    expect(await main(['mis'], none)).toBe(2);
+    expect(none.err()).toContain('faceid mis: no subcommand given');
+    const unknown = capture();
+    expect(await main(['clinic', 'delete'], unknown)).toBe(2);
+    expect(unknown.err()).toContain('unknown subcommand "delete"');
+  });
+
+  it('prints a subcommand\'s usage for --help', async () => {
+    const io = capture();
+    expect(await main(['workstation', 'create', '--help'], io)).toBe(0);
+    expect(io.out()).toContain('Usage: faceid workstation create --clinic CLINIC_ID --name NAME');
   });
 
   it('exits 0 with the usage on stdout for --help', async () => {
@@ -41,6 +62,8 @@ describe('faceid main', () => {
     [['eval', '--manifest', 'x.csv', '--nope']],
     [['bench-engine', '--seconds']],
     [['eval', 'stray-positional', '--manifest', 'x.csv']],
+    [['mis', 'create', '--clinic']],
+    [['audit', 'verify', '--all']],
   ])('rejects bad flags of %j with the command usage and exit code 2', async (argv) => {
     const io = capture();
     expect(await main(argv, io)).toBe(2);
@@ -56,6 +79,10 @@ describe('faceid main', () => {
     [['eval', '--manifest', 'x.csv', '--concurrency', 'many'], '--concurrency'],
     [['bench-engine', '--seconds', '-1'], '--seconds'],
     [['bench-engine', '--seconds', 'abc'], '--seconds'],
+    [['mis', 'create', '--name', 'HIS'], '--clinic is required'],
+    [['mis', 'rotate', '--clinic', 'c1', '--id', '00000000-0000-4000-8000-000000000000'], '--clinic must be an id'],
+    [['clinic', 'create', '--name', ''], '--name must not be empty'],
+    [['clinic', 'create', '--name', 'a\u0007b'], 'control characters'],
   ])('validates values before opening the engine: %j', async (argv, message) => {
     const io = capture();
     expect(await main(argv, io)).toBe(2);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `faceid` command line: analyze, eval, bench-engine.
+ * The `faceid` command line: analyze, eval, bench-engine, simulate, and the admin groups (clinic, workstation, mis,
+ * audit) that work on the service's database.
  * Exit codes: 0 success, 1 a command failed (or some input did), 2 usage error.
  * Results go to stdout; progress, warnings and errors to stderr.
  */
@@ -9,6 +10,9 @@ import { analyzeCommand } from './analyze';
 import { benchEngineCommand } from './bench-engine';
 import { simulateCommand } from './simulate';
 import { evalCommand } from './eval';
+import { auditGroup } from './audit';
+import { clinicGroup, workstationGroup } from './clinics';
+import { misGroup } from './mis';
 
 export { parseIntInRange } from './analyze';
 
@@ -24,6 +28,8 @@ export interface CommandIo {
   errIsTTY: boolean;
   /** Prints `message` and the command's usage to stderr; returns exit code 2 for the command to return. */
   usageError(message: string): number;
+  /** The environment the configuration is read from (admin commands open the service's database with it). */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface Command {
@@ -36,7 +42,25 @@ export interface Command {
   run(values: OptionValues, positionals: string[], io: CommandIo): Promise<number>;
 }
 
-export const COMMANDS: readonly Command[] = [analyzeCommand, evalCommand, benchEngineCommand, simulateCommand];
+/** Commands under one name: `faceid mis create ...`. Each subcommand's name is the word after the group's. */
+export interface CommandGroup {
+  name: string;
+  summary: string;
+  subcommands: readonly Command[];
+}
+
+export const COMMANDS: readonly (Command | CommandGroup)[] = [
+  analyzeCommand,
+  evalCommand,
+  benchEngineCommand,
+  simulateCommand,
+  clinicGroup,
+  workstationGroup,
+  misGroup,
+  auditGroup,
+];
+
+const isGroup = (c: Command | CommandGroup): c is CommandGroup => 'subcommands' in c;
 
 export function mainUsage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
@@ -51,14 +75,32 @@ export function mainUsage(): string {
   ].join('\n');
 }
 
+export function groupUsage(group: CommandGroup): string {
+  const width = Math.max(...group.subcommands.map((c) => c.name.length));
+  return [
+    `Usage: faceid ${group.name} <subcommand> [options]`,
+    '',
+    `${group.summary}`,
+    '',
+    'Subcommands:',
+    ...group.subcommands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    `Run \`faceid ${group.name} <subcommand> --help\` for its options.`,
+    '',
+  ].join('\n');
+}
+
 export interface MainIo {
   stdout: { write(s: string): unknown; isTTY?: boolean };
   stderr: { write(s: string): unknown; isTTY?: boolean };
+  /** Default: process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** Parses argv (without node and the script) and runs the command; resolves to the exit code. */
 export async function main(argv: readonly string[], io: MainIo = process): Promise<number> {
-  const [name, ...rest] = argv;
+  const [name, ...args] = argv;
+  let rest = args;
   if (name === undefined) {
     io.stderr.write(mainUsage());
     return 2;
@@ -67,10 +109,29 @@ export async function main(argv: readonly string[], io: MainIo = process): Promi
     io.stdout.write(mainUsage());
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const found = COMMANDS.find((c) => c.name === name);
+  if (!found) {
     io.stderr.write(`faceid: unknown command "${name}".\n\n${mainUsage()}`);
     return 2;
+  }
+  let command: Command;
+  if (isGroup(found)) {
+    const [sub, ...subRest] = rest;
+    if (sub === '--help' || sub === '-h' || sub === 'help') {
+      io.stdout.write(groupUsage(found));
+      return 0;
+    }
+    const subcommand = found.subcommands.find((c) => c.name === sub);
+    if (!subcommand) {
+      const what = sub === undefined ? 'no subcommand given' : `unknown subcommand "${sub}"`;
+      io.stderr.write(`faceid ${found.name}: ${what}.\n\n${groupUsage(found)}`);
+      return 2;
+    }
+    // The subcommand is named in full ("mis create") in messages.
+    command = { ...subcommand, name: `${found.name} ${subcommand.name}` };
+    rest = subRest;
+  } else {
+    command = found;
   }
   const commandUsage = `Usage: ${command.usage.trimEnd()}\n`;
   const usageError = (message: string): number => {
@@ -97,6 +158,7 @@ export async function main(argv: readonly string[], io: MainIo = process): Promi
     err: (text) => void io.stderr.write(text),
     errIsTTY: io.stderr.isTTY === true,
     usageError,
+    env: io.env ?? process.env,
   };
   try {
     return await command.run(parsed.values, parsed.positionals, commandIo);

@@ -1,0 +1,75 @@
+import { Controller, Get, Header, Inject, Post } from '@nestjs/common';
+import { z } from 'zod';
+import { MIS_KEY_ROTATION_GRACE_MS, MisCaller, MisKeyAuth, type MisPrincipal } from '../auth';
+import { ApiRoute, AppError, defineRoute } from '../http';
+import { CLINICS, type ClinicRepository } from '../storage/ports';
+import { MisClientsService } from './mis-clients.service';
+
+const meSpec = defineRoute({
+  summary: 'The calling MIS client',
+  description: 'The client of the key, and the one clinic it is scoped to.',
+  tags: ['mis'],
+  response: z.object({
+    id: z.string(),
+    name: z.string(),
+    clinic: z.object({ id: z.string(), name: z.string() }),
+    createdAt: z.string(),
+    rotatedAt: z.string().nullable().meta({ description: 'The last key rotation; null if never.' }),
+  }),
+  errors: ['mis_client_not_found'],
+});
+
+const rotateSpec = defineRoute({
+  summary: 'Rotate the calling client’s API key',
+  description:
+    'Issues a new key, shown only in this answer (only its hash is stored). The key that was current until now ' +
+    `keeps working for ${MIS_KEY_ROTATION_GRACE_MS / 3_600_000} hours (previousKeyValidUntil), so the MIS can ` +
+    'deploy the new one; a key still in its grace from an earlier rotation stops working at once. Recorded in the ' +
+    'audit trail.',
+  tags: ['mis'],
+  response: z.object({
+    id: z.string(),
+    apiKey: z.string().meta({ description: '`fid_mis_...`; shown only this once.' }),
+    previousKeyValidUntil: z.string(),
+  }),
+  status: 200,
+  errors: ['mis_client_not_found'],
+});
+
+/** The MIS client's own account: who am I, and key rotation. Creation and revocation are on the admin CLI. */
+@Controller('mis')
+@MisKeyAuth()
+export class MisController {
+  constructor(
+    private readonly clients: MisClientsService,
+    @Inject(CLINICS) private readonly clinics: ClinicRepository,
+  ) {}
+
+  @Get('me')
+  @ApiRoute(meSpec)
+  async me(@MisCaller() caller: MisPrincipal) {
+    const client = await this.clients.get(caller.clinicId, caller.misClientId);
+    const clinic = await this.clinics.get(caller.clinicId);
+    // Only if it vanished since the guard looked (no delete exists today).
+    if (!client || !clinic) throw new AppError('mis_client_not_found', 'No such MIS client.');
+    return {
+      id: client.id,
+      name: client.name,
+      clinic: { id: clinic.id, name: clinic.name },
+      createdAt: client.createdAt.toISOString(),
+      rotatedAt: client.rotatedAt?.toISOString() ?? null,
+    };
+  }
+
+  @Post('keys/rotate')
+  @ApiRoute(rotateSpec)
+  @Header('Cache-Control', 'no-store')
+  async rotate(@MisCaller() caller: MisPrincipal) {
+    const rotated = await this.clients.rotate(`mis:${caller.misClientId}`, caller.clinicId, caller.misClientId);
+    return {
+      id: rotated.client.id,
+      apiKey: rotated.apiKey,
+      previousKeyValidUntil: rotated.previousKeyValidUntil.toISOString(),
+    };
+  }
+}

@@ -1,0 +1,55 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, registerErrorStatus } from '../http';
+import { EVENTS, type EventRepository } from '../storage/ports';
+import { aggregateOutcomes, type Stats } from './aggregate';
+
+registerErrorStatus({ stats_range_invalid: 400 });
+
+/** The window when the caller names no bound. */
+export const DEFAULT_STATS_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** The longest window one request may ask for (a leap year), so a query stays bounded. */
+export const MAX_STATS_SPAN_DAYS = 366;
+
+export interface StatsRange {
+  from: Date;
+  to: Date;
+}
+
+export interface StatsReport extends Stats {
+  from: string;
+  to: string;
+}
+
+/**
+ * The window [from, to): `to` defaults to now, `from` to 24 h before `to`. Throws 400 `stats_range_invalid` when
+ * to <= from or the span is longer than MAX_STATS_SPAN_DAYS. The timestamps are ISO 8601 (checked at the edge).
+ */
+export function resolveStatsRange(query: { from?: string; to?: string }, now: Date): StatsRange {
+  const to = query.to === undefined ? now : new Date(query.to);
+  const from = query.from === undefined ? new Date(to.getTime() - DEFAULT_STATS_WINDOW_MS) : new Date(query.from);
+  if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) {
+    throw new AppError('stats_range_invalid', 'from and to must be ISO 8601 timestamps.');
+  }
+  if (to.getTime() <= from.getTime()) {
+    throw new AppError(
+      'stats_range_invalid',
+      query.to === undefined ? 'from must be before now (to defaults to now).' : 'to must be after from.',
+    );
+  }
+  if (to.getTime() - from.getTime() > MAX_STATS_SPAN_DAYS * 24 * 60 * 60 * 1000) {
+    throw new AppError('stats_range_invalid', `The window may span at most ${MAX_STATS_SPAN_DAYS} days.`);
+  }
+  return { from, to };
+}
+
+/** Statistics of one clinic, from its stored MIS events only (never templates, frames or scores). */
+@Injectable()
+export class StatsService {
+  constructor(@Inject(EVENTS) private readonly events: EventRepository) {}
+
+  async forClinic(clinicId: string, query: { from?: string; to?: string }, now = new Date()): Promise<StatsReport> {
+    const { from, to } = resolveStatsRange(query, now);
+    const stats = aggregateOutcomes(await this.events.outcomes(clinicId, from, to));
+    return { from: from.toISOString(), to: to.toISOString(), ...stats };
+  }
+}

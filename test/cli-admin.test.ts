@@ -1,0 +1,255 @@
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { hashApiKey } from '../src/auth';
+import { main } from '../src/cli/main';
+import { loadConfig } from '../src/config';
+import { openStorage, type Storage } from '../src/storage';
+import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
+
+// The admin commands through the real CLI entry (main() with captured output), against a throwaway SQLite file and
+// a PostgreSQL database: the same storage the service opens. Then the audit chain is tampered with under the
+// database's append-only trigger (disabled for the test) and `faceid audit verify` must name the entry.
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+type Json = any; // parsed command output, checked field by field
+
+const ROOT = path.resolve(__dirname, '..');
+
+for (const kind of TEST_DATABASES) {
+  describe(`faceid admin commands (${kind})`, () => {
+    let db: TestDatabase;
+    let storage: Storage; // a second connection, to check what the commands stored
+    const keys: string[] = [];
+
+    const run = async (...argv: string[]): Promise<Run> => {
+      let out = '';
+      let err = '';
+      const code = await main(argv, {
+        stdout: { write: (s: string) => (out += s) },
+        stderr: { write: (s: string) => (err += s) },
+        env: db.env,
+      });
+      return { code, out, err };
+    };
+    const json = (r: Run): Json => {
+      expect(r).toMatchObject({ code: 0 });
+      return JSON.parse(r.out);
+    };
+    const lines = (r: Run): Json[] => r.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+    beforeAll(async () => {
+      db = await createTestDatabase(kind, 'cli');
+    });
+    afterAll(async () => {
+      await storage?.close();
+      await db?.drop();
+    });
+
+    let clinicId = '';
+    let misId = '';
+
+    it('creates and lists clinics', async () => {
+      const created = await run('clinic', 'create', '--name', 'City polyclinic 4');
+      expect(created.code).toBe(0);
+      expect(created.out).toMatch(/^clinic [0-9a-f-]{36} "City polyclinic 4" created\n$/);
+      const second = json(await run('clinic', 'create', '--name', '  Rural clinic  ', '--json'));
+      expect(second).toEqual({ id: expect.any(String), name: 'Rural clinic', createdAt: expect.any(String) });
+      clinicId = /^clinic (\S+)/.exec(created.out)![1];
+
+      const list = await run('clinic', 'list', '--json');
+      expect(list.code).toBe(0);
+      expect(lines(list).map((c) => [c.id, c.name])).toEqual([
+        [clinicId, 'City polyclinic 4'],
+        [second.id, 'Rural clinic'],
+      ]);
+      const text = await run('clinic', 'list');
+      expect(text.out.split('\n')[0]).toMatch(/^ID\s+CREATED\s+NAME$/);
+      expect(text.out).toContain(`${clinicId}  `);
+
+      storage = await openStorage(loadConfig(db.env));
+    });
+
+    it('creates a workstation and prints its key once (only the hash is stored)', async () => {
+      const r = await run('workstation', 'create', '--clinic', clinicId, '--name', 'Room 12');
+      expect(r.code).toBe(0);
+      const key = /API key \(shown only this once\): (fid_ws_[A-Za-z0-9_-]{43})\n/.exec(r.out)![1];
+      expect(r.err).toContain('cannot be shown again');
+      expect(r.err).not.toContain(key);
+      keys.push(key);
+      const ws = await storage.repos.workstations.findByKeyHash(hashApiKey(key));
+      expect(ws).toMatchObject({ clinicId, name: 'Room 12', revokedAt: null });
+
+      const more = json(await run('workstation', 'create', '--clinic', clinicId, '--name', 'Room 13', '--json'));
+      expect(more).toMatchObject({ clinicId, name: 'Room 13', apiKey: expect.stringMatching(/^fid_ws_/) });
+      expect(more.apiKey).not.toBe(key);
+      keys.push(more.apiKey);
+    });
+
+    it('creates, lists, rotates and revokes MIS clients', async () => {
+      const created = json(await run('mis', 'create', '--clinic', clinicId, '--name', 'Hospital HIS', '--json'));
+      expect(created).toMatchObject({
+        clinicId,
+        name: 'Hospital HIS',
+        apiKey: expect.stringMatching(/^fid_mis_[A-Za-z0-9_-]{43}$/),
+      });
+      misId = created.id;
+      keys.push(created.apiKey);
+      const byKey = (key: string, at = new Date()) => storage.repos.misClients.findByKeyHash(hashApiKey(key), at);
+      expect(await byKey(created.apiKey)).toMatchObject({ id: misId });
+
+      expect(lines(await run('mis', 'list', '--clinic', clinicId, '--json'))).toEqual([
+        {
+          id: misId,
+          clinicId,
+          name: 'Hospital HIS',
+          state: 'active',
+          createdAt: created.createdAt,
+          rotatedAt: null,
+          revokedAt: null,
+        },
+      ]);
+
+      const rotated = await run('mis', 'rotate', '--clinic', clinicId, '--id', misId);
+      expect(rotated.code).toBe(0);
+      const newKey = /API key \(shown only this once\): (fid_mis_\S+)\n/.exec(rotated.out)![1];
+      keys.push(newKey);
+      const until = Date.parse(/works until (\S+)\n/.exec(rotated.out)![1]);
+      expect(until - Date.now()).toBeGreaterThan(23.9 * 3600_000);
+      // Both work now: the old one for its grace.
+      expect(await byKey(newKey)).toMatchObject({ id: misId });
+      expect(await byKey(created.apiKey)).toMatchObject({ id: misId });
+      expect(await byKey(created.apiKey, new Date(until + 1))).toBeNull();
+
+      const revoked = await run('mis', 'revoke', '--clinic', clinicId, '--id', misId);
+      expect(revoked).toEqual({ code: 0, out: `MIS client ${misId} revoked\n`, err: '' });
+      expect((await byKey(newKey))!.revokedAt).not.toBeNull();
+      const table = await run('mis', 'list', '--clinic', clinicId);
+      expect(table.out).toMatch(new RegExp(`^${misId}\\s+revoked\\s`, 'm'));
+
+      // Revoking twice, or a client of another clinic: nothing to revoke.
+      const again = await run('mis', 'revoke', '--clinic', clinicId, '--id', misId);
+      expect(again.code).toBe(1);
+      expect(again.err).toContain('[mis_client_not_found]');
+    });
+
+    it('refuses bad input: usage errors (2) before touching the database, unknown clinics (1)', async () => {
+      const missing = await run('mis', 'create', '--name', 'X');
+      expect(missing.code).toBe(2);
+      expect(missing.err).toContain('--clinic is required');
+      expect(missing.err).toContain('Usage: faceid mis create');
+      const badId = await run('workstation', 'create', '--clinic', 'not-an-id', '--name', 'X');
+      expect(badId.code).toBe(2);
+      expect(badId.err).toContain('--clinic must be an id');
+      expect((await run('clinic', 'create', '--name', '   ')).code).toBe(2);
+      expect((await run('mis', 'frobnicate')).code).toBe(2);
+
+      const nowhere = '00000000-0000-4000-8000-000000000000';
+      const unknown = await run('mis', 'create', '--clinic', nowhere, '--name', 'X');
+      expect(unknown.code).toBe(1);
+      expect(unknown.err).toContain('[reference_not_found]');
+      expect((await run('workstation', 'create', '--clinic', nowhere, '--name', 'X')).code).toBe(1);
+      expect((await run('mis', 'list', '--clinic', nowhere)).code).toBe(1);
+    });
+
+    it('audits every admin command (actor cli), never with a key', async () => {
+      const entries = await storage.repos.audit.entriesAfter(0, 1000);
+      expect(entries.every((e) => e.actor === 'cli')).toBe(true);
+      expect(entries.map((e) => e.action)).toEqual([
+        'clinic.created',
+        'clinic.created',
+        'clinic.listed',
+        'clinic.listed',
+        'workstation.created',
+        'workstation.created',
+        'mis_client.created',
+        'mis_client.listed',
+        'mis_client.key_rotated',
+        'mis_client.revoked',
+        'mis_client.listed',
+      ]);
+      const text = JSON.stringify(entries);
+      for (const key of keys) expect(text).not.toContain(key);
+    });
+
+    it('audit verify: intact, then a row changed under the disabled trigger is named', async () => {
+      const count = (await storage.repos.audit.entriesAfter(0, 1000)).length;
+      const intact = await run('audit', 'verify');
+      expect(intact).toEqual({ code: 0, out: `audit chain intact: ${count} entries\n`, err: '' });
+
+      const target = (await storage.repos.audit.entriesAfter(0, 1000))[4]; // workstation.created
+      await tamper(db, target.seq);
+      const broken = await run('audit', 'verify');
+      expect(broken.code).toBe(1);
+      expect(broken.out).toMatch(new RegExp(`^audit chain broken at entry seq ${target.seq}:`));
+      // The trigger is back: the table refuses changes again.
+      // (Compared by message: better-sqlite3's error class can come from another test file's module registry.)
+      const refused = await tamper(db, target.seq, false).then(
+        () => 'not refused',
+        (e: unknown) => String((e as { message?: unknown })?.message),
+      );
+      expect(refused).toMatch(/append-only/);
+
+      // The real executable agrees (exit code and output through the process).
+      if (kind === 'sqlite') {
+        const child = spawnSync(
+          process.execPath,
+          ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src/cli/main.ts'), 'audit', 'verify'],
+          { cwd: ROOT, env: db.env, encoding: 'utf8', timeout: 120_000 },
+        );
+        expect(child.status).toBe(1);
+        expect(child.stdout).toContain(`broken at entry seq ${target.seq}`);
+      }
+    });
+  });
+}
+
+/**
+ * Changes one audit row's detail the way an intruder with database access would: the append-only trigger is
+ * dropped (SQLite) or disabled (PostgreSQL) for the UPDATE and restored after. With `bypass` false, the UPDATE runs
+ * under the trigger (which must refuse it).
+ */
+async function tamper(db: TestDatabase, seq: number, bypass = true): Promise<void> {
+  const detail = JSON.stringify({ name: 'Someone else' });
+  if (db.kind === 'sqlite') {
+    const Database = (await import('better-sqlite3')).default;
+    const conn = new Database(db.location);
+    try {
+      if (!bypass) {
+        conn.prepare('UPDATE "AuditLog" SET "detail" = ? WHERE "seq" = ?').run(detail, seq);
+        return;
+      }
+      const trigger = conn
+        .prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'AuditLog_no_update'`)
+        .get() as { sql: string };
+      conn.transaction(() => {
+        conn.exec('DROP TRIGGER "AuditLog_no_update"');
+        conn.prepare('UPDATE "AuditLog" SET "detail" = ? WHERE "seq" = ?').run(detail, seq);
+        conn.exec(trigger.sql);
+      })();
+    } finally {
+      conn.close();
+    }
+    return;
+  }
+  const { Client } = await import('pg');
+  const conn = new Client({ connectionString: db.location });
+  await conn.connect();
+  try {
+    if (!bypass) {
+      await conn.query('UPDATE "AuditLog" SET "detail" = $1::jsonb WHERE "seq" = $2', [detail, seq]);
+      return;
+    }
+    await conn.query('BEGIN');
+    await conn.query('ALTER TABLE "AuditLog" DISABLE TRIGGER "AuditLog_no_update_delete"');
+    await conn.query('UPDATE "AuditLog" SET "detail" = $1::jsonb WHERE "seq" = $2', [detail, seq]);
+    await conn.query('ALTER TABLE "AuditLog" ENABLE TRIGGER "AuditLog_no_update_delete"');
+    await conn.query('COMMIT');
+  } finally {
+    await conn.end();
+  }
+}
