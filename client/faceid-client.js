@@ -54,6 +54,9 @@ export const VERDICT_MESSAGES = Object.freeze({
   no_template: 'No reference photo is enrolled for this patient.',
   timeout: 'No decision in time.',
   error: 'The server could not decide.',
+  // The code path (a patient who refuses the photo, or a remote appointment).
+  expired: 'The session expired without a decision.',
+  locked_out: 'Locked out: too many wrong codes.',
 });
 
 /** Close codes after which a new session may succeed (the drop was not the session's fault). */

@@ -3,6 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
+import sharp from 'sharp';
 import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
@@ -14,12 +15,14 @@ import { makeIin } from './support/iin';
 import { faceFrames, type FaceFrames } from './support/patient';
 import { blinkingSequence, writeY4m } from './support/y4m';
 
-// The demo page and the browser client in real Chromium, against the real app (engine, storage, WebSockets), with a
-// fake camera: Chromium plays a y4m made here from the public sample photos (synthetic frames, with a synthetic
-// blink). Screenshots of the key steps go to test-results/screenshots/.
+// The demo page and the browser client in real Chromium, against the real app (engine, storage, WebSockets, the
+// development SMS outbox, the MIS events feed), with a fake camera: Chromium plays a y4m made here from the public
+// sample photos (synthetic frames, with a synthetic blink). Screenshots of the key steps go to
+// test-results/screenshots/. With UPDATE_DEMO_PNG=1 the match screenshot also replaces docs/demo.png.
 
 const CHROMIUM = process.env.FACEID_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOTS = path.join(__dirname, '..', 'test-results', 'screenshots');
+const DEMO_PNG = path.join(__dirname, '..', 'docs', 'demo.png');
 /** The y4m frame rate: Chromium plays the file at this rate, looping. */
 const CAMERA_FPS = 15;
 
@@ -71,6 +74,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
       ENGINE_WORKERS: '2',
       BLINK_WINDOW_MS: '4000',
       SESSION_TIMEOUT_MS: '20000',
+      SMS_ADAPTER: 'dev', // GET /dev/outbox: the page shows the code the patient would get by SMS
       LOG_LEVEL: 'warn',
     };
     delete env.DATABASE_URL;
@@ -147,6 +151,20 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
   ): Promise<DemoPage> {
     const context = await (await browserWith(camera)).newContext({ viewport: { width: 1280, height: 720 } });
     contexts.push(context);
+    // Counts camera requests and keeps the streams, to tell whether the page asked for the camera and released it.
+    await context.addInitScript(`(() => {
+      const media = navigator.mediaDevices;
+      window.cameraRequests = 0;
+      window.cameraStreams = [];
+      if (!media || !media.getUserMedia) return;
+      const open = media.getUserMedia.bind(media);
+      media.getUserMedia = async (constraints) => {
+        window.cameraRequests++;
+        const stream = await open(constraints);
+        window.cameraStreams.push(stream);
+        return stream;
+      };
+    })()`);
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('console', (m) => {
@@ -159,6 +177,8 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
       await page.fill('#api-key', apiKey);
       await page.click('#save-key');
       await page.waitForSelector('#key-status.ok');
+      // The events feed is live from its connection on: connected before the test acts.
+      await page.waitForSelector('#events-status.ok');
     }
     return { page, problems };
   }
@@ -207,7 +227,54 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
   async function expectCameraReleased(page: Page): Promise<void> {
     expect(await page.getAttribute('#preview', 'data-camera')).toBe('off');
     expect(await page.evaluate("document.getElementById('preview').srcObject")).toBeNull();
+    // Every camera track the page ever opened is stopped (the camera light is off).
+    const live = await page.evaluate('window.cameraStreams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === "live").length');
+    expect(live).toBe(0);
   }
+
+  const cameraRequests = (page: Page) => page.evaluate('window.cameraRequests') as Promise<number>;
+
+  /** The session id the page shows ("session <id> ..."). */
+  async function shownSessionId(page: Page): Promise<string> {
+    const m = /session ([0-9a-f-]{36})/.exec((await page.textContent('#session-info')) ?? '');
+    expect(m).not.toBeNull();
+    return m![1];
+  }
+
+  /** The six-digit code as the page shows it in its development SMS outbox panel, for that session. */
+  async function codeFromOutboxPanel(page: Page, sessionId: string): Promise<string> {
+    const text = (await (await page.waitForSelector(`#outbox li[data-session-id="${sessionId}"] .sms-text`)).textContent()) ?? '';
+    const digits = text.match(/\b\d{6}\b/g) ?? [];
+    expect(digits).toHaveLength(1);
+    return digits[0]!;
+  }
+
+  /** Types the code into the page and confirms it (the button is enabled again, or the step ended, once answered). */
+  async function enterCode(page: Page, code: string): Promise<void> {
+    await page.fill('#code-input', code);
+    await page.click('#code-submit');
+    await page.waitForSelector('#code-submit:not([disabled]), #code-panel:not(.active)');
+  }
+
+  interface PanelEvent {
+    id: string;
+    type: string;
+    result: string;
+    method: string;
+    text: string;
+  }
+
+  /** The events panel's entries of one session, in the order shown (newest first). */
+  function panelEvents(page: Page, sessionId: string): Promise<PanelEvent[]> {
+    // Browser-side code as a string (the tests compile without DOM types).
+    return page.evaluate(`[...document.querySelectorAll('#events li[data-session-id="${sessionId}"]')].map((li) => ({
+      id: li.dataset.eventId, type: li.dataset.type, result: li.dataset.result, method: li.dataset.method,
+      text: li.textContent,
+    }))`) as Promise<PanelEvent[]>;
+  }
+
+  /** The IIN as the events panel must show it: the last four digits only. */
+  const maskedIin = (iin: string) => `${'•'.repeat(8)}${iin.slice(-4)}`;
 
   it('serves the page and the client module under a strict same-origin CSP', async () => {
     const res = await fetch(`${base}/`);
@@ -245,7 +312,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     await page.waitForSelector('#key-status.bad');
     expect(await page.evaluate("sessionStorage.getItem('faceid.demo.apiKey')")).toBeNull(); // not kept
     // Legible on a small laptop screen and in a narrow window (one column): nothing overflows sideways.
-    for (const [width, height] of [[1024, 600], [800, 600]]) {
+    for (const [width, height] of [[1366, 768], [1024, 600], [800, 600]]) {
       await page.setViewportSize({ width, height });
       expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
       await shot(page, `00-viewport-${width}x${height}`);
@@ -266,13 +333,12 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     expect([...decoded.payload]).toEqual([0xff, 0xd8, 7]);
   });
 
-  it('enrolls a reference photo, then identifies the patient: match shown in the page', async () => {
+  it('enrolls a reference photo, then identifies the patient: match shown in the page and in the MIS events', async () => {
     const { page, problems } = await openDemo('same_blinking');
     const iin = newIin();
     await enrollByFile(page, iin);
     await shot(page, '01-enrolled');
     const { result, text } = await identifyInPage(page, '02');
-    await shot(page, '03-match');
     expect(result).toBe('match');
     expect(text).toMatch(/^Match: identity confirmed\. \(score 0\.\d\d, blinked/);
     const seen = await guidanceSeen(page);
@@ -282,6 +348,20 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     // The page read back the stored verdict: method face.
     await page.waitForSelector('#verdict[data-method="face"]');
     expect(await page.textContent('#session-info')).toMatch(/stored: match \(face\)/);
+
+    // The MIS events panel shows the verdict event the clinic's MIS receives, with the IIN masked.
+    const sessionId = await shownSessionId(page);
+    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`);
+    const events = await panelEvents(page, sessionId);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ type: 'identification.verdict', result: 'match', method: 'face' });
+    expect(events[0].text).toContain(maskedIin(iin));
+    expect(await page.textContent('#events')).not.toContain(iin);
+    await shot(page, '03-match');
+    if (process.env.UPDATE_DEMO_PNG === '1') {
+      // The README's picture: this screenshot, as a palette PNG (a fraction of the size).
+      await sharp(path.join(SCREENSHOTS, '03-match.png')).png({ palette: true, compressionLevel: 9 }).toFile(DEMO_PNG);
+    }
     expect(problems.filter((p) => /Content Security Policy|Refused to/i.test(p))).toEqual([]);
   });
 
@@ -441,31 +521,130 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     expect(((await res.json()) as { verdict: unknown }).verdict).toBeNull();
   });
 
-  // The code path (refusal, six-digit code by SMS, its development outbox) and the MIS events subscription are
-  // another piece of work, not served by this gateway yet; until they are, the page says "Not available yet".
-  it('says "Not available yet" in the code and events panels while the gateway does not serve them', async () => {
-    const doc = (await (await fetch(`${base}/openapi.json`)).json()) as { paths: Record<string, unknown> };
-    const served = Object.keys(doc.paths).some((p) => p.endsWith('/refusal'));
-    if (served) {
-      console.warn('the code path is served now: replace this test with the refusal/code browser test below');
-      return;
-    }
-    const { page } = await openDemo('same_blinking');
-    await page.waitForSelector('#code-status.na');
-    expect(await page.textContent('#code-status')).toContain('Not available yet');
-    await page.waitForSelector('#events-status.na');
-    expect(await page.textContent('#events-status')).toContain('Not available yet');
-    await page.fill('#iin', newIin());
+  it('patient refuses the photo mid-identification: camera off, code from the outbox typed in, match by code; the MIS events panel resumes after a drop', async () => {
+    // The events feed's first connection drops just as the code verdict comes: the page must reconnect with
+    // ?after=<the last event it has> and get the verdict replayed; a repeated event is shown once.
+    const feeds: Array<{ url: string; protocols: string[] }> = [];
+    let lastForwarded: string | null = null;
+    let refusedMessage: string | null = null;
+    let droppedVerdict = false;
+    const dropOnVerdict = (ws: WebSocketRoute) => {
+      feeds.push({ url: ws.url(), protocols: ws.protocols() });
+      const server = ws.connectToServer();
+      const first = feeds.length === 1;
+      let duplicated = false;
+      server.onMessage((m) => {
+        const msg = typeof m === 'string' ? (JSON.parse(m) as { type: string; event?: { id: string; type: string } }) : null;
+        if (first) {
+          if (msg?.event?.type === 'identification.verdict' && msg.event.id && !droppedVerdict) {
+            droppedVerdict = true;
+            void server.close({ code: 1000, reason: 'test' });
+            void ws.close({ code: 1012, reason: 'connection dropped (test)' });
+            return;
+          }
+          if (msg?.event?.type === 'identification.refused') refusedMessage = m as string;
+          if (msg?.event) lastForwarded = msg.event.id;
+        } else if (!duplicated && refusedMessage) {
+          duplicated = true;
+          ws.send(refusedMessage); // at least once: the same event again
+        }
+        ws.send(m);
+      });
+    };
+    const { page, problems } = await openDemo('same_blinking', { before: (p) => p.routeWebSocket(/\/ws\/events/, dropOnVerdict) });
+    const iin = newIin();
+    await enrollByFile(page, iin);
+    await page.click('#start');
+    await page.waitForSelector('#guidance[data-code]:not([data-code=""])', { timeout: 20_000 });
+    const streamed = await shownSessionId(page);
+    expect(await page.getAttribute('#preview', 'data-camera')).toBe('on');
+
     await page.click('#refuse');
-    await page.waitForSelector('#code-status:has-text("answered 404")');
-    await shot(page, '06-code-path-not-available');
+    await page.waitForSelector('#code-panel.active');
+    await expectCameraReleased(page); // the refusal stops the camera at once
+    const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
+    expect(sessionId).toBe(streamed); // the refusal is recorded on the session the patient was asked for
+    expect(await page.isHidden('#verdict')).toBe(true); // no "Cancelled" over the code step
+    expect(await page.textContent('#code-status')).toContain('six-digit code was sent');
+
+    const code = await codeFromOutboxPanel(page, sessionId);
+    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.refused"]`);
+    await shot(page, '06-refused-code-pending');
+
+    // A wrong code first: refused with the attempts left, the step goes on.
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+    await enterCode(page, wrong);
+    expect(await page.textContent('#code-status')).toMatch(/Wrong code: \d+ attempts? left/);
+    expect(await page.isEnabled('#code-input')).toBe(true);
+
+    await enterCode(page, code);
+    await page.waitForSelector('#verdict[data-result]');
+    expect(await page.getAttribute('#verdict', 'data-result')).toBe('match');
+    expect(await page.getAttribute('#verdict', 'data-method')).toBe('code');
+    expect(await page.textContent('#verdict')).toContain('Match: identity confirmed. (method: code)');
+    expect(await page.isDisabled('#code-input')).toBe(true);
+
+    // The MIS events panel: the refusal and the code verdict, once each, after the feed reconnected.
+    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`, { timeout: 20_000 });
+    const events = await panelEvents(page, sessionId);
+    expect(events.map((e) => [e.type, e.result, e.method])).toEqual([
+      ['identification.verdict', 'match', 'code'],
+      ['identification.refused', 'refused', 'none'],
+    ]);
+    expect(events[1].text).toContain('patient_refused_photo');
+    expect(await page.textContent('#events')).not.toContain(iin);
+    expect(droppedVerdict).toBe(true);
+    expect(feeds).toHaveLength(2);
+    expect(feeds.map((f) => f.protocols)).toEqual([
+      ['faceid.events.v1', `key.${apiKey}`],
+      ['faceid.events.v1', `key.${apiKey}`],
+    ]);
+    expect(new URL(feeds[0].url).search).toBe('');
+    expect(new URL(feeds[1].url).searchParams.get('after')).toBe(lastForwarded);
+    expect(lastForwarded).not.toBeNull();
+    await page.waitForSelector('#events-status.ok');
+    await shot(page, '07-code-match');
+
+    // As stored: the refusal's reason and the code verdict.
+    const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(await res.json()).toMatchObject({
+      state: 'finished',
+      refusalReason: 'patient_refused_photo',
+      verdict: { result: 'match', method: 'code' },
+    });
+    expect(problems.filter((p) => /Content Security Policy|Refused to/i.test(p))).toEqual([]);
   });
 
-  it.todo(
-    'patient refuses the photo: the six-digit code read from the dev outbox, typed in, gives match with method code ' +
-      '(needs POST /sessions/:id/refusal, POST /sessions/:id/code and the development SMS outbox)',
-  );
-  it.todo(
-    'the MIS events panel lists the verdict event after a match (needs the MIS events WebSocket subscription)',
-  );
+  it('a remote appointment goes straight to the code: no camera, code from the outbox, match by code', async () => {
+    const { page } = await openDemo('same_blinking');
+    const iin = newIin();
+    await page.fill('#iin', iin);
+    await page.selectOption('#channel', 'remote');
+    expect(await page.textContent('#start')).toBe('Send the code');
+    expect(await page.isHidden('#refuse')).toBe(true);
+    await page.click('#start');
+    await page.waitForSelector('#code-panel.active');
+    const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
+    expect(await page.textContent('#code-status')).toContain('Remote appointment');
+    const code = await codeFromOutboxPanel(page, sessionId);
+    await shot(page, '08-remote-code-pending');
+    await enterCode(page, code);
+    await page.waitForSelector('#verdict[data-result]');
+    expect(await page.getAttribute('#verdict', 'data-result')).toBe('match');
+    expect(await page.getAttribute('#verdict', 'data-method')).toBe('code');
+
+    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`);
+    const events = await panelEvents(page, sessionId);
+    expect(events).toHaveLength(1);
+    expect(events[0]).toMatchObject({ result: 'match', method: 'code' });
+    expect(events[0].text).toContain('remote');
+    expect(events[0].text).toContain(maskedIin(iin));
+    await shot(page, '09-remote-code-match');
+
+    // The camera was never asked for.
+    expect(await cameraRequests(page)).toBe(0);
+    expect(await page.isHidden('#preview')).toBe(true);
+    const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(await res.json()).toMatchObject({ channel: 'remote', state: 'finished', verdict: { result: 'match', method: 'code' } });
+  });
 });

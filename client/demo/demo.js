@@ -1,19 +1,30 @@
 // The desk demo page (served at /): a workstation key, a patient, enrollment, identification with live guidance,
-// the code path and the MIS events. Plain ES module, no build step, no inline script (the page's CSP forbids it).
+// the code path (refusal, remote appointments, the six-digit code) and the MIS events feed. Plain ES module, no
+// build step, no inline script (the page's CSP forbids it).
 import { attachVideo, captureStill, identify, openCamera, releaseCamera, VERDICT_MESSAGES } from '/client/faceid-client.js';
 
-// The code path (refusal, six-digit code, development SMS outbox) and the MIS events subscription are served by
-// other parts of the gateway. Until a gateway serves them, their panels say "not available yet": an endpoint that
-// answers 404 `not_found` (no such route), or a subscription that cannot be opened, is not there.
-const ENDPOINTS = {
+const ROUTES = {
+  sessions: '/sessions',
+  session: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}`,
   refusal: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/refusal`,
   code: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/code`,
+  template: (iin) => `/patients/${encodeURIComponent(iin)}/template`,
+  /** Only with SMS_ADAPTER=dev: the codes the gateway would have sent by SMS. */
   outbox: '/dev/outbox',
   eventsWs: '/ws/events',
 };
+/** The events feed's subprotocol; the key travels as a second one (`key.<key>`), never in the URL. */
+const EVENTS_SUBPROTOCOL = 'faceid.events.v1';
+const REFUSAL_REASON = 'patient_refused_photo';
 const KEY_STORAGE = 'faceid.demo.apiKey';
-const OUTBOX_POLL_MS = 2000;
-const NOT_AVAILABLE = 'Not available yet';
+const OUTBOX_POLL_MS = 1500;
+/** Events kept on screen, and event ids remembered to drop repeats (delivery is at least once). */
+const EVENTS_SHOWN = 50;
+const EVENT_IDS_KEPT = 500;
+/** Refusals after which the events feed does not reconnect: the key (4001) or the request (4400). */
+const EVENTS_FINAL_CLOSES = new Set([4001, 4400]);
+/** The resume cursor is not known to the gateway: start again live. */
+const EVENTS_CURSOR_UNKNOWN = 4404;
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -21,8 +32,10 @@ const ui = {
   apiKey: $('api-key'),
   forgetKey: $('forget-key'),
   keyStatus: $('key-status'),
+  keyHint: $('key-hint'),
   iin: $('iin'),
   appointment: $('appointment'),
+  channel: $('channel'),
   enrollForm: $('enroll-form'),
   enrollFile: $('enroll-file'),
   enrollCamera: $('enroll-camera'),
@@ -33,11 +46,13 @@ const ui = {
   start: $('start'),
   cancel: $('cancel'),
   refuse: $('refuse'),
+  stage: $('stage'),
   preview: $('preview'),
   guidance: $('guidance'),
   progress: $('progress'),
   verdict: $('verdict'),
   sessionInfo: $('session-info'),
+  codePanel: $('code-panel'),
   codeStatus: $('code-status'),
   codeForm: $('code-form'),
   codeInput: $('code-input'),
@@ -50,21 +65,27 @@ const ui = {
 
 /** The identification in progress, if any. */
 let run = null;
-/** The last session started from this page (for the refusal and the code). */
+/** The last session started from this page: {id, iin, appointmentId, finished}. A refusal goes to it if unfinished. */
 let lastSession = null;
+/** The session waiting for its six-digit code: {id, expiresAt (ms), message, tone} (the status line above the field). */
+let pendingCode = null;
 let enrollStream = null;
 let outboxTimer = null;
-let eventsSocket = null;
+let codeTimer = null;
+/** True while a refusal is being recorded: the cancelled run must not show "Cancelled" over the code step. */
+let refusing = false;
 
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP
 // ---------------------------------------------------------------------------------------------------------------
 
 class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, body = null) {
     super(message);
     this.status = status;
     this.code = code;
+    /** The error object of the answer ({code, message, ...}), e.g. `attemptsLeft` of `code_invalid`. */
+    this.body = body;
   }
 }
 
@@ -99,15 +120,10 @@ async function api(method, url, body) {
     data = null;
   }
   if (!res.ok) {
-    const e = data && data.error;
-    throw new ApiError(res.status, (e && e.code) || `http_${res.status}`, (e && e.message) || res.statusText);
+    const e = data && typeof data.error === 'object' && data.error ? data.error : {};
+    throw new ApiError(res.status, e.code || `http_${res.status}`, e.message || res.statusText, { ...data, ...e });
   }
   return data;
-}
-
-/** A route this gateway does not serve (404 `not_found`), as opposed to a missing resource on a served route. */
-function notServed(err) {
-  return err instanceof ApiError && err.status === 404 && err.code === 'not_found';
 }
 
 function say(el, text, tone = '') {
@@ -134,6 +150,7 @@ async function checkKey() {
   } catch (err) {
     if (err.code === 'session_not_found') {
       say(ui.keyStatus, 'Key accepted (kept in this tab only).', 'ok');
+      ui.keyHint.hidden = true; // room for the rest of the page
       return true;
     }
     if (err.status === 401) sessionStorage.removeItem(KEY_STORAGE); // a refused key is not kept
@@ -147,11 +164,12 @@ ui.keyForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const key = ui.apiKey.value.trim();
   if (!key) return;
+  events.stop(); // another key may be another clinic: its feed starts afresh
   sessionStorage.setItem(KEY_STORAGE, key);
   ui.apiKey.value = '';
-  ui.apiKey.placeholder = 'key set (enter another to replace it)';
+  ui.apiKey.placeholder = 'key set';
   if (await checkKey()) {
-    connectEvents();
+    events.start(key);
     void pollOutbox();
   }
 });
@@ -160,7 +178,8 @@ ui.forgetKey.addEventListener('click', () => {
   sessionStorage.removeItem(KEY_STORAGE);
   ui.apiKey.value = '';
   ui.apiKey.placeholder = 'fid_ws_...';
-  disconnectEvents();
+  events.stop();
+  ui.keyHint.hidden = false;
   say(ui.keyStatus, 'Key forgotten.');
 });
 
@@ -176,6 +195,7 @@ function newAppointmentId() {
 function patient(statusEl) {
   const iin = ui.iin.value.trim();
   const appointmentId = ui.appointment.value.trim();
+  const channel = ui.channel.value === 'remote' ? 'remote' : 'in_person';
   if (!/^\d{12}$/.test(iin)) {
     say(statusEl, 'Enter the patient’s IIN: 12 digits (step 2).', 'bad');
     ui.iin.focus();
@@ -186,10 +206,21 @@ function patient(statusEl) {
     ui.appointment.focus();
     return null;
   }
-  return { iin, appointmentId };
+  return { iin, appointmentId, channel };
+}
+
+/** A remote appointment has no camera step: the start button sends the code instead. */
+function showChannel() {
+  const remote = ui.channel.value === 'remote';
+  ui.start.textContent = remote ? 'Send the code' : 'Start identification';
+  ui.refuse.hidden = remote;
+  ui.preview.hidden = remote;
+  ui.stage.classList.toggle('no-camera', remote);
+  if (!run) showGuidance(remote ? 'Remote appointment: the patient confirms with a six-digit code.' : 'Press "Start identification".');
 }
 
 ui.appointment.value = newAppointmentId();
+ui.channel.addEventListener('change', showChannel);
 
 // ---------------------------------------------------------------------------------------------------------------
 // 3. Enrollment
@@ -200,7 +231,7 @@ async function enroll(photo, how) {
   if (!p) return;
   say(ui.enrollStatus, `Enrolling (${how})...`);
   try {
-    const r = await api('POST', `/patients/${encodeURIComponent(p.iin)}/template`, photo);
+    const r = await api('POST', ROUTES.template(p.iin), photo);
     say(ui.enrollStatus, `Enrolled patient ${r.patientIin} from ${how}: template ${r.templateId.slice(0, 8)}.`, 'ok');
   } catch (err) {
     say(ui.enrollStatus, `Enrollment failed: ${errorText(err)}`, 'bad');
@@ -303,9 +334,15 @@ async function startIdentification() {
     say(ui.sessionInfo, 'Enter the workstation API key first (step 1).', 'bad');
     return;
   }
+  if (p.channel === 'remote') {
+    await startRemote(p);
+    return;
+  }
+  endCodeStep();
   setRunning(true);
   ui.verdict.hidden = true;
   ui.verdict.removeAttribute('data-result');
+  ui.verdict.removeAttribute('data-method');
   ui.progress.value = 0;
   showGuidance('Starting the camera...');
   say(ui.sessionInfo, '');
@@ -316,8 +353,8 @@ async function startIdentification() {
     jpegQuality: 0.8,
     // Called at the start and for each reconnect: tokens are single use, so every connection gets a new session.
     getSession: async () => {
-      const s = await api('POST', '/sessions', { iin: p.iin, appointmentId: p.appointmentId, channel: 'in_person' });
-      lastSession = { id: s.sessionId, ...p };
+      const s = await api('POST', ROUTES.sessions, { iin: p.iin, appointmentId: p.appointmentId, channel: 'in_person' });
+      lastSession = { id: s.sessionId, iin: p.iin, appointmentId: p.appointmentId, finished: false };
       return s;
     },
     onState: (state, detail) => {
@@ -344,6 +381,7 @@ async function startIdentification() {
     onServerError: (e) => say(ui.sessionInfo, `Frame refused: ${e.code}`, 'bad'),
     onVerdict: (v) => {
       cameraState('off'); // the client released the camera
+      markFinished(v.sessionId);
       ui.progress.value = 1;
       showGuidance('Done.', 'done');
       showVerdict(v.result, describeVerdict(v));
@@ -353,12 +391,15 @@ async function startIdentification() {
   try {
     const verdict = await current.done;
     if (verdict === null) {
-      showVerdict('cancelled', 'Cancelled.');
-      showGuidance('Cancelled.');
+      // Cancelled, or the patient refused the photo (the code path takes over the verdict area).
+      if (!pendingCode && !refusing) {
+        showVerdict('cancelled', 'Cancelled.');
+        showGuidance('Cancelled.');
+      }
     } else {
       say(ui.sessionInfo, `session ${verdict.sessionId} · ${frames} frames sent`);
       // The stored verdict, as the MIS would read it.
-      const stored = await api('GET', `/sessions/${encodeURIComponent(verdict.sessionId)}`).catch(() => null);
+      const stored = await api('GET', ROUTES.session(verdict.sessionId)).catch(() => null);
       if (stored && stored.verdict) {
         ui.verdict.dataset.method = stored.verdict.method;
         say(ui.sessionInfo, `session ${verdict.sessionId} · ${frames} frames sent · stored: ${stored.verdict.result} (${stored.verdict.method})`);
@@ -371,7 +412,33 @@ async function startIdentification() {
     cameraState('off');
     if (run === current) run = null;
     setRunning(false);
-    ui.appointment.value = newAppointmentId();
+    if (!pendingCode && !refusing) ui.appointment.value = newAppointmentId();
+  }
+}
+
+/** A remote appointment: no camera at all; the session starts on the code path (POST /sessions answers code_pending). */
+async function startRemote(p) {
+  endCodeStep();
+  setRunning(true);
+  ui.cancel.disabled = true;
+  ui.verdict.hidden = true;
+  ui.verdict.removeAttribute('data-result');
+  ui.verdict.removeAttribute('data-method');
+  ui.progress.value = 0;
+  say(ui.sessionInfo, '');
+  showGuidance('Sending the code...');
+  try {
+    const s = await api('POST', ROUTES.sessions, { iin: p.iin, appointmentId: p.appointmentId, channel: 'remote' });
+    lastSession = { id: s.sessionId, iin: p.iin, appointmentId: p.appointmentId, finished: false };
+    beginCodeStep(
+      { id: s.sessionId, expiresAt: s.codeExpiresAt },
+      'Remote appointment: a six-digit code was sent to the patient’s phone. Type the code the patient reads out.',
+    );
+  } catch (err) {
+    showGuidance('Stopped.');
+    showVerdict('failed', `Could not send the code: ${errorText(err)}`);
+  } finally {
+    setRunning(false);
   }
 }
 
@@ -382,154 +449,386 @@ ui.cancel.addEventListener('click', () => run && run.cancel());
 // Code path: refusal, six-digit code, development SMS outbox
 // ---------------------------------------------------------------------------------------------------------------
 
-function codePathNotAvailable(why) {
-  say(ui.codeStatus, `${NOT_AVAILABLE}: this gateway does not offer the code path (${why}).`, 'na');
-  ui.codeInput.disabled = true;
-  ui.codeSubmit.disabled = true;
+/** POST /sessions/:id/refusal; `{sessionId, state: 'code_pending', codeExpiresAt}`. */
+function postRefusal(sessionId) {
+  return api('POST', ROUTES.refusal(sessionId), { reason: REFUSAL_REASON });
 }
 
 ui.refuse.addEventListener('click', async () => {
-  if (run) run.cancel();
   const p = patient(ui.codeStatus);
   if (!p) return;
+  // The camera goes off first: a patient who refuses the photo is not filmed a moment longer.
+  refusing = true;
+  if (run) run.cancel();
+  closeEnrollCamera();
+  cameraState('off');
+  endCodeStep();
+  ui.refuse.disabled = true;
+  say(ui.codeStatus, 'Recording the refusal...');
   try {
-    let sessionId = lastSession && lastSession.iin === p.iin ? lastSession.id : null;
-    if (!sessionId) {
-      const s = await api('POST', '/sessions', { iin: p.iin, appointmentId: p.appointmentId, channel: 'in_person' });
-      lastSession = { id: s.sessionId, ...p };
-      sessionId = s.sessionId;
+    // The refusal belongs to the session the patient was asked for (started, cancelled, or never streamed); a
+    // finished one (it has a verdict) cannot change, so a new session is opened for the code.
+    let sessionId = lastSession && !lastSession.finished && lastSession.iin === p.iin ? lastSession.id : null;
+    let answer = null;
+    if (sessionId) {
+      try {
+        answer = await postRefusal(sessionId);
+      } catch (err) {
+        if (err.status !== 404 && err.status !== 409) throw err;
+        sessionId = null; // gone or finished meanwhile
+      }
     }
-    await api('POST', ENDPOINTS.refusal(sessionId), { reason: 'patient_refused_photo' });
-    say(ui.codeStatus, 'Refusal recorded. A six-digit code was sent to the patient: type it in.', 'ok');
-    ui.codeInput.disabled = false;
-    ui.codeSubmit.disabled = false;
-    ui.codeInput.focus();
-    void pollOutbox(Date.now() + 5 * 60_000);
+    if (!sessionId) {
+      const s = await api('POST', ROUTES.sessions, { iin: p.iin, appointmentId: p.appointmentId, channel: 'in_person' });
+      lastSession = { id: s.sessionId, iin: p.iin, appointmentId: p.appointmentId, finished: false };
+      sessionId = s.sessionId;
+      answer = await postRefusal(sessionId);
+    }
+    beginCodeStep(
+      { id: answer.sessionId || sessionId, expiresAt: answer.codeExpiresAt },
+      'Refusal recorded, camera off. A six-digit code was sent to the patient’s phone: type the code the patient reads out.',
+    );
   } catch (err) {
-    if (notServed(err)) codePathNotAvailable(`POST ${ENDPOINTS.refusal(':id')} answered 404`);
-    else say(ui.codeStatus, `Refusal failed: ${errorText(err)}`, 'bad');
+    say(ui.codeStatus, `Refusal failed: ${errorText(err)}`, 'bad');
+  } finally {
+    refusing = false;
+    ui.refuse.disabled = false;
   }
 });
+
+/** The session now waits for its code: enable the code field, count down to the expiry, watch the dev outbox. */
+function beginCodeStep(step, message) {
+  endCodeStep();
+  const expiresAt = Date.parse(step.expiresAt);
+  pendingCode = { id: step.id, expiresAt: Number.isFinite(expiresAt) ? expiresAt : Date.now() + 300_000, message, tone: 'ok' };
+  ui.codePanel.dataset.sessionId = step.id;
+  ui.codePanel.classList.add('active');
+  ui.codeInput.disabled = false;
+  ui.codeSubmit.disabled = false;
+  ui.codeInput.value = '';
+  ui.verdict.hidden = true;
+  ui.verdict.removeAttribute('data-result');
+  ui.verdict.removeAttribute('data-method');
+  ui.progress.value = 0;
+  showGuidance('Waiting for the six-digit code.', 'code_pending');
+  say(ui.sessionInfo, `session ${step.id} · code pending`);
+  showCodeCountdown();
+  codeTimer = setInterval(showCodeCountdown, 1000);
+  ui.codeInput.focus();
+  void pollOutbox(pendingCode.expiresAt);
+}
+
+function showCodeCountdown() {
+  if (!pendingCode) return;
+  // 2 s of grace for clock differences; the gateway has the last word either way.
+  const left = Math.round((pendingCode.expiresAt - Date.now()) / 1000);
+  if (left < -2) {
+    markFinished(pendingCode.id);
+    endCodeStep();
+    say(ui.codeStatus, 'The code has expired. Start again for a new code.', 'bad');
+    showVerdict('expired', VERDICT_MESSAGES.expired);
+    return;
+  }
+  const s = Math.max(0, left);
+  say(ui.codeStatus, `${pendingCode.message} Valid for ${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}.`, pendingCode.tone);
+}
+
+/** A session that takes no refusal or code any more: the next refusal opens a new one. */
+function markFinished(sessionId) {
+  if (lastSession && lastSession.id === sessionId) lastSession.finished = true;
+}
+
+/** Leaves the code step (done, expired, or another run started). */
+function endCodeStep() {
+  clearInterval(codeTimer);
+  codeTimer = null;
+  pendingCode = null;
+  ui.codePanel.classList.remove('active');
+  delete ui.codePanel.dataset.sessionId;
+  ui.codeInput.disabled = true;
+  ui.codeSubmit.disabled = true;
+  ui.codeInput.value = '';
+}
+
+/** The code step is over with a verdict: show it like a face verdict, with its method. */
+function codeVerdict(sessionId, verdict) {
+  endCodeStep();
+  markFinished(sessionId);
+  const result = verdict.result;
+  showVerdict(result, `${VERDICT_MESSAGES[result] || result} (method: ${verdict.method})`);
+  ui.verdict.dataset.method = verdict.method;
+  showGuidance('Done.', 'done');
+  ui.progress.value = 1;
+  say(ui.sessionInfo, `session ${sessionId} · stored: ${result} (${verdict.method})`);
+  say(ui.codeStatus, `Code checked: ${result}.`, result === 'match' ? 'ok' : 'bad');
+  ui.appointment.value = newAppointmentId();
+  void pollOutbox();
+}
 
 ui.codeForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
+  const step = pendingCode;
+  if (!step) return;
   const code = ui.codeInput.value.trim();
-  if (!/^\d{6}$/.test(code) || !lastSession) {
+  if (!/^\d{6}$/.test(code)) {
     say(ui.codeStatus, 'The code is six digits.', 'bad');
+    ui.codeInput.focus();
     return;
   }
+  ui.codeSubmit.disabled = true;
   try {
-    const r = await api('POST', ENDPOINTS.code(lastSession.id), { code });
-    const result = (r && (r.result || (r.verdict && r.verdict.result))) || 'match';
-    const method = (r && (r.method || (r.verdict && r.verdict.method))) || 'code';
-    showVerdict(result, `${VERDICT_MESSAGES[result] || result} (method: ${method})`);
-    ui.verdict.dataset.method = method;
-    say(ui.codeStatus, 'Code checked.', 'ok');
-    ui.codeInput.value = '';
+    const r = await api('POST', ROUTES.code(step.id), { code });
+    if (!r || !r.verdict) throw new ApiError(0, 'bad_answer', 'The gateway answered without a verdict.');
+    codeVerdict(step.id, r.verdict);
   } catch (err) {
-    if (notServed(err)) codePathNotAvailable(`POST ${ENDPOINTS.code(':id')} answered 404`);
-    else say(ui.codeStatus, `Code refused: ${errorText(err)}`, 'bad');
+    if (pendingCode !== step) return; // the step ended meanwhile
+    ui.codeSubmit.disabled = false;
+    ui.codeInput.value = '';
+    ui.codeInput.focus();
+    if (err.code === 'code_invalid') {
+      const left = err.body && Number.isInteger(err.body.attemptsLeft) ? err.body.attemptsLeft : null;
+      step.message = left === null ? 'Wrong code: ask the patient to read it again.' : `Wrong code: ${left} attempt${left === 1 ? '' : 's'} left.`;
+      step.tone = 'bad';
+      showCodeCountdown();
+      return;
+    }
+    if (err.code === 'code_expired') {
+      markFinished(step.id);
+      endCodeStep();
+      say(ui.codeStatus, 'The code has expired. Start again for a new code.', 'bad');
+      showVerdict('expired', VERDICT_MESSAGES.expired);
+      return;
+    }
+    if (err.code === 'code_locked_out') {
+      // The code's attempts ran out: the gateway ended the session `locked_out`.
+      markFinished(step.id);
+      endCodeStep();
+      say(ui.codeStatus, 'Too many wrong codes for this session: it ended locked out.', 'bad');
+      showVerdict('locked_out', VERDICT_MESSAGES.locked_out);
+      return;
+    }
+    if (err.code === 'code_attempts_exceeded') {
+      step.message = 'Too many wrong codes for this patient or this desk lately: try again later.';
+      step.tone = 'bad';
+      showCodeCountdown();
+      return;
+    }
+    if (err.status === 409) {
+      // code_used, session_finished, code_not_requested: nothing left to confirm on this session.
+      markFinished(step.id);
+      endCodeStep();
+      say(ui.codeStatus, `This session takes no code any more: ${errorText(err)}`, 'bad');
+      return;
+    }
+    step.message = `The code could not be checked: ${errorText(err)}.`;
+    step.tone = 'bad';
+    showCodeCountdown();
   }
 });
 
-/** Reads the outbox once, and again every OUTBOX_POLL_MS until `until` (a Date.now() value). */
+function timeOf(iso) {
+  const t = new Date(iso);
+  return Number.isNaN(t.getTime()) ? '' : t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+}
+
+function span(className, text) {
+  const el = document.createElement('span');
+  el.className = className;
+  el.textContent = text;
+  return el;
+}
+
+/**
+ * Reads the development SMS outbox (GET /dev/outbox, SMS_ADAPTER=dev only) once, and again every OUTBOX_POLL_MS
+ * until `until` (a Date.now() value). A gateway that sends real SMS has no outbox (404).
+ */
 async function pollOutbox(until = 0) {
   clearTimeout(outboxTimer);
+  outboxTimer = null;
+  let r;
   try {
-    const r = await api('GET', ENDPOINTS.outbox);
-    const messages = Array.isArray(r) ? r : (r && (r.messages || r.items)) || [];
-    ui.outbox.replaceChildren(
-      ...messages.slice(-20).reverse().map((m) => {
-        const li = document.createElement('li');
-        li.textContent = typeof m === 'string' ? m : [m.createdAt, m.to, m.text || m.body].filter(Boolean).join(' · ');
-        return li;
-      }),
-    );
-    say(ui.outboxStatus, messages.length ? '' : 'No messages yet.');
-    if (Date.now() < until) outboxTimer = setTimeout(() => void pollOutbox(until), OUTBOX_POLL_MS);
+    r = await api('GET', ROUTES.outbox);
   } catch (err) {
-    if (notServed(err)) say(ui.outboxStatus, `${NOT_AVAILABLE}: no development outbox on this gateway.`, 'na');
-    else if (err.code !== 'no_key') say(ui.outboxStatus, `Outbox: ${errorText(err)}`, 'bad');
-  }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// MIS events
-// ---------------------------------------------------------------------------------------------------------------
-
-function disconnectEvents() {
-  if (eventsSocket) eventsSocket.close(1000);
-  eventsSocket = null;
-  say(ui.eventsStatus, 'Not connected.');
-}
-
-function connectEvents() {
-  disconnectEvents();
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${ENDPOINTS.eventsWs}`;
-  let opened = false;
-  let ws;
-  try {
-    ws = new WebSocket(url, ['faceid.events.v1']);
-  } catch {
-    say(ui.eventsStatus, `${NOT_AVAILABLE}: the events subscription cannot be opened.`, 'na');
+    if (err.status === 404) {
+      ui.outbox.replaceChildren();
+      say(ui.outboxStatus, 'No development outbox on this gateway: codes go to the patient’s phone.');
+    } else if (err.code !== 'no_key') {
+      say(ui.outboxStatus, `Outbox: ${errorText(err)}`, 'bad');
+      if (Date.now() < until) outboxTimer = setTimeout(() => void pollOutbox(until), OUTBOX_POLL_MS * 2);
+    }
     return;
   }
-  eventsSocket = ws;
-  say(ui.eventsStatus, 'Connecting...');
-  ws.onopen = () => {
-    opened = true;
-    say(ui.eventsStatus, 'Listening for events.', 'ok');
-  };
-  ws.onmessage = (ev) => {
-    if (typeof ev.data !== 'string') return;
-    let e;
+  const messages = (r && Array.isArray(r.messages) ? r.messages : []).slice(-10).reverse(); // newest first
+  const current = pendingCode && pendingCode.id;
+  ui.outbox.replaceChildren(
+    ...messages.map((m) => {
+      const li = document.createElement('li');
+      li.dataset.sessionId = m.sessionId;
+      if (m.sessionId === current) li.className = 'current';
+      li.append(span('when', timeOf(m.createdAt)), span('to', `to ${m.to}`), span('sms-text', m.text));
+      return li;
+    }),
+  );
+  say(ui.outboxStatus, messages.length ? 'What the SMS gateway would send (development only).' : 'No messages yet.');
+  if (Date.now() < until && pendingCode) outboxTimer = setTimeout(() => void pollOutbox(until), OUTBOX_POLL_MS);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// MIS events: what the clinic's information system receives (GET /ws/events with the workstation key)
+// ---------------------------------------------------------------------------------------------------------------
+
+const EVENT_LABELS = {
+  'identification.verdict': 'verdict',
+  'identification.refused': 'refused',
+  'identification.expired': 'expired',
+  'identification.locked_out': 'locked out',
+};
+
+/** The IIN as shown on the doctor's screen in the feed: the last four digits only. */
+function maskIin(iin) {
+  return typeof iin === 'string' && iin.length > 4 ? `${'•'.repeat(iin.length - 4)}${iin.slice(-4)}` : '—';
+}
+
+/**
+ * The clinic's event stream. Live from the moment it connects; when the socket drops it reconnects with
+ * `?after=<last event id>`, so the gateway replays whatever happened meanwhile. Delivery is at least once: an
+ * event already shown (same id) is dropped.
+ */
+class EventsFeed {
+  constructor(list, status) {
+    this.list = list;
+    this.status = status;
+    this.key = null;
+    this.ws = null;
+    this.timer = null;
+    this.lastId = null;
+    this.seen = new Set();
+    this.failures = 0;
+    this.stopped = true;
+  }
+
+  start(key) {
+    this.stop();
+    this.key = key;
+    this.stopped = false;
+    this.lastId = null;
+    this.seen.clear();
+    this.failures = 0;
+    this.list.replaceChildren();
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = null;
+    const ws = this.ws;
+    this.ws = null;
+    if (ws) ws.close(1000);
+    say(this.status, 'Not connected.');
+  }
+
+  connect() {
+    if (this.stopped) return;
+    const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+    const query = this.lastId ? `?after=${encodeURIComponent(this.lastId)}` : '';
+    let ws;
     try {
-      e = JSON.parse(ev.data);
-    } catch {
+      // The key as a subprotocol: never in the URL (URLs end up in logs).
+      ws = new WebSocket(`${scheme}://${location.host}${ROUTES.eventsWs}${query}`, [EVENTS_SUBPROTOCOL, `key.${this.key}`]);
+    } catch (err) {
+      this.retry(err.message);
       return;
     }
+    this.ws = ws;
+    let refused = null;
+    const resumed = Boolean(this.lastId);
+    if (!this.failures) say(this.status, 'Connecting...');
+    ws.onopen = () => {
+      this.failures = 0;
+      say(this.status, resumed ? 'Listening (reconnected: missed events replayed).' : 'Listening for this clinic’s events.', 'ok');
+    };
+    ws.onmessage = (ev) => {
+      if (ws !== this.ws || typeof ev.data !== 'string') return;
+      let m;
+      try {
+        m = JSON.parse(ev.data);
+      } catch {
+        return;
+      }
+      if (m && m.type === 'ready') {
+        // Where the stream starts: resume from here if the socket drops before the first event.
+        if (!this.lastId && m.cursor) this.lastId = m.cursor;
+      } else if (m && m.type === 'event') this.add(m.event);
+      else if (m && m.type === 'error') refused = m;
+    };
+    ws.onclose = (ev) => {
+      if (ws !== this.ws) return;
+      this.ws = null;
+      if (this.stopped) return;
+      const why = refused ? `${refused.code}: ${refused.message}` : `close code ${ev.code}`;
+      if (EVENTS_FINAL_CLOSES.has(ev.code)) {
+        say(this.status, `Events refused (${why}).`, 'bad');
+        return;
+      }
+      if (ev.code === EVENTS_CURSOR_UNKNOWN) {
+        this.lastId = null; // the gateway no longer knows where this page was: live from now on
+      }
+      this.retry(why);
+    };
+  }
+
+  retry(why) {
+    const delay = Math.min(15_000, 1000 * 2 ** this.failures);
+    this.failures++;
+    say(this.status, `Disconnected (${why}). Reconnecting in ${Math.round(delay / 1000)} s...`, 'bad');
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  add(e) {
+    if (!e || typeof e.id !== 'string' || this.seen.has(e.id)) return;
+    this.seen.add(e.id);
+    if (this.seen.size > EVENT_IDS_KEPT) this.seen.delete(this.seen.values().next().value);
+    this.lastId = e.id;
     const li = document.createElement('li');
-    li.textContent = [e.type, e.sessionId, e.result, e.method, e.createdAt].filter(Boolean).join(' · ') || ev.data;
-    ui.events.prepend(li);
-    while (ui.events.children.length > 50) ui.events.lastChild.remove();
-  };
-  ws.onclose = (ev) => {
-    if (eventsSocket !== ws) return;
-    eventsSocket = null;
-    if (!opened) say(ui.eventsStatus, `${NOT_AVAILABLE}: no MIS events subscription on this gateway (${ENDPOINTS.eventsWs}).`, 'na');
-    else say(ui.eventsStatus, `Disconnected (code ${ev.code}).`, 'bad');
-  };
+    li.dataset.eventId = e.id;
+    li.dataset.type = e.type;
+    li.dataset.result = e.result;
+    li.dataset.method = e.method;
+    if (e.sessionId) li.dataset.sessionId = e.sessionId;
+    const outcome = e.type === 'identification.refused' ? `refused: ${e.reason || 'no reason'}` : `${e.result} · ${e.method}`;
+    li.append(
+      span('when', timeOf(e.occurredAt)),
+      span('seq', `#${e.seq}`),
+      span('kind', EVENT_LABELS[e.type] || e.type),
+      span('outcome', outcome),
+      span('who', `IIN ${maskIin(e.iin)} · ${e.appointmentId}${e.channel === 'remote' ? ' · remote' : ''}`),
+    );
+    this.list.prepend(li);
+    while (this.list.children.length > EVENTS_SHOWN) this.list.lastChild.remove();
+  }
 }
+
+const events = new EventsFeed(ui.events, ui.eventsStatus);
 
 // ---------------------------------------------------------------------------------------------------------------
 // Start-up
 // ---------------------------------------------------------------------------------------------------------------
 
-/** Whether the code path is there at all, from the published API description (public, no key needed). */
-async function probeCodePath() {
-  try {
-    const res = await fetch('/openapi.json', { cache: 'no-store' });
-    const doc = await res.json();
-    const paths = Object.keys((doc && doc.paths) || {});
-    const has = (suffix) => paths.some((p) => p.startsWith('/sessions/') && p.endsWith(suffix));
-    if (!has('/refusal') || !has('/code')) codePathNotAvailable('its API description has no refusal and code endpoints');
-  } catch {
-    // No API description: the buttons will tell when pressed.
-  }
-}
-
 window.addEventListener('pagehide', () => {
   if (run) run.cancel();
   closeEnrollCamera();
-  disconnectEvents();
+  endCodeStep();
+  clearTimeout(outboxTimer);
+  events.stop();
 });
 
-void probeCodePath();
+showChannel();
 if (apiKey()) {
-  ui.apiKey.placeholder = 'key set (enter another to replace it)';
+  ui.apiKey.placeholder = 'key set';
   void checkKey().then((ok) => {
     if (ok) {
-      connectEvents();
+      events.start(apiKey());
       void pollOutbox();
     }
   });
