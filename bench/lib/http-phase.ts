@@ -1,5 +1,4 @@
 import autocannon from 'autocannon';
-import { createSession } from './api';
 import { cpuSnapshot, otherCpuPercent } from './machine';
 import type { BenchServer } from './server-handle';
 import { repeated } from './stats';
@@ -72,10 +71,14 @@ export async function httpTargets(input: HttpTargetsInput): Promise<HttpTarget[]
   return targets;
 }
 
-/** POST /sessions/:id/code is measured only when this build has it (another piece of work adds it). */
+/**
+ * POST /sessions/:id/code with a wrong code, on a remote appointment (straight to the code path): what a brute-force
+ * flood costs. The first CODE_ATTEMPTS_MAX - 1 answers are 422 `code_invalid`; then the session is locked out and
+ * the rest are refused (429 / 409) before any hash is compared. The statuses are printed with the figures.
+ */
 async function codeCheckTarget(server: BenchServer, iin: string, connections: number): Promise<HttpTarget> {
   const target: HttpTarget = {
-    name: 'code check (a wrong code)',
+    name: 'code check (a flood of wrong codes)',
     method: 'POST',
     route: '/sessions/:id/code',
     path: '/sessions/:id/code',
@@ -84,17 +87,16 @@ async function codeCheckTarget(server: BenchServer, iin: string, connections: nu
     contentType: 'application/json',
     auth: true,
   };
-  const created = await createSession(server.base, server.apiKey, iin);
-  if (!created.ok) return { ...target, skipped: `could not create a session to probe it (${created.code})` };
-  const path = `/sessions/${created.session.sessionId}/code`;
-  const res = await fetch(server.base + path, {
+  const res = await fetch(`${server.base}/sessions`, {
     method: 'POST',
     headers: { authorization: `Bearer ${server.apiKey}`, 'content-type': 'application/json' },
-    body: target.body,
+    body: JSON.stringify({ iin, appointmentId: 'bench-remote', channel: 'remote' }),
   });
-  await res.arrayBuffer();
-  if (res.status === 404) return { ...target, skipped: 'POST /sessions/:id/code answers 404: not in this build yet' };
-  return { ...target, path };
+  const body = (await res.json().catch(() => null)) as { sessionId?: string; error?: { code?: string } } | null;
+  if (res.status !== 201 || !body?.sessionId) {
+    return { ...target, skipped: `could not open a remote session to probe it (${body?.error?.code ?? `http_${res.status}`})` };
+  }
+  return { ...target, path: `/sessions/${body.sessionId}/code` };
 }
 
 export async function runHttpRep(server: BenchServer, target: HttpTarget, seconds: number): Promise<HttpRep> {
