@@ -72,10 +72,15 @@ export function errorStatusTable(): Record<string, number> {
  * A typed error with a stable code, for modules that need no class of their own. Messages are for people and must
  * never hold request data (bodies, frames, IINs, keys).
  */
+/** Small facts a client can act on (e.g. `attemptsLeft`), sent beside the code and message. Never request data. */
+export type ErrorDetails = Readonly<Record<string, number | string | boolean>>;
+
 export class AppError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** Merged into the error body; the keys `code`, `message` and `issues` are reserved. */
+    readonly details?: ErrorDetails,
   ) {
     super(message);
     this.name = 'AppError';
@@ -118,7 +123,9 @@ export const ErrorBodySchema = z
         .array(z.object({ path: z.string(), message: z.string() }))
         .optional()
         .meta({ description: 'Validation errors only: one entry per problem.' }),
-    }),
+    })
+      // Some errors add facts a client can act on, e.g. `attemptsLeft` for `code_invalid`.
+      .catchall(z.union([z.number(), z.string(), z.boolean()])),
   })
   .meta({ description: 'An error.' });
 

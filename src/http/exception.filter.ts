@@ -24,6 +24,20 @@ interface CodedError {
   code: string;
   message?: unknown;
   retryAfterSeconds?: unknown;
+  details?: unknown;
+}
+
+const RESERVED = new Set(['code', 'message', 'issues']);
+
+/** The primitive-valued, non-reserved entries of an error's `details`. */
+function detailsOf(err: CodedError): Record<string, number | string | boolean> {
+  const d = err.details;
+  if (typeof d !== 'object' || d === null) return {};
+  return Object.fromEntries(
+    Object.entries(d).filter(
+      ([k, v]) => !RESERVED.has(k) && (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))),
+    ),
+  );
 }
 
 function isCoded(err: unknown): err is CodedError {
@@ -110,7 +124,13 @@ export class ErrorFilter implements ExceptionFilter {
       // A 500 is a bug or a broken installation: its detail is for the log, not the client.
       const reply: Reply = {
         status,
-        body: { error: { code: exception.code, message: status === 500 ? 'Internal error.' : message } },
+        body: {
+          error: {
+            ...(status === 500 ? {} : detailsOf(exception)),
+            code: exception.code,
+            message: status === 500 ? 'Internal error.' : message,
+          },
+        },
       };
       if (exception instanceof ValidationError) reply.body.error.issues = exception.issues.map((i) => ({ ...i }));
       const retry = (exception as CodedError).retryAfterSeconds;

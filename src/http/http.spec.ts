@@ -122,6 +122,9 @@ class WidgetController {
   @ApiRoute(createSpec)
   create(@Input() input: RouteInput<typeof createSpec>) {
     if (input.body.name === 'taken') throw new AppError('widget_conflict', 'That name is taken.');
+    if (input.body.name === 'almost') {
+      throw new AppError('widget_conflict', 'Almost.', { triesLeft: 2, code: 'forged', message: 'forged', issues: 'x' });
+    }
     if (input.body.name === 'slow') throw new RateLimitedError(2.2);
     if (input.body.name === 'crash') throw Object.assign(new Error('db said: secret detail'), { code: 'P2002' });
     if (input.body.name === 'leak') return { id: 'w1', name: 'leak', embedding: [1, 2, 3] };
@@ -230,6 +233,11 @@ describe('ApiRoute, ErrorFilter and the OpenAPI document (HTTP)', () => {
     expect(await reply(await post('/widgets', JSON.stringify({ name: 'taken', size: 1 })))).toEqual({
       status: 409,
       body: { error: { code: 'widget_conflict', message: 'That name is taken.' } },
+    });
+    // Details ride along; they cannot overwrite the code, the message or the issues.
+    expect(await reply(await post('/widgets', JSON.stringify({ name: 'almost', size: 1 })))).toEqual({
+      status: 409,
+      body: { error: { code: 'widget_conflict', message: 'Almost.', triesLeft: 2 } },
     });
     const slow = await post('/widgets', JSON.stringify({ name: 'slow', size: 1 }));
     expect(slow.status).toBe(429);

@@ -43,6 +43,7 @@ export {
   statusForCode,
   errorStatusTable,
   type ErrorBody,
+  type ErrorDetails,
   type ValidationIssue,
 } from './errors';
 export { parseOrThrow, ZodPipe, type RequestPart } from './validation';

@@ -1,8 +1,7 @@
-import { Controller, Post, UseFilters } from '@nestjs/common';
+import { Controller, Post } from '@nestjs/common';
 import { z } from 'zod';
 import { CurrentPrincipal, WorkstationAuth, type Principal } from '../auth';
 import { ApiRoute, defineRoute, Input, type RouteInput } from '../http';
-import { CodePathErrorFilter } from './code-path-error.filter';
 import { CodePathService } from './code-path.service';
 
 /** A session on the code path whose code was sent (the answer of a refusal and of a remote POST /sessions). */
@@ -72,7 +71,6 @@ const codeSpec = defineRoute({
 /** Thin HTTP edge of the code path; the policy is CodePathService's. */
 @Controller('sessions')
 @WorkstationAuth()
-@UseFilters(CodePathErrorFilter)
 export class CodePathController {
   constructor(private readonly codePath: CodePathService) {}
 

@@ -1,3 +1,5 @@
+import { AppError } from '../http';
+
 /** Typed failures of the identification flow; `code` is stable and shared with HTTP, WS and the docs. */
 export type IdentificationErrorCode =
   | 'attempts_exceeded'
@@ -27,18 +29,18 @@ export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
   code_attempts_exceeded: 429,
 };
 
-export class IdentificationError extends Error {
+export class IdentificationError extends AppError {
   /** Wrong entries the code still allows (code_invalid, code_locked_out): sent in the error body. */
   readonly attemptsLeft?: number;
   /** Sent as Retry-After by the error filter. */
   readonly retryAfterSeconds?: number;
 
   constructor(
-    readonly code: IdentificationErrorCode,
+    override readonly code: IdentificationErrorCode,
     message: string,
     extra: { attemptsLeft?: number; retryAfterSeconds?: number } = {},
   ) {
-    super(message);
+    super(code, message, extra.attemptsLeft === undefined ? undefined : { attemptsLeft: extra.attemptsLeft });
     this.name = 'IdentificationError';
     if (extra.attemptsLeft !== undefined) this.attemptsLeft = extra.attemptsLeft;
     if (extra.retryAfterSeconds !== undefined) this.retryAfterSeconds = extra.retryAfterSeconds;
