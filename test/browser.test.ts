@@ -615,7 +615,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     expect(problems.filter((p) => /Content Security Policy|Refused to/i.test(p))).toEqual([]);
   });
 
-  it('a remote appointment goes straight to the code: no camera, code from the outbox, match by code', async () => {
+  it('a remote appointment goes straight to the code: no camera, code sent again from the page, match by code', async () => {
     const { page } = await openDemo('same_blinking');
     const iin = newIin();
     await page.fill('#iin', iin);
@@ -626,8 +626,13 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     await page.waitForSelector('#code-panel.active');
     const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
     expect(await page.textContent('#code-status')).toContain('Remote appointment');
-    const code = await codeFromOutboxPanel(page, sessionId);
+    await codeFromOutboxPanel(page, sessionId); // the first code is there
     await shot(page, '08-remote-code-pending');
+    // "The SMS did not arrive": a new code replaces it, and the outbox panel lists it first.
+    await page.click('#code-resend');
+    await page.locator(`#outbox li[data-session-id="${sessionId}"]`).nth(1).waitFor();
+    expect(await page.textContent('#code-status')).toContain('A new code was sent');
+    const code = await codeFromOutboxPanel(page, sessionId);
     await enterCode(page, code);
     await page.waitForSelector('#verdict[data-result]');
     expect(await page.getAttribute('#verdict', 'data-result')).toBe('match');

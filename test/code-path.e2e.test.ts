@@ -41,6 +41,7 @@ const TEST_TEMPLATE_KEY = `t1:${randomBytes(32).toString('base64')}`;
 const ATTEMPTS_MAX = 3;
 const PATIENT_FAILURES_MAX = 5;
 const WORKSTATION_FAILURES_MAX = 8;
+const RESENDS_MAX = 1;
 
 interface Reply {
   status: number;
@@ -203,6 +204,7 @@ for (const db of databases) {
         CODE_ATTEMPTS_MAX: String(ATTEMPTS_MAX),
         CODE_PATIENT_FAILURES_MAX: String(PATIENT_FAILURES_MAX),
         CODE_WORKSTATION_FAILURES_MAX: String(WORKSTATION_FAILURES_MAX),
+        CODE_RESENDS_MAX: String(RESENDS_MAX),
       });
       api = client(h.base);
       const clinics = h.app.get<ClinicRepository>(CLINICS);
@@ -260,6 +262,40 @@ for (const db of databases) {
       expect((await enter(keyA, s.body.sessionId, code)).body.error.code).toBe('code_used');
       const again = await refuse(keyA, s.body.sessionId);
       expect([again.status, again.body.error.code]).toEqual([409, 'session_finished']);
+    });
+
+    it('resends a lost code: the old one stops working, wrong attempts still count, at most CODE_RESENDS_MAX times', async () => {
+      const desk = await newDesk();
+      const { sessionId, code: first } = await refused(desk);
+      const wrong = await enter(desk, sessionId, wrongFor(first));
+      expect(wrong.body.error).toMatchObject({ code: 'code_invalid', attemptsLeft: ATTEMPTS_MAX - 1 });
+
+      const before = Date.now();
+      const again = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
+      expect(again.status).toBe(200);
+      expect(again.body).toEqual({ sessionId, state: 'code_pending', codeExpiresAt: expect.any(String), resendsLeft: RESENDS_MAX - 1 });
+      expect(Date.parse(again.body.codeExpiresAt) - before).toBeGreaterThan(290_000);
+      const outbox = await api('GET', '/dev/outbox', desk);
+      const texts = outbox.body.messages.filter((m: { sessionId: string }) => m.sessionId === sessionId).map((m: { text: string }) => m.text);
+      expect(texts).toHaveLength(2);
+      const second = /(\d{6})/.exec(texts[1])![1];
+      codesSeen.push(second);
+      if (second !== first) {
+        // The first code is now just a wrong code (one chance in a million that the new one is the same).
+        const old = await enter(desk, sessionId, first);
+        expect(old.body.error).toMatchObject({ code: 'code_invalid', attemptsLeft: ATTEMPTS_MAX - 2 });
+      }
+      const limit = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
+      expect([limit.status, limit.body.error.code]).toEqual([429, 'code_resend_limit']);
+
+      const ok = await enter(desk, sessionId, second);
+      expect(ok.status).toBe(200);
+      expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
+      const used = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
+      expect([used.status, used.body.error.code]).toEqual([409, 'code_used']);
+      const notPending = await api('POST', `/sessions/${(await startSession(desk, newIin())).body.sessionId}/code/resend`, desk);
+      expect([notPending.status, notPending.body.error.code]).toEqual([409, 'code_not_requested']);
+      expect((await api('POST', `/sessions/${sessionId}/code/resend`, keyB)).status).toBe(404);
     });
 
     it('a wrong code answers attemptsLeft; the last one locks the session out', async () => {

@@ -148,7 +148,7 @@ function tsChild(script: string, args: string[], onLine?: (line: string, child: 
 const SQLITE_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'sqlite', 'migrations');
 const PG_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'postgres', 'migrations');
 /** The committed migrations, oldest first (the same names for both providers). */
-const MIGRATIONS = ['20261128200000_init', '20261128230000_mis_events'];
+const MIGRATIONS = ['20261128200000_init', '20261128230000_mis_events', '20261129000000_code_resends'];
 
 /** A copy of the committed migrations to modify. */
 function copyMigrations(provider: 'sqlite' | 'postgres', into: string): string {
@@ -724,7 +724,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           const { session } = await newSession();
           await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
           const code = (await r.codes.forSession(clinicId, session.id))!;
-          expect(code).toMatchObject({ sessionId: session.id, attempts: 0, usedAt: null, workstationId, patientId });
+          expect(code).toMatchObject({ sessionId: session.id, attempts: 0, sends: 1, usedAt: null, workstationId, patientId });
           expect(await r.codes.forSession(otherClinicId, session.id)).toBeNull();
           const now = new Date();
           const tries = await Promise.all(Array.from({ length: 7 }, () => r.codes.recordFailure(code.id, 5, now)));
@@ -741,6 +741,21 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(false);
           expect(await r.codes.recordFailure(c2.id, 5, new Date())).toBeNull();
           expect(await r.codes.markUsed(c2.id, 5, new Date(Date.now() + 120_000))).toBe(false);
+          expect(await r.codes.replace(c2.id, { codeHash: codeHash(), expiresAt: new Date(), maxAttempts: 5, maxSends: 3 })).toBeNull();
+        });
+
+        it('replace a lost code: new hash and expiry, the wrong attempts kept, the sends counted and capped', async () => {
+          const { session } = await newSession();
+          await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          const first = (await r.codes.forSession(clinicId, session.id))!;
+          expect(await r.codes.recordFailure(first.id, 5, new Date())).toBe(1);
+          const hash = codeHash();
+          const expiresAt = new Date(Date.now() + 300_000);
+          const second = await r.codes.replace(first.id, { codeHash: hash, expiresAt, maxAttempts: 5, maxSends: 3 });
+          expect(second).toMatchObject({ id: first.id, codeHash: hash, expiresAt, attempts: 1, sends: 2, usedAt: null });
+          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 })).toMatchObject({ sends: 3 });
+          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 })).toBeNull();
+          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 1, maxSends: 9 })).toBeNull();
         });
 
         it('find the sessions nobody can finish any more, and end them with an expired event', async () => {

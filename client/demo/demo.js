@@ -8,6 +8,7 @@ const ROUTES = {
   session: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}`,
   refusal: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/refusal`,
   code: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/code`,
+  resend: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/code/resend`,
   template: (iin) => `/patients/${encodeURIComponent(iin)}/template`,
   /** Only with SMS_ADAPTER=dev: the codes the gateway would have sent by SMS. */
   outbox: '/dev/outbox',
@@ -57,6 +58,7 @@ const ui = {
   codeForm: $('code-form'),
   codeInput: $('code-input'),
   codeSubmit: $('code-submit'),
+  codeResend: $('code-resend'),
   outbox: $('outbox'),
   outboxStatus: $('outbox-status'),
   eventsStatus: $('events-status'),
@@ -505,6 +507,7 @@ function beginCodeStep(step, message) {
   ui.codePanel.classList.add('active');
   ui.codeInput.disabled = false;
   ui.codeSubmit.disabled = false;
+  ui.codeResend.disabled = false;
   ui.codeInput.value = '';
   ui.verdict.hidden = true;
   ui.verdict.removeAttribute('data-result');
@@ -547,6 +550,7 @@ function endCodeStep() {
   delete ui.codePanel.dataset.sessionId;
   ui.codeInput.disabled = true;
   ui.codeSubmit.disabled = true;
+  ui.codeResend.disabled = true;
   ui.codeInput.value = '';
 }
 
@@ -622,6 +626,30 @@ ui.codeForm.addEventListener('submit', async (ev) => {
     }
     step.message = `The code could not be checked: ${errorText(err)}.`;
     step.tone = 'bad';
+    showCodeCountdown();
+  }
+});
+
+// The SMS did not arrive: a new code replaces the old one (wrong attempts still count).
+ui.codeResend.addEventListener('click', async () => {
+  const step = pendingCode;
+  if (!step) return;
+  ui.codeResend.disabled = true;
+  try {
+    const r = await api('POST', ROUTES.resend(step.id));
+    if (pendingCode !== step) return;
+    const expiresAt = Date.parse(r.codeExpiresAt);
+    if (Number.isFinite(expiresAt)) step.expiresAt = expiresAt;
+    step.message = `A new code was sent; the previous one no longer works.`;
+    step.tone = 'ok';
+    ui.codeResend.disabled = !(r.resendsLeft > 0);
+    showCodeCountdown();
+    void pollOutbox(step.expiresAt);
+  } catch (err) {
+    if (pendingCode !== step) return;
+    step.message = err.code === 'code_resend_limit' ? 'The code cannot be sent again: start a new session.' : `The code could not be sent again: ${errorText(err)}.`;
+    step.tone = 'bad';
+    ui.codeResend.disabled = err.code !== 'sms_unavailable';
     showCodeCountdown();
   }
 });

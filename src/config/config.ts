@@ -46,6 +46,7 @@ export interface Config {
   readonly SMS_HTTP_RETRIES: number;
   readonly CODE_TTL_S: number;
   readonly CODE_ATTEMPTS_MAX: number;
+  readonly CODE_RESENDS_MAX: number;
   readonly CODE_PATIENT_FAILURES_MAX: number;
   readonly CODE_WORKSTATION_FAILURES_MAX: number;
   readonly CODE_FAILURES_WINDOW_MIN: number;
@@ -450,6 +451,15 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 5,
     defaultText: '5',
     description: 'Wrong entries of one code after which its session ends `locked_out`.',
+  },
+  CODE_RESENDS_MAX: {
+    schema: int(0, 5),
+    expects: 'an integer from 0 to 5',
+    default: () => 2,
+    defaultText: '2',
+    description:
+      'Times the desk may send a session\'s code again (`POST /sessions/:id/code/resend`, for a lost SMS). The new code ' +
+      'replaces the old one and gets a new CODE_TTL_S; wrong attempts so far still count.',
   },
   CODE_PATIENT_FAILURES_MAX: {
     schema: int(1, 1000),

@@ -68,6 +68,29 @@ const codeSpec = defineRoute({
   ],
 });
 
+const resendSpec = defineRoute({
+  summary: 'Send the code again (the SMS did not arrive)',
+  description:
+    'Sends a new six-digit code for a session on the code path: the previous code stops working, the new one is ' +
+    'valid CODE_TTL_S seconds, and the wrong entries so far still count towards CODE_ATTEMPTS_MAX. At most ' +
+    'CODE_RESENDS_MAX times per session (then 429 `code_resend_limit`: start a new session).',
+  tags: ['sessions'],
+  params: SessionParams,
+  response: CodeSentSchema.extend({
+    resendsLeft: z.number().int().meta({ description: 'How many more times the code can be sent again.' }),
+  }),
+  status: 200,
+  errors: [
+    'session_not_found',
+    'session_finished',
+    'code_not_requested',
+    'code_used',
+    'code_resend_limit',
+    'code_attempts_exceeded',
+    'sms_unavailable',
+  ],
+});
+
 /** Thin HTTP edge of the code path; the policy is CodePathService's. */
 @Controller('sessions')
 @WorkstationAuth()
@@ -79,6 +102,18 @@ export class CodePathController {
   async refuse(@CurrentPrincipal() principal: Principal, @Input() input: RouteInput<typeof refusalSpec>) {
     const sent = await this.codePath.refuse(principal, input.params.id, input.body.reason);
     return { sessionId: sent.sessionId, state: sent.state, codeExpiresAt: sent.codeExpiresAt.toISOString() };
+  }
+
+  @Post(':id/code/resend')
+  @ApiRoute(resendSpec)
+  async resend(@CurrentPrincipal() principal: Principal, @Input() input: RouteInput<typeof resendSpec>) {
+    const sent = await this.codePath.resend(principal, input.params.id);
+    return {
+      sessionId: sent.sessionId,
+      state: sent.state,
+      codeExpiresAt: sent.codeExpiresAt.toISOString(),
+      resendsLeft: sent.resendsLeft,
+    };
   }
 
   @Post(':id/code')

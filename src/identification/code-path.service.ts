@@ -116,6 +116,42 @@ export class CodePathService {
     return { sessionId: session.id, state: 'code_pending', codeExpiresAt };
   }
 
+  /**
+   * Sends the session's code again, as a new code (the SMS did not arrive): the old code stops working, the new one
+   * gets a full CODE_TTL_S, and the wrong attempts so far still count. At most CODE_RESENDS_MAX times.
+   */
+  async resend(principal: CodePrincipal, sessionId: string): Promise<CodeSent & { resendsLeft: number }> {
+    const session = await this.session(principal, sessionId);
+    const current = await this.codes.forSession(principal.clinicId, sessionId);
+    if (session.state !== 'code_pending' || !current) throw this.notPending(session, current);
+    if (current.usedAt) throw new IdentificationError('code_used', 'This code was already used.');
+    const maxSends = this.config.CODE_RESENDS_MAX + 1;
+    if (current.sends >= maxSends) throw this.resendLimit();
+    await this.checkCaps(principal, session.patientId, current.workstationId);
+    const patient = await this.patient(principal, session.patientId);
+    const code = newCode();
+    const codeExpiresAt = new Date(Date.now() + this.config.CODE_TTL_S * 1000);
+    const replaced = await this.codes.replace(current.id, {
+      codeHash: this.hasher.hash(sessionId, code),
+      expiresAt: codeExpiresAt,
+      maxAttempts: this.config.CODE_ATTEMPTS_MAX,
+      maxSends,
+    });
+    if (!replaced) {
+      // Used, locked out or resent meanwhile.
+      const now = await this.codes.forSession(principal.clinicId, sessionId);
+      if (now && now.sends >= maxSends) throw this.resendLimit();
+      throw await this.lostRace(principal, session);
+    }
+    await this.audit.record(this.actor(principal), 'code.resent', {
+      clinicId: principal.clinicId,
+      subject: sessionId,
+      detail: { sends: replaced.sends, wrongAttempts: replaced.attempts },
+    });
+    await this.deliver(principal, sessionId, patient.iin, code, codeExpiresAt);
+    return { sessionId, state: 'code_pending', codeExpiresAt, resendsLeft: maxSends - replaced.sends };
+  }
+
   /** Checks a code typed at the desk. Right: the session ends `match` by code. Wrong: `code_invalid` with attemptsLeft. */
   async verify(principal: CodePrincipal, sessionId: string, input: string): Promise<Verdict> {
     const session = await this.session(principal, sessionId);
@@ -295,6 +331,13 @@ export class CodePathService {
     }
     if (code.usedAt) return new IdentificationError('code_used', 'This code was already used.');
     return new IdentificationError('session_finished', 'The session is already finished; start a new one.');
+  }
+
+  private resendLimit(): IdentificationError {
+    return new IdentificationError(
+      'code_resend_limit',
+      `The code was already sent ${this.config.CODE_RESENDS_MAX + 1} times for this session; start a new session.`,
+    );
   }
 
   private actor(principal: CodePrincipal): string {

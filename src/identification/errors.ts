@@ -12,7 +12,8 @@ export type IdentificationErrorCode =
   | 'code_expired'
   | 'code_used'
   | 'code_locked_out'
-  | 'code_attempts_exceeded';
+  | 'code_attempts_exceeded'
+  | 'code_resend_limit';
 
 /** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have yet. */
 export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
@@ -27,6 +28,8 @@ export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
   code_locked_out: 429,
   // The per-patient or per-workstation cap of wrong codes: Retry-After.
   code_attempts_exceeded: 429,
+  // The session's code went out CODE_RESENDS_MAX + 1 times: a new session is needed.
+  code_resend_limit: 429,
 };
 
 export class IdentificationError extends AppError {

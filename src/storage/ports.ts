@@ -163,6 +163,8 @@ export interface OneTimeCode {
   codeHash: string;
   expiresAt: Date;
   attempts: number;
+  /** How many times a code went out (1, then one more per resend). */
+  sends: number;
   usedAt: Date | null;
   createdAt: Date;
 }
@@ -287,6 +289,11 @@ export interface CodeRepository {
    * Returns the attempts after the increment, or null when the code could no longer be tried.
    */
   recordFailure(id: string, maxAttempts: number, now: Date): Promise<number | null>;
+  /**
+   * A new code for the same session (the SMS was lost): replaces the hash and the expiry, keeps the wrong attempts,
+   * counts the send. Only while unused, below maxAttempts and below maxSends; returns the code, or null.
+   */
+  replace(id: string, input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number }): Promise<OneTimeCode | null>;
   /** Marks the code used, only if it is unused, unexpired and below maxAttempts. True when this call won. */
   markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
   /** Wrong attempts since `since` of a patient's or a workstation's codes (the brute-force caps). */

@@ -27,6 +27,19 @@ export class PrismaCodeRepository implements CodeRepository {
     });
   }
 
+  replace(
+    id: string,
+    input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number },
+  ): Promise<OneTimeCode | null> {
+    return this.db.run(async (c) => {
+      const rows = await c.oneTimeCode.updateManyAndReturn({
+        where: { id, usedAt: null, attempts: { lt: input.maxAttempts }, sends: { lt: input.maxSends } },
+        data: { codeHash: input.codeHash, expiresAt: input.expiresAt, sends: { increment: 1 } },
+      });
+      return rows.length === 1 ? toCode(rows[0]) : null;
+    });
+  }
+
   markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean> {
     return this.db.run(async (c) => {
       const { count } = await c.oneTimeCode.updateMany({

@@ -118,6 +118,7 @@ export const toCode = (r: Row<'OneTimeCode'>): OneTimeCode => ({
   codeHash: r.codeHash,
   expiresAt: r.expiresAt,
   attempts: r.attempts,
+  sends: r.sends,
   usedAt: r.usedAt,
   createdAt: r.createdAt,
 });
