@@ -549,6 +549,11 @@ for (const db of TEST_DATABASES) {
         [4, 'delivered', 200, null, event.id],
       ]);
       expect(JSON.stringify(deliveries)).not.toContain('RECEIVER-BODY');
+      // The operator's view: attempts by outcome on /metrics (other tests of this app add to them).
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      const count = (outcome: string) => Number(new RegExp(`faceid_webhook_attempts_total\\{outcome="${outcome}"\\} (\\d+)`).exec(metrics)?.[1]);
+      expect(count('failed')).toBeGreaterThanOrEqual(3);
+      expect(count('delivered')).toBeGreaterThanOrEqual(1);
       expect((await api('GET', `/webhooks/${created.body.id}`, c.misKey)).body).toMatchObject({
         state: 'active',
         cursor: event.id,

@@ -23,6 +23,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocket, WebSocketServer } from 'ws';
 import { bearerToken } from '../auth';
 import { CONFIG, type Config } from '../config';
+import { MetricsService } from '../metrics/metrics.service';
 import { EVENTS, type EventRepository } from '../storage/ports';
 import { WS_PATH as IDENTIFY_WS_PATH } from '../transport';
 import { EventFeed } from './event-feed';
@@ -181,6 +182,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     private readonly adapterHost: HttpAdapterHost,
     private readonly auth: EventReaderAuth,
     private readonly feed: EventFeed,
+    private readonly metrics: MetricsService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -264,7 +266,9 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
       });
       clinic.add(sub);
       this.byClinic.set(reader.clinicId, clinic);
+      this.metrics.eventSubscriberOpened();
       socket.once('close', () => {
+        this.metrics.eventSubscriberClosed();
         clinic.delete(sub);
         if (clinic.size === 0 && this.byClinic.get(reader.clinicId) === clinic) this.byClinic.delete(reader.clinicId);
       });

@@ -9,6 +9,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
+import { MetricsService } from '../metrics/metrics.service';
 import {
   EVENTS,
   WEBHOOKS,
@@ -90,6 +91,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     @Inject(WEBHOOKS) private readonly webhooks: WebhookRepository,
     @Inject(EVENTS) private readonly events: EventRepository,
     private readonly secrets: WebhookSecrets,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** Time a claim holds a subscription: the request's timeout plus room for the database calls around it. */
@@ -212,7 +214,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
       nextAttemptAt,
       dead,
     });
+    this.metrics.webhookAttempt(delivered ? 'delivered' : 'failed', attempt.durationMs / 1000);
     if (!recorded) return 'lost'; // the lease ran out (or the subscription was deleted) meanwhile
+    if (dead) this.metrics.webhookDead();
     if (dead) {
       this.logger.warn(
         `Webhook ${sub.id} is dead after ${failures} failed attempts at event seq ${event.seq}; resume it to go on`,

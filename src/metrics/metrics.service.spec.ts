@@ -26,6 +26,24 @@ describe('MetricsService', () => {
     expect(text).toContain('faceid_ws_errors_total{code="payload_too_large"} 1');
   });
 
+  it('counts webhook attempts and event subscribers, with zeros from the start', async () => {
+    const m = new MetricsService();
+    expect(await m.registry.metrics()).toContain('faceid_webhook_attempts_total{outcome="failed"} 0');
+    m.webhookAttempt('failed', 0.2);
+    m.webhookAttempt('failed', Number.NaN); // counted, not timed
+    m.webhookAttempt('delivered', 0.05);
+    m.webhookDead();
+    m.eventSubscriberOpened();
+    m.eventSubscriberOpened();
+    m.eventSubscriberClosed();
+    const text = await m.registry.metrics();
+    expect(text).toContain('faceid_webhook_attempts_total{outcome="failed"} 2');
+    expect(text).toContain('faceid_webhook_attempts_total{outcome="delivered"} 1');
+    expect(text).toContain('faceid_webhook_attempt_seconds_count 2');
+    expect(text).toContain('faceid_webhooks_dead_total 1');
+    expect(text).toContain('faceid_event_subscribers 1');
+  });
+
   it('keeps free text and unbounded sets out of the error label', async () => {
     const m = new MetricsService();
     m.wsError('Token abc123 was wrong');

@@ -22,6 +22,15 @@ export interface FaceidMetrics {
   wsError(code: string): void;
 }
 
+/** What the MIS event delivery reports: webhook attempts and open event subscriptions. */
+export interface EventMetrics {
+  webhookAttempt(outcome: 'delivered' | 'failed', seconds: number): void;
+  /** A subscriber just marked dead (it waits for a resume). */
+  webhookDead(): void;
+  eventSubscriberOpened(): void;
+  eventSubscriberClosed(): void;
+}
+
 /** A code must look like our stable codes to become a label value; anything else would be free text. */
 const CODE_LABEL = /^[a-z][a-z0-9_]{0,63}$/;
 /** Bounds the label's cardinality even if a caller passes codes from an open set. */
@@ -32,7 +41,7 @@ const MAX_ERROR_CODES = 64;
  * over metric names.
  */
 @Injectable()
-export class MetricsService implements FaceidMetrics {
+export class MetricsService implements FaceidMetrics, EventMetrics {
   readonly registry = new Registry();
 
   private readonly framesReceived = new Counter({
@@ -76,11 +85,34 @@ export class MetricsService implements FaceidMetrics {
     registers: [this.registry],
   });
   private readonly seenCodes = new Set<string>();
+  private readonly webhookAttempts = new Counter({
+    name: 'faceid_webhook_attempts_total',
+    help: 'Webhook delivery attempts, by outcome (a failed attempt is retried later).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly webhookSeconds = new Histogram({
+    name: 'faceid_webhook_attempt_seconds',
+    help: 'Wall time of one webhook delivery attempt (the receiver answering, or the timeout).',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly webhooksDead = new Counter({
+    name: 'faceid_webhooks_dead_total',
+    help: 'Webhook subscribers marked dead after WEBHOOK_MAX_ATTEMPTS failures in a row.',
+    registers: [this.registry],
+  });
+  private readonly eventSubscribers = new Gauge({
+    name: 'faceid_event_subscribers',
+    help: 'Open /ws/events subscriptions.',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });
     // Known from the start, so dashboards see zeros rather than missing series.
     for (const call of ['track', 'full'] as const) this.analysisSeconds.zero({ call });
+    for (const outcome of ['delivered', 'failed'] as const) this.webhookAttempts.inc({ outcome }, 0);
   }
 
   frameReceived(): void {
@@ -109,6 +141,23 @@ export class MetricsService implements FaceidMetrics {
 
   sessionClosed(): void {
     this.sessionsOpen.dec();
+  }
+
+  webhookAttempt(outcome: 'delivered' | 'failed', seconds: number): void {
+    this.webhookAttempts.inc({ outcome });
+    if (Number.isFinite(seconds) && seconds >= 0) this.webhookSeconds.observe(seconds);
+  }
+
+  webhookDead(): void {
+    this.webhooksDead.inc();
+  }
+
+  eventSubscriberOpened(): void {
+    this.eventSubscribers.inc();
+  }
+
+  eventSubscriberClosed(): void {
+    this.eventSubscribers.dec();
   }
 
   wsError(code: string): void {
