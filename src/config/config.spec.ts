@@ -59,6 +59,15 @@ describe('loadConfig', () => {
     expect(loadConfig({ HOST: '::1' }).HOST).toBe('::1');
   });
 
+  it('reads the webhook host list: names and *.domain patterns, lower case; anything else is refused', () => {
+    expect(loadConfig({}).WEBHOOK_ALLOWED_HOSTS).toEqual([]);
+    expect(loadConfig({ WEBHOOK_ALLOWED_HOSTS: ' MIS.clinic.kz , *.emr.kz,' }).WEBHOOK_ALLOWED_HOSTS).toEqual([
+      'mis.clinic.kz',
+      '*.emr.kz',
+    ]);
+    expect(issuesOf({ WEBHOOK_ALLOWED_HOSTS: 'https://mis.clinic.kz/' }).map((i) => i.key)).toEqual(['WEBHOOK_ALLOWED_HOSTS']);
+  });
+
   it('returns a frozen object', () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });

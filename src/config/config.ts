@@ -57,6 +57,8 @@ export interface Config {
   readonly WEBHOOK_MAX_ATTEMPTS: number;
   /** `https` only, unless http is allowed (development and tests). */
   readonly WEBHOOK_ALLOW_HTTP: boolean;
+  /** Host names or `*.domain` patterns, lower case; empty = any host. */
+  readonly WEBHOOK_ALLOWED_HOSTS: readonly string[];
 }
 
 /** One TEMPLATE_KEYS entry: a key id (stored beside each template) and a 32-byte AES-256 key. */
@@ -526,6 +528,19 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => false,
     defaultText: 'false',
     description: 'Accept plain `http://` webhook URLs (development and tests); otherwise only `https://`.',
+  },
+  WEBHOOK_ALLOWED_HOSTS: {
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(h)))
+      .transform((hosts) => Object.freeze(hosts)),
+    expects: 'a comma list of host names or *.domain patterns, e.g. mis.clinic.kz,*.emr.kz',
+    default: () => Object.freeze([] as string[]),
+    defaultText: '(any host)',
+    description:
+      'Hosts that webhook URLs may point at (an exact name, or `*.domain` for its subdomains). Set it in production, ' +
+      'so an MIS key cannot make the gateway post to other machines of the hospital network.',
   },
 };
 

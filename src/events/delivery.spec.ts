@@ -5,7 +5,10 @@ import { EVENT_EXAMPLES } from './schema-docs';
 import { HIGH_WATER_BYTES, Subscriber, type SubscriberSocket } from './events.socket';
 import { failureReason, retryDelayMs } from './webhook-dispatcher';
 import { WebhookSecrets } from './webhook-secrets';
-import { checkWebhookUrl } from './webhooks.service';
+import { checkWebhookUrl, hostAllowed } from './webhooks.service';
+
+/** Any host; plain http as given. */
+const open_ = (allowHttp: boolean) => ({ allowHttp, allowedHosts: [] });
 
 describe('retryDelayMs', () => {
   it('is full jitter over base * 2^failures, capped at max', () => {
@@ -34,18 +37,29 @@ describe('failureReason', () => {
 
 describe('checkWebhookUrl', () => {
   it('wants https unless http is allowed, and no credentials', () => {
-    expect(checkWebhookUrl('https://mis.example/hooks#x', false)).toBe('https://mis.example/hooks');
-    expect(() => checkWebhookUrl('http://mis.example/hooks', false)).toThrow(/https/);
-    expect(checkWebhookUrl('http://127.0.0.1:8080/h', true)).toBe('http://127.0.0.1:8080/h');
-    expect(() => checkWebhookUrl('ftp://mis.example/', true)).toThrow();
-    expect(() => checkWebhookUrl('/relative', true)).toThrow();
-    expect(() => checkWebhookUrl('https://user:pw@mis.example/', false)).toThrow(/credentials/);
+    expect(checkWebhookUrl('https://mis.example/hooks#x', open_(false))).toBe('https://mis.example/hooks');
+    expect(() => checkWebhookUrl('http://mis.example/hooks', open_(false))).toThrow(/https/);
+    expect(checkWebhookUrl('http://127.0.0.1:8080/h', open_(true))).toBe('http://127.0.0.1:8080/h');
+    expect(() => checkWebhookUrl('ftp://mis.example/', open_(true))).toThrow();
+    expect(() => checkWebhookUrl('/relative', open_(true))).toThrow();
+    expect(() => checkWebhookUrl('https://user:pw@mis.example/', open_(false))).toThrow(/credentials/);
     try {
-      checkWebhookUrl('http://secret-host.example/', false);
+      checkWebhookUrl('http://secret-host.example/', open_(false));
     } catch (err) {
       expect((err as { code: string }).code).toBe('webhook_url_invalid');
       expect((err as Error).message).not.toContain('secret-host');
     }
+  });
+
+  it('keeps to WEBHOOK_ALLOWED_HOSTS when it is set', () => {
+    const policy = { allowHttp: false, allowedHosts: ['mis.clinic.kz', '*.emr.kz'] };
+    expect(checkWebhookUrl('https://mis.clinic.kz/hooks', policy)).toBe('https://mis.clinic.kz/hooks');
+    expect(checkWebhookUrl('https://a.b.emr.kz/h', policy)).toBe('https://a.b.emr.kz/h');
+    for (const url of ['https://emr.kz/h', 'https://evil-emr.kz/h', 'https://10.0.0.5/h', 'https://mis.clinic.kz.evil.kz/h']) {
+      expect(() => checkWebhookUrl(url, policy)).toThrow(/WEBHOOK_ALLOWED_HOSTS/);
+    }
+    expect(hostAllowed('MIS.Clinic.KZ.', ['mis.clinic.kz'])).toBe(true);
+    expect(hostAllowed('anything', [])).toBe(true);
   });
 });
 

@@ -38,25 +38,43 @@ export interface DeliveryView {
   createdAt: string;
 }
 
+/** Where webhooks may be sent: plain http allowed or not, and the allowed hosts (empty: any). */
+export interface WebhookUrlPolicy {
+  allowHttp: boolean;
+  /** Host names, or `*.domain` for its subdomains, lower case. */
+  allowedHosts: readonly string[];
+}
+
+/** Whether a URL's host is in the list: an exact name, or a subdomain of a `*.domain` entry. */
+export function hostAllowed(host: string, allowed: readonly string[]): boolean {
+  if (allowed.length === 0) return true;
+  const h = host.toLowerCase().replace(/\.$/, '');
+  return allowed.some((a) => (a.startsWith('*.') ? h.endsWith(a.slice(1)) && h.length > a.length - 1 : h === a));
+}
+
 /**
- * Checks a webhook URL: absolute http(s), `https` only unless WEBHOOK_ALLOW_HTTP, no credentials in it (they would
- * show in listings and logs; the signature authenticates us). Returns the normalised URL.
+ * Checks a webhook URL: absolute http(s), `https` only unless WEBHOOK_ALLOW_HTTP, a host that WEBHOOK_ALLOWED_HOSTS
+ * lists (when set: the gateway will not post to arbitrary addresses of the hospital network), no credentials in it
+ * (they would show in listings and logs; the signature authenticates us). Returns the normalised URL.
  */
-export function checkWebhookUrl(raw: string, allowHttp: boolean): string {
+export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): string {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
     throw new EventsError('webhook_url_invalid', 'The webhook URL is not an absolute URL.');
   }
-  if (url.protocol !== 'https:' && !(allowHttp && url.protocol === 'http:')) {
+  if (url.protocol !== 'https:' && !(policy.allowHttp && url.protocol === 'http:')) {
     throw new EventsError(
       'webhook_url_invalid',
-      allowHttp ? 'The webhook URL must be http or https.' : 'The webhook URL must be https (plain http is refused).',
+      policy.allowHttp ? 'The webhook URL must be http or https.' : 'The webhook URL must be https (plain http is refused).',
     );
   }
   if (url.username || url.password) {
     throw new EventsError('webhook_url_invalid', 'The webhook URL must not contain credentials.');
+  }
+  if (!hostAllowed(url.hostname, policy.allowedHosts)) {
+    throw new EventsError('webhook_url_invalid', 'The webhook URL\'s host is not in WEBHOOK_ALLOWED_HOSTS.');
   }
   url.hash = '';
   return url.href;
@@ -82,7 +100,10 @@ export class WebhooksService {
     caller: MisPrincipal,
     input: { url: string; fromEventId?: string },
   ): Promise<{ view: WebhookView; secret: string }> {
-    const url = checkWebhookUrl(input.url, this.config.WEBHOOK_ALLOW_HTTP);
+    const url = checkWebhookUrl(input.url, {
+      allowHttp: this.config.WEBHOOK_ALLOW_HTTP,
+      allowedHosts: this.config.WEBHOOK_ALLOWED_HOSTS,
+    });
     if ((await this.webhooks.list(caller.clinicId)).length >= MAX_WEBHOOKS_PER_CLINIC) {
       throw new EventsError(
         'webhook_limit_reached',
