@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseTemplateKeys, type TemplateKeyConfig } from '../config';
@@ -46,6 +46,16 @@ export class TemplateCipher {
 
   get keyIds(): string[] {
     return [...this.keys.keys()];
+  }
+
+  /**
+   * Keys for another purpose, derived from each template key (HKDF-SHA256 with `info`, 32 bytes), under the same ids:
+   * they rotate with the template keys and never equal them.
+   */
+  deriveKeys(info: string): { currentKeyId: string; keys: Map<string, Buffer> } {
+    const keys = new Map<string, Buffer>();
+    for (const [id, key] of this.keys) keys.set(id, Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), info, 32)));
+    return { currentKeyId: this.currentKeyId, keys };
   }
 
   /** Encrypts an embedding with the current key, then ZEROES `embedding`. */

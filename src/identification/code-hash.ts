@@ -1,6 +1,5 @@
-import { createHmac, hkdfSync, randomInt, timingSafeEqual } from 'node:crypto';
-import type { TemplateKeyConfig } from '../config';
-import { TemplateCryptoError } from '../enrollment';
+import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
+import { TemplateCryptoError, type TemplateCipher } from '../enrollment';
 
 /** HKDF `info`: keys for code hashes are separate from the template keys they come from. */
 const HKDF_INFO = 'faceid-one-time-code-v1';
@@ -17,15 +16,11 @@ export function newCode(): string {
  * Binding the session id means a hash copied to another session's row does not verify there.
  */
 export class CodeHasher {
-  private readonly keys = new Map<string, Buffer>();
+  private readonly keys: Map<string, Buffer>;
   private readonly currentKeyId: string;
 
-  constructor(templateKeys: readonly TemplateKeyConfig[]) {
-    if (templateKeys.length === 0) throw new Error('CodeHasher needs at least one key.');
-    for (const k of templateKeys) {
-      this.keys.set(k.id, Buffer.from(hkdfSync('sha256', k.key, Buffer.alloc(0), HKDF_INFO, 32)));
-    }
-    this.currentKeyId = templateKeys[0].id;
+  constructor(cipher: Pick<TemplateCipher, 'deriveKeys'>) {
+    ({ keys: this.keys, currentKeyId: this.currentKeyId } = cipher.deriveKeys(HKDF_INFO));
   }
 
   hash(sessionId: string, code: string): string {

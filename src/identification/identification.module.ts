@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
-import { CONFIG, type Config } from '../config';
 import { EngineModule } from '../engine';
-import { EnrollmentService, loadOrCreateKeyFile } from '../enrollment';
+import { TemplateCipher } from '../enrollment';
 import { registerErrorStatus } from '../http';
 import { SmsModule } from '../sms';
 import { SESSION_TRANSPORT_HANDLER } from '../transport/connection';
@@ -18,14 +17,6 @@ import { SessionsService } from './sessions.service';
 registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
 
 /**
- * Code hashes are keyed by the template keys (TEMPLATE_KEYS, else the key file). EnrollmentService is injected only
- * so that the enrollment module has read (or created) the key file first.
- */
-function codeHasherFromConfig(config: Config, _enrollment: EnrollmentService): CodeHasher {
-  return new CodeHasher(config.TEMPLATE_KEYS ?? loadOrCreateKeyFile(config.FACEID_DATA_DIR).keys);
-}
-
-/**
  * Sessions: HTTP creation, the WebSocket frame loop (through whichever transport is configured), verdicts, the
  * six-digit code path for patients who refuse the photo or are remote, and the sweep that expires stale sessions.
  */
@@ -38,7 +29,8 @@ function codeHasherFromConfig(config: Config, _enrollment: EnrollmentService): C
     IdentificationGateway,
     CodePathService,
     SessionSweep,
-    { provide: CodeHasher, useFactory: codeHasherFromConfig, inject: [CONFIG, EnrollmentService] },
+    // Code hashes are keyed by keys derived from the template keys (TEMPLATE_KEYS, else the key file).
+    { provide: CodeHasher, useFactory: (cipher: TemplateCipher) => new CodeHasher(cipher), inject: [TemplateCipher] },
     { provide: SESSION_TRANSPORT_HANDLER, useExisting: IdentificationGateway },
   ],
   exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep],
