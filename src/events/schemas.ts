@@ -60,6 +60,15 @@ const patient = {
 
 const OccurredAt = z.iso.datetime().meta({ description: 'When it happened (ISO 8601, UTC).' });
 
+/** What the verdict, expiry and lock-out events end with (a refusal has a reason and no scores). */
+const outcomeTail = {
+  reason: NoReason,
+  score: Score,
+  liveness: Liveness,
+  timings: Timings,
+  occurredAt: OccurredAt,
+};
+
 export const VerdictEventSchema = z
   .strictObject({
     ...head('identification.verdict'),
@@ -67,11 +76,7 @@ export const VerdictEventSchema = z
     ...patient,
     method: Method,
     result: z.enum(VERDICT_RESULTS),
-    reason: NoReason,
-    score: Score,
-    liveness: Liveness,
-    timings: Timings,
-    occurredAt: OccurredAt,
+    ...outcomeTail,
   })
   .meta({
     title: 'identification.verdict (v1)',
@@ -108,11 +113,7 @@ export const ExpiredEventSchema = z
     ...patient,
     method: Method,
     result: z.literal('expired'),
-    reason: NoReason,
-    score: Score,
-    liveness: Liveness,
-    timings: Timings,
-    occurredAt: OccurredAt,
+    ...outcomeTail,
   })
   .meta({
     title: 'identification.expired (v1)',
@@ -128,11 +129,7 @@ export const LockedOutEventSchema = z
     ...patient,
     method: Method,
     result: z.literal('locked_out'),
-    reason: NoReason,
-    score: Score,
-    liveness: Liveness,
-    timings: Timings,
-    occurredAt: OccurredAt,
+    ...outcomeTail,
   })
   .meta({
     title: 'identification.locked_out (v1)',

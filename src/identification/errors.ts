@@ -33,19 +33,17 @@ export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
 };
 
 export class IdentificationError extends AppError {
-  /** Wrong entries the code still allows (code_invalid, code_locked_out): sent in the error body. */
-  readonly attemptsLeft?: number;
   /** Sent as Retry-After by the error filter. */
   readonly retryAfterSeconds?: number;
 
   constructor(
     override readonly code: IdentificationErrorCode,
     message: string,
+    /** attemptsLeft: wrong entries the code still allows (code_invalid, code_locked_out), sent in the error body. */
     extra: { attemptsLeft?: number; retryAfterSeconds?: number } = {},
   ) {
     super(code, message, extra.attemptsLeft === undefined ? undefined : { attemptsLeft: extra.attemptsLeft });
     this.name = 'IdentificationError';
-    if (extra.attemptsLeft !== undefined) this.attemptsLeft = extra.attemptsLeft;
     if (extra.retryAfterSeconds !== undefined) this.retryAfterSeconds = extra.retryAfterSeconds;
   }
 }

@@ -9,25 +9,31 @@ import type {
   EventType,
   StoredEvent,
   VerdictMethod,
-  VerdictResult,
 } from '../ports';
 import { jsonInput, toStoredEvent } from './map';
 
-/** What the transaction that records an outcome knows; appendEvent() adds the id, seq and type. */
-export interface EventDraft {
-  clinicId: string;
-  sessionId: string | null;
-  appointmentId: string;
-  iin: string;
-  channel: Channel;
-  method: VerdictMethod;
-  result: VerdictResult | 'refused';
-  reason: string | null;
-  score: number | null;
-  liveness: Record<string, unknown> | null;
-  timings: Record<string, unknown> | null;
+/** What the transaction that records an outcome knows; appendEvent() adds the id, seq, type and version. */
+export type EventDraft = Omit<EventPayload, 'id' | 'type' | 'version' | 'seq' | 'occurredAt'> & {
+  /** Time to verdict for the statistics (not part of the payload). */
   durationMs: number | null;
   at: Date;
+};
+
+/** The part of a draft that comes from the session (read inside the transaction, with its patient's IIN). */
+export function sessionFields(session: {
+  id: string;
+  clinicId: string;
+  appointmentId: string;
+  channel: string;
+  patient: { iin: string };
+}): Pick<EventDraft, 'clinicId' | 'sessionId' | 'appointmentId' | 'iin' | 'channel'> {
+  return {
+    clinicId: session.clinicId,
+    sessionId: session.id,
+    appointmentId: session.appointmentId,
+    iin: session.patient.iin,
+    channel: session.channel as Channel,
+  };
 }
 
 export function eventTypeOf(result: EventDraft['result']): EventType {

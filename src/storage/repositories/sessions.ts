@@ -10,7 +10,7 @@ import type {
   VerdictRepository,
   VerdictResult,
 } from '../ports';
-import { appendEvent, type EventSignal } from './events';
+import { appendEvent, sessionFields, type EventSignal } from './events';
 import { jsonInput, toSession, toVerdict } from './map';
 
 /** Which sessions a verdict of each method may finish: a face verdict cannot end a session on the code path. */
@@ -122,11 +122,7 @@ export class PrismaSessionRepository implements SessionRepository {
       });
       if (input.refusal) {
         await appendEvent(tx, {
-          clinicId: input.clinicId,
-          sessionId: session.id,
-          appointmentId: session.appointmentId,
-          iin: session.patient.iin,
-          channel: session.channel as IdentificationSession['channel'],
+          ...sessionFields(session),
           method: 'none',
           result: 'refused',
           reason: input.refusal.reason,
@@ -204,11 +200,7 @@ export class PrismaVerdictRepository implements VerdictRepository {
               ? now.getTime() - session.code.createdAt.getTime()
               : null;
         await appendEvent(tx, {
-          clinicId: input.clinicId,
-          sessionId: input.sessionId,
-          appointmentId: session.appointmentId,
-          iin: session.patient.iin,
-          channel: session.channel as IdentificationSession['channel'],
+          ...sessionFields(session),
           method: input.method,
           result: input.result,
           reason: null,
