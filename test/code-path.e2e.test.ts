@@ -27,14 +27,13 @@ import {
   type VerdictRepository,
 } from '../src/storage/ports';
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
+import { createTestDatabase, TEST_DATABASES, type TestDatabaseKind } from './support/databases';
 import { makeIin } from './support/iin';
 
 // The six-digit code path end to end: the real app over real HTTP and WebSockets, real storage (SQLite, and
 // PostgreSQL unless FACEID_TEST_PG=0), the development SMS outbox, and once the HTTP SMS adapter against a real
 // local receiver standing in for the e-government gateway. No face frames are needed.
 
-const PG_ADMIN = process.env.FACEID_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const databases = process.env.FACEID_TEST_PG === '0' ? ['sqlite'] : ['sqlite', 'postgres'];
 
 /** Known to the test, so it can store a template for a patient without a camera or the engine. */
 const TEST_TEMPLATE_KEY = `t1:${randomBytes(32).toString('base64')}`;
@@ -59,12 +58,11 @@ interface Harness {
   close(): Promise<void>;
 }
 
-async function startApp(db: string, env: Record<string, string>): Promise<Harness> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-code-'));
+async function startApp(db: TestDatabaseKind, env: Record<string, string>): Promise<Harness> {
+  const database = await createTestDatabase(db, 'code');
   const full: Record<string, string> = {
-    ...(process.env as Record<string, string>),
+    ...database.env,
     PORT: '0',
-    FACEID_DATA_DIR: dataDir,
     FACEID_BOOTSTRAP: 'false',
     ENGINE_WORKERS: '1',
     RATE_LIMIT_PER_MINUTE: '100000',
@@ -72,14 +70,6 @@ async function startApp(db: string, env: Record<string, string>): Promise<Harnes
     LOG_LEVEL: 'debug',
     ...env,
   };
-  let pgName: string | null = null;
-  if (db === 'postgres') {
-    pgName = `faceid_t_${randomBytes(4).toString('hex')}`;
-    await pgAdmin((c) => c.query(`CREATE DATABASE ${pgName}`));
-    full.DATABASE_URL = PG_ADMIN.replace(/\/[^/]*$/, `/${pgName}`);
-  } else {
-    delete full.DATABASE_URL;
-  }
   const logs: string[] = [];
   const config = loadConfig(full);
   const app = await createApp({ config, logger: new JsonLogger(config.LOG_LEVEL, (line) => logs.push(line)) });
@@ -87,7 +77,7 @@ async function startApp(db: string, env: Record<string, string>): Promise<Harnes
   const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
   const sql = async (text: string, params: unknown[] = []) => {
     if (db === 'sqlite') {
-      const conn = new Database(path.join(dataDir, 'faceid.db'), { timeout: 10_000 });
+      const conn = new Database(database.location, { timeout: 10_000 });
       try {
         const stmt = conn.prepare(text);
         return stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : [{ changes: stmt.run(...params).changes }];
@@ -96,7 +86,7 @@ async function startApp(db: string, env: Record<string, string>): Promise<Harnes
       }
     }
     const { Client } = await import('pg');
-    const client = new Client({ connectionString: full.DATABASE_URL });
+    const client = new Client({ connectionString: database.location });
     await client.connect();
     try {
       let n = 0;
@@ -107,21 +97,9 @@ async function startApp(db: string, env: Record<string, string>): Promise<Harnes
   };
   const close = async () => {
     await app.close();
-    fs.rmSync(dataDir, { recursive: true, force: true });
-    if (pgName) await pgAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`));
+    await database.drop();
   };
   return { app, base, logs, sql, close };
-}
-
-async function pgAdmin(fn: (c: import('pg').Client) => Promise<unknown>): Promise<void> {
-  const { Client } = await import('pg');
-  const admin = new Client({ connectionString: PG_ADMIN });
-  await admin.connect();
-  try {
-    await fn(admin);
-  } finally {
-    await admin.end();
-  }
 }
 
 function client(base: string) {
@@ -158,7 +136,7 @@ async function dumpTables(h: Harness, db: string): Promise<string> {
  */
 const standalone = (code: string) => new RegExp(`(^|[^0-9a-fA-F])${code}([^0-9a-fA-F]|$)`);
 
-for (const db of databases) {
+for (const db of TEST_DATABASES) {
   describe(`code path with the development outbox (${db})`, () => {
     let h: Harness;
     let api: ReturnType<typeof client>;

@@ -5,7 +5,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { describeZeroing, missingAssets } from './support/assets';
+import { describeZeroing, found, leaks, missingAssets } from './support/assets';
 import { faceCrop, fixturePhotos, QVGA } from './support/frames';
 import { DEFAULT_MASK, scanMemory, xorInPlace } from './support/memscan';
 import type { RunResult, ScanSummary } from './support/zeroing-run';
@@ -62,16 +62,6 @@ describe('memory scanner (self-test)', () => {
 const skipReason = missingAssets();
 const describeEngine = describeZeroing('engine zeroing test');
 
-/** Kinds with hits, e.g. { 'jpeg-row-bgr': 3 }: {} when the scan found nothing. */
-function leaks(scan: ScanSummary): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [kind, c] of Object.entries(scan.kinds)) if (c.hits > 0) out[kind] = c.hits;
-  return out;
-}
-
-function found(scan: ScanSummary, kind: string): number {
-  return scan.kinds[kind]?.found ?? 0;
-}
 
 describeEngine('engine zeroing: no frame data survives engine.full()', () => {
   const dirs: string[] = [];

@@ -1,15 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import WebSocket from 'ws';
 import { createApp } from '../src/app.factory';
+import { createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
 import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepository } from '../src/storage/ports';
 import { encodeFrameMessage, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
 import { missingFixturesReason, webcamJpeg } from './support/frames';
+import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { faceFrames, runPatient, type FaceFrames } from './support/patient';
 
@@ -19,15 +18,11 @@ const missing = missingFixturesReason();
 if (missing && process.env.CI) throw new Error(missing);
 if (missing) console.warn(`identification e2e skipped: ${missing}`);
 
-const PG_ADMIN = process.env.FACEID_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-const databases = process.env.FACEID_TEST_PG === '0' ? ['sqlite'] : ['sqlite', 'postgres'];
-
-for (const db of databases) {
+for (const db of TEST_DATABASES) {
   (missing ? describe.skip : describe)(`identification over WebSocket (${db})`, () => {
     let app: INestApplication;
     let base: string;
-    let dataDir: string;
-    let pgName: string | null = null;
+    let database: TestDatabase | undefined;
     let keyA: string;
     let keyB: string;
     let same: FaceFrames; // the enrolled patient
@@ -56,28 +51,16 @@ for (const db of databases) {
       api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel });
 
     beforeAll(async () => {
-      dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-e2e-'));
+      database = await createTestDatabase(db, 'e2e');
       const env: Record<string, string> = {
-        ...(process.env as Record<string, string>),
+        ...database.env,
         PORT: '0',
-        FACEID_DATA_DIR: dataDir,
         FACEID_BOOTSTRAP: 'false',
         BLINK_WINDOW_MS: '2500',
         SESSION_TIMEOUT_MS: '9000',
         ENGINE_WORKERS: '2',
         RATE_LIMIT_PER_MINUTE: '10000',
       };
-      if (db === 'postgres') {
-        pgName = `faceid_t_${randomBytes(4).toString('hex')}`;
-        const { Client } = await import('pg');
-        const admin = new Client({ connectionString: PG_ADMIN });
-        await admin.connect();
-        await admin.query(`CREATE DATABASE ${pgName}`);
-        await admin.end();
-        env.DATABASE_URL = PG_ADMIN.replace(/\/[^/]*$/, `/${pgName}`);
-      } else {
-        delete env.DATABASE_URL;
-      }
       app = await createApp({ config: loadConfig(env) });
       await app.listen(0, '127.0.0.1');
       const addr = app.getHttpServer().address() as { port: number };
@@ -85,12 +68,8 @@ for (const db of databases) {
 
       const clinics = app.get<ClinicRepository>(CLINICS);
       const stations = app.get<WorkstationRepository>(WORKSTATIONS);
-      const key = async (name: string) => {
-        const clinic = await clinics.create(name);
-        const k = `fid_ws_${randomBytes(32).toString('base64url')}`;
-        await stations.create(clinic.id, `${name} desk 1`, createHash('sha256').update(k).digest('hex'));
-        return k;
-      };
+      const key = async (name: string) =>
+        (await createWorkstation(stations, (await clinics.create(name)).id, `${name} desk 1`)).apiKey;
       keyA = await key('Clinic A');
       keyB = await key('Clinic B');
 
@@ -103,14 +82,7 @@ for (const db of databases) {
 
     afterAll(async () => {
       await app?.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
-      if (pgName) {
-        const { Client } = await import('pg');
-        const admin = new Client({ connectionString: PG_ADMIN });
-        await admin.connect();
-        await admin.query(`DROP DATABASE IF EXISTS ${pgName} WITH (FORCE)`);
-        await admin.end();
-      }
+      await database?.drop();
     });
 
     it('gives match to the enrolled patient who blinks when asked', async () => {

@@ -8,10 +8,9 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { encodeFrameMessage } from '../src/transport/protocol';
-import { describeZeroing, missingAssets } from './support/assets';
+import { describeZeroing, found, leaks, missingAssets } from './support/assets';
 import { faceCrop, fixturePhotos, QVGA } from './support/frames';
 import type { ReadyReport, ScanReport, ServerReport, ServerRequest } from './support/ws-zeroing-server';
-import type { ScanSummary } from './support/zeroing-run';
 
 /*
  * The zeroing proof over the service's real WebSocket path: no byte of a frame sent to /ws/identify survives in the
@@ -292,16 +291,6 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
   });
 }
 
-/** Kinds with hits, e.g. { 'jpeg-bytes': 3 }: {} when the scan found nothing. */
-function leaks(scan: ScanSummary): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [kind, c] of Object.entries(scan.kinds)) if (c.hits > 0) out[kind] = c.hits;
-  return out;
-}
-
-function found(scan: ScanSummary, kind: string): number {
-  return scan.kinds[kind]?.found ?? 0;
-}
 
 /** One line per scan: found/needles (hits) per kind. */
 function table(r: ScanReport): string {

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { defaultModelDir, readManifest } from '../../src/engine/models';
 import type { ModelPaths } from '../../src/engine/types';
 import { missingFixturesReason } from './frames';
+import type { ScanSummary } from './zeroing-run';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const ADDON = process.env.FACEID_ADDON ?? path.join(ROOT, 'native', 'build', 'Release', 'faceid.node');
@@ -31,4 +32,16 @@ export function describeZeroing(label: string): jest.Describe {
   if (underAsan) console.warn(`${label}: skipped under AddressSanitizer (see npm test).`);
   else if (reason) console.warn(`${label}: ${reason}`);
   return underAsan || (reason && !process.env.CI) ? describe.skip : describe;
+}
+
+/** Kinds of needle with hits, e.g. { 'jpeg-row-bgr': 3 }: {} when a zeroing scan found nothing. */
+export function leaks(scan: ScanSummary): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [kind, c] of Object.entries(scan.kinds)) if (c.hits > 0) out[kind] = c.hits;
+  return out;
+}
+
+/** How many needles of one kind a zeroing scan found. */
+export function found(scan: ScanSummary, kind: string): number {
+  return scan.kinds[kind]?.found ?? 0;
 }

@@ -34,13 +34,13 @@
  *     templates) keep their own fill. The calls skipped are counted and reported.
  * The control must find the frames' bytes, which proves that the same scan would see a leak in the real run.
  */
-import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { WebSocket } from 'ws';
 import { createApp } from '../../src/app.factory';
+import { createWorkstation } from '../../src/auth/api-key';
 import { loadConfig } from '../../src/config';
 import { FaceEngine } from '../../src/engine/engine';
 import type { AnalyzeOptions } from '../../src/engine/types';
@@ -189,9 +189,7 @@ async function boot(): Promise<ReadyReport> {
   const port = (app.getHttpServer().address() as { port: number }).port;
 
   const clinic = await app.get<ClinicRepository>(CLINICS).create('Zeroing clinic');
-  const key = `fid_ws_${randomBytes(32).toString('base64url')}`;
-  const keyHash = createHash('sha256').update(key).digest('hex');
-  await app.get<WorkstationRepository>(WORKSTATIONS).create(clinic.id, 'Zeroing desk', keyHash);
+  const { apiKey: key } = await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Zeroing desk');
 
   const iin = makeIin('1985-04-12', 1201);
   const photo = await webcamJpeg(2, { ...VGA });
