@@ -126,9 +126,10 @@ export class ErrorFilter implements ExceptionFilter {
         status,
         body: {
           error: {
-            ...(status === 500 ? {} : detailsOf(exception)),
             code: exception.code,
             message: status === 500 ? 'Internal error.' : message,
+            // Reserved keys are filtered out: details never replace the code or the message.
+            ...(status === 500 ? {} : detailsOf(exception)),
           },
         },
       };
