@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -82,6 +83,7 @@ unsigned parseStages(const Napi::Value& v) {
     else if (name == "eyes") s |= kEyes;
     else if (name == "pose") s |= kPose;
     else if (name == "quality") s |= kQuality;
+    else if (name == "light") s |= kLight;
     else throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
   }
   return s;
@@ -133,6 +135,22 @@ Napi::Object toJs(Napi::Env env, const AnalysisResult& r) {
       q.Set("poseAngle", f.poseAngle >= 0 ? Napi::Value(Napi::Number::New(env, f.poseAngle)) : env.Null());
       jf.Set("quality", q);
     }
+    if (f.hasLight) {
+      static const char* const kRegionNames[kLightRegions] = {"face",       "forehead", "nose",     "leftCheek",
+                                                              "rightCheek", "chin",     "surround", "frame"};
+      Napi::Object light = Napi::Object::New(env);
+      for (int r = 0; r < kLightRegions; r++) {
+        const float* v = &f.light[r * 3];
+        if (std::isnan(v[0])) {
+          light.Set(kRegionNames[r], env.Null());
+          continue;
+        }
+        Napi::Array rgb = Napi::Array::New(env, 3);
+        for (uint32_t c = 0; c < 3; c++) rgb.Set(c, v[c]);
+        light.Set(kRegionNames[r], rgb);
+      }
+      jf.Set("light", light);
+    }
     faces.Set(i, jf);
   }
   o.Set("faces", faces);
@@ -146,6 +164,7 @@ Napi::Object toJs(Napi::Env env, const AnalysisResult& r) {
   tm.Set("liveness", t.liveness);
   tm.Set("eyes", t.eyes);
   tm.Set("quality", t.quality);
+  tm.Set("light", t.light);
   tm.Set("wipe", t.wipe);
   tm.Set("queued", t.queued);
   tm.Set("total", t.total);
@@ -296,6 +315,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
       job->frame.spec = spec;
       job->frame.stages = parseStages(o.Get("stages"));
       job->frame.maxFaces = int(getNumber(o, "maxFaces", 1));
+      // A face box from an earlier frame (validated in JS): the detector is skipped.
+      Napi::Value box = o.Get("box");
+      if (box.IsObject()) {
+        Napi::Object b = box.As<Napi::Object>();
+        job->frame.hasBox = true;
+        job->frame.box = cv::Rect2f(float(getNumber(b, "x", 0)), float(getNumber(b, "y", 0)),
+                                    float(getNumber(b, "width", 0)), float(getNumber(b, "height", 0)));
+      }
+      job->frame.mirrorLandmarks = getBool(o, "mirrorLandmarks", true);
       const bool wipeInput = getBool(o, "wipeInput", true);
       {
         std::lock_guard<std::mutex> lock(mu_);

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <opencv2/calib3d.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "errors.h"
@@ -38,6 +39,11 @@ cv::dnn::Net readNet(const std::string& path, const char* name) {
                                            " (run `npm run models`).");
   }
 }
+
+// iBUG 68: the index each point takes in the mirror image.
+const int kMirror68[68] = {16, 15, 14, 13, 12, 11, 10, 9,  8,  7,  6,  5,  4,  3,  2,  1,  0,  26, 25, 24, 23, 22, 21,
+                           20, 19, 18, 17, 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37, 36,
+                           41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65};
 
 cv::Point2f pt(const std::array<float, 136>& l, int i) { return {l[2 * i], l[2 * i + 1]}; }
 cv::Point2f mean(std::initializer_list<cv::Point2f> ps) {
@@ -108,28 +114,115 @@ float softmaxAt(const cv::Mat& logits, int k) { return softmaxAt(logits.ptr<floa
 
 double radToDeg(double r) { return r * 180.0 / M_PI; }
 
-// Head pose from landmark geometry: roll from the eye line, yaw from the nose's place between the jaw ends,
-// pitch from the nose's height between the eye line and the mouth. Approximate, but mirror-consistent.
-void poseFromLandmarks(const std::array<float, 136>& l, FaceResult& f) {
+// A generic adult face in millimetres (x to the image's right, y down, z away from the camera; nose tip at the
+// origin), for the landmarks that stay put on the skin. Jaw contour points are left out: they slide along the
+// silhouette as the head turns.
+struct ModelPoint {
+  int index;
+  float x, y, z;
+};
+const ModelPoint kFace3d[] = {
+    {17, -50, -55, 40}, {21, -12, -52, 25}, {22, 12, -52, 25}, {26, 50, -55, 40},  // brow ends
+    {27, 0, -38, 20},   {30, 0, 0, 0},      {31, -13, 7, 18},  {33, 0, 10, 15},
+    {35, 13, 7, 18},                                                           // nose
+    {36, -45, -35, 38}, {39, -16, -35, 28}, {42, 16, -35, 28}, {45, 45, -35, 38},  // eye corners
+    {48, -25, 30, 32},  {51, 0, 22, 18},    {54, 25, 30, 32},  {57, 0, 40, 22},   // mouth
+    {8, 0, 68, 20},                                                            // chin
+};
+
+// Head pose: the landmarks fitted to the generic 3D face with solvePnP (a pinhole camera with a ~53 degree field of
+// view, centred). Yaw and pitch come from where the fitted face points; roll from the eye line.
+void poseFromLandmarks(const std::array<float, 136>& l, int W, int H, FaceResult& f) {
+  std::vector<cv::Point3f> model;
+  std::vector<cv::Point2f> image;
+  for (const auto& m : kFace3d) {
+    model.emplace_back(m.x, m.y, m.z);
+    image.push_back(pt(l, m.index));
+  }
+  const double focal = std::max(W, H);
+  const cv::Matx33d camera(focal, 0, W / 2.0, 0, focal, H / 2.0, 0, 0, 1);
   const auto five = fivePoints(l);
   const double roll = std::atan2(five[1].y - five[0].y, five[1].x - five[0].x);
-  const cv::Point2f centre = (five[0] + five[1]) * 0.5f;
-  const double c = std::cos(-roll), s = std::sin(-roll);
-  auto rot = [&](cv::Point2f p) {
-    p -= centre;
-    return cv::Point2f(float(c * p.x - s * p.y), float(s * p.x + c * p.y));
-  };
-  const cv::Point2f nose = rot(pt(l, 30)), jawL = rot(pt(l, 0)), jawR = rot(pt(l, 16));
-  const cv::Point2f mouth = rot((five[3] + five[4]) * 0.5f);
-  const double dl = nose.x - jawL.x, dr = jawR.x - nose.x;
-  const double yawSin = (dl + dr) > 1e-3 ? std::clamp((dl - dr) / (dl + dr), -1.0, 1.0) : 0.0;
-  // On frontal faces the nose tip sits at about 0.55 of the eye-to-mouth height.
-  const double ratio = mouth.y > 1e-3 ? nose.y / mouth.y : 0.55;
-  const double pitchSin = std::clamp((0.55 - ratio) / 0.45, -1.0, 1.0);
+  // Start from a frontal face at the distance its eye width implies, so the fit never flips behind the camera.
+  const double iod = std::max(1.0, double(cv::norm(five[1] - five[0])));
+  const cv::Point2f nose = pt(l, 30);
+  const double z = focal * 62.0 / iod;
+  cv::Vec3d rvec(0, 0, 0), tvec((nose.x - W / 2.0) * z / focal, (nose.y - H / 2.0) * z / focal, z);
+  bool ok = false;
+  try {
+    ok = cv::solvePnP(model, image, camera, cv::noArray(), rvec, tvec, true, cv::SOLVEPNP_ITERATIVE);
+  } catch (const cv::Exception&) {
+    ok = false;
+  }
   f.roll = float(radToDeg(roll));
-  f.yaw = float(radToDeg(std::asin(yawSin)));
-  f.pitch = float(radToDeg(std::asin(pitchSin)));
+  if (!ok || tvec[2] <= 0) {
+    f.yaw = f.pitch = 0;
+    f.hasPose = false;
+    return;
+  }
+  cv::Matx33d R;
+  cv::Rodrigues(rvec, R);
+  // The face looks along -z of its own frame.
+  const cv::Vec3d forward = R * cv::Vec3d(0, 0, -1);
+  // Seen from the camera at the face's place (not the image centre), so a frontal face off-centre reads frontal.
+  const cv::Vec3d toCamera = -cv::normalize(tvec);
+  const double yawFace = std::atan2(forward[0], -forward[2]), yawView = std::atan2(toCamera[0], -toCamera[2]);
+  const double pitchFace = std::atan2(-forward[1], std::hypot(forward[0], forward[2]));
+  const double pitchView = std::atan2(-toCamera[1], std::hypot(toCamera[0], toCamera[2]));
+  f.yaw = float(radToDeg(yawFace - yawView));
+  f.pitch = float(radToDeg(pitchFace - pitchView));
   f.hasPose = true;
+}
+
+cv::Rect rectAround(cv::Point2f c, float w, float h, int W, int H) {
+  return cv::Rect(cvRound(c.x - w / 2), cvRound(c.y - h / 2), std::max(1, cvRound(w)), std::max(1, cvRound(h))) &
+         cv::Rect(0, 0, W, H);
+}
+
+// Mean R,G,B of the regions the light challenge compares. The sums are over a few hundred pixels each.
+void lightRegions(const cv::Mat& img, const FaceResult& f, std::array<float, kLightRegions * 3>& out) {
+  const int W = img.cols, H = img.rows;
+  const auto& l = f.landmarks;
+  const auto five = fivePoints(l);
+  const float iod = std::max(2.0f, float(cv::norm(five[1] - five[0])));
+  auto put = [&](int region, const cv::Scalar& bgr, bool valid) {
+    for (int c = 0; c < 3; c++) out[region * 3 + c] = valid ? float(bgr[2 - c]) : NAN;
+  };
+  auto meanOf = [&](int region, const cv::Rect& r) {
+    const bool valid = r.width >= 2 && r.height >= 2;
+    put(region, valid ? cv::mean(img(r)) : cv::Scalar(), valid);
+  };
+  // Inner face: brows to mouth.
+  float x1 = W, y1 = H, x2 = 0, y2 = 0;
+  for (int i = 17; i < 68; i++) {
+    x1 = std::min(x1, l[2 * i]);
+    x2 = std::max(x2, l[2 * i]);
+    y1 = std::min(y1, l[2 * i + 1]);
+    y2 = std::max(y2, l[2 * i + 1]);
+  }
+  meanOf(kFace, cv::Rect(cv::Point(cvRound(x1), cvRound(y1)), cv::Point(cvRound(x2), cvRound(y2))) &
+                    cv::Rect(0, 0, W, H));
+  const cv::Point2f brows = mean({pt(l, 19), pt(l, 24)});
+  meanOf(kForehead, rectAround(brows - cv::Point2f(0, 0.35f * iod), 0.8f * iod, 0.3f * iod, W, H));
+  meanOf(kNose, rectAround(mean({pt(l, 29), pt(l, 30)}), 0.25f * iod, 0.3f * iod, W, H));
+  meanOf(kLeftCheek, rectAround((pt(l, 2) + pt(l, 31)) * 0.5f, 0.3f * iod, 0.3f * iod, W, H));
+  meanOf(kRightCheek, rectAround((pt(l, 14) + pt(l, 35)) * 0.5f, 0.3f * iod, 0.3f * iod, W, H));
+  meanOf(kChin, rectAround((pt(l, 8) + pt(l, 57)) * 0.5f, 0.35f * iod, 0.2f * iod, W, H));
+  // Beside the head at eye-to-mouth height: normally the wall behind the patient.
+  const float cx = f.box.x + f.box.width / 2, bw = f.box.width;
+  const int top = cvRound(five[0].y), bottom = cvRound(std::max(five[3].y, five[4].y));
+  const cv::Rect frame(0, 0, W, H);
+  const cv::Rect left = cv::Rect(cvRound(cx - 1.25f * bw), top, cvRound(0.35f * bw), std::max(1, bottom - top)) & frame;
+  const cv::Rect right = cv::Rect(cvRound(cx + 0.9f * bw), top, cvRound(0.35f * bw), std::max(1, bottom - top)) & frame;
+  cv::Scalar sum(0, 0, 0);
+  double n = 0;
+  for (const cv::Rect& r : {left, right}) {
+    if (r.width < 2 || r.height < 2) continue;
+    sum += cv::sum(img(r));
+    n += r.area();
+  }
+  put(kSurround, n > 0 ? sum * (1.0 / n) : cv::Scalar(), n >= 16);
+  put(kFrame, cv::mean(img), true);
 }
 
 uint64_t hashBlock(const cv::UMatData* u) {
@@ -141,6 +234,7 @@ uint64_t hashBlock(const cv::UMatData* u) {
 Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : opt_(options) {
   nets_[kDetectNet] = readNet(paths.detect, "detect");
   nets_[kLandmarkNet] = readNet(paths.landmark, "landmark");
+  nets_[kLandmarkSingleNet] = readNet(paths.landmark, "landmark");
   nets_[kFeatureNet] = readNet(paths.feature, "feature");
   nets_[kLivenessNet] = readNet(paths.liveness, "liveness");
   nets_[kEyeNet] = readNet(paths.eye, "eye");
@@ -169,7 +263,7 @@ float Pipeline::livenessOf(const cv::Mat& img, const cv::Rect2f& box) {
 void Pipeline::warmUp() {
   setThreadRecorder(&recorder_);
   const std::vector<std::vector<int>> shapes = {
-      {1, 3, kDetectH, kDetectW}, {1, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}};
+      {1, 3, kDetectH, kDetectW}, {2, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}, {1, 1, 64, 64}};
   for (int n = 0; n < kNets; n++) {
     // Run twice on random inputs; blocks that changed in between hold per-call data.
     std::unordered_map<cv::UMatData*, uint64_t> before;
@@ -245,52 +339,59 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
   res.height = img.rows;
   const int W = img.cols, H = img.rows;
 
-  // Detect.
+  // Detect, unless the caller tracks a face from an earlier frame.
   auto t = Clock::now();
-  std::vector<cv::Rect2d> rects;
-  std::vector<float> scores;
-  {
-    cv::Mat blob = cv::dnn::blobFromImage(img, 1.0 / 128, cv::Size(kDetectW, kDetectH), cv::Scalar(127, 127, 127),
-                                          false, false, CV_32F);
-    std::vector<cv::Mat> outs;
-    forward(kDetectNet, blob, &outs);
-    const cv::Mat* boxes = nullptr;
-    const cv::Mat* conf = nullptr;
-    for (const auto& o : outs) (o.size[o.dims - 1] == 4 ? boxes : conf) = &o;
-    if (!boxes || !conf) throw FaceIdError("model_invalid", "The detect model has unexpected outputs.");
-    const int n = boxes->size[1];
-    const float* b = boxes->ptr<float>();
-    const float* c = conf->ptr<float>();
-    for (int i = 0; i < n; i++) {
-      if (c[2 * i + 1] < opt_.detectThreshold) continue;
-      const float x1 = std::clamp(b[4 * i] * W, 0.f, float(W)), y1 = std::clamp(b[4 * i + 1] * H, 0.f, float(H));
-      const float x2 = std::clamp(b[4 * i + 2] * W, 0.f, float(W)), y2 = std::clamp(b[4 * i + 3] * H, 0.f, float(H));
-      if (x2 - x1 < 2 || y2 - y1 < 2) continue;
-      rects.emplace_back(x1, y1, x2 - x1, y2 - y1);
-      scores.push_back(c[2 * i + 1]);
-    }
-  }
-  std::vector<int> keep;
-  cv::dnn::NMSBoxes(rects, scores, opt_.detectThreshold, opt_.nmsThreshold, keep);
-  for (int k : keep) {
+  if (job.hasBox) {
     FaceResult f;
-    f.box = cv::Rect2f(rects[k]);
-    f.score = scores[k];
-    res.faces.push_back(f);
-  }
-  // Primary: the largest, most central face; the rest follow by size.
-  auto weight = [&](const FaceResult& f) {
-    const double dx = (f.box.x + f.box.width / 2) / W - 0.5, dy = (f.box.y + f.box.height / 2) / H - 0.5;
-    return f.box.area() * (1.0 - std::sqrt(dx * dx + dy * dy));
-  };
-  std::sort(res.faces.begin(), res.faces.end(), [](const FaceResult& a, const FaceResult& b) {
-    return a.box.area() > b.box.area();
-  });
-  if (!res.faces.empty()) {
-    auto best = std::max_element(res.faces.begin(), res.faces.end(),
-                                 [&](const FaceResult& a, const FaceResult& b) { return weight(a) < weight(b); });
-    std::rotate(res.faces.begin(), best, best + 1);
-    res.faces[0].primary = true;
+    f.box = job.box & cv::Rect2f(0, 0, float(W), float(H));
+    f.primary = true;
+    if (f.box.width >= 8 && f.box.height >= 8) res.faces.push_back(f);
+  } else {
+    std::vector<cv::Rect2d> rects;
+    std::vector<float> scores;
+    {
+      cv::Mat blob = cv::dnn::blobFromImage(img, 1.0 / 128, cv::Size(kDetectW, kDetectH), cv::Scalar(127, 127, 127),
+                                            false, false, CV_32F);
+      std::vector<cv::Mat> outs;
+      forward(kDetectNet, blob, &outs);
+      const cv::Mat* boxes = nullptr;
+      const cv::Mat* conf = nullptr;
+      for (const auto& o : outs) (o.size[o.dims - 1] == 4 ? boxes : conf) = &o;
+      if (!boxes || !conf) throw FaceIdError("model_invalid", "The detect model has unexpected outputs.");
+      const int n = boxes->size[1];
+      const float* b = boxes->ptr<float>();
+      const float* c = conf->ptr<float>();
+      for (int i = 0; i < n; i++) {
+        if (c[2 * i + 1] < opt_.detectThreshold) continue;
+        const float x1 = std::clamp(b[4 * i] * W, 0.f, float(W)), y1 = std::clamp(b[4 * i + 1] * H, 0.f, float(H));
+        const float x2 = std::clamp(b[4 * i + 2] * W, 0.f, float(W)), y2 = std::clamp(b[4 * i + 3] * H, 0.f, float(H));
+        if (x2 - x1 < 2 || y2 - y1 < 2) continue;
+        rects.emplace_back(x1, y1, x2 - x1, y2 - y1);
+        scores.push_back(c[2 * i + 1]);
+      }
+    }
+    std::vector<int> keep;
+    cv::dnn::NMSBoxes(rects, scores, opt_.detectThreshold, opt_.nmsThreshold, keep);
+    for (int k : keep) {
+      FaceResult f;
+      f.box = cv::Rect2f(rects[k]);
+      f.score = scores[k];
+      res.faces.push_back(f);
+    }
+    // Primary: the largest, most central face; the rest follow by size.
+    auto weight = [&](const FaceResult& f) {
+      const double dx = (f.box.x + f.box.width / 2) / W - 0.5, dy = (f.box.y + f.box.height / 2) / H - 0.5;
+      return f.box.area() * (1.0 - std::sqrt(dx * dx + dy * dy));
+    };
+    std::sort(res.faces.begin(), res.faces.end(), [](const FaceResult& a, const FaceResult& b) {
+      return a.box.area() > b.box.area();
+    });
+    if (!res.faces.empty()) {
+      auto best = std::max_element(res.faces.begin(), res.faces.end(),
+                                   [&](const FaceResult& a, const FaceResult& b) { return weight(a) < weight(b); });
+      std::rotate(res.faces.begin(), best, best + 1);
+      res.faces[0].primary = true;
+    }
   }
   tm.detect = msSince(t);
 
@@ -310,17 +411,25 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       });
     }
     const cv::Rect crop = cv::Rect(f.box) & cv::Rect(0, 0, W, H);
-    const bool wantLm = job.stages & (kLandmarks | kEmbedding | kEyes | kPose | kQuality);
+    const bool wantLm = job.stages & (kLandmarks | kEmbedding | kEyes | kPose | kQuality | kLight);
     if (wantLm && crop.width >= 8 && crop.height >= 8) {
       t = Clock::now();
-      cv::Mat grey, small;
+      // The crop and its mirror image in one batch, the mirror's points flipped back and averaged: the landmarks
+      // (and the pose fitted to them) answer a mirrored face in kind, and their noise drops.
+      std::vector<cv::Mat> crops(job.mirrorLandmarks ? 2 : 1);
+      cv::Mat grey;
       cv::cvtColor(img(crop), grey, cv::COLOR_BGR2GRAY);
-      cv::resize(grey, small, cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
-      cv::Mat out = forward(kLandmarkNet, cv::dnn::blobFromImage(small, 1.0 / 256));
+      cv::resize(grey, crops[0], cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
+      if (job.mirrorLandmarks) cv::flip(crops[0], crops[1], 1);
+      cv::Mat out = forward(job.mirrorLandmarks ? kLandmarkNet : kLandmarkSingleNet, cv::dnn::blobFromImages(crops, 1.0 / 256));
       const float* v = out.ptr<float>();
+      const float* m = v + 136;
       for (int j = 0; j < 68; j++) {
-        f.landmarks[2 * j] = crop.x + v[2 * j] * crop.width;
-        f.landmarks[2 * j + 1] = crop.y + v[2 * j + 1] * crop.height;
+        const int k = kMirror68[j];
+        const float x = job.mirrorLandmarks ? 0.5f * (v[2 * j] + (1.0f - m[2 * k])) : v[2 * j];
+        const float y = job.mirrorLandmarks ? 0.5f * (v[2 * j + 1] + m[2 * k + 1]) : v[2 * j + 1];
+        f.landmarks[2 * j] = crop.x + x * crop.width;
+        f.landmarks[2 * j + 1] = crop.y + y * crop.height;
       }
       f.hasLandmarks = true;
       tm.landmarks += msSince(t);
@@ -377,7 +486,15 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       tm.eyes += msSince(t);
     }
 
-    if (f.hasLandmarks && (job.stages & (kPose | kQuality))) poseFromLandmarks(f.landmarks, f);
+    // Pose only from mirror-averaged landmarks: the network alone reads frontal faces as turned by 20-30 degrees.
+    if (f.hasLandmarks && job.mirrorLandmarks && (job.stages & (kPose | kQuality))) poseFromLandmarks(f.landmarks, W, H, f);
+
+    if (f.hasLandmarks && (job.stages & kLight)) {
+      t = Clock::now();
+      lightRegions(img, f, f.light);
+      f.hasLight = true;
+      tm.light += msSince(t);
+    }
 
     if (job.stages & kQuality) {
       t = Clock::now();

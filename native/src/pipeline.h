@@ -20,7 +20,11 @@ enum Stage : unsigned {
   kEyes = 1u << 3,
   kPose = 1u << 4,
   kQuality = 1u << 5,
+  kLight = 1u << 6,
 };
+
+// Regions whose mean colour the light challenge follows (see src/liveness/light.ts).
+enum LightRegion { kFace, kForehead, kNose, kLeftCheek, kRightCheek, kChin, kSurround, kFrame, kLightRegions };
 
 struct ModelPaths {
   std::string detect, landmark, feature, liveness, eye;
@@ -40,17 +44,19 @@ struct FaceResult {
   float score = 0;
   bool primary = false;
   bool hasLandmarks = false, hasEmbedding = false, hasLiveness = false, hasEyes = false, hasPose = false,
-       hasQuality = false;
+       hasQuality = false, hasLight = false;
   std::array<float, 136> landmarks{};
   std::array<float, 512> embedding{};
   float liveness = 0;
   float eyeLeft = 0, eyeRight = 0;
   float yaw = 0, pitch = 0, roll = 0;
   float faceSize = 0, sharpness = 0, brightness = 0, poseAngle = -1;
+  // Mean R,G,B per LightRegion; NaN where the region falls outside the frame.
+  std::array<float, kLightRegions * 3> light{};
 };
 
 struct Timings {
-  double decode = 0, detect = 0, landmarks = 0, align = 0, embedding = 0, liveness = 0, eyes = 0, quality = 0,
+  double decode = 0, detect = 0, landmarks = 0, align = 0, embedding = 0, liveness = 0, eyes = 0, quality = 0, light = 0,
          wipe = 0, queued = 0, total = 0;
 };
 
@@ -66,6 +72,12 @@ struct FrameJob {
   FrameSpec spec;
   unsigned stages;
   int maxFaces;
+  // Track mode: analyse this face box (from an earlier frame) instead of running the detector.
+  bool hasBox = false;
+  cv::Rect2f box;
+  // Landmarks from the crop and its mirror image, averaged (mirror-consistent pose); false = the crop only (half the
+  // cost, for frames whose pose is not measured closely).
+  bool mirrorLandmarks = true;
 };
 
 class Pipeline {
@@ -78,7 +90,9 @@ class Pipeline {
   AnalysisResult run(const FrameJob& job, int idleCores = 0);
 
  private:
-  enum Net { kDetectNet, kLandmarkNet, kFeatureNet, kLivenessNet, kEyeNet, kNets };
+  // Each network runs with one input shape only: a reshape would reallocate the blocks learnt as volatile in warm-up.
+  // Hence two landmark networks: the crop with its mirror image (batch 2), and the crop alone (batch 1).
+  enum Net { kDetectNet, kLandmarkNet, kFeatureNet, kLivenessNet, kEyeNet, kLandmarkSingleNet, kNets };
   cv::Mat forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all = nullptr);
   float livenessOf(const cv::Mat& img, const cv::Rect2f& box);
   void wipeNetworks();

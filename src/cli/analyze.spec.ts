@@ -28,6 +28,7 @@ function sampleAnalysis(): Analysis {
       liveness: 5,
       eyes: 0.2,
       quality: 0.3,
+      light: 0.1,
       wipe: 0.01,
       queued: 0,
       total: 15,

@@ -15,7 +15,7 @@ import {
 } from './types';
 
 const FORMATS: readonly FrameFormat[] = ['jpeg', 'rgba', 'bgr', 'i420'];
-const STAGES: readonly Stage[] = FULL_STAGES;
+const STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality', 'light'];
 
 export interface OpenOptions extends EngineOptions {
   /** Folder holding the fetched models. Default: see models.ts (FACEID_MODEL_DIR or the per-user cache). */
@@ -70,7 +70,15 @@ export class FaceEngine {
       stages,
       maxFaces: checkInt('maxFaces', options.maxFaces ?? 1, 0, 64),
       wipeInput: options.wipeInput ?? true,
+      mirrorLandmarks: options.mirrorLandmarks ?? true,
     };
+    if (options.box) {
+      const { x, y, width, height } = options.box;
+      if (![x, y, width, height].every((v) => Number.isFinite(v) && Math.abs(v) <= 65_535) || width < 8 || height < 8) {
+        throw new EngineError('invalid_argument', 'box must hold finite x, y and a width and height of at least 8.');
+      }
+      opts.box = { x, y, width, height };
+    }
     if (format !== 'jpeg') {
       opts.width = checkInt('width', options.width ?? 0, 0, 65_535);
       opts.height = checkInt('height', options.height ?? 0, 0, 65_535);

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import { defaultFixtureDir } from '../../src/engine/models';
+import { Rng as SeededRng } from '../../src/liveness/pad/random';
 
 /*
  * Test frames made from the face-api sample photos (fetched by `npm run models` into the fixture folder):
@@ -180,27 +181,8 @@ export async function webcamJpeg(
 // Deterministic corruptions for fuzzing: the same (input, seed) always gives the same bytes, so a failure names
 // its seed and can be replayed.
 
-/** mulberry32: a small, fast, seedable PRNG (not for secrets). */
-export class Rng {
-  private state: number;
-
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
-
-  /** Uniform in [0, 1). */
-  next(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** Integer in [lo, hi). */
-  int(lo: number, hi: number): number {
-    return lo + Math.floor(this.next() * (hi - lo));
-  }
-
+/** Random bytes from the scene models' seeded generator (mulberry32; not for secrets). */
+export class Rng extends SeededRng {
   bytes(n: number): Buffer {
     const b = Buffer.allocUnsafe(n);
     for (let i = 0; i < n; i++) b[i] = this.int(0, 256);
