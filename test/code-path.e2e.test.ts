@@ -166,7 +166,9 @@ for (const db of TEST_DATABASES) {
       return code;
     };
     const eventsOf = async (sessionId: string): Promise<StoredEvent[]> =>
-      (await h.app.get<EventRepository>(EVENTS).after(clinicA, 0, 10_000)).filter((e) => e.payload.sessionId === sessionId);
+      (await h.app.get<EventRepository>(EVENTS).after(clinicA, 0, 10_000)).filter(
+        (e) => 'sessionId' in e.payload && e.payload.sessionId === sessionId,
+      );
     /** A session of a fresh patient on the code path: its id and code. */
     const refused = async (key: string, iin = newIin()) => {
       const s = await startSession(key, iin);
@@ -321,7 +323,7 @@ for (const db of TEST_DATABASES) {
         await new Promise((r) => setTimeout(r, 250));
       }
       expect(state).toBe('expired');
-      expect((await eventsOf(s.body.sessionId)).map((e) => e.payload.result)).toEqual(['expired']);
+      expect((await eventsOf(s.body.sessionId)).map((e) => 'result' in e.payload && e.payload.result)).toEqual(['expired']);
     });
 
     it('caps wrong codes per patient, across sessions, with Retry-After', async () => {

@@ -297,7 +297,9 @@ function runScript(file: string, args: string[], env: Record<string, string>): S
   };
 }
 
-const exampleLine = (e: EventPayload) => `${e.seq} ${e.type} ${e.result} ${e.appointmentId} ${e.id}`;
+// (The examples print result and appointmentId, which only identification events have; '-' for other events.)
+const exampleLine = (e: EventPayload) =>
+  `${e.seq} ${e.type} ${'result' in e ? e.result : '-'} ${'appointmentId' in e ? e.appointmentId : '-'} ${e.id}`;
 
 // ---- The app in this process ------------------------------------------------------------------------------------
 

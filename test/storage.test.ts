@@ -23,9 +23,11 @@ import {
   VERDICTS,
   WORKSTATIONS,
   type ClinicRepository,
+  type IdentificationEventPayload,
   type Repositories,
   type Storage,
   type StorageTarget,
+  type StoredEvent,
 } from '../src/storage';
 import { openDb } from '../src/storage/db';
 import { readMigrations } from '../src/storage/migrate';
@@ -118,6 +120,9 @@ function pgHarness(): Harness {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
+/** An identification event's payload (the outbox tests below write no other kind). */
+const outcome = (e: StoredEvent) => e.payload as IdentificationEventPayload;
+
 /**
  * Runs a script in another Node process with the TypeScript sources (ts-node), from the repository root: SQLite's
  * locks are per connection, but a second connection in this process would block this thread while it waits.
@@ -148,7 +153,12 @@ function tsChild(script: string, args: string[], onLine?: (line: string, child: 
 const SQLITE_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'sqlite', 'migrations');
 const PG_MIGRATIONS = path.join(REPO_ROOT, 'prisma', 'postgres', 'migrations');
 /** The committed migrations, oldest first (the same names for both providers). */
-const MIGRATIONS = ['20261128200000_init', '20261128230000_mis_events', '20261129000000_code_resends'];
+const MIGRATIONS = [
+  '20261128200000_init',
+  '20261128230000_mis_events',
+  '20261129000000_code_resends',
+  '20261130000000_workstation_liveness',
+];
 
 /** A copy of the committed migrations to modify. */
 function copyMigrations(provider: 'sqlite' | 'postgres', into: string): string {
@@ -676,7 +686,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           );
           const events = await r.events.after(own.id, 0, 100);
           expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
-          expect(new Set(events.map((e) => e.payload.sessionId))).toEqual(new Set(sessions.map((x) => x.id)));
+          expect(new Set(events.map((e) => outcome(e).sessionId))).toEqual(new Set(sessions.map((x) => x.id)));
           expect(await r.events.latestSeq(clinicId)).toBe(otherBefore);
           expect(await r.events.after(own.id, 10, 100)).toEqual(events.slice(10));
         });
@@ -686,7 +696,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           const before = await r.events.latestSeq(clinicId);
           const results = await Promise.all([1, 2, 3, 4].map(() => r.verdicts.finish(face(session.id))));
           expect(results.filter((v) => v !== null)).toHaveLength(1);
-          expect((await r.events.after(clinicId, before, 10)).map((e) => e.payload.sessionId)).toEqual([session.id]);
+          expect((await r.events.after(clinicId, before, 10)).map((e) => outcome(e).sessionId)).toEqual([session.id]);
         });
 
         it('refuse the photo: the code path starts with a refused event; only a code verdict can end it', async () => {
@@ -709,7 +719,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           const verdict = await r.verdicts.finish({ ...face(session.id), method: 'code', score: null, liveness: null, timings: null });
           expect(verdict).toMatchObject({ method: 'code', result: 'match' });
           const events = await r.events.after(clinicId, before, 10);
-          expect(events.map((e) => [e.type, e.payload.method, e.payload.result, e.payload.reason])).toEqual([
+          expect(events.map((e) => [e.type, outcome(e).method, outcome(e).result, outcome(e).reason])).toEqual([
             ['identification.refused', 'none', 'refused', 'patient_refused_photo'],
             ['identification.verdict', 'code', 'match', null],
           ]);
@@ -773,7 +783,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             ).not.toBeNull();
           }
           expect((await r.sessions.get(clinicId, unused.id))!.state).toBe('expired');
-          expect((await r.events.after(clinicId, before, 10)).map((e) => [e.type, e.payload.sessionId])).toEqual([
+          expect((await r.events.after(clinicId, before, 10)).map((e) => [e.type, outcome(e).sessionId])).toEqual([
             ['identification.expired', unused.id],
             ['identification.expired', coded.id],
           ]);

@@ -78,6 +78,10 @@ describe('ApiKeyGuard', () => {
   const revokedKey = generateApiKey();
   const repo: WorkstationRepository = {
     create: jest.fn(),
+    findById: jest.fn(),
+    setLivenessChallenges: jest.fn(),
+    livenessChallenges: jest.fn(),
+    recordCamera: jest.fn(),
     findByKeyHash: jest.fn(async (hash: string) =>
       hash === hashApiKey(key)
         ? active

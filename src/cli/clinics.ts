@@ -1,5 +1,9 @@
 import { z } from 'zod';
 import { createWorkstation } from '../auth/api-key';
+import { loadConfig } from '../config';
+import { parseChallenges } from '../liveness/policy';
+import { normaliseChallenges, resolveChallenges, type ResolvedChallenges } from '../identification/challenge-policy.service';
+import { StorageError } from '../storage/errors';
 import type { Clinic } from '../storage/ports';
 import {
   CLI_ACTOR,
@@ -120,14 +124,146 @@ Options:
   },
 };
 
+const CHALLENGES_NOTE = `LIST is one of light,blink, turn,blink or light,turn,blink (blink always stays). The light challenge
+colours the screen in front of the patient, so it needs a screen facing the patient: a desk whose monitor faces the
+doctor needs turn,blink (the patient turns the head when asked).`;
+
+/**
+ * The two positionals of a challenges command: an id, and a challenge list or `default` (null). Returns the exit
+ * code of a usage error instead when they are wrong.
+ */
+function parseChallengeArgs(positionals: string[], what: string, io: CommandIo): { id: string; challenges: string | null } | number {
+  if (positionals.length !== 2) return io.usageError(`expected ${what} and LIST or default, got ${positionals.length} argument(s).`);
+  const [rawId, rawList] = positionals;
+  const id = IdOption.safeParse(rawId);
+  if (!id.success) return io.usageError(`${what} must be an id (a UUID).`);
+  if (rawList.trim().toLowerCase() === 'default') return { id: id.data, challenges: null };
+  try {
+    return { id: id.data, challenges: normaliseChallenges(rawList) };
+  } catch (err) {
+    if (err instanceof RangeError) return io.usageError(`LIST: ${err.message}`);
+    throw err;
+  }
+}
+
+const SOURCE_TEXT: Record<ResolvedChallenges['source'], string> = {
+  workstation: 'its own setting',
+  clinic: "the clinic's setting",
+  config: 'the service default, LIVENESS_CHALLENGES',
+};
+
+const workstationChallenges: Command = {
+  name: 'challenges',
+  summary: "Set a workstation's liveness challenges, or return it to its clinic's.",
+  usage: `faceid workstation challenges WORKSTATION_ID LIST|default [--json]
+
+Sets the liveness challenges of the workstation's identification sessions. \`default\` removes the workstation's own
+setting: its clinic's applies again (\`faceid clinic challenges\`), or LIVENESS_CHALLENGES when the clinic has none.
+
+${CHALLENGES_NOTE}
+
+Prints the challenges that now apply and where they come from.
+${DATABASE_NOTE}
+
+Arguments:
+  WORKSTATION_ID  The workstation (printed by \`faceid workstation create\`).
+  LIST|default    The challenges, e.g. turn,blink; or default.
+
+Options:
+  --json        Print {id, clinicId, challenges, effective, source} as JSON (challenges: the workstation's own
+                setting or null; source: workstation, clinic or config).
+  -h, --help    Show this help.
+`,
+  options: { json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
+    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+    if (typeof opts === 'number') return opts;
+    const args = parseChallengeArgs(positionals, 'WORKSTATION_ID', io);
+    if (typeof args === 'number') return args;
+    const fallback = parseChallenges(loadConfig(io.env).LIVENESS_CHALLENGES);
+    return withAdminStorage(io, async ({ storage, audit }) => {
+      const workstations = storage.repos.workstations;
+      const workstation = await workstations.findById(args.id);
+      if (!workstation) throw new StorageError('reference_not_found', 'No such workstation.');
+      const set = await workstations.setLivenessChallenges(workstation.clinicId, workstation.id, args.challenges);
+      if (!set) throw new StorageError('reference_not_found', 'No such workstation.');
+      await audit.record(CLI_ACTOR, 'workstation.liveness_challenges_set', {
+        clinicId: workstation.clinicId,
+        subject: workstation.id,
+        detail: { challenges: args.challenges, previous: set.previous },
+      });
+      const now = resolveChallenges(await workstations.livenessChallenges(workstation.clinicId, workstation.id), fallback);
+      const effective = now.challenges.join(',');
+      const record = { id: workstation.id, clinicId: workstation.clinicId, challenges: args.challenges, effective };
+      io.out(
+        opts.json
+          ? JSON.stringify({ ...record, source: now.source })
+          : `workstation ${workstation.id}: liveness challenges ${effective} (${SOURCE_TEXT[now.source]})`,
+      );
+      return 0;
+    });
+  },
+};
+
+const clinicChallenges: Command = {
+  name: 'challenges',
+  summary: "Set a clinic's liveness challenges, or return it to the service default.",
+  usage: `faceid clinic challenges CLINIC_ID LIST|default [--json]
+
+Sets the liveness challenges of the clinic's identification sessions; a workstation with its own setting
+(\`faceid workstation challenges\`) keeps it. \`default\` removes the clinic's setting: LIVENESS_CHALLENGES applies.
+
+${CHALLENGES_NOTE}
+
+Prints the challenges that now apply to the clinic's workstations without a setting of their own.
+${DATABASE_NOTE}
+
+Arguments:
+  CLINIC_ID     The clinic (see \`faceid clinic list\`).
+  LIST|default  The challenges, e.g. light,turn,blink; or default.
+
+Options:
+  --json        Print {id, challenges, effective, source} as JSON (challenges: the clinic's setting or null; source:
+                clinic or config).
+  -h, --help    Show this help.
+`,
+  options: { json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
+    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+    if (typeof opts === 'number') return opts;
+    const args = parseChallengeArgs(positionals, 'CLINIC_ID', io);
+    if (typeof args === 'number') return args;
+    const fallback = parseChallenges(loadConfig(io.env).LIVENESS_CHALLENGES);
+    return withAdminStorage(io, async ({ storage, audit }) => {
+      const set = await storage.repos.clinics.setLivenessChallenges(args.id, args.challenges);
+      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
+      await audit.record(CLI_ACTOR, 'clinic.liveness_challenges_set', {
+        clinicId: args.id,
+        subject: args.id,
+        detail: { challenges: args.challenges, previous: set.previous },
+      });
+      const now = resolveChallenges({ workstation: null, clinic: args.challenges }, fallback);
+      const effective = now.challenges.join(',');
+      io.out(
+        opts.json
+          ? JSON.stringify({ id: args.id, challenges: args.challenges, effective, source: now.source })
+          : `clinic ${args.id}: liveness challenges ${effective} (${SOURCE_TEXT[now.source]})`,
+      );
+      return 0;
+    });
+  },
+};
+
 export const clinicGroup: CommandGroup = {
   name: 'clinic',
-  summary: 'Create and list clinics (admin, on the service database).',
-  subcommands: [clinicCreate, clinicList],
+  summary: 'Create and list clinics, set their liveness challenges (admin, on the service database).',
+  subcommands: [clinicCreate, clinicList, clinicChallenges],
 };
 
 export const workstationGroup: CommandGroup = {
   name: 'workstation',
-  summary: 'Create a workstation and its API key (admin, on the service database).',
-  subcommands: [workstationCreate],
+  summary: 'Create a workstation and its API key, set its liveness challenges (admin, on the service database).',
+  subcommands: [workstationCreate, workstationChallenges],
 };

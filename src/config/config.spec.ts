@@ -261,3 +261,20 @@ describe('storage keys', () => {
     },
   );
 });
+
+describe('LIVENESS_CHALLENGES', () => {
+  it('defaults to light,blink and stores a given set normalised, in run order', () => {
+    expect(loadConfig({}).LIVENESS_CHALLENGES).toBe('light,blink');
+    expect(loadConfig({ LIVENESS_CHALLENGES: ' Turn , blink ' }).LIVENESS_CHALLENGES).toBe('turn,blink');
+    expect(loadConfig({ LIVENESS_CHALLENGES: 'blink,turn,light' }).LIVENESS_CHALLENGES).toBe('light,turn,blink');
+  });
+
+  it.each(['light', 'blink', 'turn', 'light,turn', 'blink,blink,light', 'light,blink,sparkle', ',,'])(
+    'refuses %j (blink always stays, with light or turn beside it)',
+    (value) => {
+      expect(issuesOf({ LIVENESS_CHALLENGES: value })).toEqual([
+        { key: 'LIVENESS_CHALLENGES', value: value.trim(), expects: expect.stringContaining('includes blink') },
+      ]);
+    },
+  );
+});

@@ -1,6 +1,7 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { ChallengeSet, CHALLENGES_EXPECTS } from '../liveness/policy';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -23,6 +24,11 @@ export interface Config {
   readonly MATCH_THRESHOLD: number;
   readonly LIVENESS_MIN: number;
   readonly BLINK_WINDOW_MS: number;
+  /**
+   * The sessions' liveness challenges unless the clinic or workstation has its own: a checked, normalised comma list
+   * in run order (`light,blink`, `turn,blink` or `light,turn,blink`); parseChallenges() gives the kinds.
+   */
+  readonly LIVENESS_CHALLENGES: string;
   readonly SESSION_TIMEOUT_MS: number;
   readonly SESSION_TOKEN_TTL_S: number;
   readonly FACE_ATTEMPTS_MAX: number;
@@ -276,9 +282,9 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 0.01,
     defaultText: '0.01',
     description:
-      'Mean passive liveness below which a session is a suspected spoof. The passive model is weak alone (frames ' +
-      'of real faces scored 0.01-1.0 here), so the blink challenge carries the weight; raise this after measuring ' +
-      'your own webcams.',
+      'Mean passive liveness below which a session is a suspected spoof (reason `passive_low`), where the passive ' +
+      'model runs. Sessions no longer run it: it scored live faces and every attack of `faceid pad-eval` alike ' +
+      '(docs/liveness.md), and the challenges decide.',
   },
   BLINK_WINDOW_MS: {
     schema: int(500, 60000),
@@ -286,6 +292,17 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 5000,
     defaultText: '5000',
     description: 'How long the patient has to blink once asked, in milliseconds.',
+  },
+  LIVENESS_CHALLENGES: {
+    schema: ChallengeSet.transform((kinds) => kinds.join(',')),
+    expects: CHALLENGES_EXPECTS,
+    default: () => 'light,blink',
+    defaultText: 'light,blink',
+    description:
+      'Liveness challenges of identification sessions, unless the clinic or the workstation has its own (`faceid ' +
+      'clinic challenges`, `faceid workstation challenges`). `light` colours the screen in front of the patient and ' +
+      'checks that the face reflects it, so it needs a screen facing the patient; desks whose monitor faces the ' +
+      'doctor use `turn,blink` (the patient turns the head when asked). `blink` always stays.',
   },
   SESSION_TIMEOUT_MS: {
     schema: int(1000, 600000),

@@ -74,6 +74,17 @@ export const EVENT_EXAMPLES: Record<EventType, EventPayload> = {
     timings: null,
     occurredAt: '2025-03-14T09:44:17.871Z',
   },
+  'workstation.camera_changed': {
+    id: '4d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f',
+    type: 'workstation.camera_changed',
+    version: EVENT_VERSION,
+    clinicId: CLINIC,
+    seq: 45,
+    workstationId: '8f7e6d5c-4b3a-4921-8f0e-1d2c3b4a5968',
+    previous: { label: 'HD Pro Webcam C920 (046d:082d)' },
+    current: { label: 'OBS Virtual Camera' },
+    occurredAt: '2025-03-14T09:52:40.118Z',
+  },
 };
 
 /** Relative path (under docs/events) -> content, for every generated file. */

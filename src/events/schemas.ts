@@ -1,11 +1,11 @@
 /**
- * The MIS events, version 1, as zod schemas: one per event type, matching EventPayload (src/storage/ports.ts) key for
- * key. They document the events (docs/events/*.schema.json are generated from them, a test checks the committed files)
+ * The MIS events, version 1, as zod schemas: one per event type, matching the EventPayload union (src/storage/ports.ts)
+ * key for key. They document the events (docs/events/*.schema.json are generated from them, a test checks the committed files)
  * and the tests check every event they see against them. Objects are strict: an event carries exactly these keys, and
  * the small objects (liveness, timings) hold only numbers, booleans and nulls, so no image, embedding or code fits.
  */
 import { z } from 'zod';
-import type { EventPayload, EventType } from '../storage/ports';
+import type { CameraChangedEventPayload, EventType, IdentificationEventPayload } from '../storage/ports';
 
 export const EVENT_VERSION = 1;
 
@@ -14,6 +14,7 @@ export const EVENT_TYPES = [
   'identification.refused',
   'identification.expired',
   'identification.locked_out',
+  'workstation.camera_changed',
 ] as const satisfies readonly EventType[];
 
 /** The results an `identification.verdict` can carry (the others have event types of their own). */
@@ -136,11 +137,33 @@ export const LockedOutEventSchema = z
     description: 'Too many failed attempts (face, or wrong codes): the patient is locked out for now.',
   });
 
+const CameraLabel = z
+  .string()
+  .max(200)
+  .meta({ description: 'The camera’s label as the desk’s browser reported it (empty when the browser gave none).' });
+
+export const CameraChangedEventSchema = z
+  .strictObject({
+    ...head('workstation.camera_changed'),
+    workstationId: Uuid.meta({ description: 'The workstation (doctor’s desk) whose camera changed.' }),
+    previous: z.strictObject({ label: CameraLabel }).meta({ description: 'The camera the workstation used before.' }),
+    current: z.strictObject({ label: CameraLabel }).meta({ description: 'The camera it reported now.' }),
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'workstation.camera_changed (v1)',
+    description:
+      'A workstation started an identification with a different camera than the one it used before (another ' +
+      'device id, whatever the labels say). Expected after a webcam was replaced; otherwise worth a look: a ' +
+      'virtual camera can feed recorded video to the page. Labels only: no device id, no biometric data.',
+  });
+
 export const EVENT_SCHEMAS = {
   'identification.verdict': VerdictEventSchema,
   'identification.refused': RefusedEventSchema,
   'identification.expired': ExpiredEventSchema,
   'identification.locked_out': LockedOutEventSchema,
+  'workstation.camera_changed': CameraChangedEventSchema,
 } as const satisfies Record<EventType, z.ZodType>;
 
 /** Any event of version 1. */
@@ -149,6 +172,7 @@ export const EventSchema = z.discriminatedUnion('type', [
   RefusedEventSchema,
   ExpiredEventSchema,
   LockedOutEventSchema,
+  CameraChangedEventSchema,
 ]);
 
 /** The same, with names, for the OpenAPI document (components.schemas). */
@@ -159,14 +183,24 @@ export const ApiEventSchema = z.discriminatedUnion(
     RefusedEventSchema.meta({ id: 'IdentificationRefusedEventV1', ...RefusedEventSchema.meta() }),
     ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
     LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
+    CameraChangedEventSchema.meta({ id: 'WorkstationCameraChangedEventV1', ...CameraChangedEventSchema.meta() }),
   ],
 );
 
-// Compile-time: the schemas describe exactly EventPayload (same keys, and every event they accept is one).
-type Output = z.output<typeof EventSchema>;
+// Compile-time: the schemas describe exactly the payload types (same keys, and every event they accept is one).
+type IdentificationOutput = z.output<
+  typeof VerdictEventSchema | typeof RefusedEventSchema | typeof ExpiredEventSchema | typeof LockedOutEventSchema
+>;
+type CameraOutput = z.output<typeof CameraChangedEventSchema>;
 type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
-const matchesPayload: [Output] extends [EventPayload] ? SameKeys<Output, EventPayload> : false = true;
-void matchesPayload;
+const matchesIdentification: [IdentificationOutput] extends [IdentificationEventPayload]
+  ? SameKeys<IdentificationOutput, IdentificationEventPayload>
+  : false = true;
+const matchesCamera: [CameraOutput] extends [CameraChangedEventPayload]
+  ? SameKeys<CameraOutput, CameraChangedEventPayload>
+  : false = true;
+void matchesIdentification;
+void matchesCamera;
 
 export type JsonObject = Record<string, unknown>;
 

@@ -63,7 +63,7 @@ export function createRepositories(db: Db): Repositories {
   const signal = new EventSignal();
   return {
     clinics: new PrismaClinicRepository(db),
-    workstations: new PrismaWorkstationRepository(db),
+    workstations: new PrismaWorkstationRepository(db, signal),
     patients: new PrismaPatientRepository(db),
     templates: new PrismaTemplateRepository(db),
     sessions: new PrismaSessionRepository(db, signal),

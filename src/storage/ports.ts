@@ -100,20 +100,23 @@ export interface AuditEntry {
   hash: string;
 }
 
-/** MIS event types. Storage picks the type from the outcome: see eventTypeOf() in repositories/events.ts. */
-export type EventType =
+/** Identification outcomes. Storage picks the type from the outcome: see eventTypeOf() in repositories/events.ts. */
+export type IdentificationEventType =
   | 'identification.verdict'
   | 'identification.refused'
   | 'identification.expired'
   | 'identification.locked_out';
 
+/** MIS event types: identification outcomes, and what happened to a workstation. */
+export type EventType = IdentificationEventType | 'workstation.camera_changed';
+
 /**
- * An MIS event as delivered (version 1). No images, embeddings or codes: the IIN and appointment identify the
- * patient to the MIS, which already knows them. The JSON Schemas in src/events document it.
+ * An identification event as delivered (version 1). No images, embeddings or codes: the IIN and appointment identify
+ * the patient to the MIS, which already knows them. The JSON Schemas in src/events document it.
  */
-export interface EventPayload {
+export interface IdentificationEventPayload {
   id: string;
-  type: EventType;
+  type: IdentificationEventType;
   version: 1;
   clinicId: string;
   /** Position in the clinic's stream (1, 2, 3...): events of a clinic are delivered in this order. */
@@ -134,6 +137,25 @@ export interface EventPayload {
   occurredAt: string;
 }
 
+/**
+ * A workstation's browser reported a different camera than the one it used before (version 1): a swapped webcam, or
+ * a virtual camera put in front of the real one. Labels only: never a device id, never biometric data.
+ */
+export interface CameraChangedEventPayload {
+  id: string;
+  type: 'workstation.camera_changed';
+  version: 1;
+  clinicId: string;
+  seq: number;
+  workstationId: string;
+  previous: { label: string };
+  current: { label: string };
+  occurredAt: string;
+}
+
+/** An MIS event as delivered: narrow on `type`. */
+export type EventPayload = IdentificationEventPayload | CameraChangedEventPayload;
+
 export interface StoredEvent {
   id: string;
   clinicId: string;
@@ -145,7 +167,7 @@ export interface StoredEvent {
 
 /** The columns statistics read (never the payload's scores or liveness). */
 export interface EventOutcome {
-  type: EventType;
+  type: IdentificationEventType;
   method: VerdictMethod;
   result: string;
   reason: string | null;
@@ -215,6 +237,28 @@ export interface WebhookDelivery {
   createdAt: Date;
 }
 
+/** A desk's camera as its browser reports it: the label, and a hash of the device id made by the client (hex). */
+export interface ReportedCamera {
+  label: string;
+  deviceIdHash: string;
+}
+
+/**
+ * What a camera report did. first: no camera was known for the workstation (now this one is; no event).
+ * changed: a different camera replaced the known one (a `workstation.camera_changed` event was written).
+ * Both false: the same camera again (its label is refreshed if it differs).
+ */
+export interface CameraReportResult {
+  changed: boolean;
+  first: boolean;
+}
+
+/** The stored liveness challenge settings of a workstation and its clinic (normalised comma lists; null = inherit). */
+export interface LivenessChallengeSettings {
+  workstation: string | null;
+  clinic: string | null;
+}
+
 export interface ClinicRepository {
   create(name: string): Promise<Clinic>;
   get(id: string): Promise<Clinic | null>;
@@ -222,12 +266,33 @@ export interface ClinicRepository {
   list(): Promise<Clinic[]>;
   /** How many clinics exist (a fresh install has none: see the demo bootstrap in src/auth). */
   count(): Promise<number>;
+  /**
+   * Sets the clinic's liveness challenges (a normalised comma list such as `light,blink`; null = the service's
+   * LIVENESS_CHALLENGES). Returns the value it replaced, or null when there is no such clinic.
+   */
+  setLivenessChallenges(id: string, challenges: string | null): Promise<{ previous: string | null } | null>;
 }
 
 export interface WorkstationRepository {
   /** apiKeyHash: sha256 hex of the key; the key itself is never stored. */
   create(clinicId: string, name: string, apiKeyHash: string): Promise<Workstation>;
   findByKeyHash(apiKeyHash: string): Promise<Workstation | null>;
+  /** By id alone (not clinic-scoped): for the admin CLI, which names a workstation by its id. */
+  findById(id: string): Promise<Workstation | null>;
+  /**
+   * Sets the workstation's liveness challenges (a normalised comma list; null = the clinic's setting). Returns the
+   * value it replaced, or null when the clinic has no such workstation.
+   */
+  setLivenessChallenges(clinicId: string, id: string, challenges: string | null): Promise<{ previous: string | null } | null>;
+  /** The workstation's and its clinic's settings, in one read; null when the clinic has no such workstation. */
+  livenessChallenges(clinicId: string, id: string): Promise<LivenessChallengeSettings | null>;
+  /**
+   * Remembers the camera the workstation reported (label <= 200 characters; only sha256 of the client's deviceIdHash
+   * is stored). In one transaction: the row is updated and, when a different camera replaces a known one, a
+   * `workstation.camera_changed` event (the clinic's next seq) and an audit entry are written. Concurrent reports of
+   * the same change write one event. Throws StorageError reference_not_found for an unknown workstation.
+   */
+  recordCamera(clinicId: string, workstationId: string, camera: ReportedCamera): Promise<CameraReportResult>;
 }
 
 export interface PatientRepository {

@@ -1,8 +1,27 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
-import type { ClinicRepository, Patient, PatientRepository, Workstation, WorkstationRepository, Clinic } from '../ports';
+import type {
+  CameraReportResult,
+  ClinicRepository,
+  LivenessChallengeSettings,
+  Patient,
+  PatientRepository,
+  ReportedCamera,
+  Workstation,
+  WorkstationRepository,
+  Clinic,
+} from '../ports';
+import { appendAuditEntry } from './audit';
+import { appendCameraChanged, type EventSignal } from './events';
 import { toClinic, toPatient, toWorkstation } from './map';
+
+/** The longest camera label kept (browsers' labels are short; a longer one is a client bug or an attack). */
+export const MAX_CAMERA_LABEL = 200;
+
+/** What is stored of the client's device id hash: its sha256, so not even the client's hash is kept. */
+export const cameraHash = (deviceIdHash: string): string =>
+  createHash('sha256').update(deviceIdHash.toLowerCase()).digest('hex');
 
 export class PrismaClinicRepository implements ClinicRepository {
   constructor(private readonly db: Db) {}
@@ -25,10 +44,22 @@ export class PrismaClinicRepository implements ClinicRepository {
   count(): Promise<number> {
     return this.db.run((c) => c.clinic.count());
   }
+
+  setLivenessChallenges(id: string, challenges: string | null): Promise<{ previous: string | null } | null> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.clinic.findUnique({ where: { id }, select: { livenessChallenges: true } });
+      if (!row) return null;
+      await tx.clinic.update({ where: { id }, data: { livenessChallenges: challenges } });
+      return { previous: row.livenessChallenges };
+    });
+  }
 }
 
 export class PrismaWorkstationRepository implements WorkstationRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly signal: EventSignal,
+  ) {}
 
   async create(clinicId: string, name: string, apiKeyHash: string): Promise<Workstation> {
     try {
@@ -49,6 +80,87 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
       const row = await c.workstation.findUnique({ where: { apiKeyHash } });
       return row && toWorkstation(row);
     });
+  }
+
+  findById(id: string): Promise<Workstation | null> {
+    return this.db.run(async (c) => {
+      const row = await c.workstation.findUnique({ where: { id } });
+      return row && toWorkstation(row);
+    });
+  }
+
+  setLivenessChallenges(clinicId: string, id: string, challenges: string | null): Promise<{ previous: string | null } | null> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.workstation.findFirst({ where: { id, clinicId }, select: { livenessChallenges: true } });
+      if (!row) return null;
+      await tx.workstation.updateMany({ where: { id, clinicId }, data: { livenessChallenges: challenges } });
+      return { previous: row.livenessChallenges };
+    });
+  }
+
+  livenessChallenges(clinicId: string, id: string): Promise<LivenessChallengeSettings | null> {
+    return this.db.run(async (c) => {
+      const row = await c.workstation.findFirst({
+        where: { id, clinicId },
+        select: { livenessChallenges: true, clinic: { select: { livenessChallenges: true } } },
+      });
+      return row && { workstation: row.livenessChallenges, clinic: row.clinic.livenessChallenges };
+    });
+  }
+
+  async recordCamera(clinicId: string, workstationId: string, camera: ReportedCamera): Promise<CameraReportResult> {
+    if (camera.label.length > MAX_CAMERA_LABEL) throw new RangeError(`camera label longer than ${MAX_CAMERA_LABEL}`);
+    const hash = cameraHash(camera.deviceIdHash);
+    const label = camera.label;
+    const result = await this.db.tx(async (tx) => {
+      // Compare-and-set on the stored hash: of concurrent reports of one change, only the first moves the row. The
+      // others match nothing (PostgreSQL re-checks the condition once the first commits), read again and find
+      // their camera already there. On SQLite transactions run one at a time anyway.
+      for (let attempt = 1; attempt <= 5; attempt++) {
+        const row = await tx.workstation.findFirst({
+          where: { id: workstationId, clinicId },
+          select: { cameraLabel: true, cameraHash: true },
+        });
+        if (!row) throw new StorageError('reference_not_found', 'No such workstation in this clinic.');
+        if (row.cameraHash === hash) {
+          // The same camera: a changed label (a driver update, another browser language) is only refreshed.
+          if (row.cameraLabel !== label) {
+            await tx.workstation.updateMany({ where: { id: workstationId, clinicId, cameraHash: hash }, data: { cameraLabel: label } });
+          }
+          return { changed: false, first: false, seq: null };
+        }
+        const { count } = await tx.workstation.updateMany({
+          where: { id: workstationId, clinicId, cameraHash: row.cameraHash },
+          data: { cameraLabel: label, cameraHash: hash },
+        });
+        if (count !== 1) continue;
+        const actor = `workstation:${workstationId}`;
+        if (row.cameraHash === null) {
+          await appendAuditEntry(tx, this.db.provider, {
+            clinicId,
+            actor,
+            action: 'workstation.camera_registered',
+            subject: workstationId,
+            detail: { label },
+          });
+          return { changed: false, first: true, seq: null };
+        }
+        const previous = { label: row.cameraLabel ?? '' };
+        const event = await appendCameraChanged(tx, { clinicId, workstationId, previous, current: { label }, at: new Date() });
+        await appendAuditEntry(tx, this.db.provider, {
+          clinicId,
+          actor,
+          action: 'workstation.camera_changed',
+          subject: workstationId,
+          detail: { previous, current: { label }, eventSeq: event.seq },
+        });
+        return { changed: true, first: false, seq: event.seq };
+      }
+      // Five other changes of this desk's camera committed while this one read: not a real desk.
+      throw new Error('camera reports of this workstation keep changing; giving up');
+    });
+    if (result.changed) this.signal.emit(clinicId);
+    return { changed: result.changed, first: result.first };
   }
 }
 

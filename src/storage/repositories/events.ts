@@ -2,18 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { Db, Tx } from '../db';
 import { StorageError } from '../errors';
 import type {
+  CameraChangedEventPayload,
   Channel,
   EventOutcome,
   EventPayload,
   EventRepository,
-  EventType,
+  IdentificationEventPayload,
+  IdentificationEventType,
   StoredEvent,
   VerdictMethod,
 } from '../ports';
 import { jsonInput, toStoredEvent } from './map';
 
 /** What the transaction that records an outcome knows; appendEvent() adds the id, seq, type and version. */
-export type EventDraft = Omit<EventPayload, 'id' | 'type' | 'version' | 'seq' | 'occurredAt'> & {
+export type EventDraft = Omit<IdentificationEventPayload, 'id' | 'type' | 'version' | 'seq' | 'occurredAt'> & {
   /** Time to verdict for the statistics (not part of the payload). */
   durationMs: number | null;
   at: Date;
@@ -36,11 +38,28 @@ export function sessionFields(session: {
   };
 }
 
-export function eventTypeOf(result: EventDraft['result']): EventType {
+/** The identification event types (statistics read only these). */
+export const IDENTIFICATION_EVENT_TYPES: readonly IdentificationEventType[] = [
+  'identification.verdict',
+  'identification.refused',
+  'identification.expired',
+  'identification.locked_out',
+];
+
+export function eventTypeOf(result: EventDraft['result']): IdentificationEventType {
   if (result === 'refused') return 'identification.refused';
   if (result === 'expired') return 'identification.expired';
   if (result === 'locked_out') return 'identification.locked_out';
   return 'identification.verdict';
+}
+
+/** The Event row's columns besides the payload (statistics read them; workstation events fill them as 'none'). */
+interface EventColumns {
+  sessionId: string | null;
+  method: VerdictMethod;
+  result: string;
+  reason: string | null;
+  durationMs: number | null;
 }
 
 /**
@@ -48,19 +67,47 @@ export function eventTypeOf(result: EventDraft['result']): EventType {
  * clinic's counter row, which PostgreSQL locks until the commit: one clinic's events therefore commit in seq order,
  * and a reader that has seen seq n can never later find a new event below n.
  */
-export async function appendEvent(tx: Tx, draft: EventDraft): Promise<StoredEvent> {
+async function insertEvent(
+  tx: Tx,
+  clinicId: string,
+  at: Date,
+  columns: EventColumns,
+  build: (head: { id: string; seq: number }) => EventPayload,
+): Promise<StoredEvent> {
   const clinic = await tx.clinic.update({
-    where: { id: draft.clinicId },
+    where: { id: clinicId },
     data: { eventSeq: { increment: 1 } },
     select: { eventSeq: true },
   });
+  const payload = build({ id: randomUUID(), seq: clinic.eventSeq });
+  const row = await tx.event.create({
+    data: {
+      id: payload.id,
+      clinicId,
+      seq: payload.seq,
+      type: payload.type,
+      version: payload.version,
+      sessionId: columns.sessionId,
+      method: columns.method,
+      result: columns.result,
+      reason: columns.reason,
+      durationMs: columns.durationMs == null ? null : Math.round(columns.durationMs),
+      payload: jsonInput(payload as unknown as Record<string, unknown>)!,
+      createdAt: at,
+    },
+  });
+  return toStoredEvent(row);
+}
+
+/** Writes an identification outcome's event inside the caller's transaction. */
+export function appendEvent(tx: Tx, draft: EventDraft): Promise<StoredEvent> {
   const type = eventTypeOf(draft.result);
-  const payload: EventPayload = {
-    id: randomUUID(),
+  return insertEvent(tx, draft.clinicId, draft.at, draft, ({ id, seq }) => ({
+    id,
     type,
     version: 1,
     clinicId: draft.clinicId,
-    seq: clinic.eventSeq,
+    seq,
     sessionId: draft.sessionId,
     appointmentId: draft.appointmentId,
     iin: draft.iin,
@@ -72,24 +119,26 @@ export async function appendEvent(tx: Tx, draft: EventDraft): Promise<StoredEven
     liveness: draft.liveness,
     timings: draft.timings,
     occurredAt: draft.at.toISOString(),
-  };
-  const row = await tx.event.create({
-    data: {
-      id: payload.id,
-      clinicId: draft.clinicId,
-      seq: payload.seq,
-      type,
-      version: payload.version,
-      sessionId: draft.sessionId,
-      method: draft.method,
-      result: draft.result,
-      reason: draft.reason,
-      durationMs: draft.durationMs == null ? null : Math.round(draft.durationMs),
-      payload: jsonInput(payload as unknown as Record<string, unknown>)!,
-      createdAt: draft.at,
-    },
-  });
-  return toStoredEvent(row);
+  }));
+}
+
+/** Writes a `workstation.camera_changed` event inside the caller's transaction (labels only, never a device id). */
+export function appendCameraChanged(
+  tx: Tx,
+  draft: Pick<CameraChangedEventPayload, 'clinicId' | 'workstationId' | 'previous' | 'current'> & { at: Date },
+): Promise<StoredEvent> {
+  const columns: EventColumns = { sessionId: null, method: 'none', result: 'camera_changed', reason: null, durationMs: null };
+  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) => ({
+    id,
+    type: 'workstation.camera_changed',
+    version: 1,
+    clinicId: draft.clinicId,
+    seq,
+    workstationId: draft.workstationId,
+    previous: { label: draft.previous.label },
+    current: { label: draft.current.label },
+    occurredAt: draft.at.toISOString(),
+  }));
 }
 
 /** Tells this process's readers that a clinic has new events, after the transaction that wrote them committed. */
@@ -145,12 +194,13 @@ export class PrismaEventRepository implements EventRepository {
     return this.db.run(async (c) =>
       (
         await c.event.findMany({
-          where: { clinicId, createdAt: { gte: from, lt: to } },
+          // Identification outcomes only: workstation events are not identifications.
+          where: { clinicId, createdAt: { gte: from, lt: to }, type: { in: [...IDENTIFICATION_EVENT_TYPES] } },
           select: { type: true, method: true, result: true, reason: true, durationMs: true },
           orderBy: { seq: 'asc' },
         })
       ).map((r) => ({
-        type: r.type as EventType,
+        type: r.type as IdentificationEventType,
         method: r.method as VerdictMethod,
         result: r.result,
         reason: r.reason,
