@@ -9,7 +9,10 @@ export type GuidanceCode =
   | 'blurry'
   | 'look_at_camera'
   | 'hold_still'
-  | 'blink_now';
+  | 'blink_now'
+  | 'watch_screen'
+  | 'turn_left'
+  | 'turn_right';
 
 export interface GuidanceThresholds {
   /** Inter-ocular distance in pixels below which the face is too far (or the frame too small). */
@@ -26,20 +29,20 @@ export interface GuidanceThresholds {
 }
 
 // Measured on webcam-like 320x240 frames of the sample photos: a seated patient gives an inter-ocular distance of
-// 31-37 px, brightness 87-150 and sharpness 48-448; landmark yaw reads up to about 30 degrees on faces a person
-// calls frontal, so the pose limits are generous.
+// 31-37 px, brightness 87-150 and sharpness 48-448. Pose comes from a 3D fit of the landmarks (a face and its mirror
+// image read the same |yaw| within 3 degrees on the labelled set), so a turn of more than 25 degrees is a turn.
 export const DEFAULT_GUIDANCE: GuidanceThresholds = {
   minFaceSize: 24,
   minBrightness: 50,
   minSharpness: 15,
-  maxYaw: 35,
-  maxPitch: 25,
+  maxYaw: 25,
+  maxPitch: 30,
   secondFaceRatio: 0.5,
 };
 
 export interface FrameAssessment {
   /** null when the frame is good enough to identify from. */
-  problem: Exclude<GuidanceCode, 'hold_still' | 'blink_now'> | null;
+  problem: Exclude<GuidanceCode, 'hold_still' | 'blink_now' | 'watch_screen' | 'turn_left' | 'turn_right'> | null;
   face: Face | null;
 }
 

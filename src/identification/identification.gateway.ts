@@ -9,12 +9,24 @@ import type { AuthRequest, AuthResult, FrameConnection, SessionTransportHandler 
 import { decodeFrameMessage, parseClientMessage, ProtocolError, WS_CLOSE } from '../transport/protocol';
 import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
 import { hashToken } from './tokens';
+import { isVirtualCamera, parseChallenges, type ChallengeKind } from '../liveness';
+import { CameraRegistryService } from './camera-registry.service';
+import { ChallengePolicyService } from './challenge-policy.service';
+
+interface Running {
+  runner: SessionRunner;
+  session: Admitted;
+  conn: FrameConnection;
+}
 
 interface Admitted {
   sessionId: string;
   clinicId: string;
+  workstationId: string;
   patientId: string;
   template: Float32Array | null;
+  /** The session's liveness challenges (workstation ?? clinic ?? LIVENESS_CHALLENGES). */
+  challenges: ChallengeKind[];
 }
 
 /**
@@ -25,7 +37,7 @@ interface Admitted {
 export class IdentificationGateway implements SessionTransportHandler, OnApplicationShutdown {
   private readonly log = new Logger('Identification');
   private readonly admitted = new Map<string, Admitted>(); // by session id, between authenticate and onOpen
-  private readonly runners = new Map<string, { runner: SessionRunner; session: Admitted; conn: FrameConnection }>(); // by connection id
+  private readonly runners = new Map<string, Running>(); // by connection id
   private readonly settings: IdentificationSettings;
 
   constructor(
@@ -36,11 +48,14 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     private readonly enrollment: EnrollmentService,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
+    private readonly policy: ChallengePolicyService,
+    private readonly cameras: CameraRegistryService,
   ) {
     this.settings = {
       ...DEFAULT_SETTINGS,
       matchThreshold: config.MATCH_THRESHOLD,
       livenessMin: config.LIVENESS_MIN,
+      challenges: parseChallenges(config.LIVENESS_CHALLENGES),
       blinkWindowMs: config.BLINK_WINDOW_MS,
       sessionTimeoutMs: config.SESSION_TIMEOUT_MS,
     };
@@ -51,12 +66,15 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     if (!req.token || req.token.length > 128) return refuse;
     const session = await this.sessions.consumeToken(hashToken(req.token), new Date());
     if (!session) return refuse;
+    const challenges = await this.policy.forSession(session.clinicId, session.workstationId);
     const template = await this.enrollment.loadTemplate(session.clinicId, session.patientId);
     this.admitted.set(session.id, {
       sessionId: session.id,
       clinicId: session.clinicId,
+      workstationId: session.workstationId,
       patientId: session.patientId,
       template,
+      challenges,
     });
     return { ok: true, sessionId: session.id };
   }
@@ -82,7 +100,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
           this.metrics.analysis(call, seconds);
         },
       },
-      this.settings,
+      { ...this.settings, challenges: session.challenges },
     );
     session.template = null; // the runner holds it now; it is wiped when the connection ends
     this.runners.set(conn.id, { runner, session, conn });
@@ -115,6 +133,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       format: header.format,
       width: header.width,
       height: header.height,
+      captureTime: header.captureTime,
       payload,
     });
   }
@@ -129,10 +148,29 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       conn.sendJson({ type: 'error', code: e.code ?? 'protocol_bad_message', message: e.message });
       return;
     }
+    const entry = this.runners.get(conn.id);
     if (msg.type === 'cancel') {
-      this.runners.get(conn.id)?.runner.abort();
+      entry?.runner.abort();
       conn.close(WS_CLOSE.normal, 'cancelled');
+    } else if (msg.type === 'light_shown') {
+      entry?.runner.onLightShown(msg.challengeId, msg.shownAt);
+    } else if (msg.type === 'hello' && entry) {
+      entry.runner.onHello(msg.capabilities);
+      if (msg.camera) this.onCamera(entry, msg.camera);
     }
+  }
+
+  /** A virtual camera (software that injects any video) ends the session; every camera is remembered per desk. */
+  private onCamera(entry: Running, camera: { label: string; deviceIdHash: string }): void {
+    const product = isVirtualCamera(camera.label);
+    if (product) {
+      this.log.warn(`Session ${entry.session.sessionId}: virtual camera refused (${product}).`);
+      entry.runner.refuse('virtual_camera');
+    }
+    const { clinicId, workstationId, sessionId } = entry.session;
+    this.cameras.report(clinicId, workstationId, camera).catch((err: Error) => {
+      this.log.warn(`Session ${sessionId}: the camera report was not recorded (${err.message}).`);
+    });
   }
 
   onClose(conn: FrameConnection): void {

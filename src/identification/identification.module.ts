@@ -5,6 +5,8 @@ import { registerErrorStatus } from '../http';
 import { SmsModule } from '../sms';
 import { SESSION_TRANSPORT_HANDLER } from '../transport/connection';
 import { TransportModule } from '../transport/transport.module';
+import { CameraRegistryService } from './camera-registry.service';
+import { ChallengePolicyService } from './challenge-policy.service';
 import { CodeHasher } from './code-hash';
 import { CodePathController } from './code-path.controller';
 import { CodePathService } from './code-path.service';
@@ -29,10 +31,12 @@ registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
     IdentificationGateway,
     CodePathService,
     SessionSweep,
+    ChallengePolicyService,
+    CameraRegistryService,
     // Code hashes are keyed by keys derived from the template keys (TEMPLATE_KEYS, else the key file).
     { provide: CodeHasher, useFactory: (cipher: TemplateCipher) => new CodeHasher(cipher), inject: [TemplateCipher] },
     { provide: SESSION_TRANSPORT_HANDLER, useExisting: IdentificationGateway },
   ],
-  exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep],
+  exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep, ChallengePolicyService, CameraRegistryService],
 })
 export class IdentificationModule {}

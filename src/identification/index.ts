@@ -9,6 +9,14 @@ export {
 export { CodePathService, type CodePrincipal, type CodeSent } from './code-path.service';
 export { CodeHasher, newCode } from './code-hash';
 export { SessionSweep, SESSION_SWEEP_OPTIONS, type SessionSweepOptions } from './session-sweep';
+export {
+  ChallengePolicyService,
+  normaliseChallenges,
+  resolveChallenges,
+  type ChallengeSource,
+  type ResolvedChallenges,
+} from './challenge-policy.service';
+export { CameraRegistryService, ReportedCameraSchema } from './camera-registry.service';
 export { IdentificationError, type IdentificationErrorCode } from './errors';
 export {
   SessionRunner,

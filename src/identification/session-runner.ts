@@ -1,36 +1,65 @@
-import { cosineSimilarity, EngineError, type Analysis, type FaceEngine, type FrameFormat } from '../engine';
-import { BlinkDetector, DEFAULT_BLINK, type BlinkThresholds } from './blink';
+import { cosineSimilarity, EngineError, type Analysis, type Box, type FaceEngine, type FrameFormat } from '../engine';
+import {
+  DEFAULT_LIGHT_THRESHOLDS,
+  DEFAULT_TURN_THRESHOLDS,
+  secureRandom,
+  type ChallengeKind,
+  type LightThresholds,
+  type TurnThresholds,
+} from '../liveness';
+import type { LivenessReason } from '../transport/protocol';
+import { DEFAULT_BLINK, type BlinkThresholds } from './blink';
+import { createStep, type ChallengeStep, type StepFrame, type StepMessage, type StepMetrics, type StepStatus } from './challenge-steps';
 import { assessFrame, DEFAULT_GUIDANCE, type GuidanceCode, type GuidanceThresholds } from './guidance';
 
 export interface IdentificationSettings {
   /** Cosine similarity at or above which the face matches the template (see `faceid eval`). */
   matchThreshold: number;
-  /** Mean passive liveness below which the session is a suspected spoof. */
+  /** Mean passive liveness below which the session is a suspected spoof (only when the passive model runs). */
   livenessMin: number;
+  /** The challenges of this session, in the order they run (light, turn, blink); the blink is always there. */
+  challenges: readonly ChallengeKind[];
   /** How long the patient has to blink once asked, in ms. */
   blinkWindowMs: number;
   /** The whole session, from the connection to the verdict, in ms. */
   sessionTimeoutMs: number;
-  /** Good frames in a row before the blink is asked for. */
+  /** Good frames in a row before the first challenge. */
   goodFramesBeforeChallenge: number;
-  /** The blink is asked for at a random moment this long after the face is ready, in ms. */
+  /** Each challenge starts at a random moment this long after the face is ready for it, in ms. */
   challengeDelayMs: { min: number; max: number };
-  /** Full analyses (embedding + liveness) used for the decision: at least min, at most max. */
+  /** A blink that follows the light is asked while the colours still show, this long after they began, in ms. */
+  blinkDuringLightMs: { min: number; max: number };
+  /** Track calls between two runs of the face detector (the face box is carried over in between; 0 = every frame). */
+  trackFrames: number;
+  /** Full analyses (embedding) used for the decision: at least min; max bounds those before the challenges. */
   fullFrames: { min: number; max: number };
   guidance: GuidanceThresholds;
   blink: BlinkThresholds;
+  light: LightThresholds;
+  turn: TurnThresholds;
+  /** How long after its colours should have ended the client's `light_shown` report may take, in ms. */
+  lightReportGraceMs: number;
+  /** Frames captured this long after the last colour are still awaited (the camera's own lag), in ms. */
+  lightTailMs: number;
 }
 
 export const DEFAULT_SETTINGS: IdentificationSettings = {
   matchThreshold: 0.46,
   livenessMin: 0.01,
+  challenges: ['light', 'blink'],
   blinkWindowMs: 5000,
   sessionTimeoutMs: 30000,
   goodFramesBeforeChallenge: 2,
-  challengeDelayMs: { min: 300, max: 1000 },
+  challengeDelayMs: { min: 100, max: 300 },
+  blinkDuringLightMs: { min: 300, max: 800 },
   fullFrames: { min: 2, max: 4 },
+  trackFrames: 3,
   guidance: DEFAULT_GUIDANCE,
   blink: DEFAULT_BLINK,
+  light: DEFAULT_LIGHT_THRESHOLDS,
+  turn: DEFAULT_TURN_THRESHOLDS,
+  lightReportGraceMs: 1500,
+  lightTailMs: 350,
 };
 
 export type VerdictResult = 'match' | 'no_match' | 'spoof_suspected' | 'no_template' | 'timeout' | 'error';
@@ -38,7 +67,9 @@ export type VerdictResult = 'match' | 'no_match' | 'spoof_suspected' | 'no_templ
 export interface VerdictOutcome {
   result: VerdictResult;
   score: number | null;
-  liveness: { passive: number | null; blink: boolean };
+  liveness: { passive: number | null; blink: boolean; light: boolean | null; turn: boolean | null };
+  /** Why liveness failed (or the client was refused); null otherwise. */
+  reason: LivenessReason | null;
   timings: { firstFrameToVerdictMs: number | null; framesReceived: number; framesAnalysed: number; framesDropped: number };
 }
 
@@ -47,6 +78,8 @@ export interface DecodedFrame {
   format: FrameFormat;
   width: number;
   height: number;
+  /** Client clock, epoch ms (the light challenge compares it with the client's report). */
+  captureTime: number;
   /** A view into the message buffer: wiping the message wipes it. */
   payload: Buffer;
 }
@@ -54,6 +87,7 @@ export interface DecodedFrame {
 /** Messages the runner sends; the gateway turns them into protocol messages. */
 export type RunnerMessage =
   | { type: 'guidance'; code: GuidanceCode; progress: number }
+  | Extract<StepMessage, { type: 'challenge' }>
   | { type: 'busy'; retryAfterMs: number }
   | { type: 'error'; code: string; message: string; seq?: number };
 
@@ -65,30 +99,50 @@ export interface RunnerHooks {
   onFrameReceived?(): void;
   onFrameDropped?(): void;
   onAnalysis?(call: 'track' | 'full', seconds: number): void;
+  /** A challenge ended, passed or not, with its measurements (numbers only; for calibration and statistics). */
+  onChallenge?(kind: ChallengeKind, passed: boolean, metrics: StepMetrics | undefined): void;
 }
 
 interface FullSample {
   embedding: Float32Array;
-  liveness: number;
-  afterBlink: boolean;
+  liveness: number | null;
+  /** Index of the challenge running (or last begun) when the frame was analysed; -1 before the first. */
+  step: number;
 }
 
-type Phase = 'collecting' | 'challenge_pending' | 'challenge' | 'done';
+type Phase = 'collecting' | 'challenges' | 'done';
+
+/** Frames kept for a challenge's baseline (the light's colours before it, the turn's frontal face). */
+const HISTORY_MS = 1500;
 
 /**
  * One identification session's frame loop. Latest frame wins: while a frame is analysed, a newer one replaces the
  * waiting one (which is wiped), so a fast client never builds a queue. Every frame buffer is wiped as soon as it has
  * served, and before the verdict goes out.
+ *
+ * Once the face is ready, the session's challenges run one after another (light, turn, blink), each begun at a
+ * random moment; every one must pass, and every face analysed in full must match the template on its own.
  */
 export class SessionRunner {
   private phase: Phase = 'collecting';
   private inFlight = false;
   private pending: { msg: Buffer; frame: DecodedFrame } | null = null;
   private goodStreak = 0;
-  private challengeAt = 0;
-  private windowEnd = 0;
-  private blink: BlinkDetector;
+  private readonly steps: ChallengeStep[];
+  /** The next step to begin. */
+  private nextStep = 0;
+  /** When it begins; null until the face is ready for it. */
+  private nextStartAt: number | null = null;
+  /** Steps begun and not yet passed (the light and the blink may run together). */
+  private active: number[] = [];
+  private lightBegunAt: number | null = null;
+  private passed = new Set<ChallengeStep['kind']>();
+  private capabilities: ReadonlySet<string> | null = null;
+  private history: StepFrame[] = [];
+  private clientClockAhead = -Infinity;
   private fulls: FullSample[] = [];
+  /** The face box of the last detection, carried over while the face stays put (see trackFrames). */
+  private tracked: { box: Box; centre: { x: number; y: number }; frames: number } | null = null;
   private firstFrameAt: number | null = null;
   private lastGuidance: { code: GuidanceCode; at: number } | null = null;
   private received = 0;
@@ -102,9 +156,10 @@ export class SessionRunner {
     private readonly hooks: RunnerHooks,
     private readonly settings: IdentificationSettings = DEFAULT_SETTINGS,
     private readonly now: () => number = () => performance.now(),
-    private readonly random: () => number = Math.random,
+    // The challenges' sequences and moments must not be guessable: the operating system's CSPRNG.
+    private readonly random: () => number = secureRandom,
   ) {
-    this.blink = new BlinkDetector(settings.blink);
+    this.steps = settings.challenges.map((kind) => createStep(kind, settings));
     this.timeout = setTimeout(() => this.conclude('timeout'), settings.sessionTimeoutMs);
     if (!template) queueMicrotask(() => this.conclude('no_template'));
   }
@@ -123,6 +178,25 @@ export class SessionRunner {
     };
   }
 
+  /** The client's `hello`: the challenges it can run. Without one, a client runs the blink only. */
+  onHello(capabilities: readonly string[] | undefined): void {
+    this.capabilities = new Set(capabilities ?? ['blink']);
+  }
+
+  /** The client's report of when it showed the light challenge's colours. */
+  onLightShown(challengeId: string, shownAt: number[]): void {
+    if (this.phase !== 'challenges') return;
+    for (const i of [...this.active]) {
+      const step = this.steps[i];
+      if (step.onLightShown) this.settle(i, step.onLightShown(challengeId, shownAt, this.now()));
+    }
+  }
+
+  /** Ends the session as a suspected spoof before any analysis (e.g. a virtual camera). */
+  refuse(reason: LivenessReason): void {
+    this.conclude('spoof_suspected', null, reason);
+  }
+
   /** Takes ownership of `msg` (the whole WS message; `frame.payload` is a view into it). */
   onFrame(msg: Buffer, frame: DecodedFrame): void {
     this.received++;
@@ -131,7 +205,21 @@ export class SessionRunner {
       msg.fill(0);
       return;
     }
-    this.firstFrameAt ??= this.now();
+    if (this.firstFrameAt === null) {
+      this.firstFrameAt = this.now();
+      const missing = this.steps.find((s) => s.kind !== 'blink' && !this.capabilities?.has(s.kind));
+      if (missing) {
+        msg.fill(0);
+        this.hooks.send({
+          type: 'error',
+          code: 'client_unsupported',
+          message: `This workstation requires the ${missing.kind} challenge, which the client did not offer in its hello: update the client.`,
+        });
+        this.conclude('error', null, 'client_unsupported');
+        return;
+      }
+    }
+    this.clientClockAhead = Math.max(this.clientClockAhead, frame.captureTime - this.now());
     if (this.inFlight) {
       if (this.pending) {
         this.pending.msg.fill(0);
@@ -160,7 +248,14 @@ export class SessionRunner {
     let analysis: Analysis | null = null;
     try {
       const opts = { format: frame.format, width: frame.width, height: frame.height, maxFaces: 1 };
-      analysis = call === 'full' ? await this.engine.full(frame.payload, opts) : await this.engine.track(frame.payload, opts);
+      const box = call === 'track' && this.tracked && this.tracked.frames < this.settings.trackFrames ? this.tracked.box : undefined;
+      // Between detections the pose only matters to the head turn: elsewhere the cheaper landmarks do.
+      const mirrorLandmarks = box === undefined || this.steps.some((s) => s.kind === 'turn');
+      analysis =
+        call === 'full'
+          ? await this.engine.full(frame.payload, opts)
+          : await this.engine.track(frame.payload, { ...opts, box, mirrorLandmarks });
+      this.follow(analysis, box !== undefined);
       this.analysed++;
       this.hooks.onAnalysis?.(call, (this.now() - started) / 1000);
     } catch (err) {
@@ -172,7 +267,8 @@ export class SessionRunner {
     } finally {
       msg.fill(0); // the engine wiped the payload when it copied it; this clears the header and any padding
     }
-    if (analysis && this.phase !== 'done') this.step(analysis, call);
+    if (analysis && this.phase !== 'done') this.step(analysis, call, frame.captureTime);
+    else wipeAnalysis(analysis);
     this.inFlight = false;
     const next = this.pending;
     this.pending = null;
@@ -182,51 +278,137 @@ export class SessionRunner {
     }
   }
 
+  /** Carries the detected face box over to the next frames, while the face stays inside it. */
+  private follow(a: Analysis, wasTracked: boolean): void {
+    const face = a.faces.find((f) => f.primary);
+    const centre = face?.landmarks ? landmarkCentre(face.landmarks) : null;
+    if (!face || !centre) {
+      this.tracked = null;
+    } else if (!wasTracked) {
+      this.tracked = a.faces.length === 1 ? { box: { ...face.box }, centre, frames: 0 } : null;
+    } else if (this.tracked) {
+      // Moved more than a tenth of the box since it was detected: detect again on the next frame.
+      const moved = Math.hypot(centre.x - this.tracked.centre.x, centre.y - this.tracked.centre.y);
+      this.tracked.frames = moved > 0.1 * this.tracked.box.width ? Infinity : this.tracked.frames + 1;
+    }
+  }
+
+  /** The last step begun (or -1): full analyses are counted per step. */
+  private get lastBegun(): number {
+    return this.nextStep - 1;
+  }
+
+  private get turning(): boolean {
+    return this.active.some((i) => this.steps[i].allowsTurnedHead);
+  }
+
   private wantsFull(): boolean {
     const { min, max } = this.settings.fullFrames;
     if (this.goodStreak === 0) return false;
-    if (this.blink.blinked) return !this.fulls.some((f) => f.afterBlink);
-    // During the blink window speed matters more: track only, unless the minimum is not there yet.
-    if (this.phase === 'challenge') return this.fulls.length < min;
-    return this.fulls.length < max;
+    // While challenges run, speed matters more: one full analysis per challenge, then track only.
+    if (this.lastBegun >= 0) return !this.fullSince(this.lastBegun) || (this.allBegun && this.fulls.length < min);
+    // Before the challenges one is enough: the face is compared again during and after them.
+    return this.fulls.length < Math.min(1, max);
   }
 
-  private step(a: Analysis, call: 'track' | 'full'): void {
+  private get allBegun(): boolean {
+    return this.nextStep >= this.steps.length;
+  }
+
+  private fullSince(step: number): boolean {
+    return this.fulls.some((f) => f.step >= step);
+  }
+
+  private step(a: Analysis, call: 'track' | 'full', captureTime: number): void {
     const t = this.now();
-    const { problem, face } = assessFrame(a, this.settings.guidance);
-    if (this.phase === 'challenge') this.blink.observe(face?.eyes);
+    const { problem: rawProblem, face } = assessFrame(a, this.settings.guidance);
+    // A turned head is the point of the turn challenge, not a problem.
+    const problem = rawProblem === 'look_at_camera' && this.turning ? null : rawProblem;
+    const frame: StepFrame = { t, captureTime, face, good: problem === null };
     if (problem) {
       this.goodStreak = 0;
-      this.guide(problem, t);
+      // While a challenge runs its own prompt stays up, unless the face is gone.
+      if (this.active.length === 0 || problem === 'no_face' || problem === 'multiple_faces') this.guide(problem, t);
     } else {
       this.goodStreak++;
-      if (call === 'full' && face?.embedding && face.liveness !== undefined) {
-        this.fulls.push({ embedding: face.embedding, liveness: face.liveness, afterBlink: this.blink.blinked });
-      }
+    }
+    if (call === 'full' && face?.embedding) {
+      if (problem) face.embedding.fill(0);
+      else this.fulls.push({ embedding: face.embedding, liveness: face.liveness ?? null, step: this.lastBegun });
     }
 
     if (this.phase === 'collecting' && this.goodStreak >= this.settings.goodFramesBeforeChallenge) {
-      const { min, max } = this.settings.challengeDelayMs;
-      this.challengeAt = t + min + this.random() * (max - min);
-      this.phase = 'challenge_pending';
+      this.phase = 'challenges';
     }
-    if (this.phase === 'challenge_pending' && t >= this.challengeAt) {
-      this.phase = 'challenge';
-      this.windowEnd = t + this.settings.blinkWindowMs;
-      // The eyes as the request goes out: a patient who reacts at once sends closed eyes next.
-      this.blink.observe(face?.eyes);
-      this.guide('blink_now', t, true);
-    } else if (this.phase === 'challenge_pending' && !problem) {
-      this.guide('hold_still', t);
-    }
+    if (this.phase === 'challenges') this.advance(frame);
+    if (this.phase !== 'done') this.remember(frame);
+  }
 
-    if (this.phase === 'challenge') {
-      if (this.blink.blinked && this.fulls.length >= this.settings.fullFrames.min && this.fulls.some((f) => f.afterBlink)) {
-        this.decide();
-      } else if (!this.blink.blinked && t > this.windowEnd) {
-        this.conclude('spoof_suspected');
-      }
+  private advance(frame: StepFrame): void {
+    for (const i of [...this.active]) {
+      this.settle(i, this.steps[i].onFrame(frame));
+      if (this.phase === 'done') return;
     }
+    if (this.allBegun) {
+      // Every challenge passed: decide once a face has been analysed in full since the last one began.
+      if (this.active.length === 0 && this.fulls.length >= this.settings.fullFrames.min && this.fullSince(this.lastBegun)) {
+        this.decide();
+      }
+      return;
+    }
+    const next = this.steps[this.nextStep];
+    const alongsideLight = next.kind === 'blink' && this.lightBegunAt !== null && this.active.some((i) => this.steps[i].kind === 'light');
+    if (this.active.length > 0 && !alongsideLight) return;
+    if (!frame.good) return;
+    if (next.canBegin && !next.canBegin(frame)) {
+      if (this.active.length === 0) this.guide('look_at_camera', frame.t);
+      return;
+    }
+    if (this.nextStartAt === null) {
+      const { min, max } = alongsideLight ? this.settings.blinkDuringLightMs : this.settings.challengeDelayMs;
+      this.nextStartAt = (alongsideLight ? this.lightBegunAt! : frame.t) + min + this.random() * (max - min);
+    }
+    if (frame.t < this.nextStartAt) {
+      if (this.active.length === 0) this.guide('hold_still', frame.t);
+      return;
+    }
+    const index = this.nextStep++;
+    this.nextStartAt = null;
+    this.active.push(index);
+    if (next.kind === 'light') this.lightBegunAt = frame.t;
+    next.begin(frame.t, {
+      send: (msg) => this.sendStep(msg, frame.t),
+      random: this.random,
+      history: this.history,
+      clientClockAhead: Number.isFinite(this.clientClockAhead) ? this.clientClockAhead : 0,
+    });
+  }
+
+  private settle(index: number, status: StepStatus): void {
+    if (status.state === 'running' || this.phase === 'done') return;
+    const step = this.steps[index];
+    this.hooks.onChallenge?.(step.kind, status.state === 'passed', status.metrics);
+    if (status.state === 'failed') {
+      this.conclude('spoof_suspected', null, status.reason);
+      return;
+    }
+    this.passed.add(step.kind);
+    this.active = this.active.filter((i) => i !== index);
+    if (step.kind === 'light') this.lightBegunAt = null;
+    if (step.allowsTurnedHead) {
+      this.goodStreak = 0; // the next challenge waits for the face to come back to the camera
+      this.guide('look_at_camera', this.now(), true);
+    }
+  }
+
+  private sendStep(msg: StepMessage, t: number): void {
+    if (msg.type === 'guidance') this.guide(msg.code, t, true);
+    else this.hooks.send(msg);
+  }
+
+  private remember(frame: StepFrame): void {
+    this.history.push(frame);
+    while (this.history.length && this.history[0].t < frame.t - HISTORY_MS) this.history.shift();
   }
 
   /** Guidance goes out when it changes, or once a second while it stays the same. */
@@ -237,46 +419,52 @@ export class SessionRunner {
   }
 
   private progress(): number {
-    switch (this.phase) {
-      case 'collecting':
-        return Math.min(0.3, (0.3 * this.goodStreak) / this.settings.goodFramesBeforeChallenge);
-      case 'challenge_pending':
-        return 0.4;
-      case 'challenge':
-        return this.blink.blinked ? 0.9 : 0.6;
-      default:
-        return 1;
+    if (this.phase === 'done') return 1;
+    if (this.phase === 'collecting') {
+      return Math.min(0.2, (0.2 * this.goodStreak) / this.settings.goodFramesBeforeChallenge);
     }
+    // 0.2 .. 0.9 over the challenges: a share per challenge passed, half a share per one running.
+    const share = 0.7 / Math.max(1, this.steps.length);
+    return Math.min(0.9, 0.2 + share * (this.passed.size + 0.5 * this.active.length));
   }
 
   private decide(): void {
-    const passive = mean(this.fulls.map((f) => f.liveness));
-    if (passive < this.settings.livenessMin) {
-      this.conclude('spoof_suspected');
+    const measured = this.fulls.map((f) => f.liveness).filter((x): x is number => x !== null);
+    if (measured.length && mean(measured) < this.settings.livenessMin) {
+      this.conclude('spoof_suspected', null, 'passive_low');
       return;
     }
     const template = this.template!;
     const centroid = normalise(this.fulls.map((f) => f.embedding));
     const score = cosineSimilarity(centroid, template);
-    // The face seen after the blink must match on its own too: no swapping a photo in once the blink is done.
-    const after = this.fulls.filter((f) => f.afterBlink).map((f) => cosineSimilarity(f.embedding, template));
+    // Every face analysed in full must match on its own too: no swapping a photo in once a challenge is done.
+    const each = this.fulls.map((f) => cosineSimilarity(f.embedding, template));
     centroid.fill(0);
-    const ok = score >= this.settings.matchThreshold && after.every((s) => s >= this.settings.matchThreshold);
+    const ok = score >= this.settings.matchThreshold && each.every((x) => x >= this.settings.matchThreshold);
     this.conclude(ok ? 'match' : 'no_match', score);
   }
 
-  private conclude(result: VerdictResult, score: number | null = null): void {
+  private conclude(result: VerdictResult, score: number | null = null, reason: LivenessReason | null = null): void {
     if (this.phase === 'done') return;
-    const passive = this.fulls.length ? mean(this.fulls.map((f) => f.liveness)) : null;
-    const blinked = this.blink.blinked;
+    const measured = this.fulls.map((f) => f.liveness).filter((x): x is number => x !== null);
+    const passive = measured.length ? mean(measured) : null;
+    const asked = (kind: ChallengeKind) => this.steps.some((s) => s.kind === kind);
+    const outcome = (kind: ChallengeKind) => (asked(kind) ? this.passed.has(kind) : null);
     this.phase = 'done';
     clearTimeout(this.timeout);
     this.wipePending();
     this.wipeEmbeddings();
+    this.history = [];
     this.hooks.finish({
       result,
       score: score === null ? null : round(score, 4),
-      liveness: { passive: passive === null ? null : round(passive, 3), blink: blinked },
+      liveness: {
+        passive: passive === null ? null : round(passive, 3),
+        blink: this.passed.has('blink'),
+        light: outcome('light'),
+        turn: outcome('turn'),
+      },
+      reason,
       timings: {
         firstFrameToVerdictMs: this.firstFrameAt === null ? null : Math.round(this.now() - this.firstFrameAt),
         framesReceived: this.received,
@@ -299,6 +487,22 @@ export class SessionRunner {
       this.pending = null;
     }
   }
+}
+
+function landmarkCentre(lm: Float32Array): { x: number; y: number } | null {
+  if (lm.length < 136) return null;
+  let x = 0;
+  let y = 0;
+  for (let i = 0; i < 68; i++) {
+    x += lm[2 * i];
+    y += lm[2 * i + 1];
+  }
+  return { x: x / 68, y: y / 68 };
+}
+
+/** An analysis that will not be used: its embeddings are biometric data. */
+function wipeAnalysis(a: Analysis | null): void {
+  for (const f of a?.faces ?? []) f.embedding?.fill(0);
 }
 
 function mean(xs: number[]): number {

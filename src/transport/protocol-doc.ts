@@ -9,6 +9,7 @@ import {
   CLIENT_MESSAGES,
   FRAME_FORMATS,
   GUIDANCE_DESCRIPTIONS,
+  LIVENESS_REASON_DESCRIPTIONS,
   MAX_TEXT_MESSAGE,
   PROTOCOL_ERROR_DESCRIPTIONS,
   SERVER_MESSAGES,
@@ -33,11 +34,12 @@ function table(head: string[], rows: string[][]): string {
 
 function messageSection(schema: MessageSchema, io: 'input' | 'output'): string {
   const type = schema.shape.type.value;
+  const kind = 'kind' in schema.shape ? ` (kind \`${schema.shape.kind.value}\`)` : '';
   const json = z.toJSONSchema(schema, { io }) as Record<string, unknown>;
   delete json.$schema;
   const description = String(json.description ?? '');
   delete json.description;
-  return [`#### \`${type}\``, '', description, '', '```json', JSON.stringify(json, null, 2), '```'].join('\n');
+  return [`#### \`${type}\`${kind}`, '', description, '', '```json', JSON.stringify(json, null, 2), '```'].join('\n');
 }
 
 const BLOCKS: Record<string, () => string> = {
@@ -56,6 +58,11 @@ const BLOCKS: Record<string, () => string> = {
     table(
       ['code', 'tell the patient'],
       Object.entries(GUIDANCE_DESCRIPTIONS).map(([code, text]) => [`\`${code}\``, text]),
+    ),
+  'liveness-reasons': () =>
+    table(
+      ['reason', 'meaning'],
+      Object.entries(LIVENESS_REASON_DESCRIPTIONS).map(([code, text]) => [`\`${code}\``, text]),
     ),
   'protocol-errors': () =>
     table(

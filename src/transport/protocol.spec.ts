@@ -140,13 +140,16 @@ describe('control messages', () => {
       { type: 'ready', sessionId: 's', maxPayload: 262144, fps: { min: 5, max: 15 } },
       { type: 'guidance', code: 'blink_now', progress: 0.5 },
       { type: 'busy', retryAfterMs: 200 },
+      { type: 'challenge', kind: 'light', challengeId: 'c1', colours: [{ rgb: [255, 0, 0], ms: 300 }] },
+      { type: 'challenge', kind: 'turn', challengeId: 'c2', direction: 'left' },
       { type: 'error', code: 'frame_corrupt', message: 'x', seq: 3 },
       {
         type: 'verdict',
         sessionId: 's',
         result: 'match',
         score: 0.71,
-        liveness: { passive: 0.9, blink: true },
+        liveness: { passive: 0.9, blink: true, light: true, turn: null },
+        reason: null,
         timings: { firstFrameToVerdictMs: 1800, framesReceived: 30, framesAnalysed: 20, framesDropped: 10 },
       },
       {
@@ -154,7 +157,8 @@ describe('control messages', () => {
         sessionId: 's',
         result: 'timeout',
         score: null,
-        liveness: { passive: null, blink: false },
+        liveness: { passive: null, blink: false, light: null, turn: null },
+        reason: 'no_blink',
         timings: { firstFrameToVerdictMs: null, framesReceived: 0, framesAnalysed: 0, framesDropped: 0 },
       },
     ];

@@ -203,6 +203,9 @@ export function encodeFrameMessage(
 // Control messages (JSON text)
 // ---------------------------------------------------------------------------------------------------------------
 
+/** Challenges a client may be able to run (`hello.capabilities`). */
+export const LIVENESS_CAPABILITIES = ['blink', 'light', 'turn'] as const;
+
 /** Stable error codes are snake_case identifiers (engine, protocol and session codes alike). */
 const errorCode = z.string().regex(/^[a-z][a-z0-9_]*$/).max(64);
 const u32 = z.number().int().min(0).max(0xffffffff);
@@ -214,14 +217,38 @@ export const HelloMessage = z
     type: z.literal('hello'),
     /** Free-form client name and version, for logs (e.g. "faceid-web/1.2.0"). */
     client: z.string().max(100).optional(),
+    /** The liveness challenges this client can run. A client that sends none runs the blink only. */
+    capabilities: z.array(z.enum(LIVENESS_CAPABILITIES)).max(8).optional(),
+    /** The camera in use: its label as the browser reports it, and a SHA-256 (hex) of its device id. */
+    camera: z
+      .object({
+        label: z.string().max(200),
+        deviceIdHash: z.string().regex(/^[0-9a-f]{16,128}$/),
+      })
+      .optional(),
   })
-  .meta({ description: 'Client -> server, optional, first: identifies the client software.' });
+  .meta({
+    description:
+      'Client -> server, first (before any frame when the client runs challenges): the client software, the ' +
+      'challenges it can run, and its camera.',
+  });
+
+export const LightShownMessage = z
+  .object({
+    type: z.literal('light_shown'),
+    challengeId: z.string().min(1).max(64),
+    /** Client-clock epoch ms (the clock of the frames' captureTime) at which each colour was painted, then one more:
+     *  when the last colour ended. */
+    shownAt: z.array(z.number().finite()).min(2).max(33),
+  })
+  .meta({ description: 'Client -> server, after a light challenge: when each colour was actually on the screen.' });
 
 export const CancelMessage = z
   .object({ type: z.literal('cancel') })
   .meta({ description: 'Client -> server: the patient or operator gave up; the server ends the session.' });
 
-export const ClientMessage = z.discriminatedUnion('type', [HelloMessage, CancelMessage]);
+export const ClientMessage = z.discriminatedUnion('type', [HelloMessage, CancelMessage, LightShownMessage]);
+export type LightShownMessage = z.infer<typeof LightShownMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
 export type ClientMessage = z.infer<typeof ClientMessage>;
@@ -247,6 +274,9 @@ export const GUIDANCE_CODES = [
   'look_at_camera',
   'hold_still',
   'blink_now',
+  'watch_screen',
+  'turn_left',
+  'turn_right',
 ] as const;
 export type GuidanceCode = (typeof GUIDANCE_CODES)[number];
 
@@ -260,6 +290,9 @@ export const GUIDANCE_DESCRIPTIONS: Record<GuidanceCode, string> = {
   look_at_camera: 'The head is turned: look straight at the camera.',
   hold_still: 'Good: keep still while the server works.',
   blink_now: 'The liveness challenge: blink once.',
+  watch_screen: 'The light challenge is on: look at the screen and keep still while it changes colour.',
+  turn_left: "The head-turn challenge: turn the head to the patient's own left, then back to the camera.",
+  turn_right: "The head-turn challenge: turn the head to the patient's own right, then back to the camera.",
 };
 
 export const GuidanceMessage = z
@@ -270,6 +303,30 @@ export const GuidanceMessage = z
     progress: z.number().min(0).max(1),
   })
   .meta({ description: 'Server -> client: what the patient should do now.' });
+
+const rgb = z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]);
+
+export const LightChallengeMessage = z
+  .strictObject({
+    type: z.literal('challenge'),
+    kind: z.literal('light'),
+    challengeId: z.string(),
+    /** Fill the patient-facing screen with each colour for `ms`, in order, at once; then send `light_shown`. */
+    colours: z.array(z.strictObject({ rgb, ms: z.number().int().positive() })),
+  })
+  .meta({ description: 'Server -> client: the light challenge, a fresh random sequence of colours.' });
+
+export const TurnChallengeMessage = z
+  .strictObject({
+    type: z.literal('challenge'),
+    kind: z.literal('turn'),
+    challengeId: z.string(),
+    /** The patient's own left or right (in an unmirrored camera image, their left is the image's right). */
+    direction: z.enum(['left', 'right']),
+  })
+  .meta({ description: 'Server -> client: the head-turn challenge; the patient turns, then looks back at the camera.' });
+
+export const ChallengeMessage = z.discriminatedUnion('kind', [LightChallengeMessage, TurnChallengeMessage]);
 
 export const BusyMessage = z
   .strictObject({
@@ -289,6 +346,41 @@ export const ErrorMessage = z
   })
   .meta({ description: 'Server -> client: a frame or message was refused; the session may go on.' });
 
+/** Why a session ended `spoof_suspected` (or `error` for `client_unsupported`). */
+export const LIVENESS_REASONS = [
+  'no_blink',
+  'light_not_shown',
+  'light_out_of_order',
+  'light_late',
+  'light_no_response',
+  'light_uniform',
+  'light_flat',
+  'turn_missing',
+  'turn_early',
+  'turn_flat',
+  'passive_low',
+  'virtual_camera',
+  'client_unsupported',
+] as const;
+export type LivenessReason = (typeof LIVENESS_REASONS)[number];
+
+/** For docs/protocol.md (generated). */
+export const LIVENESS_REASON_DESCRIPTIONS: Record<LivenessReason, string> = {
+  no_blink: 'No blink (open, closed, open) within the blink window after `blink_now`.',
+  light_not_shown: 'The client never reported showing the colours of the light challenge.',
+  light_out_of_order: 'The reported colour times are not increasing, or differ from the asked durations.',
+  light_late: 'The colours were shown too long after the challenge was sent.',
+  light_no_response: "The face's colour did not follow the sequence (a photo, a replay, or a screen that emits its own light).",
+  light_uniform: 'The face answered no more than what is beside it: a tint over the whole image, or a print filling the view.',
+  light_flat: 'The face answered evenly across forehead, nose and cheeks, as a flat surface does.',
+  turn_missing: 'No head turn in the asked direction in time.',
+  turn_early: 'The head turned before the prompt (a recording does not wait for it).',
+  turn_flat: 'The turn is explained by a flat picture seen from another angle: no depth.',
+  passive_low: 'The passive liveness model scored the face below LIVENESS_MIN (only where a deployment runs that model).',
+  virtual_camera: 'The client reported a virtual camera (software that injects video) as its camera.',
+  client_unsupported: 'The client cannot run the challenges this workstation requires (result `error`): update the client.',
+};
+
 /** Same values as storage's VerdictResult (checked at compile time below). */
 export const VERDICT_RESULTS = ['match', 'no_match', 'spoof_suspected', 'no_template', 'timeout', 'error'] as const;
 
@@ -305,7 +397,13 @@ export const VerdictMessage = z
       passive: z.number().nullable(),
       /** Whether the blink challenge was passed. */
       blink: z.boolean(),
+      /** Whether the light challenge was passed; null when it was not asked. */
+      light: z.boolean().nullable(),
+      /** Whether the head-turn challenge was passed; null when it was not asked. */
+      turn: z.boolean().nullable(),
     }),
+    /** Why liveness failed or the client was refused (LIVENESS_REASONS); null otherwise. */
+    reason: z.enum(LIVENESS_REASONS).nullable(),
     timings: z.strictObject({
       /** Null when no frame arrived (e.g. timeout). */
       firstFrameToVerdictMs: z.number().min(0).nullable(),
@@ -317,9 +415,11 @@ export const VerdictMessage = z
   })
   .meta({ description: 'Server -> client, last message: the outcome. The server then closes with 1000.' });
 
-export const ServerMessage = z.discriminatedUnion('type', [
+export const ServerMessage = z.union([
   ReadyMessage,
   GuidanceMessage,
+  LightChallengeMessage,
+  TurnChallengeMessage,
   BusyMessage,
   ErrorMessage,
   VerdictMessage,
@@ -329,11 +429,20 @@ export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
 export type BusyMessage = z.infer<typeof BusyMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 export type VerdictMessage = z.infer<typeof VerdictMessage>;
+export type ChallengeMessage = z.infer<typeof ChallengeMessage>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /** Every control message schema, for docs and tests. */
-export const CLIENT_MESSAGES = [HelloMessage, CancelMessage] as const;
-export const SERVER_MESSAGES = [ReadyMessage, GuidanceMessage, BusyMessage, ErrorMessage, VerdictMessage] as const;
+export const CLIENT_MESSAGES = [HelloMessage, CancelMessage, LightShownMessage] as const;
+export const SERVER_MESSAGES = [
+  ReadyMessage,
+  GuidanceMessage,
+  LightChallengeMessage,
+  TurnChallengeMessage,
+  BusyMessage,
+  ErrorMessage,
+  VerdictMessage,
+] as const;
 
 /** Text messages above this are refused without parsing (control messages are tiny). */
 export const MAX_TEXT_MESSAGE = 4096;

@@ -1,0 +1,207 @@
+import type { Face, FaceLight } from '../engine';
+import {
+  checkLightResponse,
+  planLightChallenge,
+  planTurn,
+  TurnTracker,
+  validateShownReport,
+  type ChallengeKind,
+  type LightPhase,
+  type LightPlan,
+  type LightThresholds,
+  type TurnThresholds,
+} from '../liveness';
+import type { LivenessReason } from '../transport/protocol';
+import { BlinkDetector, type BlinkThresholds } from './blink';
+
+/** What the runner sends on a step's behalf. */
+export type StepMessage =
+  | { type: 'challenge'; kind: 'light'; challengeId: string; colours: LightPlan['colours'] }
+  | { type: 'challenge'; kind: 'turn'; challengeId: string; direction: 'left' | 'right' }
+  | { type: 'guidance'; code: 'blink_now' | 'watch_screen' | 'turn_left' | 'turn_right' };
+
+/** One analysed frame, as the steps see it. */
+export interface StepFrame {
+  /** Server clock (ms) when the analysis finished. */
+  t: number;
+  /** The frame's capture time on the client's clock (epoch ms). */
+  captureTime: number;
+  /** The primary face, or null. */
+  face: Face | null;
+  /** The frame is good enough to identify from (guidance found no problem). */
+  good: boolean;
+}
+
+/** A challenge's measurements (numbers only: they describe light and geometry, not the person). */
+export type StepMetrics = Readonly<Record<string, number | null>>;
+
+export type StepStatus =
+  | { state: 'running' }
+  | { state: 'passed'; metrics?: StepMetrics }
+  | { state: 'failed'; reason: LivenessReason; metrics?: StepMetrics };
+const RUNNING: StepStatus = { state: 'running' };
+const PASSED: StepStatus = { state: 'passed' };
+const fail = (reason: LivenessReason, metrics?: StepMetrics): StepStatus => ({ state: 'failed', reason, metrics });
+
+function numbers(m: object): StepMetrics {
+  const out: Record<string, number | null> = {};
+  for (const [k, v] of Object.entries(m)) if (typeof v === 'number' || v === null) out[k] = v;
+  return out;
+}
+
+export interface StepContext {
+  send(msg: StepMessage): void;
+  random(): number;
+  /** Recent analysed frames before the step began (oldest first), for baselines. */
+  history: readonly StepFrame[];
+  /** Largest (client capture time - server receipt time) seen: converts server times to the client's clock. */
+  clientClockAhead: number;
+}
+
+export interface StepSettings {
+  blinkWindowMs: number;
+  blink: BlinkThresholds;
+  light: LightThresholds;
+  turn: TurnThresholds;
+  /** How long after the colours should have ended the client's `light_shown` report may take, in ms. */
+  lightReportGraceMs: number;
+  /** Frames captured this long after the last colour ended are still needed (the camera's lag), in ms. */
+  lightTailMs: number;
+}
+
+/** A liveness challenge in progress: begun once, then fed every analysed frame until it passes or fails. */
+export interface ChallengeStep {
+  readonly kind: ChallengeKind;
+  /** A turn tolerates a turned head; the others want the patient to face the camera. */
+  readonly allowsTurnedHead: boolean;
+  /** Whether a good frame is also right for this challenge to begin on (default: any good frame). */
+  canBegin?(f: StepFrame): boolean;
+  begin(t: number, ctx: StepContext): void;
+  onFrame(f: StepFrame): StepStatus;
+  onLightShown?(challengeId: string, shownAt: number[], t: number): StepStatus;
+}
+
+export function createStep(kind: ChallengeKind, settings: StepSettings): ChallengeStep {
+  switch (kind) {
+    case 'light':
+      return new LightStep(settings);
+    case 'turn':
+      return new TurnStep(settings);
+    case 'blink':
+      return new BlinkStep(settings);
+  }
+}
+
+class BlinkStep implements ChallengeStep {
+  readonly kind = 'blink';
+  readonly allowsTurnedHead = false;
+  private readonly detector: BlinkDetector;
+  private windowEnd = 0;
+
+  constructor(private readonly s: StepSettings) {
+    this.detector = new BlinkDetector(s.blink);
+  }
+
+  begin(t: number, ctx: StepContext): void {
+    this.windowEnd = t + this.s.blinkWindowMs;
+    // The eyes as the request goes out: a patient who reacts at once sends closed eyes next.
+    const last = ctx.history[ctx.history.length - 1];
+    this.detector.observe(last?.face?.eyes);
+    ctx.send({ type: 'guidance', code: 'blink_now' });
+  }
+
+  onFrame(f: StepFrame): StepStatus {
+    if (this.detector.observe(f.face?.eyes)) return PASSED;
+    return f.t > this.windowEnd ? fail('no_blink') : RUNNING;
+  }
+}
+
+interface LightSample {
+  t: number;
+  light: FaceLight;
+}
+
+class LightStep implements ChallengeStep {
+  readonly kind = 'light';
+  readonly allowsTurnedHead = false;
+  private plan: LightPlan | null = null;
+  private samples: LightSample[] = [];
+  private phases: LightPhase[] | null = null;
+  private reportDeadline = 0;
+  private checkDeadline = 0;
+  private sentAtClient = 0;
+
+  constructor(private readonly s: StepSettings) {}
+
+  begin(t: number, ctx: StepContext): void {
+    this.plan = planLightChallenge(ctx.random);
+    const total = this.plan.colours.reduce((sum, c) => sum + c.ms, 0);
+    this.reportDeadline = t + total + this.s.lightReportGraceMs;
+    this.sentAtClient = t + ctx.clientClockAhead;
+    // Frames from just before the colours give the baseline.
+    for (const f of ctx.history) this.addSample(f);
+    ctx.send({ type: 'challenge', kind: 'light', challengeId: this.plan.challengeId, colours: this.plan.colours });
+    ctx.send({ type: 'guidance', code: 'watch_screen' });
+  }
+
+  onLightShown(challengeId: string, shownAt: number[], t: number): StepStatus {
+    if (!this.plan || challengeId !== this.plan.challengeId || this.phases) return RUNNING;
+    const report = validateShownReport(this.plan, shownAt, this.sentAtClient);
+    if (!report.ok) return fail(report.reason);
+    this.phases = report.phases;
+    this.checkDeadline = t + this.s.lightTailMs + this.s.lightReportGraceMs;
+    return RUNNING;
+  }
+
+  onFrame(f: StepFrame): StepStatus {
+    this.addSample(f);
+    if (!this.phases) return f.t > this.reportDeadline ? fail('light_not_shown') : RUNNING;
+    const end = this.phases[this.phases.length - 1].end;
+    const covered = f.captureTime >= end + this.s.lightTailMs;
+    if (!covered && f.t <= this.checkDeadline) return RUNNING;
+    const result = checkLightResponse(this.samples, this.phases, this.s.light);
+    this.samples = [];
+    const metrics = numbers(result.metrics);
+    return result.ok ? { state: 'passed', metrics } : fail(result.reason, metrics);
+  }
+
+  private addSample(f: StepFrame): void {
+    if (f.face?.light) this.samples.push({ t: f.captureTime, light: f.face.light });
+  }
+}
+
+class TurnStep implements ChallengeStep {
+  readonly kind = 'turn';
+  readonly allowsTurnedHead = true;
+  private tracker: TurnTracker | null = null;
+
+  constructor(private readonly s: StepSettings) {}
+
+  /** The turn is measured from a frontal face: it begins only while the patient faces the camera. */
+  canBegin(f: StepFrame): boolean {
+    const yaw = f.face?.pose?.yaw;
+    return yaw !== undefined && Math.abs(yaw) <= this.s.turn.frontalMax;
+  }
+
+  begin(t: number, ctx: StepContext): void {
+    const plan = planTurn(ctx.random);
+    this.tracker = new TurnTracker(plan.direction, t, this.s.turn);
+    for (const f of ctx.history) {
+      if (f.face?.pose && f.face.landmarks) {
+        this.tracker.observeBefore({ t: f.t, yaw: f.face.pose.yaw, landmarks: f.face.landmarks });
+      }
+    }
+    ctx.send({ type: 'challenge', kind: 'turn', challengeId: plan.challengeId, direction: plan.direction });
+    ctx.send({ type: 'guidance', code: plan.direction === 'left' ? 'turn_left' : 'turn_right' });
+  }
+
+  onFrame(f: StepFrame): StepStatus {
+    const tracker = this.tracker!;
+    if (f.face?.pose && f.face.landmarks) tracker.observe({ t: f.t, yaw: f.face.pose.yaw, landmarks: f.face.landmarks });
+    else tracker.tick(f.t);
+    const status = tracker.status();
+    if (status === 'passed') return { state: 'passed', metrics: numbers(tracker.metrics) };
+    if (status === 'failed') return fail(tracker.reason!, numbers(tracker.metrics));
+    return RUNNING;
+  }
+}

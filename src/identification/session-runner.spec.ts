@@ -1,0 +1,201 @@
+import type { Analysis, Face, FaceEngine } from '../engine';
+import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
+
+/** An engine whose analyses finish when the test says so: no model, no timing. */
+class ManualEngine {
+  readonly calls: Array<{ call: 'track' | 'full'; payload: Buffer; resolve: (a: Analysis) => void }> = [];
+  track(payload: Buffer): Promise<Analysis> {
+    return new Promise((resolve) => this.calls.push({ call: 'track', payload, resolve }));
+  }
+  full(payload: Buffer): Promise<Analysis> {
+    return new Promise((resolve) => this.calls.push({ call: 'full', payload, resolve }));
+  }
+}
+
+const TEMPLATE = unit(512, 1);
+
+function unit(n: number, seed: number): Float32Array {
+  const v = new Float32Array(n);
+  for (let i = 0; i < n; i++) v[i] = Math.sin(seed * (i + 1));
+  const norm = Math.hypot(...v);
+  return v.map((x) => x / norm);
+}
+
+function face(opts: { eyes?: number; embedding?: Float32Array; yaw?: number } = {}): Face {
+  const open = opts.eyes ?? 0.98;
+  return {
+    box: { x: 100, y: 60, width: 110, height: 130 },
+    score: 0.99,
+    primary: true,
+    landmarks: new Float32Array(136),
+    eyes: { left: open, right: open },
+    pose: { yaw: opts.yaw ?? 0, pitch: 0, roll: 0 },
+    quality: { faceSize: 34, sharpness: 120, brightness: 120, poseAngle: 0 },
+    ...(opts.embedding ? { embedding: opts.embedding } : {}),
+  };
+}
+
+function analysis(f: Face | null): Analysis {
+  return { width: 320, height: 240, faces: f ? [f] : [], timings: {} as Analysis['timings'] };
+}
+
+interface Harness {
+  engine: ManualEngine;
+  runner: SessionRunner;
+  sent: RunnerMessage[];
+  verdict: () => VerdictOutcome | null;
+  clock: { t: number };
+  frame: (seq: number) => Buffer;
+  /** Answers the oldest open analysis with a face (full calls get an embedding). */
+  answer: (f?: (call: 'track' | 'full') => Face | null) => Promise<void>;
+}
+
+function harness(settings: Partial<IdentificationSettings> = {}, template: Float32Array | null = TEMPLATE.slice()): Harness {
+  const engine = new ManualEngine();
+  const sent: RunnerMessage[] = [];
+  let verdict: VerdictOutcome | null = null;
+  const clock = { t: 1000 };
+  const runner = new SessionRunner(
+    engine as unknown as FaceEngine,
+    template,
+    { send: (m) => sent.push(m), finish: (o) => (verdict = o) },
+    { ...DEFAULT_SETTINGS, challenges: ['blink'], challengeDelayMs: { min: 0, max: 0 }, ...settings },
+    () => clock.t,
+    () => 0.5,
+  );
+  const frame = (seq: number) => {
+    const msg = Buffer.alloc(40, 0xab);
+    const decoded: DecodedFrame = { seq, format: 'jpeg', width: 0, height: 0, captureTime: 1e12 + clock.t, payload: msg.subarray(20) };
+    runner.onFrame(msg, decoded);
+    return msg;
+  };
+  const answer: Harness['answer'] = async (f) => {
+    const c = engine.calls.shift();
+    if (!c) throw new Error('no analysis in flight');
+    const made = f ? f(c.call) : face();
+    if (made && c.call === 'full' && !made.embedding) made.embedding = TEMPLATE.slice();
+    c.resolve(analysis(made));
+    await new Promise((r) => setImmediate(r));
+  };
+  return { engine, runner, sent, verdict: () => verdict, clock, frame, answer };
+}
+
+afterEach(() => jest.useRealTimers());
+
+describe('SessionRunner', () => {
+  beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'queueMicrotask', 'nextTick'] }));
+
+  it('analyses the latest frame only: frames that arrive during an analysis replace each other and are wiped', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const first = h.frame(1);
+    const replaced = [h.frame(2), h.frame(3), h.frame(4)];
+    const last = h.frame(5);
+    expect(h.engine.calls).toHaveLength(1);
+    // Frames 2-4 were displaced by newer ones before analysis: wiped at once.
+    for (const m of replaced) expect(m.every((b) => b === 0)).toBe(true);
+    expect(last.some((b) => b !== 0)).toBe(true);
+    await h.answer();
+    expect(first.every((b) => b === 0)).toBe(true);
+    expect(h.engine.calls).toHaveLength(1); // frame 5, the newest, is analysed next
+    await h.answer();
+    expect(last.every((b) => b === 0)).toBe(true);
+    expect(h.runner.stats()).toMatchObject({ received: 5, analysed: 2, dropped: 3, pending: false });
+  });
+
+  it('asks for a blink once the face is ready and gives match after open, closed, open', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const eyes = [0.98, 0.98, 0.98, 0.02, 0.98, 0.98];
+    for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer(() => face({ eyes: eyes[i] }));
+    }
+    for (let i = 0; i < 4 && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(10 + i);
+      await h.answer();
+    }
+    expect(h.sent.some((m) => m.type === 'guidance' && m.code === 'blink_now')).toBe(true);
+    expect(h.verdict()).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: null } });
+  });
+
+  it('ends spoof_suspected with no_blink when the blink window passes without a blink', async () => {
+    const h = harness({ blinkWindowMs: 1000 });
+    h.runner.onHello(['blink']);
+    for (let i = 0; i < 30 && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer();
+    }
+    expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'no_blink', liveness: { blink: false } });
+  });
+
+  it('refuses a client that cannot run the required challenge at once, with a typed error (no hang)', async () => {
+    const h = harness({ challenges: ['light', 'blink'] });
+    // An old client: no hello at all.
+    const msg = h.frame(1);
+    expect(msg.every((b) => b === 0)).toBe(true);
+    expect(h.engine.calls).toHaveLength(0);
+    expect(h.sent).toContainEqual(expect.objectContaining({ type: 'error', code: 'client_unsupported' }));
+    expect(h.verdict()).toMatchObject({ result: 'error', reason: 'client_unsupported', liveness: { light: false } });
+  });
+
+  it('ends a session refused for its camera as spoof_suspected with the reason, wiping what it holds', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    h.frame(1);
+    const waiting = h.frame(2);
+    h.runner.refuse('virtual_camera');
+    expect(waiting.every((b) => b === 0)).toBe(true);
+    expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'virtual_camera' });
+  });
+
+  it('gives no_match when one face analysed in full does not match on its own (a swap after a challenge)', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const stranger = unit(512, 7);
+    const eyes = [0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98];
+    let fulls = 0;
+    for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer((call) => {
+        if (call !== 'full') return face({ eyes: eyes[i] });
+        fulls++;
+        return face({ eyes: eyes[i], embedding: fulls >= 2 ? stranger.slice() : TEMPLATE.slice() });
+      });
+    }
+    expect(h.verdict()).toMatchObject({ result: 'no_match' });
+  });
+
+  it('wipes the template and the embeddings it collected when the session ends', async () => {
+    const template = TEMPLATE.slice();
+    const h = harness({}, template);
+    h.runner.onHello(['blink']);
+    const kept: Float32Array[] = [];
+    for (let i = 0; i < 3; i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer((call) => {
+        const f = face();
+        if (call === 'full') {
+          f.embedding = TEMPLATE.slice();
+          kept.push(f.embedding);
+        }
+        return f;
+      });
+    }
+    h.runner.abort();
+    expect(kept.length).toBeGreaterThan(0);
+    for (const e of kept) expect(e.every((x) => x === 0)).toBe(true);
+    expect(template.every((x) => x === 0)).toBe(true);
+  });
+
+  it('times out with the session timer when no decision is reached', async () => {
+    const h = harness({ sessionTimeoutMs: 5000 });
+    jest.advanceTimersByTime(5000);
+    expect(h.verdict()).toMatchObject({ result: 'timeout', reason: null });
+  });
+});
