@@ -15,6 +15,12 @@
  * the target fps. `busy` from the server pauses sending for retryAfterMs. When the verdict arrives the camera is
  * released (its tracks stopped).
  *
+ * Liveness: the first message is `hello` with the challenges this page can run (`capabilities`: blink and turn
+ * always, light when it has a screen facing the patient) and the camera's label with a hash of its deviceId. The
+ * server then asks for a blink (`blink_now` guidance), a head turn (`challenge` kind `turn`), or a sequence of
+ * screen colours (`challenge` kind `light`): the client fills the screen with them, frames still streaming, and
+ * answers `light_shown` with when each colour was painted, on the same clock as the frames' captureTime.
+ *
  * Privacy: a frame never becomes a string (no base64, no data: URL) and is never stored. The module owns one message
  * buffer and the JPEG's ArrayBuffer per frame; both are zeroed right after `send()` (which copies the bytes), and the
  * canvas is cleared at the end. Copies inside the browser (camera buffers, the canvas backing store, the Blob, the
@@ -44,13 +50,17 @@ export const GUIDANCE_MESSAGES = Object.freeze({
   look_at_camera: 'Look straight at the camera.',
   hold_still: 'Good. Hold still.',
   blink_now: 'Blink now.',
+  // The liveness challenges (the patient's own left and right).
+  turn_left: 'Turn your head to your left, then back to the camera.',
+  turn_right: 'Turn your head to your right, then back to the camera.',
+  watch_screen: 'Look at the screen: it will change colour for a moment.',
 });
 
-/** A short line for each verdict result. */
+/** A short line for each verdict result (pass `verdictMessages` to translate). */
 export const VERDICT_MESSAGES = Object.freeze({
   match: 'Match: identity confirmed.',
   no_match: 'No match: this is not the enrolled patient.',
-  spoof_suspected: 'Rejected: liveness check failed (no blink). Possibly a photo or a screen.',
+  spoof_suspected: 'Rejected: the liveness check failed. Possibly a photo, a screen or a video.',
   no_template: 'No reference photo is enrolled for this patient.',
   timeout: 'No decision in time.',
   error: 'The server could not decide.',
@@ -58,6 +68,26 @@ export const VERDICT_MESSAGES = Object.freeze({
   expired: 'The session expired without a decision.',
   locked_out: 'Locked out: too many wrong codes.',
 });
+
+/** Why liveness failed: the verdict's `reason` code, in words (pass `reasonMessages` to translate). */
+export const REASON_MESSAGES = Object.freeze({
+  no_blink: 'No blink when asked.',
+  light_not_shown: 'The screen colours were not shown in time.',
+  light_out_of_order: 'The screen colours were not shown as asked.',
+  light_late: 'The screen colours were shown too late.',
+  light_no_response: 'The face did not reflect the screen colours.',
+  light_uniform: 'The face reflected the colours no more than its background (a tint or a flat picture).',
+  light_flat: 'The face reflected the colours evenly, like a flat picture.',
+  turn_missing: 'The head did not turn as asked.',
+  turn_early: 'The head turned before being asked.',
+  turn_flat: 'The head turn looked like a flat picture moving.',
+  passive_low: 'The passive liveness model refused the face.',
+  virtual_camera: 'The camera is a virtual (software) camera.',
+  client_unsupported: 'This page cannot run the liveness checks this desk requires.',
+});
+
+/** The liveness challenges a client can run (hello `capabilities`). */
+export const CHALLENGE_KINDS = Object.freeze(['blink', 'light', 'turn']);
 
 /** Close codes after which a new session may succeed (the drop was not the session's fault). */
 const RECONNECTABLE = new Set([1001, 1006, 1011, 1012, 1013]);
@@ -230,6 +260,143 @@ export async function captureStill(source, { maxWidth = 640, maxHeight = 480, qu
   }
 }
 
+/**
+ * The client's clock: milliseconds since the epoch, from the page's monotonic clock (performance.timeOrigin +
+ * performance.now()). Frame headers' `captureTime` and `light_shown` timestamps both use it, so the server can set
+ * the moment a colour was painted against the frames that should show it. (Date.now() can jump when the system
+ * clock is adjusted; this one does not within a page.)
+ */
+export function epochNow(win = globalThis) {
+  return win.performance.timeOrigin + win.performance.now();
+}
+
+/**
+ * What the hello message says about the camera: `{label, deviceIdHash}`, the video track's label and the SHA-256
+ * (hex) of its deviceId. The raw deviceId never leaves the page: it is a stable identifier of this browser's camera.
+ */
+export async function describeCamera(stream) {
+  const track = stream && stream.getVideoTracks ? stream.getVideoTracks()[0] : null;
+  if (!track) return null;
+  const settings = typeof track.getSettings === 'function' ? track.getSettings() : {};
+  return { label: String(track.label || '').slice(0, 200), deviceIdHash: await sha256Hex(String(settings.deviceId || '')) };
+}
+
+/** SHA-256 of a string, lower-case hex (crypto.subtle: a secure context, as getUserMedia needs anyway). */
+export async function sha256Hex(text) {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** The attribute that marks the light overlay (for a page's CSS, and for tests). */
+export const LIGHT_OVERLAY_ATTRIBUTE = 'data-faceid-light';
+
+/**
+ * The light challenge's default surface: a fixed element over the whole viewport, on top of everything, that shows
+ * each colour for its `ms`, in order, starting at the next frame. Resolves with the epoch times (`epochNow`'s
+ * clock) at which each colour reached the screen, plus the time the last one ended: colours.length + 1 entries.
+ *
+ * Timing: a change made in one requestAnimationFrame callback is painted in that frame and on screen by the next
+ * callback, so each change is stamped with the next callback's timestamp (the window's performance clock, turned
+ * into epoch ms). A colour is switched one frame ahead of its end, so each lasts its `ms` within half a frame.
+ * When the page is hidden, the browser runs no frames: nothing is shown and nothing is reported (the colours
+ * cannot light a face from a hidden page anyway).
+ *
+ * `document`: another document to paint in (e.g. a window on a patient-facing monitor). `signal`: an AbortSignal;
+ * aborting removes the overlay and rejects with an AbortError.
+ */
+export function showLightOverlay(colours, { document: doc = globalThis.document, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const list = checkColours(colours);
+    if (!list) {
+      reject(new TypeError('The light challenge needs colours: [{rgb: [r, g, b], ms}] with 0-255 values and ms > 0.'));
+      return;
+    }
+    const win = doc.defaultView;
+    const overlay = doc.createElement('div');
+    overlay.setAttribute(LIGHT_OVERLAY_ATTRIBUTE, '');
+    overlay.setAttribute('aria-hidden', 'true');
+    // CSSOM properties, not a style attribute: allowed under a CSP without 'unsafe-inline'.
+    const st = overlay.style;
+    st.position = 'fixed';
+    st.left = '0';
+    st.top = '0';
+    st.width = '100vw';
+    st.height = '100vh';
+    st.margin = '0';
+    st.padding = '0';
+    st.border = '0';
+    st.zIndex = '2147483647';
+    st.cursor = 'none';
+    const stamps = [];
+    let applied = 0; // changes made: colours shown, then the removal
+    let pending = false; // a change was made in the previous frame: stamp it in this one
+    let frame = 1000 / 60; // the display's frame interval, measured as we go
+    let lastTs = null;
+    let request = 0;
+    const finish = (err) => {
+      if (request) win.cancelAnimationFrame(request);
+      request = 0;
+      overlay.remove();
+      if (signal) signal.removeEventListener('abort', onAbort);
+      if (err) reject(err);
+      else resolve(stamps);
+    };
+    const onAbort = () => finish(new DOMException('The light challenge was stopped.', 'AbortError'));
+    if (signal) {
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      signal.addEventListener('abort', onAbort);
+    }
+    const step = (ts) => {
+      request = 0;
+      if (lastTs !== null && ts > lastTs) frame = 0.8 * frame + 0.2 * Math.min(100, ts - lastTs);
+      lastTs = ts;
+      const now = win.performance.timeOrigin + ts;
+      if (pending) {
+        stamps.push(round1(now));
+        pending = false;
+        if (stamps.length === list.length + 1) {
+          finish();
+          return;
+        }
+      }
+      // The next change: the first colour at once; then each when its predecessor, once this frame is on screen
+      // (a frame from now), would have lasted its ms within half a frame.
+      const due = applied === 0 || now + frame + frame / 2 >= stamps[applied - 1] + list[applied - 1].ms;
+      if (!pending && applied === stamps.length && due) {
+        if (applied < list.length) {
+          const [r, g, b] = list[applied].rgb;
+          st.backgroundColor = `rgb(${r}, ${g}, ${b})`;
+          if (applied === 0) (doc.body || doc.documentElement).append(overlay);
+        } else {
+          overlay.remove();
+        }
+        applied++;
+        pending = true;
+      }
+      request = win.requestAnimationFrame(step);
+    };
+    request = win.requestAnimationFrame(step);
+  });
+}
+
+/** The colours of a light challenge, checked; null when malformed. */
+function checkColours(colours) {
+  if (!Array.isArray(colours) || colours.length === 0 || colours.length > 64) return null;
+  const byte = (v) => Number.isInteger(v) && v >= 0 && v <= 255;
+  for (const c of colours) {
+    if (!c || !Array.isArray(c.rgb) || c.rgb.length !== 3 || !c.rgb.every(byte)) return null;
+    if (typeof c.ms !== 'number' || !Number.isFinite(c.ms) || c.ms <= 0 || c.ms > 10_000) return null;
+  }
+  return colours;
+}
+
+function round1(x) {
+  return Math.round(x * 10) / 10;
+}
+
 const DEFAULTS = {
   /** Frames per second wanted; clamped to the server's range from `ready`. */
   fps: 10,
@@ -247,7 +414,13 @@ const DEFAULTS = {
   /** Skip a frame while more than this many bytes wait in the socket's send buffer (a slow network). */
   maxBufferedBytes: 64 * 1024,
   /** Sent in `hello`. */
-  clientName: 'faceid-client.js/1',
+  clientName: 'faceid-client.js/2',
+  /**
+   * The light challenge's surface: undefined = the built-in full-screen overlay (`showLightOverlay`), a function =
+   * the page's own (`showLight(colours, {challengeId, signal})` resolving with the shown-at times), false = this
+   * page has no screen facing the patient (the client then does not offer `light`).
+   */
+  showLight: undefined,
 };
 
 /**
@@ -259,10 +432,18 @@ const DEFAULTS = {
  *   Called once the camera is ready, and again for each reconnect (`info = {attempt, closeCode, previousSessionId}`).
  * - `session`: a fixed session instead of getSession (no reconnects).
  * - `video`: a <video> to show the camera in (mirror it with CSS if you like). `stream`: an open MediaStream.
- * - `fps`, `jpegQuality`, `maxWidth`, `maxHeight`, `camera`, `maxReconnects`, `releaseCamera`, `messages`.
+ * - `fps`, `jpegQuality`, `maxWidth`, `maxHeight`, `camera`, `maxReconnects`, `releaseCamera`.
+ * - Texts: `messages` (guidance), `verdictMessages`, `reasonMessages`, merged over the English tables above.
+ * - Liveness challenges: `showLight` (see DEFAULTS). `cameraInfo`: `{label, deviceIdHash}` (or `{label, deviceId}`,
+ *   hashed here) to report instead of the stream's own camera (tests, or a page that knows better).
  * - Callbacks: `onState(state, detail)` (camera, connecting, streaming, reconnecting, finished, failed, cancelled),
- *   `onGuidance({code, progress, message})`, `onBusy(retryAfterMs)`, `onServerError({code, message, seq})`,
- *   `onVerdict(verdict)`, `onFrame(seq)`.
+ *   `onGuidance({code, progress, message})`, `onChallenge(challenge)` (the server's challenge message: kind
+ *   `light` or `turn`), `onBusy(retryAfterMs)`, `onServerError({code, message, seq})`,
+ *   `onVerdict(verdict, {message, reason})` (the server's verdict and its texts), `onFrame(seq)`.
+ *
+ * Challenges: `light` fills the screen with the server's colours (frames keep flowing meanwhile), then reports
+ * `light_shown` with the times each colour was painted; `turn` asks the patient (onGuidance turn_left/turn_right)
+ * to turn the head to their own left or right; `blink_now` guidance asks for a blink.
  */
 export function identify(options) {
   const run = new Identification(options);
@@ -275,6 +456,14 @@ export class Identification {
     if (!options.getSession && !options.session) throw new TypeError('identify() needs getSession or session.');
     this.options = { ...DEFAULTS, ...options, camera: { ...DEFAULTS.camera, ...(options.camera || {}) } };
     this.messages = { ...GUIDANCE_MESSAGES, ...(options.messages || {}) };
+    this.verdictMessages = { ...VERDICT_MESSAGES, ...(options.verdictMessages || {}) };
+    this.reasonMessages = { ...REASON_MESSAGES, ...(options.reasonMessages || {}) };
+    /** What hello reports about the camera ({label, deviceIdHash}), once known. */
+    this.camera = null;
+    /** The light challenge being shown: its AbortController. */
+    this.light = null;
+    /** The last progress the server gave (for guidance the client makes up itself, e.g. a turn challenge). */
+    this.progress = 0;
     this.state = 'idle';
     /** The server's verdict message, once it arrived. */
     this.verdict = null;
@@ -311,6 +500,7 @@ export class Identification {
       this.ownsVideo = !this.options.video;
       this.video = await attachVideo(this.stream, this.options.video);
       this.grabber = new FrameGrabber(this.video, { maxWidth: this.options.maxWidth, maxHeight: this.options.maxHeight });
+      this.camera = await this.cameraReport();
       if (this.ended) return this.cleanup();
       const session = this.options.session || (await this.options.getSession({ attempt: 0, closeCode: null, previousSessionId: null }));
       if (this.ended) return;
@@ -320,6 +510,27 @@ export class Identification {
     } catch (err) {
       // Errors of getSession keep their own code (e.g. attempts_exceeded from POST /sessions).
       this.fail(err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err)));
+    }
+  }
+
+  /** The challenges this client can run: light only with a surface to show it on. */
+  capabilities() {
+    const light = this.options.showLight !== false && (typeof this.options.showLight === 'function' || typeof document !== 'undefined');
+    return light ? ['blink', 'light', 'turn'] : ['blink', 'turn'];
+  }
+
+  /** hello's `camera`: the cameraInfo option, else the stream's video track. Null when it cannot be made. */
+  async cameraReport() {
+    const given = this.options.cameraInfo;
+    try {
+      if (given && typeof given.deviceIdHash === 'string') {
+        return { label: String(given.label || '').slice(0, 200), deviceIdHash: given.deviceIdHash };
+      }
+      if (given) return { label: String(given.label || '').slice(0, 200), deviceIdHash: await sha256Hex(String(given.deviceId || '')) };
+      return await describeCamera(this.stream);
+    } catch (err) {
+      this.call('onServerError', { code: 'client_camera_info_failed', message: messageOf(err) });
+      return null;
     }
   }
 
@@ -355,10 +566,17 @@ export class Identification {
     }
     ws.binaryType = 'arraybuffer';
     this.ws = ws;
-    ws.onopen = () => ws.send(JSON.stringify({ type: 'hello', client: this.options.clientName }));
+    // hello goes first, before any frame: the server picks the challenges from the capabilities.
+    ws.onopen = () => ws.send(JSON.stringify(this.hello()));
     ws.onmessage = (ev) => this.onMessage(ws, ev);
     ws.onclose = (ev) => this.onClose(ws, ev);
     ws.onerror = () => undefined; // a close event follows, with the code
+  }
+
+  hello() {
+    const hello = { type: 'hello', client: this.options.clientName, capabilities: this.capabilities() };
+    if (this.camera) hello.camera = this.camera;
+    return hello;
   }
 
   onMessage(ws, ev) {
@@ -374,6 +592,7 @@ export class Identification {
         this.sessionId = m.sessionId;
         this.maxPayload = m.maxPayload;
         this.fps = clamp(this.options.fps, m.fps.min, m.fps.max);
+        this.maxFps = m.fps.max;
         this.wipeBuffer();
         this.buffer = new Uint8Array(this.maxPayload);
         this.streaming = true;
@@ -381,7 +600,13 @@ export class Identification {
         this.schedule(0);
         break;
       case 'guidance':
-        this.call('onGuidance', { code: m.code, progress: m.progress, message: this.messages[m.code] || m.code });
+        if (typeof m.progress === 'number') this.progress = m.progress;
+        this.guide(m.code);
+        break;
+      case 'challenge':
+        this.call('onChallenge', m);
+        if (m.kind === 'light') void this.runLight(ws, m);
+        else if (m.kind === 'turn') this.guide(m.direction === 'left' ? 'turn_left' : 'turn_right');
         break;
       case 'busy':
         this.pausedUntil = performance.now() + (m.retryAfterMs || 0);
@@ -393,18 +618,73 @@ export class Identification {
       case 'verdict':
         this.verdict = m;
         this.stopStreaming();
+        this.stopLight();
         if (this.options.releaseCamera) this.releaseCameraNow();
-        this.call('onVerdict', m);
+        this.call('onVerdict', m, this.describeVerdict(m));
         break;
       default:
         break;
     }
   }
 
+  /** The verdict in words: `{message, reason}` (reason null when the verdict gives none). */
+  describeVerdict(v) {
+    const reason = v && typeof v.reason === 'string' && v.reason ? this.reasonMessages[v.reason] || v.reason : null;
+    return { message: this.verdictMessages[v.result] || v.result, reason };
+  }
+
+  guide(code) {
+    this.call('onGuidance', { code, progress: this.progress, message: this.messages[code] || code });
+  }
+
+  /**
+   * The light challenge: the colours on the page's surface (frames keep flowing meanwhile), then `light_shown`
+   * with the times they were painted. A newer challenge, the verdict or the end of the connection stops it.
+   */
+  async runLight(ws, m) {
+    this.stopLight();
+    const show = this.options.showLight;
+    if (show === false) return; // not offered; the server should not have asked
+    const controller = new AbortController();
+    this.light = controller;
+    this.guide('watch_screen');
+    // The server follows each colour on the face: as many frames as it accepts while the colours show.
+    const normalFps = this.fps;
+    if (this.maxFps) this.fps = this.maxFps;
+    controller.signal.addEventListener('abort', () => (this.fps = normalFps));
+    let shownAt;
+    try {
+      shownAt =
+        typeof show === 'function'
+          ? await show(m.colours, { challengeId: m.challengeId, signal: controller.signal })
+          : await showLightOverlay(m.colours, { signal: controller.signal });
+    } catch (err) {
+      if (!controller.signal.aborted) this.call('onServerError', { code: 'client_light_failed', message: messageOf(err) });
+      return;
+    } finally {
+      if (this.light === controller) this.light = null;
+      // A little longer at the high rate: the camera's lag puts the last colour in later frames.
+      setTimeout(() => (this.fps = normalFps), 500);
+    }
+    if (controller.signal.aborted || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
+    const colours = Array.isArray(m.colours) ? m.colours.length : 0;
+    if (!Array.isArray(shownAt) || shownAt.length !== colours + 1 || !shownAt.every((t) => Number.isFinite(t))) {
+      this.call('onServerError', { code: 'client_light_failed', message: `showLight must resolve with ${colours + 1} times.` });
+      return;
+    }
+    ws.send(JSON.stringify({ type: 'light_shown', challengeId: m.challengeId, shownAt }));
+  }
+
+  stopLight() {
+    if (this.light) this.light.abort();
+    this.light = null;
+  }
+
   onClose(ws, ev) {
     if (ws !== this.ws) return;
     this.ws = null;
     this.stopStreaming();
+    this.stopLight();
     if (this.ended) return;
     if (this.verdict) {
       this.ended = true;
@@ -480,7 +760,7 @@ export class Identification {
   }
 
   async sendFrame(ws) {
-    const captureTime = Date.now();
+    const captureTime = epochNow(); // the clock of light_shown too
     const blob = await this.grabber.jpeg(this.quality);
     if (!blob || !this.streaming || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
     const jpeg = new Uint8Array(await blob.arrayBuffer());
@@ -523,6 +803,7 @@ export class Identification {
 
   cleanup() {
     this.stopStreaming();
+    this.stopLight();
     this.wipeBuffer();
     if (this.grabber) this.grabber.clear();
     this.grabber = null;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,19 +13,29 @@ import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepositor
 import { decodeFrameMessage } from '../src/transport/protocol';
 import { missingFixturesReason, webcamJpeg } from './support/frames';
 import { makeIin } from './support/iin';
-import { faceFrames, type FaceFrames } from './support/patient';
-import { blinkingSequence, writeY4m } from './support/y4m';
+import {
+  standInFrames,
+  STAND_IN_LABEL,
+  useStandInCamera,
+  type StandInBehaviour,
+  type StandInConfig,
+  type StandInFrames,
+} from './support/stand-in-camera';
 
 // The demo page and the browser client in real Chromium, against the real app (engine, storage, WebSockets, the
-// development SMS outbox, the MIS events feed), with a fake camera: Chromium plays a y4m made here from the public
-// sample photos (synthetic frames, with a synthetic blink). Screenshots of the key steps go to
+// development SMS outbox, the MIS events feed, the liveness challenges). Screenshots of the key steps go to
 // test-results/screenshots/. With UPDATE_DEMO_PNG=1 the match screenshot also replaces docs/demo.png.
+//
+// The camera: a face must answer the light challenge (the screen's colours light it), which Chromium's fake camera
+// (a fixed video) cannot. So the patient tests use a STAND-IN camera, a TEST DOUBLE of a real face lit by the screen
+// (support/stand-in-camera.*): getUserMedia is replaced, in the test's browser context only, by a canvas stream of
+// the sample photo's frames that brightens the face when the page's light overlay shows a colour, and closes the
+// eyes when the page asks for a blink. Its behaviours play the attacks: a still photo, a photo with painted blinks,
+// a virtual camera. Chromium's own fake device remains for the tests of the client module alone.
 
 const CHROMIUM = process.env.FACEID_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOTS = path.join(__dirname, '..', 'test-results', 'screenshots');
 const DEMO_PNG = path.join(__dirname, '..', 'docs', 'demo.png');
-/** The y4m frame rate: Chromium plays the file at this rate, looping. */
-const CAMERA_FPS = 15;
 
 function skipReason(): string | null {
   const fixtures = missingFixturesReason();
@@ -44,26 +55,42 @@ const skip = skipReason();
 if (skip && process.env.CI) throw new Error(`browser tests cannot run in CI: ${skip}`);
 if (skip) console.warn(`browser tests skipped: ${skip}`);
 
-type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
+/**
+ * The camera of a test's browser context. `chromium`: Chromium's own fake device (a test pattern, a real device
+ * path). The rest are the stand-in: the enrolled patient (`patient`), somebody else (`other`), a still photo of the
+ * patient, a photo of the patient with painted blinks, a replay that blinks on cue and takes the screen's colours
+ * evenly over the whole picture (a colour filter, or a print filling the view), the patient through a virtual camera.
+ */
+type Camera = 'chromium' | 'patient' | 'other' | 'still_photo' | 'painted_blink' | 'tinted_replay' | 'virtual_camera';
 
-(skip ? describe.skip : describe)('demo page and browser client in Chromium (fake camera)', () => {
+const CAMERAS: Record<Exclude<Camera, 'chromium'>, { person: 'patient' | 'other' } & StandInBehaviour> = {
+  patient: { person: 'patient', light: true, blink: true },
+  other: { person: 'other', light: true, blink: true },
+  still_photo: { person: 'patient', light: false, blink: false, still: true },
+  painted_blink: { person: 'patient', light: false, blink: true },
+  tinted_replay: { person: 'patient', light: true, blink: true, lightOn: 'frame' },
+  virtual_camera: { person: 'patient', light: true, blink: true, label: 'OBS Virtual Camera' },
+};
+
+/** Reasons a liveness failure may give (the verdict's `reason`). */
+const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'light_no_response', 'light_uniform', 'light_flat'];
+
+(skip ? describe.skip : describe)('demo page and browser client in Chromium (stand-in and fake cameras)', () => {
   jest.setTimeout(120_000);
 
   let app: NestExpressApplication;
   let base: string;
   let dataDir: string;
-  let videoDir: string;
   let apiKey: string;
   let reference: Buffer; // the enrolled patient's reference photo (a 640x480 JPEG)
-  const cameras = new Map<Camera, string>();
-  const browsers = new Map<Camera, Browser>();
+  const people = new Map<'patient' | 'other', StandInFrames>();
+  let browser: Browser | null = null;
   const contexts: BrowserContext[] = [];
   let serial = 3000;
   const newIin = () => makeIin('1987-03-14', serial++ * 7);
 
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-browser-'));
-    videoDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-y4m-'));
     fs.mkdirSync(SCREENSHOTS, { recursive: true });
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
@@ -73,7 +100,8 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
       RATE_LIMIT_PER_MINUTE: '0',
       ENGINE_WORKERS: '2',
       BLINK_WINDOW_MS: '4000',
-      SESSION_TIMEOUT_MS: '20000',
+      SESSION_TIMEOUT_MS: '30000', // the light challenge takes a few seconds before the blink
+      LIVENESS_CHALLENGES: 'light,blink', // the default, stated: the tests are about it
       SMS_ADAPTER: 'dev', // GET /dev/outbox: the page shows the code the patient would get by SMS
       LOG_LEVEL: 'warn',
     };
@@ -86,48 +114,32 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     const clinic = await app.get<ClinicRepository>(CLINICS).create('Browser test clinic');
     apiKey = (await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Desk 1')).apiKey;
 
-    // Fake cameras: the enrolled person (sample photo 2) blinking every 1.8 s, somebody else (photo 3) blinking,
-    // and a still photo of the enrolled person. 1.5 s open + 0.33 s closed: a blink follows every request for one
-    // well within BLINK_WINDOW_MS.
+    // The stand-in camera's people: the enrolled patient (sample photo 2) and somebody else (photo 3), as
+    // webcam-like frames with painted blinks, and where the face is in each.
     const engine = app.get(EngineService).get();
-    const same: FaceFrames = await faceFrames(engine, 2);
-    const other: FaceFrames = await faceFrames(engine, 3);
-    const blinking = (f: FaceFrames) =>
-      blinkingSequence(f.open, f.closed, { fps: CAMERA_FPS, openSeconds: 1.5, closedSeconds: 0.33, cycles: 2 });
-    const videos: Record<Camera, Buffer[]> = {
-      same_blinking: blinking(same),
-      other_blinking: blinking(other),
-      same_still: Array.from({ length: CAMERA_FPS }, () => same.open[0]),
-    };
-    for (const [name, frames] of Object.entries(videos) as Array<[Camera, Buffer[]]>) {
-      const file = path.join(videoDir, `${name}.y4m`);
-      await writeY4m(file, frames, CAMERA_FPS);
-      cameras.set(name, file);
-    }
+    people.set('patient', await standInFrames(engine, 2));
+    people.set('other', await standInFrames(engine, 3));
     reference = await webcamJpeg(2, { width: 640, height: 480 });
   });
 
   afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => undefined);
-    for (const b of browsers.values()) await b.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
     await app?.close();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
-    if (videoDir) fs.rmSync(videoDir, { recursive: true, force: true }); // the synthetic camera videos
   });
 
-  /** One Chromium per fake camera (the camera file is a launch flag). */
-  async function browserWith(camera: Camera): Promise<Browser> {
-    const have = browsers.get(camera);
-    if (have) return have;
-    const { chromium } = await import('playwright-core');
-    const browser = await chromium.launch({
+  /** One Chromium for all tests: the stand-in camera lives in each test's browser context. */
+  async function chromium(): Promise<Browser> {
+    if (browser) return browser;
+    const { chromium: launcher } = await import('playwright-core');
+    browser = await launcher.launch({
       executablePath: CHROMIUM,
       headless: true,
       args: [
         '--no-sandbox', // Chromium as root
-        '--use-fake-device-for-media-stream',
+        '--use-fake-device-for-media-stream', // Chromium's own fake camera, for the `chromium` camera
         '--use-fake-ui-for-media-stream',
-        `--use-file-for-fake-video-capture=${cameras.get(camera)}`,
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
@@ -135,7 +147,6 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
         '--disable-dev-shm-usage',
       ],
     });
-    browsers.set(camera, browser);
     return browser;
   }
 
@@ -143,14 +154,21 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     page: Page;
     /** Console errors and page errors. */
     problems: string[];
+    /** The stand-in camera's configuration (none with Chromium's own fake camera). */
+    camera?: StandInConfig;
   }
 
   async function openDemo(
     camera: Camera,
     options: { key?: boolean; before?: (page: Page) => Promise<void> } = {},
   ): Promise<DemoPage> {
-    const context = await (await browserWith(camera)).newContext({ viewport: { width: 1280, height: 720 } });
+    const context = await (await chromium()).newContext({ viewport: { width: 1280, height: 720 } });
     contexts.push(context);
+    let standIn: StandInConfig | undefined;
+    if (camera !== 'chromium') {
+      const { person, ...behaviour } = CAMERAS[camera];
+      standIn = await useStandInCamera(context, people.get(person)!, behaviour); // before the wrapper below: it wraps this
+    }
     // Counts camera requests and keeps the streams, to tell whether the page asked for the camera and released it.
     await context.addInitScript(`(() => {
       const media = navigator.mediaDevices;
@@ -180,7 +198,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
       // The events feed is live from its connection on: connected before the test acts.
       await page.waitForSelector('#events-status.ok');
     }
-    return { page, problems };
+    return { page, problems, camera: standIn };
   }
 
   async function shot(page: Page, name: string): Promise<void> {
@@ -209,19 +227,69 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
 
   const guidanceSeen = (page: Page) => page.evaluate('window.guidanceSeen') as Promise<string[]>;
 
+  /**
+   * Records the light overlay as the page shows it: each colour in order, and whether it covered the whole window
+   * on top of everything (the stand-in camera sees the same colours; this is the test's own record).
+   */
+  async function recordLight(page: Page, screenshot?: string): Promise<void> {
+    if (screenshot) {
+      // The first colour on screen, as the patient sees it.
+      void page
+        .waitForSelector('[data-faceid-light]', { timeout: 30_000 })
+        .then(() => shot(page, screenshot))
+        .catch(() => undefined);
+    }
+    await page.evaluate(`(() => {
+      const seen = (window.lightSeen = { colours: [], covered: true });
+      const note = () => {
+        const el = document.querySelector('[data-faceid-light]');
+        if (!el) return;
+        const colour = el.style.backgroundColor;
+        if (colour && seen.colours[seen.colours.length - 1] !== colour) {
+          seen.colours.push(colour);
+          const r = el.getBoundingClientRect();
+          const top = document.elementFromPoint(window.innerWidth / 2, window.innerHeight / 2);
+          const cs = getComputedStyle(el);
+          seen.covered = seen.covered && cs.position === 'fixed' && r.left <= 0 && r.top <= 0 &&
+            r.right >= window.innerWidth && r.bottom >= window.innerHeight && top === el;
+        }
+      };
+      new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['style'] });
+    })()`);
+  }
+
+  /** The JSON text messages the page sends on its identification sockets, from now on. */
+  function recordSent(page: Page): Array<{ type: string } & Record<string, unknown>> {
+    const sent: Array<{ type: string } & Record<string, unknown>> = [];
+    page.on('websocket', (ws) => {
+      if (!/\/ws\/identify$/.test(ws.url())) return;
+      ws.on('framesent', (f) => {
+        if (typeof f.payload === 'string') sent.push(JSON.parse(f.payload) as { type: string });
+      });
+    });
+    return sent;
+  }
+
+  /** The client's words for a verdict reason (REASON_MESSAGES). */
+  const reasonText = (page: Page, reason: string) =>
+    page.evaluate(`import('/client/faceid-client.js').then((m) => m.REASON_MESSAGES[${JSON.stringify(reason)}])`) as Promise<string>;
+
+  const lightSeen = (page: Page) => page.evaluate('window.lightSeen') as Promise<{ colours: string[]; covered: boolean }>;
+
   /** Starts identification and waits for the verdict shown in the page. */
-  async function identifyInPage(page: Page, screenshotPrefix?: string): Promise<{ result: string; text: string }> {
+  async function identifyInPage(page: Page, screenshotPrefix?: string): Promise<{ result: string; text: string; reason: string | null }> {
     await recordGuidance(page);
     await page.click('#start');
     if (screenshotPrefix) {
       await page.waitForSelector('#guidance[data-code]:not([data-code=""])', { timeout: 20_000 });
       await shot(page, `${screenshotPrefix}-guidance`);
     }
-    await page.waitForSelector('#verdict[data-result]', { timeout: 45_000 });
+    await page.waitForSelector('#verdict[data-result]', { timeout: 60_000 });
     await page.waitForSelector('#start:not([disabled])'); // the run is over (stored verdict read)
     const result = (await page.getAttribute('#verdict', 'data-result'))!;
     const text = (await page.textContent('#verdict'))!;
-    return { result, text };
+    const reason = await page.getAttribute('#verdict', 'data-reason');
+    return { result, text, reason };
   }
 
   async function expectCameraReleased(page: Page): Promise<void> {
@@ -303,7 +371,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
       expect((await fetch(base + url)).status).toBe(404);
     }
 
-    const { page, problems } = await openDemo('same_blinking', { key: false });
+    const { page, problems } = await openDemo('chromium', { key: false });
     await shot(page, '00-start');
     expect(await page.textContent('#key-status')).toContain('No key yet');
     // A wrong key is refused by the gateway.
@@ -321,7 +389,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
   });
 
   it('builds frame headers the gateway decodes (protocol.md, 20 bytes little-endian)', async () => {
-    const { page } = await openDemo('same_blinking', { key: false });
+    const { page } = await openDemo('chromium', { key: false });
     // Browser-side code as a string: compiled by ts-jest, import() would turn into require().
     const bytes = (await page.evaluate(`(async () => {
       const m = await import('/client/faceid-client.js');
@@ -333,17 +401,31 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     expect([...decoded.payload]).toEqual([0xff, 0xd8, 7]);
   });
 
-  it('enrolls a reference photo, then identifies the patient: match shown in the page and in the MIS events', async () => {
-    const { page, problems } = await openDemo('same_blinking');
+  it('enrolls a reference photo, then identifies the patient (light and blink challenges): match shown in the page and in the MIS events', async () => {
+    const { page, problems } = await openDemo('patient');
     const iin = newIin();
     await enrollByFile(page, iin);
     await shot(page, '01-enrolled');
-    const { result, text } = await identifyInPage(page, '02');
-    expect(result).toBe('match');
-    expect(text).toMatch(/^Match: identity confirmed\. \(score 0\.\d\d, blinked/);
+    await recordLight(page);
+    const sent = recordSent(page);
+    const { result, text, reason } = await identifyInPage(page, '02');
+    expect({ result, reason }).toEqual({ result: 'match', reason: null });
+    expect(text).toMatch(/^Match: identity confirmed\. \(score 0\.\d\d, blinked, lit by the screen/);
     const seen = await guidanceSeen(page);
+    expect(seen).toContain('watch_screen');
     expect(seen).toContain('blink_now');
     expect(seen[seen.length - 1]).toBe('done');
+    // The colours filled the whole window, on top of the page, and went away.
+    const light = await lightSeen(page);
+    expect(light.colours.length).toBeGreaterThanOrEqual(2);
+    expect(light.covered).toBe(true);
+    expect(await page.locator('[data-faceid-light]').count()).toBe(0);
+    // hello offered the light (the page has the overlay) and named the camera.
+    expect(sent.find((m) => m.type === 'hello')).toMatchObject({
+      capabilities: ['blink', 'light', 'turn'],
+      camera: { label: STAND_IN_LABEL, deviceIdHash: expect.stringMatching(/^[0-9a-f]{64}$/) },
+    });
+    expect(sent.filter((m) => m.type === 'light_shown').length).toBeGreaterThanOrEqual(1);
     await expectCameraReleased(page);
     // The page read back the stored verdict: method face.
     await page.waitForSelector('#verdict[data-method="face"]');
@@ -366,7 +448,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
   });
 
   it('gives no_match to another person in front of the camera', async () => {
-    const { page } = await openDemo('other_blinking');
+    const { page } = await openDemo('other');
     const iin = newIin();
     await enrollByFile(page, iin); // the enrolled patient's photo; somebody else sits at the desk
     const { result, text } = await identifyInPage(page);
@@ -377,20 +459,65 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     await expectCameraReleased(page);
   });
 
-  it('rejects a still photo that never blinks (spoof_suspected)', async () => {
-    const { page } = await openDemo('same_still');
+  it('rejects a still photo: no answer to the screen colours, no blink (spoof_suspected, with the reason shown)', async () => {
+    const { page } = await openDemo('still_photo');
     const iin = newIin();
     await enrollByFile(page, iin);
-    const { result, text } = await identifyInPage(page);
+    const { result, text, reason } = await identifyInPage(page);
     await shot(page, '05-still-photo-rejected');
     expect(result).toBe('spoof_suspected');
-    expect(text).toContain('no blink');
-    expect(await guidanceSeen(page)).toContain('blink_now');
+    expect([...LIGHT_REASONS, 'no_blink']).toContain(reason);
+    expect(text).toContain('Rejected: the liveness check failed');
+    expect(text).toContain(await reasonText(page, reason!)); // the reason in words
+    expect(text).not.toMatch(/\bblinked\b/);
+    await expectCameraReleased(page);
+  });
+
+  it('rejects a photo with painted blinks: it blinks when asked, but the screen colours do not light it (light_*)', async () => {
+    const { page } = await openDemo('painted_blink');
+    const iin = newIin();
+    await enrollByFile(page, iin);
+    await recordLight(page);
+    const { result, text, reason } = await identifyInPage(page);
+    await shot(page, '05b-painted-blink-rejected');
+    expect(result).toBe('spoof_suspected');
+    expect(LIGHT_REASONS).toContain(reason);
+    expect(text).toContain(await reasonText(page, reason!));
+    expect(text).toContain('not lit by the screen');
+    // The colours were shown (the client did its part): the face did not answer them.
+    expect((await lightSeen(page)).colours.length).toBeGreaterThanOrEqual(2);
+    await expectCameraReleased(page);
+  });
+
+  it('rejects a replay tinted evenly by the screen colours: the face answers no more than the wall (light_uniform)', async () => {
+    const { page } = await openDemo('tinted_replay');
+    await enrollByFile(page, newIin());
+    const { result, text, reason } = await identifyInPage(page);
+    await shot(page, '05d-tinted-replay-rejected');
+    expect({ result, reason }).toEqual({ result: 'spoof_suspected', reason: 'light_uniform' });
+    expect(text).toContain(await reasonText(page, 'light_uniform'));
+    await expectCameraReleased(page);
+  });
+
+  it('rejects a virtual camera by its name (virtual_camera), and never sends the raw device id', async () => {
+    const { page, camera } = await openDemo('virtual_camera');
+    const sent = recordSent(page);
+    const iin = newIin();
+    await enrollByFile(page, iin);
+    const { result, text, reason } = await identifyInPage(page);
+    await shot(page, '05c-virtual-camera-rejected');
+    expect({ result, reason }).toEqual({ result: 'spoof_suspected', reason: 'virtual_camera' });
+    expect(text).toContain(await reasonText(page, 'virtual_camera'));
+    const hello = sent.find((m) => m.type === 'hello') as { camera?: { label: string; deviceIdHash: string } } | undefined;
+    expect(hello?.camera?.label).toBe('OBS Virtual Camera');
+    // Only a SHA-256 of the device id travels.
+    expect(hello?.camera?.deviceIdHash).toBe(createHash('sha256').update(camera!.deviceId).digest('hex'));
+    expect(JSON.stringify(sent)).not.toContain(camera!.deviceId);
     await expectCameraReleased(page);
   });
 
   it('enrolls from a webcam still (a JPEG Blob upload), then identifies: match', async () => {
-    const { page } = await openDemo('same_blinking');
+    const { page } = await openDemo('patient');
     const iin = newIin();
     await page.fill('#iin', iin);
     await page.click('#enroll-camera');
@@ -422,7 +549,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
         }
       });
     };
-    const { page } = await openDemo('same_blinking', { before: (p) => p.routeWebSocket(/\/ws\/identify$/, dropFirst) });
+    const { page } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/identify$/, dropFirst) });
     const iin = newIin();
     await enrollByFile(page, iin);
     const { result } = await identifyInPage(page);
@@ -475,7 +602,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
         }
       });
     };
-    const { page } = await openDemo('same_blinking', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
     const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
     // Browser-side code as a string: compiled by ts-jest, import() would turn into require().
     const outcome = (await page.evaluate(`(async () => {
@@ -508,11 +635,182 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
     for (const f of frames) expect(f.size).toBeLessThan(60_000);
   });
 
-  it('cancels a running identification: the server ends the session, the camera is released', async () => {
-    const { page } = await openDemo('same_still');
+  it('client module: hello first (capabilities, camera label, hashed device id), the light challenge full-screen with its paint times, a head-turn prompt, the reason in words', async () => {
+    // A scripted server: ready after hello; a light challenge after 3 frames; a turn challenge once light_shown
+    // arrived; the verdict when the test says. Chromium's own fake camera: a real device path (label, deviceId).
+    const colours = [
+      { rgb: [255, 255, 255], ms: 400 },
+      { rgb: [0, 0, 255], ms: 300 },
+      { rgb: [255, 0, 0], ms: 350 },
+    ];
+    const texts: Array<{ type: string; framesBefore: number } & Record<string, unknown>> = [];
+    const frames: Array<{ seq: number; captureTime: number }> = [];
+    let server: WebSocketRoute | null = null;
+    const scripted = (ws: WebSocketRoute) => {
+      server = ws;
+      ws.onMessage((m) => {
+        if (typeof m === 'string') {
+          const msg = JSON.parse(m) as { type: string };
+          texts.push({ ...msg, framesBefore: frames.length });
+          if (msg.type === 'hello') ws.send(JSON.stringify({ type: 'ready', sessionId: 's2', maxPayload: 262144, fps: { min: 5, max: 15 } }));
+          if (msg.type === 'light_shown') ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-1', direction: 'left' }));
+          return;
+        }
+        const f = decodeFrameMessage(m);
+        frames.push({ seq: f.header.seq, captureTime: f.header.captureTime });
+        if (frames.length === 3) ws.send(JSON.stringify({ type: 'challenge', kind: 'light', challengeId: 'c-light-1', colours }));
+      });
+    };
+    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+    await recordLight(page, '10-light-challenge');
+    const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
+    await page.evaluate(`(async () => {
+      const m = await import('/client/faceid-client.js');
+      const log = (window.log = { guidance: [], challenges: [], verdict: null, texts: null, label: null, deviceId: null });
+      const run = m.identify({
+        session: { wsUrl: ${JSON.stringify(wsUrl)}, protocols: ['faceid.v1', 'token.test'] },
+        fps: 10,
+        onState: (s) => {
+          if (s !== 'streaming') return;
+          const track = run.stream.getVideoTracks()[0];
+          log.label = track.label;
+          log.deviceId = track.getSettings().deviceId;
+        },
+        onGuidance: (g) => log.guidance.push(g),
+        onChallenge: (c) => log.challenges.push(c.kind),
+        onVerdict: (v, words) => { log.verdict = v.result; log.texts = words; },
+      });
+      window.runDone = run.done.then((v) => v && v.result);
+    })()`);
+    // A function, not a string: the page's CSP forbids eval, which a string predicate needs.
+    type Logged = { log: { guidance: Array<{ code: string }> } };
+    await page.waitForFunction(() => (globalThis as unknown as Logged).log.guidance.some((g) => g.code === 'turn_left'), undefined, {
+      timeout: 20_000,
+    });
+    server!.send(
+      JSON.stringify({
+        type: 'verdict',
+        sessionId: 's2',
+        result: 'spoof_suspected',
+        score: null,
+        liveness: { passive: null, blink: false, light: true, turn: false },
+        reason: 'turn_missing',
+        timings: { firstFrameToVerdictMs: 4000, framesReceived: frames.length, framesAnalysed: frames.length, framesDropped: 0 },
+      }),
+    );
+    void server!.close({ code: 1000, reason: 'verdict' });
+    expect(await page.evaluate('window.runDone')).toBe('spoof_suspected');
+    const log = (await page.evaluate('window.log')) as {
+      guidance: Array<{ code: string; message: string }>;
+      challenges: string[];
+      texts: { message: string; reason: string };
+      label: string;
+      deviceId: string;
+    };
+    const client = (await page.evaluate(`import('/client/faceid-client.js').then((m) => ({
+      guidance: m.GUIDANCE_MESSAGES, verdicts: m.VERDICT_MESSAGES, reasons: m.REASON_MESSAGES,
+    }))`)) as { guidance: Record<string, string>; verdicts: Record<string, string>; reasons: Record<string, string> };
+
+    // hello came first, before any frame, with what this page can run and the camera: its label and only a hash
+    // of its device id.
+    expect(texts[0]).toMatchObject({ type: 'hello', framesBefore: 0, capabilities: ['blink', 'light', 'turn'] });
+    const hello = texts[0] as unknown as { client: string; camera: { label: string; deviceIdHash: string } };
+    expect(hello.client).toMatch(/^faceid-client\.js\//);
+    expect(log.label).toBeTruthy();
+    expect(hello.camera.label).toBe(log.label);
+    expect(hello.camera.deviceIdHash).toBe(createHash('sha256').update(log.deviceId).digest('hex'));
+    if (log.deviceId) expect(JSON.stringify(texts)).not.toContain(log.deviceId);
+
+    // The light: the colours in the order asked, over the whole window, then gone; light_shown with one time per
+    // colour and the end, increasing, each colour on screen about as long as asked (at least, within a frame).
+    const light = await lightSeen(page);
+    expect(light.colours).toEqual(['rgb(255, 255, 255)', 'rgb(0, 0, 255)', 'rgb(255, 0, 0)']);
+    expect(light.covered).toBe(true);
+    expect(await page.locator('[data-faceid-light]').count()).toBe(0);
+    const shown = texts.find((t) => t.type === 'light_shown') as unknown as { challengeId: string; shownAt: number[] };
+    expect(shown.challengeId).toBe('c-light-1');
+    expect(shown.shownAt).toHaveLength(colours.length + 1);
+    colours.forEach((c, i) => expect(shown.shownAt[i + 1] - shown.shownAt[i]).toBeGreaterThanOrEqual(c.ms - 20));
+    // Frames kept flowing while the colours were on, stamped on the same clock as the colours.
+    const during = frames.filter((f) => f.captureTime > shown.shownAt[0] && f.captureTime < shown.shownAt[colours.length]);
+    expect(during.length).toBeGreaterThanOrEqual(1);
+    expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i));
+
+    // The prompts and the verdict's words come from the module's tables.
+    expect(log.challenges).toEqual(['light', 'turn']);
+    expect(log.guidance).toContainEqual(expect.objectContaining({ code: 'watch_screen', message: client.guidance.watch_screen }));
+    expect(log.guidance).toContainEqual(expect.objectContaining({ code: 'turn_left', message: client.guidance.turn_left }));
+    expect(log.texts).toEqual({ message: client.verdicts.spoof_suspected, reason: client.reasons.turn_missing });
+    expect(client.verdicts.spoof_suspected).not.toContain('no blink');
+    for (const code of ['no_blink', ...LIGHT_REASONS, 'turn_missing', 'turn_early', 'turn_flat', 'virtual_camera', 'client_unsupported']) {
+      expect(client.reasons[code]).toEqual(expect.any(String));
+    }
+
+    // A page without a screen facing the patient offers no light; cameraInfo replaces the camera report.
+    const other = (await page.evaluate(`import('/client/faceid-client.js').then(async (m) => {
+      const noScreen = new m.Identification({ session: {}, showLight: false });
+      const given = new m.Identification({ session: {}, cameraInfo: { label: 'Desk camera', deviceId: 'abc' } });
+      return { capabilities: noScreen.capabilities(), camera: await given.cameraReport() };
+    })`)) as { capabilities: string[]; camera: { label: string; deviceIdHash: string } };
+    expect(other.capabilities).toEqual(['blink', 'turn']);
+    expect(other.camera).toEqual({ label: 'Desk camera', deviceIdHash: createHash('sha256').update('abc').digest('hex') });
+  });
+
+  it('demo: shows the head-turn prompt big with an arrow, and the verdict with its reason in words', async () => {
+    // The page's own session (POST /sessions), but its socket goes to a scripted server.
+    let server: WebSocketRoute | null = null;
+    let frames = 0;
+    const scripted = (ws: WebSocketRoute) => {
+      server = ws;
+      ws.onMessage((m) => {
+        if (typeof m === 'string') {
+          if ((JSON.parse(m) as { type: string }).type === 'hello') {
+            ws.send(JSON.stringify({ type: 'ready', sessionId: 's3', maxPayload: 262144, fps: { min: 5, max: 15 } }));
+          }
+          return;
+        }
+        if (++frames === 2) ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-2', direction: 'right' }));
+      });
+    };
+    const { page, problems } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/identify$/, scripted) });
     await enrollByFile(page, newIin());
     await page.click('#start');
-    await page.waitForSelector('#guidance[data-code="hold_still"], #guidance[data-code="blink_now"]', { timeout: 20_000 });
+    await page.waitForSelector('#turn-hint:not([hidden])', { timeout: 20_000 });
+    const words = (await page.evaluate(`import('/client/faceid-client.js').then((m) => [m.GUIDANCE_MESSAGES.turn_right, m.REASON_MESSAGES.turn_missing])`)) as [string, string];
+    expect(await page.getAttribute('#turn-hint', 'data-direction')).toBe('right');
+    expect(await page.textContent('#turn-hint')).toBe('\u2192');
+    expect(await page.getAttribute('#guidance', 'data-code')).toBe('turn_right');
+    expect(await page.textContent('#guidance')).toBe(words[0]);
+    await shot(page, '11-turn-prompt');
+    server!.send(
+      JSON.stringify({
+        type: 'verdict',
+        sessionId: 's3',
+        result: 'spoof_suspected',
+        score: null,
+        liveness: { passive: null, blink: false, light: null, turn: false },
+        reason: 'turn_missing',
+        timings: { firstFrameToVerdictMs: 3000, framesReceived: frames, framesAnalysed: frames, framesDropped: 0 },
+      }),
+    );
+    void server!.close({ code: 1000, reason: 'verdict' });
+    await page.waitForSelector('#verdict[data-result="spoof_suspected"]');
+    expect(await page.getAttribute('#verdict', 'data-reason')).toBe('turn_missing');
+    const text = (await page.textContent('#verdict'))!;
+    expect(text).toContain(words[1]);
+    expect(text).toContain('no turn');
+    expect(await page.isHidden('#turn-hint')).toBe(true);
+    await shot(page, '12-turn-reason');
+    await expectCameraReleased(page);
+    expect(problems.filter((p) => /Content Security Policy|Refused to/i.test(p))).toEqual([]);
+  });
+
+  it('cancels a running identification: the server ends the session, the camera is released', async () => {
+    // Chromium's own fake camera: a test pattern, no face, so the session runs (no_face) until it is cancelled.
+    const { page } = await openDemo('chromium');
+    await enrollByFile(page, newIin());
+    await page.click('#start');
+    await page.waitForSelector('#guidance[data-code="no_face"]', { timeout: 20_000 });
     const sessionId = (await page.textContent('#session-info'))!.replace(/^session /, '');
     await page.click('#cancel');
     await page.waitForSelector('#verdict[data-result="cancelled"]');
@@ -551,7 +849,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
         ws.send(m);
       });
     };
-    const { page, problems } = await openDemo('same_blinking', { before: (p) => p.routeWebSocket(/\/ws\/events/, dropOnVerdict) });
+    const { page, problems } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/events/, dropOnVerdict) });
     const iin = newIin();
     await enrollByFile(page, iin);
     await page.click('#start');
@@ -616,7 +914,7 @@ type Camera = 'same_blinking' | 'other_blinking' | 'same_still';
   });
 
   it('a remote appointment goes straight to the code: no camera, code sent again from the page, match by code', async () => {
-    const { page } = await openDemo('same_blinking');
+    const { page } = await openDemo('patient');
     const iin = newIin();
     await page.fill('#iin', iin);
     await page.selectOption('#channel', 'remote');

@@ -1,7 +1,15 @@
 // The desk demo page (served at /): a workstation key, a patient, enrollment, identification with live guidance,
 // the code path (refusal, remote appointments, the six-digit code) and the MIS events feed. Plain ES module, no
 // build step, no inline script (the page's CSP forbids it).
-import { attachVideo, captureStill, identify, openCamera, releaseCamera, VERDICT_MESSAGES } from '/client/faceid-client.js';
+import {
+  attachVideo,
+  captureStill,
+  identify,
+  openCamera,
+  REASON_MESSAGES,
+  releaseCamera,
+  VERDICT_MESSAGES,
+} from '/client/faceid-client.js';
 
 const ROUTES = {
   sessions: '/sessions',
@@ -50,6 +58,7 @@ const ui = {
   stage: $('stage'),
   preview: $('preview'),
   guidance: $('guidance'),
+  turnHint: $('turn-hint'),
   progress: $('progress'),
   verdict: $('verdict'),
   sessionInfo: $('session-info'),
@@ -295,16 +304,37 @@ ui.enrollCameraOff.addEventListener('click', closeEnrollCamera);
 // 4. Identification
 // ---------------------------------------------------------------------------------------------------------------
 
+/**
+ * The head-turn prompt, big, with an arrow. The patient turns to their own left or right; facing this screen, their
+ * left is this screen's left, so the arrow points the way they turn.
+ */
+const TURN_ARROWS = { turn_left: '\u2190', turn_right: '\u2192' };
+
 function showGuidance(text, code = '') {
   ui.guidance.textContent = text;
   ui.guidance.dataset.code = code;
   ui.guidance.classList.toggle('blink', code === 'blink_now');
+  const arrow = TURN_ARROWS[code];
+  ui.guidance.classList.toggle('turn', Boolean(arrow));
+  ui.turnHint.hidden = !arrow;
+  ui.turnHint.dataset.direction = arrow ? code.slice('turn_'.length) : '';
+  ui.turnHint.textContent = arrow || '';
 }
 
-function showVerdict(result, text) {
+/** The verdict line; a failed liveness check also says why (`reason`, as the server gave it, and in words). */
+function showVerdict(result, text, reason = null) {
   ui.verdict.hidden = false;
   ui.verdict.dataset.result = result;
   ui.verdict.textContent = text;
+  if (reason) {
+    ui.verdict.dataset.reason = reason;
+    const why = document.createElement('span');
+    why.className = 'reason';
+    why.textContent = REASON_MESSAGES[reason] || reason;
+    ui.verdict.append(why);
+  } else {
+    delete ui.verdict.dataset.reason;
+  }
 }
 
 function setRunning(running) {
@@ -320,7 +350,12 @@ function describeVerdict(v) {
   const parts = [VERDICT_MESSAGES[v.result] || v.result];
   const extra = [];
   if (typeof v.score === 'number') extra.push(`score ${v.score.toFixed(2)}`);
-  if (v.liveness) extra.push(v.liveness.blink ? 'blinked' : 'no blink');
+  if (v.liveness) {
+    extra.push(v.liveness.blink ? 'blinked' : 'no blink');
+    // null: the challenge was not asked.
+    if (typeof v.liveness.light === 'boolean') extra.push(v.liveness.light ? 'lit by the screen' : 'not lit by the screen');
+    if (typeof v.liveness.turn === 'boolean') extra.push(v.liveness.turn ? 'turned' : 'no turn');
+  }
   if (v.timings && typeof v.timings.firstFrameToVerdictMs === 'number') {
     extra.push(`${(v.timings.firstFrameToVerdictMs / 1000).toFixed(1)} s`);
   }
@@ -345,6 +380,7 @@ async function startIdentification() {
   ui.verdict.hidden = true;
   ui.verdict.removeAttribute('data-result');
   ui.verdict.removeAttribute('data-method');
+  ui.verdict.removeAttribute('data-reason');
   ui.progress.value = 0;
   showGuidance('Starting the camera...');
   say(ui.sessionInfo, '');
@@ -386,7 +422,7 @@ async function startIdentification() {
       markFinished(v.sessionId);
       ui.progress.value = 1;
       showGuidance('Done.', 'done');
-      showVerdict(v.result, describeVerdict(v));
+      showVerdict(v.result, describeVerdict(v), v.reason || null);
     },
   });
   run = current;
@@ -426,6 +462,7 @@ async function startRemote(p) {
   ui.verdict.hidden = true;
   ui.verdict.removeAttribute('data-result');
   ui.verdict.removeAttribute('data-method');
+  ui.verdict.removeAttribute('data-reason');
   ui.progress.value = 0;
   say(ui.sessionInfo, '');
   showGuidance('Sending the code...');
@@ -512,6 +549,7 @@ function beginCodeStep(step, message) {
   ui.verdict.hidden = true;
   ui.verdict.removeAttribute('data-result');
   ui.verdict.removeAttribute('data-method');
+  ui.verdict.removeAttribute('data-reason');
   ui.progress.value = 0;
   showGuidance('Waiting for the six-digit code.', 'code_pending');
   say(ui.sessionInfo, `session ${step.id} · code pending`);
@@ -710,6 +748,7 @@ const EVENT_LABELS = {
   'identification.refused': 'refused',
   'identification.expired': 'expired',
   'identification.locked_out': 'locked out',
+  'workstation.camera_changed': 'camera changed',
 };
 
 /** The IIN as shown on the doctor's screen in the feed: the last four digits only. */
@@ -821,17 +860,20 @@ class EventsFeed {
     const li = document.createElement('li');
     li.dataset.eventId = e.id;
     li.dataset.type = e.type;
-    li.dataset.result = e.result;
-    li.dataset.method = e.method;
+    if (e.result) li.dataset.result = e.result;
+    if (e.method) li.dataset.method = e.method;
     if (e.sessionId) li.dataset.sessionId = e.sessionId;
-    const outcome = e.type === 'identification.refused' ? `refused: ${e.reason || 'no reason'}` : `${e.result} · ${e.method}`;
-    li.append(
-      span('when', timeOf(e.occurredAt)),
-      span('seq', `#${e.seq}`),
-      span('kind', EVENT_LABELS[e.type] || e.type),
-      span('outcome', outcome),
-      span('who', `IIN ${maskIin(e.iin)} · ${e.appointmentId}${e.channel === 'remote' ? ' · remote' : ''}`),
-    );
+    li.append(span('when', timeOf(e.occurredAt)), span('seq', `#${e.seq}`), span('kind', EVENT_LABELS[e.type] || e.type));
+    if (e.type === 'workstation.camera_changed') {
+      // A desk's camera changed: no patient, no session.
+      li.append(span('outcome', `${e.previous?.label || '?'} → ${e.current?.label || '?'}`), span('who', `workstation ${e.workstationId}`));
+    } else {
+      const outcome = e.type === 'identification.refused' ? `refused: ${e.reason || 'no reason'}` : `${e.result} · ${e.method}`;
+      li.append(
+        span('outcome', outcome),
+        span('who', `IIN ${maskIin(e.iin)} · ${e.appointmentId}${e.channel === 'remote' ? ' · remote' : ''}`),
+      );
+    }
     this.list.prepend(li);
     while (this.list.children.length > EVENTS_SHOWN) this.list.lastChild.remove();
   }
