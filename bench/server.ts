@@ -8,6 +8,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
+import { ChallengePolicyService } from '../src/identification/challenge-policy.service';
 import { JsonLogger } from '../src/json-logger';
 import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepository } from '../src/storage/ports';
 import { TransportService } from '../src/transport';
@@ -20,6 +21,12 @@ const ELD_RESOLUTION_MS = 10;
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const app = await createApp({ config, logger: new JsonLogger(config.LOG_LEVEL) });
+  if (process.env.BENCH_BLINK_ONLY === '1') {
+    // The load's sessions run the blink alone (see bench/README.md, "Challenges on the load gateways"). The service
+    // refuses that as a setting (a blink alone is easy to replay: LIVENESS_CHALLENGES=blink does not load), so this
+    // process, and only it, answers every session's challenge set itself.
+    app.get(ChallengePolicyService).forSession = async () => ['blink'];
+  }
   await app.listen(config.PORT, config.HOST);
   const address = app.getHttpServer().address() as { port: number };
 

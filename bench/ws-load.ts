@@ -2,7 +2,8 @@
  * WebSocket frame-load generator, in its own process (forked by bench/lib/ws-phase.ts) so that its CPU never counts
  * as the gateway's. It keeps N identification sessions busy: each one is created with POST /sessions, connects
  * with `ws` (which masks every frame with a fresh random key, as browsers do), streams real-face JPEG frames at a
- * target fps (or closed loop), blinks when asked, and is replaced by a new session once it ends.
+ * target fps (or closed loop), blinks when asked, and is replaced by a new session once it ends. The gateways it loads
+ * run the blink alone (bench/README.md, "Challenges on the load gateways"): these fixed frames answer no light or turn.
  *
  * IPC: start -> started; mark (opens the measurement window) -> marked; pause (closes it: no more frames, the
  * connections stay open) -> result; stop (closes the connections) -> stopped; again for the next load point; exit.

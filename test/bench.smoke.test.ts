@@ -51,7 +51,14 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     expect(path.basename(mdFile)).toBe(path.basename(jsonFile).replace(/\.json$/, '.md'));
     const md = fs.readFileSync(mdFile, 'utf8');
     expect(stdout).toBe(md);
-    for (const heading of ['## Engine alone', '## Peers', '## HTTP (autocannon)', '## WebSocket frame load: throughput', '## Memory with idle sessions']) {
+    for (const heading of [
+      '## Engine alone',
+      '## Peers',
+      '## HTTP (autocannon)',
+      '## WebSocket frame load: throughput',
+      '## Memory with idle sessions',
+      '## Presentation attacks (faceid pad-eval)',
+    ]) {
       expect(md).toContain(heading);
     }
     expect(result.mode).toBe('smoke');
@@ -114,6 +121,22 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
       expect(l.rssMiB).toBeGreaterThan(0);
     }
     expect(mem.failures).toBe(0);
+  });
+
+  it('ran the presentation-attack benchmark through the session logic, and says the load ran the blink only', () => {
+    const report = result.pad!.report!;
+    expect(result.pad!.skipped).toBeUndefined();
+    expect(Object.keys(report.configs)).toEqual(result.suite.pad.configs);
+    for (const c of Object.values(report.configs)) {
+      expect(c.genuine.attempts).toBe(result.suite.pad.attempts);
+      expect(Object.keys(c.attacks).sort()).toEqual(['painted_blink', 'print', 'replay', 'screen', 'still', 'tint_injector', 'warped_photo']);
+      for (const a of Object.values(c.attacks)) {
+        expect(a.attempts).toBe(result.suite.pad.attempts);
+        expect(a.rate).toBeGreaterThanOrEqual(0);
+        expect(a.upper95).toBeGreaterThanOrEqual(a.rate);
+      }
+    }
+    expect(result.notes.join(' ')).toMatch(/load gateways ran every session with the blink as its only challenge/);
   });
 
   it('lists every repeated figure once, with its repetitions and noise', () => {

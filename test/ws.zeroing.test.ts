@@ -17,7 +17,7 @@ import type { ReadyReport, ScanReport, ServerReport, ServerRequest } from './sup
  * server's memory once the session has ended.
  *
  * The server runs in a child process (test/support/ws-zeroing-server.ts): the real app with SQLite, a clinic, a
- * workstation key and an enrolled patient. This process is the client: it has a third process write frames with
+ * workstation key and an enrolled patient, and the default challenges (light, blink). This process is the client: it has a third process write frames with
  * random signature blocks (signature-frames.js), opens a session over HTTP, streams the frames over the WebSocket
  * until the verdict and the close (each frame goes out whole, in fragments, and split across socket reads: see
  * runSession), then asks the server to scan its own writable memory for the signatures: the frames' JPEG bytes and
@@ -273,7 +273,13 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
     ws.on('message', (data, isBinary) => {
       if (isBinary) return;
       const m = JSON.parse(data.toString()) as Record<string, unknown>;
-      if (m.type === 'ready') timer ??= setInterval(sendFrame, 1000 / FPS);
+      if (m.type === 'ready') {
+        // A client of the challenges says so before its first frame (else the light's workstation refuses it at
+        // once: client_unsupported). It never shows the colours nor blinks: the session ends as a spoof, after
+        // frames have gone every way. This is a test of memory, not liveness.
+        ws.send(JSON.stringify({ type: 'hello', client: 'zeroing-test', capabilities: ['blink', 'light'] }));
+        timer ??= setInterval(sendFrame, 1000 / FPS);
+      }
       else if (m.type === 'guidance' || m.type === 'error') run.codes.push(String(m.code));
       else if (m.type === 'verdict') run.verdict = m;
     });
@@ -337,7 +343,7 @@ async function zeroingRun(mode: 'real' | 'control', frames: FrameSet): Promise<O
 /** The session really ran: frames went out every way, were analysed, and a verdict closed it. */
 function expectSessionRan(o: Outcome): void {
   expect(o.run.verdict).not.toBeNull();
-  // Eyes open throughout: spoof_suspected once the blink window has passed, or timeout. Either ends the session.
+  // No light report, eyes open throughout: spoof_suspected (light_not_shown or no_blink), or timeout. Either ends it.
   expect(['spoof_suspected', 'timeout']).toContain(o.run.verdict!.result);
   expect(o.run.closeCode).toBe(1000);
   expect(o.run.sent).toBeGreaterThanOrEqual(2 * FRAMES);

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { STAGE_TIMING_KEYS, type Analysis, type FaceEngine, type StageTimings } from '../../src/engine';
+import { FULL_STAGES, STAGE_TIMING_KEYS, type Analysis, type FaceEngine, type StageTimings } from '../../src/engine';
 import { cpuSnapshot, otherCpuPercent } from './machine';
 import { latencyOf, median, repeated } from './stats';
 import type { EngineResult } from './types';
@@ -101,7 +101,8 @@ export interface ReferenceAnswer {
 }
 
 export async function referenceAnswer(engine: FaceEngine, frame: Buffer): Promise<ReferenceAnswer | null> {
-  const a = await engine.full(Buffer.from(frame), { maxFaces: 1 });
+  // The peers' chain ends with the passive liveness model, which the service's full call no longer runs: asked here.
+  const a = await engine.analyze(Buffer.from(frame), { stages: [...FULL_STAGES, 'liveness'], maxFaces: 1 });
   const face = a.faces.find((f) => f.primary);
   if (!face?.embedding || face.liveness === undefined) return null;
   return { box: { ...face.box }, embedding: Float32Array.from(face.embedding), liveness: face.liveness };

@@ -46,6 +46,14 @@ export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measur
     add(`${id}.cpu`, `${name}: gateway CPU`, '%', 'lower', w.server.cpuPercent);
     add(`${id}.rss`, `${name}: gateway RSS peak`, 'MiB', 'lower', w.server.rssPeakMiB);
   }
+  // The pad phase: its time to verdict (virtual clock: changes only when the session logic does) and its engine time
+  // per verdict, measured once. Its APCER and BPCER are counts over a few sessions, not timings with a run-to-run
+  // noise: they stay in `pad` and the report, where their 95% bounds say what they can tell.
+  for (const [name, c] of Object.entries(run.pad?.report?.configs ?? {})) {
+    const id = `pad.${slug(name)}.genuine`;
+    add(`${id}.ttv_p50`, `pad ${name}: genuine first frame to verdict p50 (virtual clock)`, 'ms', 'lower', repeated([c.genuine.sessionMs.p50], 0));
+    add(`${id}.engine_ms`, `pad ${name}: engine time per genuine verdict`, 'ms', 'lower', repeated([c.genuine.engineMsPerVerdict], 1));
+  }
   for (const m of run.memory) {
     for (const l of m.levels) {
       add(`memory.${m.transport}.rss_${l.sessions}`, `RSS with ${l.sessions} idle sessions (${m.transport})`, 'MiB', 'lower', repeated([l.rssMiB], 1));

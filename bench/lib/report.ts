@@ -103,7 +103,11 @@ export function renderMarkdown(run: BenchRun): string {
     out.push(table(['implementation', 'chain p50 ms', 'chain p99 ms', 'chains/s, 1 per core', 'engine p50 / peer p50', 'same answer as the engine?'], rows));
     out.push('');
     for (const p of run.peers) out.push(`- ${p.name}: ${p.description}`);
-    out.push('- The engine\'s full call also computes eyes, pose and quality (about 1 ms); the peers stop at liveness.');
+    out.push(
+      '- The engine\'s full call is the service\'s: besides the embedding it computes eyes, pose, quality and the light ' +
+        'regions, but no longer the passive liveness model, which the peers\' chain still ends with (the agreement ' +
+        'check asks the engine for it separately). The chains are not the same work: compare with care.',
+    );
   }
 
   if (run.http.length) {
@@ -229,6 +233,32 @@ export function renderMarkdown(run: BenchRun): string {
       out.push(`- ${mem.transport}: about ${fmt(mem.perSessionKiB, 0)} KiB of RSS per idle session${mem.failures ? `; ${mem.failures} sessions failed to open` : ''}.`);
     }
     out.push('- Each session: POST /sessions, WebSocket connected, `ready` received, then nothing; RSS read inside the gateway after garbage collection; measured once.');
+  }
+
+  if (run.pad) {
+    out.push('', '## Presentation attacks (faceid pad-eval)', '');
+    const r = run.pad.report;
+    if (!r) out.push(`Skipped: ${run.pad.skipped}.`);
+    else {
+      const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+      const names = Object.keys(r.configs);
+      const cls = (c: { accepted: number; attempts: number; rate: number; upper95: number; results: Record<string, number>; reasons: Record<string, number> }, attack: boolean) =>
+        `${pct(c.rate)} (${attack ? c.accepted : Math.round(c.rate * c.attempts)}/${c.attempts}, 95% ≤ ${pct(c.upper95)}); ${counts(c.reasons)}`;
+      const rows: string[][] = [['genuine: BPCER (refused as a spoof)', ...names.map((n) => cls(r.configs[n].genuine, false))]];
+      rows.push(['genuine: first frame to verdict p50 / p90 ms', ...names.map((n) => `${r.configs[n].genuine.sessionMs.p50} / ${r.configs[n].genuine.sessionMs.p90}`)]);
+      rows.push(['genuine: engine ms, frames per verdict', ...names.map((n) => `${fmt(r.configs[n].genuine.engineMsPerVerdict)}, ${fmt(r.configs[n].genuine.framesPerVerdict)}`)]);
+      const kinds = [...new Set(names.flatMap((n) => Object.keys(r.configs[n].attacks)))];
+      for (const k of kinds) rows.push([`${k}: APCER (accepted)`, ...names.map((n) => (r.configs[n].attacks[k] ? cls(r.configs[n].attacks[k], true) : '—'))]);
+      out.push(table(['class', ...names.map((n) => `${n} (${r.configs[n].challenges.join(', ')})`)], rows, ['---', ...names.map(() => '---')]));
+      out.push(
+        '',
+        `${r.photos} people (${run.pad.photoSet}), ${r.attemptsPerClass} sessions per class and challenge set at ${r.fps} fps, ` +
+          `${r.seconds} s. Each session is a scene model (a live face or an attack, docs/liveness.md) played through the real ` +
+          'session runner and engine on a virtual clock, so the rates and times do not depend on the machine (the engine ' +
+          'time does). ISO/IEC 30107-3: APCER = attacks accepted / attempts per class; BPCER = live faces refused as ' +
+          'spoofs / attempts; the 95% upper bound says how little a few sessions can prove.',
+      );
+    }
   }
 
   if (run.notes.length) {

@@ -1,3 +1,4 @@
+import type { PadReport } from '../../src/cli/pad-eval';
 import type { Latency, Repeated } from './stats';
 
 /** The shape of bench/results/<date>-<commit>.json. Bump `schema` when a field changes meaning. */
@@ -23,6 +24,8 @@ export interface Suite {
   httpConnections: { health: number; sessions: number; enroll: number; code: number };
   ws: { points: WsPoint[]; warmupSeconds: number; measureSeconds: number; probeIntervalMs: number };
   memory: { levels: number[]; transports: Transport[] };
+  /** The presentation-attack benchmark (`faceid pad-eval` on the fixture photos): sessions per class and challenge set. */
+  pad: { attempts: number; configs: string[]; fps: number };
 }
 
 export interface Machine {
@@ -162,6 +165,15 @@ export interface MemoryResult {
   failures: number;
 }
 
+/** The `pad` phase: `faceid pad-eval`'s report (the shape of its --json), or why it did not run. */
+export interface PadResult {
+  /** The photos the scene models were made from: `the labelled face set` when it is beside the project, else
+   *  `the fixture photos`. Runs on different sets do not compare. */
+  photoSet: string;
+  skipped?: string;
+  report?: PadReport;
+}
+
 export interface Measurement {
   id: string;
   label: string;
@@ -186,6 +198,8 @@ export interface BenchRun {
   http: HttpResult[];
   ws: WsResult[];
   memory: MemoryResult[];
+  /** Absent in runs made before the phase existed. */
+  pad?: PadResult;
   notes: string[];
   /** Every repeated figure, flat, for bench:compare. */
   measurements: Measurement[];

@@ -10,6 +10,7 @@ import { analyzeCommand } from './analyze';
 import { benchEngineCommand } from './bench-engine';
 import { simulateCommand } from './simulate';
 import { evalCommand } from './eval';
+import { padEvalCommand } from './pad-eval';
 import { auditGroup } from './audit';
 import { clinicGroup, workstationGroup } from './clinics';
 import { misGroup } from './mis';
@@ -54,6 +55,7 @@ export const COMMANDS: readonly (Command | CommandGroup)[] = [
   evalCommand,
   benchEngineCommand,
   simulateCommand,
+  padEvalCommand,
   clinicGroup,
   workstationGroup,
   misGroup,
