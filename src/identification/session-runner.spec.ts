@@ -1,4 +1,5 @@
 import type { Analysis, Face, FaceEngine } from '../engine';
+import { seeded } from '../liveness/pad/random';
 import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
 
 /** An engine whose analyses finish when the test says so: no model, no timing. */
@@ -61,7 +62,7 @@ function harness(settings: Partial<IdentificationSettings> = {}, template: Float
     { send: (m) => sent.push(m), finish: (o) => (verdict = o) },
     { ...DEFAULT_SETTINGS, challenges: ['blink'], challengeDelayMs: { min: 0, max: 0 }, ...settings },
     () => clock.t,
-    () => 0.5,
+    seeded(7),
   );
   const frame = (seq: number) => {
     const msg = Buffer.alloc(40, 0xab);
@@ -191,6 +192,74 @@ describe('SessionRunner', () => {
     expect(kept.length).toBeGreaterThan(0);
     for (const e of kept) expect(e.every((x) => x === 0)).toBe(true);
     expect(template.every((x) => x === 0)).toBe(true);
+  });
+
+  describe('light challenge reports', () => {
+    const lightFace = (): Face => ({
+      ...face(),
+      light: {
+        face: [150, 110, 90],
+        forehead: [160, 120, 100],
+        nose: [170, 125, 100],
+        leftCheek: [150, 110, 90],
+        rightCheek: [150, 110, 90],
+        chin: [140, 100, 85],
+        surround: [90, 90, 100],
+        frame: [110, 100, 100],
+      },
+    });
+
+    /** Streams frames until the light challenge goes out; returns it. */
+    async function untilLight(h: Harness) {
+      for (let i = 0; i < 10; i++) {
+        h.clock.t += 100;
+        h.frame(i);
+        await h.answer(lightFace);
+        const c = h.sent.find((m) => m.type === 'challenge');
+        if (c && c.type === 'challenge' && c.kind === 'light') return c;
+      }
+      throw new Error('no light challenge');
+    }
+
+    async function stream(h: Harness, ms: number): Promise<void> {
+      for (let t = 0; t < ms && !h.verdict(); t += 100) {
+        h.clock.t += 100;
+        h.frame(100 + t);
+        await h.answer(lightFace);
+      }
+    }
+
+    it('a client that never shows the colours gets spoof_suspected light_not_shown', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const c = await untilLight(h);
+      expect(c.type === 'challenge' && c.kind === 'light' && c.colours.length).toBe(5);
+      await stream(h, 6000);
+      expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'light_not_shown', liveness: { light: false } });
+    });
+
+    it('colours reported out of order, or long after the challenge, end the session with the reason', async () => {
+      for (const [reason, shift] of [['light_out_of_order', 0], ['light_late', 5000]] as const) {
+        const h = harness({ challenges: ['light', 'blink'] });
+        h.runner.onHello(['blink', 'light']);
+        const c = await untilLight(h);
+        if (c.type !== 'challenge' || c.kind !== 'light') throw new Error('not light');
+        // Client clock = 1e12 + server clock (see harness).
+        let at = 1e12 + h.clock.t + 50 + shift;
+        const shownAt = [at, ...c.colours.map((k) => (at += k.ms))];
+        if (reason === 'light_out_of_order') [shownAt[1], shownAt[2]] = [shownAt[2], shownAt[1]];
+        h.runner.onLightShown(c.challengeId, shownAt);
+        expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason });
+      }
+    });
+
+    it('a report for another challenge id is ignored', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      await untilLight(h);
+      h.runner.onLightShown('not-this-one', [1, 2, 3, 4, 5, 6]);
+      expect(h.verdict()).toBeNull();
+    });
   });
 
   it('times out with the session timer when no decision is reached', async () => {

@@ -103,3 +103,9 @@ describe('validateShownReport', () => {
     expect(validateShownReport(p, shownAt, null).ok).toBe(true);
   });
 });
+
+describe('planLightChallenge with a stuck random source', () => {
+  it('throws instead of looping forever', () => {
+    expect(() => planLightChallenge(() => 0.5)).toThrow(RangeError);
+  });
+});

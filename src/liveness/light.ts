@@ -120,7 +120,10 @@ export function planLightChallenge(random: () => number = secureRandom, opts: Li
   if (!Number.isInteger(count) || count < 3) throw new RangeError(`count must be an integer >= 3, got ${count}`);
   if (!(minMs > 0 && maxMs >= minMs)) throw new RangeError(`need 0 < minMs <= maxMs, got ${minMs}..${maxMs}`);
   let order: number[];
+  let tries = 0;
   do {
+    // A fair source gets 3 distinct colours at once almost always; a stuck one must not hang the session.
+    if (++tries > 64) throw new RangeError('the random source gives no sequence of 3 distinct colours');
     order = [];
     for (let i = 0; i < count; i++) {
       const prev = order[i - 1];
