@@ -67,6 +67,8 @@ export interface StepSettings {
   lightReportGraceMs: number;
   /** Frames captured this long after the last colour ended are still needed (the camera's lag), in ms. */
   lightTailMs: number;
+  /** New sequences shown when too few frames fell inside the colours to judge the last one. */
+  lightRetries: number;
 }
 
 /** A liveness challenge in progress: begun once, then fed every analysed frame until it passes or fails. */
@@ -130,10 +132,14 @@ class LightStep implements ChallengeStep {
   private reportDeadline = 0;
   private checkDeadline = 0;
   private sentAtClient = 0;
+  private retries = 0;
+  private ctx: StepContext | null = null;
 
   constructor(private readonly s: StepSettings) {}
 
   begin(t: number, ctx: StepContext): void {
+    this.ctx = ctx;
+    this.phases = null;
     this.plan = planLightChallenge(ctx.random);
     const total = this.plan.colours.reduce((sum, c) => sum + c.ms, 0);
     this.reportDeadline = t + total + this.s.lightReportGraceMs;
@@ -162,6 +168,12 @@ class LightStep implements ChallengeStep {
     const result = checkLightResponse(this.samples, this.phases, this.s.light);
     this.samples = [];
     const metrics = numbers(result.metrics);
+    if (!result.ok && result.insufficient && this.retries < this.s.lightRetries && this.ctx) {
+      // Too few frames to judge (frames dropped on a busy server or network): not the patient's fault; a new sequence.
+      this.retries++;
+      this.begin(f.t, this.ctx);
+      return RUNNING;
+    }
     return result.ok ? { state: 'passed', metrics } : fail(result.reason, metrics);
   }
 

@@ -253,6 +253,28 @@ describe('SessionRunner', () => {
       }
     });
 
+    it('too few frames inside the colours: one new sequence, then light_no_response', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const first = await untilLight(h);
+      const report = (c: typeof first) => {
+        if (c.type !== 'challenge' || c.kind !== 'light') throw new Error('not light');
+        let at = 1e12 + h.clock.t + 50;
+        h.runner.onLightShown(c.challengeId, [at, ...c.colours.map((k) => (at += k.ms))]);
+      };
+      report(first);
+      // No frame comes in while the colours show (the client stalled): nothing to judge.
+      h.clock.t += 5000;
+      await stream(h, 300);
+      const lights = h.sent.filter((m) => m.type === 'challenge' && m.kind === 'light');
+      expect(lights).toHaveLength(2);
+      expect(h.verdict()).toBeNull();
+      report(lights[1]);
+      h.clock.t += 5000;
+      await stream(h, 300);
+      expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'light_no_response' });
+    });
+
     it('a report for another challenge id is ignored', async () => {
       const h = harness({ challenges: ['light', 'blink'] });
       h.runner.onHello(['blink', 'light']);

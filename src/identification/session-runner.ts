@@ -41,6 +41,8 @@ export interface IdentificationSettings {
   lightReportGraceMs: number;
   /** Frames captured this long after the last colour are still awaited (the camera's own lag), in ms. */
   lightTailMs: number;
+  /** New light sequences when too few frames fell inside the colours to judge (frames dropped under load). */
+  lightRetries: number;
 }
 
 export const DEFAULT_SETTINGS: IdentificationSettings = {
@@ -60,6 +62,7 @@ export const DEFAULT_SETTINGS: IdentificationSettings = {
   turn: DEFAULT_TURN_THRESHOLDS,
   lightReportGraceMs: 1500,
   lightTailMs: 350,
+  lightRetries: 1,
 };
 
 export type VerdictResult = 'match' | 'no_match' | 'spoof_suspected' | 'no_template' | 'timeout' | 'error';

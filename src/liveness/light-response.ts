@@ -40,8 +40,9 @@ export interface LightMetrics {
 }
 
 export type LightVerdict =
-  | { ok: true; reason: null; metrics: LightMetrics }
-  | { ok: false; reason: LightFailure; metrics: LightMetrics };
+  | { ok: true; reason: null; metrics: LightMetrics; insufficient?: false }
+  /** `insufficient`: too few frames fell inside the colours to judge (dropped frames, a busy server), not an answer. */
+  | { ok: false; reason: LightFailure; metrics: LightMetrics; insufficient?: boolean };
 
 type Vec3 = [number, number, number];
 interface Point {
@@ -201,7 +202,7 @@ export function checkLightResponse(
     phasesUsed: 0,
     samplesUsed: 0,
   };
-  if (!best) return { ok: false, reason: 'light_no_response', metrics };
+  if (!best) return { ok: false, reason: 'light_no_response', metrics, insufficient: true };
   const { lag, use } = best;
   Object.assign(metrics, {
     lagMs: lag,
