@@ -51,9 +51,9 @@ export const GUIDANCE_MESSAGES = Object.freeze({
   hold_still: 'Good. Hold still.',
   blink_now: 'Blink now.',
   // The liveness challenges (the patient's own left and right).
-  turn_left: 'Turn your head to your left, then back to the camera.',
-  turn_right: 'Turn your head to your right, then back to the camera.',
-  watch_screen: 'Look at the screen: it will change colour for a moment.',
+  turn_left: 'Turn your head to your left, then back to the camera. · Басыңызды солға бұрып, камераға қайта қараңыз. · Поверните голову влево, затем снова посмотрите в камеру.',
+  turn_right: 'Turn your head to your right, then back to the camera. · Басыңызды оңға бұрып, камераға қайта қараңыз. · Поверните голову вправо, затем снова посмотрите в камеру.',
+  watch_screen: 'Look at the screen: it will change colour for a moment. · Экранға қараңыз: ол бір сәтке түсін өзгертеді. · Смотрите на экран: он ненадолго сменит цвет.',
 });
 
 /** A short line for each verdict result (pass `verdictMessages` to translate). */
@@ -71,19 +71,19 @@ export const VERDICT_MESSAGES = Object.freeze({
 
 /** Why liveness failed: the verdict's `reason` code, in words (pass `reasonMessages` to translate). */
 export const REASON_MESSAGES = Object.freeze({
-  no_blink: 'No blink when asked.',
-  light_not_shown: 'The screen colours were not shown in time.',
-  light_out_of_order: 'The screen colours were not shown as asked.',
-  light_late: 'The screen colours were shown too late.',
-  light_no_response: 'The face did not reflect the screen colours.',
-  light_uniform: 'The face reflected the colours no more than its background (a tint or a flat picture).',
-  light_flat: 'The face reflected the colours evenly, like a flat picture.',
-  turn_missing: 'The head did not turn as asked.',
-  turn_early: 'The head turned before being asked.',
-  turn_flat: 'The head turn looked like a flat picture moving.',
-  passive_low: 'The passive liveness model refused the face.',
-  virtual_camera: 'The camera is a virtual (software) camera.',
-  client_unsupported: 'This page cannot run the liveness checks this desk requires.',
+  no_blink: 'No blink when asked. · Сұралғанда көз жыпылықтамады. · Пациент не моргнул по просьбе.',
+  light_not_shown: 'The screen colours were not shown in time. · Экран түстері уақытында көрсетілмеді. · Цвета на экране не были показаны вовремя.',
+  light_out_of_order: 'The screen colours were not shown as asked. · Экран түстері сұралғандай көрсетілмеді. · Цвета на экране показаны не так, как требовалось.',
+  light_late: 'The screen colours were shown too late. · Экран түстері тым кеш көрсетілді. · Цвета на экране показаны слишком поздно.',
+  light_no_response: 'The face did not reflect the screen colours. · Бет экран түстерін шағылыстырмады. · Лицо не отразило цвета экрана.',
+  light_uniform: 'The face reflected the colours no more than its background (a tint or a flat picture). · Бет түстерді артқы фоннан артық шағылыстырмады (бояу немесе жалпақ сурет). · Лицо отразило цвета не сильнее фона (подкраска или плоское изображение).',
+  light_flat: 'The face reflected the colours evenly, like a flat picture. · Бет түстерді жалпақ сурет сияқты біркелкі шағылыстырды. · Лицо отразило цвета равномерно, как плоское изображение.',
+  turn_missing: 'The head did not turn as asked. · Бас сұралғандай бұрылмады. · Голова не повернулась, как требовалось.',
+  turn_early: 'The head turned before being asked. · Бас сұраудан бұрын бұрылды. · Голова повернулась до просьбы.',
+  turn_flat: 'The head turn looked like a flat picture moving. · Бастың бұрылуы қозғалған жалпақ суретке ұқсады. · Поворот головы выглядел как движение плоского изображения.',
+  passive_low: 'The passive liveness model refused the face. · Пассивті тірілік моделі бетті қабылдамады. · Пассивная модель живости отклонила лицо.',
+  virtual_camera: 'The camera is a virtual (software) camera. · Камера виртуалды (бағдарламалық). · Камера виртуальная (программная).',
+  client_unsupported: 'This page cannot run the liveness checks this desk requires. · Бұл бет осы орынға қажетті тірілік тексерулерін орындай алмайды. · Эта страница не может выполнить проверки живости, нужные этому рабочему месту.',
 });
 
 /** The liveness challenges a client can run (hello `capabilities`). */

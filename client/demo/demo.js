@@ -353,8 +353,10 @@ function describeVerdict(v) {
   if (v.liveness) {
     extra.push(v.liveness.blink ? 'blinked' : 'no blink');
     // null: the challenge was not asked.
-    if (typeof v.liveness.light === 'boolean') extra.push(v.liveness.light ? 'lit by the screen' : 'not lit by the screen');
-    if (typeof v.liveness.turn === 'boolean') extra.push(v.liveness.turn ? 'turned' : 'no turn');
+    if (typeof v.liveness.light === 'boolean') {
+      extra.push(v.liveness.light ? 'lit by the screen / экран жарығы түсті / освещено экраном' : 'not lit by the screen / экран жарығы түспеді / не освещено экраном');
+    }
+    if (typeof v.liveness.turn === 'boolean') extra.push(v.liveness.turn ? 'turned / бұрылды / повернул голову' : 'no turn / бұрылмады / не повернул голову');
   }
   if (v.timings && typeof v.timings.firstFrameToVerdictMs === 'number') {
     extra.push(`${(v.timings.firstFrameToVerdictMs / 1000).toFixed(1)} s`);

@@ -8,11 +8,10 @@ import {
   type ChallengeKind,
   type LightPhase,
   type LightPlan,
-  type LightThresholds,
-  type TurnThresholds,
 } from '../liveness';
 import type { LivenessReason } from '../transport/protocol';
-import { BlinkDetector, type BlinkThresholds } from './blink';
+import { BlinkDetector } from './blink';
+import type { IdentificationSettings } from './session-runner';
 
 /** What the runner sends on a step's behalf. */
 export type StepMessage =
@@ -58,18 +57,11 @@ export interface StepContext {
   clientClockAhead: number;
 }
 
-export interface StepSettings {
-  blinkWindowMs: number;
-  blink: BlinkThresholds;
-  light: LightThresholds;
-  turn: TurnThresholds;
-  /** How long after the colours should have ended the client's `light_shown` report may take, in ms. */
-  lightReportGraceMs: number;
-  /** Frames captured this long after the last colour ended are still needed (the camera's lag), in ms. */
-  lightTailMs: number;
-  /** New sequences shown when too few frames fell inside the colours to judge the last one. */
-  lightRetries: number;
-}
+/** The runner's settings that the challenges read. */
+export type StepSettings = Pick<
+  IdentificationSettings,
+  'blinkWindowMs' | 'blink' | 'light' | 'turn' | 'lightReportGraceMs' | 'lightTailMs' | 'lightRetries'
+>;
 
 /** A liveness challenge in progress: begun once, then fed every analysed frame until it passes or fails. */
 export interface ChallengeStep {

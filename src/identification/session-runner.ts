@@ -132,6 +132,7 @@ export class SessionRunner {
   private pending: { msg: Buffer; frame: DecodedFrame } | null = null;
   private goodStreak = 0;
   private readonly steps: ChallengeStep[];
+  private readonly hasTurn: boolean;
   /** The next step to begin. */
   private nextStep = 0;
   /** When it begins; null until the face is ready for it. */
@@ -163,6 +164,7 @@ export class SessionRunner {
     private readonly random: () => number = secureRandom,
   ) {
     this.steps = settings.challenges.map((kind) => createStep(kind, settings));
+    this.hasTurn = settings.challenges.includes('turn');
     this.timeout = setTimeout(() => this.conclude('timeout'), settings.sessionTimeoutMs);
     if (!template) queueMicrotask(() => this.conclude('no_template'));
   }
@@ -253,7 +255,7 @@ export class SessionRunner {
       const opts = { format: frame.format, width: frame.width, height: frame.height, maxFaces: 1 };
       const box = call === 'track' && this.tracked && this.tracked.frames < this.settings.trackFrames ? this.tracked.box : undefined;
       // Between detections the pose only matters to the head turn: elsewhere the cheaper landmarks do.
-      const mirrorLandmarks = box === undefined || this.steps.some((s) => s.kind === 'turn');
+      const mirrorLandmarks = box === undefined || this.hasTurn;
       analysis =
         call === 'full'
           ? await this.engine.full(frame.payload, opts)
