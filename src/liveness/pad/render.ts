@@ -236,6 +236,8 @@ export interface GenuineOptions {
   wallRatio?: number;
   /** Spontaneous blinks on (default). */
   spontaneousBlinks?: boolean;
+  /** How long the eyes stay shut on a blink prompt, ms: drawn in [min, max). Default 120-300 (a quick blink). */
+  promptedBlinkMs?: [number, number];
   camera?: Partial<WebcamParams>;
   idleScreen?: Rgb;
 }
@@ -260,6 +262,7 @@ export class GenuineModel implements SceneModel {
   private readonly blinkRng: Rng;
   private blinks: BlinkSchedule | null = null;
   private readonly spontaneous: boolean;
+  private readonly promptedBlinkMs: [number, number];
   private readonly map: WarpMap;
   private readonly scene: Float32Array;
   private readonly dst: Float32Array;
@@ -287,6 +290,7 @@ export class GenuineModel implements SceneModel {
     };
     this.blinkRng = rng.fork();
     this.spontaneous = options.spontaneousBlinks ?? true;
+    this.promptedBlinkMs = options.promptedBlinkMs ?? [120, 300];
     const { width: W, height: H } = face;
     this.map = new WarpMap(W, H);
     this.scene = new Float32Array(W * H * 3);
@@ -308,7 +312,7 @@ export class GenuineModel implements SceneModel {
   /** Per-prompt human timing, reproducible from the seed and the prompt's time. */
   private blinkTiming(at: number): { react: number; dur: number } {
     const r = new Rng(hashSeed(this.seed, 0xb1, at));
-    return { react: r.range(250, 600), dur: r.range(120, 300) };
+    return { react: r.range(250, 600), dur: r.range(...this.promptedBlinkMs) };
   }
 
   private turnShape(at: number): TurnShape {
