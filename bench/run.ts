@@ -306,7 +306,7 @@ async function main(): Promise<number> {
     progress(`enrolling ${PATIENTS} patients on each gateway ...`);
     await Promise.all(
       [...rig.servers.values()].map(async (server) => {
-        for (const iin of rig.patients) await enroll(server.base, server.apiKey, iin, rig.frames.reference);
+        for (const iin of rig.patients) await enroll(server.base, server.enrollKey, iin, rig.frames.reference);
       }),
     );
     if (rig.servers.has('load-ws') || rig.servers.has('load-uws')) rig.gen = LoadGenProcess.start();

@@ -6,11 +6,18 @@
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { createApp } from '../src/app.factory';
-import { createWorkstation } from '../src/auth';
+import { createEnrollmentKey, createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { ChallengePolicyService } from '../src/identification/challenge-policy.service';
 import { JsonLogger } from '../src/json-logger';
-import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepository } from '../src/storage/ports';
+import {
+  CLINICS,
+  ENROLLMENT_KEYS,
+  WORKSTATIONS,
+  type ClinicRepository,
+  type EnrollmentKeyRepository,
+  type WorkstationRepository,
+} from '../src/storage/ports';
 import { TransportService } from '../src/transport';
 import type { ServerReady, ServerRequest, ServerSample } from './lib/server-handle';
 
@@ -32,6 +39,8 @@ async function main(): Promise<void> {
 
   const clinic = await app.get<ClinicRepository>(CLINICS).create('Bench clinic');
   const { apiKey } = await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Bench desk');
+  // References come from the registry role (enrolled at once); a desk replacing one would need the patient's code.
+  const enrollKey = (await createEnrollmentKey(app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS), clinic.id, 'Bench registry')).apiKey;
   const transport = app.get(TransportService).info();
 
   const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });
@@ -93,6 +102,7 @@ async function main(): Promise<void> {
     type: 'ready',
     base: `http://127.0.0.1:${address.port}`,
     apiKey,
+    enrollKey,
     transport: transport ? { kind: transport.kind, port: transport.port } : null,
   };
   process.send?.(ready);

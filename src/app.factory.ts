@@ -3,6 +3,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module';
 import { loadConfig, type Config } from './config';
+import { compileTrustedProxies } from './config/proxies';
 import { JsonLogger } from './json-logger';
 
 export interface CreateAppOptions {
@@ -24,6 +25,9 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestExp
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // req.ip: the peer, or what a trusted proxy (TRUSTED_PROXIES) forwarded; rate limits per address depend on it.
+  const trusted = compileTrustedProxies(config.TRUSTED_PROXIES);
+  app.set('trust proxy', (address: string) => trusted(address));
   app.enableShutdownHooks();
   return app;
 }

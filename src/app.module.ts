@@ -9,6 +9,7 @@ import { EngineModule } from './engine';
 import { HealthModule } from './health/health.module';
 import { HttpModule } from './http';
 import { IdentificationModule } from './identification';
+import { KeysModule } from './keys';
 import { MetricsModule } from './metrics';
 import { MisModule } from './mis';
 import { StatsModule } from './stats';
@@ -20,7 +21,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
+      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
     };
   }
 }

@@ -154,9 +154,12 @@ describe('workstation API keys (real app and storage)', () => {
       expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
     });
 
-    it('limits each client address, then answers 429 rate_limited with Retry-After', async () => {
-      // The 4 failures above came from this address too: one request left of 5.
-      expect((await revoke(s.url, `Bearer ${key}`)).status).toBe(404);
+    it('limits failed key checks per client address (429 rate_limited with Retry-After); working keys spend only their own budget', async () => {
+      // The 4 failures above came from this address: one left of 5. Requests with a working key do not spend them.
+      for (let i = 0; i < 3; i++) expect((await revoke(s.url, `Bearer ${key}`)).status).toBe(404);
+      expect((await revoke(s.url, `Bearer ${otherKey}`)).status).toBe(404);
+      expect(await reply(await revoke(s.url, `Bearer ${key.slice(0, -2)}`))).toEqual(unauthorized); // the fifth failure
+      // Now the address is refused before any key lookup, whatever the key.
       const limited = await revoke(s.url, `Bearer ${otherKey}`);
       expect(await reply(limited.clone())).toEqual({
         status: 429,

@@ -111,6 +111,7 @@ for (const kind of TEST_DATABASES) {
           createdAt: created.createdAt,
           rotatedAt: null,
           revokedAt: null,
+          previousKeys: [],
         },
       ]);
 
@@ -135,6 +136,72 @@ for (const kind of TEST_DATABASES) {
       const again = await run('mis', 'revoke', '--clinic', clinicId, '--id', misId);
       expect(again.code).toBe(1);
       expect(again.err).toContain('[mis_client_not_found]');
+    });
+
+    it('lists, rotates and revokes workstation keys; no rotation shortens an earlier key’s grace; each change is an event', async () => {
+      const ws = json(await run('workstation', 'create', '--clinic', clinicId, '--name', 'Room 14', '--json'));
+      keys.push(ws.apiKey);
+      const byKey = (key: string) => storage.repos.workstations.findByKeyHash(hashApiKey(key));
+      const r1 = json(await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--json'));
+      expect(r1).toEqual({ id: ws.id, clinicId, apiKey: expect.stringMatching(/^fid_ws_/), previousKeyValidUntil: expect.any(String) });
+      expect(Date.parse(r1.previousKeyValidUntil) - Date.now()).toBeGreaterThan(23.9 * 3600_000);
+      const r2 = json(await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', '1.5', '--json'));
+      keys.push(r1.apiKey, r2.apiKey);
+      // The first key keeps its 24 h: the second rotation gave the second key a grace of its own.
+      for (const k of [ws.apiKey, r1.apiKey, r2.apiKey]) expect(await byKey(k)).toMatchObject({ id: ws.id, revokedAt: null });
+      const listed = lines(await run('workstation', 'keys', '--clinic', clinicId, '--json')).find((w) => w.id === ws.id);
+      expect(listed).toMatchObject({ name: 'Room 14', state: 'active', rotatedAt: expect.any(String), revokedAt: null });
+      expect(listed.previousKeys.map((k: Json) => k.validUntil)).toEqual([r2.previousKeyValidUntil, r1.previousKeyValidUntil]);
+      const text = await run('workstation', 'keys', '--clinic', clinicId);
+      expect(text.out.split('\n')[0]).toMatch(/^ID\s+STATE\s+CREATED\s+ROTATED\s+PREVIOUS KEYS\s+NAME$/);
+      expect(text.out).toMatch(new RegExp(`^${ws.id}\\s+active\\s+\\S+\\s+\\S+\\s+2 until ${r1.previousKeyValidUntil}\\s+Room 14$`, 'm'));
+
+      // Without grace (a leaked key): every earlier key stops at once.
+      const r3 = await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', '0');
+      expect(r3.code).toBe(0);
+      expect(r3.out).toMatch(new RegExp(`^workstation ${ws.id}: new key; the previous keys stopped working\n`));
+      const k3 = /API key \(shown only this once\): (fid_ws_\S+)\n/.exec(r3.out)![1];
+      keys.push(k3);
+      for (const k of [ws.apiKey, r1.apiKey, r2.apiKey]) expect(await byKey(k)).toBeNull();
+      expect(await run('workstation', 'revoke', '--clinic', clinicId, '--id', ws.id)).toEqual({
+        code: 0,
+        out: `workstation ${ws.id} revoked\n`,
+        err: '',
+      });
+      expect((await byKey(k3))!.revokedAt).not.toBeNull();
+      const again = await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id);
+      expect(again.code).toBe(1);
+      expect(again.err).toContain('[workstation_not_found]');
+      for (const grace of ['200', '-1', 'soon']) {
+        const bad = await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', grace);
+        expect(bad.code).toBe(2);
+        expect(bad.err).toContain('--grace-hours');
+      }
+
+      // An MIS client rotated twice keeps its first key working (before, the second rotation ended it).
+      const mis = json(await run('mis', 'create', '--clinic', clinicId, '--name', 'Second HIS', '--json'));
+      const m1 = json(await run('mis', 'rotate', '--clinic', clinicId, '--id', mis.id, '--json'));
+      const m2 = json(await run('mis', 'rotate', '--clinic', clinicId, '--id', mis.id, '--json'));
+      keys.push(mis.apiKey, m1.apiKey, m2.apiKey);
+      const misByKey = (key: string) => storage.repos.misClients.findByKeyHash(hashApiKey(key), new Date());
+      for (const k of [mis.apiKey, m1.apiKey, m2.apiKey]) expect(await misByKey(k)).toMatchObject({ id: mis.id });
+
+      // The MIS is told of every change, by the operator.
+      const events = (await storage.repos.events.after(clinicId, 0, 1000)).map((e) => e.payload as Json);
+      expect(
+        events.filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws.id).map((e) => [e.change, e.by]),
+      ).toEqual([
+        ['created', 'operator'],
+        ['rotated', 'operator'],
+        ['rotated', 'operator'],
+        ['rotated', 'operator'],
+        ['revoked', 'operator'],
+      ]);
+      expect(events.filter((e) => e.type === 'mis_client.key_changed' && e.misClientId === mis.id).map((e) => e.change)).toEqual([
+        'created',
+        'rotated',
+        'rotated',
+      ]);
     });
 
     it('refuses bad input: usage errors (2) before touching the database, unknown clinics (1)', async () => {
@@ -171,21 +238,43 @@ for (const kind of TEST_DATABASES) {
         'mis_client.key_rotated',
         'mis_client.revoked',
         'mis_client.listed',
+        'workstation.created',
+        'workstation.key_rotated',
+        'workstation.key_rotated',
+        'workstation.listed',
+        'workstation.listed',
+        'workstation.key_rotated',
+        'workstation.revoked',
+        'mis_client.created',
+        'mis_client.key_rotated',
+        'mis_client.key_rotated',
       ]);
       const text = JSON.stringify(entries);
       for (const key of keys) expect(text).not.toContain(key);
     });
 
-    it('audit verify: intact, then a row changed under the disabled trigger is named', async () => {
-      const count = (await storage.repos.audit.entriesAfter(0, 1000)).length;
+    it('audit verify: intact, with the key that verified it, then a row changed under the disabled trigger is named', async () => {
+      const entries = await storage.repos.audit.entriesAfter(0, 1000);
+      // Keyed with the key ring of the service's configuration (here the key file in FACEID_DATA_DIR).
+      const keyId = entries[0].keyId!;
+      expect(keyId).toMatch(/^gen\d{8}$/);
+      expect(entries.every((e) => e.keyId === keyId)).toBe(true);
+      const [first, last] = [entries[0].seq, entries[entries.length - 1].seq];
       const intact = await run('audit', 'verify');
-      expect(intact).toEqual({ code: 0, out: `audit chain intact: ${count} entries\n`, err: '' });
+      expect(intact).toEqual({
+        code: 0,
+        out: `audit chain intact: ${entries.length} entries; HMAC-SHA256 with key ${keyId} (seq ${first}-${last})\n`,
+        err: '',
+      });
 
       const target = (await storage.repos.audit.entriesAfter(0, 1000))[4]; // workstation.created
       await tamper(db, target.seq);
       const broken = await run('audit', 'verify');
       expect(broken.code).toBe(1);
-      expect(broken.out).toMatch(new RegExp(`^audit chain broken at entry seq ${target.seq}:`));
+      expect(broken.out).toBe(
+        `audit chain broken at entry seq ${target.seq}: its HMAC under key ${keyId} does not match its content ` +
+          `(changed, or its hash forged); entries before it are intact (HMAC-SHA256 with key ${keyId} (seq ${first}-${target.seq - 1}))\n`,
+      );
       // The trigger is back: the table refuses changes again.
       // (Compared by message: better-sqlite3's error class can come from another test file's module registry.)
       const refused = await tamper(db, target.seq, false).then(
@@ -204,6 +293,19 @@ for (const kind of TEST_DATABASES) {
         expect(child.status).toBe(1);
         expect(child.stdout).toContain(`broken at entry seq ${target.seq}`);
       }
+
+      // Without the key that made the entries (another key ring), they cannot be verified: said as such.
+      let out = '';
+      const code = await main(['audit', 'verify'], {
+        stdout: { write: (text: string) => (out += text) },
+        stderr: { write: () => true },
+        env: { ...db.env, TEMPLATE_KEYS: `other:${Buffer.alloc(32, 3).toString('base64')}` },
+      });
+      expect(code).toBe(1);
+      expect(out).toBe(
+        `audit chain not verifiable from entry seq ${first}: it was keyed with key ${keyId}, which is not in the key ` +
+          'ring (TEMPLATE_KEYS), so it cannot be checked; entries before it are intact\n',
+      );
     });
   });
 }

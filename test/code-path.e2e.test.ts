@@ -161,7 +161,9 @@ for (const db of TEST_DATABASES) {
       expect(res.status).toBe(200);
       const mine = res.body.messages.filter((m: { sessionId: string }) => m.sessionId === sessionId);
       expect(mine).toHaveLength(1);
-      const code = /Your faceid code: (\d{6})\. It expires in 5 minutes\./.exec(mine[0].text)![1];
+      // Kazakh then Russian, naming the clinic (see src/sms/texts.ts).
+      expect(mine[0].text).toMatch(/^Clinic A: қабылдаудағы сәйкестендіру коды \d{6}\. .* 5 минут жарамды\.\nClinic A: код идентификации на приёме \d{6}\. .*Действует 5 мин\.$/);
+      const code = /код идентификации на приёме (\d{6})\./.exec(mine[0].text)![1];
       codesSeen.push(code);
       return code;
     };
@@ -218,17 +220,24 @@ for (const db of TEST_DATABASES) {
       });
       const outbox = await api('GET', '/dev/outbox', keyA);
       const msg = outbox.body.messages.find((m: { sessionId: string }) => m.sessionId === s.body.sessionId);
-      expect(msg).toEqual({ sessionId: s.body.sessionId, to: `********${iin.slice(-4)}`, text: expect.any(String), createdAt: expect.any(String) });
+      expect(msg).toEqual({
+        purpose: 'identification',
+        sessionId: s.body.sessionId,
+        to: `********${iin.slice(-4)}`,
+        text: expect.any(String),
+        createdAt: expect.any(String),
+      });
 
       const code = await codeOf(keyA, s.body.sessionId);
       const ok = await enter(keyA, s.body.sessionId, code);
       expect(ok.status).toBe(200);
       expect(ok.body).toEqual({
         sessionId: s.body.sessionId,
-        verdict: { result: 'match', method: 'code', score: null, createdAt: expect.any(String) },
+        verdict: { result: 'match', method: 'code', createdAt: expect.any(String) },
       });
       const done = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
-      expect(done.body).toMatchObject({ state: 'finished', verdict: { result: 'match', method: 'code', score: null, liveness: null } });
+      expect(done.body).toMatchObject({ state: 'finished', verdict: { result: 'match', method: 'code', liveness: null } });
+      expect(done.body.verdict).not.toHaveProperty('score');
       expect(done.body.verdict.timings).toEqual({ codeAgeMs: expect.any(Number), wrongAttempts: 0 });
 
       const events = await eventsOf(s.body.sessionId);
@@ -404,29 +413,75 @@ for (const db of TEST_DATABASES) {
       expect((await enter(keyA, s.body.sessionId, code)).status).toBe(200);
     });
 
-    it('a refusal stops a running face WebSocket and says why', async () => {
-      // An enrolled template (random numbers, encrypted as enrollment does), so the face session waits for frames.
+    /** A patient with an enrolled template (random numbers, encrypted as enrollment does): face sessions wait for frames. */
+    const enrolledIin = async () => {
       const iin = newIin();
       const patient = await h.app.get<PatientRepository>(PATIENTS).upsert(clinicA, iin);
       const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
       const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
       await h.app
         .get<TemplateRepository>(TEMPLATES)
-        .replace(clinicA, patient.id, cipher.encrypt(embedding, { clinicId: clinicA, patientId: patient.id }));
-      const s = await startSession(keyA, iin);
-      const ws = new WebSocket(s.body.wsUrl, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + s.body.token]);
+        .replace(clinicA, patient.id, cipher.encrypt(embedding, { clinicId: clinicA, patientId: patient.id }), {
+          actor: { kind: 'admin', id: null },
+          images: 1,
+          confirmation: null,
+        });
+      return iin;
+    };
+    /** Opens a session's face WebSocket: `ready` resolves true on the server's ready message, false if it closed first. */
+    const openFace = (session: { wsUrl: string; token: string }) => {
+      const ws = new WebSocket(session.wsUrl, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + session.token]);
       const messages: Array<Record<string, unknown>> = [];
       const closed = new Promise<{ code: number; reason: string }>((resolve) =>
         ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
       );
-      await new Promise<void>((resolve, reject) => {
+      const ready = new Promise<boolean>((resolve, reject) => {
         ws.on('error', reject);
         ws.on('message', (d) => {
           const m = JSON.parse(d.toString());
           messages.push(m);
-          if (m.type === 'ready') resolve();
+          if (m.type === 'ready') resolve(true);
         });
+        void closed.then(() => resolve(false));
       });
+      return { ws, messages, closed, ready };
+    };
+
+    it('keeps one face token per patient and counts face attempts when a token is used, not only when it is issued', async () => {
+      const iin = await enrolledIin();
+      // A second session for the patient ends the first one's unused token.
+      const first = await startSession(keyA, iin);
+      const second = await startSession(keyA, iin);
+      const stale = openFace(first.body);
+      expect(await stale.ready).toBe(false);
+      expect(await stale.closed).toMatchObject({ code: 4001 });
+      // Two failed face sessions, recorded through the real repository, and the second session running: three of
+      // FACE_ATTEMPTS_MAX (3), so a session issued now (two failures < 3) is refused when its token is used.
+      for (let i = 0; i < 2; i++) {
+        const f = await startSession(keyA, iin);
+        const verdict = { result: 'no_match', method: 'face', score: 0.1, liveness: null, timings: null } as const;
+        expect(await h.app.get<VerdictRepository>(VERDICTS).finish({ clinicId: clinicA, sessionId: f.body.sessionId, ...verdict })).not.toBeNull();
+      }
+      const running = openFace((await startSession(keyA, iin)).body);
+      expect(await running.ready).toBe(true);
+      const late = await startSession(keyA, iin);
+      expect(late.status).toBe(201);
+      const refused = openFace(late.body);
+      expect(await refused.ready).toBe(false);
+      expect(await refused.closed).toMatchObject({ code: 4029 });
+      // No dead end: the refused session is still open for the six-digit code.
+      expect((await api('GET', `/sessions/${late.body.sessionId}`, keyA)).body).toMatchObject({ state: 'created' });
+      expect((await refuse(keyA, late.body.sessionId)).status).toBe(200);
+      expect((await enter(keyA, late.body.sessionId, await codeOf(keyA, late.body.sessionId))).status).toBe(200);
+      running.ws.close();
+      await running.closed;
+      expect(second.status).toBe(201);
+    });
+
+    it('a refusal stops a running face WebSocket and says why', async () => {
+      const s = await startSession(keyA, await enrolledIin());
+      const { closed, messages, ready } = openFace(s.body);
+      expect(await ready).toBe(true);
       expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body.state).toBe('connected');
       expect((await refuse(keyA, s.body.sessionId)).status).toBe(200);
       expect(await closed).toEqual({ code: 4010, reason: 'refused' });
@@ -558,7 +613,7 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
     expect(r.status).toBe(200);
     const msg = received.at(-1)!;
     expect(msg.authorization).toBe('Bearer egov-test-token');
-    expect(msg.body).toEqual({ iin, reference: id, text: expect.stringMatching(/^Your faceid code: \d{6}\. /) });
+    expect(msg.body).toEqual({ iin, reference: id, text: expect.stringMatching(/код идентификации на приёме \d{6}\./) });
     const code = /(\d{6})/.exec(msg.body.text)![1];
     const ok = await api('POST', `/sessions/${id}/code`, key, { code });
     expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import sharp from 'sharp';
 import { cosineSimilarity, FaceEngine } from '../src/engine/engine';
 import { EngineError } from '../src/engine/errors';
+import { FRAME_JPEG_LIMITS, inspectJpeg } from '../src/engine/jpeg-structure';
 import type { Analysis, Face } from '../src/engine/types';
 import {
   encodeJpeg,
@@ -163,6 +164,46 @@ describeWithPhotos('face engine on real photos', () => {
     });
   });
 
+  it('reuses landmarks in the same box while the face stays put, and runs the network once it moved', async () => {
+    const stages = ['landmarks', 'light', 'anchor'] as const;
+    const detected = primary(await engine.track(Buffer.from(frame), { stages }));
+    expect(detected.anchor).toHaveLength(64);
+    expect(detected.landmarksReused).toBeUndefined();
+    const reuseLandmarks = { landmarks: detected.landmarks!, anchor: detected.anchor!, maxShift: 2 };
+    /** The frame with its content moved dx pixels to the right (the left edge repeated). */
+    const shifted = (dx: number): Promise<Buffer> => {
+      const out = { ...frameRgb, data: Buffer.alloc(frameRgb.data.length) };
+      for (let y = 0; y < frameRgb.height; y++) {
+        for (let x = 0; x < frameRgb.width; x++) {
+          const from = (y * frameRgb.width + Math.max(0, x - dx)) * 3;
+          frameRgb.data.copy(out.data, (y * frameRgb.width + x) * 3, from, from + 3);
+        }
+      }
+      return encodeJpeg(out);
+    };
+    const box = detected.box;
+    // Still, and one pixel over: the landmarks are the caller's, moved along with the face; no network ran.
+    for (const dx of [0, 1]) {
+      const f = primary(await engine.track(await shifted(dx), { box, stages, reuseLandmarks }));
+      expect({ dx, reused: f.landmarksReused }).toEqual({ dx, reused: true });
+      expect(Math.abs(f.landmarks![60] - detected.landmarks![60] - dx)).toBeLessThan(0.75);
+      expect(f.light!.nose).not.toBeNull();
+    }
+    // Six pixels over: computed afresh, and they follow the face.
+    const moved = primary(await engine.track(await shifted(6), { box, stages, reuseLandmarks }));
+    expect(moved.landmarksReused).toBeUndefined();
+    expect(moved.landmarks![60] - detected.landmarks![60]).toBeGreaterThan(4);
+    // Reuse needs the box the anchor was taken in, and well-formed numbers.
+    for (const bad of [
+      { box: undefined, reuseLandmarks },
+      { box, reuseLandmarks: { ...reuseLandmarks, anchor: new Float32Array(10) } },
+      { box, reuseLandmarks: { ...reuseLandmarks, landmarks: new Float32Array(136).fill(NaN) } },
+      { box, reuseLandmarks: { ...reuseLandmarks, maxShift: -1 } },
+    ]) {
+      await expect(engine.track(Buffer.from(frame), { stages, ...bad })).rejects.toMatchObject({ code: 'invalid_argument' });
+    }
+  });
+
   it('lights the face region more than the frame when only the face is brightened', async () => {
     const f = primary(await engine.track(Buffer.from(frame)));
     const lit = { ...frameRgb, data: Buffer.from(frameRgb.data) };
@@ -256,16 +297,31 @@ describeWithPhotos('face engine on real photos', () => {
   it('survives thousands of mutated JPEGs with typed errors and unchanged results after', async () => {
     const before = primary(await engine.full(Buffer.from(frame))).embedding!;
     const codes = new Map<string, number>();
+    // The JavaScript structure check that runs before the engine on every desk frame (src/engine/jpeg-structure.ts)
+    // must never refuse a frame the engine would decode: mutations it refuses that the engine took.
+    const refusedButDecoded: string[] = [];
     const batch: Promise<string>[] = [];
     const flush = async () => {
       for (const c of await Promise.all(batch)) codes.set(c, (codes.get(c) ?? 0) + 1);
       batch.length = 0;
     };
     for (const m of jpegMutations(frame, fuzzCount, 20261128)) {
-      batch.push(codeOf(engine.track(m.data)));
+      let structure = 'ok';
+      try {
+        inspectJpeg(m.data, FRAME_JPEG_LIMITS);
+      } catch (err) {
+        structure = (err as EngineError).code;
+      }
+      batch.push(
+        codeOf(engine.track(m.data)).then((code) => {
+          if (structure !== 'ok' && code === 'ok') refusedButDecoded.push(`${m.kind} seed ${m.seed}: ${structure}`);
+          return code;
+        }),
+      );
       if (batch.length === 8) await flush(); // stay under the queue bound
     }
     await flush();
+    expect(refusedButDecoded).toEqual([]);
     for (const code of codes.keys()) {
       expect(['ok', 'frame_corrupt', 'frame_truncated', 'frame_too_large', 'frame_dimensions_invalid']).toContain(code);
     }

@@ -11,7 +11,8 @@ import { DEFAULT_MASK, scanMemory, xorInPlace } from './support/memscan';
 import type { RunResult, ScanSummary } from './support/zeroing-run';
 
 /*
- * The proof that frames are wiped: frames carrying random signature blocks go through engine.full(), then the
+ * The proof that frames are wiped: frames carrying random signature blocks go through the track path of the light
+ * challenge (the anchor, then landmarks reused in the same box) and engine.full(), then the
  * process's writable memory is searched for the signatures (JPEG bytes, decoded pixel rows, libjpeg's luma rows,
  * raw pixel rows). Each run happens in its own child process (test/support/zeroing-run.ts): the addon's wipe switch
  * is process-wide, and this process never holds a frame. The control run, with every wipe switched off, must find
@@ -63,7 +64,7 @@ const skipReason = missingAssets();
 const describeEngine = describeZeroing('engine zeroing test');
 
 
-describeEngine('engine zeroing: no frame data survives engine.full()', () => {
+describeEngine('engine zeroing: no frame data survives engine.track() and engine.full()', () => {
   const dirs: string[] = [];
   let realDir: string;
   let controlDir: string;
@@ -124,6 +125,7 @@ describeEngine('engine zeroing: no frame data survives engine.full()', () => {
     expect(r.frames).toBe(FRAMES);
     expect(r.faces.every((n) => n >= 1)).toBe(true);
     expect(r.embedded).toBe(FRAMES);
+    expect(r.reused).toBe(FRAMES);
   }
 
   beforeAll(async () => {

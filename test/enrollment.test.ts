@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import sharp from 'sharp';
 import { createApp } from '../src/app.factory';
-import { hashApiKey, WorkstationsService } from '../src/auth';
+import { createEnrollmentKey, hashApiKey } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { cosineSimilarity, EngineService } from '../src/engine';
 import { EnrollmentService, KEY_FILE_NAME } from '../src/enrollment';
@@ -12,19 +12,20 @@ import { JsonLogger } from '../src/json-logger';
 import {
   AUDIT,
   CLINICS,
+  ENROLLMENT_KEYS,
   PATIENTS,
   TEMPLATES,
-  WORKSTATIONS,
   type AuditRepository,
   type ClinicRepository,
+  type EnrollmentKeyRepository,
   type PatientRepository,
   type TemplateRepository,
-  type WorkstationRepository,
 } from '../src/storage/ports';
 import { fixturePhotos, missingFixturesReason, webcamJpeg } from './support/frames';
 
 // The real app: real engine, real storage (SQLite in a temporary folder), real HTTP. The test photos are fetched by
-// `npm run models`; without them the suite is skipped locally and fails in CI.
+// `npm run models`; without them the suite is skipped locally and fails in CI. The callers are the clinics'
+// enrollment keys (the registry role); desks and their limits: test/enrollment-roles.test.ts.
 const missing = missingFixturesReason();
 if (missing && process.env.CI) throw new Error(missing);
 if (missing) console.warn(`Skipping the enrollment e2e tests: ${missing}`);
@@ -67,12 +68,12 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     await app.listen(config.PORT, config.HOST);
     url = await app.getUrl();
 
-    // Two clinics, each with a workstation and its key.
+    // Two clinics, each with an enrollment key.
     const clinics = app.get<ClinicRepository>(CLINICS);
-    const workstations = app.get(WorkstationsService);
+    const enrollmentKeys = app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS);
     clinicA = (await clinics.create('Clinic A')).id;
-    keyA = (await workstations.createWorkstation(clinicA, 'Desk A')).apiKey;
-    keyB = (await workstations.createWorkstation((await clinics.create('Clinic B')).id, 'Desk B')).apiKey;
+    keyA = (await createEnrollmentKey(enrollmentKeys, clinicA, 'Registry A')).apiKey;
+    keyB = (await createEnrollmentKey(enrollmentKeys, (await clinics.create('Clinic B')).id, 'Registry B')).apiKey;
 
     oneFace = await webcamJpeg(0, { width: 640, height: 480 });
     oneFaceShifted = await webcamJpeg(0, { width: 640, height: 480, shiftX: 0.03, shiftY: 0.02 });
@@ -115,7 +116,7 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     const r = await reply(await postJpeg(IIN_A, oneFace));
     expect(r).toEqual({
       status: 201,
-      body: { patientIin: IIN_A, templateId: expect.any(String), images: 1, createdAt: expect.any(String) },
+      body: { patientIin: IIN_A, templateId: expect.any(String), images: 1, createdAt: expect.any(String), replaced: false },
     });
     expect(Number.isNaN(Date.parse((r.body as { createdAt: string }).createdAt))).toBe(false);
   });
@@ -125,7 +126,7 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     const templates = app.get<TemplateRepository>(TEMPLATES);
     const before = await templates.active(clinicA, (await patients.find(clinicA, IIN_A))!.id);
     const r = await reply(await postMultipart(IIN_A, [oneFace, oneFaceShifted]));
-    expect(r).toMatchObject({ status: 201, body: { patientIin: IIN_A, images: 2 } });
+    expect(r).toMatchObject({ status: 201, body: { patientIin: IIN_A, images: 2, replaced: true } });
     const after = await templates.active(clinicA, (await patients.find(clinicA, IIN_A))!.id);
     expect(after!.id).toBe((r.body as { templateId: string }).templateId);
     expect(after!.id).not.toBe(before!.id);
@@ -160,17 +161,24 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
 
   it('another clinic cannot load the template', async () => {
     const patient = (await app.get<PatientRepository>(PATIENTS).find(clinicA, IIN_A))!;
-    const clinicB = (await app.get<WorkstationRepository>(WORKSTATIONS).findByKeyHash(hashApiKey(keyB)))!.clinicId;
+    const clinicB = (await app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS).findByKeyHash(hashApiKey(keyB)))!.clinicId;
     expect(await app.get(EnrollmentService).loadTemplate(clinicB, patient.id)).toBeNull();
   });
 
-  it('audits the enrollment with counts only', async () => {
+  it('audits the enrollment with counts and ids only', async () => {
     const entries = await app.get<AuditRepository>(AUDIT).list(clinicA, 50);
-    const enrolled = entries.filter((e) => e.action === 'template.enrolled');
-    expect(enrolled.length).toBeGreaterThanOrEqual(2);
+    const enrolled = entries.filter((e) => e.action === 'template.enrolled' || e.action === 'template.replaced');
+    expect(enrolled.map((e) => e.action).sort()).toEqual(['template.enrolled', 'template.replaced']);
     for (const e of enrolled) {
-      expect(e.actor).toMatch(/^workstation:/);
-      expect(e.detail).toEqual({ images: expect.any(Number), keyId: expect.any(String) });
+      expect(e.actor).toMatch(/^enrollment_key:/);
+      expect(e.detail).toEqual({
+        images: expect.any(Number),
+        keyId: expect.any(String),
+        templateId: expect.any(String),
+        previousTemplateId: e.action === 'template.replaced' ? expect.any(String) : null,
+        confirmation: null,
+        eventSeq: expect.any(Number),
+      });
       expect(e.subject).not.toContain(IIN_A);
     }
   });
@@ -277,8 +285,8 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
 
   it('the service zeroes every image it was given, on success and on failure', async () => {
     const service = app.get(EnrollmentService);
-    const principal = (await app.get<WorkstationRepository>(WORKSTATIONS).findByKeyHash(hashApiKey(keyA)))!;
-    const who = { clinicId: principal.clinicId, workstationId: principal.id };
+    const key = (await app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS).findByKeyHash(hashApiKey(keyA)))!;
+    const who = { kind: 'enrollment_key', clinicId: key.clinicId, enrollmentKeyId: key.id } as const;
     const ok = [Buffer.from(oneFace), Buffer.from(oneFaceShifted)];
     await service.enroll(who, IIN_C, ok);
     for (const b of ok) expect(b.every((x) => x === 0)).toBe(true);
@@ -288,6 +296,12 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     const badIin = [Buffer.from(oneFace)];
     await expect(service.enroll(who, '123', badIin)).rejects.toMatchObject({ code: 'iin_invalid' });
     expect(badIin[0].every((x) => x === 0)).toBe(true);
+    // A workstation of a clinic without desk enrollment: refused before any analysis, and still wiped.
+    const desk = [Buffer.from(oneFace)];
+    await expect(service.enroll({ clinicId: clinicA, workstationId: key.id }, IIN_C, desk)).rejects.toMatchObject({
+      code: 'desk_enrollment_disabled',
+    });
+    expect(desk[0].every((x) => x === 0)).toBe(true);
   });
 
   it('lists the enrollment routes with their schemas in /openapi.json, and serves /docs', async () => {
@@ -297,9 +311,10 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     };
     const route = doc.paths['/patients/{iin}/template'];
     expect(Object.keys(route).sort()).toEqual(['delete', 'post']);
+    expect(Object.keys(doc.paths['/patients/{iin}/template/confirm'])).toEqual(['post']);
     expect(route.post).toMatchObject({
       tags: ['enrollment'],
-      security: [{ workstationKey: [] }],
+      security: [{ enrollmentOrWorkstationKey: [] }],
       parameters: [{ name: 'iin', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9]{12}$' } }],
       requestBody: { content: { 'image/jpeg': expect.any(Object), 'multipart/form-data': expect.any(Object) } },
     });
@@ -307,12 +322,16 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
       string,
       { description: string; content?: Record<string, { schema: unknown }> }
     >;
-    expect(responses['201'].content!['application/json'].schema).toMatchObject({
+    // Stored (201), or a workstation's replacement waiting for the patient's code (202, described beside it).
+    const [stored, codeSent] = (responses['201'].content!['application/json'].schema as { anyOf: unknown[] }).anyOf;
+    expect(stored).toMatchObject({
       type: 'object',
-      required: ['patientIin', 'templateId', 'images', 'createdAt'],
+      required: ['patientIin', 'templateId', 'images', 'createdAt', 'replaced'],
       properties: { patientIin: { type: 'string' }, images: { type: 'integer' }, createdAt: { format: 'date-time' } },
     });
-    expect(Object.keys(responses).sort()).toEqual(['201', '400', '401', '413', '415', '422', '429', '500', '503']);
+    expect(codeSent).toMatchObject({ required: expect.arrayContaining(['confirmation', 'codeExpiresAt']) });
+    expect(Object.keys(responses).sort()).toEqual(['201', '400', '401', '403', '413', '415', '422', '429', '500', '502', '503']);
+    expect(responses['403'].description).toContain('desk_enrollment_disabled');
     expect(responses['422'].description).toContain('enroll_multiple_faces');
     expect(responses['400'].description).toContain('iin_invalid');
     expect(JSON.stringify(responses['201'])).not.toContain('embedding');

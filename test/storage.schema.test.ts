@@ -170,8 +170,9 @@ function expectedTables(models: Map<string, Model>, provider: 'sqlite' | 'postgr
         const type = COLUMN_TYPES[provider][f.type];
         if (!type) throw new Error(`no column type for ${f.type}`);
         const dflt = f.attributes.find((a) => a.startsWith('@default('));
-        // Only database defaults count: now() and autoincrement() are; uuid() and cuid() would be client-side.
-        const hasDefault = dflt !== undefined && /now\(\)|autoincrement\(\)|^@default\([^a-z]/.test(dflt);
+        // Only database defaults count: now(), autoincrement(), literals (numbers, strings, true and false) are;
+        // uuid() and cuid() would be client-side.
+        const hasDefault = dflt !== undefined && /now\(\)|autoincrement\(\)|^@default\(([^a-z]|(true|false)\))/.test(dflt);
         t.columns[f.name] = { type, nullable: f.optional, hasDefault };
         if (f.attributes.includes('@id')) t.primaryKey = [f.name];
         if (f.attributes.includes('@unique')) t.indexes[`${model.name}_${f.name}_key`] = { columns: [f.name], unique: true };

@@ -11,7 +11,9 @@ import { ConfigModule, loadConfig } from '../src/config';
 import {
   AUDIT,
   AUDIT_GENESIS,
+  auditChainKeys,
   auditHash,
+  auditMac,
   CLINICS,
   migrate,
   openStorage,
@@ -20,6 +22,7 @@ import {
   StorageModule,
   TEMPLATES,
   verifyAuditChain,
+  walkAuditChain,
   VERDICTS,
   WORKSTATIONS,
   type ClinicRepository,
@@ -29,8 +32,14 @@ import {
   type StorageTarget,
   type StoredEvent,
 } from '../src/storage';
+import { KeyRing } from '../src/keyring';
 import { openDb } from '../src/storage/db';
 import { readMigrations } from '../src/storage/migrate';
+
+/** The key ring of these tests: the audit chain is keyed with its derived key, as the service's is. */
+const TEST_KEY = randomBytes(32);
+const AUDIT_KEYS = auditChainKeys(new KeyRing([{ id: 'test1', key: TEST_KEY }]));
+const AUDIT_KEY = AUDIT_KEYS.keys.get('test1')!;
 
 // One repository contract, run against SQLite (a temporary file) and PostgreSQL (fresh databases on the local server,
 // dropped afterwards). PostgreSQL unreachable: the PostgreSQL half fails in CI and is skipped, with a message, elsewhere.
@@ -158,6 +167,9 @@ const MIGRATIONS = [
   '20261128230000_mis_events',
   '20261129000000_code_resends',
   '20261130000000_workstation_liveness',
+  '20261204120000_key_lifecycle',
+  '20261204130000_enrollment_roles',
+  '20261204140000_audit_hmac',
 ];
 
 /** A copy of the committed migrations to modify. */
@@ -183,7 +195,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
     beforeAll(async () => {
       target = await h.fresh();
-      storage = await openStorage(target);
+      storage = await openStorage(target, { auditKeys: AUDIT_KEYS });
       r = storage.repos;
     });
 
@@ -231,7 +243,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
       it('are idempotent on restart and keep the data', async () => {
         const clinic = await r.clinics.create('Restart clinic');
-        const again = await openStorage(target);
+        const again = await openStorage(target, { auditKeys: AUDIT_KEYS });
         try {
           expect(again.migration).toEqual({ applied: [], total: MIGRATIONS.length });
           expect(await again.repos.clinics.get(clinic.id)).toEqual(clinic);
@@ -244,7 +256,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
       it('refuse to start when an applied migration was modified', async () => {
         const dir = copyMigrations(provider, scratch);
         fs.appendFileSync(path.join(dir, '20261128200000_init', 'migration.sql'), '\n-- edited later\n');
-        const err = await openStorage(target, { migrationsDir: dir }).then(
+        const err = await openStorage(target, { migrationsDir: dir, auditKeys: AUDIT_KEYS }).then(
           () => new Error('opened'),
           (e: unknown) => e,
         );
@@ -273,12 +285,12 @@ for (const provider of ['sqlite', 'postgres'] as const) {
       it('apply a new migration in one transaction: a failing one leaves nothing behind, the fixed one applies', async () => {
         const t = await h.fresh();
         const dir = copyMigrations(provider, scratch);
-        const second = path.join(dir, '20261201000000_extra');
+        const second = path.join(dir, '20991231000000_extra');
         fs.mkdirSync(second);
         fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\nCREATE TABLE oops (;\n');
         await expect(migrate(t, { migrationsDir: dir })).rejects.toMatchObject({
           code: 'migration_failed',
-          message: expect.stringContaining('20261201000000_extra'),
+          message: expect.stringContaining('20991231000000_extra'),
         });
         expect(await tableExists(h, t, 'Extra')).toBe(false);
         if (provider === 'sqlite') {
@@ -293,7 +305,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
         fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\n');
         const result = await migrate(t, { migrationsDir: dir });
-        expect(result.applied).toEqual(provider === 'sqlite' ? [...MIGRATIONS, '20261201000000_extra'] : ['20261201000000_extra']);
+        expect(result.applied).toEqual(provider === 'sqlite' ? [...MIGRATIONS, '20991231000000_extra'] : ['20991231000000_extra']);
         expect(await tableExists(h, t, 'Extra')).toBe(true);
       });
 
@@ -348,6 +360,26 @@ for (const provider of ['sqlite', 'postgres'] as const) {
     });
 
     describe('clinics, workstations and patients', () => {
+      it('create the first clinic once, whichever of several processes starting together gets there first', async () => {
+        // A database of its own, empty; on PostgreSQL two storages with their own pools, as two gateways would have
+        // (SQLite serves one gateway process; better-sqlite3 waits synchronously, so two in one process would block).
+        const empty = await h.fresh();
+        const a = await openStorage(empty, { auditKeys: AUDIT_KEYS });
+        const b = provider === 'postgres' ? await openStorage(empty, { auditKeys: AUDIT_KEYS }) : a;
+        try {
+          const made = await Promise.all([
+            ...Array.from({ length: 4 }, () => a.repos.clinics.createFirst('Demo clinic')),
+            ...Array.from({ length: 4 }, () => b.repos.clinics.createFirst('Demo clinic')),
+          ]);
+          expect(made.filter((c) => c !== null)).toHaveLength(1);
+          expect(await a.repos.clinics.count()).toBe(1);
+          expect(await b.repos.clinics.createFirst('Demo clinic')).toBeNull();
+        } finally {
+          await a.close();
+          if (b !== a) await b.close();
+        }
+      });
+
       it('create, read and count clinics', async () => {
         const before = await r.clinics.count();
         const clinic = await r.clinics.create('Polyclinic No. 1');
@@ -391,24 +423,27 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         ciphertext: randomBytes(2048),
         tag: Buffer.alloc(16, 255 - n),
       });
+      // Who changes the templates here (their MIS events and audit entries: test/enrollment-roles.test.ts).
+      const admin = { kind: 'admin', id: null } as const;
+      const change = { actor: admin, images: 1, confirmation: null };
 
       it('replace revokes the active template and stores the new one byte for byte', async () => {
         const clinic = await r.clinics.create('T');
         const patient = await r.patients.upsert(clinic.id, '700101300111');
         expect(await r.templates.active(clinic.id, patient.id)).toBeNull();
         const first = enc(1);
-        const t1 = await r.templates.replace(clinic.id, patient.id, first);
+        const t1 = (await r.templates.replace(clinic.id, patient.id, first, change)).template;
         expect(t1).toEqual({ ...first, id: expect.any(String), clinicId: clinic.id, patientId: patient.id, createdAt: expect.any(Date), revokedAt: null });
         expect(Buffer.isBuffer(t1.ciphertext)).toBe(true);
         expect(await r.templates.active(clinic.id, patient.id)).toEqual(t1);
 
         const second = enc(2);
-        const t2 = await r.templates.replace(clinic.id, patient.id, second);
+        const t2 = (await r.templates.replace(clinic.id, patient.id, second, change)).template;
         const active = await r.templates.active(clinic.id, patient.id);
         expect(active).toEqual(t2);
         expect(active!.ciphertext.equals(second.ciphertext)).toBe(true);
-        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(1); // t1 was already revoked: one active
-        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(0);
+        expect(await r.templates.revoke(clinic.id, patient.id, admin)).toBe(1); // t1 was already revoked: one active
+        expect(await r.templates.revoke(clinic.id, patient.id, admin)).toBe(0);
         expect(await r.templates.active(clinic.id, patient.id)).toBeNull();
       });
 
@@ -416,18 +451,18 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const a = await r.clinics.create('A');
         const b = await r.clinics.create('B');
         const patient = await r.patients.upsert(a.id, '700101300222');
-        await r.templates.replace(a.id, patient.id, enc(3));
+        await r.templates.replace(a.id, patient.id, enc(3), change);
         expect(await r.templates.active(b.id, patient.id)).toBeNull();
-        expect(await r.templates.revoke(b.id, patient.id)).toBe(0);
-        await expect(r.templates.replace(b.id, patient.id, enc(4))).rejects.toMatchObject({ code: 'reference_not_found' });
+        expect(await r.templates.revoke(b.id, patient.id, admin)).toBe(0);
+        await expect(r.templates.replace(b.id, patient.id, enc(4), change)).rejects.toMatchObject({ code: 'reference_not_found' });
         expect(await r.templates.active(a.id, patient.id)).toMatchObject({ keyId: 'k3' });
       });
 
       it('concurrent replacements leave exactly one active template', async () => {
         const clinic = await r.clinics.create('T2');
         const patient = await r.patients.upsert(clinic.id, '700101300333');
-        await Promise.all(Array.from({ length: 6 }, (_, i) => r.templates.replace(clinic.id, patient.id, enc(10 + i))));
-        expect(await r.templates.revoke(clinic.id, patient.id)).toBe(1);
+        await Promise.all(Array.from({ length: 6 }, (_, i) => r.templates.replace(clinic.id, patient.id, enc(10 + i), change)));
+        expect(await r.templates.revoke(clinic.id, patient.id, admin)).toBe(1);
       });
     });
 
@@ -508,6 +543,40 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const { tokenHash } = await newSession();
         const results = await Promise.all(Array.from({ length: 8 }, () => r.sessions.consumeToken(tokenHash, new Date())));
         expect(results.filter((x) => x !== null)).toHaveLength(1);
+      });
+
+      it('admit a face session only while the patient has attempts left, counting failed and running ones atomically', async () => {
+        // A patient of its own: six tokens opened in advance, then used all at once, against a limit of three.
+        const patient = (await r.patients.upsert(clinicId, '900101300555')).id;
+        const since = new Date(Date.now() - 60_000);
+        const failed = await newSession(60_000, patient);
+        expect(await r.sessions.consumeToken(failed.tokenHash, new Date())).not.toBeNull();
+        await r.verdicts.finish({ clinicId, sessionId: failed.session.id, result: 'no_match', method: 'face', score: 0.2, liveness: null, timings: null });
+        const tokens = await Promise.all(Array.from({ length: 6 }, () => newSession(60_000, patient)));
+        const results = await Promise.all(tokens.map((t) => r.sessions.admitFace(t.tokenHash, new Date(), { since, max: 3 })));
+        // One failed + two running = three: the other four wait for a result, their tokens unused.
+        expect(results.filter((x) => x.ok)).toHaveLength(2);
+        const refused = results.filter((x) => !x.ok);
+        expect(refused).toHaveLength(4);
+        for (const x of refused) expect(x).toMatchObject({ reason: 'attempts_exceeded', clinicId, failed: 1, inFlight: 2 });
+        // A refused token is still unused (the session can go to the code path); an unknown one is just invalid.
+        const unused = tokens.find((_, i) => !results[i].ok)!;
+        expect(await r.sessions.get(clinicId, unused.session.id)).toMatchObject({ state: 'created', tokenUsedAt: null });
+        expect(await r.sessions.admitFace(sha256('unknown'), new Date(), { since, max: 3 })).toEqual({ ok: false, reason: 'token_invalid' });
+        // Another patient is not held up by this one's attempts.
+        const mine = await newSession();
+        expect(await r.sessions.admitFace(mine.tokenHash, new Date(), { since, max: 3 })).toMatchObject({ ok: true, session: { id: mine.session.id, state: 'connected' } });
+      });
+
+      it("end a patient's earlier unused face tokens when a new one is opened", async () => {
+        const patient = (await r.patients.upsert(clinicId, '900101300666')).id;
+        const first = await newSession(60_000, patient);
+        const used = await newSession(60_000, patient);
+        expect(await r.sessions.consumeToken(used.tokenHash, new Date())).not.toBeNull();
+        expect(await r.sessions.supersedeFaceTokens(clinicId, patient, new Date())).toBe(1);
+        expect(await r.sessions.consumeToken(first.tokenHash, new Date())).toBeNull();
+        expect(await r.sessions.get(clinicId, used.session.id)).toMatchObject({ state: 'connected' });
+        expect(await r.sessions.supersedeFaceTokens(otherClinicId, patient, new Date())).toBe(0);
       });
 
       it('refuse an expired token (expiry itself included)', async () => {
@@ -800,7 +869,8 @@ for (const provider of ['sqlite', 'postgres'] as const) {
     });
 
     describe('audit log', () => {
-      // Runs after the other tests' appends (none) on this database: the chain starts here.
+      // Runs after the other tests' appends on this database (key changes write audit entries in their transaction):
+      // the chain goes on from their last entry, or starts at the genesis hash.
       const entry = (i: number, clinicId: string | null = null) => ({
         clinicId,
         actor: 'system',
@@ -809,15 +879,17 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         detail: { i, z: 'last', a: { nested: [1, 2.5, null] } },
       });
 
-      it('chains entries from the genesis hash and verifies', async () => {
+      it('chains entries from the previous one (the genesis hash first) and verifies', async () => {
         const clinic = await r.clinics.create('Audited');
+        const prevHash = (await r.audit.entriesAfter(0, 100_000)).at(-1)?.hash ?? AUDIT_GENESIS;
         const first = await r.audit.append(entry(0, clinic.id));
         expect(first).toEqual({
           seq: expect.any(Number),
           ...entry(0, clinic.id),
           at: expect.any(Date),
-          prevHash: AUDIT_GENESIS,
-          hash: auditHash(AUDIT_GENESIS, { ...entry(0, clinic.id), at: first.at }),
+          prevHash,
+          hash: auditMac(AUDIT_KEY, 'test1', prevHash, { ...entry(0, clinic.id), at: first.at }),
+          keyId: 'test1',
         });
         const second = await r.audit.append({ ...entry(1), detail: null, subject: null });
         expect(second.prevHash).toBe(first.hash);
@@ -826,7 +898,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
         expect((await r.audit.list(clinic.id, 10)).map((e) => e.subject)).toEqual(['s2', 's0']);
         expect((await r.audit.list(clinic.id, 1)).map((e) => e.subject)).toEqual(['s2']);
-        expect((await r.audit.list(null, 10)).map((e) => e.subject)).toEqual([null]);
+        expect((await r.audit.list(null, 10)).filter((e) => e.action === 'test.appended').map((e) => e.subject)).toEqual([null]);
         expect(await r.audit.list((await r.clinics.create('Other')).id, 10)).toEqual([]);
         expect(await verifyAuditChain(r.audit)).toBeNull();
       });
@@ -834,14 +906,14 @@ for (const provider of ['sqlite', 'postgres'] as const) {
       it('hashes the canonical JSON: key order does not matter', async () => {
         const e = await r.audit.append({ clinicId: null, actor: 'cli', action: 'test.order', subject: null, detail: { b: 1, a: { d: 2, c: 3 } } });
         const swapped = { ...e, detail: { a: { c: 3, d: 2 }, b: 1 } };
-        expect(auditHash(e.prevHash, swapped)).toBe(e.hash);
+        expect(auditMac(AUDIT_KEY, 'test1', e.prevHash, swapped)).toBe(e.hash);
       });
 
       it('keep the chain intact under concurrent appends from two processes', async () => {
         const before = (await r.audit.entriesAfter(0, 10_000)).length;
         const mine = () => Promise.all(Array.from({ length: 25 }, (_, i) => r.audit.append(entry(100 + i))));
         if (target.provider === 'postgres') {
-          const second = await openStorage(target); // its own pool, as a second process would have
+          const second = await openStorage(target, { auditKeys: AUDIT_KEYS }); // its own pool, as a second process would have
           try {
             await Promise.all([mine(), ...Array.from({ length: 25 }, (_, i) => second.repos.audit.append(entry(200 + i)))]);
           } finally {
@@ -850,9 +922,11 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         } else {
           // The child opens the file, says ready, waits for "go", then appends while this process does too.
           const script = `
-            const { openStorage } = require('./src/storage');
+            const { openStorage, auditChainKeys } = require('./src/storage');
+            const { KeyRing } = require('./src/keyring');
             (async () => {
-              const s = await openStorage({ provider: 'sqlite', file: process.argv[1] });
+              const ring = new KeyRing([{ id: 'test1', key: Buffer.from(process.argv[2], 'base64') }]);
+              const s = await openStorage({ provider: 'sqlite', file: process.argv[1] }, { auditKeys: auditChainKeys(ring) });
               console.log('ready');
               await new Promise((go) => process.stdin.once('data', go));
               await Promise.all(Array.from({ length: 25 }, (_, i) => s.repos.audit.append(
@@ -861,7 +935,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
               console.log('done');
             })().catch((e) => { console.error(e); process.exit(1); });`;
           let started: Promise<unknown> = Promise.resolve();
-          const lines = await tsChild(script, [target.file], (line, child) => {
+          const lines = await tsChild(script, [target.file, TEST_KEY.toString('base64')], (line, child) => {
             if (line !== 'ready') return;
             child.stdin!.end('go\n'); // ending stdin also lets the child exit when done
             started = mine();
@@ -889,38 +963,102 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         expect(await h.sql(target, `SELECT "actor" FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toEqual([{ actor: 'system' }]);
       });
 
-      it('detect a tampered row, even one whose hash was recomputed', async () => {
+      /** Somebody with the database owner's rights: switch the guard off, change a row, switch it on again. */
+      const tamper = async (t: StorageTarget, seq: number, set: string) => {
+        if (provider === 'sqlite') {
+          const db = new Database((t as { file: string }).file);
+          try {
+            const triggers = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'AuditLog'`).all() as { sql: string }[];
+            db.exec(`DROP TRIGGER "AuditLog_no_update"`);
+            db.exec(`DROP TRIGGER "AuditLog_no_delete"`);
+            db.exec(`UPDATE "AuditLog" SET ${set} WHERE "seq" = ${seq}`);
+            for (const trigger of triggers) db.exec(trigger.sql);
+          } finally {
+            db.close();
+          }
+        } else {
+          await h.sql(
+            t,
+            `BEGIN; ALTER TABLE "AuditLog" DISABLE TRIGGER USER; UPDATE "AuditLog" SET ${set} WHERE "seq" = ${seq}; ` +
+              `ALTER TABLE "AuditLog" ENABLE TRIGGER USER; COMMIT;`,
+          );
+        }
+      };
+
+      it('detect a tampered row, even one whose hash was recomputed, or a tail rewritten as plain SHA-256', async () => {
         const entries = [];
         for (let i = 0; i < 4; i++) entries.push(await r.audit.append(entry(400 + i)));
         const victim = entries[1];
-        // Somebody with the database owner's rights: switch the guard off, change a row, switch it on again.
-        const tamper = async (set: string) => {
-          if (provider === 'sqlite') {
-            const file = (target as { file: string }).file;
-            const db = new Database(file);
-            try {
-              const triggers = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'AuditLog'`).all() as { sql: string }[];
-              db.exec(`DROP TRIGGER "AuditLog_no_update"`);
-              db.exec(`DROP TRIGGER "AuditLog_no_delete"`);
-              db.exec(`UPDATE "AuditLog" SET ${set} WHERE "seq" = ${victim.seq}`);
-              for (const t of triggers) db.exec(t.sql);
-            } finally {
-              db.close();
-            }
-          } else {
-            await h.sql(
-              target,
-              `BEGIN; ALTER TABLE "AuditLog" DISABLE TRIGGER USER; UPDATE "AuditLog" SET ${set} WHERE "seq" = ${victim.seq}; ` +
-                `ALTER TABLE "AuditLog" ENABLE TRIGGER USER; COMMIT;`,
-            );
-          }
-        };
-        await tamper(`"detail" = '{"i": 999}'`);
-        expect(await verifyAuditChain(r.audit)).toBe(victim.seq);
+        expect(entries.map((e) => e.keyId)).toEqual(['test1', 'test1', 'test1', 'test1']);
+        await tamper(target, victim.seq, `"detail" = '{"i": 999}'`);
+        expect((await walkAuditChain(r.audit)).broken).toEqual({ seq: victim.seq, reason: 'hash', keyId: 'test1' });
 
+        // Its hash recomputed: without the chain key only the plain SHA-256 can be, and that is not its HMAC.
         const forged = { ...victim, detail: { i: 999 } };
-        await tamper(`"hash" = '${auditHash(victim.prevHash, forged)}'`);
-        expect(await verifyAuditChain(r.audit)).toBe(entries[2].seq);
+        await tamper(target, victim.seq, `"hash" = '${auditHash(victim.prevHash, forged)}'`);
+        expect((await walkAuditChain(r.audit)).broken).toEqual({ seq: victim.seq, reason: 'hash', keyId: 'test1' });
+
+        // The whole tail from it rewritten as legacy entries (no key id, each SHA-256 linked to the one before): every
+        // link and hash checks out the old way, but plain entries after keyed ones are refused.
+        let prev = victim.prevHash;
+        for (const e of await r.audit.entriesAfter(victim.seq - 1, 10_000)) {
+          const hash = auditHash(prev, e.seq === victim.seq ? forged : e);
+          await tamper(target, e.seq, `"keyId" = NULL, "prevHash" = '${prev}', "hash" = '${hash}'`);
+          prev = hash;
+        }
+        const tail = await r.audit.entriesAfter(victim.seq - 1, 10_000);
+        expect(tail.every((e) => e.keyId === null)).toBe(true);
+        expect(tail[0].detail).toEqual({ i: 999 });
+        expect((await walkAuditChain(r.audit)).broken).toEqual({ seq: victim.seq, reason: 'unkeyed_after_keyed', keyId: null });
+        expect(await verifyAuditChain(r.audit)).toBe(victim.seq);
+      });
+
+      it('keep verifying the entries written before the chain was keyed, as legacy SHA-256', async () => {
+        // A database of the build before: migrated up to the migration before the keyed chain, with entries written
+        // the old way (sha256 of prevHash + canonical JSON, no key id).
+        const t = await h.fresh();
+        const dir = copyMigrations(provider, scratch);
+        for (const name of fs.readdirSync(dir)) {
+          if (/^\d{14}_/.test(name) && name >= '20261204140000_audit_hmac') fs.rmSync(path.join(dir, name), { recursive: true });
+        }
+        await migrate(t, { migrationsDir: dir });
+        const legacy = [];
+        let prev = AUDIT_GENESIS;
+        for (let i = 0; i < 3; i++) {
+          const fields = { clinicId: null, actor: 'cli', action: 'clinic.created', subject: `old${i}`, detail: { i }, at: new Date(Date.UTC(2026, 10, 28, 12, i)) };
+          const hash = auditHash(prev, fields);
+          const at = provider === 'sqlite' ? fields.at.toISOString().replace('Z', '+00:00') : fields.at.toISOString();
+          await h.sql(
+            t,
+            provider === 'sqlite'
+              ? `INSERT INTO "AuditLog" ("clinicId", "actor", "action", "subject", "detail", "at", "prevHash", "hash") VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)`
+              : `INSERT INTO "AuditLog" ("clinicId", "actor", "action", "subject", "detail", "at", "prevHash", "hash") VALUES (NULL, $1, $2, $3, $4, $5, $6, $7)`,
+            [fields.actor, fields.action, fields.subject, JSON.stringify(fields.detail), at, prev, hash],
+          );
+          legacy.push(hash);
+          prev = hash;
+        }
+        // The new build starts on it: the migration adds the key id, and new entries are keyed and linked on.
+        const upgraded = await openStorage(t, { auditKeys: AUDIT_KEYS });
+        try {
+          expect(upgraded.migration.applied).toContain('20261204140000_audit_hmac');
+          const keyed = await upgraded.repos.audit.append(entry(500));
+          expect(keyed).toMatchObject({ prevHash: legacy[2], keyId: 'test1' });
+          await upgraded.repos.audit.append(entry(501));
+          const report = await walkAuditChain(upgraded.repos.audit);
+          expect(report).toEqual({
+            entries: 5,
+            legacy: 3,
+            legacyUntilSeq: 3,
+            keys: [{ keyId: 'test1', fromSeq: keyed.seq, toSeq: keyed.seq + 1, entries: 2 }],
+            broken: null,
+          });
+          // A legacy entry changed is still caught, at that entry.
+          await tamper(t, 2, `"subject" = 'rewritten'`);
+          expect((await walkAuditChain(upgraded.repos.audit)).broken).toEqual({ seq: 2, reason: 'hash', keyId: null });
+        } finally {
+          await upgraded.close();
+        }
       });
     });
   });

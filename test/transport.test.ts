@@ -15,6 +15,7 @@ import { MetricsModule } from '../src/metrics';
 import {
   SESSION_TRANSPORT_HANDLER,
   SUBPROTOCOL,
+  TRANSPORT_CLOCK,
   TransportModule,
   TransportService,
   WS_CLOSE,
@@ -41,11 +42,20 @@ class EchoHandler implements SessionTransportHandler {
   /** Per frame: its connection, length and seq (null when the header did not decode). */
   readonly frames: { conn: string; length: number; seq: number | null }[] = [];
   readonly texts: { conn: string; type: string }[] = [];
+  /** Connection ids of the text messages that did not parse. */
+  readonly badTexts: string[] = [];
   /** Buffers handed to onFrame, kept (after wiping) so tests can check they are zeros. */
   readonly frameBuffers: Buffer[] = [];
   keepBuffers = false;
   /** Test switch: make onFrame throw. */
   throwOnFrame = false;
+  /** Test switch: answer a malformed control message with an error and keep the connection (as the gateway does). */
+  keepOpenOnBadText = false;
+  /**
+   * Per `hello` with client "flood": how many server messages it sent before the connection closed, and the most
+   * bytes it saw waiting to be sent (conn.bufferedAmount) after a send.
+   */
+  readonly floods: { conn: string; sent: number; maxBuffered: number; stoppedByClose: boolean }[] = [];
 
   constructor(private readonly maxPayload: number) {}
 
@@ -84,11 +94,29 @@ class EchoHandler implements SessionTransportHandler {
       const msg = parseClientMessage(text);
       this.texts.push({ conn: conn.id, type: msg.type });
       if (msg.type === 'cancel') conn.close(WS_CLOSE.normal, 'cancelled');
+      if (msg.type === 'hello' && msg.client === 'flood') this.flood(conn);
     } catch (err) {
       const e = err as ProtocolError;
+      this.badTexts.push(conn.id);
       conn.sendJson({ type: 'error', code: e.code, message: e.message });
-      conn.close(WS_CLOSE.protocol_error, e.code);
+      if (!this.keepOpenOnBadText) conn.close(WS_CLOSE.protocol_error, e.code);
     }
+  }
+
+  /** Sends large server messages (light challenges of 1000 colours, ~30 KB) until the connection closes, at most 5000. */
+  private flood(conn: FrameConnection): void {
+    const colours = Array.from({ length: 1000 }, (_, k) => ({ rgb: [k % 256, 255 - (k % 256), 128] as [number, number, number], ms: 100 + k }));
+    const record = { conn: conn.id, sent: 0, maxBuffered: 0, stoppedByClose: false };
+    for (let k = 0; k < 5000; k++) {
+      conn.sendJson({ type: 'challenge', kind: 'light', challengeId: `c${k}`, colours });
+      if (!conn.open) {
+        record.stoppedByClose = true;
+        break;
+      }
+      record.sent++;
+      record.maxBuffered = Math.max(record.maxBuffered, conn.bufferedAmount);
+    }
+    this.floods.push(record);
   }
 
   onClose(conn: FrameConnection, code: number): void {
@@ -109,13 +137,17 @@ interface TestApp {
   close(): Promise<void>;
 }
 
-async function startTestApp(env: Record<string, string>): Promise<TestApp> {
+/** `now`: the clock of the connections' limits (default: the real one). */
+async function startTestApp(env: Record<string, string>, now?: () => number): Promise<TestApp> {
   const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', WS_PORT_UWS: '0', LOG_LEVEL: 'debug', ...env });
   const handler = new EchoHandler(config.WS_MAX_PAYLOAD);
 
   @Module({
     imports: [ConfigModule.forRoot(config), MetricsModule, TransportModule],
-    providers: [{ provide: SESSION_TRANSPORT_HANDLER, useValue: handler }],
+    providers: [
+      { provide: SESSION_TRANSPORT_HANDLER, useValue: handler },
+      ...(now ? [{ provide: TRANSPORT_CLOCK, useValue: now }] : []),
+    ],
   })
   class TransportTestModule {}
 
@@ -412,6 +444,110 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
     await t.close();
     expect((await c.closed).code).toBe(1001);
     expect(t.handler.closed.some((x) => x.id === id)).toBe(true);
+  });
+});
+
+// Per-connection limits (src/transport/limits.ts). The limits run on a clock the test moves, so every count below is
+// exact whatever this machine's speed: nothing refills unless the test says so.
+describe.each(['ws', 'uws'] as const)('per-connection limits: %s', (kind) => {
+  const clock = { t: 0 };
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp(
+      {
+        WS_TRANSPORT: kind,
+        WS_MAX_PAYLOAD: String(MAX),
+        WS_ERRORS_PER_MINUTE: '10',
+        WS_MESSAGES_PER_SECOND: '50',
+        WS_SEND_BUFFER_MAX: String(64 * 1024),
+      },
+      () => clock.t,
+    );
+    t.handler.keepOpenOnBadText = true;
+  });
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const texts = (conn: string | undefined) => t.handler.texts.filter((x) => x.conn === conn).length;
+  const errors = (c: Client) => c.messages.filter((m) => m.type === 'error').length;
+  const metric = async (code: string) => {
+    const body = await (await fetch(`${t.httpUrl}/metrics`)).text();
+    return Number(new RegExp(`faceid_ws_errors_total\\{code="${code}"\\} (\\d+)`).exec(body)?.[1] ?? 0);
+  };
+
+  it('answers 10 of 1000 bad messages (WS_ERRORS_PER_MINUTE=10), then closes with 4008 too_many_errors', async () => {
+    const c = await openClient(t);
+    const id = t.handler.opened.at(-1);
+    const bad = JSON.stringify({ type: 'no_such_message' });
+    for (let k = 0; k < 1000; k++) c.ws.send(bad);
+    expect(await c.closed).toEqual({ code: 4008, reason: 'too_many_errors' });
+    expect(errors(c)).toBe(10);
+    expect(c.messages.filter((m) => m.type === 'error').every((m) => m.type === 'error' && m.code === 'protocol_bad_message')).toBe(true);
+    // Not one message after the one that closed it reached the handler: 10 answered, the 11th closed.
+    await until(() => t.handler.closed.some((x) => x.id === id));
+    expect(t.handler.badTexts.filter((x) => x === id)).toHaveLength(11);
+    expect(await metric('too_many_errors')).toBe(1);
+  });
+
+  it('refills the error budget at WS_ERRORS_PER_MINUTE: one more answer 6 s later', async () => {
+    const c = await openClient(t);
+    const bad = JSON.stringify({ type: 'no_such_message' });
+    for (let k = 0; k < 10; k++) c.ws.send(bad);
+    await c.waitFor(1 + 10);
+    clock.t += 6000; // 10 a minute: one every 6 s
+    c.ws.send(bad);
+    await c.waitFor(1 + 11);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    c.ws.send(bad);
+    expect(await c.closed).toEqual({ code: 4008, reason: 'too_many_errors' });
+    expect(errors(c)).toBe(11);
+  });
+
+  it('passes 50 of 1000 messages in one instant (WS_MESSAGES_PER_SECOND=50), then closes with 4020', async () => {
+    const c = await openClient(t);
+    const id = t.handler.opened.at(-1);
+    const hello = JSON.stringify({ type: 'hello', client: 'test/1' });
+    for (let k = 0; k < 1000; k++) c.ws.send(hello);
+    expect(await c.closed).toEqual({ code: 4020, reason: 'message_rate_exceeded' });
+    await until(() => t.handler.closed.some((x) => x.id === id));
+    expect(texts(id)).toBe(50);
+    expect(await metric('message_rate_exceeded')).toBe(1);
+  });
+
+  it('refills the message budget at WS_MESSAGES_PER_SECOND: 50 more a second later', async () => {
+    const c = await openClient(t);
+    const id = t.handler.opened.at(-1);
+    const hello = JSON.stringify({ type: 'hello', client: 'test/1' });
+    for (let k = 0; k < 50; k++) c.ws.send(hello);
+    await until(() => texts(id) === 50);
+    clock.t += 1000;
+    for (let k = 0; k < 50; k++) c.ws.send(hello);
+    await until(() => texts(id) === 100);
+    expect(c.ws.readyState).toBe(WebSocket.OPEN);
+    c.ws.send(hello);
+    expect(await c.closed).toMatchObject({ code: 4020 });
+    expect(texts(id)).toBe(100);
+  });
+
+  it('bounds what waits for a client that stopped reading (WS_SEND_BUFFER_MAX=64 KiB): closes with 4012', async () => {
+    const c = await openClient(t);
+    const id = t.handler.opened.at(-1);
+    c.ws.pause(); // the client stops reading; the kernel's buffers fill, then the server's
+    c.ws.send(JSON.stringify({ type: 'hello', client: 'flood' }));
+    await until(() => t.handler.floods.some((f) => f.conn === id), 30_000);
+    const flood = t.handler.floods.find((f) => f.conn === id)!;
+    // The server stopped queueing at the limit (the kernel took a few MB first), long before 5000 messages.
+    expect(flood.stoppedByClose).toBe(true);
+    expect(flood.sent).toBeLessThan(5000);
+    expect(flood.maxBuffered).toBeLessThanOrEqual(64 * 1024);
+    expect(await metric('send_buffer_full')).toBe(1);
+    // Reading again, the client gets every message that was queued, then the close.
+    c.ws.resume();
+    expect(await c.closed).toMatchObject({ code: 4012 });
+    expect(c.messages.filter((m) => m.type === 'challenge')).toHaveLength(flood.sent);
   });
 });
 

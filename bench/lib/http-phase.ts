@@ -16,7 +16,8 @@ export interface HttpTarget {
   connections: number;
   body?: Buffer | string;
   contentType?: string;
-  auth: boolean;
+  /** Which key the request carries: the desk's (true), the registry's enrollment key ('enroll'), or none. */
+  auth: boolean | 'enroll';
   /** Set when the endpoint cannot be measured in this build. */
   skipped?: string;
 }
@@ -64,7 +65,7 @@ export async function httpTargets(input: HttpTargetsInput): Promise<HttpTarget[]
       connections: connections.enroll,
       body: reference,
       contentType: 'image/jpeg',
-      auth: true,
+      auth: 'enroll',
     },
   ];
   targets.push(await codeCheckTarget(server, iin, connections.code));
@@ -101,7 +102,7 @@ async function codeCheckTarget(server: BenchServer, iin: string, connections: nu
 
 export async function runHttpRep(server: BenchServer, target: HttpTarget, seconds: number): Promise<HttpRep> {
   const headers: Record<string, string> = {};
-  if (target.auth) headers.authorization = `Bearer ${server.apiKey}`;
+  if (target.auth) headers.authorization = `Bearer ${target.auth === 'enroll' ? server.enrollKey : server.apiKey}`;
   if (target.contentType) headers['content-type'] = target.contentType;
   await server.reset();
   const before = cpuSnapshot();

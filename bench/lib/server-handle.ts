@@ -9,6 +9,8 @@ export interface ServerReady {
   type: 'ready';
   base: string;
   apiKey: string;
+  /** An enrollment key of the bench clinic: references are enrolled as the registry does (at once). */
+  enrollKey: string;
   transport: { kind: string; port: number | null } | null;
 }
 
@@ -62,6 +64,7 @@ export class BenchServer {
     private readonly dataDir: string,
     readonly base: string,
     readonly apiKey: string,
+    readonly enrollKey: string,
     readonly transport: Transport,
   ) {}
 
@@ -83,7 +86,7 @@ export class BenchServer {
       );
       if (ready.type === 'failed') throw new Error(ready.message);
       if (options.transport === 'uws' && ready.transport?.kind !== 'uws') throw new Error('The server did not start uWS.');
-      return new BenchServer(child, dataDir, ready.base, ready.apiKey, options.transport);
+      return new BenchServer(child, dataDir, ready.base, ready.apiKey, ready.enrollKey, options.transport);
     } catch (err) {
       child.proc.kill();
       fs.rmSync(dataDir, { recursive: true, force: true });

@@ -18,6 +18,8 @@ const ROUTES = {
   code: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/code`,
   resend: (sessionId) => `/sessions/${encodeURIComponent(sessionId)}/code/resend`,
   template: (iin) => `/patients/${encodeURIComponent(iin)}/template`,
+  /** A new reference photo of a patient who had one: confirmed with the code the patient received. */
+  templateConfirm: (iin) => `/patients/${encodeURIComponent(iin)}/template/confirm`,
   /** Only with SMS_ADAPTER=dev: the codes the gateway would have sent by SMS. */
   outbox: '/dev/outbox',
   eventsWs: '/ws/events',
@@ -30,8 +32,8 @@ const OUTBOX_POLL_MS = 1500;
 /** Events kept on screen, and event ids remembered to drop repeats (delivery is at least once). */
 const EVENTS_SHOWN = 50;
 const EVENT_IDS_KEPT = 500;
-/** Refusals after which the events feed does not reconnect: the key (4001) or the request (4400). */
-const EVENTS_FINAL_CLOSES = new Set([4001, 4400]);
+/** Refusals after which the events feed does not reconnect: the key (4001; 4003 revoked or expired) or the request (4400). */
+const EVENTS_FINAL_CLOSES = new Set([4001, 4003, 4400]);
 /** The resume cursor is not known to the gateway: start again live. */
 const EVENTS_CURSOR_UNKNOWN = 4404;
 
@@ -52,6 +54,9 @@ const ui = {
   enrollCameraOff: $('enroll-camera-off'),
   enrollPreview: $('enroll-preview'),
   enrollStatus: $('enroll-status'),
+  enrollConfirmForm: $('enroll-confirm-form'),
+  enrollCode: $('enroll-code'),
+  enrollConfirmCancel: $('enroll-confirm-cancel'),
   start: $('start'),
   cancel: $('cancel'),
   refuse: $('refuse'),
@@ -81,6 +86,8 @@ let lastSession = null;
 /** The session waiting for its six-digit code: {id, expiresAt (ms), message, tone} (the status line above the field). */
 let pendingCode = null;
 let enrollStream = null;
+/** A new reference photo waiting for the patient's code: {iin, expiresAt (ms)}. */
+let pendingEnrollment = null;
 let outboxTimer = null;
 let codeTimer = null;
 /** True while a refusal is being recorded: the cancelled run must not show "Cancelled" over the code step. */
@@ -240,14 +247,65 @@ ui.channel.addEventListener('change', showChannel);
 async function enroll(photo, how) {
   const p = patient(ui.enrollStatus);
   if (!p) return;
+  endEnrollConfirm();
   say(ui.enrollStatus, `Enrolling (${how})...`);
   try {
     const r = await api('POST', ROUTES.template(p.iin), photo);
-    say(ui.enrollStatus, `Enrolled patient ${r.patientIin} from ${how}: template ${r.templateId.slice(0, 8)}.`, 'ok');
+    if (r && r.confirmation === 'code_sent') {
+      // The patient has (or had) a reference photo: a desk replaces it only with the patient's consent.
+      pendingEnrollment = { iin: r.patientIin, expiresAt: Date.parse(r.codeExpiresAt) };
+      ui.enrollConfirmForm.hidden = false;
+      ui.enrollCode.value = '';
+      ui.enrollCode.focus();
+      say(
+        ui.enrollStatus,
+        `Patient ${r.patientIin} already has a reference photo. Replacing it needs the patient’s consent: a ` +
+          `six-digit code went to their phone (until ${timeOf(r.codeExpiresAt)}). Type it to confirm the new photo.`,
+      );
+      void pollOutbox(pendingEnrollment.expiresAt);
+      return;
+    }
+    const replaced = r.replaced ? ' (it replaces the earlier template)' : '';
+    say(ui.enrollStatus, `Enrolled patient ${r.patientIin} from ${how}: template ${r.templateId.slice(0, 8)}${replaced}.`, 'ok');
   } catch (err) {
     say(ui.enrollStatus, `Enrollment failed: ${errorText(err)}`, 'bad');
   }
 }
+
+function endEnrollConfirm() {
+  pendingEnrollment = null;
+  ui.enrollConfirmForm.hidden = true;
+  ui.enrollCode.value = '';
+}
+
+ui.enrollConfirmForm.addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  if (!pendingEnrollment) return;
+  const code = ui.enrollCode.value.trim();
+  if (!/^\d{6}$/.test(code)) {
+    say(ui.enrollStatus, 'Type the six digits the patient received.', 'bad');
+    return;
+  }
+  const { iin } = pendingEnrollment;
+  try {
+    const r = await api('POST', ROUTES.templateConfirm(iin), { code });
+    endEnrollConfirm();
+    say(ui.enrollStatus, `Enrolled patient ${r.patientIin}: the patient confirmed the new photo (template ${r.templateId.slice(0, 8)}).`, 'ok');
+  } catch (err) {
+    if (err.code === 'code_invalid') {
+      ui.enrollCode.value = '';
+      say(ui.enrollStatus, `Wrong code: ${err.body && err.body.attemptsLeft} attempt(s) left.`, 'bad');
+      return;
+    }
+    endEnrollConfirm();
+    say(ui.enrollStatus, `The photo was not replaced: ${errorText(err)}`, 'bad');
+  }
+});
+
+ui.enrollConfirmCancel.addEventListener('click', () => {
+  endEnrollConfirm();
+  say(ui.enrollStatus, 'Kept the earlier reference photo (the code expires unused).');
+});
 
 ui.enrollForm.addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -349,7 +407,6 @@ function cameraState(state) {
 function describeVerdict(v) {
   const parts = [VERDICT_MESSAGES[v.result] || v.result];
   const extra = [];
-  if (typeof v.score === 'number') extra.push(`score ${v.score.toFixed(2)}`);
   if (v.liveness) {
     extra.push(v.liveness.blink ? 'blinked' : 'no blink');
     // null: the challenge was not asked.
@@ -731,14 +788,17 @@ async function pollOutbox(until = 0) {
   ui.outbox.replaceChildren(
     ...messages.map((m) => {
       const li = document.createElement('li');
-      li.dataset.sessionId = m.sessionId;
-      if (m.sessionId === current) li.className = 'current';
+      if (m.sessionId) li.dataset.sessionId = m.sessionId;
+      li.dataset.purpose = m.purpose || 'identification';
+      if (m.sessionId && m.sessionId === current) li.className = 'current';
       li.append(span('when', timeOf(m.createdAt)), span('to', `to ${m.to}`), span('sms-text', m.text));
       return li;
     }),
   );
   say(ui.outboxStatus, messages.length ? 'What the SMS gateway would send (development only).' : 'No messages yet.');
-  if (Date.now() < until && pendingCode) outboxTimer = setTimeout(() => void pollOutbox(until), OUTBOX_POLL_MS);
+  if (Date.now() < until && (pendingCode || pendingEnrollment)) {
+    outboxTimer = setTimeout(() => void pollOutbox(until), OUTBOX_POLL_MS);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -751,7 +811,13 @@ const EVENT_LABELS = {
   'identification.expired': 'expired',
   'identification.locked_out': 'locked out',
   'workstation.camera_changed': 'camera changed',
+  'template.enrolled': 'enrolled',
+  'template.replaced': 'template replaced',
+  'template.revoked': 'template revoked',
 };
+
+/** Who changed a template, as the feed says it. */
+const TEMPLATE_ACTORS = { enrollment_key: 'by the registry', workstation: 'by a desk', admin: 'by an administrator' };
 
 /** The IIN as shown on the doctor's screen in the feed: the last four digits only. */
 function maskIin(iin) {
@@ -869,6 +935,13 @@ class EventsFeed {
     if (e.type === 'workstation.camera_changed') {
       // A desk's camera changed: no patient, no session.
       li.append(span('outcome', `${e.previous?.label || '?'} → ${e.current?.label || '?'}`), span('who', `workstation ${e.workstationId}`));
+    } else if (typeof e.type === 'string' && e.type.startsWith('template.')) {
+      // A patient's reference template: who changed it, and whether the patient confirmed with their code.
+      const by = (e.actor && TEMPLATE_ACTORS[e.actor.kind]) || '';
+      li.append(
+        span('outcome', `${by}${e.confirmation === 'patient_code' ? ' · patient’s code' : ''}`),
+        span('who', `IIN ${maskIin(e.iin)}`),
+      );
     } else {
       const outcome = e.type === 'identification.refused' ? `refused: ${e.reason || 'no reason'}` : `${e.result} · ${e.method}`;
       li.append(
@@ -890,6 +963,7 @@ const events = new EventsFeed(ui.events, ui.eventsStatus);
 window.addEventListener('pagehide', () => {
   if (run) run.cancel();
   closeEnrollCamera();
+  endEnrollConfirm();
   endCodeStep();
   clearTimeout(outboxTimer);
   events.stop();

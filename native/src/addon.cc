@@ -42,7 +42,13 @@ struct Job {
       data = nullptr;
     }
   }
-  ~Job() { freeInput(); }
+  ~Job() {
+    freeInput();
+    // Numbers derived from the frame (the caller has its own copy by now): landmarks, embeddings, anchors.
+    wipe(frame.reuseLandmarks.data(), sizeof(frame.reuseLandmarks));
+    wipe(frame.reuseAnchor.data(), sizeof(frame.reuseAnchor));
+    if (!result.faces.empty()) wipe(result.faces.data(), result.faces.size() * sizeof(FaceResult));
+  }
 };
 
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
@@ -84,9 +90,35 @@ unsigned parseStages(const Napi::Value& v) {
     else if (name == "pose") s |= kPose;
     else if (name == "quality") s |= kQuality;
     else if (name == "light") s |= kLight;
+    else if (name == "anchor") s |= kAnchor;
     else throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
   }
   return s;
+}
+
+// Copies n finite numbers from a Float32Array (or an array of numbers) into out.
+template <size_t N>
+void getFloats(const Napi::Object& o, const char* key, std::array<float, N>& out) {
+  Napi::Value v = o.Get(key);
+  const std::string what =
+      std::string("reuseLandmarks.") + key + " must hold " + std::to_string(N) + " finite numbers.";
+  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
+    Napi::Float32Array a = v.As<Napi::Float32Array>();
+    if (a.ElementLength() != N) throw FaceIdError("invalid_argument", what);
+    std::memcpy(out.data(), a.Data(), N * sizeof(float));
+  } else if (v.IsArray() && v.As<Napi::Array>().Length() == N) {
+    Napi::Array a = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < N; i++) {
+      Napi::Value x = a.Get(i);
+      if (!x.IsNumber()) throw FaceIdError("invalid_argument", what);
+      out[i] = x.As<Napi::Number>().FloatValue();
+    }
+  } else {
+    throw FaceIdError("invalid_argument", what);
+  }
+  for (float x : out) {
+    if (!std::isfinite(x)) throw FaceIdError("invalid_argument", what);
+  }
 }
 
 Napi::Float32Array floats(Napi::Env env, const float* v, size_t n) {
@@ -112,6 +144,8 @@ Napi::Object toJs(Napi::Env env, const AnalysisResult& r) {
     jf.Set("score", f.score);
     jf.Set("primary", f.primary);
     if (f.hasLandmarks) jf.Set("landmarks", floats(env, f.landmarks.data(), f.landmarks.size()));
+    if (f.landmarksReused) jf.Set("landmarksReused", true);
+    if (f.hasAnchor) jf.Set("anchor", floats(env, f.anchor.data(), f.anchor.size()));
     if (f.hasEmbedding) jf.Set("embedding", floats(env, f.embedding.data(), f.embedding.size()));
     if (f.hasLiveness) jf.Set("liveness", f.liveness);
     if (f.hasEyes) {
@@ -324,6 +358,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                     float(getNumber(b, "width", 0)), float(getNumber(b, "height", 0)));
       }
       job->frame.mirrorLandmarks = getBool(o, "mirrorLandmarks", true);
+      // An earlier frame's landmarks and anchor (validated in JS), reused when the face has not moved; box only.
+      Napi::Value reuse = o.Get("reuseLandmarks");
+      if (reuse.IsObject() && job->frame.hasBox) {
+        Napi::Object r = reuse.As<Napi::Object>();
+        getFloats(r, "landmarks", job->frame.reuseLandmarks);
+        getFloats(r, "anchor", job->frame.reuseAnchor);
+        job->frame.reuseMaxShift = float(getNumber(r, "maxShift", 0));
+        job->frame.hasReuse = true;
+      }
       const bool wipeInput = getBool(o, "wipeInput", true);
       {
         std::lock_guard<std::mutex> lock(mu_);

@@ -225,6 +225,71 @@ void lightRegions(const cv::Mat& img, const FaceResult& f, std::array<float, kLi
   put(kFrame, cv::mean(img), true);
 }
 
+// The anchor's region: the central 70% of the face box each way, the face's own features (eyes, brows, nose, mouth)
+// rather than its outline and the background beside it.
+constexpr float kAnchorInner = 0.7f;
+// Shifts searched when comparing two anchors, in bins each way (4 bins are about 7 px for an 80 px face box).
+constexpr int kAnchorSearch = 4;
+
+cv::Rect anchorRect(const cv::Rect2f& box) {
+  const float w = box.width * kAnchorInner, h = box.height * kAnchorInner;
+  return cv::Rect(cvRound(box.x + (box.width - w) / 2), cvRound(box.y + (box.height - h) / 2), cvRound(w), cvRound(h));
+}
+
+// Divides a profile by its mean (so a change of the light's level or colour cancels), minus 1; false when it is black.
+bool normaliseProfile(const float* v, float* out) {
+  double sum = 0;
+  for (int i = 0; i < kAnchorBins; i++) sum += v[i];
+  const double m = sum / kAnchorBins;
+  if (!(m >= 1.0)) return false;
+  for (int i = 0; i < kAnchorBins; i++) out[i] = float(v[i] / m - 1.0);
+  return true;
+}
+
+// The anchor of the face in `box`: false when the inner box is too small or not wholly inside the frame.
+bool anchorOf(const cv::Mat& img, const cv::Rect2f& box, std::array<float, kAnchorSize>& out) {
+  const cv::Rect r = anchorRect(box);
+  if (r.width < kAnchorBins || r.height < kAnchorBins || (r & cv::Rect(0, 0, img.cols, img.rows)) != r) return false;
+  cv::Mat grey, small, cols, rows;
+  cv::cvtColor(img(r), grey, cv::COLOR_BGR2GRAY);
+  cv::resize(grey, small, cv::Size(kAnchorBins, kAnchorBins), 0, 0, cv::INTER_AREA);
+  cv::reduce(small, cols, 0, cv::REDUCE_AVG, CV_32F);  // 1 x bins: across
+  cv::reduce(small, rows, 1, cv::REDUCE_AVG, CV_32F);  // bins x 1: down
+  return normaliseProfile(cols.ptr<float>(), out.data()) &&
+         normaliseProfile(rows.ptr<float>(), out.data() + kAnchorBins);
+}
+
+// The shift (in bins, to a fraction of one) that best lays profile b over profile a; infinity when the best is at the
+// edge of the search (the face moved further) or the profiles are not numbers.
+float profileShift(const float* a, const float* b) {
+  double err[2 * kAnchorSearch + 1];
+  int best = 0;
+  for (int s = -kAnchorSearch; s <= kAnchorSearch; s++) {
+    double e = 0;
+    int n = 0;
+    for (int i = std::max(0, -s); i < std::min(kAnchorBins, kAnchorBins - s); i++) {
+      const double d = double(b[i + s]) - a[i];
+      e += d * d;
+      n++;
+    }
+    err[s + kAnchorSearch] = e / n;
+    if (!std::isfinite(err[s + kAnchorSearch])) return INFINITY;
+    if (err[s + kAnchorSearch] < err[best + kAnchorSearch]) best = s;
+  }
+  if (best == -kAnchorSearch || best == kAnchorSearch) return INFINITY;
+  const double l = err[best + kAnchorSearch - 1], c = err[best + kAnchorSearch], r = err[best + kAnchorSearch + 1];
+  const double curve = l - 2 * c + r;
+  return float(curve > 0 ? best + 0.5 * (l - r) / curve : best);
+}
+
+// How far the face moved between the frames of two anchors taken in the same box, in pixels (x, y).
+cv::Point2f anchorShift(const std::array<float, kAnchorSize>& a, const std::array<float, kAnchorSize>& b,
+                        const cv::Rect2f& box) {
+  const cv::Rect r = anchorRect(box);
+  const float dx = profileShift(a.data(), b.data()), dy = profileShift(a.data() + kAnchorBins, b.data() + kAnchorBins);
+  return {dx * r.width / kAnchorBins, dy * r.height / kAnchorBins};
+}
+
 uint64_t hashBlock(const cv::UMatData* u) {
   return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(u->origdata), u->size));
 }
@@ -412,7 +477,26 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
     }
     const cv::Rect crop = cv::Rect(f.box) & cv::Rect(0, 0, W, H);
     const bool wantLm = job.stages & (kLandmarks | kEmbedding | kEyes | kPose | kQuality | kLight);
-    if (wantLm && crop.width >= 8 && crop.height >= 8) {
+    // The anchor first: in track mode it may show that an earlier frame's landmarks still fit this one.
+    const bool reuse = job.hasBox && job.hasReuse && i == 0 && wantLm;
+    bool anchored = false;
+    if ((job.stages & kAnchor) || reuse) {
+      t = Clock::now();
+      anchored = anchorOf(img, f.box, f.anchor);
+      f.hasAnchor = anchored && (job.stages & kAnchor);
+      const cv::Point2f shift =
+          reuse && anchored ? anchorShift(job.reuseAnchor, f.anchor, f.box) : cv::Point2f(INFINITY, INFINITY);
+      if (std::hypot(shift.x, shift.y) <= job.reuseMaxShift) {
+        // The earlier landmarks, moved along with the face.
+        for (int j = 0; j < 68; j++) {
+          f.landmarks[2 * j] = job.reuseLandmarks[2 * j] + shift.x;
+          f.landmarks[2 * j + 1] = job.reuseLandmarks[2 * j + 1] + shift.y;
+        }
+        f.hasLandmarks = f.landmarksReused = true;
+      }
+      tm.landmarks += msSince(t);
+    }
+    if (wantLm && !f.landmarksReused && crop.width >= 8 && crop.height >= 8) {
       t = Clock::now();
       // The crop and its mirror image in one batch, the mirror's points flipped back and averaged: the landmarks
       // (and the pose fitted to them) answer a mirrored face in kind, and their noise drops.

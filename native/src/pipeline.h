@@ -21,7 +21,13 @@ enum Stage : unsigned {
   kPose = 1u << 4,
   kQuality = 1u << 5,
   kLight = 1u << 6,
+  kAnchor = 1u << 7,
 };
+
+// The anchor: the mean grey level of the inner face box across (columns) and down (rows), each divided by its mean.
+// Comparing two frames' anchors (same box) tells how far the face moved, at a fraction of a landmark pass.
+constexpr int kAnchorBins = 32;
+constexpr int kAnchorSize = 2 * kAnchorBins;
 
 // Regions whose mean colour the light challenge follows (see src/liveness/light.ts).
 enum LightRegion { kFace, kForehead, kNose, kLeftCheek, kRightCheek, kChin, kSurround, kFrame, kLightRegions };
@@ -44,7 +50,9 @@ struct FaceResult {
   float score = 0;
   bool primary = false;
   bool hasLandmarks = false, hasEmbedding = false, hasLiveness = false, hasEyes = false, hasPose = false,
-       hasQuality = false, hasLight = false;
+       hasQuality = false, hasLight = false, hasAnchor = false;
+  // The landmarks are the caller's, from an earlier frame (FrameJob::reuse): the landmark network did not run.
+  bool landmarksReused = false;
   std::array<float, 136> landmarks{};
   std::array<float, 512> embedding{};
   float liveness = 0;
@@ -53,6 +61,7 @@ struct FaceResult {
   float faceSize = 0, sharpness = 0, brightness = 0, poseAngle = -1;
   // Mean R,G,B per LightRegion; NaN where the region falls outside the frame.
   std::array<float, kLightRegions * 3> light{};
+  std::array<float, kAnchorSize> anchor{};
 };
 
 struct Timings {
@@ -78,6 +87,13 @@ struct FrameJob {
   // Landmarks from the crop and its mirror image, averaged (mirror-consistent pose); false = the crop only (half the
   // cost, for frames whose pose is not measured closely).
   bool mirrorLandmarks = true;
+  // Track mode only: the landmarks of an earlier frame of this face in the same box, and that frame's anchor. They
+  // are reused (the landmark network skipped) when this frame's anchor says the face moved at most reuseMaxShift
+  // pixels; otherwise the landmarks are computed as usual.
+  bool hasReuse = false;
+  std::array<float, 136> reuseLandmarks{};
+  std::array<float, kAnchorSize> reuseAnchor{};
+  float reuseMaxShift = 0;
 };
 
 class Pipeline {

@@ -6,12 +6,12 @@ import {
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
-import { ApiSecurity, AppError, RateLimitedError, type RouteSecurity } from '../http';
+import { ApiSecurity, AppError, type RouteSecurity } from '../http';
 import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
 import { API_KEY_PATTERN, hashApiKey } from './api-key';
 import { PRINCIPAL, type Principal, type RequestWithPrincipal } from './principal';
 import { bearerToken, clientIp } from './key-guard';
-import { RateLimiter } from './rate-limiter';
+import { limitKeyCheck, RateLimiter } from './rate-limiter';
 
 /** One answer for a missing, malformed, unknown or revoked key, so a caller cannot tell them apart. */
 export class UnauthorizedError extends AppError {
@@ -60,8 +60,8 @@ export class ApiKeyGuard implements CanActivate {
 
 /**
  * The principal of a workstation key, or throws `unauthorized` / `rate_limited`: the guard's check, also used where
- * no guard runs (the events WebSocket). Rate limits per client IP first (so guessing keys is slow too), then per
- * workstation.
+ * no guard runs (the events WebSocket). A key that checks out spends its workstation's rate budget only; failed
+ * checks spend the client address's (limitKeyCheck), which refuses the address once spent.
  */
 export async function authenticateWorkstationKey(
   workstations: WorkstationRepository,
@@ -69,15 +69,17 @@ export async function authenticateWorkstationKey(
   key: string | undefined,
   ip: string,
 ): Promise<Principal> {
-  const ipWait = limiter.take(`ip:${ip}`);
-  if (ipWait > 0) throw new RateLimitedError(ipWait);
-
-  if (!key || !API_KEY_PATTERN.test(key)) throw new UnauthorizedError();
-  const workstation = await workstations.findByKeyHash(hashApiKey(key));
-  if (!workstation || workstation.revokedAt) throw new UnauthorizedError();
-
-  const keyWait = limiter.take(`ws:${workstation.id}`);
-  if (keyWait > 0) throw new RateLimitedError(keyWait);
+  const workstation = await limitKeyCheck(
+    limiter,
+    ip,
+    async () => {
+      if (!key || !API_KEY_PATTERN.test(key)) return null;
+      const found = await workstations.findByKeyHash(hashApiKey(key));
+      return found && !found.revokedAt ? found : null;
+    },
+    (found) => `ws:${found.id}`,
+    () => new UnauthorizedError(),
+  );
   return { clinicId: workstation.clinicId, workstationId: workstation.id };
 }
 

@@ -38,9 +38,18 @@ export class AuthBootstrap implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     if (!this.config.FACEID_BOOTSTRAP) return;
     if ((await this.clinics.count()) > 0) return;
-    const clinic = await this.clinics.create(DEMO_CLINIC);
+    // Two gateways starting on one empty database: only one gets the clinic, and so only one set of keys is made.
+    const clinic = await this.clinics.createFirst(DEMO_CLINIC);
+    if (!clinic) return;
+    // The demo desk enrolls its patients itself (the README's walk-through and the demo page); a clinic made with
+    // `faceid clinic create` does not, until `faceid clinic desk-enrollment ID on`.
+    await this.clinics.setDeskEnrollment(clinic.id, true);
     const { workstation, apiKey } = await createWorkstation(this.workstations, clinic.id, DEMO_WORKSTATION);
-    await this.audit.record('system', 'clinic.bootstrapped', { clinicId: clinic.id, subject: workstation.id });
+    await this.audit.record('system', 'clinic.bootstrapped', {
+      clinicId: clinic.id,
+      subject: workstation.id,
+      detail: { deskEnrollment: true },
+    });
     const mis = await createMisClient(this.misClients, clinic.id, DEMO_MIS);
     await this.audit.record('system', 'mis_client.created', {
       clinicId: clinic.id,

@@ -7,6 +7,15 @@ export {
   type CreatedWorkstation,
 } from './api-key';
 export {
+  authenticateEnrollmentKey,
+  createEnrollmentKey,
+  ENROLLMENT_KEY_PATTERN,
+  ENROLLMENT_KEY_PREFIX,
+  generateEnrollmentKey,
+  type EnrollmentKeyPrincipal,
+  type IssuedEnrollmentKey,
+} from './enrollment-key';
+export {
   ApiKeyGuard,
   authenticateWorkstationKey,
   UnauthorizedError,
@@ -19,7 +28,6 @@ export {
   MIS_KEY_PATTERN,
   MIS_KEY_PREFIX,
   MIS_KEY_ROTATION_GRACE_MS,
-  rotateMisKey,
   type IssuedMisKey,
 } from './mis-key';
 export { bearerToken, clientIp, defineKeyAuth, type KeyAuthenticator, type KeyAuthKit } from './key-guard';
@@ -34,6 +42,6 @@ export {
 } from './mis-key.guard';
 export { AuthBootstrap, DEMO_CLINIC, DEMO_MIS, DEMO_WORKSTATION } from './bootstrap';
 export { CurrentPrincipal, Principal, principalOf } from './principal';
-export { RateLimiter } from './rate-limiter';
+export { failureBucket, limitKeyCheck, RateLimiter } from './rate-limiter';
 export { WorkstationsService } from './workstations.service';
 export { AuthModule } from './auth.module';

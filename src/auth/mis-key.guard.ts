@@ -1,10 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, RateLimitedError, type RouteSecurity } from '../http';
+import { AppError, type RouteSecurity } from '../http';
 import { MIS_CLIENTS, type MisClientRepository } from '../storage/ports';
 import { hashApiKey } from './api-key';
 import { defineKeyAuth, type KeyAuthenticator } from './key-guard';
 import { MIS_KEY_PATTERN } from './mis-key';
-import { RateLimiter } from './rate-limiter';
+import { limitKeyCheck, RateLimiter } from './rate-limiter';
 
 /** Who is calling: a hospital information system and the one clinic its key is scoped to. */
 export interface MisPrincipal {
@@ -29,7 +29,10 @@ export const MIS_SECURITY: RouteSecurity = {
   errors: ['unauthorized', 'rate_limited'],
 };
 
-/** Checks an MIS key (HTTP guard and the events WebSocket alike). Rate limits per IP first, then per client. */
+/**
+ * Checks an MIS key (HTTP guard and the events WebSocket alike). A key that checks out spends its client's rate
+ * budget only; failed checks spend the client address's (limitKeyCheck).
+ */
 @Injectable()
 export class MisAuth implements KeyAuthenticator<MisPrincipal> {
   constructor(
@@ -39,13 +42,17 @@ export class MisAuth implements KeyAuthenticator<MisPrincipal> {
 
   /** The principal of a key, or throws `unauthorized` / `rate_limited`. */
   async authenticate(key: string | undefined, ip: string): Promise<MisPrincipal> {
-    const ipWait = this.limiter.take(`ip:${ip}`);
-    if (ipWait > 0) throw new RateLimitedError(ipWait);
-    if (!key || !MIS_KEY_PATTERN.test(key)) throw new MisUnauthorizedError();
-    const client = await this.clients.findByKeyHash(hashApiKey(key), new Date());
-    if (!client || client.revokedAt) throw new MisUnauthorizedError();
-    const keyWait = this.limiter.take(`mis:${client.id}`);
-    if (keyWait > 0) throw new RateLimitedError(keyWait);
+    const client = await limitKeyCheck(
+      this.limiter,
+      ip,
+      async () => {
+        if (!key || !MIS_KEY_PATTERN.test(key)) return null;
+        const found = await this.clients.findByKeyHash(hashApiKey(key), new Date());
+        return found && !found.revokedAt ? found : null;
+      },
+      (found) => `mis:${found.id}`,
+      () => new MisUnauthorizedError(),
+    );
     return { clinicId: client.clinicId, misClientId: client.id };
   }
 }

@@ -7,7 +7,7 @@ export const MIS_KEY_PREFIX = 'fid_mis_';
 /** `fid_mis_` + 32 random bytes in base64url (43 characters). */
 export const MIS_KEY_PATTERN = /^fid_mis_[A-Za-z0-9_-]{43}$/;
 
-/** After a rotation the previous key keeps working this long, so the MIS can deploy the new one. */
+/** After a rotation the previous key keeps working this long, so the MIS can deploy the new one (src/keys rotates). */
 export const MIS_KEY_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
 
 export function generateMisKey(): string {
@@ -25,17 +25,4 @@ export async function createMisClient(repo: MisClientRepository, clinicId: strin
   const apiKey = generateMisKey();
   const client = await repo.create(clinicId, name, hashApiKey(apiKey));
   return { client, apiKey };
-}
-
-/** Replaces the client's key; the old one works for `graceMs` more. Null when there is no such active client. */
-export async function rotateMisKey(
-  repo: MisClientRepository,
-  clinicId: string,
-  id: string,
-  graceMs = MIS_KEY_ROTATION_GRACE_MS,
-  now: Date = new Date(),
-): Promise<IssuedMisKey | null> {
-  const apiKey = generateMisKey();
-  const client = await repo.rotate(clinicId, id, hashApiKey(apiKey), new Date(now.getTime() + graceMs));
-  return client && { client, apiKey };
 }

@@ -1,3 +1,5 @@
+import { RateLimitedError } from '../http/errors';
+
 interface Bucket {
   tokens: number;
   /** When `tokens` was last brought up to date (ms). */
@@ -46,6 +48,15 @@ export class RateLimiter {
     return Math.max(1, Math.ceil((1 - b.tokens) / this.perMs / 1000));
   }
 
+  /** The seconds until `key` has a token (0: one is there now), without taking it. */
+  wait(key: string): number {
+    if (this.perMinute <= 0) return 0;
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const tokens = Math.min(this.perMinute, b.tokens + (this.now() - b.at) * this.perMs);
+    return tokens >= 1 ? 0 : Math.max(1, Math.ceil((1 - tokens) / this.perMs / 1000));
+  }
+
   /** Buckets tracked (for tests). */
   get size(): number {
     return this.buckets.size;
@@ -56,4 +67,33 @@ export class RateLimiter {
       if (b.tokens + (now - b.at) * this.perMs >= this.perMinute) this.buckets.delete(key);
     }
   }
+}
+
+/** The bucket of failed key checks from one client address. */
+export const failureBucket = (ip: string): string => `authfail:${ip}`;
+
+/**
+ * The rate limits of a key check, for every kind of key: an address that failed too many checks is refused before any
+ * lookup (so guessing keys stays slow); a failed check spends one of its address's tokens; a key that checks out
+ * spends only its own (`bucket`), so one key's burst never refuses another key, whichever address they share
+ * (behind a proxy that is not in TRUSTED_PROXIES every client shares the proxy's). 429 `rate_limited` with the wait.
+ */
+export async function limitKeyCheck<T>(
+  limiter: RateLimiter,
+  ip: string,
+  lookup: () => Promise<T | null>,
+  bucket: (found: T) => string,
+  unauthorized: () => Error,
+): Promise<T> {
+  const failures = failureBucket(ip);
+  const ipWait = limiter.wait(failures);
+  if (ipWait > 0) throw new RateLimitedError(ipWait);
+  const found = await lookup();
+  if (found === null) {
+    limiter.take(failures);
+    throw unauthorized();
+  }
+  const keyWait = limiter.take(bucket(found));
+  if (keyWait > 0) throw new RateLimitedError(keyWait);
+  return found;
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { createWorkstation } from '../auth/api-key';
 import { loadConfig } from '../config';
 import { parseChallenges } from '../liveness/policy';
 import { normaliseChallenges, resolveChallenges, type ResolvedChallenges } from '../identification/challenge-policy.service';
@@ -11,10 +10,10 @@ import {
   JsonFlag,
   NameOption,
   parseOptions,
-  printWithNewKey,
   table,
   withAdminStorage,
 } from './admin';
+import { createCommand, listCommand, revokeCommand, rotateCommand } from './keys';
 import type { Command, CommandGroup, CommandIo, OptionValues } from './main';
 
 const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
@@ -84,45 +83,25 @@ Options:
   },
 };
 
-const workstationCreate: Command = {
-  name: 'create',
-  summary: 'Create a workstation of a clinic and print its API key once.',
-  usage: `faceid workstation create --clinic CLINIC_ID --name NAME [--json]
+const workstationCreate = createCommand(
+  'workstation',
+  `Creates a workstation (a doctor's desk) of the clinic and prints its API key, fid_ws_..., this once: only its hash
+is stored. The desk sends it as "Authorization: Bearer <key>".`,
+);
 
-Creates a workstation (a doctor's desk) of the clinic and prints its API key, fid_ws_..., this once: only its hash
-is stored. The desk sends it as "Authorization: Bearer <key>".
-${DATABASE_NOTE}
+const workstationKeys = listCommand(
+  'workstation',
+  'keys',
+  `Lists the clinic's workstations, oldest first: id, state (active or revoked), created, last key rotation, previous
+keys still in their grace, name. Keys are never shown (only their hashes are stored).`,
+);
 
-Options:
-  --clinic ID   The clinic (see \`faceid clinic list\`).
-  --name NAME   The workstation's name (1-200 characters), e.g. "Room 12".
-  --json        Print {id, clinicId, name, createdAt, apiKey} as JSON.
-  -h, --help    Show this help.
-`,
-  options: { clinic: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
-  allowPositionals: false,
-  run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ clinic: IdOption, name: NameOption, json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    return withAdminStorage(io, async ({ storage, audit }) => {
-      const { workstation, apiKey } = await createWorkstation(storage.repos.workstations, opts.clinic, opts.name);
-      await audit.record(CLI_ACTOR, 'workstation.created', {
-        clinicId: workstation.clinicId,
-        subject: workstation.id,
-        detail: { name: workstation.name },
-      });
-      const text = `workstation ${workstation.id} "${workstation.name}" of clinic ${workstation.clinicId} created`;
-      printWithNewKey(io, opts.json, text, {
-        id: workstation.id,
-        clinicId: workstation.clinicId,
-        name: workstation.name,
-        createdAt: workstation.createdAt.toISOString(),
-        apiKey,
-      });
-      return 0;
-    });
-  },
-};
+const workstationRotate = rotateCommand('workstation');
+
+const workstationRevoke = revokeCommand(
+  'workstation',
+  'Its sessions and enrollments are kept; the desk needs a new workstation (`faceid workstation create`).',
+);
 
 const CHALLENGES_NOTE = `LIST is one of light,blink, turn,blink or light,turn,blink (blink always stays). The light challenge
 colours the screen in front of the patient, so it needs a screen facing the patient: a desk whose monitor faces the
@@ -256,14 +235,66 @@ Options:
   },
 };
 
+const ON_OFF: Record<string, boolean> = { on: true, off: false, true: true, false: false, yes: true, no: false };
+
+const clinicDeskEnrollment: Command = {
+  name: 'desk-enrollment',
+  summary: "Allow or forbid enrollment from a clinic's workstations.",
+  usage: `faceid clinic desk-enrollment CLINIC_ID on|off [--json]
+
+Whether the clinic's workstations (fid_ws_ keys) may enroll patients. Off by default: reference photos come from the
+registry, through the clinic's enrollment keys (\`faceid enrollment-key create\`) or \`faceid enroll\`. On: a desk
+enrolls a patient who never had a template at once; replacing an existing template (or enrolling after a
+revocation) waits for the six-digit code sent to the patient by SMS. Every change is an MIS event either way.
+Off again: workstations get 403 desk_enrollment_disabled, and their open replacements cannot be confirmed.
+The demo clinic of a first start (FACEID_BOOTSTRAP) has it on.
+${DATABASE_NOTE}
+
+Arguments:
+  CLINIC_ID     The clinic (see \`faceid clinic list\`).
+  on|off        Allow, or forbid.
+
+Options:
+  --json        Print {id, deskEnrollment, previous} as JSON.
+  -h, --help    Show this help.
+`,
+  options: { json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
+    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+    if (typeof opts === 'number') return opts;
+    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and on or off, got ${positionals.length} argument(s).`);
+    const id = IdOption.safeParse(positionals[0]);
+    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
+    const allowed = ON_OFF[positionals[1].trim().toLowerCase()];
+    if (allowed === undefined) return io.usageError('the second argument must be on or off.');
+    return withAdminStorage(io, async ({ storage, audit }) => {
+      const set = await storage.repos.clinics.setDeskEnrollment(id.data, allowed);
+      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
+      await audit.record(CLI_ACTOR, 'clinic.desk_enrollment_set', {
+        clinicId: id.data,
+        subject: id.data,
+        detail: { deskEnrollment: allowed, previous: set.previous },
+      });
+      io.out(
+        opts.json
+          ? JSON.stringify({ id: id.data, deskEnrollment: allowed, previous: set.previous })
+          : `clinic ${id.data}: desk enrollment ${allowed ? 'on (replacements need the patient’s code)' : 'off'}`,
+      );
+      return 0;
+    });
+  },
+};
+
 export const clinicGroup: CommandGroup = {
   name: 'clinic',
-  summary: 'Create and list clinics, set their liveness challenges (admin, on the service database).',
-  subcommands: [clinicCreate, clinicList, clinicChallenges],
+  summary: 'Create and list clinics, set their liveness challenges and desk enrollment (admin, on the service database).',
+  subcommands: [clinicCreate, clinicList, clinicChallenges, clinicDeskEnrollment],
 };
 
 export const workstationGroup: CommandGroup = {
   name: 'workstation',
-  summary: 'Create a workstation and its API key, set its liveness challenges (admin, on the service database).',
-  subcommands: [workstationCreate, workstationChallenges],
+  summary:
+    'Create workstations, list, rotate and revoke their API keys, set their liveness challenges (admin, on the service database).',
+  subcommands: [workstationCreate, workstationKeys, workstationRotate, workstationRevoke, workstationChallenges],
 };

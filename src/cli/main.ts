@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `faceid` command line: analyze, eval, bench-engine, simulate, and the admin groups (clinic, workstation, mis,
- * audit) that work on the service's database.
+ * The `faceid` command line: analyze, eval, bench-engine, simulate, and the admin commands (clinic, workstation,
+ * enrollment-key, enroll, mis, audit) that work on the service's database.
  * Exit codes: 0 success, 1 a command failed (or some input did), 2 usage error.
  * Results go to stdout; progress, warnings and errors to stderr.
  */
@@ -13,6 +13,7 @@ import { evalCommand } from './eval';
 import { padEvalCommand } from './pad-eval';
 import { auditGroup } from './audit';
 import { clinicGroup, workstationGroup } from './clinics';
+import { enrollCommand, enrollmentKeyGroup } from './enrollment';
 import { misGroup } from './mis';
 
 export { parseIntInRange } from './analyze';
@@ -58,6 +59,8 @@ export const COMMANDS: readonly (Command | CommandGroup)[] = [
   padEvalCommand,
   clinicGroup,
   workstationGroup,
+  enrollmentKeyGroup,
+  enrollCommand,
   misGroup,
   auditGroup,
 ];

@@ -1,13 +1,16 @@
+import { isIP } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ChallengeSet, CHALLENGES_EXPECTS } from '../liveness/policy';
+import { parseTrustedProxies } from './proxies';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** The whole runtime configuration. Keys are the environment variable names, so docs and code match 1:1. */
 export interface Config {
+  readonly FACEID_PROFILE: Profile;
   readonly PORT: number;
   readonly HOST: string;
   readonly LOG_LEVEL: LogLevel;
@@ -39,9 +42,21 @@ export interface Config {
   readonly WS_MAX_PAYLOAD: number;
   /** Normalised origins (`scheme://host[:port]`, lower case), plus the keywords `self` and `*`. */
   readonly WS_ALLOWED_ORIGINS: readonly string[];
-  /** Requests per minute per API key and per client IP; 0 = no limit. */
+  /** Largest identification frame, width x height. */
+  readonly WS_FRAME_MAX_PIXELS: number;
+  /** Per identification WebSocket: messages a second, error replies a minute, bytes waiting to be sent. */
+  readonly WS_MESSAGES_PER_SECOND: number;
+  readonly WS_ERRORS_PER_MINUTE: number;
+  readonly WS_SEND_BUFFER_MAX: number;
+  /** Largest enrollment photo, width x height. */
+  readonly ENROLL_MAX_PIXELS: number;
+  /** Requests per minute per API key, and failed key checks per client IP; 0 = no limit. */
   readonly RATE_LIMIT_PER_MINUTE: number;
+  /** Normalised entries: addresses, address/prefix ranges and the names loopback, linklocal, uniquelocal. */
+  readonly TRUSTED_PROXIES: readonly string[];
   readonly FACEID_BOOTSTRAP: boolean;
+  /** The operator's token for the /admin HTTP routes; undefined = those routes are disabled. */
+  readonly ADMIN_TOKEN: string | undefined;
   /** Template encryption keys, the first for new templates; undefined = the generated key file. */
   readonly TEMPLATE_KEYS: readonly TemplateKeyConfig[] | undefined;
   readonly SMS_ADAPTER: SmsAdapterKind;
@@ -65,6 +80,10 @@ export interface Config {
   readonly WEBHOOK_ALLOW_HTTP: boolean;
   /** Host names or `*.domain` patterns, lower case; empty = any host. */
   readonly WEBHOOK_ALLOWED_HOSTS: readonly string[];
+  /** Host names, `*.domain` patterns, addresses or CIDR ranges (lower case) that webhooks may reach at private addresses. */
+  readonly WEBHOOK_ALLOWED_PRIVATE_HOSTS: readonly string[];
+  /** Bearer token /metrics requires; undefined = /metrics is open. */
+  readonly METRICS_TOKEN: string | undefined;
 }
 
 /** One TEMPLATE_KEYS entry: a key id (stored beside each template) and a 32-byte AES-256 key. */
@@ -115,6 +134,10 @@ const booleanWord = z
   .refine((s) => s in BOOLEAN_WORDS)
   .transform((s) => BOOLEAN_WORDS[s]);
 const BOOLEAN_EXPECTS = 'true or false (also 1/0, yes/no, on/off)';
+
+/** development: a fresh clone, one machine, demo conveniences; production: a real deployment, refuses them. */
+export const PROFILES = ['development', 'production'] as const;
+export type Profile = (typeof PROFILES)[number];
 
 export const SMS_ADAPTERS = ['dev', 'http'] as const;
 export type SmsAdapterKind = (typeof SMS_ADAPTERS)[number];
@@ -177,8 +200,32 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min).max(max));
 
+/** One WEBHOOK_ALLOWED_PRIVATE_HOSTS entry: a host name, `*.domain`, an IP address, or an address/prefix range. */
+function isPrivateHostEntry(entry: string): boolean {
+  if (/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(entry) && !/^[0-9.]+$/.test(entry)) return true;
+  const m = /^\[?([0-9a-f:.]+)\]?(?:\/(\d{1,3}))?$/.exec(entry);
+  if (!m) return false;
+  const family = isIP(m[1]);
+  if (family === 0) return false;
+  return m[2] === undefined || Number(m[2]) <= (family === 4 ? 32 : 128);
+}
+
 /** Object order matters: defaults are resolved top to bottom. */
 const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
+  FACEID_PROFILE: {
+    schema: z
+      .string()
+      .transform((s) => s.toLowerCase())
+      .pipe(z.enum(PROFILES)),
+    expects: `one of ${PROFILES.join(', ')}`,
+    default: () => 'development',
+    defaultText: 'development',
+    description:
+      '`development` (a fresh clone: the demo clinic, the in-memory SMS outbox, local connections only; refuses a ' +
+      'HOST other than loopback) or `production` (refuses to start with SMS_ADAPTER=dev, FACEID_BOOTSTRAP=true, ' +
+      'WS_ALLOWED_ORIGINS=* or WEBHOOK_ALLOW_HTTP=true, and says which setting to change; SMS_ADAPTER defaults to ' +
+      '`http` and FACEID_BOOTSTRAP to false).',
+  },
   PORT: {
     schema: int(0, 65535),
     expects: 'an integer from 0 to 65535 (0 = any free port)',
@@ -376,25 +423,110 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'request was addressed to (its Host header, any scheme; with WS_TRANSPORT=uws also that host on PORT); ' +
       '`*` allows any page (development only). Clients that send no Origin (non-browser tools) are not limited by it.',
   },
+  WS_FRAME_MAX_PIXELS: {
+    schema: int(4096, 4096 * 4096),
+    expects: 'an integer from 4096 to 16777216 (pixels)',
+    default: () => 1920 * 1080,
+    defaultText: '2073600 (1920x1080)',
+    description:
+      'Largest identification frame, in pixels (width x height, from the JPEG header or the raw frame header); a ' +
+      'larger one is refused with `frame_too_large` before it is decoded. JPEG frames are also refused from their ' +
+      'markers when progressive, arithmetic-coded or of more than 4 scans (`frame_too_complex`): webcams send ' +
+      'baseline JPEG, and each scan of a progressive one is a pass of the decoder over the whole image.',
+  },
+  WS_MESSAGES_PER_SECOND: {
+    schema: int(1, 100_000),
+    expects: 'an integer from 1 to 100000',
+    default: () => 100,
+    defaultText: '100',
+    description:
+      'Messages (frames and control messages) a second allowed per identification WebSocket, bursts up to the same ' +
+      'number; the next one closes the connection with 4020 `message_rate_exceeded`. Frames above the `fps.max` the ' +
+      'server asks for (15) are already dropped unread, and a flood of them is closed with 4021 (docs/protocol.md).',
+  },
+  WS_ERRORS_PER_MINUTE: {
+    schema: int(1, 100_000),
+    expects: 'an integer from 1 to 100000',
+    default: () => 30,
+    defaultText: '30',
+    description:
+      'Refused messages (each answered with an `error` of a `protocol_*` or `frame_*` code: a malformed control ' +
+      'message, a bad or hostile frame) a minute allowed per identification WebSocket, bursts up to the same number; ' +
+      'the next one closes the connection with 4008 `protocol_error`, reason `too_many_errors`. Errors of the ' +
+      'server\'s own making do not count.',
+  },
+  WS_SEND_BUFFER_MAX: {
+    schema: int(16 * 1024, 64 << 20),
+    expects: 'an integer from 16384 to 67108864 (bytes)',
+    default: () => 256 * 1024,
+    defaultText: '262144 (256 KiB)',
+    description:
+      'Bytes the server may hold waiting to be sent to one identification WebSocket (a client that stopped reading); ' +
+      'a send beyond it closes the connection with 4012 `send_buffer_full` instead, and nothing more is queued.',
+  },
+  ENROLL_MAX_PIXELS: {
+    schema: int(4096, 4096 * 4096),
+    expects: 'an integer from 4096 to 16777216 (pixels)',
+    default: () => 4096 * 4096,
+    defaultText: '16777216 (4096x4096, the engine\'s own limit)',
+    description:
+      'Largest enrollment photo, in pixels, read from its JPEG header before it is decoded (`frame_too_large`, 422). ' +
+      'Progressive photos are accepted with up to 64 scans; more scans, or an arithmetic-coded JPEG, is ' +
+      '`frame_too_complex` (422).',
+  },
   RATE_LIMIT_PER_MINUTE: {
     schema: int(0, 1_000_000),
     expects: 'an integer from 0 to 1000000 (0 = no limit)',
     default: () => 120,
     defaultText: '120',
     description:
-      'Requests a minute allowed per workstation API key and, separately, per client IP, on routes that take a key ' +
-      '(bursts up to the same number). Beyond it: 429 `rate_limited` with Retry-After. In memory, per process.',
+      'Requests a minute allowed per API key (each workstation and MIS key has its own budget, bursts up to the same ' +
+      'number), and failed key checks a minute per client address (an address that spends them is refused before ' +
+      'any key lookup until they refill; requests with a valid key never use them). Beyond it: 429 `rate_limited` ' +
+      'with Retry-After. In memory, per process. Behind a reverse proxy set TRUSTED_PROXIES, or every client shares ' +
+      'the proxy\'s address.',
+  },
+  TRUSTED_PROXIES: {
+    schema: z.string().transform((s, ctx) => {
+      const list = parseTrustedProxies(s);
+      if (typeof list === 'string') {
+        ctx.addIssue({ code: 'custom', message: list });
+        return z.NEVER;
+      }
+      return Object.freeze(list);
+    }),
+    expects:
+      'a comma list of IP addresses, CIDR ranges (10.0.0.0/8, fd00::/8) and the names loopback, linklocal, uniquelocal',
+    default: () => Object.freeze([] as string[]),
+    defaultText: '(none)',
+    description:
+      'Reverse proxies (a TLS terminator, a load balancer) in front of the service whose `X-Forwarded-For` is ' +
+      'believed: the client address of a request from one of them is the one the proxy forwarded (Express\'s `trust ' +
+      'proxy`; also for the events WebSocket). Per-address rate limits and logs use it. Unset: no proxy is trusted ' +
+      'and the peer\'s address counts, whatever the header says; behind a proxy that means every desk shares its ' +
+      'address. List only the proxies\' own addresses (e.g. `loopback` for one on the same host).',
   },
   FACEID_BOOTSTRAP: {
     schema: booleanWord,
     expects: BOOLEAN_EXPECTS,
-    default: () => true,
-    defaultText: 'true',
+    default: (c) => c.FACEID_PROFILE !== 'production',
+    defaultText: 'true (production: false)',
     description:
       'On a start with an empty database, create a "Demo clinic" with one workstation and one MIS client and print ' +
       'their API keys once in the log, as warning lines (a convenience for a first run: set false in production). ' +
       'Only the keys\' hashes are stored, so they are shown this once (`faceid workstation create` and `faceid mis ' +
       'create` make more).',
+  },
+  ADMIN_TOKEN: {
+    schema: z.string().min(32).max(512).regex(/^[\x21-\x7e]+$/),
+    expects: 'at least 32 printable characters without spaces (e.g. `openssl rand -base64 32`)',
+    default: () => undefined,
+    defaultText: '(none: admin HTTP routes off)',
+    description:
+      'The operator\'s bearer token for the HTTP admin routes (`/admin/...`: create, list, rotate and revoke ' +
+      'workstation and MIS keys; `Authorization: Bearer <token>`, compared in constant time). Unset: those routes ' +
+      'answer 404 `admin_disabled` and only the `faceid` admin commands on the host manage keys.',
+    secret: true,
   },
   TEMPLATE_KEYS: {
     schema: z.string().transform((s, ctx) => {
@@ -410,9 +542,11 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => undefined,
     defaultText: '(a key generated on first start in FACEID_DATA_DIR/template-keys)',
     description:
-      'Keys that encrypt enrolled face templates (AES-256-GCM). The first encrypts new templates; all decrypt. To ' +
-      'rotate, put the new key first and keep the old ones until every template has been re-enrolled. Unset: the ' +
-      'key file (mode 0600) is used, created on first start; copy its line here to keep using it alongside new keys.',
+      'The key ring: keys that encrypt enrolled face templates and webhook secrets (AES-256-GCM) and from which the ' +
+      'one-time code and audit chain keys are derived. The first encrypts new values; all decrypt. To rotate, put ' +
+      'the new key first and keep the old ones until every template has been re-enrolled (and as long as the audit ' +
+      'entries they keyed are to be verified). Unset: the key file (mode 0600) is used, created on first start; copy ' +
+      'its line here to keep using it alongside new keys.',
     secret: true,
   },
   SMS_ADAPTER: {
@@ -421,8 +555,8 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       .transform((s) => s.toLowerCase())
       .pipe(z.enum(SMS_ADAPTERS)),
     expects: `one of ${SMS_ADAPTERS.join(', ')}`,
-    default: () => 'dev',
-    defaultText: 'dev',
+    default: (c) => (c.FACEID_PROFILE === 'production' ? 'http' : 'dev'),
+    defaultText: 'dev (production: http)',
     description:
       'How six-digit codes reach patients: `http` posts to the e-government SMS gateway at SMS_HTTP_URL; `dev` ' +
       'keeps them in an in-memory outbox that the demo page shows (`GET /dev/outbox`; development only). The log ' +
@@ -559,6 +693,34 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'Hosts that webhook URLs may point at (an exact name, or `*.domain` for its subdomains). Set it in production, ' +
       'so an MIS key cannot make the gateway post to other machines of the hospital network.',
   },
+  WEBHOOK_ALLOWED_PRIVATE_HOSTS: {
+    schema: z
+      .string()
+      .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .refine((entries) => entries.every(isPrivateHostEntry))
+      .transform((entries) => Object.freeze(entries)),
+    expects:
+      'a comma list of host names, *.domain patterns, IP addresses or CIDR ranges, e.g. mis.hospital.lan,10.20.0.0/16',
+    default: () => Object.freeze([] as string[]),
+    defaultText: '(none)',
+    description:
+      'Webhook destinations allowed at non-public addresses. Otherwise a webhook URL whose host is, or resolves to, a ' +
+      'loopback, private (RFC 1918, 100.64.0.0/10, fc00::/7), link-local (169.254.0.0/16, fe80::/10) or other ' +
+      'special-purpose address is refused, in any spelling, at registration and at every delivery ' +
+      '(docs/mis-integration.md, "Webhook destinations"). List an MIS on the hospital network by name (its URL\'s host) ' +
+      'or by address or range; development and tests with local receivers list 127.0.0.1. Unspecified, multicast ' +
+      'and broadcast addresses stay refused.',
+  },
+  METRICS_TOKEN: {
+    schema: z.string().regex(/^[\x21-\x7e]{16,512}$/),
+    expects: 'a string of 16 to 512 printable characters without spaces (e.g. `openssl rand -hex 32`)',
+    default: () => undefined,
+    defaultText: '(none: /metrics is open)',
+    description:
+      'When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>` (401 otherwise), for a ' +
+      'gateway whose port other machines reach. The metrics carry no clinic, workstation or patient labels either way.',
+    secret: true,
+  },
 };
 
 export interface ConfigIssue {
@@ -601,7 +763,57 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     else issues.push({ key, value: setting.secret ? undefined : raw, expects: setting.expects });
   }
   if (issues.length > 0) throw new ConfigError(issues);
-  return Object.freeze(resolved as unknown as Config);
+  const config = resolved as unknown as Config;
+  const refused = profileIssues(config);
+  if (refused.length > 0) throw new ConfigError(refused);
+  return Object.freeze(config);
+}
+
+/** Loopback names and addresses: what a development start may listen on. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/**
+ * What the profile refuses, each with the setting to change. Production must not run the demo conveniences (a
+ * desk could read its own patients' codes from the dev outbox); development must not serve other machines.
+ */
+export function profileIssues(c: Config): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  if (c.FACEID_PROFILE === 'development') {
+    if (!isLoopbackHost(c.HOST)) {
+      out.push({
+        key: 'HOST',
+        value: c.HOST,
+        expects:
+          'a loopback address (127.0.0.1, ::1 or localhost) in the development profile, which shows SMS codes in ' +
+          'the dev outbox; to serve other machines set FACEID_PROFILE=production (with a real SMS gateway)',
+      });
+    }
+    return out;
+  }
+  if (c.SMS_ADAPTER === 'dev') {
+    out.push({
+      key: 'SMS_ADAPTER',
+      value: 'dev',
+      expects: 'http in the production profile (the dev outbox shows codes to the desk): set SMS_ADAPTER=http and SMS_HTTP_URL',
+    });
+  }
+  if (c.FACEID_BOOTSTRAP) {
+    out.push({ key: 'FACEID_BOOTSTRAP', value: 'true', expects: 'false in the production profile (no demo clinic): unset it or set false' });
+  }
+  if (c.WS_ALLOWED_ORIGINS.includes('*')) {
+    out.push({
+      key: 'WS_ALLOWED_ORIGINS',
+      value: c.WS_ALLOWED_ORIGINS.join(','),
+      expects: 'the desk pages\' origins in the production profile, not `*` (e.g. self or https://desk.clinic.kz)',
+    });
+  }
+  if (c.WEBHOOK_ALLOW_HTTP) {
+    out.push({ key: 'WEBHOOK_ALLOW_HTTP', value: 'true', expects: 'false in the production profile (webhooks over https only)' });
+  }
+  return out;
 }
 
 export interface ConfigRow {

@@ -15,7 +15,7 @@ import {
 } from './types';
 
 const FORMATS: readonly FrameFormat[] = ['jpeg', 'rgba', 'bgr', 'i420'];
-const STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality', 'light'];
+const STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality', 'light', 'anchor'];
 
 export interface OpenOptions extends EngineOptions {
   /** Folder holding the fetched models. Default: see models.ts (FACEID_MODEL_DIR or the per-user cache). */
@@ -79,6 +79,19 @@ export class FaceEngine {
       }
       opts.box = { x, y, width, height };
     }
+    if (options.reuseLandmarks) {
+      const { landmarks, anchor, maxShift } = options.reuseLandmarks;
+      // By tag, not instanceof: arrays made in another realm (the addon's, a test runner's) are Float32Arrays too.
+      const finite = (v: unknown, n: number) =>
+        Object.prototype.toString.call(v) === '[object Float32Array]' && (v as Float32Array).length === n && (v as Float32Array).every(Number.isFinite);
+      if (!opts.box || !finite(landmarks, 136) || !finite(anchor, 64) || !(Number.isFinite(maxShift) && maxShift >= 0)) {
+        throw new EngineError(
+          'invalid_argument',
+          'reuseLandmarks needs a box, 136 landmarks and a 64-number anchor (Float32Arrays of finite numbers) and a maxShift >= 0.',
+        );
+      }
+      opts.reuseLandmarks = { landmarks, anchor, maxShift };
+    }
     if (format !== 'jpeg') {
       opts.width = checkInt('width', options.width ?? 0, 0, 65_535);
       opts.height = checkInt('height', options.height ?? 0, 0, 65_535);
@@ -91,14 +104,14 @@ export class FaceEngine {
     }
   }
 
-  /** The cheap per-frame call: detect, landmarks, eyes, pose, quality. */
-  track(frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> {
-    return this.analyze(frame, { ...options, stages: TRACK_STAGES });
+  /** The cheap per-frame call: detect, landmarks, eyes, pose, quality, light (or the stages given, e.g. fewer). */
+  track(frame: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
+    return this.analyze(frame, { ...options, stages: options.stages ?? TRACK_STAGES });
   }
 
-  /** Every stage, for candidate frames and enrollment. */
-  full(frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> {
-    return this.analyze(frame, { ...options, stages: FULL_STAGES });
+  /** Every stage, for candidate frames and enrollment (or the stages given, e.g. with the anchor). */
+  full(frame: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
+    return this.analyze(frame, { ...options, stages: options.stages ?? FULL_STAGES });
   }
 
   stats(): EngineStats {

@@ -5,6 +5,8 @@ export const ENGINE_ERROR_CODES = [
   'frame_corrupt',
   'frame_truncated',
   'frame_too_large',
+  /** Refused from its markers before decoding: progressive (webcam frames), arithmetic-coded, or too many scans. */
+  'frame_too_complex',
   'frame_dimensions_invalid',
   'frame_size_mismatch',
   'invalid_argument',

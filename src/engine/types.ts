@@ -1,8 +1,11 @@
 /** Frame encodings the engine accepts. JPEG only among compressed formats: other decoders may use temp files. */
 export type FrameFormat = 'jpeg' | 'rgba' | 'bgr' | 'i420';
 
-/** Pipeline stages. `detect` always runs; the rest are opt-in per call. */
-export type Stage = 'landmarks' | 'embedding' | 'liveness' | 'eyes' | 'pose' | 'quality' | 'light';
+/**
+ * Pipeline stages. `detect` always runs; the rest are opt-in per call. `anchor`: a small signature of where the face
+ * sits in its box (see `Face.anchor`), for `reuseLandmarks` on later frames.
+ */
+export type Stage = 'landmarks' | 'embedding' | 'liveness' | 'eyes' | 'pose' | 'quality' | 'light' | 'anchor';
 
 export const TRACK_STAGES: readonly Stage[] = ['landmarks', 'eyes', 'pose', 'quality', 'light'];
 export const FULL_STAGES: readonly Stage[] = ['landmarks', 'embedding', 'eyes', 'pose', 'quality', 'light'];
@@ -28,6 +31,23 @@ export interface AnalyzeOptions {
    * mirror image then read the same |yaw|. false halves the landmark cost, for frames whose pose is not measured.
    */
   mirrorLandmarks?: boolean;
+  /**
+   * With `box` only: the landmarks of an earlier frame analysed in the same box, and that frame's `anchor`. The engine
+   * compares this frame's anchor with it (about 0.05 ms) and, when the face moved at most `maxShift` pixels, reuses
+   * the landmarks, moved by the shift the anchors show (the face comes back with `landmarksReused: true`), instead of
+   * running the landmark network; otherwise the landmarks are computed as usual. The other stages (eyes, pose, light,
+   * quality, the embedding's alignment) then use the reused landmarks.
+   */
+  reuseLandmarks?: LandmarkReuse;
+}
+
+export interface LandmarkReuse {
+  /** 136 numbers, as `Face.landmarks`. */
+  landmarks: Float32Array;
+  /** `Face.anchor` of the frame those landmarks came from (64 numbers). */
+  anchor: Float32Array;
+  /** Largest movement of the face, in frame pixels, for which they are reused. */
+  maxShift: number;
 }
 
 export interface Box {
@@ -82,6 +102,14 @@ export interface Face {
   pose?: Pose;
   quality?: Quality;
   light?: FaceLight;
+  /**
+   * Stage `anchor`: the mean grey level across and down the inner face box (32 + 32 numbers, each profile divided by
+   * its mean, so the light's level and colour cancel). Only comparable between frames analysed in the same box.
+   * Absent when the inner box is smaller than 32 px or leaves the frame.
+   */
+  anchor?: Float32Array;
+  /** true when the landmarks are the caller's (`reuseLandmarks`): the face had not moved. */
+  landmarksReused?: boolean;
 }
 
 export interface StageTimings {

@@ -1,44 +1,30 @@
-import { Global, Logger, Module } from '@nestjs/common';
-import { CONFIG, type Config } from '../config';
+import { Global, Module } from '@nestjs/common';
 import { EngineModule } from '../engine';
+import { registerErrorStatus } from '../http';
+import { KeyRing, KeyRingModule } from '../keyring';
+import { SmsModule } from '../sms';
+import { EnrollmentAuthGuard } from './enrollment-auth';
 import { EnrollmentController } from './enrollment.controller';
 import { EnrollmentService } from './enrollment.service';
-import { loadOrCreateKeyFile, TemplateCipher } from './template-crypto';
+import { ENROLLMENT_ERROR_STATUS } from './errors';
+import { PendingEnrollmentSweep } from './pending-sweep';
+import { TemplateCipher } from './template-crypto';
 
-/** TEMPLATE_KEYS when set, else the key file in FACEID_DATA_DIR (created on first start). Logs key ids only. */
-export function templateCipherFromConfig(config: Config, logger = new Logger('Enrollment')): TemplateCipher {
-  if (config.TEMPLATE_KEYS) {
-    const cipher = new TemplateCipher(config.TEMPLATE_KEYS);
-    logger.log(`Template keys from TEMPLATE_KEYS: ${cipher.keyIds.join(', ')} (new templates: ${cipher.currentKeyId})`);
-    return cipher;
-  }
-  const result = loadOrCreateKeyFile(config.FACEID_DATA_DIR);
-  if (result.warning) logger.warn(result.warning);
-  if (config.DATABASE_URL && /^postgres/i.test(config.DATABASE_URL)) {
-    // Several gateways share the database, but each would generate its own key file.
-    logger.warn(
-      'A shared database with a generated template key: set the same TEMPLATE_KEYS on every gateway, or templates ' +
-        'enrolled through one cannot be decrypted by the others.',
-    );
-  }
-  const cipher = new TemplateCipher(result.keys);
-  logger.log(
-    `${result.created ? 'Created the template key file' : 'Template keys from'} ${result.file}: ` +
-      `${cipher.keyIds.join(', ')} (new templates: ${cipher.currentKeyId}). Back it up with the database.`,
-  );
-  return cipher;
-}
+registerErrorStatus(ENROLLMENT_ERROR_STATUS);
 
 /** Global, so the identification module can load templates without importing it. */
 @Global()
 @Module({
-  imports: [EngineModule],
+  // SMS: a workstation's replacement of a template waits for a code sent to the patient.
+  imports: [EngineModule, KeyRingModule, SmsModule],
   controllers: [EnrollmentController],
   providers: [
     EnrollmentService,
-    { provide: TemplateCipher, useFactory: (config: Config) => templateCipherFromConfig(config), inject: [CONFIG] },
+    EnrollmentAuthGuard,
+    PendingEnrollmentSweep,
+    // Templates are sealed by the key ring (TEMPLATE_KEYS, else the key file): src/keyring.
+    { provide: TemplateCipher, useFactory: (ring: KeyRing) => new TemplateCipher(ring), inject: [KeyRing] },
   ],
-  // The cipher also seals webhook secrets (src/events).
-  exports: [EnrollmentService, TemplateCipher],
+  exports: [EnrollmentService, TemplateCipher, PendingEnrollmentSweep],
 })
 export class EnrollmentModule {}

@@ -5,13 +5,43 @@ export type EnrollmentErrorCode =
   | 'enroll_multiple_faces'
   | 'template_not_found'
   | 'invalid_request'
-  | 'unsupported_media_type';
+  | 'unsupported_media_type'
+  | 'desk_enrollment_disabled'
+  | 'confirmation_not_found'
+  | 'code_invalid'
+  | 'code_expired'
+  | 'code_locked_out'
+  | 'code_attempts_exceeded'
+  | 'code_resend_limit';
 
-/** Enrollment failures (statuses in src/http/errors.ts). Messages name image positions, never image data. */
+/** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have. */
+export const ENROLLMENT_ERROR_STATUS: Readonly<Record<string, number>> = {
+  // A workstation of a clinic that does not allow desk enrollment: the enrollment role does it.
+  desk_enrollment_disabled: 403,
+  // No replacement of this patient's template waits for a code from this workstation.
+  confirmation_not_found: 404,
+  // The same statuses as the identification code path (src/identification/errors.ts).
+  code_invalid: 422,
+  code_expired: 410,
+  code_locked_out: 429,
+  code_attempts_exceeded: 429,
+  code_resend_limit: 429,
+};
+
+/** Enrollment failures. Messages name image positions, never image data, IINs or codes. */
 export class EnrollmentError extends AppError {
-  constructor(code: EnrollmentErrorCode, message: string) {
-    super(code, message);
+  /** Sent as Retry-After by the error filter. */
+  readonly retryAfterSeconds?: number;
+
+  constructor(
+    code: EnrollmentErrorCode,
+    message: string,
+    /** attemptsLeft: wrong codes the confirmation still allows, sent in the error body. */
+    extra: { attemptsLeft?: number; retryAfterSeconds?: number } = {},
+  ) {
+    super(code, message, extra.attemptsLeft === undefined ? undefined : { attemptsLeft: extra.attemptsLeft });
     this.name = 'EnrollmentError';
+    if (extra.retryAfterSeconds !== undefined) this.retryAfterSeconds = extra.retryAfterSeconds;
   }
 }
 

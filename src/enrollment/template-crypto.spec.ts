@@ -1,7 +1,5 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { KEY_FILE_NAME, loadOrCreateKeyFile, TemplateCipher, EMBEDDING_LENGTH } from './template-crypto';
+import { KeyRing } from '../keyring';
+import { TemplateCipher, EMBEDDING_LENGTH } from './template-crypto';
 import { TemplateCryptoError } from './errors';
 
 const key = (byte: number) => Buffer.alloc(32, byte);
@@ -110,6 +108,16 @@ describe('TemplateCipher', () => {
     expect(text).not.toMatch(/\d\.\d{4,}/); // no float values
   });
 
+  it('seals with the key ring it is given, and keeps templates apart from other sealed values', () => {
+    const ring = new KeyRing([{ id: 'k1', key: key(1) }]);
+    const t = new TemplateCipher(ring).encrypt(embedding(9), owner);
+    expect(cipher.decrypt(t, owner)).toEqual(embedding(9)); // the same key: the same ring
+    // Opened as a plain sealed value of the same ids, the template's AAD does not match.
+    expect(() => ring.open(t, { purpose: 'template', ids: [owner.clinicId, owner.patientId] })).toThrow(
+      expect.objectContaining({ code: 'unseal_failed' }),
+    );
+  });
+
   it('refuses bad keys and embeddings', () => {
     expect(() => new TemplateCipher([])).toThrow();
     expect(() => new TemplateCipher([{ id: 'a', key: Buffer.alloc(16) }])).toThrow();
@@ -123,43 +131,5 @@ describe('TemplateCipher', () => {
     const short = new Float32Array(128).fill(0.5);
     expect(() => cipher.encrypt(short, owner)).toThrow();
     expect(short.every((v) => v === 0)).toBe(true); // zeroed even on failure
-  });
-});
-
-describe('loadOrCreateKeyFile', () => {
-  let dir: string;
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-keys-'));
-  });
-  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
-
-  it('creates one key with mode 0600 on first use, then reads the same key', () => {
-    const data = path.join(dir, 'nested', 'data');
-    const first = loadOrCreateKeyFile(data, new Date('2025-03-04T00:00:00Z'));
-    expect(first.created).toBe(true);
-    expect(first.keys).toHaveLength(1);
-    expect(first.keys[0].id).toBe('gen20250304');
-    expect(first.keys[0].key).toHaveLength(32);
-    expect(first.warning).toBeUndefined();
-    const file = path.join(data, KEY_FILE_NAME);
-    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
-    expect(fs.readdirSync(data)).toEqual([KEY_FILE_NAME]); // no temporary file left behind
-
-    const second = loadOrCreateKeyFile(data);
-    expect(second.created).toBe(false);
-    expect(second.keys).toEqual(first.keys);
-
-    // A template encrypted with the first survives a restart.
-    const t = new TemplateCipher(first.keys).encrypt(embedding(1), owner);
-    expect(new TemplateCipher(second.keys).decrypt(t, owner)).toEqual(embedding(1));
-  });
-
-  it('warns when others can read the file, and refuses a broken one', () => {
-    loadOrCreateKeyFile(dir);
-    const file = path.join(dir, KEY_FILE_NAME);
-    fs.chmodSync(file, 0o644);
-    expect(loadOrCreateKeyFile(dir).warning).toMatch(/chmod 600/);
-    fs.writeFileSync(file, 'not a key\n');
-    expect(() => loadOrCreateKeyFile(dir)).toThrow(/invalid/);
   });
 });

@@ -1,8 +1,20 @@
-import { Injectable, type CallHandler, type ExecutionContext, type NestInterceptor, type Type } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  mixin,
+  Optional,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+  type Type,
+} from '@nestjs/common';
 import { FilesInterceptor } from '@nestjs/platform-express';
 import type { Request, Response } from 'express';
 import { raw } from 'express';
 import type { Observable } from 'rxjs';
+import { CONFIG, type Config } from '../config';
+import { EngineError } from '../engine/errors';
+import { inspectJpeg, PHOTO_JPEG_LIMITS, type JpegLimits } from '../engine/jpeg-structure';
 import { EnrollmentError } from './errors';
 
 export const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
@@ -89,8 +101,62 @@ export class ImageBodyInterceptor implements NestInterceptor {
   }
 }
 
-/** multipart/form-data: up to 5 files named `image`, 5 MB each, in memory only, no other fields. */
+/**
+ * Bounds the work each photo may cause before the engine decodes it, from its JPEG markers alone: progressive photos
+ * are fine, but with at most `limits.maxScans` scans (each one is a pass of the decoder over the whole image: a few
+ * hundred KB can hold thousands), not arithmetic-coded, and no more than `limits.maxPixels`. Throws the EngineError
+ * (`frame_too_complex`, `frame_too_large`, ...: HTTP 422) naming the image, after wiping every image of the request.
+ * Non-JPEG bytes are left to the engine, which refuses them from their first bytes.
+ */
+export function checkUploadedImages(images: readonly Buffer[], limits: JpegLimits = PHOTO_JPEG_LIMITS): void {
+  for (const [i, image] of images.entries()) {
+    try {
+      inspectJpeg(image, limits);
+    } catch (err) {
+      for (const b of images) b.fill(0);
+      if (!(err instanceof EngineError)) throw err;
+      throw new EngineError(err.code, images.length > 1 ? `Image ${i + 1} of ${images.length}: ${err.message}` : err.message);
+    }
+  }
+}
+
+/** Multer's module options token (not exported by @nestjs/platform-express); unset unless MulterModule is used. */
+const MULTER_MODULE_OPTIONS = 'MULTER_MODULE_OPTIONS';
+
+/**
+ * multipart/form-data: up to 5 files named `image`, 5 MB each, in memory only, no other fields. Then, whatever the
+ * body type (it runs after ImageBodyInterceptor), every image's structure is checked (checkUploadedImages, with
+ * ENROLL_MAX_PIXELS) before the route handler runs.
+ */
 export function imageFilesInterceptor(maxFiles: number): Type<NestInterceptor> {
+  const Multer = multipartImages(maxFiles);
+  @Injectable()
+  class CheckedImages implements NestInterceptor {
+    private readonly multer: NestInterceptor;
+    private readonly limits: JpegLimits;
+
+    constructor(
+      @Optional() @Inject(MULTER_MODULE_OPTIONS) multerOptions?: object,
+      @Optional() @Inject(CONFIG) config?: Config,
+    ) {
+      this.multer = new Multer(multerOptions);
+      this.limits = { ...PHOTO_JPEG_LIMITS, maxPixels: config?.ENROLL_MAX_PIXELS ?? PHOTO_JPEG_LIMITS.maxPixels };
+    }
+
+    intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
+      const req = context.switchToHttp().getRequest<Request>();
+      return this.multer.intercept(context, {
+        handle: () => {
+          checkUploadedImages(uploadedImages(req), this.limits);
+          return next.handle();
+        },
+      }) as Promise<Observable<unknown>>;
+    }
+  }
+  return mixin(CheckedImages);
+}
+
+function multipartImages(maxFiles: number): Type<NestInterceptor> {
   return FilesInterceptor(IMAGE_FIELD, maxFiles, {
     storage: new WipingMemoryStorage(),
     limits: {

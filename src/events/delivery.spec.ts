@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { TemplateCipher } from '../enrollment';
+import { KeyRing } from '../keyring';
 import type { StoredEvent } from '../storage/ports';
 import { EVENT_EXAMPLES } from './schema-docs';
 import { HIGH_WATER_BYTES, Subscriber, type SubscriberSocket } from './events.socket';
-import { failureReason, retryDelayMs } from './webhook-dispatcher';
+import { DestinationPolicy } from './destination';
+import { retryDelayMs } from './webhook-dispatcher';
 import { WebhookSecrets } from './webhook-secrets';
 import { checkWebhookUrl, hostAllowed } from './webhooks.service';
+import { networkDetail } from './webhook-transport';
 
 /** Any host; plain http as given. */
 const open_ = (allowHttp: boolean) => ({ allowHttp, allowedHosts: [] });
@@ -24,14 +26,13 @@ describe('retryDelayMs', () => {
   });
 });
 
-describe('failureReason', () => {
-  it('names network failures briefly, from the error or its cause', () => {
-    expect(failureReason(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe(
-      'connection_refused',
-    );
-    expect(failureReason({ cause: { code: 'ENOTFOUND' } })).toBe('dns_failed');
-    expect(failureReason({ cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } })).toBe('tls_failed');
-    expect(failureReason(new Error('something else'))).toBe('network_error');
+describe('networkDetail (for the operator\'s log only)', () => {
+  it('names a network failure by its code, from the error or its cause', () => {
+    expect(networkDetail(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe('ECONNREFUSED');
+    expect(networkDetail({ code: 'ENOTFOUND' })).toBe('ENOTFOUND');
+    expect(networkDetail({ cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } })).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
+    expect(networkDetail({ code: 'connect ECONNREFUSED 10.0.0.1:443' })).toBe('network_error'); // never free text
+    expect(networkDetail(new Error('something else'))).toBe('network_error');
   });
 });
 
@@ -39,7 +40,11 @@ describe('checkWebhookUrl', () => {
   it('wants https unless http is allowed, and no credentials', () => {
     expect(checkWebhookUrl('https://mis.example/hooks#x', open_(false))).toBe('https://mis.example/hooks');
     expect(() => checkWebhookUrl('http://mis.example/hooks', open_(false))).toThrow(/https/);
-    expect(checkWebhookUrl('http://127.0.0.1:8080/h', open_(true))).toBe('http://127.0.0.1:8080/h');
+    expect(() => checkWebhookUrl('http://127.0.0.1:8080/h', open_(true))).toThrow(
+      expect.objectContaining({ code: 'webhook_destination_refused', details: { rule: 'loopback' } }),
+    );
+    const local = { ...open_(true), destinations: new DestinationPolicy(['127.0.0.1']) };
+    expect(checkWebhookUrl('http://127.0.0.1:8080/h', local)).toBe('http://127.0.0.1:8080/h');
     expect(() => checkWebhookUrl('ftp://mis.example/', open_(true))).toThrow();
     expect(() => checkWebhookUrl('/relative', open_(true))).toThrow();
     expect(() => checkWebhookUrl('https://user:pw@mis.example/', open_(false))).toThrow(/credentials/);
@@ -64,20 +69,20 @@ describe('checkWebhookUrl', () => {
 });
 
 describe('WebhookSecrets', () => {
-  const secrets = new WebhookSecrets(new TemplateCipher([{ id: 'k1', key: Buffer.alloc(32, 7) }]));
+  const secrets = new WebhookSecrets(new KeyRing([{ id: 'k1', key: Buffer.alloc(32, 7) }]));
 
-  it('seal the key with the template keys, bound to the clinic and URL', () => {
+  it('seal the key with the key ring, bound to the clinic and URL', () => {
     const key = Buffer.alloc(32, 0xab);
     const sealed = secrets.seal('clinic-a', 'https://mis.example/h', key);
     expect(sealed.keyId).toBe('k1');
     expect(sealed.ciphertext.equals(key)).toBe(false);
     const sub = { clinicId: 'clinic-a', url: 'https://mis.example/h', secret: sealed };
     expect(secrets.open(sub).equals(key)).toBe(true);
-    const tampered = expect.objectContaining({ code: 'template_decrypt_failed' });
+    const tampered = expect.objectContaining({ code: 'unseal_failed' });
     expect(() => secrets.open({ ...sub, clinicId: 'clinic-b' })).toThrow(tampered);
     expect(() => secrets.open({ ...sub, url: 'https://evil.example/h' })).toThrow(tampered);
-    const other = new WebhookSecrets(new TemplateCipher([{ id: 'k2', key: Buffer.alloc(32, 8) }]));
-    expect(() => other.open(sub)).toThrow(expect.objectContaining({ code: 'template_key_unknown' }));
+    const other = new WebhookSecrets(new KeyRing([{ id: 'k2', key: Buffer.alloc(32, 8) }]));
+    expect(() => other.open(sub)).toThrow(expect.objectContaining({ code: 'key_unknown' }));
   });
 });
 

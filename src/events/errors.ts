@@ -1,10 +1,11 @@
-import { AppError, registerErrorStatus } from '../http';
+import { AppError, registerErrorStatus, type ErrorDetails } from '../http';
 
 export type EventsErrorCode =
   | 'cursor_unknown'
   | 'event_not_found'
   | 'webhook_not_found'
   | 'webhook_url_invalid'
+  | 'webhook_destination_refused'
   | 'webhook_limit_reached';
 
 registerErrorStatus({
@@ -13,13 +14,15 @@ registerErrorStatus({
   event_not_found: 404,
   webhook_not_found: 404,
   webhook_url_invalid: 400,
+  // The URL's host is (or spells) a loopback, private, link-local or other non-public address: `rule` says which.
+  webhook_destination_refused: 400,
   webhook_limit_reached: 409,
 });
 
 /** Errors of the events module (statuses above). Messages name no URL, key or event content. */
 export class EventsError extends AppError {
-  constructor(code: EventsErrorCode, message: string) {
-    super(code, message);
+  constructor(code: EventsErrorCode, message: string, details?: ErrorDetails) {
+    super(code, message, details);
     this.name = 'EventsError';
   }
 }

@@ -2,7 +2,7 @@ import { Controller, Get, Header } from '@nestjs/common';
 import { z } from 'zod';
 import { ApiRoute, defineRoute, Input, type RouteInput } from '../http';
 import { EventFeed } from './event-feed';
-import { EventReaderKeyAuth, ReaderCaller, type EventReader } from './reader-auth';
+import { EventReaderKeyAuth, filterOf, ReaderCaller, type EventReader } from './reader-auth';
 import { ApiEventSchema, EVENT_TYPES, EVENT_VERSION, eventJsonSchema, type JsonObject } from './schemas';
 
 export const MAX_PAGE = 1000;
@@ -12,7 +12,8 @@ const listSpec = defineRoute({
   description:
     'Pull access to the stream the WebSocket (`/ws/events`) and webhooks push: events in `seq` order after the ' +
     'event `after` (from the clinic’s first event without it). Call again with the answer’s `cursor` until `events` ' +
-    'is empty. An MIS key or a workstation key; either sees its own clinic only.',
+    'is empty. An MIS key reads every event of its clinic; a workstation key only the identification events of its ' +
+    'own sessions (another event’s id is `cursor_unknown` to it).',
   tags: ['events'],
   query: z.object({
     after: z.uuid().optional().meta({ description: 'The id of the last event you have.' }),
@@ -44,7 +45,7 @@ export class EventsController {
   @EventReaderKeyAuth()
   @Header('Cache-Control', 'no-store')
   list(@ReaderCaller() reader: EventReader, @Input() input: RouteInput<typeof listSpec>) {
-    return this.feed.page(reader.clinicId, input.query.after, input.query.limit);
+    return this.feed.page(reader.clinicId, input.query.after, input.query.limit, filterOf(reader));
   }
 
   @Get('schemas')

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { EventFeed } from './event-feed';
 import { EventsController } from './events.controller';
 import { EventsSocketServer } from './events.socket';
+import { HostResolver } from './host-resolver';
 import { EventReaderAuth, EventReaderGuard } from './reader-auth';
 import { WebhookDispatcher } from './webhook-dispatcher';
 import { WebhookSecrets } from './webhook-secrets';
@@ -10,7 +11,7 @@ import { WebhooksService } from './webhooks.service';
 
 /**
  * MIS event delivery from the outbox storage writes: GET /events, the /ws/events subscription and signed webhooks.
- * Config, storage, auth, audit and the template cipher come from global modules.
+ * Config, storage, auth, audit and the key ring come from global modules.
  */
 @Module({
   controllers: [EventsController, WebhooksController],
@@ -20,6 +21,7 @@ import { WebhooksService } from './webhooks.service';
     EventReaderGuard,
     EventsSocketServer,
     WebhookSecrets,
+    HostResolver,
     WebhookDispatcher,
     WebhooksService,
   ],

@@ -2,7 +2,9 @@
  * `/ws/events` on the HTTP server (ws, noServer): a clinic's events pushed to its MIS or workstations, in seq order,
  * from a cursor. Protocol (docs/mis-integration.md):
  * - subprotocols `faceid.events.v1` (echoed) and `key.<apiKey>`, or an `Authorization: Bearer <apiKey>` header;
- *   an MIS key or a workstation key, each limited to its clinic;
+ *   an MIS key (every event of its clinic) or a workstation key (the identification outcomes of its own sessions);
+ *   a few connections per key, and the workstations of a clinic share a pool the MIS never competes for;
+ * - a connection whose key is revoked (or whose grace after a rotation ends) is closed with 4003;
  * - `?after=<eventId>`: everything after that event, then live events; without it, live events only;
  * - first `{"type":"ready","cursor":<id of the event the stream starts after, or null>}`, so a client that drops
  *   before its first event can still resume without a gap; then `{"type":"event","event":{...}}` messages;
@@ -21,13 +23,15 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { WebSocket, WebSocketServer } from 'ws';
-import { bearerToken } from '../auth';
+import { bearerToken, hashApiKey } from '../auth';
 import { CONFIG, type Config } from '../config';
+import { clientAddress, compileTrustedProxies } from '../config/proxies';
+import { KeysService } from '../keys/keys.service';
 import { MetricsService } from '../metrics/metrics.service';
-import { EVENTS, type EventRepository } from '../storage/ports';
+import { EVENTS, KEYS, type EventFilter, type EventRepository, type KeyRepository } from '../storage/ports';
 import { WS_PATH as IDENTIFY_WS_PATH } from '../transport';
 import { EventFeed } from './event-feed';
-import { EventReaderAuth, type EventReader } from './reader-auth';
+import { EventReaderAuth, filterOf, type EventReader } from './reader-auth';
 
 export const EVENTS_WS_PATH = '/ws/events';
 export const EVENTS_SUBPROTOCOL = 'faceid.events.v1';
@@ -37,14 +41,22 @@ export const EVENTS_WS_CLOSE = {
   going_away: 1001,
   internal: 1011,
   unauthorized: 4001,
+  /** key_revoked or key_expired: the key of an open connection was revoked, or its grace after a rotation ended. */
+  key_revoked: 4003,
   invalid_request: 4400,
   cursor_unknown: 4404,
   /** rate_limited or too_many_connections: try again later. */
   try_later: 4429,
 } as const;
 
-/** Connections per clinic: an MIS needs a few, each workstation's page may hold one. */
-export const MAX_CONNECTIONS_PER_CLINIC = 100;
+/**
+ * Connections per key holder (its current key and any previous one in its grace together): an MIS needs a few, each
+ * page of a desk holds one (a few tabs, a reconnect). One key cannot take a clinic's connections.
+ */
+export const MAX_CONNECTIONS_PER_MIS_CLIENT = 10;
+export const MAX_CONNECTIONS_PER_WORKSTATION = 16;
+/** The workstations of one clinic together; MIS connections never count against it. */
+export const MAX_WORKSTATION_CONNECTIONS_PER_CLINIC = 200;
 /** Events read per query. */
 const BATCH = 100;
 /** Above this many bytes queued for a client, no more events are read for it until they are written out. */
@@ -70,22 +82,25 @@ export interface SubscriberSocket {
 
 /**
  * One connection's delivery: reads the clinic's events after its position, sends them, moves on. Pumps are serial
- * (a wake while pumping just asks for another pass), so messages leave strictly in seq order with no gap.
+ * (a wake while pumping just asks for another pass), so messages leave strictly in seq order with no gap. A
+ * workstation's subscriber reads its own sessions' events only, and moves its position past the others it skipped.
  */
 export class Subscriber {
   private pumping = false;
   private dirty = false;
   private closed = false;
   private readonly gone: Promise<void>;
+  private readonly filter: EventFilter | undefined;
 
   constructor(
     readonly socket: SubscriberSocket,
     readonly reader: EventReader,
-    /** seq of the last event sent (or skipped, for a live-only start). */
+    /** seq of the last event sent (or skipped: for a live-only start, or hidden from this reader). */
     public seq: number,
-    private readonly events: Pick<EventRepository, 'after'>,
+    private readonly events: Pick<EventRepository, 'after'> & Partial<Pick<EventRepository, 'latestSeq'>>,
     private readonly onFailure: (err: unknown) => void,
   ) {
+    this.filter = filterOf(reader);
     this.gone = new Promise<void>((resolve) =>
       socket.once('close', () => {
         this.closed = true;
@@ -115,8 +130,12 @@ export class Subscriber {
     try {
       do {
         this.dirty = false;
+        // A filtered reader first notes the clinic's newest seq: every event up to it has committed (one clinic's
+        // events commit in seq order), so once its own are sent, the others up to it are behind it too.
+        const latest = this.filter && this.events.latestSeq ? await this.events.latestSeq(this.reader.clinicId) : 0;
+        let drained = false;
         while (this.open) {
-          const batch = await this.events.after(this.reader.clinicId, this.seq, BATCH);
+          const batch = await this.events.after(this.reader.clinicId, this.seq, BATCH, this.filter);
           if (!this.open || batch.length === 0) break;
           let flushed: Promise<void> | undefined;
           for (const [i, e] of batch.entries()) {
@@ -128,8 +147,12 @@ export class Subscriber {
           // Backpressure: no more reading while a slow client has more than HIGH_WATER_BYTES queued; the last send's
           // callback runs once its bytes reached the OS.
           if (this.socket.bufferedAmount > HIGH_WATER_BYTES) await Promise.race([flushed, this.gone]);
-          if (batch.length < BATCH) break;
+          if (batch.length < BATCH) {
+            drained = true;
+            break;
+          }
         }
+        if (drained && latest > this.seq) this.seq = latest;
       } while (this.dirty && this.open);
     } catch (err) {
       this.onFailure(err);
@@ -147,6 +170,7 @@ function refusalOf(err: unknown): Refusal {
   const code = (err as { code?: unknown })?.code;
   const message = (err as Error)?.message ?? '';
   if (code === 'unauthorized') return { code, message, close: EVENTS_WS_CLOSE.unauthorized };
+  if (code === 'key_revoked' || code === 'key_expired') return { code, message, close: EVENTS_WS_CLOSE.key_revoked };
   if (code === 'rate_limited') return { code, message, close: EVENTS_WS_CLOSE.try_later };
   if (code === 'cursor_unknown') return { code, message, close: EVENTS_WS_CLOSE.cursor_unknown };
   return { code: 'internal', message: 'Internal error.', close: EVENTS_WS_CLOSE.internal };
@@ -168,6 +192,16 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   /** Every open socket, subscribed or still being admitted. */
   private readonly sockets = new Set<WebSocket>();
   private readonly byClinic = new Map<string, Set<Subscriber>>();
+  /** Subscribers per key holder (`mis:<id>`, `workstation:<id>`), for the per-key cap. */
+  private readonly byHolder = new Map<string, Set<Subscriber>>();
+  /** Workstation subscribers per clinic, for the clinic's workstation pool. */
+  private readonly workstationsByClinic = new Map<string, number>();
+  /** The sha256 of the key each subscriber connected with: checked again on every poll and after key changes. */
+  private readonly keyHashes = new Map<Subscriber, string>();
+  private readonly trusted: (address: string) => boolean;
+  private unsubscribeKeys: (() => void) | undefined;
+  private checkingKeys = false;
+  private checkKeysAgain = false;
   private readonly alive = new WeakSet<WebSocket>();
   private server: Server | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -183,12 +217,21 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     private readonly auth: EventReaderAuth,
     private readonly feed: EventFeed,
     private readonly metrics: MetricsService,
-  ) {}
+    @Inject(KEYS) private readonly keys: KeyRepository,
+    private readonly keyChanges: KeysService,
+  ) {
+    this.trusted = compileTrustedProxies(config.TRUSTED_PROXIES);
+  }
 
   onApplicationBootstrap(): void {
     this.server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     this.server.on('upgrade', this.onUpgrade);
     this.unsubscribe = this.events.onCommitted((clinicId) => this.wakeClinic(clinicId));
+    // A revocation in this process closes its connections at once; other processes' (the admin CLI, other
+    // instances) are found by the poll.
+    this.unsubscribeKeys = this.keyChanges.onChanged((notice) => {
+      if (notice.change !== 'created') void this.checkKeys();
+    });
     this.pollTimer = setInterval(() => void this.poll(), this.config.EVENTS_POLL_MS);
     this.pollTimer.unref();
     this.heartbeatTimer = setInterval(() => this.heartbeat(), HEARTBEAT_MS);
@@ -202,6 +245,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     this.started = false;
     this.server?.off('upgrade', this.onUpgrade);
     this.unsubscribe?.();
+    this.unsubscribeKeys?.();
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
     const closed = [...this.sockets].map(
@@ -241,7 +285,11 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     socket.on('error', () => undefined); // ws closes the socket itself; the 'close' handler cleans up
     socket.on('close', () => this.sockets.delete(socket));
     try {
-      const reader = await this.auth.authenticate(keyOf(req), req.socket.remoteAddress ?? 'unknown');
+      const key = keyOf(req);
+      const ip = clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], this.trusted);
+      const reader = await this.auth.authenticate(key, ip);
+      const keyHash = hashApiKey(key!); // authenticate() accepted it, so there is one
+      const filter = filterOf(reader);
       const after = query.get('after');
       if (after !== null && !UUID.test(after)) {
         return this.refuse(socket, {
@@ -250,13 +298,24 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
           close: EVENTS_WS_CLOSE.invalid_request,
         });
       }
-      const seq = after === null ? await this.feed.latestSeq(reader.clinicId) : await this.feed.seqOf(reader.clinicId, after);
+      const seq =
+        after === null ? await this.feed.latestSeq(reader.clinicId) : await this.feed.seqOf(reader.clinicId, after, filter);
       if (socket.readyState !== WebSocket.OPEN || !this.started) return;
-      const clinic = this.byClinic.get(reader.clinicId) ?? new Set<Subscriber>();
-      if (clinic.size >= MAX_CONNECTIONS_PER_CLINIC) {
+      // No await from these checks to the registration below: concurrent admissions cannot both take a last slot.
+      const holder = `${reader.kind}:${reader.id}`;
+      const perKey = reader.kind === 'mis' ? MAX_CONNECTIONS_PER_MIS_CLIENT : MAX_CONNECTIONS_PER_WORKSTATION;
+      if ((this.byHolder.get(holder)?.size ?? 0) >= perKey) {
         return this.refuse(socket, {
           code: 'too_many_connections',
-          message: `At most ${MAX_CONNECTIONS_PER_CLINIC} event connections per clinic.`,
+          message: `At most ${perKey} event connections per ${reader.kind === 'mis' ? 'MIS' : 'workstation'} key.`,
+          close: EVENTS_WS_CLOSE.try_later,
+        });
+      }
+      const desks = this.workstationsByClinic.get(reader.clinicId) ?? 0;
+      if (reader.kind === 'workstation' && desks >= MAX_WORKSTATION_CONNECTIONS_PER_CLINIC) {
+        return this.refuse(socket, {
+          code: 'too_many_connections',
+          message: `At most ${MAX_WORKSTATION_CONNECTIONS_PER_CLINIC} workstation event connections per clinic.`,
           close: EVENTS_WS_CLOSE.try_later,
         });
       }
@@ -264,16 +323,31 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
         this.logger.error(`Event delivery failed on a ${reader.kind} connection: ${(err as Error)?.message ?? String(err)}`);
         this.refuse(socket, refusalOf(err));
       });
+      const clinic = this.byClinic.get(reader.clinicId) ?? new Set<Subscriber>();
       clinic.add(sub);
       this.byClinic.set(reader.clinicId, clinic);
+      const ofHolder = this.byHolder.get(holder) ?? new Set<Subscriber>();
+      ofHolder.add(sub);
+      this.byHolder.set(holder, ofHolder);
+      if (reader.kind === 'workstation') this.workstationsByClinic.set(reader.clinicId, desks + 1);
+      this.keyHashes.set(sub, keyHash);
       this.metrics.eventSubscriberOpened();
       socket.once('close', () => {
         this.metrics.eventSubscriberClosed();
         clinic.delete(sub);
         if (clinic.size === 0 && this.byClinic.get(reader.clinicId) === clinic) this.byClinic.delete(reader.clinicId);
+        ofHolder.delete(sub);
+        if (ofHolder.size === 0 && this.byHolder.get(holder) === ofHolder) this.byHolder.delete(holder);
+        if (reader.kind === 'workstation') {
+          const left = (this.workstationsByClinic.get(reader.clinicId) ?? 1) - 1;
+          if (left > 0) this.workstationsByClinic.set(reader.clinicId, left);
+          else this.workstationsByClinic.delete(reader.clinicId);
+        }
+        this.keyHashes.delete(sub);
       });
-      // The position as an id: a client that drops before its first event resumes from here, not from "live".
-      const cursor = after ?? (seq > 0 ? ((await this.events.after(reader.clinicId, seq - 1, 1))[0]?.id ?? null) : null);
+      // The position as an id: a client that drops before its first event resumes from here, not from "live". For
+      // a workstation, its own last event (another's id would be no cursor for it).
+      const cursor = after ?? (await this.feed.cursorAt(reader.clinicId, seq, filter));
       if (socket.readyState !== WebSocket.OPEN) return;
       socket.send(JSON.stringify({ type: 'ready', cursor }));
       this.logger.debug(`Events subscriber (${reader.kind}) connected${after === null ? ', live' : ', resuming'}`);
@@ -297,7 +371,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     for (const sub of this.byClinic.get(clinicId) ?? []) sub.wake();
   }
 
-  /** Events other instances wrote: one query per clinic with subscribers. */
+  /** Events other instances wrote: one query per clinic with subscribers. Then the keys of the open connections. */
   private async poll(): Promise<void> {
     if (this.polling) return;
     this.polling = true;
@@ -310,6 +384,48 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
       this.logger.warn(`Polling for events failed: ${(err as Error).message}`);
     } finally {
       this.polling = false;
+    }
+    await this.checkKeys();
+  }
+
+  /**
+   * Closes the connections whose key no longer works: revoked (4003 `key_revoked`), or a previous key whose grace
+   * ended (4003 `key_expired`). One query for all open connections; runs on every poll (revocations by the admin CLI
+   * or another instance) and at once after a key change in this process.
+   */
+  private async checkKeys(): Promise<void> {
+    if (this.checkingKeys) {
+      this.checkKeysAgain = true;
+      return;
+    }
+    this.checkingKeys = true;
+    try {
+      do {
+        this.checkKeysAgain = false;
+        if (this.keyHashes.size === 0) continue;
+        // The connections open now: one admitted while the query runs is checked next time, not judged unknown.
+        const open = [...this.keyHashes];
+        const states = await this.keys.states(open.map(([, hash]) => hash), new Date());
+        for (const [sub, hash] of open) {
+          if (!this.keyHashes.has(sub)) continue; // closed meanwhile
+          const state = states.get(hash);
+          if (state === 'current' || state === 'previous') continue;
+          const expired = state === 'expired';
+          this.logger.log(`Closing a ${sub.reader.kind} event connection: its key ${expired ? 'expired' : 'was revoked'}`);
+          this.keyHashes.delete(sub); // closed once
+          this.refuse(sub.socket as WebSocket, {
+            code: expired ? 'key_expired' : 'key_revoked',
+            message: expired
+              ? 'This key was replaced by a rotation and its grace has ended: connect with the current key.'
+              : 'This key was revoked.',
+            close: EVENTS_WS_CLOSE.key_revoked,
+          });
+        }
+      } while (this.checkKeysAgain);
+    } catch (err) {
+      this.logger.warn(`Checking the keys of event connections failed: ${(err as Error).message}`);
+    } finally {
+      this.checkingKeys = false;
     }
   }
 

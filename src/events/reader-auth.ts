@@ -1,14 +1,22 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { authenticateWorkstationKey, defineKeyAuth, MIS_KEY_PREFIX, MisAuth, RateLimiter, type KeyAuthenticator } from '../auth';
 import { AppError, type RouteSecurity } from '../http';
-import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
+import { WORKSTATIONS, type EventFilter, type WorkstationRepository } from '../storage/ports';
 
-/** Who reads a clinic's events: its MIS (an MIS key) or one of its workstations (a workstation key). */
+/**
+ * Who reads a clinic's events: its MIS (an MIS key: every event of the clinic) or one of its workstations (a
+ * workstation key: only the identification outcomes of its own sessions, see filterOf).
+ */
 export interface EventReader {
   clinicId: string;
   kind: 'mis' | 'workstation';
   /** The MIS client's or the workstation's id. */
   id: string;
+}
+
+/** What a reader may see: everything of its clinic (MIS), or its own sessions' outcomes (a workstation). */
+export function filterOf(reader: EventReader): EventFilter | undefined {
+  return reader.kind === 'workstation' ? { workstationId: reader.id } : undefined;
 }
 
 export class EventReaderUnauthorizedError extends AppError {
@@ -24,7 +32,8 @@ export const EVENT_READER_SECURITY: RouteSecurity = {
     type: 'http',
     scheme: 'bearer',
     description:
-      'An MIS key (`fid_mis_...`) or a workstation key (`fid_ws_...`): either reads its own clinic’s events only.',
+      'An MIS key (`fid_mis_...`): every event of its clinic. Or a workstation key (`fid_ws_...`): only the ' +
+      'identification events (verdict, refused, expired, locked_out) of the sessions that workstation opened.',
   },
   errors: ['unauthorized', 'rate_limited'],
 };

@@ -5,7 +5,14 @@
  * the small objects (liveness, timings) hold only numbers, booleans and nulls, so no image, embedding or code fits.
  */
 import { z } from 'zod';
-import type { CameraChangedEventPayload, EventType, IdentificationEventPayload } from '../storage/ports';
+import type {
+  CameraChangedEventPayload,
+  EventType,
+  IdentificationEventPayload,
+  MisClientKeyChangedEventPayload,
+  TemplateEventPayload,
+  WorkstationKeyChangedEventPayload,
+} from '../storage/ports';
 
 export const EVENT_VERSION = 1;
 
@@ -15,6 +22,11 @@ export const EVENT_TYPES = [
   'identification.expired',
   'identification.locked_out',
   'workstation.camera_changed',
+  'template.enrolled',
+  'template.replaced',
+  'template.revoked',
+  'workstation.key_changed',
+  'mis_client.key_changed',
 ] as const satisfies readonly EventType[];
 
 /** The results an `identification.verdict` can carry (the others have event types of their own). */
@@ -158,12 +170,140 @@ export const CameraChangedEventSchema = z
       'virtual camera can feed recorded video to the page. Labels only: no device id, no biometric data.',
   });
 
+const TemplateIin = z.string().regex(/^\d{12}$/).meta({ description: 'The patient’s IIN (12 digits).' });
+const TemplateId = Uuid.meta({ description: 'The new template (its id only: the template itself never leaves).' });
+const PreviousTemplateId = Uuid.meta({ description: 'The template that stopped being active.' });
+const TemplateActor = z
+  .strictObject({
+    kind: z.enum(['enrollment_key', 'workstation', 'admin']).meta({
+      description:
+        'Who changed the template: `enrollment_key` (the registry role), `workstation` (a desk, where the clinic ' +
+        'allows desk enrollment) or `admin` (`faceid enroll` on the service host).',
+    }),
+    id: Uuid.nullable().meta({ description: 'The enrollment key’s or the workstation’s id; null for `admin`.' }),
+  })
+  .meta({ description: 'Who changed the template.' });
+const Images = z.number().int().min(1).max(16).meta({ description: 'Photos that went into the new template.' });
+
+export const TemplateEnrolledEventSchema = z
+  .strictObject({
+    ...head('template.enrolled'),
+    iin: TemplateIin,
+    templateId: TemplateId,
+    previousTemplateId: z.null().meta({ description: 'No template was active before.' }),
+    actor: TemplateActor,
+    images: Images,
+    confirmation: z.enum(['patient_code']).nullable().meta({
+      description:
+        '`patient_code` when a workstation enrolled a patient who had a template before (revoked since) and the ' +
+        'patient confirmed with the six-digit code sent to their phone; null otherwise.',
+    }),
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'template.enrolled (v1)',
+    description:
+      'A patient who had no active template in the clinic got one. Ids and who did it only: no image, no embedding.',
+  });
+
+export const TemplateReplacedEventSchema = z
+  .strictObject({
+    ...head('template.replaced'),
+    iin: TemplateIin,
+    templateId: TemplateId,
+    previousTemplateId: PreviousTemplateId,
+    actor: TemplateActor,
+    images: Images,
+    confirmation: z.enum(['patient_code']).nullable().meta({
+      description:
+        '`patient_code` when a workstation replaced it and the patient confirmed with the six-digit code sent to ' +
+        'their phone (a workstation cannot replace a template otherwise); null for the enrollment role and `admin`.',
+    }),
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'template.replaced (v1)',
+    description:
+      'A patient’s active template was replaced by a new one: from now on the face is compared with the new one. ' +
+      'Worth a look when unexpected (a new face for a known patient).',
+  });
+
+export const TemplateRevokedEventSchema = z
+  .strictObject({
+    ...head('template.revoked'),
+    iin: TemplateIin,
+    templateId: z.null().meta({ description: 'No template is active any more.' }),
+    previousTemplateId: PreviousTemplateId,
+    actor: TemplateActor,
+    images: z.null(),
+    confirmation: z.null(),
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'template.revoked (v1)',
+    description: 'A patient’s template was revoked: face identification answers `no_template` until a new enrollment.',
+  });
+
+const KeyChange = z.enum(['created', 'rotated', 'revoked']).meta({
+  description:
+    '`created`: a new holder with its first key; `rotated`: a new key (the replaced one may still work, see ' +
+    'previousKeyValidUntil); `revoked`: every key of the holder stopped working at once.',
+});
+const KeyChangedBy = z.enum(['operator', 'self']).meta({
+  description:
+    'Who did it: `operator` (the admin CLI or the admin HTTP routes) or `self` (the key’s holder, e.g. an MIS rotating ' +
+    'its own key with POST /mis/keys/rotate: unexpected when your MIS did not, since whoever holds the key can).',
+});
+const PreviousKeyValidUntil = z.iso.datetime().nullable().meta({
+  description:
+    'A rotation: until when the replaced key still works (its grace; an earlier key keeps its own); null when it ' +
+    'stopped at once, and for `created` and `revoked`.',
+});
+
+export const WorkstationKeyChangedEventSchema = z
+  .strictObject({
+    ...head('workstation.key_changed'),
+    workstationId: Uuid.meta({ description: 'The workstation (doctor’s desk) whose API key changed.' }),
+    change: KeyChange,
+    by: KeyChangedBy,
+    previousKeyValidUntil: PreviousKeyValidUntil,
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'workstation.key_changed (v1)',
+    description:
+      'A workstation was created, its API key rotated, or it was revoked (its sessions stop at once). Ids and times ' +
+      'only: never a key.',
+  });
+
+export const MisClientKeyChangedEventSchema = z
+  .strictObject({
+    ...head('mis_client.key_changed'),
+    misClientId: Uuid.meta({ description: 'The MIS client whose API key changed (yours: GET /mis/me).' }),
+    change: KeyChange,
+    by: KeyChangedBy,
+    previousKeyValidUntil: PreviousKeyValidUntil,
+    occurredAt: OccurredAt,
+  })
+  .meta({
+    title: 'mis_client.key_changed (v1)',
+    description:
+      'An MIS client of the clinic was created, its API key rotated, or it was revoked. A rotation by `self` that ' +
+      'your MIS did not make means someone else holds its key: ask the operator to rotate it without grace. Ids and ' +
+      'times only: never a key.',
+  });
+
 export const EVENT_SCHEMAS = {
   'identification.verdict': VerdictEventSchema,
   'identification.refused': RefusedEventSchema,
   'identification.expired': ExpiredEventSchema,
   'identification.locked_out': LockedOutEventSchema,
   'workstation.camera_changed': CameraChangedEventSchema,
+  'template.enrolled': TemplateEnrolledEventSchema,
+  'template.replaced': TemplateReplacedEventSchema,
+  'template.revoked': TemplateRevokedEventSchema,
+  'workstation.key_changed': WorkstationKeyChangedEventSchema,
+  'mis_client.key_changed': MisClientKeyChangedEventSchema,
 } as const satisfies Record<EventType, z.ZodType>;
 
 /** Any event of version 1. */
@@ -173,6 +313,11 @@ export const EventSchema = z.discriminatedUnion('type', [
   ExpiredEventSchema,
   LockedOutEventSchema,
   CameraChangedEventSchema,
+  TemplateEnrolledEventSchema,
+  TemplateReplacedEventSchema,
+  TemplateRevokedEventSchema,
+  WorkstationKeyChangedEventSchema,
+  MisClientKeyChangedEventSchema,
 ]);
 
 /** The same, with names, for the OpenAPI document (components.schemas). */
@@ -184,6 +329,11 @@ export const ApiEventSchema = z.discriminatedUnion(
     ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
     LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
     CameraChangedEventSchema.meta({ id: 'WorkstationCameraChangedEventV1', ...CameraChangedEventSchema.meta() }),
+    TemplateEnrolledEventSchema.meta({ id: 'TemplateEnrolledEventV1', ...TemplateEnrolledEventSchema.meta() }),
+    TemplateReplacedEventSchema.meta({ id: 'TemplateReplacedEventV1', ...TemplateReplacedEventSchema.meta() }),
+    TemplateRevokedEventSchema.meta({ id: 'TemplateRevokedEventV1', ...TemplateRevokedEventSchema.meta() }),
+    WorkstationKeyChangedEventSchema.meta({ id: 'WorkstationKeyChangedEventV1', ...WorkstationKeyChangedEventSchema.meta() }),
+    MisClientKeyChangedEventSchema.meta({ id: 'MisClientKeyChangedEventV1', ...MisClientKeyChangedEventSchema.meta() }),
   ],
 );
 
@@ -192,6 +342,9 @@ type IdentificationOutput = z.output<
   typeof VerdictEventSchema | typeof RefusedEventSchema | typeof ExpiredEventSchema | typeof LockedOutEventSchema
 >;
 type CameraOutput = z.output<typeof CameraChangedEventSchema>;
+type TemplateOutput = z.output<
+  typeof TemplateEnrolledEventSchema | typeof TemplateReplacedEventSchema | typeof TemplateRevokedEventSchema
+>;
 type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
 const matchesIdentification: [IdentificationOutput] extends [IdentificationEventPayload]
   ? SameKeys<IdentificationOutput, IdentificationEventPayload>
@@ -199,8 +352,22 @@ const matchesIdentification: [IdentificationOutput] extends [IdentificationEvent
 const matchesCamera: [CameraOutput] extends [CameraChangedEventPayload]
   ? SameKeys<CameraOutput, CameraChangedEventPayload>
   : false = true;
+const matchesTemplate: [TemplateOutput] extends [TemplateEventPayload]
+  ? SameKeys<TemplateOutput, TemplateEventPayload>
+  : false = true;
 void matchesIdentification;
 void matchesCamera;
+void matchesTemplate;
+type WorkstationKeyOutput = z.output<typeof WorkstationKeyChangedEventSchema>;
+type MisClientKeyOutput = z.output<typeof MisClientKeyChangedEventSchema>;
+const matchesWorkstationKey: [WorkstationKeyOutput] extends [WorkstationKeyChangedEventPayload]
+  ? SameKeys<WorkstationKeyOutput, WorkstationKeyChangedEventPayload>
+  : false = true;
+const matchesMisClientKey: [MisClientKeyOutput] extends [MisClientKeyChangedEventPayload]
+  ? SameKeys<MisClientKeyOutput, MisClientKeyChangedEventPayload>
+  : false = true;
+void matchesWorkstationKey;
+void matchesMisClientKey;
 
 export type JsonObject = Record<string, unknown>;
 

@@ -18,8 +18,11 @@ import {
   type WebhookRepository,
   type WebhookSubscription,
 } from '../storage/ports';
+import { DestinationPolicy } from './destination';
+import { HostResolver } from './host-resolver';
 import { signatureHeaders } from './signature';
 import { WebhookSecrets } from './webhook-secrets';
+import { networkDetail, sendWebhook } from './webhook-transport';
 
 /** Subscriptions delivered to at once by one process. */
 const MAX_IN_FLIGHT = 8;
@@ -34,33 +37,17 @@ export function retryDelayMs(failures: number, baseMs: number, maxMs: number, ra
   return Math.floor(random() * cap);
 }
 
-/** A short, fixed reason for a failed request (never the response body, never the URL). */
-export function failureReason(err: unknown): string {
-  let e = err as { code?: unknown; cause?: unknown; name?: unknown } | undefined;
-  for (let depth = 0; e && depth < 4; depth++) {
-    switch (e.code) {
-      case 'ECONNREFUSED':
-        return 'connection_refused';
-      case 'ECONNRESET':
-      case 'UND_ERR_SOCKET':
-        return 'connection_reset';
-      case 'ENOTFOUND':
-      case 'EAI_AGAIN':
-        return 'dns_failed';
-      case 'ETIMEDOUT':
-      case 'UND_ERR_CONNECT_TIMEOUT':
-      case 'UND_ERR_HEADERS_TIMEOUT':
-        return 'timeout';
-      case 'EHOSTUNREACH':
-      case 'ENETUNREACH':
-        return 'unreachable';
-    }
-    if (typeof e.code === 'string' && /CERT|SSL|TLS/i.test(e.code)) return 'tls_failed';
-    if (e.name === 'TimeoutError') return 'timeout';
-    e = e.cause as typeof e;
-  }
-  return 'network_error';
-}
+/**
+ * What a failed attempt records for the MIS: a coarse class, never network detail (no error codes, no addresses),
+ * so the deliveries list cannot tell an open port from a closed one or map the network behind the gateway.
+ *   unreachable          no answer: the name did not resolve, the connection was refused or reset, TLS failed
+ *   timeout              no answer within WEBHOOK_TIMEOUT_MS
+ *   http_status          an answer that is not 2xx (its status is recorded beside it)
+ *   refused_destination  the host is, or resolved to, an address the destination policy refuses; nothing was sent
+ *   secret_unreadable    the subscription's secret cannot be decrypted here (a key missing from TEMPLATE_KEYS)
+ */
+export const DELIVERY_FAILURES = ['unreachable', 'timeout', 'http_status', 'refused_destination', 'secret_unreadable'] as const;
+export type DeliveryFailure = (typeof DELIVERY_FAILURES)[number];
 
 type Outcome = 'idle' | 'delivered' | 'failed' | 'stopped' | 'lost';
 
@@ -85,6 +72,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
   private stopped = true;
   /** Bumped by every commit signal: an idle check that overlapped one looks again. */
   private generation = 0;
+  private readonly destinations: DestinationPolicy;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -92,7 +80,10 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     @Inject(EVENTS) private readonly events: EventRepository,
     private readonly secrets: WebhookSecrets,
     private readonly metrics: MetricsService,
-  ) {}
+    private readonly resolver: HostResolver,
+  ) {
+    this.destinations = new DestinationPolicy(config.WEBHOOK_ALLOWED_PRIVATE_HOSTS);
+  }
 
   /** Time a claim holds a subscription: the request's timeout plus room for the database calls around it. */
   private get leaseMs(): number {
@@ -227,12 +218,16 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     return delivered ? 'delivered' : 'failed';
   }
 
-  /** POSTs the event, signed. Never reads the response body. */
+  /**
+   * POSTs the event, signed, to an address the destination policy allows (checked again at every attempt: the
+   * name may resolve elsewhere now, and the policy may have changed since registration). Never reads the response
+   * body. The record gets a coarse failure class; the detail goes to the operator's log only.
+   */
   private async post(
     sub: WebhookSubscription,
     event: StoredEvent,
     stop: AbortSignal,
-  ): Promise<{ status: number | null; error: string | null; durationMs: number } | 'stopped'> {
+  ): Promise<{ status: number | null; error: DeliveryFailure | null; durationMs: number } | 'stopped'> {
     const started = performance.now();
     const elapsed = () => Math.round(performance.now() - started);
     const body = JSON.stringify(event.payload);
@@ -250,20 +245,29 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     }
     const timeout = AbortSignal.timeout(this.config.WEBHOOK_TIMEOUT_MS);
     try {
-      const res = await fetch(sub.url, {
-        method: 'POST',
-        headers: { ...headers, 'content-type': 'application/json', 'user-agent': USER_AGENT },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.any([stop, timeout]),
-      });
-      // The body is the receiver's business: discard it unread.
-      await res.body?.cancel().catch(() => undefined);
-      const ok = res.status >= 200 && res.status < 300;
-      return { status: res.status, error: ok ? null : `http_${res.status}`, durationMs: elapsed() };
+      const sent = await sendWebhook(
+        new URL(sub.url),
+        { headers: { ...headers, 'content-type': 'application/json', 'user-agent': USER_AGENT }, body },
+        { policy: this.destinations, resolver: this.resolver },
+        AbortSignal.any([stop, timeout]),
+      );
+      if (sent.kind === 'refused') {
+        this.logger.warn(
+          `Webhook ${sub.id}: destination refused (${sent.refusal.rule}); nothing sent. ${sent.refusal.message}`,
+        );
+        return { status: null, error: 'refused_destination', durationMs: elapsed() };
+      }
+      if (sent.kind === 'failed') {
+        this.logger.debug(`Webhook ${sub.id}: attempt failed (${sent.detail})`);
+        return { status: null, error: 'unreachable', durationMs: elapsed() };
+      }
+      const ok = sent.status >= 200 && sent.status < 300;
+      return { status: sent.status, error: ok ? null : 'http_status', durationMs: elapsed() };
     } catch (err) {
       if (stop.aborted) return 'stopped';
-      return { status: null, error: timeout.aborted ? 'timeout' : failureReason(err), durationMs: elapsed() };
+      if (timeout.aborted) return { status: null, error: 'timeout', durationMs: elapsed() };
+      this.logger.warn(`Webhook ${sub.id}: attempt failed unexpectedly (${networkDetail(err)})`);
+      return { status: null, error: 'unreachable', durationMs: elapsed() };
     }
   }
 

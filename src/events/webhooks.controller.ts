@@ -31,7 +31,9 @@ const createSpec = defineRoute({
   description:
     'Events of your clinic are POSTed to `url` one at a time, in order, signed as Standard Webhooks do (headers ' +
     '`webhook-id`, `webhook-timestamp`, `webhook-signature`). The `secret` is shown only in this answer. Delivery ' +
-    'starts after the clinic’s latest event, or at `fromEventId`. `https` URLs only, unless the service allows http.',
+    'starts after the clinic’s latest event, or at `fromEventId`. `https` URLs only, unless the service allows http. ' +
+    'Loopback, private, link-local and other non-public destinations are refused (`webhook_destination_refused`, ' +
+    'with the `rule`), here and at every delivery, unless the operator allows the host.',
   tags: ['webhooks'],
   body: z.object({
     url: z.string().min(1).max(2048),
@@ -41,7 +43,7 @@ const createSpec = defineRoute({
     secret: z.string().meta({ description: '`whsec_` + base64 of 32 bytes: the HMAC-SHA256 key. Shown once.' }),
   }),
   status: 201,
-  errors: ['webhook_url_invalid', 'event_not_found', 'webhook_limit_reached'],
+  errors: ['webhook_url_invalid', 'webhook_destination_refused', 'event_not_found', 'webhook_limit_reached'],
 });
 
 const listSpec = defineRoute({
@@ -98,7 +100,7 @@ const replaySpec = defineRoute({
 
 const deliveriesSpec = defineRoute({
   summary: 'Delivery attempts, newest first',
-  description: 'One record per attempt: the receiver’s status or a short error; never the response body.',
+  description: 'One record per attempt: the receiver’s status or a coarse failure class; never the response body.',
   tags: ['webhooks'],
   params: IdParams,
   query: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
@@ -114,7 +116,12 @@ const deliveriesSpec = defineRoute({
         error: z
           .string()
           .nullable()
-          .meta({ description: 'e.g. `http_500`, `timeout`, `connection_refused`; null when delivered.' }),
+          .meta({
+            description:
+              'A coarse failure class: `unreachable`, `timeout`, `http_status` (see `status`), `refused_destination` ' +
+              '(the host is or resolved to a refused address; nothing sent) or `secret_unreadable`; null when ' +
+              'delivered. Never a network error code or an address.',
+          }),
         durationMs: z.number().int(),
         createdAt: z.string(),
       }),

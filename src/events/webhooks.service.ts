@@ -3,6 +3,7 @@ import type { MisPrincipal } from '../auth';
 import { AuditService } from '../audit';
 import { CONFIG, type Config } from '../config';
 import { WEBHOOKS, type WebhookDelivery, type WebhookRepository, type WebhookSubscription } from '../storage/ports';
+import { DestinationPolicy } from './destination';
 import { EventsError } from './errors';
 import { EventFeed } from './event-feed';
 import { generateWebhookSecret, secretKey } from './signature';
@@ -38,11 +39,13 @@ export interface DeliveryView {
   createdAt: string;
 }
 
-/** Where webhooks may be sent: plain http allowed or not, and the allowed hosts (empty: any). */
+/** Where webhooks may be sent: plain http allowed or not, the allowed hosts (empty: any), the destination policy. */
 export interface WebhookUrlPolicy {
   allowHttp: boolean;
   /** Host names, or `*.domain` for its subdomains, lower case. */
   allowedHosts: readonly string[];
+  /** Non-public addresses and local names (default: all refused; WEBHOOK_ALLOWED_PRIVATE_HOSTS lifts them). */
+  destinations?: DestinationPolicy;
 }
 
 /** Whether a URL's host is in the list: an exact name, or a subdomain of a `*.domain` entry. */
@@ -55,7 +58,10 @@ export function hostAllowed(host: string, allowed: readonly string[]): boolean {
 /**
  * Checks a webhook URL: absolute http(s), `https` only unless WEBHOOK_ALLOW_HTTP, a host that WEBHOOK_ALLOWED_HOSTS
  * lists (when set: the gateway will not post to arbitrary addresses of the hospital network), no credentials in it
- * (they would show in listings and logs; the signature authenticates us). Returns the normalised URL.
+ * (they would show in listings and logs; the signature authenticates us), and a host that is not a loopback,
+ * private, link-local or other non-public address in any spelling (400 `webhook_destination_refused` with the
+ * `rule`), unless WEBHOOK_ALLOWED_PRIVATE_HOSTS lists it. A name is checked again, resolved, at every delivery.
+ * Returns the normalised URL.
  */
 export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): string {
   let url: URL;
@@ -76,6 +82,8 @@ export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): string {
   if (!hostAllowed(url.hostname, policy.allowedHosts)) {
     throw new EventsError('webhook_url_invalid', 'The webhook URL\'s host is not in WEBHOOK_ALLOWED_HOSTS.');
   }
+  const refused = (policy.destinations ?? new DestinationPolicy()).checkHost(url.hostname);
+  if (refused) throw new EventsError('webhook_destination_refused', refused.message, { rule: refused.rule });
   url.hash = '';
   return url.href;
 }
@@ -83,6 +91,8 @@ export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): string {
 /** Webhook subscriptions of a clinic's MIS: policy and shaping; delivery is the dispatcher's. */
 @Injectable()
 export class WebhooksService {
+  private readonly destinations: DestinationPolicy;
+
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(WEBHOOKS) private readonly webhooks: WebhookRepository,
@@ -90,7 +100,9 @@ export class WebhooksService {
     private readonly secrets: WebhookSecrets,
     private readonly audit: AuditService,
     private readonly dispatcher: WebhookDispatcher,
-  ) {}
+  ) {
+    this.destinations = new DestinationPolicy(config.WEBHOOK_ALLOWED_PRIVATE_HOSTS);
+  }
 
   /**
    * A new subscription and its signing secret (returned this once; stored encrypted). It starts after the clinic's
@@ -103,6 +115,7 @@ export class WebhooksService {
     const url = checkWebhookUrl(input.url, {
       allowHttp: this.config.WEBHOOK_ALLOW_HTTP,
       allowedHosts: this.config.WEBHOOK_ALLOWED_HOSTS,
+      destinations: this.destinations,
     });
     if ((await this.webhooks.list(caller.clinicId)).length >= MAX_WEBHOOKS_PER_CLINIC) {
       throw new EventsError(

@@ -86,6 +86,9 @@ export function createStep(kind: ChallengeKind, settings: StepSettings): Challen
   }
 }
 
+/** Good frames before the blink prompt whose eyes seed the blink detector's open readings. */
+const BLINK_BASELINE_FRAMES = 6;
+
 class BlinkStep implements ChallengeStep {
   readonly kind = 'blink';
   readonly allowsTurnedHead = false;
@@ -98,9 +101,12 @@ class BlinkStep implements ChallengeStep {
 
   begin(t: number, ctx: StepContext): void {
     this.windowEnd = t + this.s.blinkWindowMs;
-    // The eyes as the request goes out: a patient who reacts at once sends closed eyes next.
-    const last = ctx.history[ctx.history.length - 1];
-    this.detector.observe(last?.face?.eyes);
+    // The eyes as the request goes out, from the last good frames (face to the camera): the detector needs a few
+    // open readings before a closure counts, and a patient who reacts at once, on a server that analyses only a few
+    // frames a second, may send closed eyes within one or two frames of the prompt.
+    const recent = ctx.history.filter((f) => f.good && f.face?.eyes).slice(-BLINK_BASELINE_FRAMES);
+    const seed = recent.length > 0 ? recent : ctx.history.slice(-1);
+    for (const f of seed) this.detector.observe(f.face?.eyes);
     ctx.send({ type: 'guidance', code: 'blink_now' });
   }
 

@@ -1,5 +1,6 @@
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
-import { TemplateCryptoError, type TemplateCipher } from '../enrollment';
+import { TemplateCryptoError } from '../enrollment';
+import type { KeyRing } from '../keyring';
 
 /** HKDF `info`: keys for code hashes are separate from the template keys they come from. */
 const HKDF_INFO = 'faceid-one-time-code-v1';
@@ -19,8 +20,8 @@ export class CodeHasher {
   private readonly keys: Map<string, Buffer>;
   private readonly currentKeyId: string;
 
-  constructor(cipher: Pick<TemplateCipher, 'deriveKeys'>) {
-    ({ keys: this.keys, currentKeyId: this.currentKeyId } = cipher.deriveKeys(HKDF_INFO));
+  constructor(ring: Pick<KeyRing, 'deriveKeys'>) {
+    ({ keys: this.keys, currentKeyId: this.currentKeyId } = ring.deriveKeys(HKDF_INFO));
   }
 
   hash(sessionId: string, code: string): string {

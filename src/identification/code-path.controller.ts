@@ -51,7 +51,6 @@ const codeSpec = defineRoute({
     verdict: z.object({
       result: z.string(),
       method: z.string(),
-      score: z.number().nullable(),
       createdAt: z.string(),
     }),
   }),
@@ -122,7 +121,7 @@ export class CodePathController {
     const v = await this.codePath.verify(principal, input.params.id, input.body.code);
     return {
       sessionId: v.sessionId,
-      verdict: { result: v.result, method: v.method, score: v.score, createdAt: v.createdAt.toISOString() },
+      verdict: { result: v.result, method: v.method, createdAt: v.createdAt.toISOString() },
     };
   }
 }

@@ -1,12 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '../audit';
 import { CONFIG, type Config } from '../config';
-import { SMS_GATEWAY, SmsError, type SmsGateway } from '../sms';
+import { SMS_GATEWAY, SmsError, smsText, type SmsGateway } from '../sms';
 import {
+  CLINICS,
   CODES,
   PATIENTS,
   SESSIONS,
   VERDICTS,
+  type ClinicRepository,
   type CodeRepository,
   type IdentificationSession,
   type OneTimeCode,
@@ -48,6 +50,7 @@ export class CodePathService {
     @Inject(CONFIG) private readonly config: Config,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
     @Inject(PATIENTS) private readonly patients: PatientRepository,
+    @Inject(CLINICS) private readonly clinics: ClinicRepository,
     @Inject(CODES) private readonly codes: CodeRepository,
     @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
     @Inject(SMS_GATEWAY) private readonly sms: SmsGateway,
@@ -232,7 +235,8 @@ export class CodePathService {
 
   /** Sends the SMS. A failure leaves the session on the code path (it expires with its code) and is answered typed. */
   private async deliver(principal: CodePrincipal, sessionId: string, iin: string, code: string, expiresAt: Date) {
-    const text = `Your faceid code: ${code}. It expires in ${ttlText(this.config.CODE_TTL_S)}.`;
+    const clinicName = (await this.clinics.get(principal.clinicId))?.name ?? '';
+    const text = smsText('identification', { code, clinicName, ttlSeconds: this.config.CODE_TTL_S });
     try {
       await this.sms.send({ iin, text, reference: sessionId });
     } catch (err) {
@@ -345,8 +349,3 @@ export class CodePathService {
   }
 }
 
-/** "5 minutes" for 300, "90 seconds" for 90. */
-function ttlText(seconds: number): string {
-  if (seconds % 60 === 0) return seconds === 60 ? '1 minute' : `${seconds / 60} minutes`;
-  return `${seconds} seconds`;
-}

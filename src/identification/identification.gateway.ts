@@ -1,12 +1,20 @@
 import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
-import { EngineService } from '../engine';
+import { EngineError, EngineService, FRAME_JPEG_LIMITS, inspectJpeg, type JpegLimits } from '../engine';
 import { EnrollmentService } from '../enrollment';
 import { AuditService } from '../audit';
 import { MetricsService } from '../metrics';
 import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
 import type { AuthRequest, AuthResult, FrameConnection, SessionTransportHandler } from '../transport/connection';
-import { decodeFrameMessage, parseClientMessage, ProtocolError, WS_CLOSE } from '../transport/protocol';
+import {
+  decodeFrameMessage,
+  FRAME_RATE,
+  parseClientMessage,
+  ProtocolError,
+  WS_CLOSE,
+  type FrameHeader,
+} from '../transport/protocol';
+import { FrameRateGate } from './frame-rate';
 import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
 import { hashToken } from './tokens';
 import { isVirtualCamera, parseChallenges, type ChallengeKind } from '../liveness';
@@ -17,6 +25,8 @@ interface Running {
   runner: SessionRunner;
   session: Admitted;
   conn: FrameConnection;
+  /** fps.max, enforced before a frame is parsed. */
+  rate: FrameRateGate;
 }
 
 interface Admitted {
@@ -39,6 +49,8 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
   private readonly admitted = new Map<string, Admitted>(); // by session id, between authenticate and onOpen
   private readonly runners = new Map<string, Running>(); // by connection id
   private readonly settings: IdentificationSettings;
+  /** What a webcam frame may be (WS_FRAME_MAX_PIXELS): judged from its header and JPEG markers, before decoding. */
+  private readonly frameLimits: JpegLimits;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -59,13 +71,29 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       blinkWindowMs: config.BLINK_WINDOW_MS,
       sessionTimeoutMs: config.SESSION_TIMEOUT_MS,
     };
+    this.frameLimits = { ...FRAME_JPEG_LIMITS, maxPixels: config.WS_FRAME_MAX_PIXELS };
   }
 
   async authenticate(req: AuthRequest): Promise<AuthResult> {
     const refuse: AuthResult = { ok: false, closeCode: WS_CLOSE.token_invalid, reason: 'token_invalid' };
     if (!req.token || req.token.length > 128) return refuse;
-    const session = await this.sessions.consumeToken(hashToken(req.token), new Date());
-    if (!session) return refuse;
+    const now = new Date();
+    const since = new Date(now.getTime() - this.config.FACE_ATTEMPTS_WINDOW_MIN * 60_000);
+    const admission = await this.sessions.admitFace(hashToken(req.token), now, { since, max: this.config.FACE_ATTEMPTS_MAX });
+    if (!admission.ok) {
+      if (admission.reason === 'token_invalid') return refuse;
+      this.log.warn(
+        `Session ${admission.sessionId} refused at admission: the patient's face attempts are used up ` +
+          `(${admission.failed} failed, ${admission.inFlight} running).`,
+      );
+      await this.audit.record('system', 'session.admission_refused', {
+        clinicId: admission.clinicId,
+        subject: admission.sessionId,
+        detail: { failed: admission.failed, inFlight: admission.inFlight, max: this.config.FACE_ATTEMPTS_MAX },
+      });
+      return { ok: false, closeCode: WS_CLOSE.attempts_exceeded, reason: 'attempts_exceeded' };
+    }
+    const session = admission.session;
     const challenges = await this.policy.forSession(session.clinicId, session.workstationId);
     const template = await this.enrollment.loadTemplate(session.clinicId, session.patientId);
     this.admitted.set(session.id, {
@@ -103,14 +131,27 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       { ...this.settings, challenges: session.challenges },
     );
     session.template = null; // the runner holds it now; it is wiped when the connection ends
-    this.runners.set(conn.id, { runner, session, conn });
-    conn.sendJson({ type: 'ready', sessionId, maxPayload: this.config.WS_MAX_PAYLOAD, fps: { min: 5, max: 15 } });
+    this.runners.set(conn.id, { runner, session, conn, rate: new FrameRateGate() });
+    conn.sendJson({
+      type: 'ready',
+      sessionId,
+      maxPayload: this.config.WS_MAX_PAYLOAD,
+      fps: { min: FRAME_RATE.min, max: FRAME_RATE.max },
+    });
   }
 
   onFrame(conn: FrameConnection, frame: Buffer): void {
     const entry = this.runners.get(conn.id);
     if (!entry || entry.runner.finished) {
       frame.fill(0);
+      return;
+    }
+    // Above fps.max: dropped unread, before the header is even parsed.
+    const admission = entry.rate.admit();
+    if (admission.flood) this.onFlood(entry, admission.flood);
+    if (!admission.accepted) {
+      entry.runner.dropUnread(frame);
+      this.metrics.frameOverRate();
       return;
     }
     let decoded;
@@ -128,6 +169,13 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       return;
     }
     const { header, payload } = decoded;
+    const refused = this.checkFrame(header, payload);
+    if (refused) {
+      frame.fill(0);
+      this.metrics.wsError(refused.code);
+      conn.sendJson({ type: 'error', code: refused.code, message: refused.message, seq: header.seq });
+      return;
+    }
     entry.runner.onFrame(frame, {
       seq: header.seq,
       format: header.format,
@@ -136,6 +184,48 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       captureTime: header.captureTime,
       payload,
     });
+  }
+
+  /**
+   * The work a frame may cause, bounded before it reaches the engine's decoder: no more pixels than
+   * WS_FRAME_MAX_PIXELS, and a JPEG only baseline with a few scans (a progressive one may hold thousands of scans,
+   * each a pass over the whole image). Reads the header and the JPEG's markers only. Null when the frame may go on.
+   */
+  private checkFrame(header: FrameHeader, payload: Buffer): EngineError | null {
+    try {
+      if (header.format === 'jpeg') {
+        inspectJpeg(payload, this.frameLimits);
+      } else if (header.width * header.height > this.frameLimits.maxPixels) {
+        throw new EngineError(
+          'frame_too_large',
+          `A ${header.width}x${header.height} frame; the limit is ${this.frameLimits.maxPixels} pixels.`,
+        );
+      }
+      return null;
+    } catch (err) {
+      if (err instanceof EngineError) return err;
+      throw err;
+    }
+  }
+
+  /** A client far above fps.max: warned at its first flood second, closed at the last. */
+  private onFlood(entry: Running, flood: 'warn' | 'close'): void {
+    const { conn, session, rate } = entry;
+    this.metrics.wsError('frame_rate_exceeded');
+    const { maxFps, floodFactor, floodSeconds } = rate.settings;
+    if (flood === 'warn') {
+      this.log.warn(`Session ${session.sessionId}: frames arrive at more than ${floodFactor}x fps.max; warned.`);
+      conn.sendJson({
+        type: 'error',
+        code: 'frame_rate_exceeded',
+        message:
+          `Frames arrive at more than ${floodFactor} x ${maxFps} a second: those above ${maxFps} a second are dropped ` +
+          `unread. Send at most ${maxFps} a second, or the session is closed.`,
+      });
+    } else {
+      this.log.warn(`Session ${session.sessionId}: ${floodSeconds} seconds of frames above ${floodFactor}x fps.max; closed.`);
+      conn.close(WS_CLOSE.frame_rate_exceeded, 'frame_rate_exceeded');
+    }
   }
 
   onText(conn: FrameConnection, text: string): void {
@@ -245,7 +335,8 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       conn.close(WS_CLOSE.session_finished, 'session_finished');
       return;
     }
-    conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...outcome });
+    const { score: _score, ...result } = outcome; // the score is the MIS's, never the desk's
+    conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...result });
     conn.close(WS_CLOSE.normal, 'verdict');
   }
 }

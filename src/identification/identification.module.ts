@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { EngineModule } from '../engine';
-import { TemplateCipher } from '../enrollment';
 import { registerErrorStatus } from '../http';
+import { KeyRing } from '../keyring';
 import { SmsModule } from '../sms';
 import { SESSION_TRANSPORT_HANDLER } from '../transport/connection';
 import { TransportModule } from '../transport/transport.module';
@@ -23,7 +23,7 @@ registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
  * six-digit code path for patients who refuse the photo or are remote, and the sweep that expires stale sessions.
  */
 @Module({
-  // Enrollment, audit, auth, metrics and storage are global modules.
+  // Enrollment, the key ring, audit, auth, metrics and storage are global modules.
   imports: [EngineModule, TransportModule, SmsModule],
   controllers: [SessionsController, CodePathController],
   providers: [
@@ -33,8 +33,8 @@ registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
     SessionSweep,
     ChallengePolicyService,
     CameraRegistryService,
-    // Code hashes are keyed by keys derived from the template keys (TEMPLATE_KEYS, else the key file).
-    { provide: CodeHasher, useFactory: (cipher: TemplateCipher) => new CodeHasher(cipher), inject: [TemplateCipher] },
+    // Code hashes are keyed by keys derived from the key ring (TEMPLATE_KEYS, else the key file).
+    { provide: CodeHasher, useFactory: (ring: KeyRing) => new CodeHasher(ring), inject: [KeyRing] },
     { provide: SESSION_TRANSPORT_HANDLER, useExisting: IdentificationGateway },
   ],
   exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep, ChallengePolicyService, CameraRegistryService],

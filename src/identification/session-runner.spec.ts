@@ -1,15 +1,15 @@
-import type { Analysis, Face, FaceEngine } from '../engine';
+import type { Analysis, AnalyzeOptions, Face, FaceEngine } from '../engine';
 import { seeded } from '../liveness/pad/random';
 import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
 
 /** An engine whose analyses finish when the test says so: no model, no timing. */
 class ManualEngine {
-  readonly calls: Array<{ call: 'track' | 'full'; payload: Buffer; resolve: (a: Analysis) => void }> = [];
-  track(payload: Buffer): Promise<Analysis> {
-    return new Promise((resolve) => this.calls.push({ call: 'track', payload, resolve }));
+  readonly calls: Array<{ call: 'track' | 'full'; payload: Buffer; options: AnalyzeOptions; resolve: (a: Analysis) => void }> = [];
+  track(payload: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
+    return new Promise((resolve) => this.calls.push({ call: 'track', payload, options, resolve }));
   }
-  full(payload: Buffer): Promise<Analysis> {
-    return new Promise((resolve) => this.calls.push({ call: 'full', payload, resolve }));
+  full(payload: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
+    return new Promise((resolve) => this.calls.push({ call: 'full', payload, options, resolve }));
   }
 }
 
@@ -48,7 +48,7 @@ interface Harness {
   clock: { t: number };
   frame: (seq: number) => Buffer;
   /** Answers the oldest open analysis with a face (full calls get an embedding). */
-  answer: (f?: (call: 'track' | 'full') => Face | null) => Promise<void>;
+  answer: (f?: (call: 'track' | 'full', options: AnalyzeOptions) => Face | null) => Promise<void>;
 }
 
 function harness(settings: Partial<IdentificationSettings> = {}, template: Float32Array | null = TEMPLATE.slice()): Harness {
@@ -73,7 +73,7 @@ function harness(settings: Partial<IdentificationSettings> = {}, template: Float
   const answer: Harness['answer'] = async (f) => {
     const c = engine.calls.shift();
     if (!c) throw new Error('no analysis in flight');
-    const made = f ? f(c.call) : face();
+    const made = f ? f(c.call, c.options) : face();
     if (made && c.call === 'full' && !made.embedding) made.embedding = TEMPLATE.slice();
     c.resolve(analysis(made));
     await new Promise((r) => setImmediate(r));
@@ -104,10 +104,24 @@ describe('SessionRunner', () => {
     expect(h.runner.stats()).toMatchObject({ received: 5, analysed: 2, dropped: 3, pending: false });
   });
 
+  it('wipes frames refused unread above fps.max, never analyses them, and counts them in the timings', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const unread = [Buffer.alloc(40, 0xab), Buffer.alloc(40, 0xcd), Buffer.alloc(40, 0xef)];
+    for (const m of unread) h.runner.dropUnread(m);
+    for (const m of unread) expect(m.every((b) => b === 0)).toBe(true);
+    expect(h.engine.calls).toHaveLength(0);
+    h.frame(1); // a frame within the rate is analysed as usual
+    expect(h.engine.calls).toHaveLength(1);
+    h.runner.refuse('virtual_camera');
+    expect(h.verdict()!.timings).toMatchObject({ framesReceived: 4, framesAnalysed: 0, framesDropped: 3 });
+  });
+
   it('asks for a blink once the face is ready and gives match after open, closed, open', async () => {
     const h = harness();
     h.runner.onHello(['blink']);
-    const eyes = [0.98, 0.98, 0.98, 0.02, 0.98, 0.98];
+    // The blink is asked at the second frame; the detector wants four open readings before the closure.
+    const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98];
     for (let i = 0; i < eyes.length && !h.verdict(); i++) {
       h.clock.t += 100;
       h.frame(i);
@@ -157,7 +171,7 @@ describe('SessionRunner', () => {
     const h = harness();
     h.runner.onHello(['blink']);
     const stranger = unit(512, 7);
-    const eyes = [0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98];
+    const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98];
     let fulls = 0;
     for (let i = 0; i < eyes.length && !h.verdict(); i++) {
       h.clock.t += 100;
@@ -281,6 +295,128 @@ describe('SessionRunner', () => {
       await untilLight(h);
       h.runner.onLightShown('not-this-one', [1, 2, 3, 4, 5, 6]);
       expect(h.verdict()).toBeNull();
+    });
+  });
+
+  describe('engine calls (the engine time per verdict)', () => {
+    interface Logged {
+      call: 'track' | 'full';
+      options: AnalyzeOptions;
+      /** Which challenges had gone out (light, turn) or been asked (blink) before the call. */
+      asked: string[];
+    }
+
+    /** Streams `frames` frames 1000/fps ms apart; the fake engine answers as the real one would to the options. */
+    async function stream(h: Harness, frames: number, fps = 15, move?: (i: number) => number) {
+      const log: Logged[] = [];
+      const anchors: Float32Array[] = [];
+      for (let i = 0; i < frames && !h.verdict(); i++) {
+        h.clock.t += 1000 / fps;
+        h.frame(i);
+        await h.answer((call, options) => {
+          const asked = h.sent.flatMap((m) =>
+            m.type === 'challenge' ? [m.kind] : m.type === 'guidance' && m.code === 'blink_now' ? ['blink'] : [],
+          );
+          log.push({ call, options, asked });
+          const f = face();
+          // The face's landmarks sit at move(i); the offered ones are reused while within maxShift of it.
+          const at = move?.(i) ?? 0;
+          const reuse = options.reuseLandmarks;
+          f.landmarksReused = reuse !== undefined && Math.abs(reuse.landmarks[0] - at) <= reuse.maxShift;
+          f.landmarks = f.landmarksReused ? reuse!.landmarks.slice() : new Float32Array(136).fill(at);
+          if (!f.landmarksReused) delete f.landmarksReused;
+          if (options.stages?.includes('anchor')) anchors.push((f.anchor = new Float32Array(64).fill(0.25)));
+          if (!options.stages || options.stages.includes('eyes')) f.eyes = { left: 0.98, right: 0.98 };
+          else delete f.eyes;
+          return f;
+        });
+      }
+      return { log, anchors };
+    }
+
+    it('compares the face in full only inside the challenges: none before them, one as each begins', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const { log } = await stream(h, 20);
+      const firstAfter = (kind: string) => log.find((c) => c.asked.includes(kind));
+      expect(log.filter((c) => c.asked.length === 0).map((c) => c.call)).not.toContain('full');
+      expect(firstAfter('light')?.call).toBe('full');
+      expect(firstAfter('blink')?.call).toBe('full');
+      expect(log.filter((c) => c.call === 'full')).toHaveLength(2);
+    });
+
+    it('tracks the box through the light with mirror-averaged landmarks, reused at most maxFrames in a row', async () => {
+      const h = harness({ challenges: ['light', 'blink'], landmarkReuse: { maxFrames: 2, maxShift: 0.0125 } });
+      h.runner.onHello(['blink', 'light']);
+      const { log } = await stream(h, 24);
+      const light = log.filter((c) => c.asked.includes('light'));
+      expect(light.length).toBeGreaterThan(15);
+      // No detector while the colours show (the face stays in its box), every frame with the anchor.
+      for (const c of light) {
+        expect(c.options.box).toEqual({ x: 100, y: 60, width: 110, height: 130 });
+        expect(c.options.stages).toContain('anchor');
+        expect(c.call === 'full' || c.options.mirrorLandmarks).toBe(true);
+      }
+      // F: landmarks computed (full analyses included), R: the last ones offered again, at most twice in a row.
+      const pattern = light.map((c) => (c.options.reuseLandmarks ? 'R' : 'F')).join('');
+      expect(pattern).toMatch(/^F(R{0,2}F)*R{0,2}$/);
+      expect(pattern).toContain('RR');
+      const reuse = light.find((c) => c.options.reuseLandmarks)!.options.reuseLandmarks!;
+      expect(reuse.maxShift).toBeCloseTo(0.0125 * 110);
+      expect(reuse.anchor).toHaveLength(64);
+      // Before the colours: the detector every trackFrames + 1 frames, no anchor, no reuse.
+      const before = log.filter((c) => c.asked.length === 0);
+      expect(before.map((c) => (c.options.box ? 'b' : 'd')).join('')).toBe('db');
+      for (const c of before) expect(c.options.reuseLandmarks ?? c.options.stages?.includes('anchor') ?? false).toBe(false);
+    });
+
+    it('detects again as soon as the face moved in the light, and reuses nothing from before', async () => {
+      const h = harness({ challenges: ['light', 'blink'], landmarkReuse: { maxFrames: 5, maxShift: 0.0125 } });
+      h.runner.onHello(['blink', 'light']);
+      // The face moves 30 px (more than a tenth of its box) at the 10th frame: the engine computes its landmarks
+      // afresh there, and the next frame goes to the detector.
+      const { log } = await stream(h, 14, 15, (i) => (i >= 9 ? 30 : 0));
+      expect(log[8].options.box).toBeDefined();
+      expect(log[9].options.box).toBeDefined();
+      expect(log[10].options.box).toBeUndefined();
+      expect(log[10].options.reuseLandmarks).toBeUndefined();
+      expect(log[11].options.box).toBeDefined();
+    });
+
+    it('asks for the eyes only once the blink is next, and mirror-averages between detections only for the turn', async () => {
+      const light = harness({ challenges: ['light', 'blink'] });
+      light.runner.onHello(['blink', 'light']);
+      const l = (await stream(light, 12)).log;
+      // The light comes first: no eyes before it; the blink is next as soon as it began.
+      for (const c of l) {
+        expect({ asked: c.asked, eyes: c.options.stages?.includes('eyes') }).toEqual({ asked: c.asked, eyes: c.asked.length > 0 });
+      }
+      // Between detections, before the light: the crop's landmarks alone.
+      const between = l.filter((c) => c.call === 'track' && c.options.box && c.asked.length === 0);
+      expect(between.length).toBeGreaterThan(0);
+      expect(between.every((c) => c.options.mirrorLandmarks === false)).toBe(true);
+
+      const turn = harness({ challenges: ['turn', 'blink'] });
+      turn.runner.onHello(['blink', 'turn']);
+      const t = (await stream(turn, 12)).log;
+      expect(t.some((c) => c.asked.includes('turn'))).toBe(true);
+      for (const c of t) expect(c.options.stages?.includes('eyes')).toBe(false);
+      expect(t.filter((c) => c.call === 'track' && c.options.box).every((c) => c.options.mirrorLandmarks === true)).toBe(true);
+
+      const blink = harness();
+      blink.runner.onHello(['blink']);
+      const b = (await stream(blink, 4)).log;
+      expect(b.every((c) => c.options.stages?.includes('eyes') ?? true)).toBe(true);
+      expect(b.filter((c) => c.call === 'track' && c.options.box).every((c) => c.options.mirrorLandmarks === false)).toBe(true);
+    });
+
+    it('wipes every anchor it kept once the session ends', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const { anchors } = await stream(h, 12);
+      expect(anchors.length).toBeGreaterThan(3);
+      h.runner.abort();
+      for (const a of anchors) expect(a.every((x) => x === 0)).toBe(true);
     });
   });
 

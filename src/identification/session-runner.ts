@@ -1,4 +1,15 @@
-import { cosineSimilarity, EngineError, type Analysis, type Box, type FaceEngine, type FrameFormat } from '../engine';
+import {
+  cosineSimilarity,
+  EngineError,
+  FULL_STAGES,
+  TRACK_STAGES,
+  type Analysis,
+  type Box,
+  type FaceEngine,
+  type FrameFormat,
+  type LandmarkReuse,
+  type Stage,
+} from '../engine';
 import {
   DEFAULT_LIGHT_THRESHOLDS,
   DEFAULT_TURN_THRESHOLDS,
@@ -29,10 +40,22 @@ export interface IdentificationSettings {
   challengeDelayMs: { min: number; max: number };
   /** A blink that follows the light is asked while the colours still show, this long after they began, in ms. */
   blinkDuringLightMs: { min: number; max: number };
-  /** Track calls between two runs of the face detector (the face box is carried over in between; 0 = every frame). */
+  /**
+   * Track calls between two runs of the face detector (the face box is carried over in between; 0 = every frame).
+   * Once the challenges begin (but for a head turn), the box is carried over for as long as the face stays in it.
+   */
   trackFrames: number;
-  /** Full analyses (embedding) used for the decision: at least min; max bounds those before the challenges. */
-  fullFrames: { min: number; max: number };
+  /**
+   * Full analyses (embedding) used for the decision: at least min, and one in each challenge; `before` of them before
+   * the challenges begin (0: the identity is checked only on frames inside the challenges).
+   */
+  fullFrames: { min: number; before: number };
+  /**
+   * Frames of the light challenge reuse the last landmarks computed in the same box (moved along with the face), at
+   * most maxFrames in a row, while the engine's anchor test finds the face moved at most maxShift x the box width
+   * (else it runs the landmark network on that frame). maxFrames 0: landmarks on every frame.
+   */
+  landmarkReuse: { maxFrames: number; maxShift: number };
   guidance: GuidanceThresholds;
   blink: BlinkThresholds;
   light: LightThresholds;
@@ -54,8 +77,11 @@ export const DEFAULT_SETTINGS: IdentificationSettings = {
   goodFramesBeforeChallenge: 2,
   challengeDelayMs: { min: 100, max: 300 },
   blinkDuringLightMs: { min: 300, max: 800 },
-  fullFrames: { min: 2, max: 4 },
+  fullFrames: { min: 2, before: 0 },
   trackFrames: 3,
+  // Half a pixel for an 80 px face box: reuse up to 1 px let a few more live faces fail the light (6 of 360 sessions
+  // against 3 of 360 computing them on every frame); at half a pixel, 3 of 360, and 60% of the light's frames reuse.
+  landmarkReuse: { maxFrames: 5, maxShift: 0.00625 },
   guidance: DEFAULT_GUIDANCE,
   blink: DEFAULT_BLINK,
   light: DEFAULT_LIGHT_THRESHOLDS,
@@ -132,7 +158,6 @@ export class SessionRunner {
   private pending: { msg: Buffer; frame: DecodedFrame } | null = null;
   private goodStreak = 0;
   private readonly steps: ChallengeStep[];
-  private readonly hasTurn: boolean;
   /** The next step to begin. */
   private nextStep = 0;
   /** When it begins; null until the face is ready for it. */
@@ -146,7 +171,15 @@ export class SessionRunner {
   private clientClockAhead = -Infinity;
   private fulls: FullSample[] = [];
   /** The face box of the last detection, carried over while the face stays put (see trackFrames). */
-  private tracked: { box: Box; centre: { x: number; y: number }; frames: number } | null = null;
+  private tracked: { box: Box; centre: { x: number; y: number }; frames: number; moved: boolean } | null = null;
+  /** The last landmarks computed in the tracked box, with that frame's anchor (see landmarkReuse). */
+  private lastLandmarks: {
+    box: Box;
+    mirror: boolean;
+    landmarks: Float32Array;
+    anchor: Float32Array;
+    reused: number;
+  } | null = null;
   private firstFrameAt: number | null = null;
   private lastGuidance: { code: GuidanceCode; at: number } | null = null;
   private received = 0;
@@ -164,7 +197,6 @@ export class SessionRunner {
     private readonly random: () => number = secureRandom,
   ) {
     this.steps = settings.challenges.map((kind) => createStep(kind, settings));
-    this.hasTurn = settings.challenges.includes('turn');
     this.timeout = setTimeout(() => this.conclude('timeout'), settings.sessionTimeoutMs);
     if (!template) queueMicrotask(() => this.conclude('no_template'));
   }
@@ -237,6 +269,18 @@ export class SessionRunner {
     void this.process(msg, frame);
   }
 
+  /**
+   * A frame refused unread, before it was parsed (it arrived above fps.max): wiped at once, and counted as received
+   * and dropped, so the verdict's timings show it.
+   */
+  dropUnread(msg: Buffer): void {
+    msg.fill(0);
+    this.received++;
+    this.dropped++;
+    this.hooks.onFrameReceived?.();
+    this.hooks.onFrameDropped?.();
+  }
+
   /** The connection went away before a verdict: wipe and stop (no verdict is sent). */
   abort(): void {
     if (this.phase === 'done') return;
@@ -244,6 +288,7 @@ export class SessionRunner {
     clearTimeout(this.timeout);
     this.wipePending();
     this.wipeEmbeddings();
+    this.dropLandmarks();
   }
 
   private async process(msg: Buffer, frame: DecodedFrame): Promise<void> {
@@ -253,14 +298,31 @@ export class SessionRunner {
     let analysis: Analysis | null = null;
     try {
       const opts = { format: frame.format, width: frame.width, height: frame.height, maxFaces: 1 };
-      const box = call === 'track' && this.tracked && this.tracked.frames < this.settings.trackFrames ? this.tracked.box : undefined;
-      // Between detections the pose only matters to the head turn: elsewhere the cheaper landmarks do.
-      const mirrorLandmarks = box === undefined || this.hasTurn;
+      // Full analyses take the carried box too: the embedding is aligned on the landmarks, not on the detector's box.
+      const box = this.carriedBox();
+      // Mirror-averaged landmarks (twice the cost of the crop's alone) on detections, where the pose matters (see
+      // poseMatters), and while the colours show or the blink runs: the light's small regions and the eye crops are
+      // placed by the landmarks, and the crop's alone sit a pixel or two off, which the light check reads as noise
+      // and the eye model as half-shut eyes (full analyses use the averaged ones).
+      const stillStep = this.active.some((i) => this.steps[i].kind !== 'turn');
+      const mirrorLandmarks = box === undefined || this.poseMatters || stillStep;
       analysis =
         call === 'full'
-          ? await this.engine.full(frame.payload, opts)
-          : await this.engine.track(frame.payload, { ...opts, box, mirrorLandmarks });
-      this.follow(analysis, box !== undefined);
+          ? await this.engine.full(frame.payload, {
+              ...opts,
+              box,
+              stages: this.stagesOf(FULL_STAGES),
+              reuseLandmarks: this.reusableLandmarks(box, true),
+            })
+          : await this.engine.track(frame.payload, {
+              ...opts,
+              box,
+              mirrorLandmarks,
+              stages: this.stagesOf(TRACK_STAGES),
+              reuseLandmarks: this.reusableLandmarks(box, mirrorLandmarks),
+            });
+      this.follow(analysis, box);
+      this.keepLandmarks(analysis, box, call === 'full' || mirrorLandmarks);
       this.analysed++;
       this.hooks.onAnalysis?.(call, (this.now() - started) / 1000);
     } catch (err) {
@@ -283,19 +345,91 @@ export class SessionRunner {
     }
   }
 
+  /** The box to analyse the next frame in (the detector is skipped), or undefined to detect. */
+  private carriedBox(): Box | undefined {
+    const tracked = this.tracked;
+    if (!tracked || tracked.moved) return undefined;
+    // Once the challenges begin the patient holds still (the guidance says so; the colours and the blink need it),
+    // and the detector is the dearest stage of a track call: the box stays for as long as the face stays in it, except
+    // while the head turns.
+    const still = this.phase === 'challenges' && !this.turning;
+    return tracked.frames < this.settings.trackFrames || still ? tracked.box : undefined;
+  }
+
   /** Carries the detected face box over to the next frames, while the face stays inside it. */
-  private follow(a: Analysis, wasTracked: boolean): void {
+  private follow(a: Analysis, box: Box | undefined): void {
     const face = a.faces.find((f) => f.primary);
     const centre = face?.landmarks ? landmarkCentre(face.landmarks) : null;
     if (!face || !centre) {
       this.tracked = null;
-    } else if (!wasTracked) {
-      this.tracked = a.faces.length === 1 ? { box: { ...face.box }, centre, frames: 0 } : null;
+    } else if (!box) {
+      this.tracked = a.faces.length === 1 ? { box: { ...face.box }, centre, frames: 0, moved: false } : null;
     } else if (this.tracked) {
       // Moved more than a tenth of the box since it was detected: detect again on the next frame.
       const moved = Math.hypot(centre.x - this.tracked.centre.x, centre.y - this.tracked.centre.y);
-      this.tracked.frames = moved > 0.1 * this.tracked.box.width ? Infinity : this.tracked.frames + 1;
+      this.tracked.moved ||= moved > 0.1 * this.tracked.box.width;
+      this.tracked.frames++;
     }
+  }
+
+  /**
+   * The stages of a call, out of `base`: the eyes only once the blink is the next challenge (it starts from the eyes
+   * of the last frame before it) or running, not while a head turn runs; the anchor only while the colours show,
+   * where the next frames may reuse the landmarks (see landmarkReuse).
+   */
+  private stagesOf(base: readonly Stage[]): Stage[] {
+    const blinkNext = this.steps[this.nextStep]?.kind === 'blink' && !this.turning;
+    const eyes = blinkNext || this.active.some((i) => this.steps[i].kind === 'blink');
+    const stages = base.filter((s) => s !== 'eyes' || eyes);
+    return this.lightActive && this.settings.landmarkReuse.maxFrames > 0 ? [...stages, 'anchor'] : stages;
+  }
+
+  /** The last landmarks, when this light frame may reuse them (same box, same kind, not reused too often). */
+  private reusableLandmarks(box: Box | undefined, mirror: boolean): LandmarkReuse | undefined {
+    const last = this.lastLandmarks;
+    const { maxFrames, maxShift } = this.settings.landmarkReuse;
+    // Landmarks of the crop alone never stand in for mirror-averaged ones (the pose is fitted to those only).
+    if (!box || !last || !this.lightActive || last.reused >= maxFrames) return undefined;
+    if ((mirror && !last.mirror) || !sameBox(last.box, box)) return undefined;
+    return { landmarks: last.landmarks, anchor: last.anchor, maxShift: maxShift * box.width };
+  }
+
+  /** Keeps landmarks the engine computed in a box with their anchor (see landmarkReuse); counts the reuses. */
+  private keepLandmarks(a: Analysis, box: Box | undefined, mirror: boolean): void {
+    const face = a.faces.find((f) => f.primary);
+    if (this.phase === 'done') {
+      face?.anchor?.fill(0);
+      return;
+    }
+    if (face?.landmarksReused && this.lastLandmarks) {
+      this.lastLandmarks.reused++;
+      face.anchor?.fill(0);
+      return;
+    }
+    this.dropLandmarks();
+    if (!face?.landmarks || !face.anchor) return;
+    // After a detection the next frames are tracked in the detected box: the anchor was taken in it too.
+    const landmarks = face.landmarks.slice();
+    this.lastLandmarks = { box: { ...(box ?? face.box) }, mirror, landmarks, anchor: face.anchor, reused: 0 };
+  }
+
+  private dropLandmarks(): void {
+    this.lastLandmarks?.anchor.fill(0);
+    this.lastLandmarks = null;
+  }
+
+  private get lightActive(): boolean {
+    return this.active.some((i) => this.steps[i].kind === 'light');
+  }
+
+  /**
+   * Between detections (which fit the pose for the guidance) the pose, fitted to mirror-averaged landmarks only,
+   * matters around the head turn alone: before it (its frontal baseline), during it, and after it until the next
+   * challenge begins (the face must come back).
+   */
+  private get poseMatters(): boolean {
+    const turn = this.steps.findIndex((s) => s.kind === 'turn');
+    return turn >= 0 && this.nextStep <= turn + 1;
   }
 
   /** The last step begun (or -1): full analyses are counted per step. */
@@ -308,12 +442,12 @@ export class SessionRunner {
   }
 
   private wantsFull(): boolean {
-    const { min, max } = this.settings.fullFrames;
+    const { min, before } = this.settings.fullFrames;
     if (this.goodStreak === 0) return false;
     // While challenges run, speed matters more: one full analysis per challenge, then track only.
     if (this.lastBegun >= 0) return !this.fullSince(this.lastBegun) || (this.allBegun && this.fulls.length < min);
-    // Before the challenges one is enough: the face is compared again during and after them.
-    return this.fulls.length < Math.min(1, max);
+    // Before the challenges none is needed (fullFrames.before): the face is compared during and after them.
+    return this.fulls.length < before;
   }
 
   private get allBegun(): boolean {
@@ -459,6 +593,7 @@ export class SessionRunner {
     clearTimeout(this.timeout);
     this.wipePending();
     this.wipeEmbeddings();
+    this.dropLandmarks();
     this.history = [];
     this.hooks.finish({
       result,
@@ -492,6 +627,10 @@ export class SessionRunner {
       this.pending = null;
     }
   }
+}
+
+function sameBox(a: Box, b: Box): boolean {
+  return a.x === b.x && a.y === b.y && a.width === b.width && a.height === b.height;
 }
 
 function landmarkCentre(lm: Float32Array): { x: number; y: number } | null {

@@ -64,7 +64,6 @@ const getSpec = defineRoute({
       .object({
         result: z.string(),
         method: z.string(),
-        score: z.number().nullable(),
         liveness: z.record(z.string(), z.unknown()).nullable(),
         timings: z.record(z.string(), z.unknown()).nullable(),
         createdAt: z.string(),
@@ -124,7 +123,6 @@ export class SessionsController {
       verdict: v && {
         result: v.result,
         method: v.method,
-        score: v.score,
         liveness: v.liveness,
         timings: v.timings,
         createdAt: v.createdAt.toISOString(),

@@ -68,12 +68,19 @@ export class SessionsService {
         patientId: patient.id,
         appointmentId: input.appointmentId,
         channel: input.channel,
+        workstationId: principal.workstationId,
       });
       throw new IdentificationError(
         'attempts_exceeded',
         `Too many failed face identifications for this patient; use the code path or retry after ` +
           `${this.config.FACE_ATTEMPTS_WINDOW_MIN} minutes.`,
       );
+    }
+    // One face token per patient at a time: a new session ends the patient's earlier unused ones (a desk that
+    // reloaded the page starts again; nobody stockpiles tokens to run in parallel).
+    const superseded = await this.sessions.supersedeFaceTokens(principal.clinicId, patient.id, new Date());
+    if (superseded > 0) {
+      await this.audit.record(actor, 'session.superseded', { clinicId: principal.clinicId, subject: patient.id, detail: { superseded } });
     }
     const { token, hash } = newSessionToken();
     const expiresAt = new Date(Date.now() + this.config.SESSION_TOKEN_TTL_S * 1000);

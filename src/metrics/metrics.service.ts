@@ -11,8 +11,10 @@ export type AnalysisCall = 'track' | 'full';
 export interface FaceidMetrics {
   frameReceived(): void;
   frameAnalysed(): void;
-  /** A frame replaced by a newer one before it was analysed (latest frame wins). */
+  /** A frame replaced by a newer one before it was analysed (latest frame wins), or dropped unread above fps.max. */
   frameDropped(): void;
+  /** A frame dropped unread because it arrived above fps.max (also counted by frameDropped). */
+  frameOverRate(): void;
   /** One engine call's wall time. */
   analysis(call: AnalysisCall, seconds: number): void;
   verdict(result: VerdictResult): void;
@@ -56,7 +58,12 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
   });
   private readonly framesDropped = new Counter({
     name: 'faceid_frames_dropped_total',
-    help: 'Frames replaced by a newer frame before analysis (latest frame wins).',
+    help: 'Frames dropped before analysis: replaced by a newer frame (latest frame wins), or above fps.max.',
+    registers: [this.registry],
+  });
+  private readonly framesOverRate = new Counter({
+    name: 'faceid_frames_over_rate_total',
+    help: 'Frames dropped unread because they arrived above the fps.max of the session (also in frames_dropped).',
     registers: [this.registry],
   });
   private readonly analysisSeconds = new Histogram({
@@ -125,6 +132,10 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
 
   frameDropped(): void {
     this.framesDropped.inc();
+  }
+
+  frameOverRate(): void {
+    this.framesOverRate.inc();
   }
 
   analysis(call: AnalysisCall, seconds: number): void {

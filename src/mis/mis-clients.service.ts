@@ -1,33 +1,39 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AuditService } from '../audit';
-import { createMisClient, MIS_KEY_ROTATION_GRACE_MS, rotateMisKey, type IssuedMisKey } from '../auth/mis-key';
-import { AppError, registerErrorStatus } from '../http';
-import { MIS_CLIENTS, type MisClient, type MisClientRepository } from '../storage/ports';
-
-registerErrorStatus({ mis_client_not_found: 404 });
+import { MIS_KEY_ROTATION_GRACE_MS, type IssuedMisKey } from '../auth/mis-key';
+import { KeysService, type IssuedKey } from '../keys/keys.service';
+import { MIS_CLIENTS, type KeyActor, type KeyHolder, type MisClient, type MisClientRepository } from '../storage/ports';
 
 export interface RotatedMisKey extends IssuedMisKey {
   /** Until when the key it replaced still works. */
   previousKeyValidUntil: Date;
 }
 
-const notFound = () => new AppError('mis_client_not_found', 'No active MIS client with this id in this clinic.');
+const asClient = (h: KeyHolder): MisClient => ({
+  id: h.id,
+  clinicId: h.clinicId,
+  name: h.name,
+  createdAt: h.createdAt,
+  rotatedAt: h.rotatedAt,
+  revokedAt: h.revokedAt,
+});
+
+/** `mis:<id>` rotating its own key is the holder itself; anything else is the operator (`cli`, `admin`, tests). */
+const actorOf = (actor: string, id: string): KeyActor => ({ actor, by: actor === `mis:${id}` ? 'self' : 'operator' });
 
 /**
- * MIS clients and their keys, for the /mis endpoints and the admin CLI alike: every change is audited with the
- * actor that made it (`mis:<id>`, `cli`, `system`). Keys are returned once and never logged or audited.
+ * MIS clients, for the /mis endpoints: the account of the calling client, and its keys through the one key lifecycle
+ * (src/keys: audited, with a `mis_client.key_changed` event). Keys are returned once and never logged or audited.
  */
 @Injectable()
 export class MisClientsService {
   constructor(
     @Inject(MIS_CLIENTS) private readonly clients: MisClientRepository,
-    private readonly audit: AuditService,
+    private readonly keys: KeysService,
   ) {}
 
   async create(actor: string, clinicId: string, name: string): Promise<IssuedMisKey> {
-    const issued = await createMisClient(this.clients, clinicId, name);
-    await this.audit.record(actor, 'mis_client.created', { clinicId, subject: issued.client.id, detail: { name } });
-    return issued;
+    const issued: IssuedKey = await this.keys.create('mis_client', { actor, by: 'operator' }, clinicId, name);
+    return { client: asClient(issued.holder), apiKey: issued.apiKey };
   }
 
   /** The clinic's client with this id (revoked ones too), or null. */
@@ -39,7 +45,10 @@ export class MisClientsService {
     return this.clients.list(clinicId);
   }
 
-  /** A new key; the old one keeps working for `graceMs`. 404 `mis_client_not_found` for no such active client. */
+  /**
+   * A new key; the one it replaces keeps working for `graceMs` (keys replaced earlier keep their own grace). 404
+   * `mis_client_not_found` for no such active client, 409 `key_rotation_limit` with too many keys in their grace.
+   */
   async rotate(
     actor: string,
     clinicId: string,
@@ -47,20 +56,13 @@ export class MisClientsService {
     graceMs = MIS_KEY_ROTATION_GRACE_MS,
     now = new Date(),
   ): Promise<RotatedMisKey> {
-    const issued = await rotateMisKey(this.clients, clinicId, id, graceMs, now);
-    if (!issued) throw notFound();
-    const previousKeyValidUntil = new Date(now.getTime() + graceMs);
-    await this.audit.record(actor, 'mis_client.key_rotated', {
-      clinicId,
-      subject: id,
-      detail: { previousKeyValidUntil: previousKeyValidUntil.toISOString() },
-    });
-    return { ...issued, previousKeyValidUntil };
+    if (!(graceMs > 0)) throw new RangeError('an MIS client rotation keeps the previous key for a grace (graceMs > 0)');
+    const r = await this.keys.rotate('mis_client', actorOf(actor, id), clinicId, id, graceMs, now);
+    return { client: asClient(r.holder), apiKey: r.apiKey, previousKeyValidUntil: r.previousKeyValidUntil! };
   }
 
   /** Revokes the client: its keys, current and previous, stop working at once. */
   async revoke(actor: string, clinicId: string, id: string): Promise<void> {
-    if (!(await this.clients.revoke(clinicId, id))) throw notFound();
-    await this.audit.record(actor, 'mis_client.revoked', { clinicId, subject: id });
+    await this.keys.revoke('mis_client', actorOf(actor, id), clinicId, id);
   }
 }

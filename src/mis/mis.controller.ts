@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MIS_KEY_ROTATION_GRACE_MS, MisCaller, MisKeyAuth, type MisPrincipal } from '../auth';
 import { ApiRoute, AppError, defineRoute } from '../http';
 import { CLINICS, type ClinicRepository } from '../storage/ports';
+import { MAX_PREVIOUS_KEYS } from '../keys/keys.service';
 import { MisClientsService } from './mis-clients.service';
 
 const meSpec = defineRoute({
@@ -24,8 +25,10 @@ const rotateSpec = defineRoute({
   description:
     'Issues a new key, shown only in this answer (only its hash is stored). The key that was current until now ' +
     `keeps working for ${MIS_KEY_ROTATION_GRACE_MS / 3_600_000} hours (previousKeyValidUntil), so the MIS can ` +
-    'deploy the new one; a key still in its grace from an earlier rotation stops working at once. Recorded in the ' +
-    'audit trail.',
+    'deploy the new one; a key replaced by an earlier rotation keeps its own grace (a new key cannot cut its ' +
+    `predecessors off). With ${MAX_PREVIOUS_KEYS} earlier keys still in their grace the answer is 409 ` +
+    '`key_rotation_limit`. Recorded in the audit trail, and as a `mis_client.key_changed` event (`by: self`) that ' +
+    'every MIS client of the clinic receives.',
   tags: ['mis'],
   response: z.object({
     id: z.string(),
@@ -33,10 +36,10 @@ const rotateSpec = defineRoute({
     previousKeyValidUntil: z.string(),
   }),
   status: 200,
-  errors: ['mis_client_not_found'],
+  errors: ['mis_client_not_found', 'key_rotation_limit'],
 });
 
-/** The MIS client's own account: who am I, and key rotation. Creation and revocation are on the admin CLI. */
+/** The MIS client's own account: who am I, and key rotation. Creation and revocation are the operator's (src/keys). */
 @Controller('mis')
 @MisKeyAuth()
 export class MisController {

@@ -19,7 +19,8 @@ export class DevSmsOutbox implements SmsGateway {
     this.messages.push({ ...message, createdAt: new Date() });
     if (this.messages.length > DevSmsOutbox.CAPACITY) this.messages.shift();
     this.log.log(
-      `Development SMS outbox: a code for ${maskIin(message.iin)} (session ${message.reference}); ` +
+      `Development SMS outbox: a code for ${maskIin(message.iin)} ` +
+        `(${message.purpose === 'enrollment' ? 'enrollment confirmation' : 'session'} ${message.reference}); ` +
         'GET /dev/outbox shows it.',
     );
   }

@@ -3,3 +3,4 @@ export { SMS_GATEWAY, SmsError, maskIin, type SmsGateway, type SmsMessage } from
 export { HttpSmsGateway, type HttpSmsOptions } from './http-sms.gateway';
 export { DevSmsOutbox, type OutboxMessage } from './dev-sms.outbox';
 export { SmsModule, smsGatewayFromConfig } from './sms.module';
+export { smsText, type SmsPurpose, type SmsTextInput } from './texts';

@@ -2,7 +2,12 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { z } from 'zod';
 import { CurrentPrincipal, WorkstationAuth, type Principal } from '../auth';
 import { ApiRoute, AppError, defineRoute } from '../http';
-import { SESSIONS, type SessionRepository } from '../storage/ports';
+import {
+  PENDING_ENROLLMENTS,
+  SESSIONS,
+  type PendingEnrollmentRepository,
+  type SessionRepository,
+} from '../storage/ports';
 import { DevSmsOutbox } from './dev-sms.outbox';
 import { maskIin, SMS_GATEWAY, type SmsGateway } from './sms-gateway';
 
@@ -10,12 +15,18 @@ const outboxSpec = defineRoute({
   summary: 'The development SMS outbox',
   description:
     'Only with SMS_ADAPTER=dev (otherwise 404 `not_found`): the last text messages sent to patients of the ' +
-    'caller’s clinic, oldest first, so a demo can read the six-digit code without a phone.',
+    'caller’s clinic, oldest first, so a demo can read the six-digit code without a phone: the codes of ' +
+    'identification sessions, and those confirming a workstation’s replacement of a template.',
   tags: ['dev'],
   response: z.object({
     messages: z.array(
       z.object({
-        sessionId: z.string(),
+        purpose: z.enum(['identification', 'enrollment']).meta({
+          description:
+            '`identification`: the code of a session (`sessionId`); `enrollment`: the code confirming a new ' +
+            'reference photo (`POST /patients/{iin}/template/confirm`).',
+        }),
+        sessionId: z.string().nullable().meta({ description: 'The session of an identification code; else null.' }),
         to: z.string().meta({ description: 'The patient’s IIN, masked: `********1234`.' }),
         text: z.string(),
         createdAt: z.string(),
@@ -31,6 +42,7 @@ export class OutboxController {
   constructor(
     @Inject(SMS_GATEWAY) private readonly sms: SmsGateway,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
+    @Inject(PENDING_ENROLLMENTS) private readonly pendings: PendingEnrollmentRepository,
   ) {}
 
   @Get('outbox')
@@ -38,10 +50,21 @@ export class OutboxController {
   async list(@CurrentPrincipal() principal: Principal) {
     if (!(this.sms instanceof DevSmsOutbox)) throw new AppError('not_found', 'No such resource.');
     const messages = [];
-    // A message's reference is its session: only sessions of the caller's clinic are shown.
+    // A message's reference is its session (or its template replacement request): only the caller's clinic's show.
     for (const m of this.sms.list()) {
-      if (!(await this.sessions.get(principal.clinicId, m.reference))) continue;
-      messages.push({ sessionId: m.reference, to: maskIin(m.iin), text: m.text, createdAt: m.createdAt.toISOString() });
+      const purpose = m.purpose ?? 'identification';
+      const ours =
+        purpose === 'enrollment'
+          ? await this.pendings.get(principal.clinicId, m.reference)
+          : await this.sessions.get(principal.clinicId, m.reference);
+      if (!ours) continue;
+      messages.push({
+        purpose,
+        sessionId: purpose === 'identification' ? m.reference : null,
+        to: maskIin(m.iin),
+        text: m.text,
+        createdAt: m.createdAt.toISOString(),
+      });
     }
     return { messages };
   }

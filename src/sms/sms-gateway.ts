@@ -4,8 +4,13 @@ import { AppError } from '../http';
 export interface SmsMessage {
   iin: string;
   text: string;
-  /** Our id for the message (the session id): lets the gateway drop a duplicate of a retried call. */
+  /**
+   * Our id for the message (the session id, or the id of a template replacement waiting for the patient's code): lets
+   * the gateway drop a duplicate of a retried call.
+   */
   reference: string;
+  /** What the code is for (default `identification`); the development outbox shows it. Not sent to the gateway. */
+  purpose?: 'identification' | 'enrollment';
 }
 
 /** How six-digit codes reach patients. Implementations: HttpSmsGateway (production), DevSmsOutbox (development). */

@@ -10,6 +10,8 @@ export type StorageErrorCode =
   | 'migrations_invalid'
   /** A referenced clinic, workstation, patient or session does not exist in the given clinic. */
   | 'reference_not_found'
+  /** A first enrollment only (TemplateChange.firstOnly), but the patient has or had a template. */
+  | 'template_exists'
   /** The driver adapter is not what this module was written against (checked at connect). */
   | 'adapter_unsupported'
   /** Used after close() (during shutdown). */

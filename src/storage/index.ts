@@ -2,7 +2,20 @@
 export * from './ports';
 export { StorageModule, STORAGE } from './storage.module';
 export { openStorage, createRepositories, type Storage, type Repositories, type OpenStorageOptions } from './open';
-export { verifyAuditChain, auditHash, canonicalJson, AUDIT_GENESIS, type AuditChainReader } from './audit-chain';
+export {
+  verifyAuditChain,
+  walkAuditChain,
+  auditHash,
+  auditMac,
+  auditChainKeys,
+  canonicalJson,
+  AUDIT_GENESIS,
+  AUDIT_HKDF_INFO,
+  type AuditChainReader,
+  type AuditChainKeys,
+  type AuditChainReport,
+  type AuditBreak,
+} from './audit-chain';
 export { migrate, readMigrations, type Migration, type MigrateResult } from './migrate';
 export { resolveTarget, describeTarget, type StorageTarget, type StorageProvider, type StorageConfig } from './target';
 export { StorageError, type StorageErrorCode } from './errors';

@@ -5,15 +5,19 @@ import type {
   ClinicRepository,
   CodeRepository,
   EventRepository,
+  KeyRepository,
   MisClientRepository,
   WebhookRepository,
+  EnrollmentKeyRepository,
+  PendingEnrollmentRepository,
   PatientRepository,
   SessionRepository,
   TemplateRepository,
   VerdictRepository,
   WorkstationRepository,
 } from './ports';
-import type { AuditChainReader } from './audit-chain';
+import { keyRingFromConfig } from '../keyring/key-file';
+import { auditChainKeys, type AuditChainKeys, type AuditChainReader } from './audit-chain';
 import { PrismaAuditRepository } from './repositories/audit';
 import { PrismaClinicRepository, PrismaPatientRepository, PrismaWorkstationRepository } from './repositories/clinics';
 import { PrismaSessionRepository, PrismaVerdictRepository } from './repositories/sessions';
@@ -21,8 +25,11 @@ import { PrismaTemplateRepository } from './repositories/templates';
 import { PrismaCodeRepository } from './repositories/codes';
 import { EventSignal, PrismaEventRepository } from './repositories/events';
 import { PrismaMisClientRepository } from './repositories/mis';
+import { PrismaKeyRepository } from './repositories/keys';
 import { PrismaWebhookRepository } from './repositories/webhooks';
+import { PrismaEnrollmentKeyRepository, PrismaPendingEnrollmentRepository } from './repositories/enrollment';
 import { describeTarget, resolveTarget, type StorageConfig, type StorageProvider, type StorageTarget } from './target';
+import type { Config } from '../config';
 
 export interface Repositories {
   readonly clinics: ClinicRepository;
@@ -31,12 +38,16 @@ export interface Repositories {
   readonly templates: TemplateRepository;
   readonly sessions: SessionRepository;
   readonly verdicts: VerdictRepository;
-  /** Also reads the whole chain, for verifyAuditChain(). */
+  /** Also reads the whole chain and holds its keys, for verifyAuditChain(). */
   readonly audit: AuditRepository & AuditChainReader;
   readonly codes: CodeRepository;
   readonly events: EventRepository;
   readonly misClients: MisClientRepository;
+  /** Creation, rotation and revocation of workstation and MIS client keys. */
+  readonly keys: KeyRepository;
   readonly webhooks: WebhookRepository;
+  readonly enrollmentKeys: EnrollmentKeyRepository;
+  readonly pendingEnrollments: PendingEnrollmentRepository;
 }
 
 export interface Storage {
@@ -56,23 +67,33 @@ export interface OpenStorageOptions {
   onConnectionError?: (err: Error) => void;
   /** PostgreSQL pool size (default 10). */
   poolSize?: number;
+  /**
+   * The audit chain's keys (auditChainKeys() of the key ring). Default, for a StorageConfig: those of the key ring
+   * of the same configuration (TEMPLATE_KEYS, else the key file in FACEID_DATA_DIR), as the service has. Required
+   * with a bare StorageTarget.
+   */
+  auditKeys?: AuditChainKeys;
 }
 
-/** Builds the repositories over a connected database. */
-export function createRepositories(db: Db): Repositories {
+/** Builds the repositories over a connected database; audit entries are keyed with `auditKeys`. */
+export function createRepositories(db: Db, auditKeys: AuditChainKeys): Repositories {
   const signal = new EventSignal();
+  const audit = new PrismaAuditRepository(db, auditKeys);
   return {
     clinics: new PrismaClinicRepository(db),
-    workstations: new PrismaWorkstationRepository(db, signal),
+    workstations: new PrismaWorkstationRepository(db, signal, audit),
     patients: new PrismaPatientRepository(db),
-    templates: new PrismaTemplateRepository(db),
+    templates: new PrismaTemplateRepository(db, signal, audit),
     sessions: new PrismaSessionRepository(db, signal),
     verdicts: new PrismaVerdictRepository(db, signal),
-    audit: new PrismaAuditRepository(db),
+    audit,
     codes: new PrismaCodeRepository(db),
     events: new PrismaEventRepository(db, signal),
     misClients: new PrismaMisClientRepository(db),
+    keys: new PrismaKeyRepository(db, signal, audit),
     webhooks: new PrismaWebhookRepository(db),
+    enrollmentKeys: new PrismaEnrollmentKeyRepository(db),
+    pendingEnrollments: new PrismaPendingEnrollmentRepository(db, signal, audit),
   };
 }
 
@@ -81,15 +102,23 @@ export function createRepositories(db: Db): Repositories {
  * file:PATH). Creates it if needed, applies pending migrations first, then connects. For the Nest module, the CLI
  * and tests alike; close() when done.
  */
-export async function openStorage(config: StorageConfig | StorageTarget, options: OpenStorageOptions = {}): Promise<Storage> {
+export async function openStorage(
+  config: (StorageConfig & Partial<Pick<Config, 'TEMPLATE_KEYS'>>) | StorageTarget,
+  options: OpenStorageOptions = {},
+): Promise<Storage> {
   const target = 'provider' in config ? config : resolveTarget(config);
+  let auditKeys = options.auditKeys;
+  if (!auditKeys) {
+    if ('provider' in config) throw new Error('openStorage(target) needs options.auditKeys (the key ring\'s chain keys).');
+    auditKeys = auditChainKeys(keyRingFromConfig(config));
+  }
   const migration = await migrate(target, { migrationsDir: options.migrationsDir });
   const db = await openDb(target, { poolSize: options.poolSize, onConnectionError: options.onConnectionError });
   return {
     provider: target.provider,
     description: describeTarget(target),
     migration,
-    repos: createRepositories(db),
+    repos: createRepositories(db, auditKeys),
     close: () => db.close(),
   };
 }

@@ -33,6 +33,18 @@ export interface Workstation {
   revokedAt: Date | null;
 }
 
+/**
+ * A key of a clinic's enrollment role (the registry, e.g. the import from the state database of individuals): it
+ * enrolls, replaces and revokes templates at once. The key itself is never stored, only its sha256.
+ */
+export interface EnrollmentKey {
+  id: string;
+  clinicId: string;
+  name: string;
+  createdAt: Date;
+  revokedAt: Date | null;
+}
+
 export interface Patient {
   id: string;
   clinicId: string;
@@ -97,7 +109,10 @@ export interface AuditEntry {
   detail: Record<string, unknown> | null;
   at: Date;
   prevHash: string;
+  /** HMAC-SHA256 under the chain key `keyId` (see audit-chain.ts); plain SHA-256 for legacy entries. */
   hash: string;
+  /** The key ring key id whose derived chain key made `hash`; null for legacy entries written before the chain was keyed. */
+  keyId: string | null;
 }
 
 /** Identification outcomes. Storage picks the type from the outcome: see eventTypeOf() in repositories/events.ts. */
@@ -107,8 +122,14 @@ export type IdentificationEventType =
   | 'identification.expired'
   | 'identification.locked_out';
 
-/** MIS event types: identification outcomes, and what happened to a workstation. */
-export type EventType = IdentificationEventType | 'workstation.camera_changed';
+/** What happened to a patient's reference template. */
+export type TemplateEventType = 'template.enrolled' | 'template.replaced' | 'template.revoked';
+
+/** MIS event types: identification outcomes, what happened to a workstation, and to a patient's template. */
+export type EventType = IdentificationEventType | 'workstation.camera_changed' | TemplateEventType | KeyEventType;
+
+/** A workstation's or an MIS client's API key was created, rotated or revoked. */
+export type KeyEventType = 'workstation.key_changed' | 'mis_client.key_changed';
 
 /**
  * An identification event as delivered (version 1). No images, embeddings or codes: the IIN and appointment identify
@@ -153,8 +174,79 @@ export interface CameraChangedEventPayload {
   occurredAt: string;
 }
 
+/** Who changed a template: an enrollment key, a workstation (desk enrollment), or an administrator (`faceid enroll`). */
+export type TemplateActorKind = 'enrollment_key' | 'workstation' | 'admin';
+
+export interface TemplateActor {
+  kind: TemplateActorKind;
+  /** The enrollment key's or the workstation's id; null for an administrator. */
+  id: string | null;
+}
+
+/**
+ * A patient's template was enrolled (the first one of the patient in this clinic, or the first after a revocation by
+ * the enrollment role), replaced (an active template gave way to a new one), or revoked (version 1). Ids, the IIN and
+ * who did it: never an image, an embedding or a code.
+ */
+export interface TemplateEventPayload {
+  id: string;
+  type: TemplateEventType;
+  version: 1;
+  clinicId: string;
+  seq: number;
+  iin: string;
+  /** The new template; null for a revocation. */
+  templateId: string | null;
+  /** The template that stopped being active: null for a first enrollment. */
+  previousTemplateId: string | null;
+  actor: TemplateActor;
+  /** Photos that went into the new template; null for a revocation. */
+  images: number | null;
+  /** `patient_code`: a workstation's replacement, confirmed with the six-digit code sent to the patient. */
+  confirmation: 'patient_code' | null;
+  occurredAt: string;
+}
+
+/** What happened to a key: a new holder with its first key, a rotation (a new key), a revocation (every key ends). */
+export type KeyChange = 'created' | 'rotated' | 'revoked';
+
+/**
+ * A workstation's or an MIS client's API key changed (version 1): the holder was created, its key rotated, or it was
+ * revoked. `by` tells whether the operator did it (the admin CLI or the admin HTTP routes) or the key's holder itself
+ * (an MIS rotating its own key), so an MIS learns when its key was rotated by someone holding it. Ids and times only:
+ * never a key, a hash or a name.
+ */
+interface KeyChangedEventFields {
+  id: string;
+  version: 1;
+  clinicId: string;
+  seq: number;
+  change: KeyChange;
+  by: 'operator' | 'self';
+  /** A rotation: until when the replaced key still works (null: it stopped at once); else null. */
+  previousKeyValidUntil: string | null;
+  occurredAt: string;
+}
+
+export interface WorkstationKeyChangedEventPayload extends KeyChangedEventFields {
+  type: 'workstation.key_changed';
+  workstationId: string;
+}
+
+export interface MisClientKeyChangedEventPayload extends KeyChangedEventFields {
+  type: 'mis_client.key_changed';
+  misClientId: string;
+}
+
+export type KeyChangedEventPayload = WorkstationKeyChangedEventPayload | MisClientKeyChangedEventPayload;
+
 /** An MIS event as delivered: narrow on `type`. */
-export type EventPayload = IdentificationEventPayload | CameraChangedEventPayload;
+export type EventPayload = IdentificationEventPayload | CameraChangedEventPayload | TemplateEventPayload | KeyChangedEventPayload;
+
+/** Which events a reader may see: a workstation key reads only the identification events of its own sessions. */
+export interface EventFilter {
+  workstationId: string;
+}
 
 export interface StoredEvent {
   id: string;
@@ -261,6 +353,8 @@ export interface LivenessChallengeSettings {
 
 export interface ClinicRepository {
   create(name: string): Promise<Clinic>;
+  /** Creates the clinic only if the database has none, atomically (several gateways may start at once); else null. */
+  createFirst(name: string): Promise<Clinic | null>;
   get(id: string): Promise<Clinic | null>;
   /** Every clinic, oldest first (an install has a handful: for the admin CLI). */
   list(): Promise<Clinic[]>;
@@ -271,11 +365,16 @@ export interface ClinicRepository {
    * LIVENESS_CHALLENGES). Returns the value it replaced, or null when there is no such clinic.
    */
   setLivenessChallenges(id: string, challenges: string | null): Promise<{ previous: string | null } | null>;
+  /** Whether the clinic's workstations may enroll patients; null when there is no such clinic. */
+  deskEnrollment(id: string): Promise<boolean | null>;
+  /** Allows or forbids desk enrollment. Returns the value it replaced, or null when there is no such clinic. */
+  setDeskEnrollment(id: string, allowed: boolean): Promise<{ previous: boolean } | null>;
 }
 
 export interface WorkstationRepository {
   /** apiKeyHash: sha256 hex of the key; the key itself is never stored. */
   create(clinicId: string, name: string, apiKeyHash: string): Promise<Workstation>;
+  /** Matches the current key, or a previous one while its grace lasts. Revoked workstations are returned too. */
   findByKeyHash(apiKeyHash: string): Promise<Workstation | null>;
   /** By id alone (not clinic-scoped): for the admin CLI, which names a workstation by its id. */
   findById(id: string): Promise<Workstation | null>;
@@ -303,13 +402,124 @@ export interface PatientRepository {
   get(clinicId: string, id: string): Promise<Patient | null>;
 }
 
-export interface TemplateRepository {
-  /** Revokes any active template of the patient and stores this one, in one transaction. */
-  replace(clinicId: string, patientId: string, template: EncryptedTemplate): Promise<TemplateRecord>;
-  active(clinicId: string, patientId: string): Promise<TemplateRecord | null>;
-  /** Returns how many were revoked (0 or 1). */
-  revoke(clinicId: string, patientId: string): Promise<number>;
+/** Who stores a new template, and how (for its MIS event and audit entry). */
+export interface TemplateChange {
+  actor: TemplateActor;
+  /** Photos that went into the template. */
+  images: number;
+  confirmation: 'patient_code' | null;
+  /**
+   * Only if the patient never had a template in this clinic (not even a revoked one): otherwise StorageError
+   * `template_exists`, and nothing is written. A workstation's enrollment without the patient's code.
+   */
+  firstOnly?: boolean;
 }
+
+/** A stored template, the one it replaced, and the MIS event written with it. */
+export interface TemplateChangeResult {
+  template: TemplateRecord;
+  previousTemplateId: string | null;
+  event: StoredEvent;
+}
+
+export interface TemplateRepository {
+  /**
+   * Revokes any active template of the patient and stores this one, in one transaction with its MIS event
+   * (`template.enrolled`, or `template.replaced` when one was active) and its audit entry.
+   */
+  replace(clinicId: string, patientId: string, template: EncryptedTemplate, change: TemplateChange): Promise<TemplateChangeResult>;
+  active(clinicId: string, patientId: string): Promise<TemplateRecord | null>;
+  /**
+   * Revokes the active template, with its `template.revoked` event and audit entry in the same transaction. Returns
+   * how many were revoked (0 or 1; no event for 0).
+   */
+  revoke(clinicId: string, patientId: string, by: TemplateActor): Promise<number>;
+}
+
+export interface EnrollmentKeyRepository {
+  /** apiKeyHash: sha256 hex of the key. Throws StorageError reference_not_found for an unknown clinic. */
+  create(clinicId: string, name: string, apiKeyHash: string): Promise<EnrollmentKey>;
+  /** Revoked keys are returned too. */
+  findByKeyHash(apiKeyHash: string): Promise<EnrollmentKey | null>;
+  list(clinicId: string): Promise<EnrollmentKey[]>;
+  /** True when an active key was revoked. */
+  revoke(clinicId: string, id: string): Promise<boolean>;
+}
+
+/** open: waiting for the code; the others are final, and the pending reference is gone. */
+export type PendingEnrollmentState = 'open' | 'confirmed' | 'expired' | 'locked_out' | 'superseded' | 'send_failed';
+
+/** A workstation's replacement of a patient's template, waiting for the code sent to the patient. */
+export interface PendingEnrollment {
+  id: string;
+  clinicId: string;
+  patientId: string;
+  workstationId: string;
+  codeHash: string;
+  expiresAt: Date;
+  attempts: number;
+  sends: number;
+  images: number;
+  state: PendingEnrollmentState;
+  /** The new reference, sealed (bound to this request); null once the request is closed. */
+  template: EncryptedTemplate | null;
+  createdAt: Date;
+  closedAt: Date | null;
+}
+
+export interface PendingEnrollmentRepository {
+  /**
+   * Opens a request for the patient in one transaction: any open request of the patient is closed first (expired
+   * when past its expiry, else superseded) and its pending reference wiped.
+   */
+  open(input: {
+    id: string;
+    clinicId: string;
+    patientId: string;
+    workstationId: string;
+    codeHash: string;
+    expiresAt: Date;
+    images: number;
+    template: EncryptedTemplate;
+  }): Promise<PendingEnrollment>;
+  /** The patient's open request (whatever its expiry), or null. */
+  current(clinicId: string, patientId: string): Promise<PendingEnrollment | null>;
+  get(clinicId: string, id: string): Promise<PendingEnrollment | null>;
+  /**
+   * A new photo and code for the same open request (the desk sent again): replaces the reference, the hash and the
+   * expiry, keeps the wrong attempts, counts the send. Only while open, unexpired, below maxAttempts and maxSends.
+   */
+  resend(
+    id: string,
+    input: { codeHash: string; expiresAt: Date; images: number; template: EncryptedTemplate; maxAttempts: number; maxSends: number },
+    now: Date,
+  ): Promise<PendingEnrollment | null>;
+  /**
+   * Counts one wrong code, atomically, only while the request is open, unexpired and below maxAttempts. The last
+   * allowed attempt closes it `locked_out` and wipes the reference. Returns the attempts, or null.
+   */
+  recordFailure(id: string, maxAttempts: number, now: Date): Promise<number | null>;
+  /**
+   * The right code: in one transaction the request is closed `confirmed` (only while open, unexpired and below
+   * maxAttempts), its reference wiped, and `template` stored as the patient's template with its event and audit
+   * entry (TemplateRepository.replace). Null when the request could no longer be confirmed.
+   */
+  confirm(
+    id: string,
+    input: { maxAttempts: number; now: Date; template: EncryptedTemplate; change: TemplateChange },
+  ): Promise<TemplateChangeResult | null>;
+  /** Closes an open request (expired, send_failed) and wipes its reference. True when this call closed it. */
+  close(id: string, state: 'expired' | 'send_failed', now: Date): Promise<boolean>;
+  /** Closes open requests past their expiry at `now` as `expired`, wiping their references; at most `limit`. */
+  expire(now: Date, limit: number): Promise<PendingEnrollment[]>;
+}
+
+/** What admitFace() decided: the session admitted, the token not usable (unknown, used or expired: one answer), or
+ * the patient's attempts used up (failed plus in flight). */
+export type FaceAdmission =
+  | { ok: true; session: IdentificationSession }
+  | { ok: false; reason: 'token_invalid' }
+  | { ok: false; reason: 'attempts_exceeded'; clinicId: string; sessionId: string; failed: number; inFlight: number };
 
 export interface SessionRepository {
   create(input: {
@@ -323,10 +533,21 @@ export interface SessionRepository {
   }): Promise<IdentificationSession>;
   get(clinicId: string, id: string): Promise<IdentificationSession | null>;
   /**
+   * Ends the patient's earlier unused, unexpired face tokens (the sweep then expires their sessions), so a patient
+   * holds one face token at a time. Returns how many it ended.
+   */
+  supersedeFaceTokens(clinicId: string, patientId: string, now: Date): Promise<number>;
+  /**
    * Marks the token used and the session connected, atomically, only if it is unused and not expired at `now`.
    * Returns the session, or null when the token is unknown, used or expired (the caller cannot tell which).
    */
   consumeToken(tokenHash: string, now: Date): Promise<IdentificationSession | null>;
+  /**
+   * consumeToken() for a face session, counting the patient's attempts at admission, atomically: refused (and the
+   * token left unused) when the patient's failed face sessions since `since` plus those connected right now reach
+   * `max`, so tokens opened in advance and used in parallel cannot outrun the attempts limit.
+   */
+  admitFace(tokenHash: string, now: Date, attempts: { since: Date; max: number }): Promise<FaceAdmission>;
   /** Sessions of the patient finished with a failed face verdict since `since` (for the attempts limit). */
   countFailedFace(clinicId: string, patientId: string, since: Date): Promise<number>;
   /**
@@ -361,20 +582,33 @@ export interface CodeRepository {
   replace(id: string, input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number }): Promise<OneTimeCode | null>;
   /** Marks the code used, only if it is unused, unexpired and below maxAttempts. True when this call won. */
   markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
-  /** Wrong attempts since `since` of a patient's or a workstation's codes (the brute-force caps). */
+  /**
+   * Wrong attempts since `since` of a patient's or a workstation's codes (the brute-force caps): identification codes
+   * and the codes that confirm a workstation's replacement of a template alike.
+   */
   failedAttempts(clinicId: string, by: { patientId: string } | { workstationId: string }, since: Date): Promise<number>;
 }
 
 export interface EventRepository {
-  /** Events of the clinic with seq > afterSeq, ascending, at most `limit`. */
-  after(clinicId: string, afterSeq: number, limit: number): Promise<StoredEvent[]>;
-  get(clinicId: string, id: string): Promise<StoredEvent | null>;
+  /** Events of the clinic with seq > afterSeq, ascending, at most `limit` (only those `filter` lets through). */
+  after(clinicId: string, afterSeq: number, limit: number, filter?: EventFilter): Promise<StoredEvent[]>;
+  /** The clinic's event with this id (null also when `filter` hides it). */
+  get(clinicId: string, id: string, filter?: EventFilter): Promise<StoredEvent | null>;
+  /** The newest of the clinic's events with seq <= atOrBefore that `filter` lets through, or null. */
+  lastAtOrBefore(clinicId: string, atOrBefore: number, filter?: EventFilter): Promise<StoredEvent | null>;
   /** The clinic's newest seq (0 when it has no event). */
   latestSeq(clinicId: string): Promise<number>;
   /** The outcome columns of the clinic's events with from <= createdAt < to. */
   outcomes(clinicId: string, from: Date, to: Date): Promise<EventOutcome[]>;
   /** Writes a lock-out refused before any session existed (a face attempts limit), in its own transaction. */
-  appendLockout(input: { clinicId: string; patientId: string; appointmentId: string; channel: Channel }): Promise<StoredEvent>;
+  appendLockout(input: {
+    clinicId: string;
+    patientId: string;
+    appointmentId: string;
+    channel: Channel;
+    /** The workstation that asked for the session (it may read the event). */
+    workstationId?: string;
+  }): Promise<StoredEvent>;
   /**
    * Calls `listener(clinicId)` after every commit that wrote events through this storage (this process only:
    * readers poll too, for events other instances wrote). Returns the unsubscribe function.
@@ -385,12 +619,73 @@ export interface EventRepository {
 export interface MisClientRepository {
   /** apiKeyHash: sha256 hex of the key. */
   create(clinicId: string, name: string, apiKeyHash: string): Promise<MisClient>;
-  /** Matches the current key, or the previous one while its grace period lasts. Revoked clients are returned too. */
+  /** Matches the current key, or a previous one while its grace lasts. Revoked clients are returned too. */
   findByKeyHash(apiKeyHash: string, now: Date): Promise<MisClient | null>;
   list(clinicId: string): Promise<MisClient[]>;
-  /** Replaces the key; the old one keeps working until graceUntil. Null when there is no such active client. */
-  rotate(clinicId: string, id: string, newKeyHash: string, graceUntil: Date): Promise<MisClient | null>;
-  revoke(clinicId: string, id: string): Promise<boolean>;
+  // Rotation and revocation: KeyRepository (one lifecycle for workstation and MIS keys).
+}
+
+/** Whose API key: a workstation's (`fid_ws_...`) or an MIS client's (`fid_mis_...`). */
+export type KeyHolderKind = 'workstation' | 'mis_client';
+
+/** A key replaced by a rotation, still working until validUntil. Never its hash. */
+export interface PreviousKeyInfo {
+  id: string;
+  retiredAt: Date;
+  validUntil: Date;
+}
+
+/** A workstation or an MIS client, with the state of its keys. */
+export interface KeyHolder {
+  kind: KeyHolderKind;
+  id: string;
+  clinicId: string;
+  name: string;
+  createdAt: Date;
+  /** The last rotation; null if never. */
+  rotatedAt: Date | null;
+  revokedAt: Date | null;
+  /** Previous keys still in their grace at the time of reading, the first to end first (none once revoked). */
+  previousKeys: PreviousKeyInfo[];
+}
+
+/** Who changes a key: the audit actor (`cli`, `admin`, `mis:<id>`), and whether the operator or the holder itself. */
+export interface KeyActor {
+  actor: string;
+  by: 'operator' | 'self';
+}
+
+/** What a key hash is worth now: the holder's current key, a previous key in its grace, or no longer anything. */
+export type KeyState = 'current' | 'previous' | 'revoked' | 'expired';
+
+export type RotateKeyResult =
+  | { ok: true; holder: KeyHolder; previousKeyValidUntil: Date | null }
+  | { ok: false; reason: 'not_found' | 'too_many_previous_keys' };
+
+/**
+ * The lifecycle of workstation and MIS client keys. Every change writes its audit entry and its MIS event
+ * (`workstation.key_changed`, `mis_client.key_changed`) in the same transaction.
+ */
+export interface KeyRepository {
+  /** A new holder of the clinic with its first key (apiKeyHash: sha256 hex). StorageError reference_not_found for no such clinic. */
+  create(kind: KeyHolderKind, clinicId: string, name: string, apiKeyHash: string, who: KeyActor): Promise<KeyHolder>;
+  get(kind: KeyHolderKind, clinicId: string, id: string, now: Date): Promise<KeyHolder | null>;
+  /** The clinic's holders of this kind, oldest first, revoked ones too. */
+  list(kind: KeyHolderKind, clinicId: string, now: Date): Promise<KeyHolder[]>;
+  /**
+   * Makes newKeyHash the holder's current key. The replaced key keeps working until graceUntil; with graceUntil null it
+   * stops at once, and so does every previous key still in its grace (the operator's answer to a leaked key).
+   * Otherwise previous keys keep their own end: a rotation never shortens another key's grace. Refused with
+   * too_many_previous_keys when maxPrevious keys are still in their grace; not_found for no such active holder.
+   */
+  rotate(
+    input: { kind: KeyHolderKind; clinicId: string; id: string; newKeyHash: string; graceUntil: Date | null; maxPrevious: number; now: Date },
+    who: KeyActor,
+  ): Promise<RotateKeyResult>;
+  /** Revokes the holder: its current and previous keys stop at once. Null when there is no such active holder. */
+  revoke(kind: KeyHolderKind, clinicId: string, id: string, who: KeyActor, now: Date): Promise<KeyHolder | null>;
+  /** The state of each of these key hashes at `now` (hashes no holder ever had are left out). */
+  states(keyHashes: readonly string[], now: Date): Promise<Map<string, KeyState>>;
 }
 
 export interface WebhookRepository {
@@ -438,7 +733,7 @@ export interface VerdictRepository {
 }
 
 export interface AuditRepository {
-  /** Appends an entry whose hash chains to the previous one (serialised, so the chain never forks). */
+  /** Appends an entry whose keyed hash chains to the previous one (serialised, so the chain never forks). */
   append(entry: Pick<AuditEntry, 'clinicId' | 'actor' | 'action' | 'subject' | 'detail'>): Promise<AuditEntry>;
   list(clinicId: string | null, limit: number): Promise<AuditEntry[]>;
 }
@@ -454,4 +749,7 @@ export const AUDIT = Symbol('AuditRepository');
 export const CODES = Symbol('CodeRepository');
 export const EVENTS = Symbol('EventRepository');
 export const MIS_CLIENTS = Symbol('MisClientRepository');
+export const KEYS = Symbol('KeyRepository');
 export const WEBHOOKS = Symbol('WebhookRepository');
+export const ENROLLMENT_KEYS = Symbol('EnrollmentKeyRepository');
+export const PENDING_ENROLLMENTS = Symbol('PendingEnrollmentRepository');

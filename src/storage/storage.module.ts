@@ -1,13 +1,19 @@
 import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
+import { KeyRing } from '../keyring/keyring';
+import { KeyRingModule } from '../keyring/keyring.module';
+import { auditChainKeys } from './audit-chain';
 import { openStorage, type Repositories, type Storage } from './open';
 import {
   AUDIT,
   CLINICS,
   CODES,
+  ENROLLMENT_KEYS,
   EVENTS,
+  KEYS,
   MIS_CLIENTS,
   PATIENTS,
+  PENDING_ENROLLMENTS,
   SESSIONS,
   TEMPLATES,
   VERDICTS,
@@ -44,12 +50,15 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
  */
 @Global()
 @Module({
+  // The audit chain is keyed with keys derived from the key ring.
+  imports: [KeyRingModule],
   providers: [
     {
       provide: STORAGE,
-      useFactory: async (config: Config): Promise<Storage> => {
+      useFactory: async (config: Config, ring: KeyRing): Promise<Storage> => {
         const started = Date.now();
         const storage = await openStorage(config, {
+          auditKeys: auditChainKeys(ring),
           onConnectionError: (err) => logger.error(`Database connection error: ${err.message}`),
         });
         const { applied, total } = storage.migration;
@@ -60,7 +69,7 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
         );
         return storage;
       },
-      inject: [CONFIG],
+      inject: [CONFIG, KeyRing],
     },
     StorageLifecycle,
     repo(CLINICS, 'clinics'),
@@ -73,8 +82,11 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     repo(CODES, 'codes'),
     repo(EVENTS, 'events'),
     repo(MIS_CLIENTS, 'misClients'),
+    repo(KEYS, 'keys'),
     repo(WEBHOOKS, 'webhooks'),
+    repo(ENROLLMENT_KEYS, 'enrollmentKeys'),
+    repo(PENDING_ENROLLMENTS, 'pendingEnrollments'),
   ],
-  exports: [STORAGE, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, WEBHOOKS],
+  exports: [STORAGE, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, KEYS, WEBHOOKS, ENROLLMENT_KEYS, PENDING_ENROLLMENTS],
 })
 export class StorageModule {}

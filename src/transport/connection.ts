@@ -19,9 +19,16 @@ export interface FrameConnection {
   readonly remoteAddress: string;
   /**
    * Validates (against the zod schema), serialises and sends one control message; dropped once the connection is
-   * closed. An invalid message is a bug: it throws a TypeError naming the bad fields.
+   * closed. An invalid message is a bug: it throws a TypeError naming the bad fields. The connection's limits apply:
+   * a refusal (an `error` of a protocol_* or frame_* code) beyond WS_ERRORS_PER_MINUTE closes it with 4008 instead,
+   * a message that would fill the send buffer beyond WS_SEND_BUFFER_MAX closes it with 4012.
    */
   sendJson(msg: ServerMessage): void;
+  /**
+   * Bytes queued for sending and not yet handed to the network. Sends that would take it past WS_SEND_BUFFER_MAX
+   * close the connection instead (`send_buffer_full`): a client that stops reading cannot make the server queue more.
+   */
+  readonly bufferedAmount: number;
   /** Closes with a WS_CLOSE code. Idempotent. `reason` must be short (< 123 bytes) and hold no personal data. */
   close(code: number, reason: string): void;
   readonly open: boolean;

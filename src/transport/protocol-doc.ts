@@ -9,6 +9,7 @@ import {
   CLIENT_MESSAGES,
   FRAME_FORMATS,
   GUIDANCE_DESCRIPTIONS,
+  LIMIT_ERROR_DESCRIPTIONS,
   LIVENESS_REASON_DESCRIPTIONS,
   MAX_TEXT_MESSAGE,
   PROTOCOL_ERROR_DESCRIPTIONS,
@@ -21,7 +22,7 @@ import {
 type MessageSchema = (typeof CLIENT_MESSAGES)[number] | (typeof SERVER_MESSAGES)[number];
 
 const FORMAT_NOTES: Record<(typeof FRAME_FORMATS)[number], string> = {
-  jpeg: 'baseline or progressive JPEG; width and height 0 (the JPEG carries its size)',
+  jpeg: 'baseline JPEG (progressive or arithmetic-coded: `frame_too_complex`); width and height 0 (the JPEG carries its size)',
   rgba: 'width x height x 4 bytes, row-major, no padding',
   bgr: 'width x height x 3 bytes, row-major, no padding',
   i420: 'even width and height; planar Y (width x height), then U, then V (each width/2 x height/2): width x height x 1.5 bytes',
@@ -68,6 +69,11 @@ const BLOCKS: Record<string, () => string> = {
     table(
       ['code', 'meaning'],
       Object.entries(PROTOCOL_ERROR_DESCRIPTIONS).map(([code, text]) => [`\`${code}\``, text]),
+    ),
+  'limit-errors': () =>
+    table(
+      ['code', 'meaning'],
+      Object.entries(LIMIT_ERROR_DESCRIPTIONS).map(([code, text]) => [`\`${code}\``, text]),
     ),
   'close-codes': () =>
     table(

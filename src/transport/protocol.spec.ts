@@ -147,7 +147,6 @@ describe('control messages', () => {
         type: 'verdict',
         sessionId: 's',
         result: 'match',
-        score: 0.71,
         liveness: { passive: 0.9, blink: true, light: true, turn: null },
         reason: null,
         timings: { firstFrameToVerdictMs: 1800, framesReceived: 30, framesAnalysed: 20, framesDropped: 10 },
@@ -156,7 +155,6 @@ describe('control messages', () => {
         type: 'verdict',
         sessionId: 's',
         result: 'timeout',
-        score: null,
         liveness: { passive: null, blink: false, light: null, turn: null },
         reason: 'no_blink',
         timings: { firstFrameToVerdictMs: null, framesReceived: 0, framesAnalysed: 0, framesDropped: 0 },
@@ -168,6 +166,16 @@ describe('control messages', () => {
       { type: 'guidance', code: 'no_face', progress: 1.5 },
       { type: 'error', code: 'Not A Code', message: 'x' },
       { type: 'ready', sessionId: 's', maxPayload: 1, fps: { min: 5, max: 15 }, token: 'leak' },
+      // The desk never gets the similarity score (it could hill-climb on it).
+      {
+        type: 'verdict',
+        sessionId: 's',
+        result: 'no_match',
+        score: 0.31,
+        liveness: { passive: null, blink: true, light: true, turn: null },
+        reason: null,
+        timings: { firstFrameToVerdictMs: 1800, framesReceived: 30, framesAnalysed: 20, framesDropped: 10 },
+      },
     ]) {
       expect(ServerMessage.safeParse(bad).success).toBe(false);
     }

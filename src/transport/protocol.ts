@@ -14,6 +14,16 @@ export const SUBPROTOCOL = 'faceid.v1';
 export const TOKEN_SUBPROTOCOL_PREFIX = 'token.';
 export const WS_PATH = '/ws/identify';
 
+/** The frame rate asked for in `ready`, frames a second. Frames above `max` are dropped unread (after FRAME_BURST). */
+export const FRAME_RATE = Object.freeze({ min: 5, max: 15 });
+/** Frames that may arrive at once beyond fps.max before any is dropped (the size of the session's token bucket). */
+export const FRAME_BURST = 8;
+/**
+ * A flood: a second in which more than `factor` x fps.max frames arrive. The first flood second gets a
+ * `frame_rate_exceeded` warning; the `seconds`-th closes the connection with 4021.
+ */
+export const FRAME_FLOOD = Object.freeze({ factor: 4, seconds: 3 });
+
 // ---------------------------------------------------------------------------------------------------------------
 // Close codes
 // ---------------------------------------------------------------------------------------------------------------
@@ -40,6 +50,14 @@ export const WS_CLOSE = {
   protocol_error: 4008,
   /** The session already has a verdict (or was cancelled): no more frames are taken. */
   session_finished: 4010,
+  /** The client stopped reading: more than WS_SEND_BUFFER_MAX bytes waited to be sent to it. */
+  send_buffer_full: 4012,
+  /** More than WS_MESSAGES_PER_SECOND messages a second (after a burst of as many). */
+  message_rate_exceeded: 4020,
+  /** Frames kept arriving far above fps.max after the `frame_rate_exceeded` warning. */
+  frame_rate_exceeded: 4021,
+  /** The patient's face attempts are used up (failed ones plus sessions running now): the code path remains. */
+  attempts_exceeded: 4029,
 } as const;
 export type WsCloseName = keyof typeof WS_CLOSE;
 export type WsCloseCode = (typeof WS_CLOSE)[WsCloseName];
@@ -52,8 +70,22 @@ export const WS_CLOSE_DESCRIPTIONS: Record<WsCloseName, string> = {
   internal_error: 'The server failed. The session is lost; the operator may start a new one.',
   token_invalid: 'The token is unknown, already used or expired (deliberately indistinguishable), or missing.',
   origin_forbidden: "The page's Origin is not in WS_ALLOWED_ORIGINS. No token was looked at.",
-  protocol_error: 'A binary message with a bad header (see the protocol_* codes), or a malformed control message.',
+  protocol_error:
+    'A binary message with a bad header (see the protocol_* codes); or, with reason `too_many_errors`, more refused ' +
+    'messages (answered with `protocol_*` and `frame_*` errors) than WS_ERRORS_PER_MINUTE allows.',
   session_finished: 'The session already has a verdict or was cancelled; it takes no more frames.',
+  send_buffer_full:
+    'The client stopped reading: more than WS_SEND_BUFFER_MAX bytes waited to be sent to it. The close frame queues ' +
+    'behind them; a client that never reads sees the connection drop (1006) when the closing handshake times out.',
+  message_rate_exceeded:
+    'More than WS_MESSAGES_PER_SECOND messages (frames and control messages) a second, after a burst of as many. ' +
+    'Messages that arrive after it are discarded unread.',
+  frame_rate_exceeded:
+    `Frames kept arriving at more than ${FRAME_FLOOD.factor} x fps.max a second: ${FRAME_FLOOD.seconds} such seconds in ` +
+    'one session, the first of them answered with the `frame_rate_exceeded` warning.',
+  attempts_exceeded:
+    "The patient's face attempts (FACE_ATTEMPTS_MAX) are used up, counting the sessions running now: the token stays " +
+    'unused. Identify the patient with the six-digit code instead.',
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -112,6 +144,22 @@ export const PROTOCOL_ERROR_DESCRIPTIONS: Record<ProtocolErrorCode, string> = {
   frame_dimensions_invalid: 'A raw frame (rgba, bgr, i420) with width or height 0, or an i420 frame with an odd one.',
   frame_size_mismatch: 'A raw frame whose byte count is not what its format, width and height call for.',
 };
+
+/**
+ * Codes of the server's own bounds on frames, sent as `error` messages (the session goes on). For docs/protocol.md
+ * (generated). The structure check reads only the JPEG's markers, so these refusals cost microseconds.
+ */
+export const LIMIT_ERROR_DESCRIPTIONS = {
+  frame_too_complex:
+    'A JPEG frame that is progressive or arithmetic-coded, or has more than 4 scans: refused from its markers, before ' +
+    'any decoding (a webcam sends baseline JPEG; each scan of a progressive one is a pass over the whole image).',
+  frame_too_large:
+    'A frame with more pixels than WS_FRAME_MAX_PIXELS (default 1920x1080), read from the JPEG header or the raw ' +
+    'frame header: refused before any decoding.',
+  frame_rate_exceeded:
+    `A warning: frames arrive at more than ${FRAME_FLOOD.factor} x fps.max a second. Frames above fps.max are dropped ` +
+    `unread anyway; after ${FRAME_FLOOD.seconds} such seconds the server closes with 4021.`,
+} as const;
 
 /** A malformed message. Messages never quote frame bytes. `seq` is set when the header was readable. */
 export class ProtocolError extends Error {
@@ -388,10 +436,9 @@ export const VerdictMessage = z
   .strictObject({
     type: z.literal('verdict'),
     sessionId: z.string(),
+    // No similarity score: a desk that saw it could hill-climb on it. The score goes to the MIS (verdict events)
+    // and to statistics.
     result: z.enum(VERDICT_RESULTS),
-    /** Cosine similarity with the enrolled template (about -1..1); null when no comparison was made. Not bounded
-     * here: float rounding can step past 1, and a verdict must never fail validation for that. */
-    score: z.number().nullable(),
     liveness: z.strictObject({
       /** Passive liveness probability (about 0..1, unbounded for the same reason as score); null when not measured. */
       passive: z.number().nullable(),
@@ -409,7 +456,7 @@ export const VerdictMessage = z
       firstFrameToVerdictMs: z.number().min(0).nullable(),
       framesReceived: count,
       framesAnalysed: count,
-      /** Frames replaced by a newer one before analysis (latest frame wins). */
+      /** Frames replaced by a newer one before analysis (latest frame wins), or dropped unread above fps.max. */
       framesDropped: count,
     }),
   })

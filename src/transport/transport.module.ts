@@ -12,10 +12,17 @@ import type { Server } from 'node:http';
 import { CONFIG, type Config } from '../config';
 import { MetricsService } from '../metrics/metrics.service';
 import { SESSION_TRANSPORT_HANDLER, type SessionTransportHandler } from './connection';
+import type { Clock } from './limits';
 import { WS_PATH } from './protocol';
 import type { TransportKind, WebSocketTransport } from './transport';
 import { UwsTransport } from './uws.transport';
 import { WsTransport } from './ws.transport';
+
+/**
+ * DI token of an optional Clock (ms) for the connections' limits, looked up app-wide like the handler; tests provide
+ * one they move themselves.
+ */
+export const TRANSPORT_CLOCK = Symbol('TRANSPORT_CLOCK');
 
 /**
  * Starts the WebSocket transport chosen by WS_TRANSPORT and connects it to the SessionTransportHandler that some
@@ -35,6 +42,15 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
     @Optional() private readonly metrics?: MetricsService,
   ) {}
 
+  /** The clock of the connections' limits: a TRANSPORT_CLOCK provider anywhere in the app, else undefined (real). */
+  private clock(): Clock | undefined {
+    try {
+      return this.moduleRef.get<Clock>(TRANSPORT_CLOCK, { strict: false });
+    } catch {
+      return undefined;
+    }
+  }
+
   async onApplicationBootstrap(): Promise<void> {
     let handler: SessionTransportHandler;
     try {
@@ -52,6 +68,12 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
       handler,
       maxPayload: c.WS_MAX_PAYLOAD,
       origins: { allowed: c.WS_ALLOWED_ORIGINS, httpPort },
+      limits: {
+        messagesPerSecond: c.WS_MESSAGES_PER_SECOND,
+        errorsPerMinute: c.WS_ERRORS_PER_MINUTE,
+        sendBufferMax: c.WS_SEND_BUFFER_MAX,
+      },
+      now: this.clock(),
       metrics: this.metrics,
       logger: this.logger,
     };

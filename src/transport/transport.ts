@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { FaceidMetrics } from '../metrics/metrics.service';
 import type { AuthResult, FrameConnection, SessionTransportHandler } from './connection';
 import type { OriginPolicy } from './handshake';
+import { ConnectionGuard, DEFAULT_CONNECTION_LIMITS, type Clock, type ConnectionLimits, type LimitBreach } from './limits';
 import { ServerMessage, WS_CLOSE } from './protocol';
 
 export type TransportKind = 'ws' | 'uws';
@@ -12,6 +13,10 @@ export interface TransportOptions {
   /** WS_MAX_PAYLOAD. */
   maxPayload: number;
   origins: OriginPolicy;
+  /** WS_MESSAGES_PER_SECOND, WS_ERRORS_PER_MINUTE, WS_SEND_BUFFER_MAX; default DEFAULT_CONNECTION_LIMITS. */
+  limits?: ConnectionLimits;
+  /** The limits' clock, in ms (default performance.now); tests pass one they move themselves. */
+  now?: Clock;
   /** Only wsError() is called here; frames and sessions are counted by the identification code. */
   metrics?: Pick<FaceidMetrics, 'wsError'>;
   logger: TransportLogger;
@@ -47,6 +52,10 @@ export const TRANSPORT_ERROR_CODES = [
   'handler_failed',
   /** WS_TRANSPORT=uws without its native build, or the port could not be bound. */
   'transport_unavailable',
+  /** A connection went over one of its limits (limits.ts) and was closed. */
+  'message_rate_exceeded',
+  'too_many_errors',
+  'send_buffer_full',
 ] as const;
 export type TransportErrorCode = (typeof TRANSPORT_ERROR_CODES)[number];
 
@@ -131,10 +140,28 @@ export function reportRefusal(options: TransportOptions, closeCode: number): voi
   options.logger.debug(`Session refused at the handshake (${name})`);
 }
 
+/** The limits of a new connection. */
+export function connectionGuard(options: TransportOptions): ConnectionGuard {
+  return new ConnectionGuard(options.limits ?? DEFAULT_CONNECTION_LIMITS, options.now ?? (() => performance.now()));
+}
+
+/** Close code and reason for a broken limit. */
+export const BREACH_CLOSE: Record<LimitBreach, { code: number; reason: string }> = {
+  message_rate_exceeded: { code: WS_CLOSE.message_rate_exceeded, reason: 'message_rate_exceeded' },
+  too_many_errors: { code: WS_CLOSE.protocol_error, reason: 'too_many_errors' },
+  send_buffer_full: { code: WS_CLOSE.send_buffer_full, reason: 'send_buffer_full' },
+};
+
+/** Logs and counts a broken limit (the caller closes the connection). */
+export function reportBreach(options: TransportOptions, breach: LimitBreach, connId: string, detail: string): void {
+  report(options, breach, `Connection ${connId} closed with ${BREACH_CLOSE[breach].code}: ${detail}`);
+}
+
 /** Stands in for a connection that was gone (or refused by a stopping server) before it could open. */
 class GoneConnection implements FrameConnection {
   readonly id = randomUUID();
   readonly open = false;
+  readonly bufferedAmount = 0;
 
   constructor(readonly remoteAddress: string) {}
 

@@ -23,13 +23,17 @@ import * as path from 'node:path';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 import type { AuthResult, FrameConnection } from './connection';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol } from './handshake';
+import { DEFAULT_CONNECTION_LIMITS, isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
 import {
   authenticateSafely,
+  BREACH_CLOSE,
   callHandler,
   clampReason,
+  connectionGuard,
   openGone,
   report,
+  reportBreach,
   reportRefusal,
   serialiseServerMessage,
   TransportError,
@@ -85,20 +89,47 @@ class UwsConnection implements FrameConnection {
   constructor(
     private readonly ws: Uws.WebSocket<UserData>,
     readonly remoteAddress: string,
+    readonly guard: ConnectionGuard,
+    private readonly onBreach: (breach: LimitBreach, detail: string) => void,
   ) {}
 
   get open(): boolean {
     return !this.closed;
   }
 
+  get bufferedAmount(): number {
+    if (this.closed) return 0;
+    try {
+      return this.ws.getBufferedAmount();
+    } catch {
+      return 0;
+    }
+  }
+
   sendJson(msg: ServerMessage): void {
     const text = serialiseServerMessage(msg);
     if (this.closed) return;
+    if (msg.type === 'error' && isRefusal(msg.code) && !this.guard.errorReply()) {
+      this.breach('too_many_errors', `more than ${this.guard.limits.errorsPerMinute} refused messages a minute`);
+      return;
+    }
+    const buffered = this.bufferedAmount;
+    if (!this.guard.mayQueue(buffered, Buffer.byteLength(text))) {
+      this.breach('send_buffer_full', `${buffered} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`);
+      return;
+    }
     try {
       this.ws.send(text, false);
     } catch {
       this.closed = true; // closed underneath us: uWS throws rather than ignoring the send
     }
+  }
+
+  /** Closes for a broken limit (uWS sends the close frame after what waits, then drops the socket). */
+  breach(breach: LimitBreach, detail: string): void {
+    if (this.closed) return;
+    this.onBreach(breach, detail);
+    this.close(BREACH_CLOSE[breach].code, BREACH_CLOSE[breach].reason);
   }
 
   close(code: number, reason: string): void {
@@ -153,7 +184,8 @@ export class UwsTransport implements WebSocketTransport {
       idleTimeout: 120,
       sendPingsAutomatically: true,
       // uWS silently drops sends above this per-socket backlog (default 64 KiB); a verdict must never be dropped.
-      maxBackpressure: 1024 * 1024,
+      // The connection's own WS_SEND_BUFFER_MAX check closes it before uWS would drop anything.
+      maxBackpressure: Math.max(1024 * 1024, (this.options.limits ?? DEFAULT_CONNECTION_LIMITS).sendBufferMax),
 
       upgrade: (res, req, context) => {
         // `req` is stack-allocated: everything needed later is read now.
@@ -189,7 +221,9 @@ export class UwsTransport implements WebSocketTransport {
 
       open: (ws) => {
         const data = ws.getUserData();
-        const conn = new UwsConnection(ws, data.remoteAddress);
+        const conn: UwsConnection = new UwsConnection(ws, data.remoteAddress, connectionGuard(this.options), (breach, detail) =>
+          reportBreach(this.options, breach, conn.id, detail),
+        );
         data.conn = conn;
         this.live.add(conn);
         if (!data.admission.ok) {
@@ -207,6 +241,11 @@ export class UwsTransport implements WebSocketTransport {
         const conn = ws.getUserData().conn;
         if (!conn || !conn.opened || !conn.open) {
           view.fill(0);
+          return;
+        }
+        if (!conn.guard.message()) {
+          view.fill(0);
+          conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
           return;
         }
         if (view.length > maxPayload) {

@@ -18,12 +18,16 @@ import { WebSocket, WebSocketServer } from 'ws';
 import type { AuthResult, FrameConnection } from './connection';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol, splitUrl } from './handshake';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
+import { isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
 import {
   authenticateSafely,
+  BREACH_CLOSE,
   callHandler,
   clampReason,
+  connectionGuard,
   openGone,
   report,
+  reportBreach,
   reportRefusal,
   serialiseServerMessage,
   type TransportOptions,
@@ -42,15 +46,38 @@ class WsConnection implements FrameConnection {
   constructor(
     private readonly socket: WebSocket,
     readonly remoteAddress: string,
+    readonly guard: ConnectionGuard,
+    private readonly onBreach: (breach: LimitBreach, detail: string) => void,
   ) {}
 
   get open(): boolean {
     return !this.closing && this.socket.readyState === WebSocket.OPEN;
   }
 
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
   sendJson(msg: ServerMessage): void {
     const text = serialiseServerMessage(msg); // validates even when closed, so bugs show in every test
-    if (this.open) this.socket.send(text);
+    if (!this.open) return;
+    if (msg.type === 'error' && isRefusal(msg.code) && !this.guard.errorReply()) {
+      this.breach('too_many_errors', `more than ${this.guard.limits.errorsPerMinute} refused messages a minute`);
+      return;
+    }
+    const bytes = Buffer.byteLength(text);
+    if (!this.guard.mayQueue(this.socket.bufferedAmount, bytes)) {
+      this.breach('send_buffer_full', `${this.socket.bufferedAmount} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`);
+      return;
+    }
+    this.socket.send(text);
+  }
+
+  /** Closes for a broken limit. The close frame queues behind what waits; ws drops the socket if it is not answered. */
+  breach(breach: LimitBreach, detail: string): void {
+    if (this.closing) return;
+    this.onBreach(breach, detail);
+    this.close(BREACH_CLOSE[breach].code, BREACH_CLOSE[breach].reason);
   }
 
   close(code: number, reason: string): void {
@@ -177,13 +204,20 @@ export class WsTransport implements WebSocketTransport {
     const admission = this.admissions.get(req) ?? { ok: false, closeCode: WS_CLOSE.internal_error, reason: 'internal_error' };
     this.admissions.delete(req);
     const { handler } = this.options;
-    const conn = new WsConnection(socket, req.socket.remoteAddress ?? '');
+    const conn = new WsConnection(socket, req.socket.remoteAddress ?? '', connectionGuard(this.options), (breach, detail) =>
+      reportBreach(this.options, breach, conn.id, detail),
+    );
     let opened = false;
     this.live.add(socket);
 
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       if (!opened || !conn.open) {
         data.fill(0); // late or unauthenticated: not for the handler, and not to be left in memory
+        return;
+      }
+      if (!conn.guard.message()) {
+        data.fill(0);
+        conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
         return;
       }
       if (isBinary) {

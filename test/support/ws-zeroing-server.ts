@@ -189,6 +189,7 @@ async function boot(): Promise<ReadyReport> {
   const port = (app.getHttpServer().address() as { port: number }).port;
 
   const clinic = await app.get<ClinicRepository>(CLINICS).create('Zeroing clinic');
+  await app.get<ClinicRepository>(CLINICS).setDeskEnrollment(clinic.id, true); // the desk enrolls the patient below
   const { apiKey: key } = await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Zeroing desk');
 
   const iin = makeIin('1985-04-12', 1201);

@@ -4,7 +4,9 @@
  *   node --expose-gc -r ts-node/register/transpile-only test/support/zeroing-run.ts <dir> <real|control> <jpeg|bgr>
  *
  * <dir> holds what signature-frames.js wrote. Each frame file of the chosen format is read into one Buffer and
- * deleted, then all frames go through engine.full() at once (both workers busy). This process's memory is then
+ * deleted; each frame first takes the track path a session takes while the light challenge shows (a copy tracked with
+ * the anchor, then another copy in that box reusing those landmarks), then all frames go through engine.full() at
+ * once (both workers busy). This process's memory is then
  * scanned for the masked signatures of every kind; the other format's needles double as a negative control, since
  * those frames never enter this process. One format per process: in a mixed run the second batch reuses (and
  * overwrites) the heap blocks the first one freed, which would hide the first batch's leaks from the control.
@@ -18,7 +20,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FaceEngine } from '../../src/engine/engine';
-import type { Analysis, AnalyzeOptions } from '../../src/engine/types';
+import { TRACK_STAGES, type Analysis, type AnalyzeOptions, type Stage } from '../../src/engine/types';
 import { scanMemory } from './memscan';
 
 interface NeedleIndex {
@@ -57,6 +59,8 @@ export interface RunResult {
   embedded: number;
   /** Caller Buffers that were all zeros when engine.full() resolved. */
   callerZeroed: number;
+  /** Frames whose second track call reused the first one's landmarks (the reuse path ran). */
+  reused: number;
   scans: { baseline: ScanSummary; held: ScanSummary; engine: ScanSummary; closed: ScanSummary };
 }
 
@@ -115,6 +119,18 @@ async function main(): Promise<void> {
 
   const held = readAndDelete(frameFiles(dir, format === 'jpeg' ? '.jpg' : '.bgr'));
   const opts: AnalyzeOptions = format === 'jpeg' ? { wipeInput } : { wipeInput, format, width: index.width, height: index.height };
+  // The light challenge's path: copies of the frame (the engine wipes each as it wipes the caller's), tracked with the
+  // anchor, then tracked again in that box with those landmarks offered for reuse.
+  const stages: Stage[] = [...TRACK_STAGES, 'anchor'];
+  const tracked = await Promise.all(
+    held.map(async (b) => {
+      const first = (await engine.track(Buffer.from(b), { ...opts, stages })).faces.find((f) => f.primary);
+      if (!first?.landmarks || !first.anchor) return false;
+      const reuseLandmarks = { landmarks: first.landmarks, anchor: first.anchor, maxShift: 2 };
+      const again = await engine.track(Buffer.from(b), { ...opts, stages, box: first.box, reuseLandmarks });
+      return again.faces[0]?.landmarksReused === true;
+    }),
+  );
   const pending = held.map((b) => engine.full(b, opts)); // the engine copies each frame before this returns
   // Pins the top of the heap above those copies: glibc hands a free block at the top back to the OS, which
   // would hide what is left in it from the scan (in both modes; this makes the scan stricter, never laxer).
@@ -136,6 +152,7 @@ async function main(): Promise<void> {
     faces: results.map((a) => a.faces.length),
     embedded: results.filter((a) => a.faces.some((f) => f.primary && f.embedding?.length === 512)).length,
     callerZeroed,
+    reused: tracked.filter(Boolean).length,
     scans: { baseline, held: heldScan, engine: engineScan, closed: closedScan },
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);

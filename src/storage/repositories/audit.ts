@@ -1,6 +1,6 @@
 import type { Db, Tx } from '../db';
 import { isUniqueViolation } from '../errors';
-import { AUDIT_GENESIS, auditHash, canonicalJson, type AuditChainReader } from '../audit-chain';
+import { AUDIT_GENESIS, auditMac, canonicalJson, type AuditChainKeys, type AuditChainReader } from '../audit-chain';
 import type { AuditEntry, AuditRepository } from '../ports';
 import type { StorageProvider } from '../target';
 import { jsonInput, toAuditEntry } from './map';
@@ -12,11 +12,22 @@ const MAX_LIST = 1000;
 
 export type AuditInput = Pick<AuditEntry, 'clinicId' | 'actor' | 'action' | 'subject' | 'detail'>;
 
+/** What appending needs: the database kind (for its lock) and the chain keys (the current one makes new hashes). */
+export interface AuditChainWriter {
+  readonly provider: StorageProvider;
+  readonly keys: AuditChainKeys;
+}
+
 /**
- * Appends one entry inside the caller's transaction, chained to the current head. The caller's transaction holds
- * the chain's lock until it commits: the write lock from BEGIN on SQLite, the advisory lock taken here on PostgreSQL.
+ * Appends one entry inside the caller's transaction, chained to the current head and keyed with the current chain
+ * key. The caller's transaction holds the chain's lock until it commits: the write lock from BEGIN on SQLite, the
+ * advisory lock taken here on PostgreSQL.
  */
-export async function appendAuditEntry(tx: Tx, provider: StorageProvider, entry: AuditInput): Promise<AuditEntry> {
+export async function appendAuditEntry(tx: Tx, chain: AuditChainWriter, entry: AuditInput): Promise<AuditEntry> {
+  const { provider, keys } = chain;
+  const keyId = keys.currentKeyId;
+  const key = keys.keys.get(keyId);
+  if (!key) throw new Error(`The audit chain has no key ${keyId}.`);
   // Stored exactly as hashed: the canonical form, re-parsed.
   const detail = entry.detail == null ? null : (JSON.parse(canonicalJson(entry.detail)) as Record<string, unknown>);
   if (provider === 'postgres') await tx.$executeRawUnsafe(`SELECT pg_advisory_xact_lock(${PG_AUDIT_LOCK})`);
@@ -30,13 +41,25 @@ export async function appendAuditEntry(tx: Tx, provider: StorageProvider, entry:
     detail,
     at: new Date(),
   };
-  const hash = auditHash(prevHash, fields);
-  const row = await tx.auditLog.create({ data: { ...fields, detail: jsonInput(detail), prevHash, hash } });
+  const hash = auditMac(key, keyId, prevHash, fields);
+  const row = await tx.auditLog.create({ data: { ...fields, detail: jsonInput(detail), prevHash, hash, keyId } });
   return toAuditEntry(row);
 }
 
-export class PrismaAuditRepository implements AuditRepository, AuditChainReader {
-  constructor(private readonly db: Db) {}
+export class PrismaAuditRepository implements AuditRepository, AuditChainReader, AuditChainWriter {
+  constructor(
+    private readonly db: Db,
+    readonly keys: AuditChainKeys,
+  ) {}
+
+  get provider(): StorageProvider {
+    return this.db.provider;
+  }
+
+  /** The keys that verify the chain: the same as those that write it. */
+  get chainKeys(): AuditChainKeys {
+    return this.keys;
+  }
 
   /**
    * Serialised so the chain never forks: on SQLite the transaction holds the write lock from BEGIN, on PostgreSQL
@@ -46,7 +69,7 @@ export class PrismaAuditRepository implements AuditRepository, AuditChainReader 
   async append(entry: AuditInput): Promise<AuditEntry> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.db.tx((tx) => appendAuditEntry(tx, this.db.provider, entry));
+        return await this.db.tx((tx) => appendAuditEntry(tx, this, entry));
       } catch (err) {
         if (attempt < 3 && isUniqueViolation(err)) continue;
         throw err;

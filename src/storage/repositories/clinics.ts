@@ -12,7 +12,7 @@ import type {
   WorkstationRepository,
   Clinic,
 } from '../ports';
-import { appendAuditEntry } from './audit';
+import { appendAuditEntry, type AuditChainWriter } from './audit';
 import { appendCameraChanged, type EventSignal } from './events';
 import { toClinic, toPatient, toWorkstation } from './map';
 
@@ -23,11 +23,24 @@ export const MAX_CAMERA_LABEL = 200;
 export const cameraHash = (deviceIdHash: string): string =>
   createHash('sha256').update(deviceIdHash.toLowerCase()).digest('hex');
 
+/** The advisory lock key of createFirst() (any constant 64-bit number, unique to it in this database). */
+const FIRST_CLINIC_LOCK = 0x66616365696431n; // "faceid1"
+
 export class PrismaClinicRepository implements ClinicRepository {
   constructor(private readonly db: Db) {}
 
   create(name: string): Promise<Clinic> {
     return this.db.run(async (c) => toClinic(await c.clinic.create({ data: { id: randomUUID(), name, createdAt: new Date() } })));
+  }
+
+  createFirst(name: string): Promise<Clinic | null> {
+    return this.db.tx(async (tx) => {
+      // Gateways starting together on one empty database: one makes the clinic. SQLite's transaction holds the write
+      // lock (BEGIN IMMEDIATE); on PostgreSQL a transaction-scoped advisory lock makes the others wait, then see it.
+      if (this.db.provider === 'postgres') await tx.$executeRaw`SELECT pg_advisory_xact_lock(${FIRST_CLINIC_LOCK})`;
+      if ((await tx.clinic.count()) > 0) return null;
+      return toClinic(await tx.clinic.create({ data: { id: randomUUID(), name, createdAt: new Date() } }));
+    });
   }
 
   get(id: string): Promise<Clinic | null> {
@@ -53,12 +66,27 @@ export class PrismaClinicRepository implements ClinicRepository {
       return { previous: row.livenessChallenges };
     });
   }
+
+  deskEnrollment(id: string): Promise<boolean | null> {
+    return this.db.run(async (c) => (await c.clinic.findUnique({ where: { id }, select: { deskEnrollment: true } }))?.deskEnrollment ?? null);
+  }
+
+  setDeskEnrollment(id: string, allowed: boolean): Promise<{ previous: boolean } | null> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.clinic.findUnique({ where: { id }, select: { deskEnrollment: true } });
+      if (!row) return null;
+      await tx.clinic.update({ where: { id }, data: { deskEnrollment: allowed } });
+      return { previous: row.deskEnrollment };
+    });
+  }
 }
 
 export class PrismaWorkstationRepository implements WorkstationRepository {
   constructor(
     private readonly db: Db,
     private readonly signal: EventSignal,
+    /** Camera changes are audited in their own transaction. */
+    private readonly audit: AuditChainWriter,
   ) {}
 
   async create(clinicId: string, name: string, apiKeyHash: string): Promise<Workstation> {
@@ -74,10 +102,20 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
     }
   }
 
-  /** Not clinic-scoped: the key is how a request's clinic is found. Revoked workstations are returned too. */
+  /**
+   * Not clinic-scoped: the key is how a request's clinic is found. The current key, or a previous one while its grace
+   * lasts (see KeyRepository.rotate). Revoked workstations are returned too.
+   */
   findByKeyHash(apiKeyHash: string): Promise<Workstation | null> {
     return this.db.run(async (c) => {
-      const row = await c.workstation.findUnique({ where: { apiKeyHash } });
+      let row = await c.workstation.findUnique({ where: { apiKeyHash } });
+      if (!row) {
+        const previous = await c.previousKey.findFirst({
+          where: { keyHash: apiKeyHash, holderKind: 'workstation', expiresAt: { gt: new Date() } },
+          select: { holderId: true },
+        });
+        if (previous) row = await c.workstation.findUnique({ where: { id: previous.holderId } });
+      }
       return row && toWorkstation(row);
     });
   }
@@ -136,7 +174,7 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
         if (count !== 1) continue;
         const actor = `workstation:${workstationId}`;
         if (row.cameraHash === null) {
-          await appendAuditEntry(tx, this.db.provider, {
+          await appendAuditEntry(tx, this.audit, {
             clinicId,
             actor,
             action: 'workstation.camera_registered',
@@ -147,7 +185,7 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
         }
         const previous = { label: row.cameraLabel ?? '' };
         const event = await appendCameraChanged(tx, { clinicId, workstationId, previous, current: { label }, at: new Date() });
-        await appendAuditEntry(tx, this.db.provider, {
+        await appendAuditEntry(tx, this.audit, {
           clinicId,
           actor,
           action: 'workstation.camera_changed',

@@ -50,13 +50,13 @@ export class PrismaCodeRepository implements CodeRepository {
     });
   }
 
+  /** Identification codes and the codes confirming a workstation's replacement of a template count alike. */
   failedAttempts(clinicId: string, by: { patientId: string } | { workstationId: string }, since: Date): Promise<number> {
     return this.db.run(async (c) => {
-      const agg = await c.oneTimeCode.aggregate({
-        where: { clinicId, ...by, createdAt: { gte: since } },
-        _sum: { attempts: true },
-      });
-      return agg._sum.attempts ?? 0;
+      const where = { clinicId, ...by, createdAt: { gte: since } };
+      const codes = await c.oneTimeCode.aggregate({ where, _sum: { attempts: true } });
+      const confirmations = await c.pendingEnrollment.aggregate({ where, _sum: { attempts: true } });
+      return (codes._sum.attempts ?? 0) + (confirmations._sum.attempts ?? 0);
     });
   }
 }

@@ -5,11 +5,16 @@ import type {
   CameraChangedEventPayload,
   Channel,
   EventOutcome,
+  EventFilter,
   EventPayload,
   EventRepository,
   IdentificationEventPayload,
   IdentificationEventType,
+  KeyChange,
+  KeyHolderKind,
   StoredEvent,
+  TemplateEventPayload,
+  TemplateEventType,
   VerdictMethod,
 } from '../ports';
 import { jsonInput, toStoredEvent } from './map';
@@ -19,18 +24,22 @@ export type EventDraft = Omit<IdentificationEventPayload, 'id' | 'type' | 'versi
   /** Time to verdict for the statistics (not part of the payload). */
   durationMs: number | null;
   at: Date;
+  /** The workstation whose session (or attempt) it is: that workstation's key may read the event (not in the payload). */
+  workstationId: string | null;
 };
 
 /** The part of a draft that comes from the session (read inside the transaction, with its patient's IIN). */
 export function sessionFields(session: {
   id: string;
   clinicId: string;
+  workstationId: string;
   appointmentId: string;
   channel: string;
   patient: { iin: string };
-}): Pick<EventDraft, 'clinicId' | 'sessionId' | 'appointmentId' | 'iin' | 'channel'> {
+}): Pick<EventDraft, 'clinicId' | 'sessionId' | 'appointmentId' | 'iin' | 'channel' | 'workstationId'> {
   return {
     clinicId: session.clinicId,
+    workstationId: session.workstationId,
     sessionId: session.id,
     appointmentId: session.appointmentId,
     iin: session.patient.iin,
@@ -56,6 +65,8 @@ export function eventTypeOf(result: EventDraft['result']): IdentificationEventTy
 /** The Event row's columns besides the payload (statistics read them; workstation events fill them as 'none'). */
 interface EventColumns {
   sessionId: string | null;
+  /** Set on identification events only: the workstation whose key may read it. */
+  workstationId?: string | null;
   method: VerdictMethod;
   result: string;
   reason: string | null;
@@ -88,6 +99,7 @@ async function insertEvent(
       type: payload.type,
       version: payload.version,
       sessionId: columns.sessionId,
+      workstationId: columns.workstationId ?? null,
       method: columns.method,
       result: columns.result,
       reason: columns.reason,
@@ -141,6 +153,75 @@ export function appendCameraChanged(
   }));
 }
 
+/**
+ * Writes a `template.enrolled`, `template.replaced` or `template.revoked` event inside the transaction that changes
+ * the template (ids, the IIN and who did it; never template data).
+ */
+export function appendTemplateEvent(
+  tx: Tx,
+  draft: Omit<TemplateEventPayload, 'id' | 'version' | 'seq' | 'occurredAt'> & { at: Date },
+): Promise<StoredEvent> {
+  const result = draft.type.slice('template.'.length);
+  const columns: EventColumns = { sessionId: null, method: 'none', result, reason: null, durationMs: null };
+  const type: TemplateEventType = draft.type;
+  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) => ({
+    id,
+    type,
+    version: 1,
+    clinicId: draft.clinicId,
+    seq,
+    iin: draft.iin,
+    templateId: draft.templateId,
+    previousTemplateId: draft.previousTemplateId,
+    actor: { kind: draft.actor.kind, id: draft.actor.id },
+    images: draft.images,
+    confirmation: draft.confirmation,
+    occurredAt: draft.at.toISOString(),
+  }));
+}
+
+/** The event type of each key holder kind. */
+export const KEY_EVENT_TYPES = { workstation: 'workstation.key_changed', mis_client: 'mis_client.key_changed' } as const;
+
+/**
+ * Writes a `workstation.key_changed` or `mis_client.key_changed` event inside the transaction that changes the key
+ * (ids and times only: never a key, a hash or a name).
+ */
+export function appendKeyChanged(
+  tx: Tx,
+  draft: {
+    clinicId: string;
+    kind: KeyHolderKind;
+    holderId: string;
+    change: KeyChange;
+    by: 'operator' | 'self';
+    previousKeyValidUntil: Date | null;
+    at: Date;
+  },
+): Promise<StoredEvent> {
+  const columns: EventColumns = { sessionId: null, method: 'none', result: 'key_changed', reason: null, durationMs: null };
+  const common = {
+    version: 1 as const,
+    clinicId: draft.clinicId,
+    change: draft.change,
+    by: draft.by,
+    previousKeyValidUntil: draft.previousKeyValidUntil?.toISOString() ?? null,
+    occurredAt: draft.at.toISOString(),
+  };
+  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) =>
+    draft.kind === 'workstation'
+      ? { id, type: KEY_EVENT_TYPES.workstation, ...common, seq, workstationId: draft.holderId }
+      : { id, type: KEY_EVENT_TYPES.mis_client, ...common, seq, misClientId: draft.holderId },
+  );
+}
+
+/** A reader's view of a clinic's events: a workstation sees the identification events of its own sessions only. */
+function visible(clinicId: string, filter: EventFilter | undefined) {
+  return filter
+    ? { clinicId, workstationId: filter.workstationId, type: { in: [...IDENTIFICATION_EVENT_TYPES] } }
+    : { clinicId };
+}
+
 /** Tells this process's readers that a clinic has new events, after the transaction that wrote them committed. */
 export class EventSignal {
   private readonly listeners = new Set<(clinicId: string) => void>();
@@ -171,17 +252,31 @@ export class PrismaEventRepository implements EventRepository {
     return this.signal.on(listener);
   }
 
-  after(clinicId: string, afterSeq: number, limit: number): Promise<StoredEvent[]> {
+  after(clinicId: string, afterSeq: number, limit: number, filter?: EventFilter): Promise<StoredEvent[]> {
     return this.db.run(async (c) =>
-      (await c.event.findMany({ where: { clinicId, seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit })).map(
-        toStoredEvent,
-      ),
+      (
+        await c.event.findMany({
+          where: { ...visible(clinicId, filter), seq: { gt: afterSeq } },
+          orderBy: { seq: 'asc' },
+          take: limit,
+        })
+      ).map(toStoredEvent),
     );
   }
 
-  get(clinicId: string, id: string): Promise<StoredEvent | null> {
+  get(clinicId: string, id: string, filter?: EventFilter): Promise<StoredEvent | null> {
     return this.db.run(async (c) => {
-      const row = await c.event.findFirst({ where: { id, clinicId } });
+      const row = await c.event.findFirst({ where: { ...visible(clinicId, filter), id } });
+      return row && toStoredEvent(row);
+    });
+  }
+
+  lastAtOrBefore(clinicId: string, atOrBefore: number, filter?: EventFilter): Promise<StoredEvent | null> {
+    return this.db.run(async (c) => {
+      const row = await c.event.findFirst({
+        where: { ...visible(clinicId, filter), seq: { lte: atOrBefore } },
+        orderBy: { seq: 'desc' },
+      });
       return row && toStoredEvent(row);
     });
   }
@@ -214,12 +309,14 @@ export class PrismaEventRepository implements EventRepository {
     patientId: string;
     appointmentId: string;
     channel: Channel;
+    workstationId?: string;
   }): Promise<StoredEvent> {
     const event = await this.db.tx(async (tx) => {
       const patient = await tx.patient.findFirst({ where: { id: input.patientId, clinicId: input.clinicId } });
       if (!patient) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
       return appendEvent(tx, {
         clinicId: input.clinicId,
+        workstationId: input.workstationId ?? null,
         sessionId: null,
         appointmentId: input.appointmentId,
         iin: patient.iin,

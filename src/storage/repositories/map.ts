@@ -11,7 +11,10 @@ import type {
   WebhookState,
   WebhookSubscription,
   Clinic,
+  EnrollmentKey,
   IdentificationSession,
+  PendingEnrollment,
+  PendingEnrollmentState,
   Patient,
   SessionState,
   TemplateRecord,
@@ -98,6 +101,7 @@ export const toAuditEntry = (r: Row<'AuditLog'>): AuditEntry => ({
   at: r.at,
   prevHash: r.prevHash,
   hash: r.hash,
+  keyId: r.keyId,
 });
 
 export const toStoredEvent = (r: Row<'Event'>): StoredEvent => ({
@@ -157,4 +161,36 @@ export const toDelivery = (r: Row<'WebhookDelivery'>): WebhookDelivery => ({
   error: r.error,
   durationMs: r.durationMs,
   createdAt: r.createdAt,
+});
+
+export const toEnrollmentKey = (r: Row<'EnrollmentKey'>): EnrollmentKey => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  name: r.name,
+  createdAt: r.createdAt,
+  revokedAt: r.revokedAt,
+});
+
+export const toPendingEnrollment = (r: Row<'PendingEnrollment'>): PendingEnrollment => ({
+  id: r.id,
+  clinicId: r.clinicId,
+  patientId: r.patientId,
+  workstationId: r.workstationId,
+  codeHash: r.codeHash,
+  expiresAt: r.expiresAt,
+  attempts: r.attempts,
+  sends: r.sends,
+  images: r.images,
+  state: r.state as PendingEnrollmentState,
+  template:
+    r.templateKeyId !== null && r.templateIv !== null && r.templateCiphertext !== null && r.templateTag !== null
+      ? {
+          keyId: r.templateKeyId,
+          iv: Buffer.from(r.templateIv),
+          ciphertext: Buffer.from(r.templateCiphertext),
+          tag: Buffer.from(r.templateTag),
+        }
+      : null,
+  createdAt: r.createdAt,
+  closedAt: r.closedAt,
 });

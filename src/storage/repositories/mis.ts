@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db';
-import { isForeignKeyViolation, StorageError } from '../errors';
+import { StorageError } from '../errors';
 import type { MisClient, MisClientRepository } from '../ports';
 import { toMisClient } from './map';
 
@@ -21,9 +21,14 @@ export class PrismaMisClientRepository implements MisClientRepository {
 
   findByKeyHash(apiKeyHash: string, now: Date): Promise<MisClient | null> {
     return this.db.run(async (c) => {
-      const row =
-        (await c.misClient.findUnique({ where: { apiKeyHash } })) ??
-        (await c.misClient.findFirst({ where: { previousKeyHash: apiKeyHash, previousExpiresAt: { gt: now } } }));
+      let row = await c.misClient.findUnique({ where: { apiKeyHash } });
+      if (!row) {
+        const previous = await c.previousKey.findFirst({
+          where: { keyHash: apiKeyHash, holderKind: 'mis_client', expiresAt: { gt: now } },
+          select: { holderId: true },
+        });
+        if (previous) row = await c.misClient.findUnique({ where: { id: previous.holderId } });
+      }
       return row && toMisClient(row);
     });
   }
@@ -34,37 +39,5 @@ export class PrismaMisClientRepository implements MisClientRepository {
     );
   }
 
-  async rotate(clinicId: string, id: string, newKeyHash: string, graceUntil: Date): Promise<MisClient | null> {
-    try {
-      return await this.db.tx(async (tx) => {
-        const row = await tx.misClient.findFirst({ where: { id, clinicId, revokedAt: null } });
-        if (!row) return null;
-        return toMisClient(
-          await tx.misClient.update({
-            where: { id },
-            data: {
-              apiKeyHash: newKeyHash,
-              previousKeyHash: row.apiKeyHash,
-              previousExpiresAt: graceUntil,
-              rotatedAt: new Date(),
-            },
-          }),
-        );
-      });
-    } catch (err) {
-      if (isForeignKeyViolation(err)) throw new StorageError('reference_not_found', 'No such clinic.', { cause: err });
-      throw err;
-    }
-  }
-
-  revoke(clinicId: string, id: string): Promise<boolean> {
-    return this.db.run(async (c) => {
-      const now = new Date();
-      const { count } = await c.misClient.updateMany({
-        where: { id, clinicId, revokedAt: null },
-        data: { revokedAt: now, previousExpiresAt: now },
-      });
-      return count === 1;
-    });
-  }
+  // Rotation and revocation: PrismaKeyRepository (repositories/keys.ts).
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Db } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
 import type {
+  FaceAdmission,
   IdentificationSession,
   SessionRepository,
   SessionState,
@@ -22,6 +23,16 @@ const FINISHABLE: Record<VerdictMethod, SessionState[]> = {
 
 /** Face verdicts that count against the attempts limit: the face was compared and refused, or looked like a spoof. */
 export const FAILED_FACE_RESULTS: readonly VerdictResult[] = ['no_match', 'spoof_suspected'];
+
+/** The patient's sessions finished with a failed face verdict since `since`. */
+function failedFaceSince(clinicId: string, patientId: string, since: Date) {
+  return {
+    clinicId,
+    patientId,
+    finishedAt: { gte: since },
+    verdict: { is: { method: 'face', result: { in: [...FAILED_FACE_RESULTS] } } },
+  };
+}
 
 export class PrismaSessionRepository implements SessionRepository {
   constructor(
@@ -78,16 +89,42 @@ export class PrismaSessionRepository implements SessionRepository {
     });
   }
 
+  supersedeFaceTokens(clinicId: string, patientId: string, now: Date): Promise<number> {
+    return this.db.run(async (c) => {
+      const { count } = await c.identificationSession.updateMany({
+        where: { clinicId, patientId, channel: 'in_person', state: 'created', tokenUsedAt: null, tokenExpiresAt: { gt: now } },
+        data: { tokenExpiresAt: now },
+      });
+      return count;
+    });
+  }
+
+  admitFace(tokenHash: string, now: Date, attempts: { since: Date; max: number }): Promise<FaceAdmission> {
+    return this.db.tx(async (tx): Promise<FaceAdmission> => {
+      const usable = { tokenHash, tokenUsedAt: null, tokenExpiresAt: { gt: now }, state: 'created' };
+      const row = await tx.identificationSession.findFirst({ where: usable, select: { id: true, clinicId: true, patientId: true } });
+      if (!row) return { ok: false, reason: 'token_invalid' };
+      // One admission per patient at a time: SQLite's transaction holds the write lock already (BEGIN IMMEDIATE);
+      // on PostgreSQL the patient's row lock makes a parallel admission wait for this one's count and update.
+      if (this.db.provider === 'postgres') {
+        await tx.$queryRaw`SELECT 1 FROM "Patient" WHERE "id" = ${row.patientId} AND "clinicId" = ${row.clinicId} FOR UPDATE`;
+      }
+      const [failed, inFlight] = await Promise.all([
+        tx.identificationSession.count({ where: failedFaceSince(row.clinicId, row.patientId, attempts.since) }),
+        tx.identificationSession.count({ where: { clinicId: row.clinicId, patientId: row.patientId, state: 'connected' } }),
+      ]);
+      if (failed + inFlight >= attempts.max) {
+        return { ok: false, reason: 'attempts_exceeded', clinicId: row.clinicId, sessionId: row.id, failed, inFlight };
+      }
+      const { count } = await tx.identificationSession.updateMany({ where: usable, data: { tokenUsedAt: now, state: 'connected' } });
+      if (count !== 1) return { ok: false, reason: 'token_invalid' };
+      return { ok: true, session: toSession(await tx.identificationSession.findUniqueOrThrow({ where: { tokenHash } })) };
+    });
+  }
+
   countFailedFace(clinicId: string, patientId: string, since: Date): Promise<number> {
     return this.db.run((c) =>
-      c.identificationSession.count({
-        where: {
-          clinicId,
-          patientId,
-          finishedAt: { gte: since },
-          verdict: { is: { method: 'face', result: { in: [...FAILED_FACE_RESULTS] } } },
-        },
-      }),
+      c.identificationSession.count({ where: failedFaceSince(clinicId, patientId, since) }),
     );
   }
 

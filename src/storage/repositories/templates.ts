@@ -1,43 +1,127 @@
 import { randomUUID } from 'node:crypto';
 import type { Db, Tx } from '../db';
 import { StorageError } from '../errors';
-import type { EncryptedTemplate, TemplateRecord, TemplateRepository } from '../ports';
+import type {
+  EncryptedTemplate,
+  TemplateActor,
+  TemplateChange,
+  TemplateChangeResult,
+  TemplateRecord,
+  TemplateRepository,
+} from '../ports';
+import type { StorageProvider } from '../target';
+import { appendAuditEntry, type AuditChainWriter } from './audit';
+import { appendTemplateEvent, type EventSignal } from './events';
 import { toTemplate } from './map';
 
-export class PrismaTemplateRepository implements TemplateRepository {
-  constructor(private readonly db: Db) {}
+/** The audit actor of a template change: `enrollment_key:<id>`, `workstation:<id>`, or `cli` for an administrator. */
+export function auditActorOf(actor: TemplateActor): string {
+  return actor.kind === 'admin' ? 'cli' : `${actor.kind}:${actor.id}`;
+}
 
-  /**
-   * Locks the patient row (PostgreSQL: FOR UPDATE; SQLite: the transaction already holds the write lock), so two
-   * concurrent replacements of one patient's template run one after the other and one active template remains.
-   */
-  private async lockPatient(tx: Tx, clinicId: string, patientId: string): Promise<void> {
-    const rows =
-      this.db.provider === 'postgres'
-        ? await tx.$queryRaw<unknown[]>`SELECT "id" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId} FOR UPDATE`
-        : await tx.$queryRaw<unknown[]>`SELECT "id" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId}`;
-    if (rows.length === 0) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
+/**
+ * Locks the patient row (PostgreSQL: FOR UPDATE; SQLite: the transaction already holds the write lock), so two
+ * concurrent changes of one patient's template run one after the other and one active template remains. Returns
+ * the patient's IIN (for the MIS event).
+ */
+export async function lockPatient(tx: Tx, provider: StorageProvider, clinicId: string, patientId: string): Promise<string> {
+  const iin = await lockPatientIfAny(tx, provider, clinicId, patientId);
+  if (iin === null) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
+  return iin;
+}
+
+/** lockPatient(), or null when the clinic has no such patient. */
+async function lockPatientIfAny(tx: Tx, provider: StorageProvider, clinicId: string, patientId: string): Promise<string | null> {
+  const rows =
+    provider === 'postgres'
+      ? await tx.$queryRaw<{ iin: string }[]>`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId} FOR UPDATE`
+      : await tx.$queryRaw<{ iin: string }[]>`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId}`;
+  return rows.length === 0 ? null : rows[0].iin;
+}
+
+/**
+ * Stores a new template inside the caller's transaction: the active one (if any) is revoked, and the MIS event
+ * (`template.enrolled` or `template.replaced`) and the audit entry are written with it. The caller emits the event
+ * signal after the commit.
+ */
+export async function replaceTemplateInTx(
+  tx: Tx,
+  chain: AuditChainWriter,
+  clinicId: string,
+  patientId: string,
+  template: EncryptedTemplate,
+  change: TemplateChange,
+): Promise<TemplateChangeResult> {
+  const iin = await lockPatient(tx, chain.provider, clinicId, patientId);
+  if (change.firstOnly && (await tx.template.count({ where: { clinicId, patientId } })) > 0) {
+    throw new StorageError('template_exists', 'The patient has (or had) a template in this clinic.');
   }
+  const now = new Date();
+  const previous = await tx.template.findFirst({
+    where: { clinicId, patientId, revokedAt: null },
+    orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+    select: { id: true },
+  });
+  await tx.template.updateMany({ where: { clinicId, patientId, revokedAt: null }, data: { revokedAt: now } });
+  const row = await tx.template.create({
+    data: {
+      id: randomUUID(),
+      clinicId,
+      patientId,
+      keyId: template.keyId,
+      iv: new Uint8Array(template.iv),
+      ciphertext: new Uint8Array(template.ciphertext),
+      tag: new Uint8Array(template.tag),
+      createdAt: now,
+    },
+  });
+  const previousTemplateId = previous?.id ?? null;
+  const type = previousTemplateId ? 'template.replaced' : 'template.enrolled';
+  const event = await appendTemplateEvent(tx, {
+    type,
+    clinicId,
+    iin,
+    templateId: row.id,
+    previousTemplateId,
+    actor: change.actor,
+    images: change.images,
+    confirmation: change.confirmation,
+    at: now,
+  });
+  await appendAuditEntry(tx, chain, {
+    clinicId,
+    actor: auditActorOf(change.actor),
+    action: type,
+    subject: patientId,
+    detail: {
+      images: change.images,
+      keyId: template.keyId,
+      templateId: row.id,
+      previousTemplateId,
+      confirmation: change.confirmation,
+      eventSeq: event.seq,
+    },
+  });
+  return { template: toTemplate(row), previousTemplateId, event };
+}
 
-  replace(clinicId: string, patientId: string, template: EncryptedTemplate): Promise<TemplateRecord> {
-    return this.db.tx(async (tx) => {
-      await this.lockPatient(tx, clinicId, patientId);
-      const now = new Date();
-      await tx.template.updateMany({ where: { clinicId, patientId, revokedAt: null }, data: { revokedAt: now } });
-      const row = await tx.template.create({
-        data: {
-          id: randomUUID(),
-          clinicId,
-          patientId,
-          keyId: template.keyId,
-          iv: new Uint8Array(template.iv),
-          ciphertext: new Uint8Array(template.ciphertext),
-          tag: new Uint8Array(template.tag),
-          createdAt: now,
-        },
-      });
-      return toTemplate(row);
-    });
+export class PrismaTemplateRepository implements TemplateRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly signal: EventSignal,
+    /** Template changes are audited in their own transaction. */
+    private readonly audit: AuditChainWriter,
+  ) {}
+
+  async replace(
+    clinicId: string,
+    patientId: string,
+    template: EncryptedTemplate,
+    change: TemplateChange,
+  ): Promise<TemplateChangeResult> {
+    const result = await this.db.tx((tx) => replaceTemplateInTx(tx, this.audit, clinicId, patientId, template, change));
+    this.signal.emit(clinicId);
+    return result;
   }
 
   active(clinicId: string, patientId: string): Promise<TemplateRecord | null> {
@@ -50,13 +134,42 @@ export class PrismaTemplateRepository implements TemplateRepository {
     });
   }
 
-  revoke(clinicId: string, patientId: string): Promise<number> {
-    return this.db.run(async (c) => {
-      const { count } = await c.template.updateMany({
+  async revoke(clinicId: string, patientId: string, by: TemplateActor): Promise<number> {
+    const revoked = await this.db.tx(async (tx) => {
+      const iin = await lockPatientIfAny(tx, this.db.provider, clinicId, patientId);
+      if (iin === null) return 0; // another clinic's patient, or none
+      const active = await tx.template.findFirst({
         where: { clinicId, patientId, revokedAt: null },
-        data: { revokedAt: new Date() },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        select: { id: true },
+      });
+      if (!active) return 0; // nothing to revoke: no event
+      const now = new Date();
+      const { count } = await tx.template.updateMany({
+        where: { clinicId, patientId, revokedAt: null },
+        data: { revokedAt: now },
+      });
+      const event = await appendTemplateEvent(tx, {
+        type: 'template.revoked',
+        clinicId,
+        iin,
+        templateId: null,
+        previousTemplateId: active.id,
+        actor: by,
+        images: null,
+        confirmation: null,
+        at: now,
+      });
+      await appendAuditEntry(tx, this.audit, {
+        clinicId,
+        actor: auditActorOf(by),
+        action: 'template.revoked',
+        subject: patientId,
+        detail: { revoked: count, templateId: active.id, eventSeq: event.seq },
       });
       return count;
     });
+    if (revoked > 0) this.signal.emit(clinicId);
+    return revoked;
   }
 }

@@ -1,0 +1,237 @@
+import { z } from 'zod';
+import { KEY_ROTATION_GRACE_MS, KeysService, MAX_KEY_ROTATION_GRACE_MS, MAX_PREVIOUS_KEYS } from '../keys/keys.service';
+import { StorageError } from '../storage/errors';
+import type { KeyActor, KeyHolder, KeyHolderKind } from '../storage/ports';
+import {
+  CLI_ACTOR,
+  IdOption,
+  JsonFlag,
+  NameOption,
+  parseOptions,
+  printWithNewKey,
+  table,
+  withAdminStorage,
+  type AdminContext,
+} from './admin';
+import type { Command, CommandIo, OptionValues } from './main';
+
+/**
+ * The key commands of workstations and MIS clients (`faceid workstation keys|rotate|revoke`, `faceid mis
+ * create|list|rotate|revoke`): one lifecycle for both kinds (src/keys), on the service's database. Each change writes
+ * its audit entry (actor "cli") and its MIS event (`workstation.key_changed`, `mis_client.key_changed`).
+ */
+
+export const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
+Recorded in the audit trail (actor "cli").`;
+
+const OPERATOR: KeyActor = { actor: CLI_ACTOR, by: 'operator' };
+const HOUR_MS = 3_600_000;
+const DEFAULT_GRACE_HOURS = KEY_ROTATION_GRACE_MS / HOUR_MS;
+const MAX_GRACE_HOURS = MAX_KEY_ROTATION_GRACE_MS / HOUR_MS;
+
+export const keysService = ({ storage }: AdminContext) => new KeysService(storage.repos.keys);
+
+/** The clinic must exist (a typo in --clinic would otherwise look like an empty list). */
+export async function requireClinic({ storage }: AdminContext, clinicId: string): Promise<void> {
+  if (!(await storage.repos.clinics.get(clinicId))) {
+    throw new StorageError('reference_not_found', 'No such clinic.');
+  }
+}
+
+/** One holder as the list commands print it (JSON), never a key or a hash. */
+export const holderRecord = (h: KeyHolder) => ({
+  id: h.id,
+  clinicId: h.clinicId,
+  name: h.name,
+  state: h.revokedAt ? 'revoked' : 'active',
+  createdAt: h.createdAt.toISOString(),
+  rotatedAt: h.rotatedAt?.toISOString() ?? null,
+  revokedAt: h.revokedAt?.toISOString() ?? null,
+  previousKeys: h.previousKeys.map((k) => ({
+    id: k.id,
+    retiredAt: k.retiredAt.toISOString(),
+    validUntil: k.validUntil.toISOString(),
+  })),
+});
+
+interface Words {
+  /** The command group: workstation, mis. */
+  group: string;
+  /** In sentences: workstation, MIS client. */
+  one: string;
+  /** The id placeholder: WORKSTATION_ID, CLIENT_ID. */
+  idName: string;
+  /** The list command's name, for "see ...". */
+  listCommand: string;
+}
+
+const WORDS: Record<KeyHolderKind, Words> = {
+  workstation: { group: 'workstation', one: 'workstation', idName: 'WORKSTATION_ID', listCommand: 'faceid workstation keys' },
+  mis_client: { group: 'mis', one: 'MIS client', idName: 'CLIENT_ID', listCommand: 'faceid mis list' },
+};
+
+const GraceOption = z.coerce
+  .number()
+  .min(0, 'must be 0 or more')
+  .max(MAX_GRACE_HOURS, `must be at most ${MAX_GRACE_HOURS}`)
+  .optional();
+
+/** `faceid <group> keys|list --clinic ID [--json]`. */
+export function listCommand(kind: KeyHolderKind, name: string, usageIntro: string): Command {
+  const w = WORDS[kind];
+  return {
+    name,
+    summary: `List the ${w.one}s of a clinic and the state of their keys.`,
+    usage: `faceid ${w.group} ${name} --clinic CLINIC_ID [--json]
+
+${usageIntro}
+${DATABASE_NOTE}
+
+Options:
+  --clinic ID   The clinic (see \`faceid clinic list\`).
+  --json        One JSON object {id, clinicId, name, state, createdAt, rotatedAt, revokedAt, previousKeys} a line
+                (previousKeys: [{id, retiredAt, validUntil}], the replaced keys still in their grace).
+  -h, --help    Show this help.
+`,
+    options: { clinic: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: false,
+    run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
+      const opts = parseOptions(z.object({ clinic: IdOption, json: JsonFlag }), values, io);
+      if (typeof opts === 'number') return opts;
+      return withAdminStorage(io, async (ctx) => {
+        await requireClinic(ctx, opts.clinic);
+        const holders = (await keysService(ctx).list(kind, opts.clinic)).map(holderRecord);
+        await ctx.audit.record(CLI_ACTOR, `${kind}.listed`, { clinicId: opts.clinic, detail: { count: holders.length } });
+        if (opts.json) for (const h of holders) io.out(JSON.stringify(h));
+        else if (holders.length === 0) io.err(`no ${w.one} in this clinic: create one with \`faceid ${w.group} create\`.\n`);
+        else {
+          const previous = (h: (typeof holders)[number]) =>
+            h.previousKeys.length === 0 ? '-' : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
+          const rows = holders.map((h) => [h.id, h.state, h.createdAt, h.rotatedAt ?? '-', previous(h), h.name]);
+          for (const line of table(['ID', 'STATE', 'CREATED', 'ROTATED', 'PREVIOUS KEYS', 'NAME'], rows)) io.out(line);
+        }
+        return 0;
+      });
+    },
+  };
+}
+
+/** `faceid <group> create --clinic ID --name N [--json]`. */
+export function createCommand(kind: KeyHolderKind, usageIntro: string): Command {
+  const w = WORDS[kind];
+  return {
+    name: 'create',
+    summary: `Create a ${w.one} of a clinic and print its API key once.`,
+    usage: `faceid ${w.group} create --clinic CLINIC_ID --name NAME [--json]
+
+${usageIntro}
+${DATABASE_NOTE}
+
+Options:
+  --clinic ID   The clinic (see \`faceid clinic list\`).
+  --name NAME   The ${w.one}'s name (1-200 characters).
+  --json        Print {id, clinicId, name, createdAt, apiKey} as JSON.
+  -h, --help    Show this help.
+`,
+    options: { clinic: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: false,
+    run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
+      const opts = parseOptions(z.object({ clinic: IdOption, name: NameOption, json: JsonFlag }), values, io);
+      if (typeof opts === 'number') return opts;
+      return withAdminStorage(io, async (ctx) => {
+        const { holder, apiKey } = await keysService(ctx).create(kind, OPERATOR, opts.clinic, opts.name);
+        const what = kind === 'workstation' ? 'workstation' : 'MIS client';
+        printWithNewKey(io, opts.json, `${what} ${holder.id} "${holder.name}" of clinic ${holder.clinicId} created`, {
+          id: holder.id,
+          clinicId: holder.clinicId,
+          name: holder.name,
+          createdAt: holder.createdAt.toISOString(),
+          apiKey,
+        });
+        return 0;
+      });
+    },
+  };
+}
+
+/** `faceid <group> rotate --clinic ID --id ID [--grace-hours H] [--json]`. */
+export function rotateCommand(kind: KeyHolderKind): Command {
+  const w = WORDS[kind];
+  return {
+    name: 'rotate',
+    summary: `Give a ${w.one} a new API key (the old one works ${DEFAULT_GRACE_HOURS} h more, or --grace-hours).`,
+    usage: `faceid ${w.group} rotate --clinic CLINIC_ID --id ${w.idName} [--grace-hours H] [--json]
+
+Issues a new API key and prints it this once. The key that was current keeps working for --grace-hours (default
+${DEFAULT_GRACE_HOURS}), so the ${w.one} can deploy the new one; keys replaced by earlier rotations keep their own
+grace. --grace-hours 0 stops the replaced key and every earlier one at once: use it when a key leaked. With
+${MAX_PREVIOUS_KEYS} earlier keys still in their grace a rotation with grace is refused ([key_rotation_limit]).
+${DATABASE_NOTE}
+
+Options:
+  --clinic ID        The clinic of the ${w.one}.
+  --id ID            The ${w.one} (see \`${w.listCommand}\`).
+  --grace-hours H    How long the replaced key keeps working, 0 to ${MAX_GRACE_HOURS} hours (default ${DEFAULT_GRACE_HOURS}).
+  --json             Print {id, clinicId, apiKey, previousKeyValidUntil} as JSON (null: it stopped at once).
+  -h, --help         Show this help.
+`,
+    options: { clinic: { type: 'string' }, id: { type: 'string' }, 'grace-hours': { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: false,
+    run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
+      const opts = parseOptions(
+        z.object({ clinic: IdOption, id: IdOption, 'grace-hours': GraceOption, json: JsonFlag }),
+        values,
+        io,
+      );
+      if (typeof opts === 'number') return opts;
+      const graceMs = Math.round((opts['grace-hours'] ?? DEFAULT_GRACE_HOURS) * HOUR_MS);
+      return withAdminStorage(io, async (ctx) => {
+        const r = await keysService(ctx).rotate(kind, OPERATOR, opts.clinic, opts.id, graceMs);
+        const until = r.previousKeyValidUntil?.toISOString() ?? null;
+        const what = kind === 'workstation' ? 'workstation' : 'MIS client';
+        const text =
+          until === null
+            ? `${what} ${r.holder.id}: new key; the previous keys stopped working`
+            : `${what} ${r.holder.id}: new key; the previous one works until ${until}`;
+        printWithNewKey(io, opts.json, text, {
+          id: r.holder.id,
+          clinicId: r.holder.clinicId,
+          apiKey: r.apiKey,
+          previousKeyValidUntil: until,
+        });
+        return 0;
+      });
+    },
+  };
+}
+
+/** `faceid <group> revoke --clinic ID --id ID`. */
+export function revokeCommand(kind: KeyHolderKind, note: string): Command {
+  const w = WORDS[kind];
+  return {
+    name: 'revoke',
+    summary: `Revoke a ${w.one}: its keys stop working at once.`,
+    usage: `faceid ${w.group} revoke --clinic CLINIC_ID --id ${w.idName}
+
+Revokes the ${w.one}: its current key and any previous one in its grace stop working at once (a running service
+refuses them at once and closes their event WebSockets within EVENTS_POLL_MS). ${note}
+${DATABASE_NOTE}
+
+Options:
+  --clinic ID   The clinic of the ${w.one}.
+  --id ID       The ${w.one} (see \`${w.listCommand}\`).
+  -h, --help    Show this help.
+`,
+    options: { clinic: { type: 'string' }, id: { type: 'string' } },
+    allowPositionals: false,
+    run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
+      const opts = parseOptions(z.object({ clinic: IdOption, id: IdOption }), values, io);
+      if (typeof opts === 'number') return opts;
+      return withAdminStorage(io, async (ctx) => {
+        await keysService(ctx).revoke(kind, OPERATOR, opts.clinic, opts.id);
+        io.out(`${kind === 'workstation' ? 'workstation' : 'MIS client'} ${opts.id} revoked`);
+        return 0;
+      });
+    },
+  };
+}

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { INestApplication } from '@nestjs/common';
+import { createApp } from '../src/app.factory';
+import { createMisClient, createWorkstation } from '../src/auth';
+import { loadConfig } from '../src/config';
+import { CLINICS, MIS_CLIENTS, VERDICTS, WORKSTATIONS } from '../src/storage/ports';
+import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
+import { makeIin } from './support/iin';
+
+// GET /metrics on the real app over real HTTP: with METRICS_TOKEN set only a scraper with the token reads it, and
+// after a clinic's sessions, verdicts and webhook deliveries nothing on it names a clinic, a desk, an MIS client, a
+// session, an event or a patient.
+
+type Json = any; // answers are checked field by field
+
+const TOKEN = randomBytes(24).toString('hex');
+
+async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Label names of every sample line of a Prometheus text exposition. */
+function labelNames(text: string): Set<string> {
+  const names = new Set<string>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#') || !line.includes('{')) continue;
+    const labels = line.slice(line.indexOf('{') + 1, line.lastIndexOf('}'));
+    for (const m of labels.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)) names.add(m[1]);
+  }
+  return names;
+}
+
+for (const kind of TEST_DATABASES) {
+  describe(`GET /metrics (${kind})`, () => {
+    let db: TestDatabase;
+    let app: INestApplication;
+    let base: string;
+    let receiver: http.Server;
+    let delivered = 0;
+
+    const scrape = (authorization?: string) =>
+      fetch(`${base}/metrics`, { headers: authorization === undefined ? {} : { authorization } });
+
+    beforeAll(async () => {
+      db = await createTestDatabase(kind, 'metrics');
+      receiver = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          delivered++;
+          res.writeHead(204).end();
+        });
+      });
+      await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+      app = await createApp({
+        config: loadConfig({
+          ...db.env,
+          PORT: '0',
+          FACEID_BOOTSTRAP: 'false',
+          ENGINE_WORKERS: '1',
+          LOG_LEVEL: 'error',
+          EVENTS_POLL_MS: '200',
+          WEBHOOK_ALLOW_HTTP: 'true',
+          WEBHOOK_ALLOWED_PRIVATE_HOSTS: '127.0.0.1',
+          METRICS_TOKEN: TOKEN,
+        }),
+      });
+      await app.listen(0, '127.0.0.1');
+      base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    });
+
+    afterAll(async () => {
+      await app?.close();
+      await new Promise((r) => receiver?.close(r));
+      await db?.drop();
+    });
+
+    it('answers 401 without the token, with a wrong one or another scheme; 200 with it', async () => {
+      for (const authorization of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`, TOKEN, 'Bearer ']) {
+        const res = await scrape(authorization);
+        const body = (await res.json()) as Json;
+        expect({ status: res.status, code: body.error.code }).toEqual({ status: 401, code: 'unauthorized' });
+        expect(JSON.stringify(body)).not.toContain('faceid_');
+        expect(body.error.message).not.toContain(TOKEN);
+      }
+      const ok = await scrape(`Bearer ${TOKEN}`);
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('content-type')).toMatch(/^text\/plain/);
+      expect(await ok.text()).toContain('faceid_webhook_attempts_total');
+      expect((await scrape(`bearer ${TOKEN}`)).status).toBe(200); // the scheme is case-insensitive
+    });
+
+    it('names no clinic, desk, MIS client, session, event or patient after real traffic', async () => {
+      const clinic = await app.get(CLINICS).create('Metrics clinic');
+      const { apiKey: wsKey, workstation } = await createWorkstation(app.get(WORKSTATIONS), clinic.id, 'Metrics desk');
+      const { apiKey: misKey, client } = await createMisClient(app.get(MIS_CLIENTS), clinic.id, 'Metrics MIS');
+      const call = async (method: string, url: string, key: string, body?: unknown): Promise<Json> => {
+        const res = await fetch(base + url, {
+          method,
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+        expect(res.status).toBeLessThan(300);
+        return res.json();
+      };
+      const hook = await call('POST', '/webhooks', misKey, {
+        url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
+      });
+      const iin = makeIin('1977-02-03', 777);
+      const session = await call('POST', '/sessions', wsKey, { iin, appointmentId: 'apt-metrics-1', channel: 'in_person' });
+      await app.get(VERDICTS).finish({
+        clinicId: clinic.id,
+        sessionId: session.sessionId,
+        result: 'match',
+        method: 'face',
+        score: 0.81,
+        liveness: { passive: 0.9, blink: true },
+        timings: { firstFrameToVerdictMs: 1400, framesReceived: 18, framesAnalysed: 5, framesDropped: 0 },
+      });
+      await until('the webhook delivery', () => delivered >= 1);
+      const events = (await call('GET', '/events', misKey)).events as Array<{ id: string }>;
+      expect(events).toHaveLength(1);
+
+      const text = await until('the delivery counted', async () => {
+        const t = await (await scrape(`Bearer ${TOKEN}`)).text();
+        return /faceid_webhook_attempts_total\{outcome="delivered"\} [1-9]/.test(t) && t;
+      });
+      for (const id of [clinic.id, workstation.id, client.id, session.sessionId, hook.id, events[0].id, iin, 'Metrics clinic', 'apt-metrics-1']) {
+        expect(text).not.toContain(id);
+      }
+      // Fixed label sets only (ours, and prom-client's process and Node.js figures).
+      const names = [...labelNames(text)];
+      expect(names.filter((n) => /clinic|workstation|desk|mis|client|session|patient|iin|event|hook|id$|url|host/i.test(n))).toEqual([]);
+      expect(names.every((n) => ['call', 'result', 'code', 'outcome', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile'].includes(n))).toBe(true);
+    });
+  });
+}
