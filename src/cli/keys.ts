@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { holderView } from '../keys/holder-view';
 import { KEY_ROTATION_GRACE_MS, KeysService, MAX_KEY_ROTATION_GRACE_MS, MAX_PREVIOUS_KEYS } from '../keys/keys.service';
 import { StorageError } from '../storage/errors';
-import type { KeyActor, KeyHolder, KeyHolderKind } from '../storage/ports';
+import type { KeyActor, KeyHolderKind } from '../storage/ports';
 import {
   CLI_ACTOR,
   IdOption,
@@ -37,22 +38,6 @@ export async function requireClinic({ storage }: AdminContext, clinicId: string)
     throw new StorageError('reference_not_found', 'No such clinic.');
   }
 }
-
-/** One holder as the list commands print it (JSON), never a key or a hash. */
-export const holderRecord = (h: KeyHolder) => ({
-  id: h.id,
-  clinicId: h.clinicId,
-  name: h.name,
-  state: h.revokedAt ? 'revoked' : 'active',
-  createdAt: h.createdAt.toISOString(),
-  rotatedAt: h.rotatedAt?.toISOString() ?? null,
-  revokedAt: h.revokedAt?.toISOString() ?? null,
-  previousKeys: h.previousKeys.map((k) => ({
-    id: k.id,
-    retiredAt: k.retiredAt.toISOString(),
-    validUntil: k.validUntil.toISOString(),
-  })),
-});
 
 interface Words {
   /** The command group: workstation, mis. */
@@ -100,7 +85,7 @@ Options:
       if (typeof opts === 'number') return opts;
       return withAdminStorage(io, async (ctx) => {
         await requireClinic(ctx, opts.clinic);
-        const holders = (await keysService(ctx).list(kind, opts.clinic)).map(holderRecord);
+        const holders = (await keysService(ctx).list(kind, opts.clinic)).map(holderView);
         await ctx.audit.record(CLI_ACTOR, `${kind}.listed`, { clinicId: opts.clinic, detail: { count: holders.length } });
         if (opts.json) for (const h of holders) io.out(JSON.stringify(h));
         else if (holders.length === 0) io.err(`no ${w.one} in this clinic: create one with \`faceid ${w.group} create\`.\n`);

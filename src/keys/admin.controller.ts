@@ -2,8 +2,9 @@ import { Controller, Get, Header, Inject, Post, type Type } from '@nestjs/common
 import { z } from 'zod';
 import { AuditService } from '../audit';
 import { ApiRoute, AppError, defineRoute, Input, registerErrorStatus, type RouteInput } from '../http';
-import { CLINICS, type ClinicRepository, type KeyHolder, type KeyHolderKind } from '../storage/ports';
+import { CLINICS, type ClinicRepository, type KeyHolderKind } from '../storage/ports';
 import { ADMIN_ACTOR, AdminAuth } from './admin-auth';
+import { HolderSchema, holderView } from './holder-view';
 import { KEY_ROTATION_GRACE_MS, KeysService, MAX_KEY_ROTATION_GRACE_MS, MAX_PREVIOUS_KEYS } from './keys.service';
 
 registerErrorStatus({ clinic_not_found: 404 });
@@ -16,37 +17,6 @@ const Name = z
   .min(1)
   .max(200)
   .regex(/^[^\p{Cc}]*$/u, 'must not contain control characters');
-
-/** A workstation or MIS client as the operator sees it (never a key or a hash). */
-const HolderSchema = z.object({
-  id: z.string(),
-  clinicId: z.string(),
-  name: z.string(),
-  state: z.enum(['active', 'revoked']),
-  createdAt: z.string(),
-  rotatedAt: z.string().nullable().meta({ description: 'The last key rotation; null if never.' }),
-  revokedAt: z.string().nullable(),
-  previousKeys: z
-    .array(z.object({ id: z.string(), retiredAt: z.string(), validUntil: z.string() }))
-    .meta({ description: 'Keys replaced by rotations that still work until validUntil (their grace), first to end first.' }),
-});
-
-export function holderView(h: KeyHolder): z.infer<typeof HolderSchema> {
-  return {
-    id: h.id,
-    clinicId: h.clinicId,
-    name: h.name,
-    state: h.revokedAt ? 'revoked' : 'active',
-    createdAt: h.createdAt.toISOString(),
-    rotatedAt: h.rotatedAt?.toISOString() ?? null,
-    revokedAt: h.revokedAt?.toISOString() ?? null,
-    previousKeys: h.previousKeys.map((k) => ({
-      id: k.id,
-      retiredAt: k.retiredAt.toISOString(),
-      validUntil: k.validUntil.toISOString(),
-    })),
-  };
-}
 
 const clinicsSpec = defineRoute({
   summary: 'Clinics (admin)',

@@ -10,5 +10,5 @@ export {
   type RotatedKey,
 } from './keys.service';
 export { ADMIN_ACTOR, ADMIN_SECURITY, AdminAuth, AdminGuard, AdminUnauthorizedError } from './admin-auth';
-export { holderView } from './admin.controller';
+export { HolderSchema, holderView } from './holder-view';
 export { KeysModule } from './keys.module';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db } from '../db';
+import type { Db, Tx } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
 import type {
   FaceAdmission,
@@ -23,6 +23,22 @@ const FINISHABLE: Record<VerdictMethod, SessionState[]> = {
 
 /** Face verdicts that count against the attempts limit: the face was compared and refused, or looked like a spoof. */
 export const FAILED_FACE_RESULTS: readonly VerdictResult[] = ['no_match', 'spoof_suspected'];
+
+/** A token that may still open its session: unused, unexpired at `now`, the session not started. */
+const usableToken = (tokenHash: string, now: Date) =>
+  ({ tokenHash, tokenUsedAt: null, tokenExpiresAt: { gt: now }, state: 'created' }) as const;
+
+/** Marks the token used and the session connected: one conditional UPDATE decides (so two concurrent uses cannot
+ * both win), then the row is read back. Null when the token is unknown, used or expired. */
+async function useToken(c: Tx, tokenHash: string, now: Date): Promise<IdentificationSession | null> {
+  const { count } = await c.identificationSession.updateMany({
+    where: usableToken(tokenHash, now),
+    data: { tokenUsedAt: now, state: 'connected' },
+  });
+  if (count !== 1) return null;
+  const row = await c.identificationSession.findUnique({ where: { tokenHash } });
+  return row && toSession(row);
+}
 
 /** The patient's sessions finished with a failed face verdict since `since`. */
 function failedFaceSince(clinicId: string, patientId: string, since: Date) {
@@ -76,17 +92,8 @@ export class PrismaSessionRepository implements SessionRepository {
     });
   }
 
-  /** One conditional UPDATE decides (so two concurrent uses cannot both win), then the row is read back. */
   consumeToken(tokenHash: string, now: Date): Promise<IdentificationSession | null> {
-    return this.db.run(async (c) => {
-      const { count } = await c.identificationSession.updateMany({
-        where: { tokenHash, tokenUsedAt: null, tokenExpiresAt: { gt: now }, state: 'created' },
-        data: { tokenUsedAt: now, state: 'connected' },
-      });
-      if (count !== 1) return null;
-      const row = await c.identificationSession.findUnique({ where: { tokenHash } });
-      return row && toSession(row);
-    });
+    return this.db.run((c) => useToken(c, tokenHash, now));
   }
 
   supersedeFaceTokens(clinicId: string, patientId: string, now: Date): Promise<number> {
@@ -101,8 +108,10 @@ export class PrismaSessionRepository implements SessionRepository {
 
   admitFace(tokenHash: string, now: Date, attempts: { since: Date; max: number }): Promise<FaceAdmission> {
     return this.db.tx(async (tx): Promise<FaceAdmission> => {
-      const usable = { tokenHash, tokenUsedAt: null, tokenExpiresAt: { gt: now }, state: 'created' };
-      const row = await tx.identificationSession.findFirst({ where: usable, select: { id: true, clinicId: true, patientId: true } });
+      const row = await tx.identificationSession.findFirst({
+        where: usableToken(tokenHash, now),
+        select: { id: true, clinicId: true, patientId: true },
+      });
       if (!row) return { ok: false, reason: 'token_invalid' };
       // One admission per patient at a time: SQLite's transaction holds the write lock already (BEGIN IMMEDIATE);
       // on PostgreSQL the patient's row lock makes a parallel admission wait for this one's count and update.
@@ -116,9 +125,8 @@ export class PrismaSessionRepository implements SessionRepository {
       if (failed + inFlight >= attempts.max) {
         return { ok: false, reason: 'attempts_exceeded', clinicId: row.clinicId, sessionId: row.id, failed, inFlight };
       }
-      const { count } = await tx.identificationSession.updateMany({ where: usable, data: { tokenUsedAt: now, state: 'connected' } });
-      if (count !== 1) return { ok: false, reason: 'token_invalid' };
-      return { ok: true, session: toSession(await tx.identificationSession.findUniqueOrThrow({ where: { tokenHash } })) };
+      const session = await useToken(tx, tokenHash, now);
+      return session ? { ok: true, session } : { ok: false, reason: 'token_invalid' };
     });
   }
 
