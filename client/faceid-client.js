@@ -100,7 +100,11 @@ const CLOSE_ERRORS = {
   4003: ['origin_forbidden', 'The server does not accept sessions from this page (WS_ALLOWED_ORIGINS).'],
   4008: ['protocol_error', 'The server refused a message as malformed.'],
   4010: ['session_finished', 'The session was already finished.'],
-  4029: ['attempts_exceeded', "The patient's face attempts are used up: identify with the six-digit code."],
+  4029: [
+    'attempts_exceeded',
+    "The patient's face attempts are used up: identify with the six-digit code. / Бет бойынша талпыныстар таусылды: " +
+      'алты таңбалы кодпен сәйкестендіріңіз. / Попытки по лицу исчерпаны: идентифицируйте по шестизначному коду.',
+  ],
 };
 
 /** An error with a stable `code` (camera_denied, camera_not_found, token_invalid, connection_lost, ...). */

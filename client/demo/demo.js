@@ -260,7 +260,9 @@ async function enroll(photo, how) {
       say(
         ui.enrollStatus,
         `Patient ${r.patientIin} already has a reference photo. Replacing it needs the patient’s consent: a ` +
-          `six-digit code went to their phone (until ${timeOf(r.codeExpiresAt)}). Type it to confirm the new photo.`,
+          `six-digit code went to their phone (until ${timeOf(r.codeExpiresAt)}). Type it to confirm the new photo. / ` +
+          'Пациенттің эталондық фотосы бар: жаңасын растау үшін оның телефонына келген алты таңбалы кодты енгізіңіз. / ' +
+          'У пациента уже есть эталонное фото: для замены введите шестизначный код, пришедший на его телефон.',
       );
       void pollOutbox(pendingEnrollment.expiresAt);
       return;
@@ -283,22 +285,23 @@ ui.enrollConfirmForm.addEventListener('submit', async (ev) => {
   if (!pendingEnrollment) return;
   const code = ui.enrollCode.value.trim();
   if (!/^\d{6}$/.test(code)) {
-    say(ui.enrollStatus, 'Type the six digits the patient received.', 'bad');
+    say(ui.enrollStatus, 'Type the six digits the patient received. / Пациентке келген алты цифрды енгізіңіз. / Введите шесть цифр, которые получил пациент.', 'bad');
     return;
   }
   const { iin } = pendingEnrollment;
   try {
     const r = await api('POST', ROUTES.templateConfirm(iin), { code });
     endEnrollConfirm();
-    say(ui.enrollStatus, `Enrolled patient ${r.patientIin}: the patient confirmed the new photo (template ${r.templateId.slice(0, 8)}).`, 'ok');
+    say(ui.enrollStatus, `Enrolled patient ${r.patientIin}: the patient confirmed the new photo (template ${r.templateId.slice(0, 8)}). / Пациент жаңа фотоны растады. / Пациент подтвердил новое фото.`, 'ok');
   } catch (err) {
     if (err.code === 'code_invalid') {
       ui.enrollCode.value = '';
-      say(ui.enrollStatus, `Wrong code: ${err.body && err.body.attemptsLeft} attempt(s) left.`, 'bad');
+      const left = err.body && err.body.attemptsLeft;
+      say(ui.enrollStatus, `Wrong code: ${left} attempt(s) left. / Код қате: ${left} мүмкіндік қалды. / Неверный код: осталось попыток: ${left}.`, 'bad');
       return;
     }
     endEnrollConfirm();
-    say(ui.enrollStatus, `The photo was not replaced: ${errorText(err)}`, 'bad');
+    say(ui.enrollStatus, `The photo was not replaced / Фото ауыстырылмады / Фото не заменено: ${errorText(err)}`, 'bad');
   }
 });
 
