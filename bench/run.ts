@@ -1,5 +1,5 @@
 /**
- * The benchmark suite: `npm run bench` (quick, about three to four minutes), `npm run bench:full` (thorough),
+ * The benchmark suite: `npm run bench` (quick, about five or six minutes), `npm run bench:full` (thorough),
  * `--smoke` (CI: every tool for a second). Progress goes to stderr, the markdown tables to stdout, and the run to
  * bench/results/<date>-<commit>.json and .md (or --out DIR). See bench/README.md for what each figure means.
  */
@@ -15,20 +15,41 @@ import { makeFrames, missingFixture, type BenchFrames } from './lib/frames';
 import { aggregateHttp, httpTargets, runHttpRep, type HttpRep, type HttpTarget } from './lib/http-phase';
 import { collectMeasurements } from './lib/measurements';
 import { runMemory } from './lib/memory-phase';
+import {
+  aggregateOverload,
+  overloadPoints,
+  overloadServerEnv,
+  prepareOverload,
+  runOverloadRep,
+  type OverloadPointSpec,
+  type OverloadRig,
+} from './lib/overload-phase';
 import { runPad } from './lib/pad-phase';
 import { renderMarkdown } from './lib/report';
 import { commitInfo, RESULTS_DIR, writeRun } from './lib/results';
 import { BenchServer } from './lib/server-handle';
 import { latencyOf, median, repeated } from './lib/stats';
 import { suiteFor } from './lib/suite';
-import type { BenchRun, HttpResult, LoadAverages, Mode, PadResult, PeerResult, Suite, Transport, WsPoint, WsResult } from './lib/types';
+import type {
+  BenchRun,
+  HttpResult,
+  LoadAverages,
+  Mode,
+  OverloadResult,
+  PadResult,
+  PeerResult,
+  Suite,
+  Transport,
+  WsPoint,
+  WsResult,
+} from './lib/types';
 import { aggregateWs, LoadGenProcess, type WsRep } from './lib/ws-phase';
 import { intersectionOverUnion } from './peers/ort-chain';
 import { OrtPeer, type OrtRep } from './peers/ort-peer';
 import { runPythonPeer, type PythonPeerAnswer } from './peers/python-peer';
 
 /** Optional phases (--only); the engine alone is always measured: the WebSocket ratio needs it. */
-const PHASES = ['peers', 'memory', 'http', 'ws', 'pad'] as const;
+const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'pad'] as const;
 type Phase = (typeof PHASES)[number];
 /** Patients enrolled on each server; sessions take them in turn. */
 const PATIENTS = 8;
@@ -37,8 +58,9 @@ const USAGE = `Usage: npm run bench [-- OPTIONS]     (quick suite)
        npm run bench:full [-- OPTIONS]
        ts-node --transpile-only bench/run.ts [--quick | --full | --smoke] [--out DIR] [--only LIST]
 
-  --quick      About three to four minutes (default): two for the load, one or two for pad.
-  --full       Every load point: 1, 10, 50, 200 sessions x 5, 10, 15 fps and closed loop, both transports; pad with 50 sessions per class.
+  --quick      About five or six minutes (default): two for the load, two for overload, one or two for pad.
+  --full       Every load point: 1, 10, 50, 200 sessions x 5, 10, 15 fps and closed loop, both transports; overload at
+               1, 2, 5 and 10 x the admission capacity; pad with 50 sessions per class.
   --smoke      Every benchmark for about a second (CI keeps the tools working; the figures mean nothing).
   --out DIR    Where to write <date>-<commit>.json and .md. Default: bench/results.
   --only LIST  Comma list of phases: ${PHASES.join(', ')}. Default: all. The engine alone always runs.
@@ -72,6 +94,7 @@ interface Rig {
   servers: Map<string, BenchServer>;
   patients: string[];
   gen: LoadGenProcess | null;
+  overload: OverloadRig | null;
 }
 
 function markLoad(rig: Pick<Rig, 'load'>, phase: string): void {
@@ -81,15 +104,22 @@ function markLoad(rig: Pick<Rig, 'load'>, phase: string): void {
 /** Which gateway processes the chosen phases need: keys idle-<transport> (memory, HTTP) and load-<transport>. */
 function wantedServers(suite: Suite, phases: Set<Phase>): Array<{ key: string; transport: Transport; env?: Record<string, string> }> {
   const wanted: Array<{ key: string; transport: Transport; env?: Record<string, string> }> = [];
-  // Idle sessions must outlive the memory phase; the load gateways keep the default session timeout.
-  const longTimeout = { SESSION_TIMEOUT_MS: '600000' };
+  // Idle sessions must outlive the memory phase; the load gateways keep the default session timeout. No admission
+  // control: the memory phase holds up to 1,000 sessions open, and the HTTP phase creates sessions as fast as it can.
+  const longTimeout = { SESSION_TIMEOUT_MS: '600000', FACE_SESSIONS_MAX: '0' };
   if (phases.has('http') || phases.has('memory')) wanted.push({ key: 'idle-ws', transport: 'ws', env: longTimeout });
   if (phases.has('memory') && suite.memory.transports.includes('uws')) wanted.push({ key: 'idle-uws', transport: 'uws', env: longTimeout });
   if (phases.has('ws')) {
     // The blink only: the load measures the frame path, and its fixed frames can answer the blink but not the light
     // or the turn (a refused or stalled session is not load). The challenges are measured by the pad phase.
-    const blinkOnly = { BENCH_BLINK_ONLY: '1' };
-    for (const t of new Set(suite.ws.points.map((p) => p.transport))) wanted.push({ key: `load-${t}`, transport: t, env: blinkOnly });
+    // No admission control (FACE_SESSIONS_MAX=0): this phase measures the frame path at every load; the overload
+    // phase measures admission control.
+    const env = { BENCH_BLINK_ONLY: '1', FACE_SESSIONS_MAX: '0' };
+    for (const t of new Set(suite.ws.points.map((p) => p.transport))) wanted.push({ key: `load-${t}`, transport: t, env });
+  }
+  if (phases.has('overload') && suite.overload) {
+    const env = overloadServerEnv(suite.overload);
+    wanted.push({ key: 'overload-on', transport: 'ws', env: env.on }, { key: 'overload-off', transport: 'ws', env: env.off });
   }
   return wanted;
 }
@@ -176,6 +206,7 @@ interface Rounds {
   python: PythonPeerAnswer[];
   http: Map<HttpTarget, HttpRep[]>;
   ws: Map<WsPoint, WsRep[]>;
+  overload: Map<OverloadPointSpec, WsRep[]>;
 }
 
 /**
@@ -183,9 +214,16 @@ interface Rounds {
  * every WebSocket point), so that a change in the machine's load hits every figure alike, shows up as their
  * spread, and each WebSocket repetition has an engine-alone repetition from the same round to be divided by.
  */
-async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[]): Promise<Rounds> {
+async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[], overload: OverloadPointSpec[]): Promise<Rounds> {
   const { suite, phases, frames } = rig;
-  const r: Rounds = { engine: [], ort: [], python: [], http: new Map(targets.map((t) => [t, []])), ws: new Map(points.map((p) => [p, []])) };
+  const r: Rounds = {
+    engine: [],
+    ort: [],
+    python: [],
+    http: new Map(targets.map((t) => [t, []])),
+    ws: new Map(points.map((p) => [p, []])),
+    overload: new Map(overload.map((p) => [p, []])),
+  };
   const idle = rig.servers.get('idle-ws');
   for (let rep = 1; rep <= suite.reps; rep++) {
     markLoad(rig, `round ${rep}`);
@@ -220,6 +258,17 @@ async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[]): Pr
           `analysed ${(w.analysed / w.seconds).toFixed(1)}/s, dropped ${w.received ? Math.round((100 * w.dropped) / w.received) : 0}%, ` +
           `verdicts ${JSON.stringify(w.window.verdicts)}, gateway CPU ${w.server.cpuPercent.toFixed(0)}%, ` +
           `other processes ${w.otherCpuPercent.toFixed(0)}%`,
+      );
+    }
+    for (const p of overload) {
+      const w = await runOverloadRep(rig.gen!, rig.overload!, frames, p);
+      r.overload.get(p)!.push(w);
+      const verdicts = Object.values(w.window.verdicts).reduce((a, b) => a + b, 0);
+      progress(
+        `  overload, admission ${p.admission}, ${p.desks} desks (${p.load} x ${rig.overload!.capacity}): ` +
+          `${(verdicts / w.window.seconds).toFixed(2)} verdicts/s (match ${((w.window.verdicts.match ?? 0) / w.window.seconds).toFixed(2)}/s), ` +
+          `503 ${w.window.admissionRetries}, busy ${w.window.busy}, unfinished ${w.window.unfinished}, ` +
+          `gateway CPU ${w.server.cpuPercent.toFixed(0)}%, other processes ${w.otherCpuPercent.toFixed(0)}%`,
       );
     }
   }
@@ -284,12 +333,14 @@ async function main(): Promise<number> {
     servers: new Map(),
     patients: benchIins(PATIENTS),
     gen: null,
+    overload: null,
   };
   let memory: BenchRun['memory'] = [];
   let pad: PadResult | undefined;
   let rounds: Rounds;
   let targets: HttpTarget[] = [];
   let points: WsPoint[] = [];
+  let overloadSpecs: OverloadPointSpec[] = [];
   let agreement: PeerResult['agreement'];
   try {
     progress('making frames from the fixture photo ...');
@@ -305,11 +356,23 @@ async function main(): Promise<number> {
     rig.servers = await serversStarting;
     progress(`enrolling ${PATIENTS} patients on each gateway ...`);
     await Promise.all(
-      [...rig.servers.values()].map(async (server) => {
-        for (const iin of rig.patients) await enroll(server.base, server.enrollKey, iin, rig.frames.reference);
-      }),
+      [...rig.servers.entries()]
+        .filter(([key]) => !key.startsWith('overload-'))
+        .map(async ([, server]) => {
+          for (const iin of rig.patients) await enroll(server.base, server.enrollKey, iin, rig.frames.reference);
+        }),
     );
-    if (rig.servers.has('load-ws') || rig.servers.has('load-uws')) rig.gen = LoadGenProcess.start();
+    const overloadOn = rig.servers.get('overload-on');
+    const overloadOff = rig.servers.get('overload-off');
+    if (suite.overload && overloadOn && overloadOff) {
+      rig.overload = await prepareOverload(suite.overload, { on: overloadOn, off: overloadOff }, rig.frames);
+      overloadSpecs = overloadPoints(rig.overload);
+      progress(
+        `overload: admission capacity ${rig.overload.capacity} (FACE_SESSIONS_MAX, ${rig.overload.engineWorkers} engine workers); ` +
+          `${rig.overload.patients.length} patients enrolled on both overload gateways`,
+      );
+    }
+    if (rig.servers.has('load-ws') || rig.servers.has('load-uws') || rig.overload) rig.gen = LoadGenProcess.start();
     points = phases.has('ws') ? suite.ws.points.filter((p) => rig.servers.has(`load-${p.transport}`)) : [];
     progress(`warming up the engine's ${engine.options.workers} workers ...`);
     await warmUp(engine, rig.frames.open);
@@ -338,7 +401,7 @@ async function main(): Promise<number> {
       for (const t of targets) if (t.skipped) notes.push(`HTTP ${t.name}: skipped, ${t.skipped}.`);
     }
 
-    rounds = await runRounds(rig, targets, points);
+    rounds = await runRounds(rig, targets, points, overloadSpecs);
   } finally {
     await rig.gen?.close();
     await rig.ort?.close();
@@ -358,6 +421,7 @@ async function main(): Promise<number> {
   const peers: PeerResult[] = phases.has('peers') ? [ortResult(rig, rounds.ort, agreement), pythonResult(rounds.python)] : [];
   const http: HttpResult[] = targets.map((t) => aggregateHttp(t, rounds.http.get(t) ?? []));
   const ws: WsResult[] = points.map((p) => aggregateWs(p, rounds.ws.get(p)!, rounds.engine));
+  const overload: OverloadResult | undefined = rig.overload ? aggregateOverload(rig.overload, rounds.overload) : undefined;
   if (!phases.has('memory')) memory = [];
 
   notes.push(
@@ -368,12 +432,20 @@ async function main(): Promise<number> {
       '(overloaded sessions fail, and would otherwise lock their patients out), SQLite in a fresh temporary folder, ' +
       `LOG_LEVEL=warn, and otherwise the defaults; ${PATIENTS} patients enrolled with the same face.`,
   );
+  if (overload) {
+    notes.push(
+      `The overload gateways (\`ws\`, blink only, each its own process) differ in FACE_SESSIONS_MAX alone: ` +
+        `${overload.capacity} (admission on${suite.overload?.capacity === undefined ? ', the default' : ''}) and 0 (off). ` +
+        'Their desks honour Retry-After (retryAfterMs) as a desk would, and have a patient each.',
+    );
+  }
   if (ws.length) {
     notes.push(
       'The WebSocket load gateways ran every session with the blink as its only challenge (the default is light,blink; ' +
         'the service refuses a blink alone as a setting, so the benchmark\'s gateway process sets it itself): the load ' +
         'measures the frame path with fixed frames that can blink but cannot answer the light or a turn. The ' +
-        'challenges\' cost and accuracy are in the pad phase.',
+        'challenges\' cost and accuracy are in the pad phase. They run without admission control ' +
+        '(FACE_SESSIONS_MAX=0), so that every load point streams all its sessions; the overload phase measures it.',
     );
   }
   const finishedAt = new Date();
@@ -401,6 +473,7 @@ async function main(): Promise<number> {
     ws,
     memory,
     ...(pad ? { pad } : {}),
+    ...(overload ? { overload } : {}),
     notes,
   };
   const run: BenchRun = { ...partial, measurements: collectMeasurements(partial) };

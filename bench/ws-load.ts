@@ -27,6 +27,11 @@ export interface LoadConfig {
   probeIntervalMs: number;
   /** How long the eyes stay shut after blink_now. */
   blinkMs: number;
+  /**
+   * How long after blink_now (or blink_again) the eyes shut: a person's reaction time. 0 (the default): at once, in
+   * the frame after the prompt.
+   */
+  reactionMs?: number;
 }
 
 export type LoadRequest =
@@ -55,6 +60,17 @@ export interface LoadWindow {
   /** Closes without a verdict, by code. */
   closes: Record<string, number>;
   cpuPercent: number;
+  /**
+   * POST /sessions answers that told the desk to come back later (503 or 429 with Retry-After or retryAfterMs): the
+   * generator waits that long and asks again for the same patient, as a desk would.
+   */
+  admissionRetries: number;
+  /** A patient's first POST /sessions to the POST that admitted them (0 when admitted at once), ms. */
+  admissionWait: string;
+  /** Patients waiting to be admitted (between a refusal and its retry) when the window closed. */
+  waitingAdmission: number;
+  /** A patient's first POST /sessions (admission waits included) to the verdict, ms. */
+  visitToVerdict: string;
 }
 
 export type LoadReply =
@@ -82,6 +98,9 @@ interface Window {
   sessionSetup: Histogram;
   probe: Histogram;
   lag: Histogram;
+  admissionRetries: number;
+  admissionWait: Histogram;
+  visitToVerdict: Histogram;
 }
 
 function newWindow(): Window {
@@ -100,6 +119,9 @@ function newWindow(): Window {
     sessionSetup: newHistogram(),
     probe: newHistogram(),
     lag: newHistogram(),
+    admissionRetries: 0,
+    admissionWait: newHistogram(),
+    visitToVerdict: newHistogram(),
   };
 }
 
@@ -116,6 +138,8 @@ interface Session {
   closedUntil: number;
   pausedUntil: number;
   probeSentAt: number;
+  /** The patient's first POST /sessions (performance.now()). */
+  visitStartedAt: number;
   timers: NodeJS.Timeout[];
 }
 
@@ -123,6 +147,8 @@ class LoadGenerator {
   private running = true;
   private window = newWindow();
   private readonly sessions = new Set<Session>();
+  /** Patients between an admission refusal and its retry. */
+  private waiting = 0;
 
   constructor(
     private readonly config: LoadConfig,
@@ -173,6 +199,10 @@ class LoadGenerator {
       refusals: w.refusals,
       closes: w.closes,
       cpuPercent: seconds > 0 ? ((cpu.user + cpu.system) / 1e6 / seconds) * 100 : 0,
+      admissionRetries: w.admissionRetries,
+      admissionWait: encodeHistogram(w.admissionWait),
+      waitingAdmission: this.waiting,
+      visitToVerdict: encodeHistogram(w.visitToVerdict),
     };
   }
 
@@ -213,15 +243,34 @@ class LoadGenerator {
     }
   }
 
-  /** One session from POST /sessions to its close: how it ended. */
+  /**
+   * One session from POST /sessions to its close: how it ended. A refusal that says when to come back (the gateway's
+   * admission control: 503 with Retry-After) is waited out and asked again, for the same patient, as a desk would.
+   */
   private async runSession(iin: string): Promise<'verdict' | 'closed' | 'refused'> {
-    const t0 = performance.now();
-    const answer = await createSession(this.config.base, this.config.apiKey, iin);
-    if (!this.running) return 'closed';
+    const visitStartedAt = performance.now();
+    let t0 = visitStartedAt;
+    let answer = await createSession(this.config.base, this.config.apiKey, iin);
+    while (this.running && !answer.ok && answer.retryAfterMs !== undefined) {
+      bump(this.window.refusals, answer.code);
+      this.window.admissionRetries++;
+      this.waiting++;
+      await sleep(answer.retryAfterMs).finally(() => this.waiting--);
+      if (!this.running) return 'closed';
+      t0 = performance.now();
+      answer = await createSession(this.config.base, this.config.apiKey, iin);
+    }
+    if (!this.running) {
+      // Stopped while the token was on its way: use it and close at once, so that it holds no place of the gateway's
+      // admission control into the next load point.
+      if (answer.ok) await discard(answer.session);
+      return 'closed';
+    }
     if (!answer.ok) {
       bump(this.window.refusals, answer.code);
       return 'refused';
     }
+    recordMs(this.window.admissionWait, t0 - visitStartedAt);
     this.window.sessionsStarted++;
     const ws = new WebSocket(answer.session.wsUrl, answer.session.protocols, { perMessageDeflate: false });
     const s: Session = {
@@ -233,6 +282,7 @@ class LoadGenerator {
       closedUntil: 0,
       pausedUntil: 0,
       probeSentAt: 0,
+      visitStartedAt,
       timers: [],
     };
     this.sessions.add(s);
@@ -267,7 +317,7 @@ class LoadGenerator {
         if (this.config.probeIntervalMs > 0) this.probeLoop(s);
         break;
       case 'guidance':
-        if (msg.code === 'blink_now') s.closedUntil = now + this.config.blinkMs;
+        if (msg.code === 'blink_now' || msg.code === 'blink_again') this.blink(s, now);
         break;
       case 'busy':
         this.window.busy++;
@@ -286,8 +336,21 @@ class LoadGenerator {
         s.timers.forEach(clearTimeout);
         bump(this.window.verdicts, msg.result ?? 'unknown');
         if (s.firstFrameAt > 0) recordMs(this.window.timeToVerdict, now - s.firstFrameAt);
+        recordMs(this.window.visitToVerdict, now - s.visitStartedAt);
         break;
     }
+  }
+
+  /** Shuts the eyes for blinkMs, reactionMs after the prompt (at once without one). */
+  private blink(s: Session, promptedAt: number): void {
+    const reaction = this.config.reactionMs ?? 0;
+    if (reaction <= 0) {
+      s.closedUntil = promptedAt + this.config.blinkMs;
+      return;
+    }
+    s.timers[2] = setTimeout(() => {
+      s.closedUntil = performance.now() + this.config.blinkMs;
+    }, reaction);
   }
 
   /** Sends one frame: the eyes shut while a blink lasts, open otherwise. */
@@ -352,6 +415,20 @@ interface ServerMessage {
   code?: string;
   result?: string;
   retryAfterMs?: number;
+}
+
+/** Opens a session's WebSocket and closes it as soon as it is open (or gives up after 2 s). */
+function discard(session: { wsUrl: string; protocols: string[] }): Promise<void> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(session.wsUrl, session.protocols, { perMessageDeflate: false });
+    const timer = setTimeout(() => ws.terminate(), 2000);
+    ws.on('open', () => ws.close(1000, 'bench over'));
+    ws.on('error', () => undefined); // a close event follows
+    ws.on('close', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
 }
 
 function sleep(ms: number): Promise<void> {

@@ -6,14 +6,15 @@
  *   const run = identify({
  *     video: document.querySelector('video'),              // optional preview
  *     getSession: () => postJson('/sessions', {...}),      // {wsUrl, protocols, expiresAt, sessionId}; see below
- *     onGuidance: (g) => (hint.textContent = g.message),   // {code, progress, message}
+ *     onGuidance: (g) => (hint.textContent = g.message),   // {code, progress, message, windowMs?, box?}
  *   });
  *   const verdict = await run.done;                         // the server's verdict message, or null if cancelled
  *
- * Flow: getUserMedia at a low resolution (320x240 ideal; a larger camera image is scaled down), draw the frame to a
- * canvas, encode JPEG with canvas.toBlob, prepend the 20-byte frame header and send one binary message per frame at
- * the target fps. `busy` from the server pauses sending for retryAfterMs. When the verdict arrives the camera is
- * released (its tracks stopped).
+ * Flow: getSession first (a patient the server turns away never sees the camera start), then getUserMedia at a low
+ * resolution (320x240 ideal; a larger camera image is scaled down), draw the frame to a canvas, encode JPEG with
+ * canvas.toBlob, prepend the 20-byte frame header and send one binary message per frame at the target fps. `busy`
+ * from the server pauses sending for retryAfterMs. When the verdict arrives the camera is released (its tracks
+ * stopped).
  *
  * Liveness: the first message is `hello` with the challenges this page can run (`capabilities`: blink and turn
  * always, light when it has a screen facing the patient) and the camera's label with a hash of its deviceId. The
@@ -27,12 +28,12 @@
  * network stack) are beyond a page's reach.
  *
  * Reconnecting: session tokens are single use, so a dropped connection cannot be reopened with the same token.
- * Pass `getSession` (called once at the start, and again for each reconnect) instead of a fixed `session`: when the
- * connection drops before a verdict (close codes 1001, 1006, 1011, 1012, 1013), the client waits (0.5 s, 1 s, 2 s...),
- * asks the page for a fresh session and streams again, keeping the camera open. It does so at most `maxReconnects`
- * times and only while the first session's token would still be valid (its `expiresAt`), so a reconnect stays
- * within the lifetime the operator started. Other close codes (a refused token or Origin, a protocol error, a
- * finished session) are final.
+ * Pass `getSession` (called once at the start, before the camera opens, and again for each reconnect) instead of a
+ * fixed `session`: when the connection drops before a verdict (close codes 1001, 1006, 1011, 1012, 1013), the client
+ * waits (0.5 s, 1 s, 2 s...), asks the page for a fresh session and streams again, keeping the camera open. It does
+ * so at most `maxReconnects` times and only while the first session's token would still be valid (its `expiresAt`),
+ * so a reconnect stays within the lifetime the operator started. Other close codes (a refused token or Origin, a
+ * protocol error, a finished session) are final.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -40,23 +41,28 @@ export const FRAME_HEADER_BYTES = 20;
 /** Byte 3 of the frame header. */
 export const FRAME_FORMATS = Object.freeze({ jpeg: 0, rgba: 1, bgr: 2, i420: 3 });
 
-/** What to tell the patient for each guidance code (pass `messages` to translate). */
+/**
+ * What to tell the patient for each guidance code, in English (pass `messages` to translate; the demo's
+ * dictionaries, client/locales/<lang>.json, have these texts in Kazakh and Russian under `guidance.<code>`).
+ */
 export const GUIDANCE_MESSAGES = Object.freeze({
   no_face: 'No face in view: sit in front of the camera.',
   multiple_faces: 'Only the patient should face the camera.',
   too_far: 'Move closer to the camera.',
-  too_dark: 'More light on the face, please.',
+  too_dark: 'Not enough light on your face: turn towards the window or a lamp, or switch on the light.',
   blurry: 'Hold still (or clean the lens).',
   look_at_camera: 'Look straight at the camera.',
   hold_still: 'Good. Hold still.',
   blink_now: 'Blink now.',
+  // The first blink window passed without a blink: one more chance.
+  blink_again: 'Blink once more, please.',
   // The liveness challenges (the patient's own left and right).
-  turn_left: 'Turn your head to your left, then back to the camera. · Басыңызды солға бұрып, камераға қайта қараңыз. · Поверните голову влево, затем снова посмотрите в камеру.',
-  turn_right: 'Turn your head to your right, then back to the camera. · Басыңызды оңға бұрып, камераға қайта қараңыз. · Поверните голову вправо, затем снова посмотрите в камеру.',
-  watch_screen: 'Look at the screen: it will change colour for a moment. · Экранға қараңыз: ол бір сәтке түсін өзгертеді. · Смотрите на экран: он ненадолго сменит цвет.',
+  turn_left: 'Turn your head to your left, then back to the camera.',
+  turn_right: 'Turn your head to your right, then back to the camera.',
+  watch_screen: 'Look at the screen: it will change colour for a moment.',
 });
 
-/** A short line for each verdict result (pass `verdictMessages` to translate). */
+/** A short line for each verdict result, in English (pass `verdictMessages` to translate; `verdict.<result>`). */
 export const VERDICT_MESSAGES = Object.freeze({
   match: 'Match: identity confirmed.',
   no_match: 'No match: this is not the enrolled patient.',
@@ -69,21 +75,24 @@ export const VERDICT_MESSAGES = Object.freeze({
   locked_out: 'Locked out: too many wrong codes.',
 });
 
-/** Why liveness failed: the verdict's `reason` code, in words (pass `reasonMessages` to translate). */
+/**
+ * Why liveness failed: the verdict's `reason` code, in English words (pass `reasonMessages` to translate;
+ * `reason.<code>`).
+ */
 export const REASON_MESSAGES = Object.freeze({
-  no_blink: 'No blink when asked. · Сұралғанда көз жыпылықтамады. · Пациент не моргнул по просьбе.',
-  light_not_shown: 'The screen colours were not shown in time. · Экран түстері уақытында көрсетілмеді. · Цвета на экране не были показаны вовремя.',
-  light_out_of_order: 'The screen colours were not shown as asked. · Экран түстері сұралғандай көрсетілмеді. · Цвета на экране показаны не так, как требовалось.',
-  light_late: 'The screen colours were shown too late. · Экран түстері тым кеш көрсетілді. · Цвета на экране показаны слишком поздно.',
-  light_no_response: 'The face did not reflect the screen colours. · Бет экран түстерін шағылыстырмады. · Лицо не отразило цвета экрана.',
-  light_uniform: 'The face reflected the colours no more than its background (a tint or a flat picture). · Бет түстерді артқы фоннан артық шағылыстырмады (бояу немесе жалпақ сурет). · Лицо отразило цвета не сильнее фона (подкраска или плоское изображение).',
-  light_flat: 'The face reflected the colours evenly, like a flat picture. · Бет түстерді жалпақ сурет сияқты біркелкі шағылыстырды. · Лицо отразило цвета равномерно, как плоское изображение.',
-  turn_missing: 'The head did not turn as asked. · Бас сұралғандай бұрылмады. · Голова не повернулась, как требовалось.',
-  turn_early: 'The head turned before being asked. · Бас сұраудан бұрын бұрылды. · Голова повернулась до просьбы.',
-  turn_flat: 'The head turn looked like a flat picture moving. · Бастың бұрылуы қозғалған жалпақ суретке ұқсады. · Поворот головы выглядел как движение плоского изображения.',
-  passive_low: 'The passive liveness model refused the face. · Пассивті тірілік моделі бетті қабылдамады. · Пассивная модель живости отклонила лицо.',
-  virtual_camera: 'The camera is a virtual (software) camera. · Камера виртуалды (бағдарламалық). · Камера виртуальная (программная).',
-  client_unsupported: 'This page cannot run the liveness checks this desk requires. · Бұл бет осы орынға қажетті тірілік тексерулерін орындай алмайды. · Эта страница не может выполнить проверки живости, нужные этому рабочему месту.',
+  no_blink: 'No blink when asked.',
+  light_not_shown: 'The screen colours were not shown in time.',
+  light_out_of_order: 'The screen colours were not shown as asked.',
+  light_late: 'The screen colours were shown too late.',
+  light_no_response: 'The face did not reflect the screen colours.',
+  light_uniform: 'The face reflected the colours no more than its background (a tint or a flat picture).',
+  light_flat: 'The face reflected the colours evenly, like a flat picture.',
+  turn_missing: 'The head did not turn as asked.',
+  turn_early: 'The head turned before being asked.',
+  turn_flat: 'The head turn looked like a flat picture moving.',
+  passive_low: 'The passive liveness model refused the face.',
+  virtual_camera: 'The camera is a virtual (software) camera.',
+  client_unsupported: 'This page cannot run the liveness checks this desk requires.',
 });
 
 /** The liveness challenges a client can run (hello `capabilities`). */
@@ -100,11 +109,7 @@ const CLOSE_ERRORS = {
   4003: ['origin_forbidden', 'The server does not accept sessions from this page (WS_ALLOWED_ORIGINS).'],
   4008: ['protocol_error', 'The server refused a message as malformed.'],
   4010: ['session_finished', 'The session was already finished.'],
-  4029: [
-    'attempts_exceeded',
-    "The patient's face attempts are used up: identify with the six-digit code. / Бет бойынша талпыныстар таусылды: " +
-      'алты таңбалы кодпен сәйкестендіріңіз. / Попытки по лицу исчерпаны: идентифицируйте по шестизначному коду.',
-  ],
+  4029: ['attempts_exceeded', "The patient's face attempts are used up: identify with the six-digit code."],
 };
 
 /** An error with a stable `code` (camera_denied, camera_not_found, token_invalid, connection_lost, ...). */
@@ -306,16 +311,20 @@ export const LIGHT_OVERLAY_ATTRIBUTE = 'data-faceid-light';
  * When the page is hidden, the browser runs no frames: nothing is shown and nothing is reported (the colours
  * cannot light a face from a hidden page anyway).
  *
- * `document`: another document to paint in (e.g. a window on a patient-facing monitor). `signal`: an AbortSignal;
- * aborting removes the overlay and rejects with an AbortError.
+ * `document`: another document to paint in (e.g. a window on a patient-facing monitor). `parent`: the element to
+ * paint in (its document is then the one painted; default: the body), e.g. a patient-facing view that may be in full
+ * screen, where only its own descendants are seen; the overlay still covers the whole viewport (position fixed: a
+ * parent must not be, or sit in, a transformed, filtered or contained box).
+ * `signal`: an AbortSignal; aborting removes the overlay and rejects with an AbortError.
  */
-export function showLightOverlay(colours, { document: doc = globalThis.document, signal } = {}) {
+export function showLightOverlay(colours, { document: givenDoc, parent = null, signal } = {}) {
   return new Promise((resolve, reject) => {
     const list = checkColours(colours);
     if (!list) {
       reject(new TypeError('The light challenge needs colours: [{rgb: [r, g, b], ms}] with 0-255 values and ms > 0.'));
       return;
     }
+    const doc = (parent && parent.ownerDocument) || givenDoc || globalThis.document;
     const win = doc.defaultView;
     const overlay = doc.createElement('div');
     overlay.setAttribute(LIGHT_OVERLAY_ATTRIBUTE, '');
@@ -374,7 +383,7 @@ export function showLightOverlay(colours, { document: doc = globalThis.document,
         if (applied < list.length) {
           const [r, g, b] = list[applied].rgb;
           st.backgroundColor = `rgb(${r}, ${g}, ${b})`;
-          if (applied === 0) (doc.body || doc.documentElement).append(overlay);
+          if (applied === 0) (parent || doc.body || doc.documentElement).append(overlay);
         } else {
           overlay.remove();
         }
@@ -434,21 +443,24 @@ const DEFAULTS = {
  *
  * Options:
  * - `getSession(info)`: async, returns `{wsUrl, protocols, expiresAt?, sessionId?}` (the answer of POST /sessions).
- *   Called once the camera is ready, and again for each reconnect (`info = {attempt, closeCode, previousSessionId}`).
+ *   Called first, before the camera opens (so a refused session, e.g. `attempts_exceeded` or `no_template`, never
+ *   starts it), and again for each reconnect (`info = {attempt, closeCode, previousSessionId}`).
  * - `session`: a fixed session instead of getSession (no reconnects).
  * - `video`: a <video> to show the camera in (mirror it with CSS if you like). `stream`: an open MediaStream.
  * - `fps`, `jpegQuality`, `maxWidth`, `maxHeight`, `camera`, `maxReconnects`, `releaseCamera`.
  * - Texts: `messages` (guidance), `verdictMessages`, `reasonMessages`, merged over the English tables above.
  * - Liveness challenges: `showLight` (see DEFAULTS). `cameraInfo`: `{label, deviceIdHash}` (or `{label, deviceId}`,
  *   hashed here) to report instead of the stream's own camera (tests, or a page that knows better).
- * - Callbacks: `onState(state, detail)` (camera, connecting, streaming, reconnecting, finished, failed, cancelled),
- *   `onGuidance({code, progress, message})`, `onChallenge(challenge)` (the server's challenge message: kind
- *   `light` or `turn`), `onBusy(retryAfterMs)`, `onServerError({code, message, seq})`,
- *   `onVerdict(verdict, {message, reason})` (the server's verdict and its texts), `onFrame(seq)`.
+ * - Callbacks: `onState(state, detail)` (session (getSession only), camera, connecting, streaming, reconnecting,
+ *   finished, failed, cancelled), `onGuidance({code, progress, message, windowMs?, box?})` (windowMs and box as the
+ *   server sent them), `onChallenge(challenge)` (the server's challenge message: kind `light` or `turn`),
+ *   `onBusy(retryAfterMs)`, `onServerError({code, message, seq})`, `onVerdict(verdict, {message, reason})` (the
+ *   server's verdict and its texts), `onFrame(seq)`.
  *
  * Challenges: `light` fills the screen with the server's colours (frames keep flowing meanwhile), then reports
  * `light_shown` with the times each colour was painted; `turn` asks the patient (onGuidance turn_left/turn_right)
- * to turn the head to their own left or right; `blink_now` guidance asks for a blink.
+ * to turn the head to their own left or right; `blink_now` guidance asks for a blink (`blink_again` once more when
+ * the first window passed without one).
  */
 export function identify(options) {
   const run = new Identification(options);
@@ -490,6 +502,8 @@ export class Identification {
     this.timer = null;
     this.ownsVideo = false;
     this.streaming = false;
+    /** stopCamera() was called: no frame is sent any more. */
+    this.cameraStopped = false;
     this.ended = false;
     this.done = new Promise((resolve, reject) => {
       this.resolveDone = resolve;
@@ -499,22 +513,29 @@ export class Identification {
 
   async start() {
     try {
+      // The session first, the camera after: a patient the server turns away (an invalid IIN, no face attempts
+      // left, no reference photo) is never filmed, and the camera light never comes on for nothing.
+      let session = this.options.session;
+      if (!session) {
+        this.setState('session');
+        session = await this.options.getSession({ attempt: 0, closeCode: null, previousSessionId: null });
+        if (this.ended) return;
+      }
+      const expires = session && session.expiresAt ? Date.parse(session.expiresAt) : NaN;
+      this.deadline = Number.isFinite(expires) ? expires : Date.now() + 180_000;
       this.setState('camera');
       this.stream = this.options.stream || (await openCamera(this.options.camera));
-      if (this.ended) return this.cleanup();
+      if (this.ended || this.cameraStopped) return this.cleanup();
       this.ownsVideo = !this.options.video;
       this.video = await attachVideo(this.stream, this.options.video);
       this.grabber = new FrameGrabber(this.video, { maxWidth: this.options.maxWidth, maxHeight: this.options.maxHeight });
       this.camera = await this.cameraReport();
       if (this.ended) return this.cleanup();
-      const session = this.options.session || (await this.options.getSession({ attempt: 0, closeCode: null, previousSessionId: null }));
-      if (this.ended) return;
-      const expires = session && session.expiresAt ? Date.parse(session.expiresAt) : NaN;
-      this.deadline = Number.isFinite(expires) ? expires : Date.now() + 180_000;
       this.connect(session);
     } catch (err) {
-      // Errors of getSession keep their own code (e.g. attempts_exceeded from POST /sessions).
-      this.fail(err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err)));
+      // Errors of getSession keep their own code (e.g. attempts_exceeded or no_template from POST /sessions), and
+      // the error itself as `cause` (its body, e.g. `codeAvailable`).
+      this.fail(err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err), { cause: err }));
     }
   }
 
@@ -553,6 +574,19 @@ export class Identification {
     this.cleanup();
     this.setState('cancelled');
     this.resolveDone(null);
+  }
+
+  /**
+   * Stops sending frames and releases the camera at once, the connection staying open: for a page that must tell
+   * the server something before the run ends (e.g. the patient's refusal, which the server answers by closing the
+   * session). `cancel()`, or the server's close, then ends the run as usual.
+   */
+  stopCamera() {
+    if (this.ended) return;
+    this.cameraStopped = true;
+    this.stopStreaming();
+    this.stopLight();
+    this.releaseCameraNow();
   }
 
   connect(session) {
@@ -606,7 +640,7 @@ export class Identification {
         break;
       case 'guidance':
         if (typeof m.progress === 'number') this.progress = m.progress;
-        this.guide(m.code);
+        this.guide(m.code, m);
         break;
       case 'challenge':
         this.call('onChallenge', m);
@@ -638,8 +672,15 @@ export class Identification {
     return { message: this.verdictMessages[v.result] || v.result, reason };
   }
 
-  guide(code) {
-    this.call('onGuidance', { code, progress: this.progress, message: this.messages[code] || code });
+  /**
+   * onGuidance's argument: `{code, progress, message}`, plus the server message's `windowMs` (ms left in the
+   * current challenge) and `box` ({x, y, width, height}, 0..1 of the frame) as they came, when it had them.
+   */
+  guide(code, m = null) {
+    const g = { code, progress: this.progress, message: this.messages[code] || code };
+    if (m && m.windowMs !== undefined) g.windowMs = m.windowMs;
+    if (m && m.box !== undefined) g.box = m.box;
+    this.call('onGuidance', g);
   }
 
   /**
@@ -741,7 +782,7 @@ export class Identification {
 
   schedule(delay) {
     clearTimeout(this.timer);
-    if (this.streaming) this.timer = setTimeout(() => void this.tick(), Math.max(0, delay));
+    if (this.streaming && !this.cameraStopped) this.timer = setTimeout(() => void this.tick(), Math.max(0, delay));
   }
 
   async tick() {

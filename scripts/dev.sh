@@ -6,7 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 say() { echo "setup: $*" >&2; }
 
-APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium)
+# haproxy: the load balancer of scripts/fleet.sh and of the fleet fault test (test/fleet.e2e.test.ts).
+APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium haproxy)
 ADDON=native/build/Release/faceid.node
 
 setup_apt() {

@@ -11,11 +11,16 @@ export interface CreateAppOptions {
   config?: Config;
   /** Default: a JsonLogger at config.LOG_LEVEL. */
   logger?: LoggerService;
+  /**
+   * Nest's handling of SIGTERM/SIGINT: close at once, then end by the signal (default true, for tests and tools).
+   * main.ts turns it off and drains first (stopOnSignals in src/fleet).
+   */
+  shutdownHooks?: boolean;
 }
 
 /**
  * Builds the application without listening, for main.ts and the e2e tests alike.
- * The engine opens on `app.init()` / `app.listen()` and closes on `app.close()` or SIGTERM/SIGINT.
+ * The engine opens on `app.init()` / `app.listen()` and closes on `app.close()` or SIGTERM/SIGINT (see shutdownHooks).
  */
 export async function createApp(options: CreateAppOptions = {}): Promise<NestExpressApplication> {
   const config = options.config ?? loadConfig(process.env);
@@ -28,6 +33,6 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestExp
   // req.ip: the peer, or what a trusted proxy (TRUSTED_PROXIES) forwarded; rate limits per address depend on it.
   const trusted = compileTrustedProxies(config.TRUSTED_PROXIES);
   app.set('trust proxy', (address: string) => trusted(address));
-  app.enableShutdownHooks();
+  if (options.shutdownHooks !== false) app.enableShutdownHooks();
   return app;
 }

@@ -6,6 +6,7 @@ import { DemoModule } from './demo';
 import { EnrollmentModule } from './enrollment';
 import { EventsModule } from './events';
 import { EngineModule } from './engine';
+import { FleetModule } from './fleet';
 import { HealthModule } from './health/health.module';
 import { HttpModule } from './http';
 import { IdentificationModule } from './identification';
@@ -21,7 +22,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
+      imports: [ConfigModule.forRoot(config), StorageModule, FleetModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
     };
   }
 }

@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { createApp } from './app.factory';
 import { ConfigError, loadConfig } from './config';
+import { stopOnSignals } from './fleet';
 import { JsonLogger } from './json-logger';
 
 async function main(): Promise<void> {
@@ -10,7 +11,9 @@ async function main(): Promise<void> {
   try {
     const config = loadConfig(process.env);
     logger = new JsonLogger(config.LOG_LEVEL);
-    app = await createApp({ config, logger });
+    // SIGTERM/SIGINT drain first (no new sessions, the running ones finish within DRAIN_TIMEOUT_S), then exit 0.
+    app = await createApp({ config, logger, shutdownHooks: false });
+    stopOnSignals(app, logger);
     await app.listen(config.PORT, config.HOST);
     logger.log(`Listening on ${await app.getUrl()}`, 'Bootstrap');
   } catch (err) {

@@ -113,6 +113,23 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     }
   });
 
+  it('ran the overload phase against a gateway with admission control and one without', () => {
+    const o = result.overload!;
+    expect(o.capacity).toBe(result.suite.overload!.capacity);
+    expect(o.points.map((p) => `${p.admission} ${p.desks}`)).toEqual(
+      result.suite.overload!.loads.flatMap((load) => [`off ${load * o.capacity}`, `on ${load * o.capacity}`]),
+    );
+    for (const p of o.points) {
+      expect(p.analysedPerS.value).toBeGreaterThan(0);
+      expect(finiteNonNegative(p.verdictsPerS.value)).toBe(true);
+      expect(finiteNonNegative(p.goodputPerS.value)).toBe(true);
+      // Only the gateway with admission control refuses desks.
+      if (p.admission === 'off') expect(p.refusals).toEqual({});
+      else expect(Object.keys(p.refusals).filter((code) => code !== 'capacity_exceeded')).toEqual([]);
+    }
+    expect(fs.readFileSync(mdFile, 'utf8')).toContain('## Overload: admission control and goodput');
+  });
+
   it('counted RSS with idle sessions open', () => {
     const mem = result.memory.find((m) => m.transport === 'ws')!;
     expect(mem.levels.map((l) => l.sessions)).toEqual(result.suite.memory.levels);

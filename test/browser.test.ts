@@ -36,6 +36,17 @@ import {
 const CHROMIUM = process.env.FACEID_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOTS = path.join(__dirname, '..', 'test-results', 'screenshots');
 const DEMO_PNG = path.join(__dirname, '..', 'docs', 'demo.png');
+const LOCALES = path.join(__dirname, '..', 'client', 'locales');
+
+/** The desk's languages, the browser language that picks each, and the README screenshot of each (UPDATE_DEMO_PNG=1). */
+const DESK_LANGUAGES = [
+  { lang: 'kk', locale: 'kk-KZ', png: path.join(__dirname, '..', 'docs', 'demo-kk.png') },
+  { lang: 'ru', locale: 'ru-KZ', png: path.join(__dirname, '..', 'docs', 'demo-ru.png') },
+  { lang: 'en', locale: 'en-US', png: null },
+];
+
+/** A language's dictionary (client/locales/<lang>.json): the texts the page must show. */
+const dictionary = (lang: string) => JSON.parse(fs.readFileSync(path.join(LOCALES, `${lang}.json`), 'utf8')) as Record<string, string>;
 
 function skipReason(): string | null {
   const fixtures = missingFixturesReason();
@@ -82,7 +93,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
   let base: string;
   let dataDir: string;
   let apiKey: string;
+  let faceAttemptsMax: number;
   let reference: Buffer; // the enrolled patient's reference photo (a 640x480 JPEG)
+  let otherReference: Buffer; // somebody else's photo: the patient in front of the camera does not match it
   const people = new Map<'patient' | 'other', StandInFrames>();
   let browser: Browser | null = null;
   const contexts: BrowserContext[] = [];
@@ -107,7 +120,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     };
     delete env.DATABASE_URL;
     delete env.WS_TRANSPORT;
-    app = await createApp({ config: loadConfig(env) });
+    const config = loadConfig(env);
+    faceAttemptsMax = config.FACE_ATTEMPTS_MAX;
+    app = await createApp({ config });
     await app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(app.getHttpServer().address() as { port: number }).port}`;
 
@@ -122,6 +137,13 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     people.set('patient', await standInFrames(engine, 2));
     people.set('other', await standInFrames(engine, 3));
     reference = await webcamJpeg(2, { width: 640, height: 480 });
+    otherReference = await webcamJpeg(4, { width: 640, height: 480 });
+  });
+
+  // Each test's browser contexts close with it: their pages' event feeds hold connections on the one workstation key,
+  // which the gateway caps per key.
+  afterEach(async () => {
+    for (const c of contexts.splice(0)) await c.close().catch(() => undefined);
   });
 
   afterAll(async () => {
@@ -162,9 +184,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
 
   async function openDemo(
     camera: Camera,
-    options: { key?: boolean; before?: (page: Page) => Promise<void> } = {},
+    options: { key?: boolean; before?: (page: Page) => Promise<void>; locale?: string } = {},
   ): Promise<DemoPage> {
-    const context = await (await chromium()).newContext({ viewport: { width: 1280, height: 720 } });
+    // The browser's language (navigator.languages): the page's default language. English unless a test says.
+    const context = await (await chromium()).newContext({ viewport: { width: 1280, height: 720 }, locale: options.locale ?? 'en-US' });
     contexts.push(context);
     let standIn: StandInConfig | undefined;
     if (camera !== 'chromium') {
@@ -193,6 +216,7 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     page.on('pageerror', (e) => problems.push(e.message));
     await options.before?.(page); // e.g. WebSocket routes: they apply to sockets of pages loaded after them
     await page.goto(`${base}/`);
+    await page.waitForSelector('body[data-ready="true"]'); // the dictionary is loaded and the texts are in
     if (options.key !== false) {
       await page.fill('#api-key', apiKey);
       await page.click('#save-key');
@@ -207,12 +231,34 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
   }
 
-  async function enrollByFile(page: Page, iin: string): Promise<void> {
+  async function enrollByFile(page: Page, iin: string, photo: Buffer = reference): Promise<void> {
     await page.fill('#iin', iin);
-    await page.setInputFiles('#enroll-file', { name: 'reference.jpg', mimeType: 'image/jpeg', buffer: reference });
+    await page.setInputFiles('#enroll-file', { name: 'reference.jpg', mimeType: 'image/jpeg', buffer: photo });
     await page.click('#enroll-upload');
     await page.waitForSelector('#enroll-status.ok, #enroll-status.bad');
-    expect(await page.textContent('#enroll-status')).toContain(`Enrolled patient ${iin}`);
+    const text = (await page.textContent('#enroll-status'))!;
+    expect({ ok: await page.isVisible('#enroll-status.ok'), text }).toEqual({ ok: true, text: expect.stringContaining(iin) });
+    if ((await page.getAttribute('html', 'lang')) === 'en') expect(text).toContain(`Enrolled patient ${iin}`);
+  }
+
+  const AXE_SOURCE = fs.readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+  /** Where the page loads axe-core from: a same-origin URL the test answers, so the page's CSP stays as it is. */
+  const AXE_URL = '/__test__/axe.min.js';
+
+  /** axe-core over the whole page as it is now: no serious or critical violation. */
+  async function expectAccessible(page: Page, label: string): Promise<void> {
+    if ((await page.evaluate('typeof window.axe')) !== 'object') {
+      await page.route(`**${AXE_URL}`, (route) => route.fulfill({ body: AXE_SOURCE, contentType: 'text/javascript; charset=utf-8' }));
+      await page.addScriptTag({ url: AXE_URL });
+    }
+    const violations = (await page.evaluate(`axe.run(document, { resultTypes: ['violations'] }).then((r) =>
+      r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ')) })))`)) as Array<{
+      id: string;
+      impact: string | null;
+      nodes: string[];
+    }>;
+    const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    expect({ label, serious }).toEqual({ label, serious: [] });
   }
 
   /** Records every guidance code the page shows (they change faster than a test polls). */
@@ -304,11 +350,12 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
 
   const cameraRequests = (page: Page) => page.evaluate('window.cameraRequests') as Promise<number>;
 
-  /** The session id the page shows ("session <id> ..."). */
+  /** The session id the page shows ("session <id> ...", in the page's language; also its data-session-id). */
   async function shownSessionId(page: Page): Promise<string> {
-    const m = /session ([0-9a-f-]{36})/.exec((await page.textContent('#session-info')) ?? '');
-    expect(m).not.toBeNull();
-    return m![1];
+    const id = (await page.getAttribute('#session-info', 'data-session-id')) ?? '';
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await page.textContent('#session-info')).toContain(id);
+    return id;
   }
 
   /** The six-digit code as the page shows it in its development SMS outbox panel, for that session. */
@@ -331,6 +378,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     type: string;
     result: string;
     method: string;
+    /** Why the visit went to the code (identification.refused). */
+    reason?: string;
     text: string;
   }
 
@@ -339,7 +388,7 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     // Browser-side code as a string (the tests compile without DOM types).
     return page.evaluate(`[...document.querySelectorAll('#events li[data-session-id="${sessionId}"]')].map((li) => ({
       id: li.dataset.eventId, type: li.dataset.type, result: li.dataset.result, method: li.dataset.method,
-      text: li.textContent,
+      reason: li.dataset.reason, text: li.textContent,
     }))`) as Promise<PanelEvent[]>;
   }
 
@@ -363,13 +412,29 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       ['/client/faceid-client.js', /^text\/javascript/],
       ['/demo/demo.js', /^text\/javascript/],
       ['/demo/demo.css', /^text\/css/],
+      ['/demo/i18n.js', /^text\/javascript/],
+      ['/demo/patient-view.js', /^text\/javascript/],
+      ['/demo/patient-view.css', /^text\/css/],
+      ['/demo/patient-screen.js', /^text\/javascript/],
+      ['/client/locales/kk.json', /^application\/json/],
+      ['/client/locales/ru.json', /^application\/json/],
+      ['/client/locales/en.json', /^application\/json/],
     ] as const) {
       const r = await fetch(base + url);
       expect(r.status).toBe(200);
       expect(r.headers.get('content-type')).toMatch(type);
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
     }
-    for (const url of ['/demo/../package.json', '/demo/index.html.bak', '/client/other.js', '/demo/%2e%2e%2fpackage.json']) {
+    for (const url of [
+      '/demo/../package.json',
+      '/demo/index.html.bak',
+      '/client/other.js',
+      '/demo/%2e%2e%2fpackage.json',
+      '/client/locales/xx.json', // a language without a dictionary
+      '/client/locales/%2e%2e%2fpackage.json',
+      '/client/locales/..%2f..%2fpackage.json',
+      '/client/locales/en.js',
+    ]) {
       expect((await fetch(base + url)).status).toBe(404);
     }
 
@@ -547,7 +612,7 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.fill('#enroll-code', code === '000000' ? '000001' : '000000');
     await page.click('#enroll-confirm');
     await page.waitForSelector('#enroll-status.bad');
-    expect(await page.textContent('#enroll-status')).toContain('Wrong code: 4 attempt(s) left');
+    expect(await page.textContent('#enroll-status')).toContain('Wrong code. Attempts left: 4.');
     await page.fill('#enroll-code', code);
     await page.click('#enroll-confirm');
     await page.waitForSelector('#enroll-status.ok');
@@ -589,10 +654,12 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(result).toBe('match');
     expect(connections).toBe(2);
     expect(await guidanceSeen(page)).toContain('reconnecting');
-    // The dropped session has no verdict; the page's last session (the new one) has the match.
+    // The dropped session ended without a face verdict (expired as its connection closed); the page's last session
+    // (the new one) has the match.
     const res = await fetch(`${base}/sessions/${droppedSession}`, { headers: { authorization: `Bearer ${apiKey}` } });
-    const first = (await res.json()) as { verdict: unknown };
-    expect(first.verdict).toBeNull();
+    const first = (await res.json()) as { state: string; verdict: { result: string; method: string } | null };
+    expect(first.verdict?.method ?? 'none').toBe('none');
+    expect(first.verdict?.result ?? 'expired').toBe('expired');
     expect(await page.textContent('#session-info')).not.toContain(droppedSession!);
   });
 
@@ -841,12 +908,19 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await enrollByFile(page, newIin());
     await page.click('#start');
     await page.waitForSelector('#guidance[data-code="no_face"]', { timeout: 20_000 });
-    const sessionId = (await page.textContent('#session-info'))!.replace(/^session /, '');
+    const sessionId = await shownSessionId(page);
     await page.click('#cancel');
     await page.waitForSelector('#verdict[data-result="cancelled"]');
     await expectCameraReleased(page);
-    const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
-    expect(((await res.json()) as { verdict: unknown }).verdict).toBeNull();
+    // Closed without a verdict: the server ends the session at once as `expired` (no face verdict), with its event.
+    const deadline = Date.now() + 20_000;
+    let stored: { state: string; verdict: unknown } | null = null;
+    while (stored?.state !== 'expired' && Date.now() < deadline) {
+      if (stored) await new Promise((r) => setTimeout(r, 50));
+      const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+      stored = (await res.json()) as { state: string; verdict: unknown };
+    }
+    expect(stored).toMatchObject({ state: 'expired', verdict: { result: 'expired', method: 'none' } });
   });
 
   it('patient refuses the photo mid-identification: camera off, code from the outbox typed in, match by code; the MIS events panel resumes after a drop', async () => {
@@ -892,7 +966,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await expectCameraReleased(page); // the refusal stops the camera at once
     const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
     expect(sessionId).toBe(streamed); // the refusal is recorded on the session the patient was asked for
-    expect(await page.isHidden('#verdict')).toBe(true); // no "Cancelled" over the code step
+    // No "Cancelled" over the code step: the verdict stays in the page (a live region), empty.
+    expect(await page.textContent('#verdict')).toBe('');
+    expect(await page.getAttribute('#verdict', 'data-result')).toBeNull();
+    expect(await page.getAttribute('#verdict', 'hidden')).toBeNull();
     expect(await page.textContent('#code-status')).toContain('six-digit code was sent');
 
     const code = await codeFromOutboxPanel(page, sessionId);
@@ -902,14 +979,14 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     // A wrong code first: refused with the attempts left, the step goes on.
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
     await enterCode(page, wrong);
-    expect(await page.textContent('#code-status')).toMatch(/Wrong code: \d+ attempts? left/);
+    expect(await page.textContent('#code-status')).toMatch(/Wrong code\. Attempts left: \d+\./);
     expect(await page.isEnabled('#code-input')).toBe(true);
 
     await enterCode(page, code);
     await page.waitForSelector('#verdict[data-result]');
     expect(await page.getAttribute('#verdict', 'data-result')).toBe('match');
     expect(await page.getAttribute('#verdict', 'data-method')).toBe('code');
-    expect(await page.textContent('#verdict')).toContain('Match: identity confirmed. (method: code)');
+    expect(await page.textContent('#verdict')).toContain('Match: identity confirmed. (method: SMS code)');
     expect(await page.isDisabled('#code-input')).toBe(true);
 
     // The MIS events panel: the refusal and the code verdict, once each, after the feed reconnected.
@@ -919,7 +996,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       ['identification.verdict', 'match', 'code'],
       ['identification.refused', 'refused', 'none'],
     ]);
-    expect(events[1].text).toContain('patient_refused_photo');
+    expect(events[1].reason).toBe('patient_refused_photo');
+    expect(events[1].text).toContain('the patient refused the photo');
     expect(await page.textContent('#events')).not.toContain(iin);
     expect(droppedVerdict).toBe(true);
     expect(feeds).toHaveLength(2);
@@ -956,10 +1034,13 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(await page.textContent('#code-status')).toContain('Remote appointment');
     await codeFromOutboxPanel(page, sessionId); // the first code is there
     await shot(page, '08-remote-code-pending');
-    // "The SMS did not arrive": a new code replaces it, and the outbox panel lists it first.
+    // "The SMS did not arrive": a new code replaces it, and the outbox panel lists it first. What was typed of the
+    // old code is cleared.
+    await page.fill('#code-input', '123');
     await page.click('#code-resend');
     await page.locator(`#outbox li[data-session-id="${sessionId}"]`).nth(1).waitFor();
-    expect(await page.textContent('#code-status')).toContain('A new code was sent');
+    expect(await page.textContent('#code-status')).toContain('A new code was sent: the previous code no longer works.');
+    expect(await page.inputValue('#code-input')).toBe('');
     const code = await codeFromOutboxPanel(page, sessionId);
     await enterCode(page, code);
     await page.waitForSelector('#verdict[data-result]');
@@ -980,4 +1061,461 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
     expect(await res.json()).toMatchObject({ channel: 'remote', state: 'finished', verdict: { result: 'match', method: 'code' } });
   });
+
+  it('a code locked out leaves no stale state: the failure shown, the code field closed, a next step (Enter in the IIN field starts)', async () => {
+    const { page } = await openDemo('patient');
+    await page.selectOption('#channel', 'remote');
+    await page.fill('#iin', newIin());
+    await page.press('#iin', 'Enter'); // Enter in the IIN field starts (the appointment is prefilled)
+    await page.waitForSelector('#code-panel.active');
+    const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
+    expect(await page.getAttribute('#guidance', 'data-code')).toBe('code_pending');
+    const code = await codeFromOutboxPanel(page, sessionId);
+    const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
+    // CODE_ATTEMPTS_MAX (5) wrong entries: the last one locks the session out.
+    for (let i = 0; i < 5 && (await page.isVisible('#code-panel.active')); i++) await enterCode(page, wrong);
+    await page.waitForSelector('#verdict[data-result="locked_out"]');
+    expect(await page.textContent('#verdict')).toBe('Locked out: too many wrong codes.');
+    // Nothing left of the code step: not "Waiting for the six-digit code.", the field closed and empty, the
+    // progress bar in its failure state, and what to do next.
+    expect(await page.getAttribute('#guidance', 'data-code')).toBe('failed');
+    expect(await page.textContent('#guidance')).toBe('Not identified.');
+    expect(await page.textContent('body')).not.toContain('Waiting for the six-digit code.');
+    expect(await page.isDisabled('#code-input')).toBe(true);
+    expect(await page.inputValue('#code-input')).toBe('');
+    expect(await page.getAttribute('#progress', 'data-state')).toBe('failed');
+    expect(await page.evaluate("document.getElementById('progress').value")).toBeLessThan(1);
+    expect(await page.textContent('#code-status')).toContain('Too many wrong codes');
+    expect(await page.textContent('#next-step')).toBe('Press “Send the code” to send a new code.');
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('verdict');
+    const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(await res.json()).toMatchObject({ state: 'finished', verdict: { result: 'locked_out' } });
+    await shot(page, '13-code-locked-out');
+  });
+
+  it('client module: asks for the session before the camera (a refused session never starts it); passes windowMs and box through; blink_again', async () => {
+    const box = { x: 0.31, y: 0.22, width: 0.36, height: 0.48 };
+    const scripted = (ws: WebSocketRoute) => {
+      let frames = 0;
+      ws.onMessage((m) => {
+        if (typeof m === 'string') {
+          if ((JSON.parse(m) as { type: string }).type === 'hello') {
+            ws.send(JSON.stringify({ type: 'ready', sessionId: 's4', maxPayload: 262144, fps: { min: 5, max: 15 } }));
+          }
+          return;
+        }
+        frames++;
+        if (frames === 1) ws.send(JSON.stringify({ type: 'guidance', code: 'hold_still', progress: 0.4 }));
+        if (frames === 2) ws.send(JSON.stringify({ type: 'guidance', code: 'blink_now', progress: 0.6, windowMs: 4000, box }));
+        if (frames === 3) ws.send(JSON.stringify({ type: 'guidance', code: 'blink_again', progress: 0.7, windowMs: 2000, box }));
+        if (frames === 4) {
+          ws.send(
+            JSON.stringify({
+              type: 'verdict',
+              sessionId: 's4',
+              result: 'spoof_suspected',
+              liveness: { passive: null, blink: false, light: null, turn: null },
+              reason: 'no_blink',
+              timings: { firstFrameToVerdictMs: 1000, framesReceived: 4, framesAnalysed: 4, framesDropped: 0 },
+            }),
+          );
+          void ws.close({ code: 1000, reason: 'verdict' });
+        }
+      });
+    };
+    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+
+    // POST /sessions refuses (429 attempts_exceeded, as a page's getSession throws it): the camera never starts.
+    const refused = await page.evaluate(`import('/client/faceid-client.js').then(async (m) => {
+      const states = [];
+      const run = m.identify({
+        getSession: async () => {
+          const err = new Error('Too many failed face identifications for this patient.');
+          err.code = 'attempts_exceeded';
+          err.body = { codeAvailable: true };
+          throw err;
+        },
+        onState: (s) => states.push(s),
+      });
+      try {
+        await run.done;
+        return { resolved: true };
+      } catch (err) {
+        return { code: err.code, body: err.cause && err.cause.body, states, cameraRequests: window.cameraRequests };
+      }
+    })`);
+    expect(refused).toEqual({ code: 'attempts_exceeded', body: { codeAvailable: true }, states: ['session', 'failed'], cameraRequests: 0 });
+
+    // The session first, then the camera; guidance with windowMs and box passes them on unchanged.
+    const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
+    const run = (await page.evaluate(`import('/client/faceid-client.js').then(async (m) => {
+      const states = [];
+      const guidance = [];
+      let camerasAtSession = null;
+      const r = m.identify({
+        getSession: async () => {
+          camerasAtSession = window.cameraRequests;
+          return { wsUrl: ${JSON.stringify(wsUrl)}, protocols: ['faceid.v1', 'token.test'] };
+        },
+        onState: (s) => states.push(s),
+        onGuidance: (g) => guidance.push(g),
+      });
+      const verdict = await r.done;
+      return { states, guidance, camerasAtSession, cameraRequests: window.cameraRequests, result: verdict.result };
+    })`)) as { states: string[]; guidance: Array<Record<string, unknown>>; camerasAtSession: number; cameraRequests: number; result: string };
+    expect(run.states).toEqual(['session', 'camera', 'connecting', 'streaming', 'finished']);
+    expect(run.camerasAtSession).toBe(0);
+    expect(run.cameraRequests).toBe(1);
+    expect(run.result).toBe('spoof_suspected');
+    expect(run.guidance).toEqual([
+      { code: 'hold_still', progress: 0.4, message: 'Good. Hold still.' },
+      { code: 'blink_now', progress: 0.6, message: 'Blink now.', windowMs: 4000, box },
+      { code: 'blink_again', progress: 0.7, message: 'Blink once more, please.', windowMs: 2000, box },
+    ]);
+    expect(Object.keys(run.guidance[0]).sort()).toEqual(['code', 'message', 'progress']); // nothing made up
+
+    // The module's English tables are the English dictionary's texts.
+    const en = dictionary('en');
+    const tables = (await page.evaluate(`import('/client/faceid-client.js').then((m) => ({
+      guidance: m.GUIDANCE_MESSAGES, verdict: m.VERDICT_MESSAGES, reason: m.REASON_MESSAGES,
+    }))`)) as Record<string, Record<string, string>>;
+    for (const [prefix, table] of Object.entries(tables)) {
+      for (const [code, text] of Object.entries(table)) expect({ key: `${prefix}.${code}`, text }).toEqual({ key: `${prefix}.${code}`, text: en[`${prefix}.${code}`] });
+    }
+  });
+
+  it('demo: a blank view that ends in a timeout gets a next step and the code at once (a scripted server)', async () => {
+    let server: WebSocketRoute | null = null;
+    let frames = 0;
+    const scripted = (ws: WebSocketRoute) => {
+      server = ws;
+      ws.onMessage((m) => {
+        if (typeof m === 'string') {
+          if ((JSON.parse(m) as { type: string }).type === 'hello') {
+            ws.send(JSON.stringify({ type: 'ready', sessionId: 's5', maxPayload: 262144, fps: { min: 5, max: 15 } }));
+          }
+          return;
+        }
+        if (++frames === 2) ws.send(JSON.stringify({ type: 'guidance', code: 'no_face', progress: 0.1 }));
+      });
+    };
+    const { page } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/identify$/, scripted) });
+    await enrollByFile(page, newIin());
+    await page.click('#start');
+    await page.waitForSelector('#guidance[data-code="no_face"]', { timeout: 20_000 });
+    server!.send(
+      JSON.stringify({
+        type: 'verdict',
+        sessionId: 's5',
+        result: 'timeout',
+        liveness: { passive: null, blink: false, light: null, turn: null },
+        reason: null,
+        timings: { firstFrameToVerdictMs: null, framesReceived: frames, framesAnalysed: frames, framesDropped: 0 },
+      }),
+    );
+    void server!.close({ code: 1000, reason: 'verdict' });
+    await page.waitForSelector('#verdict[data-result="timeout"]');
+    const en = dictionary('en');
+    expect(await page.textContent('#next-step')).toBe(en['next.timeout_no_face']);
+    expect(await page.isVisible('#by-code')).toBe(true);
+    expect(await page.getAttribute('#guidance', 'data-code')).toBe('failed');
+    expect(await page.getAttribute('#progress', 'data-state')).toBe('failed');
+    expect(await page.evaluate("document.getElementById('progress').value")).toBeLessThan(1);
+    await expectCameraReleased(page);
+  });
+
+  it('a camera that is denied: the session was asked for first, then "Identify by SMS code" records camera_unavailable on it, match by code', async () => {
+    // getUserMedia refuses, as when the desk's browser blocks the camera for this page.
+    const denyCamera = async (p: Page): Promise<void> => {
+      await p.addInitScript(`(() => {
+        const media = navigator.mediaDevices;
+        media.getUserMedia = async () => {
+          window.cameraRequests++;
+          throw new DOMException('Permission denied', 'NotAllowedError');
+        };
+      })()`);
+    };
+    const { page, problems } = await openDemo('chromium', { before: denyCamera });
+    const iin = newIin();
+    await enrollByFile(page, iin);
+    await page.click('#start');
+    await page.waitForSelector('#verdict[data-result="failed"]');
+    expect(await cameraRequests(page)).toBe(1);
+    const en = dictionary('en');
+    expect(await page.textContent('#verdict')).toContain(en['error.camera_denied']);
+    expect(await page.textContent('#verdict .support-code')).toBe('camera_denied');
+    expect(await page.isVisible('#by-code')).toBe(true);
+    await page.click('#by-code');
+    await page.waitForSelector('#code-panel.active');
+    const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
+    await enterCode(page, await codeFromOutboxPanel(page, sessionId));
+    await page.waitForSelector('#verdict[data-result="match"][data-method="code"]');
+    const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+    expect(await res.json()).toMatchObject({
+      channel: 'in_person',
+      refusalReason: 'camera_unavailable',
+      verdict: { result: 'match', method: 'code' },
+    });
+    expect(problems.filter((p) => /Content Security Policy|Refused to|Uncaught/i.test(p))).toEqual([]);
+  });
+
+  /**
+   * Records what the patient view (.pv) shows, from now on: each instruction with the view's language, whether the
+   * face box was drawn (its quality colour), and each colour of the light with where it was painted.
+   */
+  async function recordPatientView(page: Page): Promise<void> {
+    await page.evaluate(`(() => {
+      const root = document.querySelector('.pv');
+      const seen = (window.patientViewSeen = { instructions: [], boxes: [], light: [] });
+      const note = () => {
+        const ins = root.querySelector('.pv-instruction');
+        if (!root.hidden && !ins.hidden && ins.dataset.code) {
+          const entry = { lang: root.lang, code: ins.dataset.code, text: ins.textContent };
+          const last = seen.instructions[seen.instructions.length - 1];
+          if (!last || last.code !== entry.code || last.text !== entry.text || last.lang !== entry.lang) seen.instructions.push(entry);
+        }
+        const box = root.querySelector('.pv-box');
+        const r = box.getBoundingClientRect();
+        if (!root.hidden && !box.hidden && r.width > 0 && r.height > 0 && !seen.boxes.includes(box.dataset.quality)) {
+          seen.boxes.push(box.dataset.quality);
+        }
+        const light = document.querySelector('[data-faceid-light]');
+        const colour = light && light.style.backgroundColor;
+        if (colour && (seen.light.length === 0 || seen.light[seen.light.length - 1].colour !== colour)) {
+          const top = document.elementFromPoint(window.innerWidth / 2, window.innerHeight / 2);
+          seen.light.push({ colour, inView: root.contains(light), onTop: top === light });
+        }
+      };
+      new MutationObserver(note).observe(document.body, {
+        subtree: true, childList: true, characterData: true, attributes: true,
+        attributeFilter: ['style', 'hidden', 'data-code', 'data-quality', 'lang'],
+      });
+    })()`);
+  }
+
+  interface PatientViewSeen {
+    instructions: Array<{ lang: string; code: string; text: string }>;
+    boxes: string[];
+    light: Array<{ colour: string; inView: boolean; onTop: boolean }>;
+  }
+
+  it('demo: "Show to the patient" opens the patient view over the desk: prompts in the patient’s own language, the face box, the light inside the view, the verdict in big words; closing it keeps the identification and the desk working', async () => {
+    const { page, problems } = await openDemo('patient'); // the desk in English
+    const en = dictionary('en');
+    const kk = dictionary('kk');
+    await enrollByFile(page, newIin());
+    expect(await page.textContent('#show-patient')).toBe(en['identify.show_patient']);
+
+    // Shown before the identification: over the whole page, in the desk's language, waiting for the camera.
+    await page.click('#show-patient');
+    await page.waitForSelector('.pv[data-state="open"]');
+    expect(await page.getAttribute('.pv', 'lang')).toBe('en');
+    expect((await page.textContent('.pv-instruction'))?.trim()).toBe(en['patient_view.starting']);
+    expect(await page.evaluate("document.querySelector('.pv').contains(document.elementFromPoint(innerWidth / 2, innerHeight / 2))")).toBe(true);
+    // The patient picks Kazakh on the view; the desk stays in English.
+    await page.click('.pv-lang[data-lang="kk"]');
+    expect(await page.getAttribute('.pv', 'lang')).toBe('kk');
+    expect((await page.textContent('.pv-title'))?.trim()).toBe(kk['patient_view.title']);
+    expect((await page.textContent('.pv-instruction'))?.trim()).toBe(kk['patient_view.starting']);
+    expect(await page.getAttribute('html', 'lang')).toBe('en');
+    await expectAccessible(page, 'patient view shown, waiting');
+
+    // The desk starts from the keyboard (Enter in the IIN field: the view covers its buttons).
+    await recordPatientView(page);
+    await recordLight(page);
+    await recordGuidance(page);
+    const sent = recordSent(page);
+    // The view during the run, with the face box drawn.
+    void page
+      .waitForSelector('.pv-box:not([hidden])', { timeout: 30_000 })
+      .then(() => shot(page, '17-patient-view-guidance'))
+      .catch(() => undefined);
+    await page.focus('#iin');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('.pv[data-state="verdict"]', { timeout: 60_000 });
+    await page.waitForSelector('#start:not([disabled])');
+    const result = (await page.getAttribute('#verdict', 'data-result'))!;
+    // The stand-in patient: a match (a failed liveness on a loaded machine is told to the patient as plainly).
+    expect(['match', 'no_match', 'spoof_suspected']).toContain(result);
+    await shot(page, '18-patient-view-verdict');
+
+    const seen = (await page.evaluate('window.patientViewSeen')) as PatientViewSeen;
+    // Every prompt in Kazakh, the dictionary's words for its code, and the challenges' prompts among them.
+    expect(seen.instructions.length).toBeGreaterThan(0);
+    for (const i of seen.instructions) expect(i).toEqual({ lang: 'kk', code: i.code, text: kk[`guidance.${i.code}`] });
+    // Every guidance code the desk showed (but its own end states), the view showed too.
+    const codes = seen.instructions.map((i) => i.code);
+    const deskCodes = (await guidanceSeen(page)).filter((c) => !['done', 'failed', 'reconnecting'].includes(c));
+    expect(deskCodes).toContain('watch_screen');
+    expect(codes).toEqual(expect.arrayContaining(deskCodes));
+    // The face box was drawn over the preview (from the server's guidance `box`).
+    expect(seen.boxes.length).toBeGreaterThan(0);
+    for (const q of seen.boxes) expect(['ok', 'fix', 'bad']).toContain(q);
+    // The light: painted inside the view (so a full-screen view shows it), over the whole window, and answered.
+    expect(seen.light.length).toBeGreaterThanOrEqual(2);
+    expect(seen.light.every((l) => l.inView && l.onTop)).toBe(true);
+    expect((await lightSeen(page)).covered).toBe(true);
+    expect(sent.filter((m) => m.type === 'light_shown').length).toBeGreaterThanOrEqual(1);
+    // The verdict in big words, in Kazakh; the desk's own verdict under it, in English.
+    const verdict = (await page.evaluate(`(() => {
+      const el = document.querySelector('.pv-verdict');
+      return {
+        hidden: el.hidden,
+        result: el.dataset.result,
+        text: el.textContent,
+        font: parseFloat(getComputedStyle(el).fontSize),
+        deskFont: parseFloat(getComputedStyle(document.getElementById('verdict')).fontSize),
+      };
+    })()`)) as { hidden: boolean; result: string; text: string; font: number; deskFont: number };
+    expect(verdict).toMatchObject({ hidden: false, result, text: kk[`patient_view.verdict.${result}`] });
+    expect(verdict.font).toBeGreaterThanOrEqual(40);
+    expect(verdict.font).toBeGreaterThan(2 * verdict.deskFont);
+    expect((await page.textContent('#verdict'))!.startsWith(en[`verdict.${result}`])).toBe(true);
+    await expectAccessible(page, 'patient view: the verdict');
+    // The client released the camera at the verdict; the view stopped nothing of its own.
+    await expectCameraReleased(page);
+
+    // Closed: the desk again, the focus back on the button, the view's video detached.
+    await page.click('.pv-close');
+    await page.waitForSelector('.pv', { state: 'hidden' });
+    expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('show-patient');
+    expect(await page.evaluate("document.querySelector('.pv-video').srcObject")).toBeNull();
+    expect(await page.getAttribute('#verdict', 'data-result')).toBe(result);
+
+    // The next identification from the desk's button, the view shown on it and closed at once: the identification
+    // goes on to its face verdict (closing the view cancels nothing), the light on the page meanwhile.
+    await page.click('#start');
+    await page.click('#show-patient');
+    await page.waitForSelector('.pv[data-state="open"]');
+    expect(await page.getAttribute('.pv', 'lang')).toBe('en'); // each showing starts in the desk's language
+    await page.click('.pv-close');
+    await page.waitForSelector('.pv', { state: 'hidden' });
+    await page.waitForSelector('#start:not([disabled])', { timeout: 60_000 });
+    expect(['match', 'no_match', 'spoof_suspected']).toContain(await page.getAttribute('#verdict', 'data-result'));
+    expect((await lightSeen(page)).covered).toBe(true);
+    await expectCameraReleased(page);
+    expect(problems.filter((p) => /Content Security Policy|Refused to|Uncaught|patient view/i.test(p))).toEqual([]);
+  });
+
+  it.each(DESK_LANGUAGES)(
+    'the desk in $lang: texts in the language, a face verdict, the lock-out path to a code verdict in person, accessible (axe), switched in place',
+    async ({ lang, locale, png }) => {
+      const t = dictionary(lang);
+      // The browser's language picks the page's.
+      const { page, problems } = await openDemo('patient', { locale });
+      expect(await page.getAttribute('html', 'lang')).toBe(lang);
+      expect(await page.getAttribute(`#languages button[data-lang="${lang}"]`, 'aria-pressed')).toBe('true');
+      expect(await page.textContent('#start')).toBe(t['identify.start']);
+      expect(await page.textContent('#identify-title')).toBe(t['identify.title']);
+      expect(await page.textContent('label[for="iin"]')).toBe(t['patient.iin']);
+      expect(await page.textContent('#refuse')).toBe(t['identify.refuse']);
+      expect(await page.textContent('#key-status')).toBe(t['key.accepted']);
+      expect(await page.getAttribute('#progress', 'aria-label')).toBe(t['identify.progress_label']);
+      expect(await page.getAttribute('#enroll-file', 'aria-label')).toBe(t['enroll.file_label']);
+      expect(await page.getAttribute('#preview', 'aria-label')).toBe(t['identify.preview_label']);
+      // The verdict is in the page from the start, empty: a live region that announces the verdict when it comes.
+      expect(await page.getAttribute('#verdict', 'aria-live')).toBe('assertive');
+      expect(await page.getAttribute('#verdict', 'hidden')).toBeNull();
+      expect(await page.textContent('#verdict')).toBe('');
+      await expectAccessible(page, `${lang}: at the start`);
+
+      // A face verdict: the enrolled patient, a match, in the page's language; the verdict takes the focus.
+      const iin = newIin();
+      await enrollByFile(page, iin);
+      const face = await identifyInPage(page);
+      expect(face.result).toBe('match');
+      expect(face.text.startsWith(t['verdict.match'])).toBe(true);
+      expect(face.text).toContain(t['liveness.blinked']);
+      expect(await page.textContent('#guidance')).toBe(t['identify.done']);
+      expect(await page.getAttribute('#progress', 'data-state')).toBe('done');
+      expect(await page.evaluate('document.activeElement && document.activeElement.id')).toBe('verdict');
+      expect(await page.isHidden('#by-code')).toBe(true);
+      const faceSession = await shownSessionId(page);
+      await page.waitForSelector(`#events li[data-session-id="${faceSession}"][data-type="identification.verdict"]`);
+      expect(await page.textContent(`#events li[data-session-id="${faceSession}"]`)).toContain(t['result.match']);
+      await page.evaluate('window.scrollTo(0, 0)'); // the top of the page, as the desk sees it
+      await shot(page, `14-desk-${lang}-match`);
+      if (png && process.env.UPDATE_DEMO_PNG === '1') {
+        await sharp(path.join(SCREENSHOTS, `14-desk-${lang}-match.png`)).png({ palette: true, compressionLevel: 9 }).toFile(png);
+      }
+
+      // The lock-out path: a patient whose reference photo is somebody else's. Each failure offers the code at once.
+      const other = newIin();
+      await enrollByFile(page, other, otherReference);
+      for (let i = 0; i < faceAttemptsMax; i++) {
+        const failed = await identifyInPage(page);
+        // Somebody else's face: no_match (spoof_suspected too counts as a failed attempt, should the stand-in's
+        // blink be missed on a loaded machine).
+        expect(['no_match', 'spoof_suspected']).toContain(failed.result);
+        expect(failed.text.startsWith(t[`verdict.${failed.result}`])).toBe(true);
+        expect(await page.isVisible('#by-code')).toBe(true);
+        expect(await page.textContent('#by-code')).toBe(t['identify.by_code']);
+        expect(await page.textContent('#next-step')).toBe(t[`next.${failed.result}`]);
+        // A failure state, never a full bar with "Done.".
+        expect(await page.getAttribute('#progress', 'data-state')).toBe('failed');
+        expect(await page.textContent('#guidance')).toBe(t['identify.not_identified']);
+      }
+      await shot(page, `15-desk-${lang}-no-match`);
+      // One more start: the gateway refuses the session (attempts_exceeded) before the camera is asked for.
+      const cameras = await cameraRequests(page);
+      await page.click('#start');
+      await page.waitForSelector('#verdict[data-result="failed"]');
+      await page.waitForSelector('#start:not([disabled])');
+      expect(await cameraRequests(page)).toBe(cameras);
+      const refused = (await page.textContent('#verdict'))!;
+      expect(refused).toContain(t['error.attempts_exceeded']);
+      expect(await page.textContent('#verdict .support-code')).toBe('attempts_exceeded'); // small, for support
+      expect(refused).not.toMatch(/Too many failed face identifications/); // never the gateway's developer message
+      expect(await page.isVisible('#by-code')).toBe(true);
+      await expectAccessible(page, `${lang}: locked out of face attempts`);
+
+      // "Identify by SMS code": straight to the code path in person, the code from the outbox, a match by code.
+      await page.click('#by-code');
+      await page.waitForSelector('#code-panel.active');
+      const sessionId = (await page.getAttribute('#code-panel', 'data-session-id'))!;
+      expect(await page.textContent('#code-status')).toContain(t['code.sent_fallback']);
+      expect(await page.textContent('#guidance')).toBe(t['code.waiting']);
+      expect(await page.isHidden('#by-code')).toBe(true);
+      const code = await codeFromOutboxPanel(page, sessionId);
+      await enterCode(page, code);
+      await page.waitForSelector('#verdict[data-result="match"][data-method="code"]');
+      const byCode = (await page.textContent('#verdict'))!;
+      expect(byCode).toContain(t['verdict.match']);
+      expect(byCode).toContain(t['method.code']);
+      expect(await page.textContent('#guidance')).toBe(t['identify.done']);
+      const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
+      expect(await res.json()).toMatchObject({
+        channel: 'in_person',
+        state: 'finished',
+        refusalReason: 'face_failed',
+        verdict: { result: 'match', method: 'code' },
+      });
+      await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`);
+      const events = await panelEvents(page, sessionId);
+      expect(events.map((e) => [e.type, e.result, e.method, e.reason])).toEqual([
+        ['identification.verdict', 'match', 'code', undefined],
+        ['identification.refused', 'refused', 'none', 'face_failed'],
+      ]);
+      expect(events[1].text).toContain(t['refusal.face_failed']);
+      expect(events[1].text).toContain(t['event.identification.refused']);
+      await shot(page, `16-desk-${lang}-code-match`);
+      await expectAccessible(page, `${lang}: a match by code`);
+
+      // Another language: the page re-renders in place (the verdict too), and remembers the choice.
+      const next = lang === 'en' ? 'ru' : 'en';
+      const u = dictionary(next);
+      await page.click(`#languages button[data-lang="${next}"]`);
+      await page.waitForSelector(`html[lang="${next}"]`);
+      expect(await page.textContent('#start')).toBe(u['identify.start']);
+      expect(await page.textContent('#verdict')).toContain(u['verdict.match']);
+      expect(await page.textContent('#guidance')).toBe(u['identify.done']);
+      expect(await page.textContent(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`)).toContain(u['result.match']);
+      expect(await page.evaluate("localStorage.getItem('faceid.demo.lang')")).toBe(next);
+      await page.reload();
+      await page.waitForSelector('body[data-ready="true"]');
+      expect(await page.getAttribute('html', 'lang')).toBe(next); // remembered over the browser's preference
+      expect(await page.textContent('#start')).toBe(u['identify.start']);
+      expect(problems.filter((p) => /Content Security Policy|Refused to|Uncaught/i.test(p))).toEqual([]);
+    },
+  );
 });

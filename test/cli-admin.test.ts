@@ -58,7 +58,7 @@ for (const kind of TEST_DATABASES) {
       expect(created.code).toBe(0);
       expect(created.out).toMatch(/^clinic [0-9a-f-]{36} "City polyclinic 4" created\n$/);
       const second = json(await run('clinic', 'create', '--name', '  Rural clinic  ', '--json'));
-      expect(second).toEqual({ id: expect.any(String), name: 'Rural clinic', createdAt: expect.any(String) });
+      expect(second).toEqual({ id: expect.any(String), name: 'Rural clinic', createdAt: expect.any(String), smsLanguages: 'kk+ru' });
       clinicId = /^clinic (\S+)/.exec(created.out)![1];
 
       const list = await run('clinic', 'list', '--json');
@@ -68,8 +68,8 @@ for (const kind of TEST_DATABASES) {
         [second.id, 'Rural clinic'],
       ]);
       const text = await run('clinic', 'list');
-      expect(text.out.split('\n')[0]).toMatch(/^ID\s+CREATED\s+NAME$/);
-      expect(text.out).toContain(`${clinicId}  `);
+      expect(text.out.split('\n')[0]).toMatch(/^ID\s+CREATED\s+SMS\s+NAME$/);
+      expect(text.out).toMatch(new RegExp(`^${clinicId}  \\S+  kk\\+ru  City polyclinic 4$`, 'm'));
 
       storage = await openStorage(loadConfig(db.env));
     });
@@ -306,6 +306,174 @@ for (const kind of TEST_DATABASES) {
         `audit chain not verifiable from entry seq ${first}: it was keyed with key ${keyId}, which is not in the key ` +
           'ring (TEMPLATE_KEYS), so it cannot be checked; entries before it are intact\n',
       );
+    });
+  });
+}
+
+// `faceid workstation list` (one clinic, or all) and `faceid workstation revoke <id>` through the same KeysService as
+// the admin route (its audit entry and its MIS event), and `faceid clinic sms-languages`, on a database of their own.
+for (const kind of TEST_DATABASES) {
+  describe(`faceid workstation list / revoke ID, clinic sms-languages (${kind})`, () => {
+    let db: TestDatabase;
+    let storage: Storage;
+    const run = async (...argv: string[]): Promise<Run> => {
+      let out = '';
+      let err = '';
+      const code = await main(argv, {
+        stdout: { write: (s: string) => (out += s) },
+        stderr: { write: (s: string) => (err += s) },
+        env: db.env,
+      });
+      return { code, out, err };
+    };
+    const json = (r: Run): Json => {
+      expect(r).toMatchObject({ code: 0 });
+      return JSON.parse(r.out);
+    };
+    const lines = (r: Run): Json[] => r.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+
+    beforeAll(async () => {
+      db = await createTestDatabase(kind, 'cli-ws');
+    });
+    afterAll(async () => {
+      await storage?.close();
+      await db?.drop();
+    });
+
+    it('lists the workstations of every clinic or of one, and revokes one by its id alone', async () => {
+      const a = json(await run('clinic', 'create', '--name', 'Clinic A', '--json')).id;
+      const b = json(await run('clinic', 'create', '--name', 'Clinic B', '--json')).id;
+      storage = await openStorage(loadConfig(db.env));
+      expect((await run('workstation', 'list')).err).toContain('no workstation yet');
+      const a1 = json(await run('workstation', 'create', '--clinic', a, '--name', 'Room 1', '--json'));
+      const b1 = json(await run('workstation', 'create', '--clinic', b, '--name', 'Room 9', '--json'));
+      const a2 = json(await run('workstation', 'create', '--clinic', a, '--name', 'Room 2', '--json'));
+
+      // Every clinic's, oldest clinic first, with the clinic in the table; never a key.
+      const all = await run('workstation', 'list');
+      expect(all.code).toBe(0);
+      const [header, ...rows] = all.out.trimEnd().split('\n');
+      expect(header).toMatch(/^ID\s+CLINIC\s+STATE\s+CREATED\s+ROTATED\s+PREVIOUS KEYS\s+NAME$/);
+      expect(rows.map((r) => r.split(/\s{2,}/))).toEqual([
+        [a1.id, a, 'active', a1.createdAt, '-', '-', 'Room 1'],
+        [a2.id, a, 'active', a2.createdAt, '-', '-', 'Room 2'],
+        [b1.id, b, 'active', b1.createdAt, '-', '-', 'Room 9'],
+      ]);
+      for (const key of [a1.apiKey, b1.apiKey, a2.apiKey]) expect(all.out).not.toContain(key);
+      // One clinic's (the old name `keys` too), as JSON lines like GET /admin/clinics/{id}/workstations.
+      const onlyB = lines(await run('workstation', 'list', '--clinic', b, '--json'));
+      expect(onlyB).toEqual([
+        { id: b1.id, clinicId: b, name: 'Room 9', state: 'active', createdAt: b1.createdAt, rotatedAt: null, revokedAt: null, previousKeys: [] },
+      ]);
+      expect(lines(await run('workstation', 'keys', '--clinic', a, '--json')).map((w) => w.id)).toEqual([a1.id, a2.id]);
+      expect((await run('workstation', 'list', '--clinic', b)).out.split('\n')[0]).toMatch(/^ID\s+STATE\s+/);
+
+      // Revoked by its id alone: the clinic is its own.
+      expect(await run('workstation', 'revoke', a2.id)).toEqual({ code: 0, out: `workstation ${a2.id} revoked\n`, err: '' });
+      const byKey = await storage.repos.workstations.findByKeyHash(hashApiKey(a2.apiKey));
+      expect(byKey?.revokedAt).toBeInstanceOf(Date);
+      // --json prints the holder as the admin route answers it.
+      const revoked = json(await run('workstation', 'revoke', b1.id, '--json'));
+      expect(revoked).toMatchObject({ id: b1.id, clinicId: b, state: 'revoked', revokedAt: expect.any(String), previousKeys: [] });
+      expect(lines(await run('workstation', 'list', '--json')).map((w) => [w.id, w.state])).toEqual([
+        [a1.id, 'active'],
+        [a2.id, 'revoked'],
+        [b1.id, 'revoked'],
+      ]);
+
+      // The audit entry and the MIS event the admin route's revocation writes (there: actor admin).
+      const audit = await storage.repos.audit.entriesAfter(0, 1000);
+      expect(audit.filter((e) => e.action === 'workstation.revoked').map((e) => [e.actor, e.clinicId, e.subject])).toEqual([
+        ['cli', a, a2.id],
+        ['cli', b, b1.id],
+      ]);
+      for (const [clinicId, ws] of [
+        [a, a2.id],
+        [b, b1.id],
+      ]) {
+        const events = (await storage.repos.events.after(clinicId, 0, 100)).map((e) => e.payload as Json);
+        expect(events.filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws).map((e) => [e.change, e.by])).toEqual([
+          ['created', 'operator'],
+          ['revoked', 'operator'],
+        ]);
+      }
+      expect(audit.filter((e) => e.action === 'workstation.listed').map((e) => [e.clinicId, e.detail])).toEqual([
+        [null, { count: 0, clinics: 2 }],
+        [null, { count: 3, clinics: 2 }],
+        [b, { count: 1 }],
+        [a, { count: 2 }],
+        [b, { count: 1 }],
+        [null, { count: 3, clinics: 2 }],
+      ]);
+
+      // Once revoked, again: not found. Another clinic given: not found either (the clinic must match).
+      const again = await run('workstation', 'revoke', a2.id);
+      expect(again.code).toBe(1);
+      expect(again.err).toContain('[workstation_not_found]');
+      const wrongClinic = await run('workstation', 'revoke', a1.id, '--clinic', b);
+      expect(wrongClinic.code).toBe(1);
+      expect(wrongClinic.err).toContain('[workstation_not_found]');
+      const nobody = await run('workstation', 'revoke', '00000000-0000-4000-8000-000000000000');
+      expect(nobody.code).toBe(1);
+      expect(nobody.err).toContain('[reference_not_found] No such workstation.');
+      // The old form still works.
+      expect((await run('workstation', 'revoke', '--clinic', a, '--id', a1.id)).out).toBe(`workstation ${a1.id} revoked\n`);
+    });
+
+    it('refuses a bad revoke or list before touching the database (exit 2)', async () => {
+      for (const [argv, message] of [
+        [['workstation', 'revoke'], 'WORKSTATION_ID is required'],
+        [['workstation', 'revoke', 'not-an-id'], 'WORKSTATION_ID must be an id'],
+        [['workstation', 'revoke', '00000000-0000-4000-8000-000000000000', '--id', '00000000-0000-4000-8000-000000000000'], 'give WORKSTATION_ID once'],
+        [['workstation', 'revoke', 'a', 'b'], 'expected one WORKSTATION_ID'],
+        [['workstation', 'list', '--clinic', 'x'], '--clinic must be an id'],
+        [['mis', 'revoke', '00000000-0000-4000-8000-000000000000'], '--clinic is required'],
+      ] as const) {
+        const r = await run(...argv);
+        expect({ code: r.code, message: r.err.includes(message) }).toEqual({ code: 2, message: true });
+        expect(r.err).toContain(`Usage: faceid ${argv[0]} ${argv[1]}`);
+      }
+    });
+
+    it('sets the languages of a clinic\'s SMS texts, shows them in the clinic list, audits the change', async () => {
+      const [a, b] = lines(await run('clinic', 'list', '--json'));
+      expect([a.smsLanguages, b.smsLanguages]).toEqual(['kk+ru', 'kk+ru']);
+      expect(json(await run('clinic', 'sms-languages', a.id, 'ru', '--json'))).toEqual({ id: a.id, smsLanguages: 'ru', previous: 'kk+ru' });
+      expect(await run('clinic', 'sms-languages', b.id, 'KK')).toEqual({
+        code: 0,
+        out: `clinic ${b.id}: SMS texts in Kazakh only\n`,
+        err: '',
+      });
+      expect((await storage.repos.clinics.get(a.id))?.smsLanguages).toBe('ru');
+      expect(lines(await run('clinic', 'list', '--json')).map((c) => [c.id, c.smsLanguages])).toEqual([
+        [a.id, 'ru'],
+        [b.id, 'kk'],
+      ]);
+      const [header, ...rows] = (await run('clinic', 'list')).out.trimEnd().split('\n');
+      expect(header).toMatch(/^ID\s+CREATED\s+SMS\s+NAME$/);
+      expect(rows.map((r) => r.split(/\s{2,}/))).toEqual([
+        [a.id, a.createdAt, 'ru', 'Clinic A'],
+        [b.id, b.createdAt, 'kk', 'Clinic B'],
+      ]);
+      expect(json(await run('clinic', 'sms-languages', a.id, 'kk+ru', '--json'))).toEqual({ id: a.id, smsLanguages: 'kk+ru', previous: 'ru' });
+      const audit = await storage.repos.audit.entriesAfter(0, 1000);
+      expect(audit.filter((e) => e.action === 'clinic.sms_languages_set').map((e) => [e.actor, e.subject, e.detail])).toEqual([
+        ['cli', a.id, { smsLanguages: 'ru', previous: 'kk+ru' }],
+        ['cli', b.id, { smsLanguages: 'kk', previous: 'kk+ru' }],
+        ['cli', a.id, { smsLanguages: 'kk+ru', previous: 'ru' }],
+      ]);
+
+      for (const [argv, message] of [
+        [['clinic', 'sms-languages', a.id, 'en'], 'must be one of kk+ru, kk, ru'],
+        [['clinic', 'sms-languages', a.id], 'expected CLINIC_ID and kk+ru, kk or ru'],
+        [['clinic', 'sms-languages', 'x', 'kk'], 'CLINIC_ID must be an id'],
+      ] as const) {
+        const r = await run(...argv);
+        expect({ code: r.code, message: r.err.includes(message) }).toEqual({ code: 2, message: true });
+      }
+      const unknown = await run('clinic', 'sms-languages', '00000000-0000-4000-8000-000000000000', 'kk');
+      expect(unknown.code).toBe(1);
+      expect(unknown.err).toContain('[reference_not_found]');
     });
   });
 }

@@ -10,15 +10,18 @@ import WebSocket from 'ws';
 import { createApp } from '../src/app.factory';
 import { WorkstationsService } from '../src/auth';
 import { loadConfig } from '../src/config';
+import { smsText } from '../src/sms';
 import { SessionSweep } from '../src/identification';
 import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { JsonLogger } from '../src/json-logger';
 import {
+  AUDIT,
   CLINICS,
   EVENTS,
   PATIENTS,
   TEMPLATES,
   VERDICTS,
+  type AuditRepository,
   type ClinicRepository,
   type EventRepository,
   type PatientRepository,
@@ -41,6 +44,7 @@ const ATTEMPTS_MAX = 3;
 const PATIENT_FAILURES_MAX = 5;
 const WORKSTATION_FAILURES_MAX = 8;
 const RESENDS_MAX = 1;
+const FACE_ATTEMPTS_MAX = 3;
 
 interface Reply {
   status: number;
@@ -66,6 +70,9 @@ async function startApp(db: TestDatabaseKind, env: Record<string, string>): Prom
     FACEID_BOOTSTRAP: 'false',
     ENGINE_WORKERS: '1',
     RATE_LIMIT_PER_MINUTE: '100000',
+    // These tests open many face sessions that nobody connects (each holds a place for 30 s): no admission limit
+    // here; test/face-capacity.e2e.test.ts tests it.
+    FACE_SESSIONS_MAX: '0',
     TEMPLATE_KEYS: TEST_TEMPLATE_KEY,
     LOG_LEVEL: 'debug',
     ...env,
@@ -114,6 +121,24 @@ function client(base: string) {
   };
 }
 
+/**
+ * Gives a patient an enrolled template (random numbers, encrypted as enrollment does) without a camera or the engine:
+ * POST /sessions opens a face session only for a patient with a template (else 409 no_template).
+ */
+async function storeTemplate(app: NestExpressApplication, clinicId: string, iin: string): Promise<string> {
+  const patient = await app.get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
+  const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
+  const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
+  await app
+    .get<TemplateRepository>(TEMPLATES)
+    .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
+      actor: { kind: 'admin', id: null },
+      images: 1,
+      confirmation: null,
+    });
+  return iin;
+}
+
 /** Another code than `code`: same length, one more modulo a million. */
 const wrongFor = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
 
@@ -146,11 +171,17 @@ for (const db of TEST_DATABASES) {
     let serial = 3000;
     const codesSeen: string[] = [];
 
+    /** A new patient without a template: face sessions are refused (no_template), the code path is open. */
     const newIin = () => makeIin('1979-03-15', (serial += 3));
+    /** A new patient with an enrolled template (face sessions wait for frames). */
+    const enrolledIin = () => storeTemplate(h.app, clinicA, newIin());
     const newDesk = async (clinicId = clinicA) =>
       (await h.app.get(WorkstationsService).createWorkstation(clinicId, `desk ${serial++}`)).apiKey;
     const startSession = (key: string, iin: string, channel = 'in_person') =>
       api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel });
+    /** In person, by the six-digit code from the start (no face session), with the reason why not by face. */
+    const startByCode = (key: string, iin: string, reason: string) =>
+      api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel: 'in_person', method: 'code', reason });
     const refuse = (key: string, sessionId: string) =>
       api('POST', `/sessions/${sessionId}/refusal`, key, { reason: 'patient_refused_photo' });
     const enter = (key: string, sessionId: string, code: string) =>
@@ -161,9 +192,9 @@ for (const db of TEST_DATABASES) {
       expect(res.status).toBe(200);
       const mine = res.body.messages.filter((m: { sessionId: string }) => m.sessionId === sessionId);
       expect(mine).toHaveLength(1);
-      // Kazakh then Russian, naming the clinic (see src/sms/texts.ts).
-      expect(mine[0].text).toMatch(/^Clinic A: қабылдаудағы сәйкестендіру коды \d{6}\. .* 5 минут жарамды\.\nClinic A: код идентификации на приёме \d{6}\. .*Действует 5 мин\.$/);
-      const code = /код идентификации на приёме (\d{6})\./.exec(mine[0].text)![1];
+      // Kazakh then Russian (the clinic's default setting), naming the clinic (see src/sms/texts.ts).
+      const code = /код (\d{6}) для приёма\./.exec(mine[0].text)![1];
+      expect(mine[0].text).toBe(smsText('identification', { code, clinicName: 'Clinic A', languages: 'kk+ru' }));
       codesSeen.push(code);
       return code;
     };
@@ -172,7 +203,8 @@ for (const db of TEST_DATABASES) {
         (e) => 'sessionId' in e.payload && e.payload.sessionId === sessionId,
       );
     /** A session of a fresh patient on the code path: its id and code. */
-    const refused = async (key: string, iin = newIin()) => {
+    const refused = async (key: string, iin?: string) => {
+      iin ??= await enrolledIin();
       const s = await startSession(key, iin);
       expect(s.status).toBe(201);
       const r = await refuse(key, s.body.sessionId);
@@ -187,6 +219,7 @@ for (const db of TEST_DATABASES) {
         CODE_PATIENT_FAILURES_MAX: String(PATIENT_FAILURES_MAX),
         CODE_WORKSTATION_FAILURES_MAX: String(WORKSTATION_FAILURES_MAX),
         CODE_RESENDS_MAX: String(RESENDS_MAX),
+        FACE_ATTEMPTS_MAX: String(FACE_ATTEMPTS_MAX),
       });
       api = client(h.base);
       const clinics = h.app.get<ClinicRepository>(CLINICS);
@@ -200,7 +233,7 @@ for (const db of TEST_DATABASES) {
     });
 
     it('refusal then the right code: match by code, shown by GET, refused and verdict events in order', async () => {
-      const iin = newIin();
+      const iin = await enrolledIin();
       const s = await startSession(keyA, iin);
       expect(s.status).toBe(201);
       const before = Date.now();
@@ -282,7 +315,7 @@ for (const db of TEST_DATABASES) {
       expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
       const used = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
       expect([used.status, used.body.error.code]).toEqual([409, 'code_used']);
-      const notPending = await api('POST', `/sessions/${(await startSession(desk, newIin())).body.sessionId}/code/resend`, desk);
+      const notPending = await api('POST', `/sessions/${(await startSession(desk, await enrolledIin())).body.sessionId}/code/resend`, desk);
       expect([notPending.status, notPending.body.error.code]).toEqual([409, 'code_not_requested']);
       expect((await api('POST', `/sessions/${sessionId}/code/resend`, keyB)).status).toBe(404);
     });
@@ -322,7 +355,7 @@ for (const db of TEST_DATABASES) {
     });
 
     it('the periodic sweep expires a session whose token was never used', async () => {
-      const s = await startSession(keyA, newIin());
+      const s = await startSession(keyA, await enrolledIin());
       await h.sql(`UPDATE "IdentificationSession" SET "tokenExpiresAt" = "createdAt" WHERE "id" = ?`, [s.body.sessionId]);
       const deadline = Date.now() + 15_000; // the app's sweep runs every few seconds
       let state = '';
@@ -337,7 +370,7 @@ for (const db of TEST_DATABASES) {
 
     it('caps wrong codes per patient, across sessions, with Retry-After', async () => {
       const desk = await newDesk();
-      const iin = newIin();
+      const iin = await enrolledIin();
       const first = await refused(desk, iin);
       for (let i = 0; i < ATTEMPTS_MAX; i++) await enter(desk, first.sessionId, wrongFor(first.code));
       const second = await refused(desk, iin);
@@ -379,7 +412,7 @@ for (const db of TEST_DATABASES) {
       const viaOther = await enter(other, open!.sessionId, open!.code);
       expect([viaOther.status, viaOther.body.error.code]).toEqual([429, 'code_attempts_exceeded']);
       // The capped desk gets no new code; another desk of the clinic does.
-      const s = await startSession(desk, newIin());
+      const s = await startSession(desk, await enrolledIin());
       expect((await refuse(desk, s.body.sessionId)).body.error.code).toBe('code_attempts_exceeded');
       expect((await refuse(other, s.body.sessionId)).status).toBe(200);
     });
@@ -399,7 +432,7 @@ for (const db of TEST_DATABASES) {
     });
 
     it('keeps clinics apart: clinic B cannot refuse, enter a code or read the outbox of clinic A', async () => {
-      const s = await startSession(keyA, newIin());
+      const s = await startSession(keyA, await enrolledIin());
       const r = await refuse(keyB, s.body.sessionId);
       expect([r.status, r.body.error.code]).toEqual([404, 'session_not_found']);
       expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body.state).toBe('created');
@@ -413,21 +446,6 @@ for (const db of TEST_DATABASES) {
       expect((await enter(keyA, s.body.sessionId, code)).status).toBe(200);
     });
 
-    /** A patient with an enrolled template (random numbers, encrypted as enrollment does): face sessions wait for frames. */
-    const enrolledIin = async () => {
-      const iin = newIin();
-      const patient = await h.app.get<PatientRepository>(PATIENTS).upsert(clinicA, iin);
-      const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
-      const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-      await h.app
-        .get<TemplateRepository>(TEMPLATES)
-        .replace(clinicA, patient.id, cipher.encrypt(embedding, { clinicId: clinicA, patientId: patient.id }), {
-          actor: { kind: 'admin', id: null },
-          images: 1,
-          confirmation: null,
-        });
-      return iin;
-    };
     /** Opens a session's face WebSocket: `ready` resolves true on the server's ready message, false if it closed first. */
     const openFace = (session: { wsUrl: string; token: string }) => {
       const ws = new WebSocket(session.wsUrl, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + session.token]);
@@ -491,7 +509,7 @@ for (const db of TEST_DATABASES) {
     });
 
     it('answers bad input and wrong states with typed errors', async () => {
-      const s = await startSession(keyA, newIin());
+      const s = await startSession(keyA, await enrolledIin());
       const id = s.body.sessionId;
       const badReason = await api('POST', `/sessions/${id}/refusal`, keyA, { reason: 'Patient Refused!' });
       expect([badReason.status, badReason.body.error.code]).toEqual([400, 'invalid_request']);
@@ -511,12 +529,13 @@ for (const db of TEST_DATABASES) {
       codesSeen.push(await codeOf(keyA, id));
     });
 
-    it('tells the MIS about a face lock-out (no session opened)', async () => {
-      const iin = newIin();
+    it('tells the MIS about a face lock-out (no session opened); the desk goes on by code in person, and the code matches', async () => {
+      const iin = await enrolledIin();
       const verdicts = h.app.get<VerdictRepository>(VERDICTS);
-      // Three failed face sessions, recorded through the real repository (no camera needed for the policy).
-      for (let i = 0; i < 3; i++) {
+      // FACE_ATTEMPTS_MAX failed face sessions, recorded through the real repository (no camera needed for the policy).
+      for (let i = 0; i < FACE_ATTEMPTS_MAX; i++) {
         const s = await startSession(keyA, iin);
+        expect(s.status).toBe(201);
         await verdicts.finish({
           clinicId: clinicA,
           sessionId: s.body.sessionId,
@@ -529,20 +548,136 @@ for (const db of TEST_DATABASES) {
       }
       const latest = await h.app.get<EventRepository>(EVENTS).latestSeq(clinicA);
       const locked = await startSession(keyA, iin);
-      expect([locked.status, locked.body.error.code]).toEqual([429, 'attempts_exceeded']);
+      expect(locked.status).toBe(429);
+      // The desk can offer the code at once.
+      expect(locked.body.error).toEqual({ code: 'attempts_exceeded', message: expect.any(String), codeAvailable: true });
       const after = await h.app.get<EventRepository>(EVENTS).after(clinicA, latest, 100);
       expect(after.map((e) => e.payload)).toEqual([
         expect.objectContaining({ type: 'identification.locked_out', sessionId: null, iin, method: 'face', result: 'locked_out' }),
       ]);
-      // The code path stays open for that patient.
-      expect((await startSession(keyA, iin, 'remote')).status).toBe(201);
+
+      // No dead end: the patient is at the desk, so the session is by code, in person, with the reason. The face
+      // attempts limit does not apply to it.
+      const byCode = await startByCode(keyA, iin, 'face_failed');
+      expect(byCode.status).toBe(201);
+      expect(byCode.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      const id = byCode.body.sessionId as string;
+      const ok = await enter(keyA, id, await codeOf(keyA, id));
+      expect(ok.status).toBe(200);
+      expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
+      expect((await api('GET', `/sessions/${id}`, keyA)).body).toMatchObject({
+        channel: 'in_person',
+        state: 'finished',
+        refusalReason: 'face_failed',
+        verdict: { result: 'match', method: 'code' },
+      });
+      const events = await eventsOf(id);
+      expect(events.map((e) => e.type)).toEqual(['identification.refused', 'identification.verdict']);
+      expect(events[0].payload).toMatchObject({ channel: 'in_person', method: 'none', result: 'refused', reason: 'face_failed', iin });
+      expect(events[1].payload).toMatchObject({ channel: 'in_person', method: 'code', result: 'match', iin });
+      // A match by code does not reopen the face path within the window.
+      const still = await startSession(keyA, iin);
+      expect([still.status, still.body.error.code]).toEqual([429, 'attempts_exceeded']);
+    });
+
+    it('answers 409 no_template with codeAvailable before any token for a patient without a template, and the desk goes on by code', async () => {
+      const iin = newIin();
+      const events = h.app.get<EventRepository>(EVENTS);
+      const latest = await events.latestSeq(clinicA);
+      const face = await startSession(keyA, iin);
+      expect(face.status).toBe(409);
+      expect(face.body.error).toEqual({ code: 'no_template', message: expect.any(String), codeAvailable: true });
+      // Nothing was opened: no session (no token), no event; the audit trail has the check.
+      const patient = (await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin))!;
+      expect(await h.sql(`SELECT "id" FROM "IdentificationSession" WHERE "patientId" = ?`, [patient.id])).toEqual([]);
+      expect(await events.latestSeq(clinicA)).toBe(latest);
+      const audit = (await h.app.get<AuditRepository>(AUDIT).list(clinicA, 10_000)).filter((a) => a.subject === patient.id);
+      expect(audit.map((a) => a.action)).toContain('session.no_template');
+
+      // By code at once, here because the camera does not work: recorded as a refusal is (event, audit, session).
+      const byCode = await startByCode(keyA, iin, 'camera_unavailable');
+      expect(byCode.status).toBe(201);
+      expect(byCode.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      const id = byCode.body.sessionId as string;
+      expect((await api('GET', `/sessions/${id}`, keyA)).body).toMatchObject({
+        channel: 'in_person',
+        state: 'code_pending',
+        refusalReason: 'camera_unavailable',
+        codeExpiresAt: byCode.body.codeExpiresAt,
+        verdict: null,
+      });
+      const trail = (await h.app.get<AuditRepository>(AUDIT).list(clinicA, 10_000)).filter((a) => a.subject === id);
+      expect(trail.map((a) => [a.action, a.detail]).sort()).toEqual([
+        ['code.sent', { adapter: 'dev', ttlSeconds: 300 }],
+        ['session.created', { channel: 'in_person', method: 'code' }],
+        ['session.refused', { reason: 'camera_unavailable', faceSessionAborted: false }],
+      ]);
+      const ok = await enter(keyA, id, await codeOf(keyA, id));
+      expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
+      const mine = await eventsOf(id);
+      expect(mine.map((e) => e.type)).toEqual(['identification.refused', 'identification.verdict']);
+      expect(mine[0].payload).toMatchObject({ channel: 'in_person', method: 'none', result: 'refused', reason: 'camera_unavailable', iin });
+      expect(mine[1].payload).toMatchObject({ channel: 'in_person', method: 'code', result: 'match' });
+    });
+
+    it('still ends a face session no_template on the WebSocket when the template is revoked after the token was issued', async () => {
+      const iin = await enrolledIin();
+      const s = await startSession(keyA, iin);
+      expect(s.status).toBe(201);
+      const patient = (await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin))!;
+      expect(await h.app.get<TemplateRepository>(TEMPLATES).revoke(clinicA, patient.id, { kind: 'admin', id: null })).toBe(1);
+      const face = openFace(s.body);
+      expect(await face.closed).toMatchObject({ code: 1000 });
+      expect(face.messages).toContainEqual(expect.objectContaining({ type: 'verdict', result: 'no_template' }));
+      expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body).toMatchObject({
+        state: 'finished',
+        verdict: { result: 'no_template', method: 'face' },
+      });
+      // The next face session is refused before its token.
+      expect((await startSession(keyA, iin)).body.error).toMatchObject({ code: 'no_template', codeAvailable: true });
+    });
+
+    it('validates the method and the reason of POST /sessions before anything happens', async () => {
+      const iin = newIin();
+      const cases: Array<[Record<string, unknown>, string]> = [
+        [{ channel: 'remote', method: 'face' }, 'body.method'],
+        [{ channel: 'in_person', method: 'code' }, 'body.reason'],
+        [{ channel: 'in_person', method: 'code', reason: 'patient_was_tired' }, 'body.reason'],
+        [{ channel: 'in_person', method: 'code', reason: 'Face failed' }, 'body.reason'],
+        [{ channel: 'in_person', reason: 'face_failed' }, 'body.reason'],
+        [{ channel: 'in_person', method: 'face', reason: 'face_failed' }, 'body.reason'],
+        [{ channel: 'remote', method: 'code', reason: 'patient_refused_photo' }, 'body.reason'],
+        [{ channel: 'in_person', method: 'sms', reason: 'face_failed' }, 'body.method'],
+      ];
+      for (const [extra, where] of cases) {
+        const res = await api('POST', '/sessions', keyA, { iin, appointmentId: 'apt-validation', ...extra });
+        expect([JSON.stringify(extra), res.status, res.body.error.code, res.body.error.issues.map((i: { path: string }) => i.path)]).toEqual([
+          JSON.stringify(extra),
+          400,
+          'invalid_request',
+          [where],
+        ]);
+      }
+      // Refused at the edge: the patient was not even created.
+      expect(await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin)).toBeNull();
+      // A remote appointment may name its method, which is the code.
+      const remote = await api('POST', '/sessions', keyA, { iin, appointmentId: 'apt-validation', channel: 'remote', method: 'code' });
+      expect([remote.status, remote.body.state]).toEqual([201, 'code_pending']);
+      codesSeen.push(await codeOf(keyA, remote.body.sessionId));
     });
 
     it('documents the routes in /openapi.json', async () => {
-      const doc = (await (await fetch(`${h.base}/openapi.json`)).json()) as { paths: Record<string, unknown> };
+      const doc = (await (await fetch(`${h.base}/openapi.json`)).json()) as { paths: Record<string, any> };
       expect(Object.keys(doc.paths)).toEqual(
         expect.arrayContaining(['/sessions/{id}/refusal', '/sessions/{id}/code', '/dev/outbox']),
       );
+      const create = doc.paths['/sessions'].post;
+      expect(create.responses['409'].description).toContain('`no_template`');
+      expect(create.responses['429'].description).toContain('`attempts_exceeded`');
+      const body = create.requestBody.content['application/json'].schema;
+      expect(body.properties.method.enum).toEqual(['face', 'code']);
+      expect(body.properties.reason.enum).toEqual(['patient_refused_photo', 'face_failed', 'camera_unavailable']);
+      expect(body.required).not.toContain('method');
     });
 
     // Last: scans what every test above left behind.
@@ -564,6 +699,7 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
   let h: Harness;
   let api: ReturnType<typeof client>;
   let key: string;
+  let clinicId: string;
   let receiver: http.Server;
   let failNext = 0;
   const received: Array<{ authorization?: string; body: { iin: string; text: string; reference: string } }> = [];
@@ -592,8 +728,8 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
       SMS_HTTP_TIMEOUT_MS: '2000',
     });
     api = client(h.base);
-    const clinic = await h.app.get<ClinicRepository>(CLINICS).create('Clinic H');
-    key = (await h.app.get(WorkstationsService).createWorkstation(clinic.id, 'desk')).apiKey;
+    clinicId = (await h.app.get<ClinicRepository>(CLINICS).create('Clinic H')).id;
+    key = (await h.app.get(WorkstationsService).createWorkstation(clinicId, 'desk')).apiKey;
   });
 
   afterAll(async () => {
@@ -602,9 +738,13 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
     await new Promise((resolve) => receiver?.close(resolve));
   });
 
-  const session = async (iin: string) =>
-    (await api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' }))
-      .body.sessionId as string;
+  /** A face session of an enrolled patient, for the refusal to move to the code path. */
+  const session = async (iin: string) => {
+    await storeTemplate(h.app, clinicId, iin);
+    const s = await api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' });
+    expect(s.status).toBe(201);
+    return s.body.sessionId as string;
+  };
 
   it('sends the code to the gateway, which is then typed in', async () => {
     const iin = makeIin('1991-11-30', 40);
@@ -613,8 +753,8 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
     expect(r.status).toBe(200);
     const msg = received.at(-1)!;
     expect(msg.authorization).toBe('Bearer egov-test-token');
-    expect(msg.body).toEqual({ iin, reference: id, text: expect.stringMatching(/код идентификации на приёме \d{6}\./) });
     const code = /(\d{6})/.exec(msg.body.text)![1];
+    expect(msg.body).toEqual({ iin, reference: id, text: smsText('identification', { code, clinicName: 'Clinic H' }) });
     const ok = await api('POST', `/sessions/${id}/code`, key, { code });
     expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
     expect(h.logs.join('\n')).not.toMatch(standalone(code));

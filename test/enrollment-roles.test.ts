@@ -11,6 +11,7 @@ import { loadConfig } from '../src/config';
 import { cosineSimilarity, EngineService } from '../src/engine';
 import { EnrollmentService } from '../src/enrollment';
 import { EventSchema } from '../src/events/schemas';
+import { smsText } from '../src/sms';
 import {
   AUDIT,
   CLINICS,
@@ -105,8 +106,9 @@ for (const db of TEST_DATABASES) {
       );
       expect(mine.length).toBeGreaterThan(0);
       const text: string = mine[mine.length - 1].text;
-      expect(text).toMatch(/подтверждает новое эталонное фото/);
-      return /(\d{6})/.exec(text)![1];
+      const code = /(\d{6})/.exec(text)![1];
+      expect(text).toBe(smsText('enrollment', { code, clinicName: 'Desk clinic', languages: 'kk' }));
+      return code;
     };
 
     /** The clinic's events as the MIS reads them (GET /events with its key), checked against the event schemas. */
@@ -184,6 +186,10 @@ for (const db of TEST_DATABASES) {
       const on = await cli('clinic', 'desk-enrollment', clinicD, 'on', '--json');
       expect(on).toMatchObject({ code: 0 });
       expect(JSON.parse(on.out)).toEqual({ id: clinicD, deskEnrollment: true, previous: false });
+      // Its patients read Kazakh only (the confirmation codes' texts follow the setting).
+      const kk = await cli('clinic', 'sms-languages', clinicD, 'kk', '--json');
+      expect(kk).toMatchObject({ code: 0 });
+      expect(JSON.parse(kk.out)).toEqual({ id: clinicD, smsLanguages: 'kk', previous: 'kk+ru' });
       const key = await cli('enrollment-key', 'create', '--clinic', clinicD, '--name', 'Registry import', '--json');
       expect(key).toMatchObject({ code: 0 });
       ({ apiKey: registryKey, id: registryKeyId } = JSON.parse(key.out));

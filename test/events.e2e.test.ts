@@ -26,6 +26,7 @@ import {
 } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { openFaceSession } from './support/sessions';
 
 // MIS event delivery end to end: the real app over real HTTP and WebSockets, real webhook receivers (node:http), on
 // SQLite and on PostgreSQL (skipped with FACEID_TEST_PG=0). Verdicts are written with the storage call the gateway
@@ -323,18 +324,14 @@ for (const db of TEST_DATABASES) {
       return { status: res.status, body: text ? JSON.parse(text) : null };
     };
 
-    /** A verdict the way the gateway writes one: a session through the API, finished through VerdictRepository. */
+    /** A verdict the way the gateway writes one: a face session of the desk (stored as POST /sessions stores one for
+     *  an enrolled patient, without the template's own event), finished through VerdictRepository. */
     const verdict = async (c: ClinicKeys, result: VerdictResult = 'match', via: INestApplication = app): Promise<string> => {
-      const s = await api('POST', '/sessions', c.wsKey, {
-        iin: makeIin('1979-03-08', iinSerial++),
-        appointmentId: `apt-${randomBytes(3).toString('hex')}`,
-        channel: 'in_person',
-      });
-      expect(s.status).toBe(201);
+      const s = await openFaceSession(app, c.wsKey, { iin: makeIin('1979-03-08', iinSerial++) });
       const face = result !== 'expired';
       const v = await via.get(VERDICTS).finish({
         clinicId: c.clinicId,
-        sessionId: s.body.sessionId,
+        sessionId: s.sessionId,
         result,
         method: face ? 'face' : 'none',
         score: face ? 0.8123 : null,
@@ -342,7 +339,7 @@ for (const db of TEST_DATABASES) {
         timings: face ? TIMINGS : null,
       });
       expect(v).not.toBeNull();
-      return s.body.sessionId;
+      return s.sessionId;
     };
     const verdicts = async (c: ClinicKeys, n: number) => {
       for (let i = 0; i < n; i++) await verdict(c);
@@ -684,17 +681,17 @@ for (const db of TEST_DATABASES) {
       await verdict(c, 'no_match');
       await verdict(c, 'expired');
       // A refusal and a lock-out, through the storage calls the code path makes.
-      const s = await api('POST', '/sessions', c.wsKey, { iin: makeIin('1991-11-30', iinSerial++), appointmentId: 'apt-refusal', channel: 'in_person' });
+      const s = await openFaceSession(app, c.wsKey, { iin: makeIin('1991-11-30', iinSerial++), appointmentId: 'apt-refusal' });
       const codeHash = createHmac('sha256', randomBytes(32)).update('123456').digest('hex');
       await app.get(SESSIONS).beginCodePath({
         clinicId: c.clinicId,
-        sessionId: s.body.sessionId,
+        sessionId: s.sessionId,
         codeHash,
         codeExpiresAt: new Date(Date.now() + 60_000),
         refusal: { reason: 'patient_refused_photo' },
       });
-      await app.get(VERDICTS).finish({ clinicId: c.clinicId, sessionId: s.body.sessionId, result: 'locked_out', method: 'code', score: null, liveness: null, timings: null });
-      const patient = await app.get(SESSIONS).get(c.clinicId, s.body.sessionId);
+      await app.get(VERDICTS).finish({ clinicId: c.clinicId, sessionId: s.sessionId, result: 'locked_out', method: 'code', score: null, liveness: null, timings: null });
+      const patient = await app.get(SESSIONS).get(c.clinicId, s.sessionId);
       await app.get(EVENTS).appendLockout({ clinicId: c.clinicId, patientId: patient!.patientId, appointmentId: 'apt-face-lock', channel: 'in_person' });
 
       const received = await client.waitForEvents(6);

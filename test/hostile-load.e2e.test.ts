@@ -91,7 +91,7 @@ class Desk {
   let base: string;
   let key: string;
   let serial = 0;
-  /** Enrolled, so its sessions stay open (a patient without a template gets `no_template` at once). */
+  /** Enrolled, so its sessions stay open (POST /sessions refuses a patient without a template: 409 `no_template`). */
   const patientIin = makeIin('1985-04-12', 1201);
   /** A frame without a face: its session stays in `no_face` (no verdict) for as long as these tests need. */
   let faceless: Buffer;

@@ -7,7 +7,21 @@ import { deskHello } from '../src/cli/desk';
 import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
-import { CLINICS, VERDICTS, WORKSTATIONS, type ClinicRepository, type VerdictRepository, type WorkstationRepository } from '../src/storage/ports';
+import { SessionSweep } from '../src/identification';
+import { IdentificationGateway } from '../src/identification/identification.gateway';
+import {
+  CLINICS,
+  EVENTS,
+  SESSIONS,
+  VERDICTS,
+  WORKSTATIONS,
+  type ClinicRepository,
+  type EventRepository,
+  type SessionRepository,
+  type SessionState,
+  type VerdictRepository,
+  type WorkstationRepository,
+} from '../src/storage/ports';
 import { encodeFrameMessage, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
 import { missingFixturesReason, QVGA, VGA, webcamJpeg } from './support/frames';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
@@ -68,9 +82,11 @@ for (const db of TEST_DATABASES) {
     const startSession = (key: string, iin = patientIin, channel = 'in_person') =>
       api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel });
 
+    let env: Record<string, string>;
+
     beforeAll(async () => {
       database = await createTestDatabase(db, 'e2e');
-      const env: Record<string, string> = {
+      env = {
         ...database.env,
         PORT: '0',
         FACEID_BOOTSTRAP: 'false',
@@ -147,11 +163,10 @@ for (const db of TEST_DATABASES) {
     });
 
     it('gives no_match to another person', async () => {
-      const s = await startSession(keyA, makeIin('1990-01-02', 77));
-      // That patient has no template; enroll the first patient's IIN instead with another face below.
-      expect(s.status).toBe(201);
-      const noTemplate = await runPatient(s.body.wsUrl, s.body.token, other);
-      expect(noTemplate.verdict).toMatchObject({ result: 'no_template' });
+      // A patient without a template gets no face session at all (no camera opens): the desk is offered the code.
+      const noTemplate = await startSession(keyA, makeIin('1990-01-02', 77));
+      expect(noTemplate.status).toBe(409);
+      expect(noTemplate.body.error).toEqual({ code: 'no_template', message: expect.any(String), codeAvailable: true });
 
       const s2 = await startSession(keyA, await enrollNew());
       const run = await runPatient(s2.body.wsUrl, s2.body.token, other);
@@ -239,8 +254,7 @@ for (const db of TEST_DATABASES) {
       expect(fromB.status).toBe(404);
       // Clinic B's patient with the same IIN is a different record, without clinic A's template.
       const b = await startSession(keyB);
-      const run = await runPatient(b.body.wsUrl, b.body.token, same);
-      expect(run.verdict).toMatchObject({ result: 'no_template' });
+      expect([b.status, b.body.error.code]).toEqual([409, 'no_template']);
       await runPatient(a.body.wsUrl, a.body.token, same); // let A's session finish
     });
 
@@ -294,6 +308,107 @@ for (const db of TEST_DATABASES) {
       expect(t.framesAnalysed + t.framesDropped).toBeLessThanOrEqual(t.framesReceived);
     });
 
+    /** A face WebSocket of the session, open once `ready` came (and the hello went out). */
+    const openFace = async (session: { wsUrl: string; token: string }) => {
+      const ws = new WebSocket(session.wsUrl, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + session.token]);
+      const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+      await new Promise<void>((resolve, reject) => {
+        ws.on('error', reject);
+        ws.on('message', (d) => {
+          if (JSON.parse(d.toString()).type !== 'ready') return;
+          ws.send(JSON.stringify(deskHello()));
+          resolve();
+        });
+      });
+      return { ws, closed };
+    };
+    /** Resolves once the session is in `state`: checked now and after every commit of clinic A's events (the hook
+     *  storage calls), failing after 20 s. */
+    const untilState = (sessionId: string, state: SessionState) =>
+      new Promise<void>((resolve, reject) => {
+        const sessions = app.get<SessionRepository>(SESSIONS);
+        let done = false;
+        const check = () =>
+          void sessions.get(clinicAId, sessionId).then((s) => {
+            if (done || s?.state !== state) return;
+            done = true;
+            off();
+            clearTimeout(guard);
+            resolve();
+          }, reject);
+        const off = app.get<EventRepository>(EVENTS).onCommitted((clinicId) => clinicId === clinicAId && check());
+        const guard = setTimeout(() => {
+          off();
+          reject(new Error(`session ${sessionId} did not become ${state}`));
+        }, 20_000);
+        check();
+      });
+
+    it('ends a session whose connection drops (or is cancelled) before its verdict at once: expired, with its event', async () => {
+      for (const how of ['dropped', 'cancelled'] as const) {
+        const s = await startSession(keyA, await enrollNew());
+        const since = await app.get<EventRepository>(EVENTS).latestSeq(clinicAId);
+        const { ws, closed } = await openFace(s.body);
+        expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body.state).toBe('connected');
+        if (how === 'dropped') ws.terminate(); // no close frame: the server sees 1006
+        else ws.send(JSON.stringify({ type: 'cancel' }));
+        expect(await closed).toBe(how === 'dropped' ? 1006 : 1000);
+        await untilState(s.body.sessionId, 'expired');
+        const stored = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
+        expect(stored.body).toMatchObject({ state: 'expired', verdict: { result: 'expired', method: 'none' } });
+        const events = await app.get<EventRepository>(EVENTS).after(clinicAId, since, 100);
+        expect(events.filter((e) => 'sessionId' in e.payload && e.payload.sessionId === s.body.sessionId).map((e) => e.payload)).toEqual([
+          expect.objectContaining({ type: 'identification.expired', result: 'expired', method: 'none' }),
+        ]);
+      }
+    });
+
+    it('does not expire a session whose face connection closed because the patient refused the photo', async () => {
+      const s = await startSession(keyA, await enrollNew());
+      const gateway = app.get(IdentificationGateway);
+      const expire = jest.spyOn(app.get(SessionSweep), 'expire');
+      // The hook: the gateway's onClose has run for this connection (it decides there, synchronously).
+      const onClose = jest.spyOn(gateway, 'onClose');
+      const handled = new Promise<void>((resolve) =>
+        onClose.mockImplementation((conn, code) => {
+          IdentificationGateway.prototype.onClose.call(gateway, conn, code);
+          resolve();
+        }),
+      );
+      try {
+        const { closed } = await openFace(s.body);
+        const refused = await api('POST', `/sessions/${s.body.sessionId}/refusal`, keyA, { reason: 'patient_refused_photo' });
+        expect(refused.status).toBe(200);
+        expect(await closed).toBe(4010);
+        await handled;
+        expect(expire.mock.calls.filter(([session]) => session.id === s.body.sessionId)).toEqual([]);
+        expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body.state).toBe('code_pending');
+      } finally {
+        onClose.mockRestore();
+        expire.mockRestore();
+      }
+    });
+
+    it('leaves a session cut off by a server shutdown to the sweep: still connected once the server has stopped', async () => {
+      const iin = await enrollNew();
+      // A second gateway process on the same database, stopped while the session runs.
+      const other = await createApp({ config: loadConfig({ ...env, ENGINE_WORKERS: '1' }) });
+      await other.listen(0, '127.0.0.1');
+      const otherBase = `http://127.0.0.1:${(other.getHttpServer().address() as { port: number }).port}`;
+      const res = await fetch(`${otherBase}/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${keyA}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ iin, appointmentId: 'apt-shutdown', channel: 'in_person' }),
+      });
+      const s = (await res.json()) as { sessionId: string; wsUrl: string; token: string };
+      expect(res.status).toBe(201);
+      const { closed } = await openFace(s);
+      // close() returns once every connection has closed and every shutdown hook (expiries included) has run.
+      await other.close();
+      expect(await closed).toBe(1001);
+      expect((await api('GET', `/sessions/${s.sessionId}`, keyA)).body).toMatchObject({ state: 'connected', verdict: null });
+    });
+
     it('locks the face path after repeated failures for a patient', async () => {
       const iin = await enrollNew();
       const outcomes: string[] = [];
@@ -309,7 +424,26 @@ for (const db of TEST_DATABASES) {
       console.log(`[${db}] another person's three attempts: ${outcomes.join(', ')}`);
       const locked = await startSession(keyA, iin);
       expect(locked.status).toBe(429);
-      expect(locked.body.error.code).toBe('attempts_exceeded');
+      expect(locked.body.error).toMatchObject({ code: 'attempts_exceeded', codeAvailable: true });
+      // No dead end: the patient is still at the desk, identified by the six-digit code in person.
+      const byCode = await api('POST', '/sessions', keyA, {
+        iin,
+        appointmentId: `apt-${randomBytes(4).toString('hex')}`,
+        channel: 'in_person',
+        method: 'code',
+        reason: 'face_failed',
+      });
+      expect([byCode.status, byCode.body.state]).toEqual([201, 'code_pending']);
+      const outbox = await api('GET', '/dev/outbox', keyA);
+      const sms = outbox.body.messages.find((m: { sessionId: string }) => m.sessionId === byCode.body.sessionId);
+      const code = /(?<!\d)(\d{6})(?!\d)/.exec(sms.text)![1]; // the six digits (the texts are src/sms's)
+      const ok = await api('POST', `/sessions/${byCode.body.sessionId}/code`, keyA, { code });
+      expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
+      expect((await api('GET', `/sessions/${byCode.body.sessionId}`, keyA)).body).toMatchObject({
+        channel: 'in_person',
+        refusalReason: 'face_failed',
+        verdict: { result: 'match', method: 'code' },
+      });
     });
   });
 }

@@ -33,6 +33,7 @@ import {
 } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { openFaceSession } from './support/sessions';
 
 // Trust boundaries of the keys, on the real app over real HTTP and WebSockets, on SQLite and PostgreSQL:
 // - the operator's key lifecycle for workstations and MIS clients (admin HTTP routes with ADMIN_TOKEN, and the admin
@@ -135,17 +136,13 @@ for (const db of TEST_DATABASES) {
       return c;
     };
     const newClinic = async (name: string) => (await app.get<ClinicRepository>(CLINICS).create(name)).id;
-    /** A verdict the way the gateway writes one: a session opened with the workstation key, finished in storage. */
+    /** A verdict the way the gateway writes one: a face session of the workstation with that key (stored as
+     *  POST /sessions stores one for an enrolled patient, without the template's own event), finished in storage. */
     const verdict = async (clinicId: string, wsKey: string): Promise<string> => {
-      const s = await call('POST', '/sessions', wsKey, {
-        iin: makeIin('1984-06-02', iinSerial++),
-        appointmentId: `apt-${randomBytes(3).toString('hex')}`,
-        channel: 'in_person',
-      });
-      expect(s.status).toBe(201);
+      const s = await openFaceSession(app, wsKey, { iin: makeIin('1984-06-02', iinSerial++) });
       const v = await app.get(VERDICTS).finish({
         clinicId,
-        sessionId: s.body.sessionId,
+        sessionId: s.sessionId,
         result: 'match',
         method: 'face',
         score: 0.81,
@@ -153,7 +150,7 @@ for (const db of TEST_DATABASES) {
         timings: { firstFrameToVerdictMs: 1500 },
       });
       expect(v).not.toBeNull();
-      return s.body.sessionId;
+      return s.sessionId;
     };
 
     beforeAll(async () => {

@@ -5,13 +5,16 @@ import type { INestApplication } from '@nestjs/common';
 import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
+import { smsText } from '../src/sms';
 import { CLINICS, MIS_CLIENTS, VERDICTS, WORKSTATIONS } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { openFaceSession } from './support/sessions';
 
 // GET /metrics on the real app over real HTTP: with METRICS_TOKEN set only a scraper with the token reads it, and
 // after a clinic's sessions, verdicts and webhook deliveries nothing on it names a clinic, a desk, an MIS client, a
-// session, an event or a patient.
+// session, an event or a patient. Verdicts by the six-digit code and lock-outs are counted with their method, and
+// texts the SMS gateway (a local server here, as SMS_ADAPTER=http) refuses by purpose and reason.
 
 type Json = any; // answers are checked field by field
 
@@ -45,15 +48,25 @@ for (const kind of TEST_DATABASES) {
     let base: string;
     let receiver: http.Server;
     let delivered = 0;
+    /** What the SMS gateway received ({iin, text, reference}), and the status it answers. */
+    const sms: Array<{ iin: string; text: string; reference: string }> = [];
+    let smsStatus = 200;
 
     const scrape = (authorization?: string) =>
       fetch(`${base}/metrics`, { headers: authorization === undefined ? {} : { authorization } });
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'metrics');
+      // Both the MIS's webhook receiver and the e-government SMS gateway.
       receiver = http.createServer((req, res) => {
-        req.resume();
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
         req.on('end', () => {
+          if (req.url === '/sms') {
+            if (smsStatus === 200) sms.push(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+            res.writeHead(smsStatus).end();
+            return;
+          }
           delivered++;
           res.writeHead(204).end();
         });
@@ -70,6 +83,10 @@ for (const kind of TEST_DATABASES) {
           WEBHOOK_ALLOW_HTTP: 'true',
           WEBHOOK_ALLOWED_PRIVATE_HOSTS: '127.0.0.1',
           METRICS_TOKEN: TOKEN,
+          SMS_ADAPTER: 'http',
+          SMS_HTTP_URL: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/sms`,
+          SMS_HTTP_RETRIES: '0',
+          CODE_ATTEMPTS_MAX: '2',
         }),
       });
       await app.listen(0, '127.0.0.1');
@@ -114,7 +131,15 @@ for (const kind of TEST_DATABASES) {
         url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hooks`,
       });
       const iin = makeIin('1977-02-03', 777);
-      const session = await call('POST', '/sessions', wsKey, { iin, appointmentId: 'apt-metrics-1', channel: 'in_person' });
+      // The desk asks for a face session of a patient with no template yet: 409 no_template (traffic carrying the
+      // IIN and the appointment); then a face session as POST /sessions stores one for an enrolled patient.
+      const noTemplate = await fetch(`${base}/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${wsKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ iin, appointmentId: 'apt-metrics-1', channel: 'in_person' }),
+      });
+      expect(noTemplate.status).toBe(409);
+      const session = await openFaceSession(app, wsKey, { iin, appointmentId: 'apt-metrics-1' });
       await app.get(VERDICTS).finish({
         clinicId: clinic.id,
         sessionId: session.sessionId,
@@ -138,7 +163,67 @@ for (const kind of TEST_DATABASES) {
       // Fixed label sets only (ours, and prom-client's process and Node.js figures).
       const names = [...labelNames(text)];
       expect(names.filter((n) => /clinic|workstation|desk|mis|client|session|patient|iin|event|hook|id$|url|host/i.test(n))).toEqual([]);
-      expect(names.every((n) => ['call', 'result', 'code', 'outcome', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile'].includes(n))).toBe(true);
+      expect(names.every((n) => ['call', 'result', 'method', 'code', 'outcome', 'purpose', 'reason', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile'].includes(n))).toBe(true);
+    });
+
+    it('counts code verdicts and lock-outs (method code), and the texts the SMS gateway refused', async () => {
+      const clinic = await app.get(CLINICS).create('Code clinic');
+      await app.get(CLINICS).setSmsLanguages(clinic.id, 'ru');
+      const { apiKey: key } = await createWorkstation(app.get(WORKSTATIONS), clinic.id, 'Code desk');
+      const post = (url: string, body: unknown) =>
+        fetch(base + url, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: JSON.stringify(body),
+        });
+      /** A remote appointment (straight to the code path): its session and the code the SMS gateway got. */
+      const remote = async (iin: string) => {
+        const res = await post('/sessions', { iin, appointmentId: `apt-${iin.slice(-4)}`, channel: 'remote' });
+        expect(res.status).toBe(201);
+        const { sessionId } = (await res.json()) as Json;
+        const text = sms.find((m) => m.reference === sessionId)!.text;
+        const code = /\b(\d{6})\b/.exec(text)![1];
+        // The clinic's setting: Russian only.
+        expect(text).toBe(smsText('identification', { code, clinicName: 'Code clinic', languages: 'ru' }));
+        return { sessionId, code };
+      };
+      const value = async (series: string) => {
+        const line = (await (await scrape(`Bearer ${TOKEN}`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      const series = [
+        'faceid_verdicts_total{result="match",method="code"}',
+        'faceid_verdicts_total{result="locked_out",method="code"}',
+        'faceid_sms_failures_total{purpose="identification",reason="server_error"}',
+        'faceid_sms_failures_total{purpose="identification",reason="timeout"}',
+      ];
+      const before = await Promise.all(series.map(value));
+
+      // The right code: a verdict by code.
+      const a = await remote(makeIin('1980-05-06', 311));
+      const entered = await post(`/sessions/${a.sessionId}/code`, { code: a.code });
+      expect(((await entered.json()) as Json).verdict).toMatchObject({ result: 'match', method: 'code' });
+      // Wrong codes until the attempts run out (CODE_ATTEMPTS_MAX 2): the session is locked out.
+      const b = await remote(makeIin('1981-06-07', 312));
+      const wrong = String((Number(b.code) + 1) % 1_000_000).padStart(6, '0');
+      expect((await post(`/sessions/${b.sessionId}/code`, { code: wrong })).status).toBe(422);
+      expect((await post(`/sessions/${b.sessionId}/code`, { code: wrong })).status).toBe(429);
+      // The SMS gateway answers 503: the desk gets 502 sms_unavailable, and the failure is counted.
+      smsStatus = 503;
+      const refusedIin = makeIin('1982-07-08', 313);
+      try {
+        const failed = await post('/sessions', { iin: refusedIin, appointmentId: 'apt-refused', channel: 'remote' });
+        expect(failed.status).toBe(502);
+      } finally {
+        smsStatus = 200;
+      }
+
+      const after = await Promise.all(series.map(value));
+      expect(after.map((v, i) => v - before[i])).toEqual([1, 1, 1, 0]);
+      const text = await (await scrape(`Bearer ${TOKEN}`)).text();
+      for (const secret of [a.code, b.code, refusedIin, a.sessionId, b.sessionId, clinic.id, 'Code clinic']) {
+        expect(text).not.toContain(secret);
+      }
     });
   });
 }

@@ -25,6 +25,7 @@ import {
 } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { openFaceSession } from './support/sessions';
 
 // GET /stats and the /mis endpoints on the real app, over real HTTP, on SQLite and PostgreSQL. Outcomes are written
 // through the app's own repositories (the transaction that records a verdict writes its event), so no face frames
@@ -57,18 +58,13 @@ for (const kind of TEST_DATABASES) {
     const stats = (key: string, query: Record<string, string> = {}) =>
       call('GET', `/stats${Object.keys(query).length ? `?${new URLSearchParams(query)}` : ''}`, key);
 
-    /** A new in-person session (each with its own patient, so no attempts limit is ever reached). */
+    /** A new in-person face session (each with its own patient, so no attempts limit is ever reached), stored as
+     *  POST /sessions stores one for an enrolled patient, without the template's own event. */
     const openSession = async (wsKey: string): Promise<{ sessionId: string; iin: string; appointmentId: string }> => {
       const iin = makeIin('1979-03-14', serial++ * 3);
       const appointmentId = `apt-${randomBytes(4).toString('hex')}`;
-      const res = await fetch(`${base}/sessions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${wsKey}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ iin, appointmentId, channel: 'in_person' }),
-      });
-      const body = (await res.json()) as Json;
-      expect(res.status).toBe(201);
-      return { sessionId: body.sessionId, iin, appointmentId };
+      const { sessionId } = await openFaceSession(app, wsKey, { iin, appointmentId });
+      return { sessionId, iin, appointmentId };
     };
 
     const finishFace = async (

@@ -170,6 +170,7 @@ const MIGRATIONS = [
   '20261204120000_key_lifecycle',
   '20261204130000_enrollment_roles',
   '20261204140000_audit_hmac',
+  '20261205032500_clinic_sms_languages',
 ];
 
 /** A copy of the committed migrations to modify. */
@@ -384,9 +385,32 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const before = await r.clinics.count();
         const clinic = await r.clinics.create('Polyclinic No. 1');
         expect(await r.clinics.count()).toBe(before + 1);
-        expect(clinic).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'Polyclinic No. 1', createdAt: expect.any(Date) });
+        expect(clinic).toEqual({
+          id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+          name: 'Polyclinic No. 1',
+          createdAt: expect.any(Date),
+          smsLanguages: 'kk+ru',
+        });
         expect(await r.clinics.get(clinic.id)).toEqual(clinic);
         expect(await r.clinics.get('00000000-0000-4000-8000-000000000000')).toBeNull();
+      });
+
+      it('set the languages of a clinic\'s SMS texts; a value this build does not know reads as the default', async () => {
+        const clinic = await r.clinics.create('Polyclinic No. 2');
+        expect(await r.clinics.setSmsLanguages(clinic.id, 'ru')).toEqual({ previous: 'kk+ru' });
+        expect(await r.clinics.setSmsLanguages(clinic.id, 'kk')).toEqual({ previous: 'ru' });
+        expect((await r.clinics.get(clinic.id))?.smsLanguages).toBe('kk');
+        expect((await r.clinics.list()).find((c) => c.id === clinic.id)?.smsLanguages).toBe('kk');
+        expect(await r.clinics.setSmsLanguages('00000000-0000-4000-8000-000000000000', 'ru')).toBeNull();
+        // Written by a newer build: read as kk+ru, and replaced as such.
+        const db = await openDb(target);
+        try {
+          await db.run((c) => c.clinic.update({ where: { id: clinic.id }, data: { smsLanguages: 'kk+ru+en' } }));
+        } finally {
+          await db.close();
+        }
+        expect((await r.clinics.get(clinic.id))?.smsLanguages).toBe('kk+ru');
+        expect(await r.clinics.setSmsLanguages(clinic.id, 'ru')).toEqual({ previous: 'kk+ru' });
       });
 
       it('find a workstation by its key hash only', async () => {

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
@@ -10,6 +9,7 @@ import { HostResolver, type ResolvedAddress } from '../src/events/host-resolver'
 import { CLINICS, MIS_CLIENTS, VERDICTS, WORKSTATIONS } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { openFaceSession } from './support/sessions';
 
 // Webhook destinations end to end: the real app over real HTTP, on SQLite and PostgreSQL. An MIS key registers
 // webhooks at loopback, private and link-local addresses in every spelling (refused with the rule), and at names
@@ -130,15 +130,10 @@ for (const kind of TEST_DATABASES) {
 
     /** A verdict the way the gateway writes one (its event is what the webhooks deliver). */
     const verdict = async () => {
-      const s = await api('POST', '/sessions', wsKey, {
-        iin: makeIin('1981-07-14', serial++),
-        appointmentId: `apt-${randomBytes(3).toString('hex')}`,
-        channel: 'in_person',
-      });
-      expect(s.status).toBe(201);
+      const s = await openFaceSession(app, wsKey, { iin: makeIin('1981-07-14', serial++) });
       const v = await app.get(VERDICTS).finish({
         clinicId,
-        sessionId: s.body.sessionId,
+        sessionId: s.sessionId,
         result: 'match',
         method: 'face',
         score: 0.8,

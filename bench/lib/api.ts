@@ -10,7 +10,13 @@ export interface CreatedSession {
   protocols: string[];
 }
 
-export type SessionAnswer = { ok: true; session: CreatedSession } | { ok: false; status: number; code: string };
+/**
+ * A refusal's `retryAfterMs`: when the gateway said when to come back (503 or 429 with `retryAfterMs` in the body, else
+ * its Retry-After header in seconds).
+ */
+export type SessionAnswer =
+  | { ok: true; session: CreatedSession }
+  | { ok: false; status: number; code: string; retryAfterMs?: number };
 
 export async function createSession(base: string, apiKey: string, iin: string): Promise<SessionAnswer> {
   const res = await fetch(`${base}/sessions`, {
@@ -18,9 +24,16 @@ export async function createSession(base: string, apiKey: string, iin: string): 
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ iin, appointmentId: `bench-${randomBytes(4).toString('hex')}`, channel: 'in_person' }),
   });
-  const body = (await res.json().catch(() => null)) as (CreatedSession & { error?: { code?: string } }) | null;
+  const body = (await res.json().catch(() => null)) as (CreatedSession & { error?: { code?: string; retryAfterMs?: unknown } }) | null;
   if (res.status === 201 && body?.token) return { ok: true, session: body };
-  return { ok: false, status: res.status, code: body?.error?.code ?? `http_${res.status}` };
+  const code = body?.error?.code ?? `http_${res.status}`;
+  if (res.status !== 503 && res.status !== 429) return { ok: false, status: res.status, code };
+  const ms = body?.error?.retryAfterMs;
+  const retryAfter = res.headers.get('retry-after');
+  const header = retryAfter === null || retryAfter.trim() === '' ? NaN : Number(retryAfter);
+  const retryAfterMs =
+    typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : Number.isFinite(header) && header >= 0 ? header * 1000 : undefined;
+  return { ok: false, status: res.status, code, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
 }
 
 export async function enroll(base: string, apiKey: string, iin: string, jpeg: Buffer): Promise<void> {

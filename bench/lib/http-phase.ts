@@ -35,7 +35,7 @@ export interface HttpRep {
 
 export interface HttpTargetsInput {
   server: BenchServer;
-  /** A patient of the bench clinic (enrolled or not: session creation does not look at the template). */
+  /** An enrolled patient of the bench clinic (session creation refuses one without a template: 409 no_template). */
   iin: string;
   enrollIin: string;
   reference: Buffer;

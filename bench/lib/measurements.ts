@@ -46,6 +46,14 @@ export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measur
     add(`${id}.cpu`, `${name}: gateway CPU`, '%', 'lower', w.server.cpuPercent);
     add(`${id}.rss`, `${name}: gateway RSS peak`, 'MiB', 'lower', w.server.rssPeakMiB);
   }
+  if (run.overload) {
+    for (const p of run.overload.points) {
+      const id = `overload.${p.admission}.x${p.load}`;
+      const name = `overload, admission ${p.admission}, ${p.desks} desks`;
+      add(`${id}.goodput`, `${name}: goodput (match/s)`, '/s', 'higher', p.goodputPerS);
+    }
+    add('overload.on.goodput_ratio', 'overload: goodput ratio, admission on', '', 'higher', run.overload.goodputRatio.on);
+  }
   // The pad phase: its time to verdict (virtual clock: changes only when the session logic does) and its engine time
   // per verdict, measured once. Its APCER and BPCER are counts over a few sessions, not timings with a run-to-run
   // noise: they stay in `pad` and the report, where their 95% bounds say what they can tell.

@@ -1,5 +1,5 @@
 import type { Latency, Repeated } from './stats';
-import type { BenchRun, WsResult } from './types';
+import type { BenchRun, OverloadResult, WsResult } from './types';
 
 /** The markdown tables of a run (bench/results/<date>-<commit>.md). */
 
@@ -24,6 +24,71 @@ function fmt(x: number | null | undefined, digits = 1): string {
 function fmtLatency(l: Latency, digits = 1, scale = 1): string {
   if (l.n === 0) return '—';
   return `${fmt(l.p50 / scale, digits)} / ${fmt(l.p99 / scale, digits)}`;
+}
+
+function fmtP50P95(l: Latency, digits = 2, scale = 1000): string {
+  if (l.n === 0) return '—';
+  return `${fmt(l.p50 / scale, digits)} / ${fmt((l.p95 ?? NaN) / scale, digits)}`;
+}
+
+/** The overload phase: goodput with and without admission control. */
+export function renderOverload(o: OverloadResult, loads: number[]): string[] {
+  const out: string[] = [];
+  out.push(
+    table(
+      [
+        'admission',
+        'desks',
+        'verdicts/s',
+        'goodput (match/s)',
+        'time to verdict p50 / p95 s (n)',
+        'visit to verdict p50 / p95 s',
+        'wait for admission p50 / p95 s',
+        '503 refusals',
+        'engine busy',
+        'unfinished, waiting',
+        'verdicts',
+        'analysed/s',
+        'gateway CPU %',
+        'other processes CPU %',
+      ],
+      o.points.map((p) => [
+        p.admission === 'on' ? `on (${o.capacity})` : 'off',
+        `${p.desks} (${fmt(p.load, 0)} x C)`,
+        fmtRep(p.verdictsPerS, 2),
+        fmtRep(p.goodputPerS, 2),
+        `${fmtP50P95(p.timeToVerdict)} (${p.timeToVerdict.n})`,
+        fmtP50P95(p.visitToVerdict),
+        fmtP50P95(p.admissionWait),
+        String(p.refused),
+        String(p.busy),
+        `${p.unfinished}, ${p.waiting}`,
+        counts(p.verdicts),
+        fmtRep(p.analysedPerS),
+        fmtRep(p.gatewayCpuPercent, 0),
+        fmtOther(p.otherCpuPercent),
+      ]),
+    ),
+  );
+  const hi = loads[loads.length - 1];
+  out.push(
+    '',
+    `Goodput at ${hi} x C over goodput at ${loads[0]} x C (C = ${o.capacity}, FACE_SESSIONS_MAX, ${o.engineWorkers} engine ` +
+      `workers; the same round's repetitions): admission on **${fmtRep(o.goodputRatio.on, 2)}**, off ${fmtRep(o.goodputRatio.off, 2)}.`,
+    '',
+    '- *desks*: each runs one face session after another at ' +
+      `${o.fps} fps with a patient of its own who blinks when asked; a desk refused with 503 waits the time it was ` +
+      'given (`retryAfterMs`) and asks again, as a desk would. *goodput*: `match` verdicts per second (every patient is ' +
+      'enrolled and genuine: any other verdict is a failure). *time to verdict*: first frame to verdict; *visit to ' +
+      'verdict*: the first POST /sessions to the verdict, waits for admission included; *wait for admission*: first ' +
+      'POST /sessions to the one that admitted. *unfinished*: sessions streaming without a verdict when the windows ' +
+      'closed; *waiting*: desks waiting to be admitted then.',
+  );
+  const errs = o.points.filter((p) => Object.keys(p.errors).length || Object.keys(p.refusals).length);
+  for (const p of errs) {
+    out.push(`- admission ${p.admission}, ${p.desks} desks: refusals ${counts(p.refusals)}; errors ${counts(p.errors)}`);
+  }
+  return out;
 }
 
 function counts(c: Record<string, number>): string {
@@ -218,6 +283,11 @@ export function renderMarkdown(run: BenchRun): string {
       '- *other processes CPU*: the machine\'s busy time (/proc/stat) minus the gateway, the generator and the ' +
         'benchmark itself, in % of one core: other jobs competing for the cores.',
     );
+  }
+
+  if (run.overload) {
+    out.push('', '## Overload: admission control and goodput', '');
+    out.push(...renderOverload(run.overload, run.suite.overload?.loads ?? [1, 5]));
   }
 
   if (run.memory.length) {

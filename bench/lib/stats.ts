@@ -31,6 +31,8 @@ export interface Latency {
   n: number;
   p50: number;
   p90: number;
+  /** Absent in runs made before it was recorded. */
+  p95?: number;
   p99: number;
   max: number;
 }
@@ -40,6 +42,7 @@ export function latencyOf(msSamples: readonly number[]): Latency {
     n: msSamples.length,
     p50: round(percentile(msSamples, 50), 3),
     p90: round(percentile(msSamples, 90), 3),
+    p95: round(percentile(msSamples, 95), 3),
     p99: round(percentile(msSamples, 99), 3),
     max: round(msSamples.length ? Math.max(...msSamples) : NaN, 3),
   };
@@ -106,11 +109,12 @@ export function mergeHistograms(encoded: readonly string[]): Histogram {
 /** Percentiles of a µs histogram, in ms. */
 export function histogramLatency(h: Histogram): Latency {
   const ms = (us: number) => round(us / 1000, 3);
-  if (h.totalCount === 0) return { n: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN };
+  if (h.totalCount === 0) return { n: 0, p50: NaN, p90: NaN, p95: NaN, p99: NaN, max: NaN };
   return {
     n: h.totalCount,
     p50: ms(h.getValueAtPercentile(50)),
     p90: ms(h.getValueAtPercentile(90)),
+    p95: ms(h.getValueAtPercentile(95)),
     p99: ms(h.getValueAtPercentile(99)),
     max: ms(h.maxValue),
   };

@@ -1,13 +1,20 @@
-import type { Fps, Mode, Suite, Transport, WsPoint } from './types';
+import type { Fps, Mode, OverloadSuite, Suite, Transport, WsPoint } from './types';
 
 /**
- * The three suites. quick (`npm run bench`, about three to four minutes), full (`npm run bench:full`, about thirty) and
+ * The three suites. quick (`npm run bench`, about five or six minutes), full (`npm run bench:full`, about forty) and
  * smoke (CI: every benchmark runs for a second or so, to keep the tools working; its figures mean nothing).
  */
 
 /** The challenge sets the product runs (`faceid pad-eval --configs`): the light for desks whose screen faces the
  *  patient, the turn for the others. */
 const PAD_CONFIGS = ['light+blink', 'turn+blink'];
+
+/**
+ * The overload phase's desks: 10 fps, a patient who blinks half a second after the prompt (the immediate blink of the
+ * frame-load generator fails the blink's first window in most sessions and needs `blink_again`: a patient who reacts
+ * like a person gives sessions of the length a desk sees).
+ */
+const OVERLOAD_DESK = { fps: 10, reactionMs: 500, blinkMs: 250 };
 
 function sweep(transports: Transport[], connections: number[], fps: Fps[]): WsPoint[] {
   const points: WsPoint[] = [];
@@ -37,6 +44,7 @@ export function suiteFor(mode: Mode): Suite {
         },
         memory: { levels: [1, 100, 1000], transports: ['ws'] },
         pad: { attempts: 5, configs: PAD_CONFIGS, fps: 12 },
+        overload: { loads: [1, 5], warmupSeconds: 3, measureSeconds: 6, ...OVERLOAD_DESK } satisfies OverloadSuite,
       };
     case 'full':
       return {
@@ -54,6 +62,7 @@ export function suiteFor(mode: Mode): Suite {
         },
         memory: { levels: [1, 100, 1000], transports: ['ws', 'uws'] },
         pad: { attempts: 50, configs: PAD_CONFIGS, fps: 12 },
+        overload: { loads: [1, 2, 5, 10], warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies OverloadSuite,
       };
     case 'smoke':
       return {
@@ -71,6 +80,7 @@ export function suiteFor(mode: Mode): Suite {
         },
         memory: { levels: [1, 5], transports: ['ws'] },
         pad: { attempts: 1, configs: ['light+blink'], fps: 12 },
+        overload: { loads: [1, 5], capacity: 2, warmupSeconds: 0.5, measureSeconds: 1.5, ...OVERLOAD_DESK } satisfies OverloadSuite,
       };
   }
 }

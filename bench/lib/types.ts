@@ -26,6 +26,25 @@ export interface Suite {
   memory: { levels: number[]; transports: Transport[] };
   /** The presentation-attack benchmark (`faceid pad-eval` on the fixture photos): sessions per class and challenge set. */
   pad: { attempts: number; configs: string[]; fps: number };
+  /** Absent in runs made before the overload phase existed. */
+  overload?: OverloadSuite;
+}
+
+/**
+ * The overload phase: desks (connections) at `loads` x the admission capacity C, against a gateway with admission
+ * control (FACE_SESSIONS_MAX = C: its default unless `capacity` is set) and one without (FACE_SESSIONS_MAX=0).
+ */
+export interface OverloadSuite {
+  /** Multiples of C; the first is the comfortable load, the last the overload the goodput ratio is taken at. */
+  loads: number[];
+  fps: number;
+  /** FACE_SESSIONS_MAX of the gateway with admission control; undefined = the service's default. */
+  capacity?: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  /** The patient's blink: how long after the prompt, for how long (ms). */
+  reactionMs: number;
+  blinkMs: number;
 }
 
 export interface Machine {
@@ -148,6 +167,53 @@ export interface WsResult {
   sessionRefusals: Record<string, number>;
 }
 
+/** One load of the overload phase, on one of its two gateways. */
+export interface OverloadPoint {
+  admission: 'on' | 'off';
+  /** Desks, each running one session after another (a refused one waits Retry-After and asks again). */
+  desks: number;
+  /** desks / C. */
+  load: number;
+  /** Every verdict in the window, per second. */
+  verdictsPerS: Repeated;
+  /** Goodput: `match` verdicts per second, the right answer for these enrolled patients. */
+  goodputPerS: Repeated;
+  verdicts: Record<string, number>;
+  /** First frame to verdict, ms (p95 included). */
+  timeToVerdict: Latency;
+  /** The patient's first POST /sessions (waits for admission included) to the verdict, ms. */
+  visitToVerdict: Latency;
+  /** First POST /sessions to the one that admitted, ms (0 when admitted at once). */
+  admissionWait: Latency;
+  /** POST /sessions answered 503 (or 429) with a time to come back, all repetitions. */
+  refused: number;
+  /** The refusals by code. */
+  refusals: Record<string, number>;
+  /** Engine `busy` messages on the WebSockets, all repetitions. */
+  busy: number;
+  /** Sessions streaming without a verdict when the windows closed, all repetitions. */
+  unfinished: number;
+  /** Desks waiting to be admitted when the windows closed, all repetitions. */
+  waiting: number;
+  errors: Record<string, number>;
+  analysedPerS: Repeated;
+  gatewayCpuPercent: Repeated;
+  otherCpuPercent: Repeated;
+}
+
+export interface OverloadResult {
+  /** C: FACE_SESSIONS_MAX of the gateway with admission control. */
+  capacity: number;
+  engineWorkers: number;
+  fps: number;
+  points: OverloadPoint[];
+  /**
+   * Goodput at the highest load / goodput at the first (comfortable) load, each repetition within one round, for each
+   * gateway.
+   */
+  goodputRatio: { on: Repeated; off: Repeated };
+}
+
 export interface MemoryLevel {
   sessions: number;
   open: number;
@@ -200,6 +266,8 @@ export interface BenchRun {
   memory: MemoryResult[];
   /** Absent in runs made before the phase existed. */
   pad?: PadResult;
+  /** Absent in runs made before the phase existed, or when it did not run. */
+  overload?: OverloadResult;
   notes: string[];
   /** Every repeated figure, flat, for bench:compare. */
   measurements: Measurement[];

@@ -37,6 +37,10 @@ export interface WsTiming {
   warmupSeconds: number;
   measureSeconds: number;
   probeIntervalMs: number;
+  /** How long the eyes stay shut when asked to blink; default 250 ms. */
+  blinkMs?: number;
+  /** How long after the prompt they shut (a person's reaction); default 0, at once. */
+  reactionMs?: number;
 }
 
 const isType =
@@ -71,7 +75,8 @@ export class LoadGenProcess {
         connections: point.connections,
         fps: point.fps,
         probeIntervalMs: timing.probeIntervalMs,
-        blinkMs: 250,
+        blinkMs: timing.blinkMs ?? 250,
+        reactionMs: timing.reactionMs ?? 0,
       };
       check(await request(proc, { type: 'start', config, frames: { open: frames.open, closed: frames.closed } }, isType('started')));
       await sleep(timing.warmupSeconds * 1000);

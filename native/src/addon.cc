@@ -131,6 +131,7 @@ Napi::Object toJs(Napi::Env env, const AnalysisResult& r) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("width", r.width);
   o.Set("height", r.height);
+  if (r.brightness >= 0) o.Set("brightness", r.brightness);
   Napi::Array faces = Napi::Array::New(env, r.faces.size());
   for (size_t i = 0; i < r.faces.size(); i++) {
     const FaceResult& f = r.faces[i];

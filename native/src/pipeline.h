@@ -71,6 +71,9 @@ struct Timings {
 
 struct AnalysisResult {
   int width = 0, height = 0;
+  // Stage quality: the mean grey level of the whole decoded frame (0-255), so a frame too dark for the detector to
+  // find a face in can still say so; -1 when not measured.
+  float brightness = -1;
   std::vector<FaceResult> faces;
   Timings timings;
 };

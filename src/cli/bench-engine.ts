@@ -50,7 +50,7 @@ export interface BenchResult {
 export const benchEngineCommand: Command = {
   name: 'bench-engine',
   summary: 'Measure the face engine: per-stage latency, track/full call latency, throughput.',
-  usage: `faceid bench-engine [--json] [--seconds S] [--image FILE]
+  usage: `faceid bench-engine [--json] [--seconds S] [--threads N] [--image FILE] [--peer]
 
 Runs the engine on one ${FRAME_WIDTH}x${FRAME_HEIGHT} JPEG frame of a real face (default: made from the fixture photo
 ${FIXTURE}, cropped around its main face; fetch it with \`npm run models\`). Each phase lasts S seconds:

@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import { parseChallenges } from '../liveness/policy';
 import { normaliseChallenges, resolveChallenges, type ResolvedChallenges } from '../identification/challenge-policy.service';
 import { StorageError } from '../storage/errors';
-import type { Clinic } from '../storage/ports';
+import { SMS_LANGUAGES, type Clinic, type SmsLanguages } from '../storage/ports';
 import {
   CLI_ACTOR,
   IdOption,
@@ -19,7 +19,12 @@ import type { Command, CommandGroup, CommandIo, OptionValues } from './main';
 const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
 Recorded in the audit trail (actor "cli").`;
 
-const clinicRecord = (c: Clinic) => ({ id: c.id, name: c.name, createdAt: c.createdAt.toISOString() });
+const clinicRecord = (c: Clinic) => ({
+  id: c.id,
+  name: c.name,
+  createdAt: c.createdAt.toISOString(),
+  smsLanguages: c.smsLanguages,
+});
 
 const clinicCreate: Command = {
   name: 'create',
@@ -31,7 +36,7 @@ ${DATABASE_NOTE}
 
 Options:
   --name NAME   The clinic's name (1-200 characters).
-  --json        Print {id, name, createdAt} as JSON.
+  --json        Print {id, name, createdAt, smsLanguages} as JSON.
   -h, --help    Show this help.
 `,
   options: { name: { type: 'string' }, json: { type: 'boolean' } },
@@ -57,11 +62,12 @@ const clinicList: Command = {
   summary: 'List the clinics with their ids.',
   usage: `faceid clinic list [--json]
 
-Lists every clinic, oldest first: id, creation time, name.
+Lists every clinic, oldest first: id, creation time, the languages of its SMS texts (\`faceid clinic
+sms-languages\`), name.
 ${DATABASE_NOTE}
 
 Options:
-  --json        One JSON object {id, name, createdAt} a line.
+  --json        One JSON object {id, name, createdAt, smsLanguages} a line.
   -h, --help    Show this help.
 `,
   options: { json: { type: 'boolean' } },
@@ -75,8 +81,8 @@ Options:
       if (opts.json) for (const c of clinics) io.out(JSON.stringify(clinicRecord(c)));
       else if (clinics.length === 0) io.err('no clinic yet: create one with `faceid clinic create --name NAME`.\n');
       else {
-        const rows = clinics.map((c) => [c.id, c.createdAt.toISOString(), c.name]);
-        for (const line of table(['ID', 'CREATED', 'NAME'], rows)) io.out(line);
+        const rows = clinics.map((c) => [c.id, c.createdAt.toISOString(), c.smsLanguages, c.name]);
+        for (const line of table(['ID', 'CREATED', 'SMS', 'NAME'], rows)) io.out(line);
       }
       return 0;
     });
@@ -89,12 +95,15 @@ const workstationCreate = createCommand(
 is stored. The desk sends it as "Authorization: Bearer <key>".`,
 );
 
-const workstationKeys = listCommand(
-  'workstation',
-  'keys',
-  `Lists the clinic's workstations, oldest first: id, state (active or revoked), created, last key rotation, previous
-keys still in their grace, name. Keys are never shown (only their hashes are stored).`,
-);
+const workstationList: Command = {
+  ...listCommand(
+    'workstation',
+    'list',
+    `Lists the clinic's workstations, oldest first: id, state (active or revoked), created, last key rotation, previous
+keys still in their grace, name. Keys are never shown (only their hashes are stored). Also \`faceid workstation keys\`.`,
+  ),
+  aliases: ['keys'],
+};
 
 const workstationRotate = rotateCommand('workstation');
 
@@ -286,15 +295,71 @@ Options:
   },
 };
 
+const SMS_LANGUAGE_TEXT: Record<SmsLanguages, string> = {
+  'kk+ru': 'Kazakh and Russian (Kazakh first)',
+  kk: 'Kazakh only',
+  ru: 'Russian only',
+};
+
+const clinicSmsLanguages: Command = {
+  name: 'sms-languages',
+  summary: "Set the languages of a clinic's SMS texts to patients: kk+ru, kk or ru.",
+  usage: `faceid clinic sms-languages CLINIC_ID kk+ru|kk|ru [--json]
+
+Sets the languages of every text message the clinic's patients get (the identification code, the code confirming
+a new reference photo): kk+ru, both in one message, Kazakh first (the default); kk, Kazakh only; ru, Russian only.
+Each text names the clinic, says what the code is for and that nobody may be told it but the doctor or the
+receptionist at the appointment (for a new reference photo: nobody at all, if the patient does not agree). One
+language keeps the message to 2 SMS parts, both to 4. Applies to the next message sent.
+${DATABASE_NOTE}
+
+Arguments:
+  CLINIC_ID     The clinic (see \`faceid clinic list\`, which shows each clinic's setting).
+  kk+ru|kk|ru   The languages.
+
+Options:
+  --json        Print {id, smsLanguages, previous} as JSON.
+  -h, --help    Show this help.
+`,
+  options: { json: { type: 'boolean' } },
+  allowPositionals: true,
+  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
+    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+    if (typeof opts === 'number') return opts;
+    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and kk+ru, kk or ru, got ${positionals.length} argument(s).`);
+    const id = IdOption.safeParse(positionals[0]);
+    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
+    const languages = positionals[1].trim().toLowerCase() as SmsLanguages;
+    if (!SMS_LANGUAGES.includes(languages)) return io.usageError(`the second argument must be one of ${SMS_LANGUAGES.join(', ')}.`);
+    return withAdminStorage(io, async ({ storage, audit }) => {
+      const set = await storage.repos.clinics.setSmsLanguages(id.data, languages);
+      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
+      await audit.record(CLI_ACTOR, 'clinic.sms_languages_set', {
+        clinicId: id.data,
+        subject: id.data,
+        detail: { smsLanguages: languages, previous: set.previous },
+      });
+      io.out(
+        opts.json
+          ? JSON.stringify({ id: id.data, smsLanguages: languages, previous: set.previous })
+          : `clinic ${id.data}: SMS texts in ${SMS_LANGUAGE_TEXT[languages]}`,
+      );
+      return 0;
+    });
+  },
+};
+
 export const clinicGroup: CommandGroup = {
   name: 'clinic',
-  summary: 'Create and list clinics, set their liveness challenges and desk enrollment (admin, on the service database).',
-  subcommands: [clinicCreate, clinicList, clinicChallenges, clinicDeskEnrollment],
+  summary:
+    'Create and list clinics, set their liveness challenges, desk enrollment and SMS languages (admin, on the service ' +
+    'database).',
+  subcommands: [clinicCreate, clinicList, clinicChallenges, clinicDeskEnrollment, clinicSmsLanguages],
 };
 
 export const workstationGroup: CommandGroup = {
   name: 'workstation',
   summary:
     'Create workstations, list, rotate and revoke their API keys, set their liveness challenges (admin, on the service database).',
-  subcommands: [workstationCreate, workstationKeys, workstationRotate, workstationRevoke, workstationChallenges],
+  subcommands: [workstationCreate, workstationList, workstationRotate, workstationRevoke, workstationChallenges],
 };

@@ -67,7 +67,8 @@ export class Desk {
       };
     } else if (msg.type === 'challenge' && 'kind' in msg && msg.kind === 'turn') {
       this.prompts.turn = { at: t, direction: msg.direction };
-    } else if (msg.type === 'guidance' && 'code' in msg && msg.code === 'blink_now') {
+    } else if (msg.type === 'guidance' && 'code' in msg && (msg.code === 'blink_now' || msg.code === 'blink_again')) {
+      // A patient asked once more blinks once more.
       this.prompts.blinkAt = t;
     }
   }

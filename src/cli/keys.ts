@@ -17,7 +17,7 @@ import {
 import type { Command, CommandIo, OptionValues } from './main';
 
 /**
- * The key commands of workstations and MIS clients (`faceid workstation keys|rotate|revoke`, `faceid mis
+ * The key commands of workstations and MIS clients (`faceid workstation list|rotate|revoke`, `faceid mis
  * create|list|rotate|revoke`): one lifecycle for both kinds (src/keys), on the service's database. Each change writes
  * its audit entry (actor "cli") and its MIS event (`workstation.key_changed`, `mis_client.key_changed`).
  */
@@ -48,10 +48,18 @@ interface Words {
   idName: string;
   /** The list command's name, for "see ...". */
   listCommand: string;
+  /** The clinic of a holder named by its id alone (null: no such holder); absent where the clinic must be given. */
+  clinicOf?: (ctx: AdminContext, id: string) => Promise<string | null>;
 }
 
 const WORDS: Record<KeyHolderKind, Words> = {
-  workstation: { group: 'workstation', one: 'workstation', idName: 'WORKSTATION_ID', listCommand: 'faceid workstation keys' },
+  workstation: {
+    group: 'workstation',
+    one: 'workstation',
+    idName: 'WORKSTATION_ID',
+    listCommand: 'faceid workstation list',
+    clinicOf: async ({ storage }, id) => (await storage.repos.workstations.findById(id))?.clinicId ?? null,
+  },
   mis_client: { group: 'mis', one: 'MIS client', idName: 'CLIENT_ID', listCommand: 'faceid mis list' },
 };
 
@@ -61,19 +69,20 @@ const GraceOption = z.coerce
   .max(MAX_GRACE_HOURS, `must be at most ${MAX_GRACE_HOURS}`)
   .optional();
 
-/** `faceid <group> keys|list --clinic ID [--json]`. */
+/** `faceid <group> list [--clinic ID] [--json]`: one clinic's holders, or every clinic's. */
 export function listCommand(kind: KeyHolderKind, name: string, usageIntro: string): Command {
   const w = WORDS[kind];
   return {
     name,
-    summary: `List the ${w.one}s of a clinic and the state of their keys.`,
-    usage: `faceid ${w.group} ${name} --clinic CLINIC_ID [--json]
+    summary: `List the ${w.one}s (of a clinic, or of every clinic) and the state of their keys.`,
+    usage: `faceid ${w.group} ${name} [--clinic CLINIC_ID] [--json]
 
 ${usageIntro}
+Without --clinic, those of every clinic (oldest clinic first), with a CLINIC column.
 ${DATABASE_NOTE}
 
 Options:
-  --clinic ID   The clinic (see \`faceid clinic list\`).
+  --clinic ID   Only this clinic's (see \`faceid clinic list\`).
   --json        One JSON object {id, clinicId, name, state, createdAt, rotatedAt, revokedAt, previousKeys} a line
                 (previousKeys: [{id, retiredAt, validUntil}], the replaced keys still in their grace).
   -h, --help    Show this help.
@@ -81,19 +90,40 @@ Options:
     options: { clinic: { type: 'string' }, json: { type: 'boolean' } },
     allowPositionals: false,
     run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
-      const opts = parseOptions(z.object({ clinic: IdOption, json: JsonFlag }), values, io);
+      const opts = parseOptions(z.object({ clinic: IdOption.optional(), json: JsonFlag }), values, io);
       if (typeof opts === 'number') return opts;
       return withAdminStorage(io, async (ctx) => {
-        await requireClinic(ctx, opts.clinic);
-        const holders = (await keysService(ctx).list(kind, opts.clinic)).map(holderView);
-        await ctx.audit.record(CLI_ACTOR, `${kind}.listed`, { clinicId: opts.clinic, detail: { count: holders.length } });
+        let clinicIds: string[];
+        if (opts.clinic !== undefined) {
+          await requireClinic(ctx, opts.clinic);
+          clinicIds = [opts.clinic];
+        } else {
+          clinicIds = (await ctx.storage.repos.clinics.list()).map((c) => c.id);
+        }
+        const holders: ReturnType<typeof holderView>[] = [];
+        for (const clinicId of clinicIds) holders.push(...(await keysService(ctx).list(kind, clinicId)).map(holderView));
+        await ctx.audit.record(CLI_ACTOR, `${kind}.listed`, {
+          clinicId: opts.clinic ?? null,
+          detail: opts.clinic ? { count: holders.length } : { count: holders.length, clinics: clinicIds.length },
+        });
         if (opts.json) for (const h of holders) io.out(JSON.stringify(h));
-        else if (holders.length === 0) io.err(`no ${w.one} in this clinic: create one with \`faceid ${w.group} create\`.\n`);
-        else {
+        else if (holders.length === 0) {
+          io.err(`no ${w.one} ${opts.clinic ? 'in this clinic' : 'yet'}: create one with \`faceid ${w.group} create\`.\n`);
+        } else {
           const previous = (h: (typeof holders)[number]) =>
             h.previousKeys.length === 0 ? '-' : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
-          const rows = holders.map((h) => [h.id, h.state, h.createdAt, h.rotatedAt ?? '-', previous(h), h.name]);
-          for (const line of table(['ID', 'STATE', 'CREATED', 'ROTATED', 'PREVIOUS KEYS', 'NAME'], rows)) io.out(line);
+          const all = opts.clinic === undefined;
+          const rows = holders.map((h) => [
+            h.id,
+            ...(all ? [h.clinicId] : []),
+            h.state,
+            h.createdAt,
+            h.rotatedAt ?? '-',
+            previous(h),
+            h.name,
+          ]);
+          const header = ['ID', ...(all ? ['CLINIC'] : []), 'STATE', 'CREATED', 'ROTATED', 'PREVIOUS KEYS', 'NAME'];
+          for (const line of table(header, rows)) io.out(line);
         }
         return 0;
       });
@@ -190,31 +220,57 @@ Options:
   };
 }
 
-/** `faceid <group> revoke --clinic ID --id ID`. */
+/**
+ * `faceid <group> revoke ID [--clinic ID] [--json]` (`--id ID` too, as before). The clinic may be left out where the
+ * holder's id finds it (workstations). The same KeysService call as the admin route, so the same audit entry and
+ * `*.key_changed` event, in the revocation's transaction.
+ */
 export function revokeCommand(kind: KeyHolderKind, note: string): Command {
   const w = WORDS[kind];
+  const clinicOptional = w.clinicOf !== undefined;
+  const clinicArg = clinicOptional ? '[--clinic CLINIC_ID]' : '--clinic CLINIC_ID';
   return {
     name: 'revoke',
     summary: `Revoke a ${w.one}: its keys stop working at once.`,
-    usage: `faceid ${w.group} revoke --clinic CLINIC_ID --id ${w.idName}
+    usage: `faceid ${w.group} revoke ${w.idName}|--id ${w.idName} ${clinicArg} [--json]
 
 Revokes the ${w.one}: its current key and any previous one in its grace stop working at once (a running service
-refuses them at once and closes their event WebSockets within EVENTS_POLL_MS). ${note}
+refuses them at once and closes their event WebSockets within EVENTS_POLL_MS).
+${note}
+The clinic's MIS gets a \`${kind}.key_changed\` event (change revoked, by operator), and the audit trail its entry,
+as when the operator revokes it over HTTP (POST /admin/clinics/{clinicId}/${kind === 'workstation' ? 'workstations' : 'mis-clients'}/{id}/revoke).
 ${DATABASE_NOTE}
 
+Arguments:
+  ${w.idName.padEnd(16)}The ${w.one} (see \`${w.listCommand}\`); or give it as --id.
+
 Options:
-  --clinic ID   The clinic of the ${w.one}.
-  --id ID       The ${w.one} (see \`${w.listCommand}\`).
-  -h, --help    Show this help.
+  --clinic ID       The clinic of the ${w.one}${clinicOptional ? ` (optional: found from the ${w.one}; given, it must match)` : ''}.
+  --id ID           The ${w.one}, instead of the argument.
+  --json            Print the revoked ${w.one} as JSON {id, clinicId, name, state, createdAt, rotatedAt, revokedAt,
+                    previousKeys}.
+  -h, --help        Show this help.
 `,
-    options: { clinic: { type: 'string' }, id: { type: 'string' } },
-    allowPositionals: false,
-    run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
-      const opts = parseOptions(z.object({ clinic: IdOption, id: IdOption }), values, io);
+    options: { clinic: { type: 'string' }, id: { type: 'string' }, json: { type: 'boolean' } },
+    allowPositionals: true,
+    run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
+      const clinicSchema = clinicOptional ? IdOption.optional() : IdOption;
+      const opts = parseOptions(z.object({ clinic: clinicSchema, id: IdOption.optional(), json: JsonFlag }), values, io);
       if (typeof opts === 'number') return opts;
+      if (positionals.length > 1) return io.usageError(`expected one ${w.idName}, got ${positionals.length} arguments.`);
+      if (positionals.length === 1 && opts.id !== undefined) return io.usageError(`give ${w.idName} once: as the argument or as --id.`);
+      const rawId = positionals[0] ?? opts.id;
+      if (rawId === undefined) return io.usageError(`${w.idName} is required.`);
+      const id = IdOption.safeParse(rawId);
+      if (!id.success) return io.usageError(`${w.idName} must be an id (a UUID).`);
       return withAdminStorage(io, async (ctx) => {
-        await keysService(ctx).revoke(kind, OPERATOR, opts.clinic, opts.id);
-        io.out(`${kind === 'workstation' ? 'workstation' : 'MIS client'} ${opts.id} revoked`);
+        let clinicId = opts.clinic;
+        if (clinicId === undefined) {
+          clinicId = (await w.clinicOf!(ctx, id.data)) ?? undefined;
+          if (clinicId === undefined) throw new StorageError('reference_not_found', `No such ${w.one}.`);
+        }
+        const holder = await keysService(ctx).revoke(kind, OPERATOR, clinicId, id.data);
+        io.out(opts.json ? JSON.stringify(holderView(holder)) : `${w.one} ${holder.id} revoked`);
         return 0;
       });
     },

@@ -1,4 +1,4 @@
-import { main, mainUsage, parseIntInRange, type MainIo } from './main';
+import { COMMANDS, main, mainUsage, parseIntInRange, type Command, type MainIo } from './main';
 
 function capture(): MainIo & { out: () => string; err: () => string } {
   let out = '';
@@ -93,6 +93,73 @@ describe('faceid main', () => {
     const io = capture();
     expect(await main(['eval', '--help'], io)).toBe(0);
     expect(io.out()).toContain('Usage: faceid eval --manifest CSV');
+  });
+});
+
+/** Every command as it is typed: `analyze`, `workstation revoke`, ... */
+const EVERY_COMMAND: Array<{ argv: string[]; command: Command }> = COMMANDS.flatMap((c) =>
+  'subcommands' in c
+    ? c.subcommands.map((sub) => ({ argv: [c.name, sub.name], command: sub }))
+    : [{ argv: [c.name], command: c }],
+);
+
+describe('every command\'s --help', () => {
+  it.each(EVERY_COMMAND.map(({ argv, command }) => [argv.join(' '), argv, command] as const))(
+    '%s: starts with exactly one "Usage: faceid ...", names every option in its synopsis and its option list',
+    async (name, argv, command) => {
+      const io = capture();
+      expect(await main([...argv, '--help'], io)).toBe(0);
+      const help = io.out();
+      expect(io.err()).toBe('');
+      expect(help.startsWith(`Usage: faceid ${name}`)).toBe(true);
+      expect(help.match(/Usage:/g)).toHaveLength(1);
+      const blank = help.indexOf('\n\n');
+      const synopsis = help.slice(0, blank);
+      // A synopsis continued on more lines lines up under the first word after the command.
+      const column = `Usage: faceid ${name} `.length;
+      for (const line of synopsis.split('\n').slice(1)) expect(line).toMatch(new RegExp(`^ {${column}}\\S`));
+      const optionList = help.slice(help.indexOf('\nOptions:\n'));
+      for (const option of Object.keys(command.options)) {
+        expect({ option, inSynopsis: synopsis.includes(`--${option}`) }).toEqual({ option, inSynopsis: true });
+        expect({ option, listed: new RegExp(`^  (-\\w, )?--${option}\\b`, 'm').test(optionList) }).toEqual({ option, listed: true });
+      }
+      // Nothing listed or shown that the command does not take.
+      const named = [...help.matchAll(/^ {2}(?:-\w, )?--([a-z][a-z0-9-]*)/gm)].map((m) => m[1]);
+      expect(named.filter((o) => o !== 'help' && !(o in command.options))).toEqual([]);
+      expect([...synopsis.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]).filter((o) => !(o in command.options))).toEqual([]);
+      expect(help).toMatch(/^ {2}-h, --help {2,}Show this help\.$/m);
+      // The same text after a usage error, on stderr.
+      const bad = capture();
+      expect(await main([...argv, '--no-such-option'], bad)).toBe(2);
+      expect(bad.err()).toContain(`\n\n${help}`);
+      expect(bad.err().match(/Usage:/g)).toHaveLength(1);
+    },
+  );
+
+  it('a group\'s --help starts with one Usage: and lists each subcommand (with its other names)', async () => {
+    for (const group of COMMANDS.filter((c) => 'subcommands' in c)) {
+      const io = capture();
+      expect(await main([group.name, '--help'], io)).toBe(0);
+      expect(io.out().startsWith(`Usage: faceid ${group.name} <subcommand>`)).toBe(true);
+      expect(io.out().match(/Usage:/g)).toHaveLength(1);
+    }
+    const ws = capture();
+    await main(['workstation', '--help'], ws);
+    expect(ws.out()).toMatch(/^ {2}list \(keys\) {2,}List the workstations/m);
+  });
+
+  it('the usage lines the issue named: simulate (once "Usage:", aligned), bench-engine (--threads, --peer)', async () => {
+    const simulate = capture();
+    await main(['simulate', '--help'], simulate);
+    expect(simulate.out().split('\n').slice(0, 2)).toEqual([
+      'Usage: faceid simulate --url WS_URL --token TOKEN [--photo FILE] [--fps N] [--mode KIND | --still]',
+      '                       [--camera-label TEXT] [--no-hello] [--seed N]',
+    ]);
+    const bench = capture();
+    await main(['bench-engine', '--help'], bench);
+    expect(bench.out().split('\n')[0]).toBe(
+      'Usage: faceid bench-engine [--json] [--seconds S] [--threads N] [--image FILE] [--peer]',
+    );
   });
 });
 

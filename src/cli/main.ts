@@ -36,8 +36,13 @@ export interface CommandIo {
 
 export interface Command {
   name: string;
+  /** Other names it answers to (a group's subcommand renamed, the old name kept for scripts). */
+  aliases?: readonly string[];
   summary: string;
-  /** Usage text: synopsis line(s) and options. */
+  /**
+   * Usage text: the synopsis, from `faceid <command>` on, then a blank line, the description and the options. main()
+   * prints it after "Usage: "; a synopsis continued on more lines indents them as if that prefix were not there.
+   */
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
   allowPositionals: boolean;
@@ -80,15 +85,27 @@ export function mainUsage(): string {
   ].join('\n');
 }
 
+/** A command's usage as printed: "Usage: " before the synopsis, its continuation lines indented to match. */
+export function commandUsage(command: Pick<Command, 'usage'>): string {
+  const text = command.usage.trim();
+  const end = text.indexOf('\n\n');
+  const synopsis = end < 0 ? text : text.slice(0, end);
+  const rest = end < 0 ? '' : text.slice(end);
+  const prefix = 'Usage: ';
+  return `${prefix}${synopsis.split('\n').join(`\n${' '.repeat(prefix.length)}`)}${rest}\n`;
+}
+
+const subcommandLabel = (c: Command) => (c.aliases?.length ? `${c.name} (${c.aliases.join(', ')})` : c.name);
+
 export function groupUsage(group: CommandGroup): string {
-  const width = Math.max(...group.subcommands.map((c) => c.name.length));
+  const width = Math.max(...group.subcommands.map((c) => subcommandLabel(c).length));
   return [
     `Usage: faceid ${group.name} <subcommand> [options]`,
     '',
     `${group.summary}`,
     '',
     'Subcommands:',
-    ...group.subcommands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    ...group.subcommands.map((c) => `  ${subcommandLabel(c).padEnd(width)}  ${c.summary}`),
     '',
     `Run \`faceid ${group.name} <subcommand> --help\` for its options.`,
     '',
@@ -126,7 +143,7 @@ export async function main(argv: readonly string[], io: MainIo = process): Promi
       io.stdout.write(groupUsage(found));
       return 0;
     }
-    const subcommand = found.subcommands.find((c) => c.name === sub);
+    const subcommand = found.subcommands.find((c) => c.name === sub || (sub !== undefined && c.aliases?.includes(sub)));
     if (!subcommand) {
       const what = sub === undefined ? 'no subcommand given' : `unknown subcommand "${sub}"`;
       io.stderr.write(`faceid ${found.name}: ${what}.\n\n${groupUsage(found)}`);
@@ -138,13 +155,13 @@ export async function main(argv: readonly string[], io: MainIo = process): Promi
   } else {
     command = found;
   }
-  const commandUsage = `Usage: ${command.usage.trimEnd()}\n`;
+  const usage = commandUsage(command);
   const usageError = (message: string): number => {
-    io.stderr.write(`faceid ${command.name}: ${message}\n\n${commandUsage}`);
+    io.stderr.write(`faceid ${command.name}: ${message}\n\n${usage}`);
     return 2;
   };
   if (rest.includes('--help') || rest.includes('-h')) {
-    io.stdout.write(commandUsage);
+    io.stdout.write(usage);
     return 0;
   }
   let parsed: { values: OptionValues; positionals: string[] };

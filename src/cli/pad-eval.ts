@@ -61,7 +61,8 @@ const ATTACKS = MODEL_KINDS.filter((k) => k !== 'genuine');
 export const padEvalCommand: Command = {
   name: 'pad-eval',
   summary: 'Presentation-attack benchmark: APCER per attack class and BPCER, through the real session logic.',
-  usage: `faceid pad-eval [--manifest CSV] [--attempts N] [--configs LIST] [--classes LIST] [--fps N] [--json]
+  usage: `faceid pad-eval [--manifest CSV] [--attempts N] [--configs LIST] [--classes LIST] [--fps N]
+                [--max-yaw DEG] [--json] [--metrics]
 
 Plays genuine sessions and presentation attacks through the real session runner and the real engine, on a
 virtual clock (a frame every 1000/fps ms, the next one once the engine answered: nothing depends on the

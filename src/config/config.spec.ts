@@ -59,6 +59,16 @@ describe('loadConfig', () => {
     expect(loadConfig({ HOST: '::1' }).HOST).toBe('::1');
   });
 
+  it('derives FACE_SESSIONS_MAX from the engine: 5 sessions a worker, no more than the engine holds; 0 = no limit', () => {
+    expect(loadConfig({ ENGINE_WORKERS: '2' }).FACE_SESSIONS_MAX).toBe(10);
+    expect(loadConfig({ ENGINE_WORKERS: '1' }).FACE_SESSIONS_MAX).toBe(5);
+    // The engine holds ENGINE_WORKERS + ENGINE_QUEUE calls, one per session.
+    expect(loadConfig({ ENGINE_WORKERS: '2', ENGINE_QUEUE: '3' }).FACE_SESSIONS_MAX).toBe(5);
+    expect(loadConfig({ ENGINE_WORKERS: '2', FACE_SESSIONS_MAX: '3' }).FACE_SESSIONS_MAX).toBe(3);
+    expect(loadConfig({ FACE_SESSIONS_MAX: '0' }).FACE_SESSIONS_MAX).toBe(0);
+    expect(() => loadConfig({ FACE_SESSIONS_MAX: '-1' })).toThrow(/FACE_SESSIONS_MAX/);
+  });
+
   it('reads the webhook host list: names and *.domain patterns, lower case; anything else is refused', () => {
     expect(loadConfig({}).WEBHOOK_ALLOWED_HOSTS).toEqual([]);
     expect(loadConfig({ WEBHOOK_ALLOWED_HOSTS: ' MIS.clinic.kz , *.emr.kz,' }).WEBHOOK_ALLOWED_HOSTS).toEqual([

@@ -34,8 +34,12 @@ export interface Config {
   readonly LIVENESS_CHALLENGES: string;
   readonly SESSION_TIMEOUT_MS: number;
   readonly SESSION_TOKEN_TTL_S: number;
+  /** Seconds beyond SESSION_TIMEOUT_MS after which a face session still running is taken for an orphan. */
+  readonly SESSION_ORPHAN_GRACE_S: number;
   readonly FACE_ATTEMPTS_MAX: number;
   readonly FACE_ATTEMPTS_WINDOW_MIN: number;
+  /** Face sessions this process admits at once (streaming, or holding an unused token); 0 = no limit. */
+  readonly FACE_SESSIONS_MAX: number;
   readonly WS_TRANSPORT: WsTransportKind;
   readonly WS_PORT_UWS: number;
   /** Bytes, header included. */
@@ -84,6 +88,8 @@ export interface Config {
   readonly WEBHOOK_ALLOWED_PRIVATE_HOSTS: readonly string[];
   /** Bearer token /metrics requires; undefined = /metrics is open. */
   readonly METRICS_TOKEN: string | undefined;
+  /** Longest wait for running face sessions on SIGTERM before stopping, in seconds. */
+  readonly DRAIN_TIMEOUT_S: number;
 }
 
 /** One TEMPLATE_KEYS entry: a key id (stored beside each template) and a 32-byte AES-256 key. */
@@ -148,6 +154,16 @@ export type WsTransportKind = (typeof WS_TRANSPORTS)[number];
 /** The engine refuses more workers than this (see FaceEngine.open). */
 const MAX_WORKERS = 64;
 
+/**
+ * Face sessions per engine worker that FACE_SESSIONS_MAX admits by default. A session at 10 fps asks for about 10
+ * analyses a second (a full call now and then, track calls otherwise: 10-18 ms of a worker each on 2 cores), about
+ * 0.1-0.2 of a worker; on 2 cores, with the load generator beside the gateway, verdicts per second grew up to 10-12
+ * sessions and fell beyond (README, "Benchmarks": admission control). 5 per worker is also what the engine holds at
+ * once with its default queue (ENGINE_QUEUE = 4 per worker, plus the one running): a session has one call in flight
+ * at most (latest frame wins), so admitted sessions never meet `busy`.
+ */
+export const FACE_SESSIONS_PER_WORKER = 5;
+
 interface Setting<T> {
   /** Parses the trimmed, non-empty value of the variable. */
   schema: z.ZodType<T>;
@@ -209,6 +225,8 @@ function isPrivateHostEntry(entry: string): boolean {
   if (family === 0) return false;
   return m[2] === undefined || Number(m[2]) <= (family === 4 ? 32 : 128);
 }
+
+const isPostgresUrl = (url: string | undefined): boolean => /^postgres(ql)?:\/\//i.test(url ?? '');
 
 /** Object order matters: defaults are resolved top to bottom. */
 const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
@@ -365,6 +383,17 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     defaultText: '180',
     description: 'Lifetime of a session token (single use), in seconds.',
   },
+  SESSION_ORPHAN_GRACE_S: {
+    schema: int(1, 3600),
+    expects: 'an integer from 1 to 3600',
+    default: () => 60,
+    defaultText: '60',
+    description:
+      'A face session still running this many seconds after SESSION_TIMEOUT_MS (the longest a session runs) lost ' +
+      'its gateway process (killed, crashed, cut off from the database): the session sweep of any gateway ends it ' +
+      '`expired`, with its MIS event, so it stops counting against the patient\'s attempts. A connection that merely ' +
+      'drops is ended at once by its own gateway. The grace also absorbs clock differences between hosts.',
+  },
   FACE_ATTEMPTS_MAX: {
     schema: int(1, 100),
     expects: 'an integer from 1 to 100',
@@ -378,6 +407,24 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 10,
     defaultText: '10',
     description: 'The window for FACE_ATTEMPTS_MAX, in minutes.',
+  },
+  FACE_SESSIONS_MAX: {
+    schema: int(0, 100_000),
+    expects: 'an integer from 0 to 100000 (0 = no limit)',
+    default: (c) => {
+      const workers = c.ENGINE_WORKERS ?? 1;
+      return Math.max(1, Math.min(workers * FACE_SESSIONS_PER_WORKER, workers + (c.ENGINE_QUEUE ?? workers * 4)));
+    },
+    defaultText: `ENGINE_WORKERS * ${FACE_SESSIONS_PER_WORKER}, at most ENGINE_WORKERS + ENGINE_QUEUE`,
+    description:
+      'Face sessions this gateway process serves at once: connected and streaming frames, or holding a face token ' +
+      'not used yet (for at most 30 s, or SESSION_TOKEN_TTL_S if shorter). Beyond it POST /sessions in person by ' +
+      'face answers 503 `capacity_exceeded` with Retry-After (seconds) and `retryAfterMs`, spaced so that waiting ' +
+      'desks come back one by one as sessions end, instead of every session slowing down until blinks are missed ' +
+      'and sessions time out. Sessions by code (remote, or in person by code) are not counted. The default: a ' +
+      'session at 10 fps keeps about 0.1-0.2 of an engine worker busy, and on 2 cores verdicts per second stopped ' +
+      'growing at 10-12 sessions (README, "Benchmarks"); the engine holds no more calls than ENGINE_WORKERS + ' +
+      'ENGINE_QUEUE, one per session. Raise it on faster cores; lower it when other work shares the cores.',
   },
   WS_TRANSPORT: {
     schema: z
@@ -638,11 +685,13 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
   EVENTS_POLL_MS: {
     schema: int(50, 60000),
     expects: 'an integer from 50 to 60000',
-    default: () => 1000,
-    defaultText: '1000',
+    default: (r) => (isPostgresUrl(r.DATABASE_URL) ? 30000 : 1000),
+    defaultText: '1000 (PostgreSQL: 30000)',
     description:
-      'How often event subscribers and the webhook dispatcher look for events written by other instances (events ' +
-      'of this one wake them at once).',
+      'How often event subscribers and the webhook dispatcher look for events they were not told of. Events of ' +
+      'this process wake them at once; with PostgreSQL, so do those of every other gateway and of the `faceid` CLI ' +
+      '(LISTEN/NOTIFY), and the poll is only a safety net for notifications lost while the listening connection ' +
+      'reconnects. With SQLite it finds what the CLI wrote.',
   },
   WEBHOOK_TIMEOUT_MS: {
     schema: int(100, 60000),
@@ -720,6 +769,19 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'When set, `GET /metrics` answers only requests with `Authorization: Bearer <token>` (401 otherwise), for a ' +
       'gateway whose port other machines reach. The metrics carry no clinic, workstation or patient labels either way.',
     secret: true,
+  },
+  DRAIN_TIMEOUT_S: {
+    schema: int(0, 3600),
+    expects: 'an integer from 0 to 3600 (0 = stop at once)',
+    default: () => 30,
+    defaultText: '30',
+    description:
+      'On SIGTERM or SIGINT (a service manager\'s stop, a rolling restart) the gateway drains: it admits no new ' +
+      'session (POST /sessions answers 503 `draining` with Retry-After; a new identification WebSocket closes with ' +
+      '1013 `draining`, its token left unused; GET /health/ready answers 503, so a load balancer sends new work to ' +
+      'the other gateways), waits up to this many seconds for the face sessions running here to end, then stops and ' +
+      'exits with 0. A second signal stops at once. Keep it at least SESSION_TIMEOUT_MS, and below the service ' +
+      'manager\'s stop timeout (TimeoutStopSec in deploy/systemd).',
   },
 };
 

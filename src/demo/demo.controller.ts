@@ -15,8 +15,26 @@ const FILES: Record<string, [file: string, type: string]> = {
   '/client/faceid-client.js': ['faceid-client.js', 'text/javascript; charset=utf-8'],
   '/demo/demo.js': ['demo/demo.js', 'text/javascript; charset=utf-8'],
   '/demo/demo.css': ['demo/demo.css', 'text/css; charset=utf-8'],
+  '/demo/i18n.js': ['demo/i18n.js', 'text/javascript; charset=utf-8'],
+  '/demo/patient-view.js': ['demo/patient-view.js', 'text/javascript; charset=utf-8'],
+  '/demo/patient-view.css': ['demo/patient-view.css', 'text/css; charset=utf-8'],
+  '/demo/patient-screen.js': ['demo/patient-screen.js', 'text/javascript; charset=utf-8'],
   '/demo/favicon.svg': ['demo/favicon.svg', 'image/svg+xml'],
 };
+
+/**
+ * The translation dictionaries, one JSON file per language (client/locales/<lang>.json, e.g. kk.json), by a language
+ * tag of 2-3 lower-case letters: a new language's file is served without a change here. Nothing else is served from
+ * client/locales.
+ */
+const LOCALE_URL = /^\/client\/locales\/([a-z]{2,3})\.json$/;
+
+/** The file and content type of a URL, or undefined for anything not served. */
+function servedFile(url: string): [file: string, type: string] | undefined {
+  if (Object.prototype.hasOwnProperty.call(FILES, url)) return FILES[url];
+  const locale = LOCALE_URL.exec(url);
+  return locale ? [`locales/${locale[1]}.json`, 'application/json; charset=utf-8'] : undefined;
+}
 
 /** A host name or IP literal as it may appear in a CSP source (anything else is left out of the policy). */
 const SAFE_HOST = /^(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])$/i;
@@ -77,6 +95,11 @@ export class DemoController implements OnModuleInit {
     return this.send('/client/faceid-client.js', req, res);
   }
 
+  @Get('client/locales/:file')
+  locale(@Param('file') file: string, @Req() req: Request, @Res() res: Response): Promise<void> {
+    return this.send(`/client/locales/${file}`, req, res);
+  }
+
   @Get('demo/:file')
   asset(@Param('file') file: string, @Req() req: Request, @Res() res: Response): Promise<void> {
     return this.send(`/demo/${file}`, req, res);
@@ -94,7 +117,7 @@ export class DemoController implements OnModuleInit {
   }
 
   private async send(url: string, req: Request, res: Response): Promise<void> {
-    const entry = Object.prototype.hasOwnProperty.call(FILES, url) ? FILES[url] : undefined;
+    const entry = servedFile(url);
     if (!entry) throw new NotFoundException();
     const [file, type] = entry;
     res.setHeader('Content-Type', type);

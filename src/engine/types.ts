@@ -147,6 +147,11 @@ export const STAGE_TIMING_KEYS: readonly (keyof StageTimings)[] = [
 export interface Analysis {
   width: number;
   height: number;
+  /**
+   * Stage `quality`: the mean grey level of the whole frame, 0-255 (absent without that stage). A frame too dark for
+   * the detector to find a face in still says so.
+   */
+  brightness?: number;
   faces: Face[];
   /** Milliseconds per stage. */
   timings: StageTimings;

@@ -230,6 +230,11 @@ export class EnrollmentService {
     return closed.length;
   }
 
+  /** Whether the patient has an active template (nothing is decrypted): face identification can run. */
+  async hasTemplate(clinicId: string, patientId: string): Promise<boolean> {
+    return (await this.templates.active(clinicId, patientId)) !== null;
+  }
+
   /**
    * The decrypted template of a patient, or null when none is active. The caller owns the array and must
    * `fill(0)` it when done. Throws template_decrypt_failed / template_key_unknown if it cannot be decrypted.
@@ -410,8 +415,8 @@ export class EnrollmentService {
 
   /** Sends the code. A failure closes the request (its reference wiped) and is answered typed. */
   private async deliver(enroller: DeskEnroller, patient: Patient, pending: PendingEnrollment, code: string) {
-    const clinicName = (await this.clinics.get(enroller.clinicId))?.name ?? '';
-    const text = smsText('enrollment', { code, clinicName, ttlSeconds: this.config.CODE_TTL_S });
+    const clinic = await this.clinics.get(enroller.clinicId);
+    const text = smsText('enrollment', { code, clinicName: clinic?.name ?? '', languages: clinic?.smsLanguages });
     try {
       await this.sms.send({ iin: patient.iin, text, reference: pending.id, purpose: 'enrollment' });
     } catch (err) {

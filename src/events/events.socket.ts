@@ -29,6 +29,7 @@ import { clientAddress, compileTrustedProxies } from '../config/proxies';
 import { KeysService } from '../keys/keys.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { EVENTS, KEYS, type EventFilter, type EventRepository, type KeyRepository } from '../storage/ports';
+import { SIGNALS, type EventsNotice, type StorageSignals } from '../storage/signals';
 import { WS_PATH as IDENTIFY_WS_PATH } from '../transport';
 import { EventFeed } from './event-feed';
 import { EventReaderAuth, filterOf, type EventReader } from './reader-auth';
@@ -205,6 +206,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   private readonly alive = new WeakSet<WebSocket>();
   private server: Server | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeResync: (() => void) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private polling = false;
@@ -219,6 +221,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     private readonly metrics: MetricsService,
     @Inject(KEYS) private readonly keys: KeyRepository,
     private readonly keyChanges: KeysService,
+    @Inject(SIGNALS) private readonly signals: StorageSignals,
   ) {
     this.trusted = compileTrustedProxies(config.TRUSTED_PROXIES);
   }
@@ -226,9 +229,12 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   onApplicationBootstrap(): void {
     this.server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     this.server.on('upgrade', this.onUpgrade);
-    this.unsubscribe = this.events.onCommitted((clinicId) => this.wakeClinic(clinicId));
-    // A revocation in this process closes its connections at once; other processes' (the admin CLI, other
-    // instances) are found by the poll.
+    // This process's commits at once; with PostgreSQL, other gateways' and the CLI's too (LISTEN/NOTIFY).
+    this.unsubscribe = this.signals.onEvents((notice) => this.onEvents(notice));
+    // The listener (re)connected: what was committed while it was not listening is found now, not at the next poll.
+    this.unsubscribeResync = this.signals.onResync(() => void this.poll());
+    // A revocation in this process closes its connections at once; another process's (the admin CLI, another
+    // gateway) too with PostgreSQL, by its key_changed event's notification; otherwise the poll finds it.
     this.unsubscribeKeys = this.keyChanges.onChanged((notice) => {
       if (notice.change !== 'created') void this.checkKeys();
     });
@@ -245,6 +251,7 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     this.started = false;
     this.server?.off('upgrade', this.onUpgrade);
     this.unsubscribe?.();
+    this.unsubscribeResync?.();
     this.unsubscribeKeys?.();
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
@@ -367,11 +374,20 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     socket.close(r.close, r.code);
   }
 
-  private wakeClinic(clinicId: string): void {
-    for (const sub of this.byClinic.get(clinicId) ?? []) sub.wake();
+  /** New events of a clinic (up to `seq` when known): its subscribers behind it read them. */
+  private onEvents(notice: EventsNotice): void {
+    for (const sub of this.byClinic.get(notice.clinicId) ?? []) {
+      if (notice.seq === null || sub.seq < notice.seq) sub.wake();
+    }
+    // Another process rotated or revoked a key: the connections holding it may have to close.
+    if (notice.type?.endsWith('.key_changed') && this.keyHashes.size > 0) void this.checkKeys();
   }
 
-  /** Events other instances wrote: one query per clinic with subscribers. Then the keys of the open connections. */
+  /**
+   * The safety net for events no signal announced (SQLite: another process such as the CLI; PostgreSQL: a
+   * notification lost while the listener was reconnecting): one query per clinic with subscribers. Then the keys of
+   * the open connections.
+   */
   private async poll(): Promise<void> {
     if (this.polling) return;
     this.polling = true;

@@ -106,7 +106,12 @@ export const RefusedEventSchema = z
     reason: z
       .string()
       .regex(/^[a-z_]{1,64}$/)
-      .meta({ description: 'Why the patient refused the photo, a short code such as `patient_refused_photo`.' }),
+      .meta({
+        description:
+          'Why the patient is identified by code rather than by face, a short code: `patient_refused_photo`, ' +
+          '`face_failed` (face identification did not succeed) or `camera_unavailable` (a desk that starts the ' +
+          'session by code), or another short code given with POST /sessions/{id}/refusal.',
+      }),
     score: z.null(),
     liveness: z.null(),
     timings: z.null(),
@@ -115,8 +120,9 @@ export const RefusedEventSchema = z
   .meta({
     title: 'identification.refused (v1)',
     description:
-      'The patient refused the photo; the session went on to the six-digit code (a later identification.verdict ' +
-      'with method `code` ends it).',
+      'A patient at the desk is identified by the six-digit code rather than by face (they refused the photo, face ' +
+      'identification did not succeed, or the camera does not work: `reason`); the session went on to the code, ' +
+      'which was sent (a later identification.verdict with method `code` ends it).',
   });
 
 export const ExpiredEventSchema = z
@@ -130,7 +136,7 @@ export const ExpiredEventSchema = z
   })
   .meta({
     title: 'identification.expired (v1)',
-    description: 'Nobody finished the session in time (its token or code expired); the service ended it.',
+    description: 'The session ended without a verdict: its token or code expired, or the face connection dropped before a decision.',
   });
 
 export const LockedOutEventSchema = z

@@ -18,6 +18,7 @@ import {
   type WebhookRepository,
   type WebhookSubscription,
 } from '../storage/ports';
+import { SIGNALS, type StorageSignals } from '../storage/signals';
 import { DestinationPolicy } from './destination';
 import { HostResolver } from './host-resolver';
 import { signatureHeaders } from './signature';
@@ -55,8 +56,8 @@ type Outcome = 'idle' | 'delivered' | 'failed' | 'stopped' | 'lost';
  * Delivers each active subscription's events one at a time, in seq order, from its cursor: the next event is always
  * the one after the last delivered, so a failing event is retried (with backoff) and never skipped. Subscriptions are
  * claimed with a lease in the database, so several instances on one PostgreSQL share the work without delivering an
- * event twice at once. Wakes on this process's commits, polls every EVENTS_POLL_MS for the others', and on the retry
- * times of its own failures.
+ * event twice at once. Wakes on this process's commits and, with PostgreSQL, on every gateway's (LISTEN/NOTIFY); polls
+ * every EVENTS_POLL_MS for what no signal announced; and wakes on the retry times of its own failures.
  */
 @Injectable()
 export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -67,6 +68,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
   private readonly retryTimers = new Map<string, NodeJS.Timeout>();
   private pollTimer: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
+  private unsubscribeResync: (() => void) | undefined;
   private ticking: Promise<void> | null = null;
   private again = false;
   private stopped = true;
@@ -81,6 +83,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     private readonly secrets: WebhookSecrets,
     private readonly metrics: MetricsService,
     private readonly resolver: HostResolver,
+    @Inject(SIGNALS) private readonly signals: StorageSignals,
   ) {
     this.destinations = new DestinationPolicy(config.WEBHOOK_ALLOWED_PRIVATE_HOSTS);
   }
@@ -92,7 +95,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
 
   onApplicationBootstrap(): void {
     this.stopped = false;
-    this.unsubscribe = this.events.onCommitted(() => {
+    this.unsubscribe = this.signals.onEvents(() => {
+      this.generation++;
+      this.wake();
+    });
+    this.unsubscribeResync = this.signals.onResync(() => {
       this.generation++;
       this.wake();
     });
@@ -106,6 +113,7 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     if (this.stopped) return;
     this.stopped = true;
     this.unsubscribe?.();
+    this.unsubscribeResync?.();
     clearInterval(this.pollTimer);
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();

@@ -119,7 +119,11 @@ export class ErrorFilter implements ExceptionFilter {
         this.logger.error(`Unmapped error code ${exception.code}: ${message}`, (exception as { stack?: string }).stack);
         return INTERNAL;
       }
-      if (status >= 500) this.logger.error(`${exception.code}: ${message}`);
+      const retry = (exception as CodedError).retryAfterSeconds;
+      const retryable = typeof retry === 'number' && Number.isFinite(retry);
+      // A 503 that says when to retry is load shed on purpose (capacity, a drain): the service that refused notes it
+      // in its own words; one error line per refused request would flood the log under the very load it sheds.
+      if (status >= 500 && !(status === 503 && retryable)) this.logger.error(`${exception.code}: ${message}`);
       else this.logger.debug(`${exception.code}: ${message}`);
       // A 500 is a bug or a broken installation: its detail is for the log, not the client.
       const reply: Reply = {
@@ -134,8 +138,7 @@ export class ErrorFilter implements ExceptionFilter {
         },
       };
       if (exception instanceof ValidationError) reply.body.error.issues = exception.issues.map((i) => ({ ...i }));
-      const retry = (exception as CodedError).retryAfterSeconds;
-      if (typeof retry === 'number' && Number.isFinite(retry)) reply.retryAfterSeconds = Math.max(1, Math.ceil(retry));
+      if (retryable) reply.retryAfterSeconds = Math.max(1, Math.ceil(retry));
       return reply;
     }
     const expressStatus = httpErrorStatus(exception);

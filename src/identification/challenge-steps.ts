@@ -13,11 +13,17 @@ import type { LivenessReason } from '../transport/protocol';
 import { BlinkDetector } from './blink';
 import type { IdentificationSettings } from './session-runner';
 
-/** What the runner sends on a step's behalf. */
+/** A step's prompt to the patient (guidance while it runs). */
+export type PromptCode = 'blink_now' | 'blink_again' | 'watch_screen' | 'turn_left' | 'turn_right';
+
+/**
+ * What the runner sends on a step's behalf. `windowMs`: the time the patient has left for the challenge, in ms (for
+ * a countdown).
+ */
 export type StepMessage =
-  | { type: 'challenge'; kind: 'light'; challengeId: string; colours: LightPlan['colours'] }
-  | { type: 'challenge'; kind: 'turn'; challengeId: string; direction: 'left' | 'right' }
-  | { type: 'guidance'; code: 'blink_now' | 'watch_screen' | 'turn_left' | 'turn_right' };
+  | { type: 'challenge'; kind: 'light'; challengeId: string; colours: LightPlan['colours']; windowMs: number }
+  | { type: 'challenge'; kind: 'turn'; challengeId: string; direction: 'left' | 'right'; windowMs: number }
+  | { type: 'guidance'; code: PromptCode; windowMs: number };
 
 /** One analysed frame, as the steps see it. */
 export interface StepFrame {
@@ -39,7 +45,6 @@ export type StepStatus =
   | { state: 'passed'; metrics?: StepMetrics }
   | { state: 'failed'; reason: LivenessReason; metrics?: StepMetrics };
 const RUNNING: StepStatus = { state: 'running' };
-const PASSED: StepStatus = { state: 'passed' };
 const fail = (reason: LivenessReason, metrics?: StepMetrics): StepStatus => ({ state: 'failed', reason, metrics });
 
 function numbers(m: object): StepMetrics {
@@ -60,7 +65,7 @@ export interface StepContext {
 /** The runner's settings that the challenges read. */
 export type StepSettings = Pick<
   IdentificationSettings,
-  'blinkWindowMs' | 'blink' | 'light' | 'turn' | 'lightReportGraceMs' | 'lightTailMs' | 'lightRetries'
+  'blinkWindowMs' | 'blinkAgainWindowMs' | 'blink' | 'light' | 'turn' | 'lightReportGraceMs' | 'lightTailMs' | 'lightRetries'
 >;
 
 /** A liveness challenge in progress: begun once, then fed every analysed frame until it passes or fails. */
@@ -72,6 +77,8 @@ export interface ChallengeStep {
   canBegin?(f: StepFrame): boolean;
   begin(t: number, ctx: StepContext): void;
   onFrame(f: StepFrame): StepStatus;
+  /** Milliseconds the patient has left at time t for what the step asks (0 once that is over). */
+  windowLeft(t: number): number;
   onLightShown?(challengeId: string, shownAt: number[], t: number): StepStatus;
 }
 
@@ -89,17 +96,27 @@ export function createStep(kind: ChallengeKind, settings: StepSettings): Challen
 /** Good frames before the blink prompt whose eyes seed the blink detector's open readings. */
 const BLINK_BASELINE_FRAMES = 6;
 
+/**
+ * The blink: asked once (`blink_now`), and once more (`blink_again`, a window of at most the first's length) when the
+ * first window passes without one, before the session ends `no_blink`. The second window goes on with the same
+ * detector and its open readings (a closure at the end of the first window that reopens in the second is a blink);
+ * it gives no other way to pass. A photo still needs a closure clearly below every open reading of the session, and
+ * the light or the turn, which every session pairs with the blink, has refused it before the first window ends.
+ */
 class BlinkStep implements ChallengeStep {
   readonly kind = 'blink';
   readonly allowsTurnedHead = false;
   private readonly detector: BlinkDetector;
   private windowEnd = 0;
+  private askedAgain = false;
+  private ctx: StepContext | null = null;
 
   constructor(private readonly s: StepSettings) {
     this.detector = new BlinkDetector(s.blink);
   }
 
   begin(t: number, ctx: StepContext): void {
+    this.ctx = ctx;
     this.windowEnd = t + this.s.blinkWindowMs;
     // The eyes as the request goes out, from the last good frames (face to the camera): the detector needs a few
     // open readings before a closure counts, and a patient who reacts at once, on a server that analyses only a few
@@ -107,12 +124,25 @@ class BlinkStep implements ChallengeStep {
     const recent = ctx.history.filter((f) => f.good && f.face?.eyes).slice(-BLINK_BASELINE_FRAMES);
     const seed = recent.length > 0 ? recent : ctx.history.slice(-1);
     for (const f of seed) this.detector.observe(f.face?.eyes);
-    ctx.send({ type: 'guidance', code: 'blink_now' });
+    ctx.send({ type: 'guidance', code: 'blink_now', windowMs: this.s.blinkWindowMs });
   }
 
   onFrame(f: StepFrame): StepStatus {
-    if (this.detector.observe(f.face?.eyes)) return PASSED;
-    return f.t > this.windowEnd ? fail('no_blink') : RUNNING;
+    const again = this.askedAgain ? 1 : 0;
+    if (this.detector.observe(f.face?.eyes)) return { state: 'passed', metrics: { again } };
+    if (f.t <= this.windowEnd) return RUNNING;
+    const second = Math.min(this.s.blinkAgainWindowMs, this.s.blinkWindowMs);
+    if (!this.askedAgain && second > 0 && this.ctx) {
+      this.askedAgain = true;
+      this.windowEnd = f.t + second;
+      this.ctx.send({ type: 'guidance', code: 'blink_again', windowMs: second });
+      return RUNNING;
+    }
+    return fail('no_blink', { again });
+  }
+
+  windowLeft(t: number): number {
+    return Math.max(0, Math.round(this.windowEnd - t));
   }
 }
 
@@ -132,6 +162,8 @@ class LightStep implements ChallengeStep {
   private sentAtClient = 0;
   private retries = 0;
   private ctx: StepContext | null = null;
+  /** When the colours should be over (server clock). */
+  private coloursEnd = 0;
 
   constructor(private readonly s: StepSettings) {}
 
@@ -140,12 +172,18 @@ class LightStep implements ChallengeStep {
     this.phases = null;
     this.plan = planLightChallenge(ctx.random);
     const total = this.plan.colours.reduce((sum, c) => sum + c.ms, 0);
+    this.coloursEnd = t + total;
     this.reportDeadline = t + total + this.s.lightReportGraceMs;
     this.sentAtClient = t + ctx.clientClockAhead;
     // Frames from just before the colours give the baseline.
     for (const f of ctx.history) this.addSample(f);
-    ctx.send({ type: 'challenge', kind: 'light', challengeId: this.plan.challengeId, colours: this.plan.colours });
-    ctx.send({ type: 'guidance', code: 'watch_screen' });
+    const { challengeId, colours } = this.plan;
+    ctx.send({ type: 'challenge', kind: 'light', challengeId, colours, windowMs: total });
+    ctx.send({ type: 'guidance', code: 'watch_screen', windowMs: total });
+  }
+
+  windowLeft(t: number): number {
+    return Math.max(0, Math.round(this.coloursEnd - t));
   }
 
   onLightShown(challengeId: string, shownAt: number[], t: number): StepStatus {
@@ -184,6 +222,7 @@ class TurnStep implements ChallengeStep {
   readonly kind = 'turn';
   readonly allowsTurnedHead = true;
   private tracker: TurnTracker | null = null;
+  private windowEnd = 0;
 
   constructor(private readonly s: StepSettings) {}
 
@@ -201,8 +240,14 @@ class TurnStep implements ChallengeStep {
         this.tracker.observeBefore({ t: f.t, yaw: f.face.pose.yaw, landmarks: f.face.landmarks });
       }
     }
-    ctx.send({ type: 'challenge', kind: 'turn', challengeId: plan.challengeId, direction: plan.direction });
-    ctx.send({ type: 'guidance', code: plan.direction === 'left' ? 'turn_left' : 'turn_right' });
+    this.windowEnd = t + this.s.turn.windowMs;
+    const windowMs = this.s.turn.windowMs;
+    ctx.send({ type: 'challenge', kind: 'turn', challengeId: plan.challengeId, direction: plan.direction, windowMs });
+    ctx.send({ type: 'guidance', code: plan.direction === 'left' ? 'turn_left' : 'turn_right', windowMs });
+  }
+
+  windowLeft(t: number): number {
+    return Math.max(0, Math.round(this.windowEnd - t));
   }
 
   onFrame(f: StepFrame): StepStatus {

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AuditService } from '../audit';
 import { CONFIG, type Config } from '../config';
+import { MetricsService } from '../metrics';
 import { SMS_GATEWAY, SmsError, smsText, type SmsGateway } from '../sms';
 import {
   CLINICS,
@@ -8,6 +9,7 @@ import {
   PATIENTS,
   SESSIONS,
   VERDICTS,
+  type Channel,
   type ClinicRepository,
   type CodeRepository,
   type IdentificationSession,
@@ -35,8 +37,16 @@ export interface CodeSent {
   codeExpiresAt: Date;
 }
 
-/** A new remote session holds an unusable face token for this long, until the code path starts a moment later. */
-const REMOTE_TOKEN_GRACE_MS = 60_000;
+/** A session that starts on the code path holds an unusable face token this long, until the code path starts a moment later. */
+const CODE_SESSION_TOKEN_GRACE_MS = 60_000;
+
+/**
+ * Why a patient at the desk is identified by code from the start (POST /sessions with method `code`), recorded as a
+ * refusal: the patient refused the photo, face identification did not succeed (failed attempts, no template), or the
+ * desk's camera does not work.
+ */
+export const IN_PERSON_CODE_REASONS = ['patient_refused_photo', 'face_failed', 'camera_unavailable'] as const;
+export type InPersonCodeReason = (typeof IN_PERSON_CODE_REASONS)[number];
 
 /**
  * The six-digit code path: a patient who refuses the photo (or a remote appointment) gets a code by SMS and the
@@ -57,6 +67,7 @@ export class CodePathService {
     private readonly hasher: CodeHasher,
     private readonly gateway: IdentificationGateway,
     private readonly audit: AuditService,
+    private readonly metrics: MetricsService,
   ) {}
 
   /** The patient refused the photo: stop any face session, move to the code path, send the code. */
@@ -87,8 +98,17 @@ export class CodePathService {
     return { sessionId, state: 'code_pending', codeExpiresAt };
   }
 
-  /** A remote appointment: no face path at all, the session starts on the code path. */
-  async startRemote(principal: CodePrincipal, patient: Patient, appointmentId: string): Promise<CodeSent> {
+  /**
+   * A session that starts on the code path, with no face path at all: a remote appointment, or a patient at the desk
+   * identified by code from the start (`reason`: why not by face). Such a reason is recorded exactly as a refusal
+   * (the session's refusal, the `identification.refused` event, the `session.refused` audit entry). Only the code's
+   * own limits apply, not the face attempts limit.
+   */
+  async start(
+    principal: CodePrincipal,
+    patient: Patient,
+    input: { appointmentId: string; channel: Channel; reason?: string },
+  ): Promise<CodeSent> {
     await this.checkCaps(principal, patient.id);
     const now = Date.now();
     // The session row needs a token; this one is never shown to anybody, and the code path ends it at once.
@@ -96,10 +116,10 @@ export class CodePathService {
       clinicId: principal.clinicId,
       workstationId: principal.workstationId,
       patientId: patient.id,
-      appointmentId,
-      channel: 'remote',
+      appointmentId: input.appointmentId,
+      channel: input.channel,
       tokenHash: newSessionToken().hash,
-      tokenExpiresAt: new Date(now + REMOTE_TOKEN_GRACE_MS),
+      tokenExpiresAt: new Date(now + CODE_SESSION_TOKEN_GRACE_MS),
     });
     const code = newCode();
     const codeExpiresAt = new Date(now + this.config.CODE_TTL_S * 1000);
@@ -108,13 +128,21 @@ export class CodePathService {
       sessionId: session.id,
       codeHash: this.hasher.hash(session.id, code),
       codeExpiresAt,
+      ...(input.reason === undefined ? {} : { refusal: { reason: input.reason } }),
     });
-    if (!begun) throw new Error(`The new remote session ${session.id} could not start the code path.`);
+    if (!begun) throw new Error(`The new session ${session.id} could not start the code path.`);
     await this.audit.record(this.actor(principal), 'session.created', {
       clinicId: principal.clinicId,
       subject: session.id,
-      detail: { channel: 'remote', method: 'code' },
+      detail: { channel: input.channel, method: 'code' },
     });
+    if (input.reason !== undefined) {
+      await this.audit.record(this.actor(principal), 'session.refused', {
+        clinicId: principal.clinicId,
+        subject: session.id,
+        detail: { reason: input.reason, faceSessionAborted: false },
+      });
+    }
     await this.deliver(principal, session.id, patient.iin, code, codeExpiresAt);
     return { sessionId: session.id, state: 'code_pending', codeExpiresAt };
   }
@@ -183,6 +211,7 @@ export class CodePathService {
       });
       // Ended meanwhile by the sweep, at the very moment the code expired.
       if (!verdict) throw new IdentificationError('session_finished', 'The session is already finished.');
+      this.metrics.verdict('match', 'code');
       await this.audit.record(this.actor(principal), 'session.verdict', {
         clinicId: principal.clinicId,
         subject: sessionId,
@@ -226,6 +255,7 @@ export class CodePathService {
       timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: attempts },
     });
     if (!verdict) return; // already finished (a concurrent entry locked it out first)
+    this.metrics.verdict('locked_out', 'code');
     await this.audit.record('system', 'session.locked_out', {
       clinicId: principal.clinicId,
       subject: code.sessionId,
@@ -235,8 +265,8 @@ export class CodePathService {
 
   /** Sends the SMS. A failure leaves the session on the code path (it expires with its code) and is answered typed. */
   private async deliver(principal: CodePrincipal, sessionId: string, iin: string, code: string, expiresAt: Date) {
-    const clinicName = (await this.clinics.get(principal.clinicId))?.name ?? '';
-    const text = smsText('identification', { code, clinicName, ttlSeconds: this.config.CODE_TTL_S });
+    const clinic = await this.clinics.get(principal.clinicId);
+    const text = smsText('identification', { code, clinicName: clinic?.name ?? '', languages: clinic?.smsLanguages });
     try {
       await this.sms.send({ iin, text, reference: sessionId });
     } catch (err) {

@@ -30,6 +30,18 @@ describe('assessFrame', () => {
     expect(assessFrame(frame(face({ pose: { yaw: 50, pitch: 0, roll: 0 } }))).problem).toBe('look_at_camera');
   });
 
+  it('says too_dark when no face is found in a frame too dark to find one in, no_face otherwise', () => {
+    const empty = (brightness?: number): Analysis => ({ ...frame(), ...(brightness === undefined ? {} : { brightness }) });
+    expect(assessFrame(empty(12)).problem).toBe('too_dark');
+    expect(assessFrame(empty(29.9)).problem).toBe('too_dark');
+    expect(assessFrame(empty(30)).problem).toBe('no_face');
+    expect(assessFrame(empty(140)).problem).toBe('no_face');
+    // An engine call without the quality stage measures no brightness: nothing to say but no_face.
+    expect(assessFrame(empty()).problem).toBe('no_face');
+    // With a face found, the face's own brightness decides, not the frame's.
+    expect(assessFrame({ ...frame(face()), brightness: 10 }).problem).toBeNull();
+  });
+
   it('lets a small face in the background pass', () => {
     const background = face({ primary: false }, { x: 250, y: 10, width: 30, height: 36 });
     expect(assessFrame(frame(face(), background)).problem).toBeNull();

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationShutdown } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { EngineError, EngineService, FRAME_JPEG_LIMITS, inspectJpeg, type JpegLimits } from '../engine';
 import { EnrollmentService } from '../enrollment';
@@ -20,6 +20,8 @@ import { hashToken } from './tokens';
 import { isVirtualCamera, parseChallenges, type ChallengeKind } from '../liveness';
 import { CameraRegistryService } from './camera-registry.service';
 import { ChallengePolicyService } from './challenge-policy.service';
+import { SessionSweep } from './session-sweep';
+import { FaceCapacity } from './face-capacity';
 
 interface Running {
   runner: SessionRunner;
@@ -27,6 +29,11 @@ interface Running {
   conn: FrameConnection;
   /** fps.max, enforced before a frame is parsed. */
   rate: FrameRateGate;
+  /**
+   * Why the connection may close without the session being expired: `verdict` once the runner reached one (stored,
+   * or refused by storage because the session had moved on), `refused` when the session went on to the code path.
+   */
+  ended: 'verdict' | 'refused' | null;
 }
 
 interface Admitted {
@@ -44,8 +51,12 @@ interface Admitted {
  * SessionRunner, stores the verdict, then sends it and closes. Transport-neutral (ws or uWS call it).
  */
 @Injectable()
-export class IdentificationGateway implements SessionTransportHandler, OnApplicationShutdown {
+export class IdentificationGateway implements SessionTransportHandler, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly log = new Logger('Identification');
+  /** Set before the transport closes the connections on shutdown: those sessions are not expired (the sweep does). */
+  private stopping = false;
+  /** Sessions being expired after their connection dropped (awaited before the database closes). */
+  private readonly expiring = new Set<Promise<void>>();
   private readonly admitted = new Map<string, Admitted>(); // by session id, between authenticate and onOpen
   private readonly runners = new Map<string, Running>(); // by connection id
   private readonly settings: IdentificationSettings;
@@ -62,6 +73,8 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     private readonly metrics: MetricsService,
     private readonly policy: ChallengePolicyService,
     private readonly cameras: CameraRegistryService,
+    private readonly sweep: SessionSweep,
+    private readonly capacity: FaceCapacity,
   ) {
     this.settings = {
       ...DEFAULT_SETTINGS,
@@ -115,12 +128,18 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       return;
     }
     this.metrics.sessionOpened();
+    this.capacity.streaming(session.sessionId, session.clinicId, session.patientId);
     const runner = new SessionRunner(
       this.engine.get(),
       session.template,
       {
         send: (msg) => conn.sendJson(msg),
-        finish: (outcome) => void this.finish(conn, session, outcome),
+        finish: (outcome) => {
+          const entry = this.runners.get(conn.id);
+          if (entry) entry.ended = 'verdict';
+          this.capacity.release(session.sessionId); // the engine's part is done: the next desk may start
+          void this.finish(conn, session, outcome);
+        },
         onFrameReceived: () => this.metrics.frameReceived(),
         onFrameDropped: () => this.metrics.frameDropped(),
         onAnalysis: (call, seconds) => {
@@ -131,7 +150,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       { ...this.settings, challenges: session.challenges },
     );
     session.template = null; // the runner holds it now; it is wiped when the connection ends
-    this.runners.set(conn.id, { runner, session, conn, rate: new FrameRateGate() });
+    this.runners.set(conn.id, { runner, session, conn, rate: new FrameRateGate(), ended: null });
     conn.sendJson({
       type: 'ready',
       sessionId,
@@ -263,12 +282,33 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     });
   }
 
-  onClose(conn: FrameConnection): void {
+  onClose(conn: FrameConnection, code: number): void {
     const entry = this.runners.get(conn.id);
     if (!entry) return;
     this.runners.delete(conn.id);
     entry.runner.abort();
     this.metrics.sessionClosed();
+    this.capacity.release(entry.session.sessionId);
+    // Closed before a verdict (dropped, cancelled, closed for a breach): nobody can finish this session any more (its
+    // token was used), so it ends now, not at the sweep minutes later.
+    if (entry.ended === null && !this.stopping) this.expireDropped(entry.session, code);
+  }
+
+  /**
+   * Ends a face session whose connection closed before its verdict as `expired`, with its MIS event, by the sweep's
+   * own path. Only from `connected`: a session that went on to the code path meanwhile (a refusal handled by another
+   * gateway process) or got its verdict is left alone.
+   */
+  private expireDropped(session: Admitted, closeCode: number): void {
+    const { sessionId, clinicId } = session;
+    const done = this.sweep
+      .expire({ id: sessionId, clinicId }, { state: 'connected', cause: 'connection_closed', closeCode }, ['connected'])
+      .then((expired) => {
+        if (expired) this.log.log(`Session ${sessionId} expired: its connection closed (${closeCode}) before a verdict.`);
+      })
+      .catch((err: Error) => this.log.error(`Could not expire session ${sessionId} after its connection closed: ${err.message}`))
+      .finally(() => this.expiring.delete(done));
+    this.expiring.add(done);
   }
 
   /**
@@ -276,6 +316,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
    * the frames and embeddings it holds, and closes the socket saying why. False when no socket of it runs here.
    */
   abortSession(sessionId: string): boolean {
+    this.capacity.release(sessionId); // also the place of a token not used yet
     const admitted = this.admitted.get(sessionId);
     if (admitted) {
       // Between the upgrade and onOpen: onOpen will find nothing and close the socket.
@@ -283,8 +324,10 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
       admitted.template?.fill(0);
       return true;
     }
-    for (const { runner, session, conn } of this.runners.values()) {
+    for (const entry of this.runners.values()) {
+      const { runner, session, conn } = entry;
       if (session.sessionId !== sessionId) continue;
+      entry.ended = 'refused'; // the session goes on by code: its closing must not expire it
       runner.abort();
       conn.sendJson({
         type: 'error',
@@ -297,6 +340,35 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
     return false;
   }
 
+  /**
+   * The session got its verdict, or was expired, in another gateway process (src/identification/fleet-sessions.ts):
+   * stops its runner here and closes the socket with `session_finished`. A runner already storing its own verdict is
+   * left to it. False when no running socket of the session is here.
+   */
+  endSession(sessionId: string): boolean {
+    this.capacity.release(sessionId);
+    for (const entry of this.runners.values()) {
+      if (entry.session.sessionId !== sessionId) continue;
+      if (entry.ended !== null || entry.runner.finished) return false;
+      entry.ended = 'verdict'; // it has its verdict elsewhere: the closing must not expire it
+      entry.runner.abort();
+      entry.conn.sendJson({ type: 'error', code: 'session_finished', message: 'The session ended before this verdict.' });
+      entry.conn.close(WS_CLOSE.session_finished, 'session_finished');
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Runs before the transport closes the connections (its module is imported by this one, and Nest calls this hook
+   * on importing modules first): sessions cut off by the shutdown are left to the sweep. Waits for expiries under
+   * way, before the database closes.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.expiring]);
+  }
+
   onApplicationShutdown(): void {
     for (const { runner } of this.runners.values()) runner.abort();
     this.runners.clear();
@@ -304,7 +376,7 @@ export class IdentificationGateway implements SessionTransportHandler, OnApplica
 
   /** Store the verdict (with its session, in one transaction), then send it and close. */
   private async finish(conn: FrameConnection, session: Admitted, outcome: VerdictOutcome): Promise<void> {
-    this.metrics.verdict(outcome.result);
+    this.metrics.verdict(outcome.result, 'face');
     let stored;
     try {
       stored = await this.verdicts.finish({

@@ -10,6 +10,8 @@ import { ChallengePolicyService } from './challenge-policy.service';
 import { CodeHasher } from './code-hash';
 import { CodePathController } from './code-path.controller';
 import { CodePathService } from './code-path.service';
+import { FaceCapacity } from './face-capacity';
+import { FleetSessions } from './fleet-sessions';
 import { IDENTIFICATION_ERROR_STATUS } from './errors';
 import { IdentificationGateway } from './identification.gateway';
 import { SessionSweep } from './session-sweep';
@@ -28,15 +30,25 @@ registerErrorStatus(IDENTIFICATION_ERROR_STATUS);
   controllers: [SessionsController, CodePathController],
   providers: [
     SessionsService,
+    FaceCapacity,
     IdentificationGateway,
     CodePathService,
     SessionSweep,
+    FleetSessions,
     ChallengePolicyService,
     CameraRegistryService,
     // Code hashes are keyed by keys derived from the key ring (TEMPLATE_KEYS, else the key file).
     { provide: CodeHasher, useFactory: (ring: KeyRing) => new CodeHasher(ring), inject: [KeyRing] },
     { provide: SESSION_TRANSPORT_HANDLER, useExisting: IdentificationGateway },
   ],
-  exports: [SESSION_TRANSPORT_HANDLER, SessionsService, CodePathService, SessionSweep, ChallengePolicyService, CameraRegistryService],
+  exports: [
+    SESSION_TRANSPORT_HANDLER,
+    SessionsService,
+    CodePathService,
+    SessionSweep,
+    ChallengePolicyService,
+    CameraRegistryService,
+    FaceCapacity,
+  ],
 })
 export class IdentificationModule {}

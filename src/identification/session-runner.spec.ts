@@ -1,4 +1,5 @@
 import type { Analysis, AnalyzeOptions, Face, FaceEngine } from '../engine';
+import { DEFAULT_TURN_THRESHOLDS } from '../liveness';
 import { seeded } from '../liveness/pad/random';
 import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
 
@@ -36,8 +37,8 @@ function face(opts: { eyes?: number; embedding?: Float32Array; yaw?: number } = 
   };
 }
 
-function analysis(f: Face | null): Analysis {
-  return { width: 320, height: 240, faces: f ? [f] : [], timings: {} as Analysis['timings'] };
+function analysis(f: Face | null, brightness = 110): Analysis {
+  return { width: 320, height: 240, brightness, faces: f ? [f] : [], timings: {} as Analysis['timings'] };
 }
 
 interface Harness {
@@ -47,8 +48,8 @@ interface Harness {
   verdict: () => VerdictOutcome | null;
   clock: { t: number };
   frame: (seq: number) => Buffer;
-  /** Answers the oldest open analysis with a face (full calls get an embedding). */
-  answer: (f?: (call: 'track' | 'full', options: AnalyzeOptions) => Face | null) => Promise<void>;
+  /** Answers the oldest open analysis with a face (full calls get an embedding), in a frame of this brightness. */
+  answer: (f?: (call: 'track' | 'full', options: AnalyzeOptions) => Face | null, brightness?: number) => Promise<void>;
 }
 
 function harness(settings: Partial<IdentificationSettings> = {}, template: Float32Array | null = TEMPLATE.slice()): Harness {
@@ -70,12 +71,12 @@ function harness(settings: Partial<IdentificationSettings> = {}, template: Float
     runner.onFrame(msg, decoded);
     return msg;
   };
-  const answer: Harness['answer'] = async (f) => {
+  const answer: Harness['answer'] = async (f, brightness) => {
     const c = engine.calls.shift();
     if (!c) throw new Error('no analysis in flight');
     const made = f ? f(c.call, c.options) : face();
     if (made && c.call === 'full' && !made.embedding) made.embedding = TEMPLATE.slice();
-    c.resolve(analysis(made));
+    c.resolve(analysis(made, brightness));
     await new Promise((r) => setImmediate(r));
   };
   return { engine, runner, sent, verdict: () => verdict, clock, frame, answer };
@@ -136,15 +137,127 @@ describe('SessionRunner', () => {
     expect(h.verdict()).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: null } });
   });
 
-  it('ends spoof_suspected with no_blink when the blink window passes without a blink', async () => {
-    const h = harness({ blinkWindowMs: 1000 });
+  /** Streams frames 100 ms apart until the verdict or `ms` of test time; the eyes as `eyes(t)` (open by default). */
+  async function streamEyes(h: Harness, ms: number, eyes: (t: number) => number = () => 0.98): Promise<void> {
+    for (let i = 0; i * 100 < ms && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer(() => face({ eyes: eyes(h.clock.t) }));
+    }
+  }
+  const guidance = (h: Harness) => h.sent.flatMap((m) => (m.type === 'guidance' ? [m] : []));
+
+  it('ends spoof_suspected with no_blink when neither the blink window nor the second one brings a blink', async () => {
+    const h = harness({ blinkWindowMs: 1000, blinkAgainWindowMs: 600 });
     h.runner.onHello(['blink']);
-    for (let i = 0; i < 30 && !h.verdict(); i++) {
+    let again: number | null = null;
+    for (let i = 0; i < 40 && !h.verdict(); i++) {
       h.clock.t += 100;
       h.frame(i);
       await h.answer();
+      if (again === null && guidance(h).some((g) => g.code === 'blink_again')) again = h.clock.t;
     }
+    const asked = guidance(h).find((g) => g.code === 'blink_now')!;
+    // blink_now at 1200 (the second frame), its window over after 2200: blink_again at the next frame, once.
+    expect(again).toBe(2300);
+    expect(guidance(h).filter((g) => g.code === 'blink_again')).toEqual([expect.objectContaining({ windowMs: 600 })]);
+    expect(asked.windowMs).toBe(1000);
     expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'no_blink', liveness: { blink: false } });
+    // Concluded at the first frame after the second window, not before it.
+    expect(h.verdict()!.timings.firstFrameToVerdictMs).toBe(3000 - 1100);
+  });
+
+  it('a blink in the second window, after blink_again, passes', async () => {
+    const h = harness({ blinkWindowMs: 1000, blinkAgainWindowMs: 600 });
+    h.runner.onHello(['blink']);
+    // Eyes open throughout the first window; closed once 200 ms after blink_again.
+    let againAt = Infinity;
+    for (let i = 0; i < 40 && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer(() => face({ eyes: h.clock.t === againAt + 200 ? 0.02 : 0.98 }));
+      if (againAt === Infinity && guidance(h).some((g) => g.code === 'blink_again')) againAt = h.clock.t;
+    }
+    expect(againAt).toBe(2300);
+    expect(h.verdict()).toMatchObject({ result: 'match', reason: null, liveness: { blink: true } });
+  });
+
+  it('with no second window (blinkAgainWindowMs 0) ends no_blink when the first one passes', async () => {
+    const h = harness({ blinkWindowMs: 1000, blinkAgainWindowMs: 0 });
+    h.runner.onHello(['blink']);
+    await streamEyes(h, 4000);
+    expect(guidance(h).map((g) => g.code)).not.toContain('blink_again');
+    expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'no_blink' });
+    expect(h.verdict()!.timings.firstFrameToVerdictMs).toBe(2300 - 1100);
+  });
+
+  it('the second window is never longer than the first', async () => {
+    const h = harness({ blinkWindowMs: 800, blinkAgainWindowMs: 3000 });
+    h.runner.onHello(['blink']);
+    await streamEyes(h, 4000);
+    expect(guidance(h).find((g) => g.code === 'blink_again')).toMatchObject({ windowMs: 800 });
+    expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'no_blink' });
+  });
+
+  it('a still photo whose eyes only wobble blinks in neither window', async () => {
+    const h = harness({ blinkWindowMs: 1000, blinkAgainWindowMs: 1000 });
+    h.runner.onHello(['blink']);
+    // Readings that wobble as a photo's do under camera noise, never clearly below the open ones.
+    await streamEyes(h, 5000, (t) => 0.9 + 0.08 * Math.sin(t / 170));
+    expect(guidance(h).map((g) => g.code)).toContain('blink_again');
+    expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'no_blink', liveness: { blink: false } });
+  });
+
+  it('says too_dark, not no_face, when no face is found in a dark frame; no_face in a lit one', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    h.clock.t += 100;
+    h.frame(1);
+    await h.answer(() => null, 12);
+    h.clock.t += 1100;
+    h.frame(2);
+    await h.answer(() => null, 120);
+    expect(guidance(h).map((g) => g.code)).toEqual(['too_dark', 'no_face']);
+    // Without a face there is no box.
+    for (const g of guidance(h)) expect(g).not.toHaveProperty('box');
+  });
+
+  it("carries the face's box in the frame (0..1) on guidance, and the time left on a challenge's prompt", async () => {
+    const h = harness({ blinkWindowMs: 2000 });
+    h.runner.onHello(['blink']);
+    h.clock.t += 100;
+    h.frame(1);
+    await h.answer(() => ({ ...face(), quality: { faceSize: 15, sharpness: 120, brightness: 120, poseAngle: 0 } }));
+    // face(): x 100, y 60, 110 x 130 in a 320 x 240 frame.
+    const box = { x: 0.313, y: 0.25, width: 0.344, height: 0.542 };
+    expect(guidance(h)).toEqual([{ type: 'guidance', code: 'too_far', progress: 0, box }]);
+    await streamEyes(h, 300);
+    expect(guidance(h).find((g) => g.code === 'blink_now')).toEqual({
+      type: 'guidance',
+      code: 'blink_now',
+      progress: expect.any(Number),
+      windowMs: 2000,
+      box,
+    });
+  });
+
+  it('asks for the blink again with the time left when the face comes back during it', async () => {
+    const h = harness({ blinkWindowMs: 2000 });
+    h.runner.onHello(['blink']);
+    await streamEyes(h, 200); // blink_now at 1200
+    expect(guidance(h).map((g) => g.code)).toEqual(['blink_now']);
+    h.clock.t += 100;
+    h.frame(10);
+    await h.answer(() => null); // the face is gone at 1300
+    h.clock.t += 600;
+    h.frame(11);
+    await h.answer(); // back at 1900: 1300 ms of the window left
+    expect(guidance(h).map((g) => [g.code, g.windowMs])).toEqual([
+      ['blink_now', 2000],
+      ['no_face', undefined],
+      ['blink_now', 1300],
+    ]);
+    expect(h.verdict()).toBeNull();
   });
 
   it('refuses a client that cannot run the required challenge at once, with a typed error (no hang)', async () => {
@@ -242,6 +355,17 @@ describe('SessionRunner', () => {
         await h.answer(lightFace);
       }
     }
+
+    it('sends the colours with their total duration as the window, on the challenge and its prompt', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const c = await untilLight(h);
+      if (c.type !== 'challenge' || c.kind !== 'light') throw new Error('not light');
+      const total = c.colours.reduce((sum, k) => sum + k.ms, 0);
+      expect(total).toBeGreaterThan(0);
+      expect(c.windowMs).toBe(total);
+      expect(h.sent).toContainEqual(expect.objectContaining({ type: 'guidance', code: 'watch_screen', windowMs: total }));
+    });
 
     it('a client that never shows the colours gets spoof_suspected light_not_shown', async () => {
       const h = harness({ challenges: ['light', 'blink'] });
@@ -418,6 +542,22 @@ describe('SessionRunner', () => {
       h.runner.abort();
       for (const a of anchors) expect(a.every((x) => x === 0)).toBe(true);
     });
+  });
+
+  it('sends the turn with the time to make it, on the challenge and its prompt', async () => {
+    const h = harness({ challenges: ['turn', 'blink'] });
+    h.runner.onHello(['blink', 'turn']);
+    for (let i = 0; i < 10 && !h.sent.some((m) => m.type === 'challenge'); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer();
+    }
+    const turn = h.sent.find((m) => m.type === 'challenge');
+    expect(turn).toMatchObject({ type: 'challenge', kind: 'turn', windowMs: DEFAULT_TURN_THRESHOLDS.windowMs });
+    const code = turn?.type === 'challenge' && turn.kind === 'turn' ? `turn_${turn.direction}` : '';
+    expect(h.sent).toContainEqual(
+      expect.objectContaining({ type: 'guidance', code, windowMs: DEFAULT_TURN_THRESHOLDS.windowMs }),
+    );
   });
 
   it('times out with the session timer when no decision is reached', async () => {

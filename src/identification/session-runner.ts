@@ -18,9 +18,17 @@ import {
   type LightThresholds,
   type TurnThresholds,
 } from '../liveness';
-import type { LivenessReason } from '../transport/protocol';
+import type { FaceBox, LivenessReason } from '../transport/protocol';
 import { DEFAULT_BLINK, type BlinkThresholds } from './blink';
-import { createStep, type ChallengeStep, type StepFrame, type StepMessage, type StepMetrics, type StepStatus } from './challenge-steps';
+import {
+  createStep,
+  type ChallengeStep,
+  type PromptCode,
+  type StepFrame,
+  type StepMessage,
+  type StepMetrics,
+  type StepStatus,
+} from './challenge-steps';
 import { assessFrame, DEFAULT_GUIDANCE, type GuidanceCode, type GuidanceThresholds } from './guidance';
 
 export interface IdentificationSettings {
@@ -32,6 +40,11 @@ export interface IdentificationSettings {
   challenges: readonly ChallengeKind[];
   /** How long the patient has to blink once asked, in ms. */
   blinkWindowMs: number;
+  /**
+   * When no blink came within blinkWindowMs: the second window, after `blink_again`, in ms (at most blinkWindowMs;
+   * 0 = no second window, `no_blink` at once).
+   */
+  blinkAgainWindowMs: number;
   /** The whole session, from the connection to the verdict, in ms. */
   sessionTimeoutMs: number;
   /** Good frames in a row before the first challenge. */
@@ -73,6 +86,8 @@ export const DEFAULT_SETTINGS: IdentificationSettings = {
   livenessMin: 0.01,
   challenges: ['light', 'blink'],
   blinkWindowMs: 5000,
+  // A patient who missed the first prompt is reminded; a blink takes 0.1-0.4 s after a reaction of about a second.
+  blinkAgainWindowMs: 3000,
   sessionTimeoutMs: 30000,
   goodFramesBeforeChallenge: 2,
   challengeDelayMs: { min: 100, max: 300 },
@@ -115,7 +130,15 @@ export interface DecodedFrame {
 
 /** Messages the runner sends; the gateway turns them into protocol messages. */
 export type RunnerMessage =
-  | { type: 'guidance'; code: GuidanceCode; progress: number }
+  | {
+      type: 'guidance';
+      code: GuidanceCode;
+      progress: number;
+      /** With a challenge's prompt: the time it has left, ms. */
+      windowMs?: number;
+      /** The face's box in the last analysed frame, 0..1 of the frame; absent without a face. */
+      box?: FaceBox;
+    }
   | Extract<StepMessage, { type: 'challenge' }>
   | { type: 'busy'; retryAfterMs: number }
   | { type: 'error'; code: string; message: string; seq?: number };
@@ -182,6 +205,10 @@ export class SessionRunner {
   } | null = null;
   private firstFrameAt: number | null = null;
   private lastGuidance: { code: GuidanceCode; at: number } | null = null;
+  /** The prompt of each step begun (its latest: `blink_again` replaces `blink_now`), by step index. */
+  private prompts = new Map<number, PromptCode>();
+  /** The primary face's box in the last analysed frame, as fractions of the frame; null without a face. */
+  private box: FaceBox | null = null;
   private received = 0;
   private analysed = 0;
   private dropped = 0;
@@ -461,16 +488,16 @@ export class SessionRunner {
   private step(a: Analysis, call: 'track' | 'full', captureTime: number): void {
     const t = this.now();
     const { problem: rawProblem, face } = assessFrame(a, this.settings.guidance);
+    this.box = face ? normalisedBox(face.box, a.width, a.height) : null;
     // A turned head is the point of the turn challenge, not a problem.
     const problem = rawProblem === 'look_at_camera' && this.turning ? null : rawProblem;
     const frame: StepFrame = { t, captureTime, face, good: problem === null };
-    if (problem) {
-      this.goodStreak = 0;
-      // While a challenge runs its own prompt stays up, unless the face is gone.
-      if (this.active.length === 0 || problem === 'no_face' || problem === 'multiple_faces') this.guide(problem, t);
-    } else {
-      this.goodStreak++;
-    }
+    // While a challenge runs its own prompt stays up, unless the face is gone (or another one came).
+    const shown = problem !== null && (this.active.length === 0 || face === null || problem === 'multiple_faces');
+    if (problem) this.goodStreak = 0;
+    else this.goodStreak++;
+    if (shown) this.guide(problem, t);
+    else if (this.active.length > 0) this.remind(t);
     if (call === 'full' && face?.embedding) {
       if (problem) face.embedding.fill(0);
       else this.fulls.push({ embedding: face.embedding, liveness: face.liveness ?? null, step: this.lastBegun });
@@ -516,7 +543,7 @@ export class SessionRunner {
     this.active.push(index);
     if (next.kind === 'light') this.lightBegunAt = frame.t;
     next.begin(frame.t, {
-      send: (msg) => this.sendStep(msg, frame.t),
+      send: (msg) => this.sendStep(index, msg),
       random: this.random,
       history: this.history,
       clientClockAhead: Number.isFinite(this.clientClockAhead) ? this.clientClockAhead : 0,
@@ -540,9 +567,27 @@ export class SessionRunner {
     }
   }
 
-  private sendStep(msg: StepMessage, t: number): void {
-    if (msg.type === 'guidance') this.guide(msg.code, t, true);
-    else this.hooks.send(msg);
+  private sendStep(index: number, msg: StepMessage): void {
+    if (msg.type === 'guidance') {
+      this.prompts.set(index, msg.code);
+      this.guide(msg.code, this.now(), true, msg.windowMs);
+    } else {
+      this.hooks.send(msg);
+    }
+  }
+
+  /**
+   * The face is back (or its problem is not one to show during a challenge) while a challenge runs, but the patient
+   * last saw something else (e.g. `no_face`, or the blink's prompt once the blink passed during the colours): the
+   * prompt of the latest challenge running again, with the time it has left, while it has some.
+   */
+  private remind(t: number): void {
+    const index = [...this.active].reverse().find((i) => this.prompts.has(i));
+    if (index === undefined) return;
+    const code = this.prompts.get(index)!;
+    const left = this.steps[index].windowLeft(t);
+    if (this.lastGuidance?.code === code || left <= 0) return;
+    this.guide(code, t, true, left);
   }
 
   private remember(frame: StepFrame): void {
@@ -550,11 +595,20 @@ export class SessionRunner {
     while (this.history.length && this.history[0].t < frame.t - HISTORY_MS) this.history.shift();
   }
 
-  /** Guidance goes out when it changes, or once a second while it stays the same. */
-  private guide(code: GuidanceCode, t: number, force = false): void {
+  /**
+   * Guidance goes out when it changes, or once a second while it stays the same, with the face's box in the last
+   * analysed frame (where there was one) and, for a challenge's prompt, the time the challenge has left.
+   */
+  private guide(code: GuidanceCode, t: number, force = false, windowMs?: number): void {
     if (!force && this.lastGuidance?.code === code && t - this.lastGuidance.at < 1000) return;
     this.lastGuidance = { code, at: t };
-    this.hooks.send({ type: 'guidance', code, progress: this.progress() });
+    this.hooks.send({
+      type: 'guidance',
+      code,
+      progress: this.progress(),
+      ...(windowMs === undefined ? {} : { windowMs }),
+      ...(this.box ? { box: { ...this.box } } : {}),
+    });
   }
 
   private progress(): number {
@@ -627,6 +681,18 @@ export class SessionRunner {
       this.pending = null;
     }
   }
+}
+
+/** A box in frame pixels as fractions (0..1) of the frame, clipped to it, rounded to 3 decimals. */
+function normalisedBox(b: Box, width: number, height: number): FaceBox | null {
+  if (!(width > 0 && height > 0)) return null;
+  const clip = (v: number) => Math.min(1, Math.max(0, v));
+  const r3 = (v: number) => Math.round(v * 1000) / 1000;
+  const x = clip(b.x / width);
+  const y = clip(b.y / height);
+  const w = clip((b.x + b.width) / width) - x;
+  const h = clip((b.y + b.height) / height) - y;
+  return { x: r3(x), y: r3(y), width: r3(w), height: r3(h) };
 }
 
 function sameBox(a: Box, b: Box): boolean {

@@ -8,7 +8,14 @@ import {
 } from '@nestjs/common';
 import { AuditService } from '../audit';
 import { CONFIG, type Config } from '../config';
-import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
+import {
+  SESSIONS,
+  VERDICTS,
+  type IdentificationSession,
+  type SessionRepository,
+  type SessionState,
+  type VerdictRepository,
+} from '../storage/ports';
 
 export interface SessionSweepOptions {
   /** How often the sweep runs (default 5000 ms). */
@@ -21,13 +28,12 @@ export const SESSION_SWEEP_OPTIONS = Symbol('SessionSweepOptions');
 const DEFAULT_INTERVAL_MS = 5000;
 /** Sessions finished per run; the next run takes the rest. */
 const BATCH = 100;
-/** Beyond the longest a face session can last, so a slow instance still finishing one is never pre-empted. */
-const MARGIN_MS = 60_000;
 
 /**
  * Ends the sessions nobody can finish any more with the verdict `expired` (method `none`), so every session ends
  * with an MIS event: tokens never used, face sessions whose process died, codes past their expiry. Safe with
- * several instances: finishing is conditional, a session ends once.
+ * several instances: finishing is conditional, a session ends once. The identification gateway ends a face session
+ * whose connection dropped before its verdict the same way, at once (`expire`).
  */
 @Injectable()
 export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -69,35 +75,41 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
 
   /** One run: finishes up to BATCH stale sessions as `expired`. Returns how many it finished. */
   async sweepOnce(now: Date = new Date()): Promise<number> {
-    const staleBefore = new Date(
-      now.getTime() - (this.config.SESSION_TOKEN_TTL_S * 1000 + this.config.SESSION_TIMEOUT_MS + MARGIN_MS),
-    );
+    // A face session runs at most SESSION_TIMEOUT_MS from its admission (tokenUsedAt); one still connected
+    // SESSION_ORPHAN_GRACE_S later lost its gateway process (killed, crashed, cut off). The grace keeps a slow
+    // gateway still storing its verdict from being pre-empted, and absorbs clock differences between hosts.
+    const staleBefore = new Date(now.getTime() - (this.config.SESSION_TIMEOUT_MS + this.config.SESSION_ORPHAN_GRACE_S * 1000));
     const stale = await this.sessions.stale(now, staleBefore, BATCH);
     let finished = 0;
     for (const s of stale) {
       try {
-        const verdict = await this.verdicts.finish({
-          clinicId: s.clinicId,
-          sessionId: s.id,
-          result: 'expired',
-          method: 'none',
-          score: null,
-          liveness: null,
-          timings: null,
-        });
-        if (!verdict) continue; // finished meanwhile (a verdict, or another instance's sweep)
-        finished++;
-        await this.audit.record('system', 'session.expired', {
-          clinicId: s.clinicId,
-          subject: s.id,
-          detail: { state: s.state, channel: s.channel },
-        });
+        // False: finished meanwhile (a verdict, or another instance's sweep).
+        if (await this.expire(s, { state: s.state, channel: s.channel })) finished++;
       } catch (err) {
         this.log.error(`Could not expire session ${s.id}: ${(err as Error).message}`);
       }
     }
     if (finished > 0) this.log.log(`Expired ${finished} stale session(s)`);
     return finished;
+  }
+
+  /**
+   * Ends one session with the verdict `expired` (method `none`): its MIS event in the same transaction, then the
+   * audit entry. `from` narrows the states it may end from (default: any unfinished one). False when the session
+   * was already finished, or is in none of those states.
+   */
+  async expire(
+    s: Pick<IdentificationSession, 'id' | 'clinicId'>,
+    detail: Record<string, unknown>,
+    from?: readonly SessionState[],
+  ): Promise<boolean> {
+    const verdict = await this.verdicts.finish(
+      { clinicId: s.clinicId, sessionId: s.id, result: 'expired', method: 'none', score: null, liveness: null, timings: null },
+      from ? { from } : undefined,
+    );
+    if (!verdict) return false;
+    await this.audit.record('system', 'session.expired', { clinicId: s.clinicId, subject: s.id, detail });
+    return true;
   }
 
   private tick(): void {

@@ -15,23 +15,71 @@ import {
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, WS_PATH } from '../transport/protocol';
 import { TransportService } from '../transport/transport.module';
 import { CodeSentSchema } from './code-path.controller';
-import { SessionsService } from './sessions.service';
+import { IN_PERSON_CODE_REASONS } from './code-path.service';
+import { SessionsService, type SessionRequest } from './sessions.service';
 
 const Iin = z.string().regex(/^\d{12}$/, 'an IIN is 12 digits').meta({ description: 'The patient’s IIN (12 digits).' });
+
+const CreateSessionBody = z
+  .object({
+    iin: Iin,
+    appointmentId: z.string().min(1).max(64).regex(/^[\w.:-]+$/),
+    channel: z.enum(['in_person', 'remote']),
+    method: z.enum(['face', 'code']).optional().meta({
+      description:
+        'How the patient is identified. In person: `face` (the default) or `code` (with a `reason`). Remote: always ' +
+        '`code` (the default; `face` is refused).',
+    }),
+    reason: z.enum(IN_PERSON_CODE_REASONS).optional().meta({
+      description:
+        'Required with method `code` in person, and only then: why not by face. `patient_refused_photo`, ' +
+        '`face_failed` (face identification did not succeed: failed attempts, no template) or `camera_unavailable`. ' +
+        'Recorded as the refusal of POST /sessions/{id}/refusal is (the `identification.refused` event).',
+    }),
+  })
+  .superRefine((body, ctx) => {
+    const method = body.method ?? (body.channel === 'remote' ? 'code' : 'face');
+    if (body.channel === 'remote' && method === 'face') {
+      ctx.addIssue({ code: 'custom', path: ['method'], message: 'a remote appointment is never photographed: use method code' });
+    }
+    const inPersonCode = body.channel === 'in_person' && method === 'code';
+    if (inPersonCode && body.reason === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['reason'],
+        message: `method code in person needs a reason: ${IN_PERSON_CODE_REASONS.join(', ')}`,
+      });
+    }
+    if (!inPersonCode && body.reason !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['reason'], message: 'a reason goes only with method code in person' });
+    }
+  })
+  .transform((body): SessionRequest => {
+    const head = { iin: body.iin, appointmentId: body.appointmentId };
+    if (body.channel === 'remote') return { ...head, channel: 'remote', method: 'code' };
+    // The checks above ensure a reason with method code.
+    if (body.method === 'code') return { ...head, channel: 'in_person', method: 'code', reason: body.reason! };
+    return { ...head, channel: 'in_person', method: 'face' };
+  });
 
 const createSpec = defineRoute({
   summary: 'Start an identification session',
   description:
-    'For a patient at the desk (`in_person`): answers a single-use token for the WebSocket, valid for ' +
-    'SESSION_TOKEN_TTL_S seconds. A remote appointment (`remote`) is never photographed: the session starts on the ' +
-    'code path at once, a six-digit code goes to the patient by SMS, and the answer is `{sessionId, state: ' +
-    '"code_pending", codeExpiresAt}` (enter the code with POST /sessions/{id}/code).',
+    'For a patient at the desk (`in_person`), by face (the default): answers a single-use token for the WebSocket, ' +
+    'valid for SESSION_TOKEN_TTL_S seconds. Before any token is issued, a patient without an enrolled template is ' +
+    'answered 409 `no_template`, and one with FACE_ATTEMPTS_MAX failed face sessions within ' +
+    'FACE_ATTEMPTS_WINDOW_MIN 429 `attempts_exceeded`; both error bodies carry `codeAvailable: true`: the desk can ' +
+    'ask at once for the code instead. By code (`method: "code"`, with a `reason`), or for a remote appointment ' +
+    '(`remote`, never photographed): the session starts on the code path at once, a six-digit code goes to the ' +
+    'patient by SMS, and the answer is `{sessionId, state: "code_pending", codeExpiresAt}` (enter the code with ' +
+    'POST /sessions/{id}/code). In person the reason is recorded as a refusal (an `identification.refused` MIS ' +
+    'event), and the face attempts limit does not apply: only the code path\'s own limits (429 ' +
+    '`code_attempts_exceeded`). By face, when every face session this gateway serves at once is in use ' +
+    '(FACE_SESSIONS_MAX): 503 `capacity_exceeded` with Retry-After (seconds) and `retryAfterMs`, before anything is ' +
+    'stored; ask again after that long (the desk shows that the patient waits). Sessions by code are never refused ' +
+    'for it.',
   tags: ['sessions'],
-  body: z.object({
-    iin: Iin,
-    appointmentId: z.string().min(1).max(64).regex(/^[\w.:-]+$/),
-    channel: z.enum(['in_person', 'remote']),
-  }),
+  body: CreateSessionBody,
   response: z.union([
     z
       .object({
@@ -41,11 +89,11 @@ const createSpec = defineRoute({
         protocols: z.array(z.string()).meta({ description: 'Pass as the WebSocket constructor’s second argument.' }),
         expiresAt: z.string(),
       })
-      .meta({ description: 'In person: the face session.' }),
-    CodeSentSchema.meta({ description: 'Remote: the code path, the code is sent.' }),
+      .meta({ description: 'In person by face: the face session.' }),
+    CodeSentSchema.meta({ description: 'Remote, or in person by code: the code path, the code is sent.' }),
   ]),
   status: 201,
-  errors: ['iin_invalid', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable'],
+  errors: ['iin_invalid', 'no_template', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable', 'capacity_exceeded'],
 });
 
 const getSpec = defineRoute({
@@ -58,7 +106,11 @@ const getSpec = defineRoute({
     channel: z.enum(['in_person', 'remote']),
     appointmentId: z.string(),
     createdAt: z.string(),
-    refusalReason: z.string().nullable().meta({ description: 'Why the patient refused the photo, if they did.' }),
+    refusalReason: z.string().nullable().meta({
+      description:
+        'Why the patient at the desk is identified by code rather than by face (a refusal, or a session started ' +
+        'with method `code`), e.g. `patient_refused_photo`, `face_failed`, `camera_unavailable`; null otherwise.',
+    }),
     codeExpiresAt: z.string().nullable().meta({ description: 'When the six-digit code expires (code path only).' }),
     verdict: z
       .object({

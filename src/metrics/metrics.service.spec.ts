@@ -10,7 +10,11 @@ describe('MetricsService', () => {
     m.analysis('track', 0.012);
     m.analysis('full', 0.04);
     m.analysis('full', Number.NaN); // ignored
-    m.verdict('match');
+    m.verdict('match', 'face');
+    m.verdict('match', 'code');
+    m.verdict('locked_out', 'code');
+    m.verdict('locked_out', 'code');
+    m.verdict('locked_out', 'face');
     m.sessionOpened();
     m.sessionOpened();
     m.sessionClosed();
@@ -21,7 +25,10 @@ describe('MetricsService', () => {
     expect(text).toContain('faceid_frames_dropped_total 1');
     expect(text).toContain('faceid_analysis_seconds_count{call="track"} 1');
     expect(text).toContain('faceid_analysis_seconds_count{call="full"} 1');
-    expect(text).toContain('faceid_verdicts_total{result="match"} 1');
+    expect(text).toContain('faceid_verdicts_total{result="match",method="face"} 1');
+    expect(text).toContain('faceid_verdicts_total{result="match",method="code"} 1');
+    expect(text).toContain('faceid_verdicts_total{result="locked_out",method="code"} 2');
+    expect(text).toContain('faceid_verdicts_total{result="locked_out",method="face"} 1');
     expect(text).toContain('faceid_sessions_open 1');
     expect(text).toContain('faceid_ws_errors_total{code="payload_too_large"} 1');
   });
@@ -54,6 +61,27 @@ describe('MetricsService', () => {
     const labels = text.split('\n').filter((l) => l.startsWith('faceid_ws_errors_total{'));
     expect(labels.length).toBeLessThanOrEqual(65);
     expect(text).toMatch(/faceid_ws_errors_total\{code="other"\} \d+/);
+  });
+
+  it('counts SMS failures by purpose and reason from fixed sets, with zeros from the start', async () => {
+    const m = new MetricsService();
+    const before = await m.registry.metrics();
+    for (const purpose of ['identification', 'enrollment']) {
+      for (const reason of ['timeout', 'connection', 'rejected', 'server_error', 'other']) {
+        expect(before).toContain(`faceid_sms_failures_total{purpose="${purpose}",reason="${reason}"} 0`);
+      }
+    }
+    m.smsFailure('enrollment', 'timeout');
+    m.smsFailure('identification', 'server_error');
+    m.smsFailure('identification', 'server_error');
+    // Values from outside the sets (a caller's bug) never become new series.
+    m.smsFailure('+77011234567' as never, '900101300027' as never);
+    const text = await m.registry.metrics();
+    expect(text).toContain('faceid_sms_failures_total{purpose="enrollment",reason="timeout"} 1');
+    expect(text).toContain('faceid_sms_failures_total{purpose="identification",reason="server_error"} 2');
+    expect(text).toContain('faceid_sms_failures_total{purpose="identification",reason="other"} 1');
+    expect(text).not.toContain('77011234567');
+    expect(text).not.toContain('900101300027');
   });
 
   it('gives every instance its own registry (several apps in one process)', () => {

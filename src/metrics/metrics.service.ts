@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { VerdictResult } from '../storage/ports';
+import { SMS_FAILURE_REASONS, type SmsFailureReason, type SmsPurpose } from '../sms/sms-gateway';
+import type { VerdictMethod, VerdictResult } from '../storage/ports';
 
 export type AnalysisCall = 'track' | 'full';
 
@@ -17,7 +18,8 @@ export interface FaceidMetrics {
   frameOverRate(): void;
   /** One engine call's wall time. */
   analysis(call: AnalysisCall, seconds: number): void;
-  verdict(result: VerdictResult): void;
+  /** A session's outcome: by the face (`face`), by the six-digit code (`code`, lock-outs too). */
+  verdict(result: VerdictResult, method: VerdictMethod): void;
   sessionOpened(): void;
   sessionClosed(): void;
   /** A stable error code (protocol_*, payload_too_large, token_invalid, ...). */
@@ -33,6 +35,11 @@ export interface EventMetrics {
   eventSubscriberClosed(): void;
 }
 
+/** What the SMS adapters report: messages the gateway did not take. */
+export interface SmsMetrics {
+  smsFailure(purpose: SmsPurpose, reason: SmsFailureReason): void;
+}
+
 /** A code must look like our stable codes to become a label value; anything else would be free text. */
 const CODE_LABEL = /^[a-z][a-z0-9_]{0,63}$/;
 /** Bounds the label's cardinality even if a caller passes codes from an open set. */
@@ -43,7 +50,7 @@ const MAX_ERROR_CODES = 64;
  * over metric names.
  */
 @Injectable()
-export class MetricsService implements FaceidMetrics, EventMetrics {
+export class MetricsService implements FaceidMetrics, EventMetrics, SmsMetrics {
   readonly registry = new Registry();
 
   private readonly framesReceived = new Counter({
@@ -76,13 +83,33 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
   });
   private readonly verdicts = new Counter({
     name: 'faceid_verdicts_total',
-    help: 'Verdicts sent, by result.',
-    labelNames: ['result'] as const,
+    help:
+      'Identification outcomes, by result and method: face verdicts, code verdicts, lock-outs (a code out of attempts; ' +
+      'a patient over the face attempts limit, method face).',
+    labelNames: ['result', 'method'] as const,
     registers: [this.registry],
   });
   private readonly sessionsOpen = new Gauge({
     name: 'faceid_sessions_open',
     help: 'Identification sessions with an open WebSocket.',
+    registers: [this.registry],
+  });
+  private readonly faceSessions = new Gauge({
+    name: 'faceid_face_sessions',
+    help:
+      'Places of the face sessions admission control (FACE_SESSIONS_MAX) in use, by state: streaming (connected), ' +
+      'held (a face token issued and not used yet).',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+  });
+  private readonly faceSessionsMax = new Gauge({
+    name: 'faceid_face_sessions_max',
+    help: 'FACE_SESSIONS_MAX: face sessions this process serves at once (0 = no limit).',
+    registers: [this.registry],
+  });
+  private readonly faceSessionsRefusedTotal = new Counter({
+    name: 'faceid_face_sessions_refused_total',
+    help: 'POST /sessions by face answered 503 capacity_exceeded (every place in use; the desk retries later).',
     registers: [this.registry],
   });
   private readonly wsErrors = new Counter({
@@ -109,6 +136,14 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
     help: 'Webhook subscribers marked dead after WEBHOOK_MAX_ATTEMPTS failures in a row.',
     registers: [this.registry],
   });
+  private readonly smsFailures = new Counter({
+    name: 'faceid_sms_failures_total',
+    help:
+      'Text messages to patients the SMS gateway did not take (after its retries), by purpose (identification code or ' +
+      'enrollment confirmation) and reason: timeout, connection, rejected (4xx), server_error (5xx), other.',
+    labelNames: ['purpose', 'reason'] as const,
+    registers: [this.registry],
+  });
   private readonly eventSubscribers = new Gauge({
     name: 'faceid_event_subscribers',
     help: 'Open /ws/events subscriptions.',
@@ -120,6 +155,9 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
     // Known from the start, so dashboards see zeros rather than missing series.
     for (const call of ['track', 'full'] as const) this.analysisSeconds.zero({ call });
     for (const outcome of ['delivered', 'failed'] as const) this.webhookAttempts.inc({ outcome }, 0);
+    for (const purpose of ['identification', 'enrollment'] as const) {
+      for (const reason of SMS_FAILURE_REASONS) this.smsFailures.inc({ purpose, reason }, 0);
+    }
   }
 
   frameReceived(): void {
@@ -142,8 +180,15 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
     if (Number.isFinite(seconds) && seconds >= 0) this.analysisSeconds.observe({ call }, seconds);
   }
 
-  verdict(result: VerdictResult): void {
-    this.verdicts.inc({ result });
+  verdict(result: VerdictResult, method: VerdictMethod): void {
+    this.verdicts.inc({ result, method });
+  }
+
+  smsFailure(purpose: SmsPurpose, reason: SmsFailureReason): void {
+    // Fixed sets only: a value from elsewhere (a caller's bug) must not become a new series.
+    const p = purpose === 'enrollment' ? 'enrollment' : 'identification';
+    const r = (SMS_FAILURE_REASONS as readonly string[]).includes(reason) ? reason : 'other';
+    this.smsFailures.inc({ purpose: p, reason: r });
   }
 
   sessionOpened(): void {
@@ -152,6 +197,17 @@ export class MetricsService implements FaceidMetrics, EventMetrics {
 
   sessionClosed(): void {
     this.sessionsOpen.dec();
+  }
+
+  /** The face sessions admission control's places: its limit and those in use. */
+  facePlaces(limit: number, streaming: number, held: number): void {
+    this.faceSessionsMax.set(limit);
+    this.faceSessions.set({ state: 'streaming' }, streaming);
+    this.faceSessions.set({ state: 'held' }, held);
+  }
+
+  faceSessionsRefused(): void {
+    this.faceSessionsRefusedTotal.inc();
   }
 
   webhookAttempt(outcome: 'delivered' | 'failed', seconds: number): void {

@@ -79,6 +79,7 @@ describe('HttpSmsGateway (real local HTTP server)', () => {
     try {
       const e = await failure(new HttpSmsGateway({ url: g.url, ...options }).send(message));
       expect(e.message).toMatch(/HTTP 503 \(3 attempts\)/);
+      expect(e.reason).toBe('server_error');
       expect(g.received).toHaveLength(3);
     } finally {
       await g.close();
@@ -91,6 +92,7 @@ describe('HttpSmsGateway (real local HTTP server)', () => {
       const started = Date.now();
       const e = await failure(new HttpSmsGateway({ url: g.url, ...options, timeoutMs: 300, retries: 1 }).send(message));
       expect(e.message).toMatch(/timed out after 300 ms \(2 attempts\)/);
+      expect(e.reason).toBe('timeout');
       expect(g.received).toHaveLength(2);
       expect(Date.now() - started).toBeGreaterThanOrEqual(600);
     } finally {
@@ -103,6 +105,7 @@ describe('HttpSmsGateway (real local HTTP server)', () => {
     try {
       const e = await failure(new HttpSmsGateway({ url: g.url, ...options }).send(message));
       expect(e.message).toMatch(/HTTP 400\.$/);
+      expect(e.reason).toBe('rejected');
       expect(g.received).toHaveLength(1);
     } finally {
       await g.close();
@@ -114,6 +117,7 @@ describe('HttpSmsGateway (real local HTTP server)', () => {
     await g.close(); // nothing listens on that port any more
     const e = await failure(new HttpSmsGateway({ url: g.url, ...options, retries: 1 }).send(message));
     expect(e.message).toMatch(/connection failed.*\(2 attempts\)/);
+    expect(e.reason).toBe('connection');
   });
 
   it('refuses to start with SMS_ADAPTER=http and no SMS_HTTP_URL', () => {

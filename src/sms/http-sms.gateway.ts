@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { SmsError, type SmsGateway, type SmsMessage } from './sms-gateway';
+import { SmsError, type SmsFailureReason, type SmsGateway, type SmsMessage } from './sms-gateway';
 
 export interface HttpSmsOptions {
   url: string;
@@ -15,7 +15,7 @@ export interface HttpSmsOptions {
   backoffMaxMs?: number;
 }
 
-type Attempt = { ok: true } | { ok: false; retry: boolean; reason: string };
+type Attempt = { ok: true } | { ok: false; retry: boolean; reason: string; kind: SmsFailureReason };
 
 /**
  * Posts `{iin, text, reference}` as JSON to the e-government SMS gateway. Network errors, timeouts and 5xx are
@@ -42,6 +42,7 @@ export class HttpSmsGateway implements SmsGateway {
         throw new SmsError(
           `The SMS gateway did not take the message: ${outcome.reason}` +
             (calls > 1 ? ` (${calls} attempts).` : '.'),
+          outcome.kind,
         );
       }
       const delay = this.backoff(attempt);
@@ -65,15 +66,16 @@ export class HttpSmsGateway implements SmsGateway {
     } catch (err) {
       const e = err as Error & { cause?: { code?: unknown } };
       if (e.name === 'TimeoutError' || e.name === 'AbortError') {
-        return { ok: false, retry: true, reason: `timed out after ${this.options.timeoutMs} ms` };
+        return { ok: false, retry: true, reason: `timed out after ${this.options.timeoutMs} ms`, kind: 'timeout' };
       }
       // The cause's code (ECONNREFUSED, ENOTFOUND...) says enough; error messages may quote the URL.
       const code = typeof e.cause?.code === 'string' ? ` (${e.cause.code})` : '';
-      return { ok: false, retry: true, reason: `the connection failed${code}` };
+      return { ok: false, retry: true, reason: `the connection failed${code}`, kind: 'connection' };
     }
     await res.body?.cancel().catch(() => undefined);
     if (res.status >= 200 && res.status < 300) return { ok: true };
-    return { ok: false, retry: res.status >= 500, reason: `HTTP ${res.status}` };
+    const kind = res.status >= 500 ? 'server_error' : res.status >= 400 ? 'rejected' : 'other'; // 3xx: not followed
+    return { ok: false, retry: res.status >= 500, reason: `HTTP ${res.status}`, kind };
   }
 
   /** Exponential, with "equal jitter": half the delay fixed, half random, so retries of many calls spread out. */

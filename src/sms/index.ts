@@ -1,6 +1,25 @@
 // Text messages to patients: the SmsGateway port, its adapters and the development outbox.
-export { SMS_GATEWAY, SmsError, maskIin, type SmsGateway, type SmsMessage } from './sms-gateway';
+export {
+  SMS_FAILURE_REASONS,
+  SMS_GATEWAY,
+  SmsError,
+  maskIin,
+  type SmsFailureReason,
+  type SmsGateway,
+  type SmsMessage,
+  type SmsPurpose,
+} from './sms-gateway';
+export { MeteredSmsGateway, smsAdapterOf } from './metered-sms.gateway';
 export { HttpSmsGateway, type HttpSmsOptions } from './http-sms.gateway';
 export { DevSmsOutbox, type OutboxMessage } from './dev-sms.outbox';
 export { SmsModule, smsGatewayFromConfig } from './sms.module';
-export { smsText, type SmsPurpose, type SmsTextInput } from './texts';
+export {
+  DEFAULT_SMS_LANGUAGES,
+  MAX_CLINIC_NAME,
+  SMS_LANGUAGES,
+  clinicNameForSms,
+  smsParts,
+  smsText,
+  type SmsLanguages,
+  type SmsTextInput,
+} from './texts';

@@ -9,6 +9,7 @@ import {
   type SessionRepository,
 } from '../storage/ports';
 import { DevSmsOutbox } from './dev-sms.outbox';
+import { smsAdapterOf } from './metered-sms.gateway';
 import { maskIin, SMS_GATEWAY, type SmsGateway } from './sms-gateway';
 
 const outboxSpec = defineRoute({
@@ -48,10 +49,11 @@ export class OutboxController {
   @Get('outbox')
   @ApiRoute(outboxSpec)
   async list(@CurrentPrincipal() principal: Principal) {
-    if (!(this.sms instanceof DevSmsOutbox)) throw new AppError('not_found', 'No such resource.');
+    const outbox = smsAdapterOf(this.sms);
+    if (!(outbox instanceof DevSmsOutbox)) throw new AppError('not_found', 'No such resource.');
     const messages = [];
     // A message's reference is its session (or its template replacement request): only the caller's clinic's show.
-    for (const m of this.sms.list()) {
+    for (const m of outbox.list()) {
       const purpose = m.purpose ?? 'identification';
       const ours =
         purpose === 'enrollment'

@@ -1,5 +1,15 @@
 import { AppError } from '../http';
 
+/** What a code is for: a session's identification, or the confirmation of a new reference photo. */
+export type SmsPurpose = 'identification' | 'enrollment';
+
+/**
+ * Why the gateway did not take a message, coarsely (the `reason` label of faceid_sms_failures_total): no answer in
+ * time, no connection, a 4xx (the request was refused), a 5xx, or anything else.
+ */
+export const SMS_FAILURE_REASONS = ['timeout', 'connection', 'rejected', 'server_error', 'other'] as const;
+export type SmsFailureReason = (typeof SMS_FAILURE_REASONS)[number];
+
 /** One text message to a patient, addressed by IIN (the e-government gateway knows the patient's phone). */
 export interface SmsMessage {
   iin: string;
@@ -10,7 +20,7 @@ export interface SmsMessage {
    */
   reference: string;
   /** What the code is for (default `identification`); the development outbox shows it. Not sent to the gateway. */
-  purpose?: 'identification' | 'enrollment';
+  purpose?: SmsPurpose;
 }
 
 /** How six-digit codes reach patients. Implementations: HttpSmsGateway (production), DevSmsOutbox (development). */
@@ -27,7 +37,11 @@ export const SMS_GATEWAY = Symbol('SmsGateway');
  * timeout, never the text (it holds the code) nor the IIN.
  */
 export class SmsError extends AppError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Why, coarsely (for the metrics): set by the adapter that failed. */
+    readonly reason: SmsFailureReason = 'other',
+  ) {
     super('sms_unavailable', message);
     this.name = 'SmsError';
   }

@@ -2,7 +2,9 @@ import { Logger, Module } from '@nestjs/common';
 import { CONFIG, ConfigError, type Config } from '../config';
 import { registerErrorStatus } from '../http';
 import { DevSmsOutbox } from './dev-sms.outbox';
+import { MetricsService } from '../metrics/metrics.service';
 import { HttpSmsGateway } from './http-sms.gateway';
+import { MeteredSmsGateway } from './metered-sms.gateway';
 import { OutboxController } from './outbox.controller';
 import { SMS_GATEWAY, type SmsGateway } from './sms-gateway';
 
@@ -27,10 +29,22 @@ export function smsGatewayFromConfig(config: Config, logger = new Logger('Sms'))
   });
 }
 
-/** Text messages to patients (the six-digit codes), and the development outbox `GET /dev/outbox`. */
+/**
+ * Text messages to patients (the six-digit codes), and the development outbox `GET /dev/outbox`. The adapter's
+ * failures are counted on /metrics (faceid_sms_failures_total) when the metrics module is there.
+ */
 @Module({
   controllers: [OutboxController],
-  providers: [{ provide: SMS_GATEWAY, useFactory: (config: Config) => smsGatewayFromConfig(config), inject: [CONFIG] }],
+  providers: [
+    {
+      provide: SMS_GATEWAY,
+      useFactory: (config: Config, metrics?: MetricsService) => {
+        const adapter = smsGatewayFromConfig(config);
+        return metrics ? new MeteredSmsGateway(adapter, metrics) : adapter;
+      },
+      inject: [CONFIG, { token: MetricsService, optional: true }],
+    },
+  ],
   exports: [SMS_GATEWAY],
 })
 export class SmsModule {}

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type BetterSqlite3 from 'better-sqlite3';
 import { PrismaBetterSqlite3 } from '@prisma/adapter-better-sqlite3';
 import { PrismaPg } from '@prisma/adapter-pg';
@@ -27,7 +28,24 @@ export interface Db {
    * Inside the callback use only `tx`: calling run() or tx() there would wait for itself on SQLite.
    */
   tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** Random per Db: tags the notifications its transactions send, so this process's listener can tell its own. */
+  readonly origin: string;
   close(): Promise<void>;
+}
+
+/** The PostgreSQL transactions open now, with the origin of their Db (see notifyInTx). */
+const pgTransactions = new WeakMap<Tx, string>();
+
+/**
+ * Queues a notification (PostgreSQL NOTIFY) inside the transaction `tx`: PostgreSQL delivers it to the listeners of
+ * `channel` only if and when the transaction commits, after the rows it wrote are visible. The payload gets the
+ * origin of the Db (`o`). No-op on SQLite (one process: the in-process signals tell the readers). Never put biometric
+ * data, IINs or codes in a payload: ids and states only.
+ */
+export async function notifyInTx(tx: Tx, channel: string, payload: Record<string, string | number>): Promise<void> {
+  const origin = pgTransactions.get(tx);
+  if (origin === undefined) return;
+  await tx.$executeRaw`SELECT pg_notify(${channel}, ${JSON.stringify({ ...payload, o: origin })})`;
 }
 
 export interface OpenDbOptions {
@@ -101,10 +119,19 @@ export async function openDb(target: StorageTarget, options: OpenDbOptions = {})
     if (closed) return Promise.reject(new StorageError('storage_closed', 'Storage is closed.'));
     return serial ? serial.run(() => fn(client)) : fn(client);
   };
+  const origin = randomBytes(6).toString('hex');
+  const postgres = target.provider === 'postgres';
   return {
     provider: target.provider,
+    origin,
     run,
-    tx: (fn) => run((c) => c.$transaction(fn, TX_OPTIONS)),
+    tx: (fn) =>
+      run((c) =>
+        c.$transaction((tx) => {
+          if (postgres) pgTransactions.set(tx, origin);
+          return fn(tx);
+        }, TX_OPTIONS),
+      ),
     // Prisma would reconnect on the next query after $disconnect(); a closed Db refuses instead. On SQLite the close
     // waits for the operations already queued.
     close: () =>

@@ -1,6 +1,15 @@
 // The storage module's public surface. Feature modules need only ./ports (types and DI tokens).
 export * from './ports';
 export { StorageModule, STORAGE } from './storage.module';
+export {
+  SIGNALS,
+  EVENTS_CHANNEL,
+  SESSIONS_CHANNEL,
+  type EventsNotice,
+  type SessionNotice,
+  type SignalsState,
+  type StorageSignals,
+} from './signals';
 export { openStorage, createRepositories, type Storage, type Repositories, type OpenStorageOptions } from './open';
 export {
   verifyAuditChain,

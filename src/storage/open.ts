@@ -28,6 +28,7 @@ import { PrismaMisClientRepository } from './repositories/mis';
 import { PrismaKeyRepository } from './repositories/keys';
 import { PrismaWebhookRepository } from './repositories/webhooks';
 import { PrismaEnrollmentKeyRepository, PrismaPendingEnrollmentRepository } from './repositories/enrollment';
+import { Signals, type PgListenerOptions, type StorageSignals } from './signals';
 import { describeTarget, resolveTarget, type StorageConfig, type StorageProvider, type StorageTarget } from './target';
 import type { Config } from '../config';
 
@@ -57,6 +58,13 @@ export interface Storage {
   /** What the start-up migration did. */
   readonly migration: MigrateResult;
   readonly repos: Repositories;
+  /**
+   * Signals between gateway processes (signals.ts): in-process on SQLite; with PostgreSQL also LISTEN/NOTIFY, whose
+   * one listening connection opens on `signals.start()` (the service does; the CLI does not).
+   */
+  readonly signals: StorageSignals;
+  /** Whether the database answers a trivial query within `timeoutMs` (default 2000): for the readiness check. */
+  ping(timeoutMs?: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -73,6 +81,8 @@ export interface OpenStorageOptions {
    * with a bare StorageTarget.
    */
   auditKeys?: AuditChainKeys;
+  /** The PostgreSQL listener's log and timings (see signals.ts). */
+  signals?: Omit<PgListenerOptions, 'url'>;
 }
 
 /** Builds the repositories over a connected database; audit entries are keyed with `auditKeys`. */
@@ -114,11 +124,36 @@ export async function openStorage(
   }
   const migration = await migrate(target, { migrationsDir: options.migrationsDir });
   const db = await openDb(target, { poolSize: options.poolSize, onConnectionError: options.onConnectionError });
+  const repos = createRepositories(db, auditKeys);
+  const signals = new Signals(
+    { onCommitted: (listener) => repos.events.onCommitted(listener), origin: db.origin },
+    target.provider === 'postgres' ? { ...options.signals, url: target.url } : undefined,
+  );
   return {
     provider: target.provider,
     description: describeTarget(target),
     migration,
-    repos: createRepositories(db, auditKeys),
-    close: () => db.close(),
+    repos,
+    signals,
+    ping: (timeoutMs = 2000) => pingDb(db, timeoutMs),
+    close: async () => {
+      await signals.close();
+      await db.close();
+    },
   };
+}
+
+async function pingDb(db: Db, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([db.run((c) => c.$queryRaw`SELECT 1`).then(() => true), late]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -19,10 +19,16 @@ export type VerdictResult =
   | 'locked_out';
 export type VerdictMethod = 'face' | 'code' | 'none';
 
+/** The languages of a clinic's SMS texts to patients: both (Kazakh first, the default), or only one of them. */
+export const SMS_LANGUAGES = ['kk+ru', 'kk', 'ru'] as const;
+export type SmsLanguages = (typeof SMS_LANGUAGES)[number];
+
 export interface Clinic {
   id: string;
   name: string;
   createdAt: Date;
+  /** The languages of the clinic's SMS texts (`faceid clinic sms-languages`). */
+  smsLanguages: SmsLanguages;
 }
 
 export interface Workstation {
@@ -369,6 +375,8 @@ export interface ClinicRepository {
   deskEnrollment(id: string): Promise<boolean | null>;
   /** Allows or forbids desk enrollment. Returns the value it replaced, or null when there is no such clinic. */
   setDeskEnrollment(id: string, allowed: boolean): Promise<{ previous: boolean } | null>;
+  /** Sets the languages of the clinic's SMS texts. Returns the value it replaced, or null when there is no such clinic. */
+  setSmsLanguages(id: string, languages: SmsLanguages): Promise<{ previous: SmsLanguages } | null>;
 }
 
 export interface WorkstationRepository {
@@ -726,9 +734,12 @@ export interface WebhookRepository {
 export interface VerdictRepository {
   /**
    * Stores the verdict, finishes its session (state `expired` for the result `expired`, else `finished`) and writes
-   * its MIS event, in one transaction. Returns null if the session already has a verdict.
+   * its MIS event, in one transaction. Returns null if the session already has a verdict, or is in none of the states
+   * the method may finish (a face verdict finishes a created or connected session; a code verdict one on the code
+   * path; `none`, the sweep's, any of them) or of `options.from` when given (e.g. `connected` only: a dropped face
+   * connection must not end a session that meanwhile went on to the code path).
    */
-  finish(input: Omit<Verdict, 'id' | 'createdAt'>): Promise<Verdict | null>;
+  finish(input: Omit<Verdict, 'id' | 'createdAt'>, options?: { from?: readonly SessionState[] }): Promise<Verdict | null>;
   forSession(clinicId: string, sessionId: string): Promise<Verdict | null>;
 }
 

@@ -1,9 +1,19 @@
-import { Global, Inject, Injectable, Logger, Module, type OnApplicationShutdown, type Provider } from '@nestjs/common';
+import {
+  Global,
+  Inject,
+  Injectable,
+  Logger,
+  Module,
+  type OnApplicationBootstrap,
+  type OnApplicationShutdown,
+  type Provider,
+} from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { KeyRing } from '../keyring/keyring';
 import { KeyRingModule } from '../keyring/keyring.module';
 import { auditChainKeys } from './audit-chain';
 import { openStorage, type Repositories, type Storage } from './open';
+import { SIGNALS } from './signals';
 import {
   AUDIT,
   CLINICS,
@@ -26,10 +36,18 @@ export const STORAGE = Symbol('Storage');
 
 const logger = new Logger('Storage');
 
-/** Closes the database after the HTTP and WS servers have stopped, so no request loses its connection mid-way. */
+/**
+ * Opens the PostgreSQL listening connection once every module is up (readers subscribe at bootstrap; they are told
+ * to look once it listens). Closes the database after the HTTP and WS servers have stopped, so no request loses its
+ * connection mid-way.
+ */
 @Injectable()
-class StorageLifecycle implements OnApplicationShutdown {
+class StorageLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   constructor(@Inject(STORAGE) private readonly storage: Storage) {}
+
+  onApplicationBootstrap(): void {
+    this.storage.signals.start();
+  }
 
   async onApplicationShutdown(): Promise<void> {
     await this.storage.close();
@@ -60,6 +78,7 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
         const storage = await openStorage(config, {
           auditKeys: auditChainKeys(ring),
           onConnectionError: (err) => logger.error(`Database connection error: ${err.message}`),
+          signals: { log: { warn: (m) => logger.warn(m), log: (m) => logger.log(m) } },
         });
         const { applied, total } = storage.migration;
         logger.log(
@@ -72,6 +91,7 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
       inject: [CONFIG, KeyRing],
     },
     StorageLifecycle,
+    { provide: SIGNALS, useFactory: (storage: Storage) => storage.signals, inject: [STORAGE] },
     repo(CLINICS, 'clinics'),
     repo(WORKSTATIONS, 'workstations'),
     repo(PATIENTS, 'patients'),
@@ -87,6 +107,6 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     repo(ENROLLMENT_KEYS, 'enrollmentKeys'),
     repo(PENDING_ENROLLMENTS, 'pendingEnrollments'),
   ],
-  exports: [STORAGE, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, KEYS, WEBHOOKS, ENROLLMENT_KEYS, PENDING_ENROLLMENTS],
+  exports: [STORAGE, SIGNALS, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, KEYS, WEBHOOKS, ENROLLMENT_KEYS, PENDING_ENROLLMENTS],
 })
 export class StorageModule {}

@@ -42,6 +42,8 @@ export const WS_CLOSE = {
   payload_too_large: 1009,
   /** The server failed (a bug or an unexpected error); the client may start a new session. */
   internal_error: 1011,
+  /** The server is draining before a stop and admits no new session (RFC 6455's "try again later"): the token is unused. */
+  draining: 1013,
   /** Unknown, already used or expired token: the three are indistinguishable on purpose. */
   token_invalid: 4001,
   /** The page's Origin is not in WS_ALLOWED_ORIGINS. */
@@ -68,6 +70,10 @@ export const WS_CLOSE_DESCRIPTIONS: Record<WsCloseName, string> = {
   going_away: 'The server is shutting down. Start a new session later.',
   payload_too_large: 'A message was larger than `maxPayload` (WS_MAX_PAYLOAD). The standard code, as `ws` and browsers know it.',
   internal_error: 'The server failed. The session is lost; the operator may start a new one.',
+  draining:
+    'This gateway is draining before it stops (a restart, an update) and admits no new session. The token was not ' +
+    'used: connect again with the same token, after a second or so; behind a load balancer the next connection goes ' +
+    'to another gateway. Sessions already running here are not affected.',
   token_invalid: 'The token is unknown, already used or expired (deliberately indistinguishable), or missing.',
   origin_forbidden: "The page's Origin is not in WS_ALLOWED_ORIGINS. No token was looked at.",
   protocol_error:
@@ -322,6 +328,7 @@ export const GUIDANCE_CODES = [
   'look_at_camera',
   'hold_still',
   'blink_now',
+  'blink_again',
   'watch_screen',
   'turn_left',
   'turn_right',
@@ -330,18 +337,51 @@ export type GuidanceCode = (typeof GUIDANCE_CODES)[number];
 
 /** For docs/protocol.md (generated): what the client should tell the patient. */
 export const GUIDANCE_DESCRIPTIONS: Record<GuidanceCode, string> = {
-  no_face: 'No face in view.',
+  no_face: 'No face in view (a frame too dark to find a face in gets `too_dark` instead).',
   multiple_faces: 'More than one face in view: only the patient should face the camera.',
   too_far: 'The face is too small: come closer.',
-  too_dark: 'Not enough light on the face.',
+  too_dark: 'Not enough light on the face, or the whole picture is too dark to find one.',
   blurry: 'The image is blurred: hold still or clean the lens.',
   look_at_camera: 'The head is turned: look straight at the camera.',
   hold_still: 'Good: keep still while the server works.',
   blink_now: 'The liveness challenge: blink once.',
+  blink_again:
+    'No blink came within the first window: blink once more (a second window, no longer than the first; without a ' +
+    'blink the session ends `spoof_suspected`, reason `no_blink`).',
   watch_screen: 'The light challenge is on: look at the screen and keep still while it changes colour.',
   turn_left: "The head-turn challenge: turn the head to the patient's own left, then back to the camera.",
   turn_right: "The head-turn challenge: turn the head to the patient's own right, then back to the camera.",
 };
+
+/**
+ * Milliseconds the patient has left for the challenge now running (its window), for a visible countdown. Sent with
+ * the challenge and with its prompts (`watch_screen`, `turn_left`/`turn_right`, `blink_now`, `blink_again`).
+ */
+const windowMs = z
+  .number()
+  .int()
+  .min(0)
+  .max(60_000)
+  .meta({
+    description:
+      'Milliseconds left in the window of the challenge now running, counted from when the server sent this message ' +
+      '(for a countdown): the colours of a light challenge, the time to turn, or the time to blink.',
+  });
+
+/** A face's position in the frame as fractions of its width and height (0..1): where it is, nothing of the face. */
+export const FaceBox = z
+  .strictObject({
+    x: z.number().min(0).max(1),
+    y: z.number().min(0).max(1),
+    width: z.number().min(0).max(1),
+    height: z.number().min(0).max(1),
+  })
+  .meta({
+    description:
+      "The patient's face box in the last analysed frame, as fractions (0..1) of the frame's width and height, from " +
+      'its top-left corner (the camera image as sent, not mirrored). Absent when no face was found. Draw it coloured ' +
+      'by `code` (a problem, or a prompt).',
+  });
 
 export const GuidanceMessage = z
   .strictObject({
@@ -349,6 +389,10 @@ export const GuidanceMessage = z
     code: z.enum(GUIDANCE_CODES),
     /** How far the session is towards a verdict, 0..1 (for a progress ring). */
     progress: z.number().min(0).max(1),
+    /** With a challenge's prompt: the time it has left, ms. */
+    windowMs: windowMs.optional(),
+    /** The face's position in the frame, 0..1. */
+    box: FaceBox.optional(),
   })
   .meta({ description: 'Server -> client: what the patient should do now.' });
 
@@ -361,6 +405,8 @@ export const LightChallengeMessage = z
     challengeId: z.string(),
     /** Fill the patient-facing screen with each colour for `ms`, in order, at once; then send `light_shown`. */
     colours: z.array(z.strictObject({ rgb, ms: z.number().int().positive() })),
+    /** The colours' total duration, ms: how long the patient keeps looking at the screen. */
+    windowMs: windowMs.optional(),
   })
   .meta({ description: 'Server -> client: the light challenge, a fresh random sequence of colours.' });
 
@@ -371,6 +417,8 @@ export const TurnChallengeMessage = z
     challengeId: z.string(),
     /** The patient's own left or right (in an unmirrored camera image, their left is the image's right). */
     direction: z.enum(['left', 'right']),
+    /** How long the patient has to turn, ms. */
+    windowMs: windowMs.optional(),
   })
   .meta({ description: 'Server -> client: the head-turn challenge; the patient turns, then looks back at the camera.' });
 
@@ -414,7 +462,9 @@ export type LivenessReason = (typeof LIVENESS_REASONS)[number];
 
 /** For docs/protocol.md (generated). */
 export const LIVENESS_REASON_DESCRIPTIONS: Record<LivenessReason, string> = {
-  no_blink: 'No blink (open, closed, open) within the blink window after `blink_now`.',
+  no_blink:
+    'No blink (open, closed, open) within the blink window after `blink_now`, nor within the second one after ' +
+    '`blink_again`.',
   light_not_shown: 'The client never reported showing the colours of the light challenge.',
   light_out_of_order: 'The reported colour times are not increasing, or differ from the asked durations.',
   light_late: 'The colours were shown too long after the challenge was sent.',
@@ -473,6 +523,7 @@ export const ServerMessage = z.union([
 ]);
 export type ReadyMessage = z.infer<typeof ReadyMessage>;
 export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
+export type FaceBox = z.infer<typeof FaceBox>;
 export type BusyMessage = z.infer<typeof BusyMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 export type VerdictMessage = z.infer<typeof VerdictMessage>;

@@ -10,10 +10,11 @@ import {
 import { HttpAdapterHost, ModuleRef } from '@nestjs/core';
 import type { Server } from 'node:http';
 import { CONFIG, type Config } from '../config';
+import { DrainService } from '../fleet/drain.service';
 import { MetricsService } from '../metrics/metrics.service';
-import { SESSION_TRANSPORT_HANDLER, type SessionTransportHandler } from './connection';
+import { SESSION_TRANSPORT_HANDLER, type AuthResult, type SessionTransportHandler } from './connection';
 import type { Clock } from './limits';
-import { WS_PATH } from './protocol';
+import { WS_CLOSE, WS_PATH } from './protocol';
 import type { TransportKind, WebSocketTransport } from './transport';
 import { UwsTransport } from './uws.transport';
 import { WsTransport } from './ws.transport';
@@ -34,13 +35,42 @@ export const TRANSPORT_CLOCK = Symbol('TRANSPORT_CLOCK');
 export class TransportService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Transport');
   private transport: WebSocketTransport | undefined;
+  /** Upgrades whose token is being checked (not yet connections): a drain waits for them too. */
+  private authenticating = 0;
+  private untrack: (() => void) | undefined;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly adapterHost: HttpAdapterHost,
     private readonly moduleRef: ModuleRef,
     @Optional() private readonly metrics?: MetricsService,
+    @Optional() private readonly drain?: DrainService,
   ) {}
+
+  /**
+   * The handler as the adapters see it: while the gateway drains, a new connection is refused with 1013 `draining`
+   * before its token is looked at (so it stays unused, for another gateway); the rest is passed through.
+   */
+  private gated(handler: SessionTransportHandler): SessionTransportHandler {
+    const drain = this.drain;
+    if (!drain) return handler;
+    const refusal: AuthResult = { ok: false, closeCode: WS_CLOSE.draining, reason: 'draining' };
+    return {
+      authenticate: async (req) => {
+        if (drain.draining) return refusal;
+        this.authenticating++;
+        try {
+          return await handler.authenticate(req);
+        } finally {
+          this.authenticating--;
+        }
+      },
+      onOpen: (conn, sessionId) => handler.onOpen(conn, sessionId),
+      onFrame: (conn, frame) => handler.onFrame(conn, frame),
+      onText: (conn, text) => handler.onText(conn, text),
+      onClose: (conn, code) => handler.onClose(conn, code),
+    };
+  }
 
   /** The clock of the connections' limits: a TRANSPORT_CLOCK provider anywhere in the app, else undefined (real). */
   private clock(): Clock | undefined {
@@ -65,7 +95,7 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
       return address && typeof address === 'object' ? address.port : c.PORT || null;
     };
     const common = {
-      handler,
+      handler: this.gated(handler),
       maxPayload: c.WS_MAX_PAYLOAD,
       origins: { allowed: c.WS_ALLOWED_ORIGINS, httpPort },
       limits: {
@@ -83,9 +113,12 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
         : new WsTransport(server, common);
     await transport.start();
     this.transport = transport;
+    // A drain waits for the face sessions running here: open identification connections and those being admitted.
+    this.untrack = this.drain?.track('face sessions', () => this.connections() + this.authenticating);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    this.untrack?.();
     const transport = this.transport;
     this.transport = undefined;
     await transport?.stop();

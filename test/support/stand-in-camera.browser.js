@@ -11,7 +11,7 @@
  *   gets brighter by C x gain, shaded like a rounded face lit from the front (the nose and the middle of the face
  *   most, the cheeks and the forehead's edges less), and the rest of the frame (the wall) by about 1/15 of that.
  *   The camera sees the change `lagMs` after the page painted it (exposure and the capture pipeline).
- * - Blink: while the page asks for a blink (#guidance data-code="blink_now"), the eyes close for `blinkMs` after a
+ * - Blink: while the page asks for a blink (#guidance data-code="blink_now", or "blink_again"), the eyes close for `blinkMs` after a
  *   reaction time, and again every `blinkEveryMs` while the prompt stays.
  * - A live person moves a little: the open-eyed frames (crops shifted by 1%) take turns every 250 ms.
  *
@@ -58,7 +58,7 @@ function installStandInCamera(config) {
   const eyesClosed = (t) => {
     if (!config.blink) return false;
     const g = document.getElementById('guidance');
-    const asked = Boolean(g && g.dataset.code === 'blink_now');
+    const asked = Boolean(g && (g.dataset.code === 'blink_now' || g.dataset.code === 'blink_again'));
     if (!asked) {
       promptSince = null;
       nextBlink = Infinity;

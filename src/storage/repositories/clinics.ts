@@ -11,6 +11,7 @@ import type {
   Workstation,
   WorkstationRepository,
   Clinic,
+  SmsLanguages,
 } from '../ports';
 import { appendAuditEntry, type AuditChainWriter } from './audit';
 import { appendCameraChanged, type EventSignal } from './events';
@@ -77,6 +78,15 @@ export class PrismaClinicRepository implements ClinicRepository {
       if (!row) return null;
       await tx.clinic.update({ where: { id }, data: { deskEnrollment: allowed } });
       return { previous: row.deskEnrollment };
+    });
+  }
+
+  setSmsLanguages(id: string, languages: SmsLanguages): Promise<{ previous: SmsLanguages } | null> {
+    return this.db.tx(async (tx) => {
+      const row = await tx.clinic.findUnique({ where: { id } });
+      if (!row) return null;
+      await tx.clinic.update({ where: { id }, data: { smsLanguages: languages } });
+      return { previous: toClinic(row).smsLanguages };
     });
   }
 }

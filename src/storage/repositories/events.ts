@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, Tx } from '../db';
+import { notifyInTx, type Db, type Tx } from '../db';
 import { StorageError } from '../errors';
 import type {
   CameraChangedEventPayload,
@@ -17,6 +17,7 @@ import type {
   TemplateEventType,
   VerdictMethod,
 } from '../ports';
+import { EVENTS_CHANNEL } from '../signals';
 import { jsonInput, toStoredEvent } from './map';
 
 /** What the transaction that records an outcome knows; appendEvent() adds the id, seq, type and version. */
@@ -76,7 +77,8 @@ interface EventColumns {
 /**
  * Writes one event inside the caller's transaction (the transactional outbox). The seq comes from incrementing the
  * clinic's counter row, which PostgreSQL locks until the commit: one clinic's events therefore commit in seq order,
- * and a reader that has seen seq n can never later find a new event below n.
+ * and a reader that has seen seq n can never later find a new event below n. On PostgreSQL the same transaction
+ * queues a notification (faceid_events: clinic id, seq, type) that the other gateways receive on commit.
  */
 async function insertEvent(
   tx: Tx,
@@ -108,6 +110,8 @@ async function insertEvent(
       createdAt: at,
     },
   });
+  // Other gateway processes learn of it on commit (PostgreSQL; nothing on SQLite): ids and the type, no payload.
+  await notifyInTx(tx, EVENTS_CHANNEL, { c: clinicId, s: payload.seq, t: payload.type });
   return toStoredEvent(row);
 }
 

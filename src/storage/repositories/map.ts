@@ -22,7 +22,9 @@ import type {
   VerdictMethod,
   VerdictResult,
   Workstation,
+  SmsLanguages,
 } from '../ports';
+import { SMS_LANGUAGES } from '../ports';
 
 /** Rows as Prisma returns them, mapped to the port types (which never expose key or token hashes). */
 
@@ -35,7 +37,13 @@ const jsonObject = (v: unknown): Record<string, unknown> | null =>
 export const jsonInput = (v: Record<string, unknown> | null | undefined): Prisma.InputJsonValue | undefined =>
   v == null ? undefined : (JSON.parse(JSON.stringify(v)) as Prisma.InputJsonValue);
 
-export const toClinic = (r: Row<'Clinic'>): Clinic => ({ id: r.id, name: r.name, createdAt: r.createdAt });
+export const toClinic = (r: Row<'Clinic'>): Clinic => ({
+  id: r.id,
+  name: r.name,
+  createdAt: r.createdAt,
+  // A value this version does not know (written by a newer one) reads as the default.
+  smsLanguages: (SMS_LANGUAGES as readonly string[]).includes(r.smsLanguages) ? (r.smsLanguages as SmsLanguages) : 'kk+ru',
+});
 
 export const toWorkstation = (r: Row<'Workstation'>): Workstation => ({
   id: r.id,

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Db, Tx } from '../db';
+import { notifyInTx, type Db, type Tx } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
 import type {
   FaceAdmission,
@@ -11,6 +11,7 @@ import type {
   VerdictRepository,
   VerdictResult,
 } from '../ports';
+import { SESSIONS_CHANNEL } from '../signals';
 import { appendEvent, sessionFields, type EventSignal } from './events';
 import { jsonInput, toSession, toVerdict } from './map';
 
@@ -37,6 +38,8 @@ async function useToken(c: Tx, tokenHash: string, now: Date): Promise<Identifica
   });
   if (count !== 1) return null;
   const row = await c.identificationSession.findUnique({ where: { tokenHash } });
+  // The gateway that issued the token may be another one: it stops holding the session's place (FaceCapacity).
+  if (row) await notifyInTx(c, SESSIONS_CHANNEL, { id: row.id, st: 'connected' });
   return row && toSession(row);
 }
 
@@ -178,6 +181,8 @@ export class PrismaSessionRepository implements SessionRepository {
           at: now,
         });
       }
+      // A face connection of this session held by another gateway process closes on commit (PostgreSQL NOTIFY).
+      await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: 'code_pending' });
       return toSession(session);
     });
     if (session && input.refusal) this.signal.emit(input.clinicId);
@@ -209,7 +214,8 @@ export class PrismaVerdictRepository implements VerdictRepository {
     private readonly signal: EventSignal,
   ) {}
 
-  async finish(input: Omit<Verdict, 'id' | 'createdAt'>): Promise<Verdict | null> {
+  async finish(input: Omit<Verdict, 'id' | 'createdAt'>, options: { from?: readonly SessionState[] } = {}): Promise<Verdict | null> {
+    const from = FINISHABLE[input.method].filter((s) => !options.from || options.from.includes(s));
     try {
       const verdict = await this.db.tx(async (tx) => {
         const now = new Date();
@@ -220,7 +226,7 @@ export class PrismaVerdictRepository implements VerdictRepository {
         if (!session) throw new StorageError('reference_not_found', 'No such session in this clinic.');
         // The conditional update decides (two finishers of one session cannot both pass it).
         const { count } = await tx.identificationSession.updateMany({
-          where: { id: input.sessionId, clinicId: input.clinicId, state: { in: FINISHABLE[input.method] } },
+          where: { id: input.sessionId, clinicId: input.clinicId, state: { in: from } },
           data: { state: input.result === 'expired' ? 'expired' : 'finished', finishedAt: now },
         });
         if (count !== 1) return null;
@@ -255,6 +261,10 @@ export class PrismaVerdictRepository implements VerdictRepository {
           durationMs,
           at: now,
         });
+        if (session.state === 'connected') {
+          // Its face connection may be held by another gateway process: it closes on commit (PostgreSQL NOTIFY).
+          await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: input.result === 'expired' ? 'expired' : 'finished' });
+        }
         return toVerdict(row);
       });
       if (verdict) this.signal.emit(input.clinicId);
