@@ -1,5 +1,5 @@
 /**
- * The benchmark suite: `npm run bench` (quick, about five or six minutes), `npm run bench:full` (thorough),
+ * The benchmark suite: `npm run bench` (quick, about six to eight minutes), `npm run bench:full` (thorough),
  * `--smoke` (CI: every tool for a second). Progress goes to stderr, the markdown tables to stdout, and the run to
  * bench/results/<date>-<commit>.json and .md (or --out DIR). See bench/README.md for what each figure means.
  */
@@ -51,14 +51,15 @@ import { runPythonPeer, type PythonPeerAnswer } from './peers/python-peer';
 /** Optional phases (--only); the engine alone is always measured: the WebSocket ratio needs it. */
 const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'pad'] as const;
 type Phase = (typeof PHASES)[number];
-/** Patients enrolled on each server; sessions take them in turn. */
-const PATIENTS = 8;
+/** Enrollments in flight per gateway at the start (each is a full engine call on the reference photo). */
+const ENROLL_CONCURRENCY = 2;
 
 const USAGE = `Usage: npm run bench [-- OPTIONS]     (quick suite)
        npm run bench:full [-- OPTIONS]
        ts-node --transpile-only bench/run.ts [--quick | --full | --smoke] [--out DIR] [--only LIST]
 
-  --quick      About five or six minutes (default): two for the load, two for overload, one or two for pad.
+  --quick      About six to eight minutes (default): one or two to enroll a patient per idle session (1,000), two
+               for the load, two for overload, one or two for pad.
   --full       Every load point: 1, 10, 50, 200 sessions x 5, 10, 15 fps and closed loop, both transports; overload at
                1, 2, 5 and 10 x the admission capacity; pad with 50 sessions per class.
   --smoke      Every benchmark for about a second (CI keeps the tools working; the figures mean nothing).
@@ -92,7 +93,12 @@ interface Rig {
   ort: OrtPeer | null;
   ortSkipped?: string;
   servers: Map<string, BenchServer>;
+  /**
+   * Made-up patients; each gateway has the first `enrolled.get(key)` of them enrolled: one per session it holds at
+   * once (a new face token supersedes the patient's earlier unused one, so concurrent sessions must not share one).
+   */
   patients: string[];
+  enrolled: Map<string, number>;
   gen: LoadGenProcess | null;
   overload: OverloadRig | null;
 }
@@ -122,6 +128,31 @@ function wantedServers(suite: Suite, phases: Set<Phase>): Array<{ key: string; t
     wanted.push({ key: 'overload-on', transport: 'ws', env: env.on }, { key: 'overload-off', transport: 'ws', env: env.off });
   }
   return wanted;
+}
+
+/**
+ * Patients each gateway needs enrolled: the memory gateways one per idle session of the largest level (the HTTP phase
+ * uses the first), the load gateways one per session of their largest load point. The overload gateways enroll
+ * their own (prepareOverload).
+ */
+function patientsNeeded(suite: Suite, phases: Set<Phase>): Map<string, number> {
+  const out = new Map<string, number>();
+  const memory = phases.has('memory') ? Math.max(...suite.memory.levels) : 0;
+  if (phases.has('http') || phases.has('memory')) out.set('idle-ws', Math.max(1, memory));
+  if (phases.has('memory') && suite.memory.transports.includes('uws')) out.set('idle-uws', memory);
+  if (phases.has('ws')) {
+    for (const p of suite.ws.points) out.set(`load-${p.transport}`, Math.max(out.get(`load-${p.transport}`) ?? 0, p.connections));
+  }
+  return out;
+}
+
+/** Enrolls `iins` with the registry's key, a few at a time. */
+async function enrollAll(server: BenchServer, iins: string[], reference: Buffer): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < iins.length) await enroll(server.base, server.enrollKey, iins[next++], reference);
+  };
+  await Promise.all(Array.from({ length: ENROLL_CONCURRENCY }, worker));
 }
 
 /** Boots the gateways (in parallel with the rest of the set-up); a gateway that cannot start is noted and left out. */
@@ -251,7 +282,11 @@ async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[], ove
       progress(`  http ${t.method} ${t.route}: ${h.rps.toFixed(0)} req/s, p50 ${h.p50} ms, p99 ${h.p99} ms`);
     }
     for (const p of points) {
-      const w = await rig.gen!.rep(rig.servers.get(`load-${p.transport}`)!, frames, rig.patients, p, suite.ws);
+      // A patient of its own per session slot; every frame acknowledged (hello `ack: true`) and timed.
+      const w = await rig.gen!.rep(rig.servers.get(`load-${p.transport}`)!, frames, rig.patients.slice(0, p.connections), p, {
+        ...suite.ws,
+        acks: true,
+      });
       r.ws.get(p)!.push(w);
       progress(
         `  ws ${p.transport} ${p.connections} sessions @ ${p.fps} fps: sent ${(w.window.framesSent / w.window.seconds).toFixed(0)}/s, ` +
@@ -321,6 +356,7 @@ async function main(): Promise<number> {
   const serversStarting = startServers(suite, phases, notes);
   const cores = os.availableParallelism();
   const engine = await FaceEngine.open({ workers: cores, threadsPerJob: Math.min(2, cores) });
+  const enrolled = patientsNeeded(suite, phases);
   const rig: Rig = {
     suite,
     phases,
@@ -331,7 +367,8 @@ async function main(): Promise<number> {
     modelDir: path.dirname(engine.models.detect),
     ort: null,
     servers: new Map(),
-    patients: benchIins(PATIENTS),
+    patients: benchIins(Math.max(1, ...enrolled.values())),
+    enrolled,
     gen: null,
     overload: null,
   };
@@ -354,13 +391,10 @@ async function main(): Promise<number> {
       }
     }
     rig.servers = await serversStarting;
-    progress(`enrolling ${PATIENTS} patients on each gateway ...`);
+    const enrolling = [...rig.servers.entries()].filter(([key]) => enrolled.has(key));
+    progress(`enrolling patients, one per concurrent session: ${enrolling.map(([key]) => `${enrolled.get(key)} on ${key}`).join(', ')} ...`);
     await Promise.all(
-      [...rig.servers.entries()]
-        .filter(([key]) => !key.startsWith('overload-'))
-        .map(async ([, server]) => {
-          for (const iin of rig.patients) await enroll(server.base, server.enrollKey, iin, rig.frames.reference);
-        }),
+      enrolling.map(([key, server]) => enrollAll(server, rig.patients.slice(0, enrolled.get(key)), rig.frames.reference)),
     );
     const overloadOn = rig.servers.get('overload-on');
     const overloadOff = rig.servers.get('overload-off');
@@ -384,7 +418,7 @@ async function main(): Promise<number> {
         const server = rig.servers.get(`idle-${t}`);
         if (!server) continue;
         markLoad(rig, `memory ${t}`);
-        memory.push(await runMemory(server, rig.patients, suite.memory.levels, progress));
+        memory.push(await runMemory(server, rig.patients.slice(0, enrolled.get(`idle-${t}`)), suite.memory.levels, progress));
       }
       await rig.servers.get('idle-uws')?.stop();
       rig.servers.delete('idle-uws');
@@ -430,7 +464,9 @@ async function main(): Promise<number> {
       'CPU columns (the machine\'s busy time from /proc/stat minus the processes of the benchmark).',
     'The gateways ran with FACEID_BOOTSTRAP=false, RATE_LIMIT_PER_MINUTE=0, FACE_ATTEMPTS_MAX=100 per 1 minute ' +
       '(overloaded sessions fail, and would otherwise lock their patients out), SQLite in a fresh temporary folder, ' +
-      `LOG_LEVEL=warn, and otherwise the defaults; ${PATIENTS} patients enrolled with the same face.`,
+      'LOG_LEVEL=warn, and otherwise the defaults. Each gateway has a patient enrolled (with the same face) for every ' +
+      `session it holds at once, so that no two running sessions share a patient: ` +
+      `${[...enrolled.entries()].map(([key, n]) => `${n} on ${key}`).join(', ')}${rig.overload ? `, ${rig.overload.patients.length} on each overload gateway` : ''}.`,
   );
   if (overload) {
     notes.push(

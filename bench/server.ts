@@ -73,6 +73,7 @@ async function main(): Promise<void> {
         mean: ms(eld.mean),
       },
       cpuPercent: elapsedMs > 0 ? ((cpu.user + cpu.system) / 1000 / elapsedMs) * 100 : 0,
+      cpuMs: (cpu.user + cpu.system) / 1000,
       rssMiB: mem.rss / MiB,
       rssPeakMiB: rssPeak / MiB,
       heapUsedMiB: mem.heapUsed / MiB,

@@ -4,6 +4,8 @@
  * with `ws` (which masks every frame with a fresh random key, as browsers do), streams real-face JPEG frames at a
  * target fps (or closed loop), blinks when asked, and is replaced by a new session once it ends. The gateways it loads
  * run the blink alone (bench/README.md, "Challenges on the load gateways"): these fixed frames answer no light or turn.
+ * With `acks`, each session asks for a per-frame acknowledgement in its `hello` and times every frame from the send to
+ * its `ack` (docs/protocol.md, "Frame acknowledgements").
  *
  * IPC: start -> started; mark (opens the measurement window) -> marked; pause (closes it: no more frames, the
  * connections stay open) -> result; stop (closes the connections) -> stopped; again for the next load point; exit.
@@ -19,7 +21,11 @@ import type { Fps } from './lib/types';
 export interface LoadConfig {
   base: string;
   apiKey: string;
-  /** Enrolled patients; sessions take them in turn. */
+  /**
+   * Enrolled patients, at least one per connection: connection slot i runs its sessions for the patients at i,
+   * i + connections, ... in turn, so that no two sessions running at once share a patient (a new face token
+   * supersedes the patient's earlier unused one).
+   */
   patients: string[];
   connections: number;
   fps: Fps;
@@ -32,6 +38,8 @@ export interface LoadConfig {
    * the frame after the prompt.
    */
   reactionMs?: number;
+  /** Ask for an `ack` per frame (hello `ack: true`) and time each frame's round trip. Default false: no hello. */
+  acks?: boolean;
 }
 
 export type LoadRequest =
@@ -71,6 +79,16 @@ export interface LoadWindow {
   waitingAdmission: number;
   /** A patient's first POST /sessions (admission waits included) to the verdict, ms. */
   visitToVerdict: string;
+  /** With acks: frame sent -> its ack, every frame sent inside the window, ms (encoded). */
+  frameAck: string;
+  /** The same, for the frames acked `analysed` only. */
+  frameAckAnalysed: string;
+  /** With acks: the acks of the window's frames by outcome (analysed, dropped, refused). */
+  ackOutcomes: Record<string, number>;
+  /** Frames of the window still waiting for their ack when it closed. */
+  ackPending: number;
+  /** Frames of the window whose connection closed before their ack came. */
+  ackLost: number;
 }
 
 export type LoadReply =
@@ -101,6 +119,10 @@ interface Window {
   admissionRetries: number;
   admissionWait: Histogram;
   visitToVerdict: Histogram;
+  frameAck: Histogram;
+  frameAckAnalysed: Histogram;
+  ackOutcomes: Record<string, number>;
+  ackLost: number;
 }
 
 function newWindow(): Window {
@@ -122,6 +144,10 @@ function newWindow(): Window {
     admissionRetries: 0,
     admissionWait: newHistogram(),
     visitToVerdict: newHistogram(),
+    frameAck: newHistogram(),
+    frameAckAnalysed: newHistogram(),
+    ackOutcomes: {},
+    ackLost: 0,
   };
 }
 
@@ -138,6 +164,8 @@ interface Session {
   closedUntil: number;
   pausedUntil: number;
   probeSentAt: number;
+  /** With acks: when each frame not yet acked was sent (performance.now()), by seq. */
+  unacked: Map<number, number>;
   /** The patient's first POST /sessions (performance.now()). */
   visitStartedAt: number;
   timers: NodeJS.Timeout[];
@@ -157,6 +185,9 @@ class LoadGenerator {
   ) {}
 
   start(): void {
+    if (this.config.patients.length < this.config.connections) {
+      throw new Error(`${this.config.connections} connections need as many patients; ${this.config.patients.length} given.`);
+    }
     // Spread the first connections over up to a second, so that they do not all handshake in the same tick.
     const spread = Math.min(1000, this.config.connections * 10);
     for (let slot = 0; slot < this.config.connections; slot++) {
@@ -179,9 +210,11 @@ class LoadGenerator {
     const seconds = (performance.now() - w.startedAt) / 1000;
     const cpu = process.cpuUsage(w.cpu);
     let unfinished = 0;
+    let ackPending = 0;
     for (const s of this.sessions) {
       if (s.ready && !s.done) unfinished++;
       s.timers.forEach(clearTimeout);
+      for (const at of s.unacked.values()) if (at >= w.startedAt) ackPending++;
     }
     return {
       seconds,
@@ -203,6 +236,11 @@ class LoadGenerator {
       admissionWait: encodeHistogram(w.admissionWait),
       waitingAdmission: this.waiting,
       visitToVerdict: encodeHistogram(w.visitToVerdict),
+      frameAck: encodeHistogram(w.frameAck),
+      frameAckAnalysed: encodeHistogram(w.frameAckAnalysed),
+      ackOutcomes: w.ackOutcomes,
+      ackPending,
+      ackLost: w.ackLost,
     };
   }
 
@@ -228,12 +266,12 @@ class LoadGenerator {
     await Promise.all(closing);
   }
 
-  /** One connection slot: a session after another, each with the next patient, until stopped. */
+  /** One connection slot: a session after another, each with the next of the slot's own patients, until stopped. */
   private async slotLoop(slot: number): Promise<void> {
-    let turn = slot;
+    const own = this.config.patients.filter((_, i) => i % this.config.connections === slot);
+    let turn = 0;
     while (this.running) {
-      const patient = this.config.patients[turn % this.config.patients.length];
-      turn += this.config.connections;
+      const patient = own[turn++ % own.length];
       const ended = await this.runSession(patient).catch((err: Error) => {
         bump(this.window.errors, `client_${err.name || 'error'}`);
         return 'failed' as const;
@@ -282,6 +320,7 @@ class LoadGenerator {
       closedUntil: 0,
       pausedUntil: 0,
       probeSentAt: 0,
+      unacked: new Map(),
       visitStartedAt,
       timers: [],
     };
@@ -297,6 +336,8 @@ class LoadGenerator {
       ws.on('close', (code) => {
         s.timers.forEach(clearTimeout);
         this.sessions.delete(s);
+        for (const at of s.unacked.values()) if (at >= this.window.startedAt && this.running) this.window.ackLost++;
+        s.unacked.clear();
         if (!s.done && this.running) bump(this.window.closes, code);
         s.done = true;
         resolve();
@@ -312,6 +353,8 @@ class LoadGenerator {
       case 'ready':
         s.ready = true;
         recordMs(this.window.sessionSetup, now - t0);
+        // Before any frame: a client without capabilities runs the blink alone, as without a hello.
+        if (this.config.acks) s.ws.send(JSON.stringify({ type: 'hello', client: 'faceid-bench/ws-load', ack: true }));
         if (this.config.fps === 'closed') this.pump(s);
         else this.paced(s, 1000 / this.config.fps, now);
         if (this.config.probeIntervalMs > 0) this.probeLoop(s);
@@ -319,6 +362,16 @@ class LoadGenerator {
       case 'guidance':
         if (msg.code === 'blink_now' || msg.code === 'blink_again') this.blink(s, now);
         break;
+      case 'ack': {
+        const sentAt = msg.seq === undefined ? undefined : s.unacked.get(msg.seq);
+        if (sentAt === undefined) break; // the probe's, or a frame sent before the window
+        s.unacked.delete(msg.seq!);
+        if (sentAt < this.window.startedAt) break;
+        recordMs(this.window.frameAck, now - sentAt);
+        if (msg.outcome === 'analysed') recordMs(this.window.frameAckAnalysed, now - sentAt);
+        bump(this.window.ackOutcomes, msg.outcome ?? 'unknown');
+        break;
+      }
       case 'busy':
         this.window.busy++;
         s.pausedUntil = now + (msg.retryAfterMs ?? 0);
@@ -360,8 +413,10 @@ class LoadGenerator {
     const set = now < s.closedUntil ? this.closed : this.open;
     const jpeg = set[s.seq % set.length];
     // A new message every time: ws masks the buffer it is given in place.
-    const message = encodeFrameMessage({ format: 'jpeg', seq: s.seq++, captureTime: Date.now() }, jpeg);
+    const seq = s.seq++;
+    const message = encodeFrameMessage({ format: 'jpeg', seq, captureTime: Date.now() }, jpeg);
     if (s.firstFrameAt === 0) s.firstFrameAt = now;
+    if (this.config.acks) s.unacked.set(seq, now);
     s.ws.send(message, { binary: true }, onWritten);
     this.window.framesSent++;
   }
@@ -415,6 +470,8 @@ interface ServerMessage {
   code?: string;
   result?: string;
   retryAfterMs?: number;
+  seq?: number;
+  outcome?: string;
 }
 
 /** Opens a session's WebSocket and closes it as soon as it is open (or gives up after 2 s). */

@@ -109,6 +109,9 @@ const CLOSE_ERRORS = {
   4003: ['origin_forbidden', 'The server does not accept sessions from this page (WS_ALLOWED_ORIGINS).'],
   4008: ['protocol_error', 'The server refused a message as malformed.'],
   4010: ['session_finished', 'The session was already finished.'],
+  4012: ['send_buffer_full', 'The page did not read the server\'s messages fast enough (WS_SEND_BUFFER_MAX).'],
+  4020: ['message_rate_exceeded', 'The page sent more messages per second than the server allows (WS_MESSAGES_PER_SECOND).'],
+  4021: ['frame_rate_exceeded', 'The page sent frames faster than the fps.max of ready.'],
   4029: ['attempts_exceeded', "The patient's face attempts are used up: identify with the six-digit code."],
 };
 

@@ -19,7 +19,15 @@ read -r -a PORTS <<< "${FLEET_GATEWAY_PORTS:-3001 3002 3003}"
 STATE="${FLEET_DIR:-${XDG_STATE_HOME:-$HOME/.local/state}/faceid-gateway/fleet}"
 [ ${#PORTS[@]} -eq 3 ] || { say "FLEET_GATEWAY_PORTS needs three ports (deploy/haproxy.cfg has three servers)"; exit 2; }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process from a pid file that still runs (an exited one not yet reaped by its parent counts as gone).
+alive() {
+  [ -f "$1" ] || return 1
+  local pid state
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  state=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+  [ "${state:0:1}" != Z ]
+}
 
 # GET a URL: prints the status code (000 when nothing answers) and the body.
 probe() {
@@ -109,8 +117,13 @@ stop() {
   [ ${#pids[@]} -gt 0 ] && say "draining ${#pids[@]} gateway(s)"
   local started=$SECONDS f
   for f in "${pids[@]}"; do
+    # The drain takes at most DRAIN_TIMEOUT_S (30 s by default); past 120 s something is wrong.
     while alive "$f"; do
-      if [ $((SECONDS - started)) -gt 120 ]; then say "$(basename "$f" .pid) still runs after 120 s; killing it"; kill -KILL "$(cat "$f")"; fi
+      if [ $((SECONDS - started)) -gt 120 ]; then
+        say "$(basename "$f" .pid) still runs after 120 s; killing it"
+        kill -KILL "$(cat "$f")" 2>/dev/null || true
+        break
+      fi
       sleep 0.2
     done
     rm -f "$f"

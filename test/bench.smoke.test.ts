@@ -110,7 +110,14 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
         expect(finiteNonNegative(x.value)).toBe(true);
       }
       expect(w.errors).toEqual({});
+      // Every frame acknowledged (hello ack: true) and timed; the gateway's CPU and engine calls per verdict.
+      expect(w.frameAck!.n).toBeGreaterThan(0);
+      expect(w.ackOutcomes!.analysed).toBeGreaterThan(0);
+      expect(w.ackOutcomes!.refused ?? 0).toBe(0);
+      expect(w.gatewayVerdicts).toBeGreaterThanOrEqual(0);
+      if (w.gatewayVerdicts! > 0) expect(w.cpuMsPerVerdict!.value).toBeGreaterThan(0);
     }
+    expect(fs.readFileSync(mdFile, 'utf8')).toContain('## WebSocket frame load: per-frame round trip and cost per verdict');
   });
 
   it('ran the overload phase against a gateway with admission control and one without', () => {

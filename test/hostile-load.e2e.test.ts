@@ -3,7 +3,10 @@
  * - the progressive scan bomb and the other hostile JPEGs are refused with typed errors and cost the engine nothing:
  *   its call counters do not move (counted, not timed);
  * - an enrollment upload of the bomb is a typed 422, again without an engine call; a progressive photo passes;
- * - a client flooding frames far above fps.max has them dropped unread (counted), is warned, then closed with 4021.
+ * - a client flooding frames far above fps.max has them dropped unread (counted), is warned, then closed with 4021;
+ * - a client that asks for acks (`hello` with `ack: true`) gets one per frame, saying what became of it, and one that
+ *   floods while reading nothing is still closed by the per-connection message limit, with no more than one ack per
+ *   frame taken.
  * The per-connection limits (messages a second, error replies, send buffer) are tested on both transports in
  * test/transport.test.ts, fps.max and the flood rule on a fake clock in src/identification/frame-rate.spec.ts.
  */
@@ -19,7 +22,14 @@ import { EngineService } from '../src/engine';
 import { EnrollmentService } from '../src/enrollment';
 import { MetricsService } from '../src/metrics';
 import { CLINICS, WORKSTATIONS, type ClinicRepository, type WorkstationRepository } from '../src/storage/ports';
-import { encodeFrameMessage, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, type ServerMessage } from '../src/transport/protocol';
+import {
+  encodeFrameMessage,
+  SUBPROTOCOL,
+  TOKEN_SUBPROTOCOL_PREFIX,
+  type AckMessage,
+  type HelloMessage,
+  type ServerMessage,
+} from '../src/transport/protocol';
 import { createTestDatabase, type TestDatabase } from './support/databases';
 import { missingFixturesReason, VGA, webcamJpeg } from './support/frames';
 import { makeIin } from './support/iin';
@@ -37,14 +47,14 @@ class Desk {
   private waiters: Array<() => void> = [];
   private seq = 0;
 
-  constructor(url: string, token: string) {
+  constructor(url: string, token: string, hello: HelloMessage = deskHello()) {
     this.ws = new WebSocket(url, [SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX + token], { perMessageDeflate: false });
     this.ready = new Promise((resolve) =>
       this.ws.on('message', (data) => {
         const m = JSON.parse(data.toString()) as ServerMessage;
         this.messages.push(m);
         if (m.type === 'ready') {
-          this.ws.send(JSON.stringify(deskHello()));
+          this.ws.send(JSON.stringify(hello));
           resolve();
         }
         for (const w of this.waiters.splice(0)) w();
@@ -69,6 +79,10 @@ class Desk {
 
   errors(): Array<Extract<ServerMessage, { type: 'error' }>> {
     return this.messages.filter((m): m is Extract<ServerMessage, { type: 'error' }> => m.type === 'error');
+  }
+
+  acks(): AckMessage[] {
+    return this.messages.filter((m): m is AckMessage => m.type === 'ack');
   }
 
   /** Resolves once `cond` holds on the messages so far (checked on every message), or the connection closed. */
@@ -105,6 +119,10 @@ class Desk {
     const text = await app.get(MetricsService).registry.metrics();
     return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? NaN);
   };
+  const wsErrors = async (code: string): Promise<number> => {
+    const text = await app.get(MetricsService).registry.metrics();
+    return Number(new RegExp(`^faceid_ws_errors_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+  };
   const newPatient = () => makeIin('1984-02-17', 3000 + serial++ * 7);
   const post = async (url: string, body: Buffer, type: string) => {
     const res = await fetch(base + url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
@@ -112,14 +130,14 @@ class Desk {
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
   /** A session of the enrolled patient (none of them reaches a verdict: no frame here shows a face). */
-  const openDesk = async (): Promise<Desk> => {
+  const openDesk = async (hello?: HelloMessage): Promise<Desk> => {
     const res = await fetch(`${base}/sessions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
       body: JSON.stringify({ iin: patientIin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel: 'in_person' }),
     });
     const s = (await res.json()) as { wsUrl: string; token: string };
-    const desk = new Desk(s.wsUrl, s.token);
+    const desk = new Desk(s.wsUrl, s.token, hello);
     await desk.opened();
     return desk;
   };
@@ -187,6 +205,40 @@ class Desk {
     expect(engineCalls()).toBe(before + 1);
   });
 
+  it('acknowledges every frame once when the hello asks: refused after its error, analysed after its guidance, or dropped', async () => {
+    // Before the flood test below, whose aborted analyses may still be finishing: these counters are this test's own.
+    const before = { analysed: await metric('faceid_frames_analysed_total'), dropped: await metric('faceid_frames_dropped_total') };
+    const desk = await openDesk({ ...deskHello(), ack: true });
+    // Seven frames at once (within fps.max's burst of 8): a scan bomb, a header without bytes, five faceless frames.
+    const bomb = desk.frame(scanBomb());
+    const empty = desk.frame(Buffer.alloc(0));
+    const faceless5 = [0, 1, 2, 3, 4].map(() => desk.frame(faceless));
+    await desk.until(() => desk.acks().length === 7);
+    const acks = desk.acks();
+    const outcome = (seq: number) => acks.filter((a) => a.seq === seq).map((a) => a.outcome);
+    expect(outcome(bomb)).toEqual(['refused']);
+    expect(outcome(empty)).toEqual(['refused']);
+    // Each refusal's ack comes after its error.
+    const at = (pred: (m: ServerMessage) => boolean) => desk.messages.findIndex(pred);
+    for (const [seq, code] of [[bomb, 'frame_too_complex'], [empty, 'frame_empty']] as const) {
+      expect(at((m) => m.type === 'error' && m.code === code)).toBeLessThan(at((m) => m.type === 'ack' && m.seq === seq));
+    }
+    // The first faceless frame reaches an idle engine and the last is never replaced: both analysed. Those between
+    // are analysed or replaced (latest frame wins), depending on how fast the engine is: either way once.
+    expect(outcome(faceless5[0])).toEqual(['analysed']);
+    expect(outcome(faceless5[4])).toEqual(['analysed']);
+    for (const seq of faceless5) expect(outcome(seq)).toHaveLength(1);
+    // The first analysis said no_face before its ack.
+    expect(at((m) => m.type === 'guidance' && m.code === 'no_face')).toBeLessThan(at((m) => m.type === 'ack' && m.seq === faceless5[0]));
+    // The acks agree with the gateway's own counters, and say nothing but what became of the frame.
+    const count = (o: AckMessage['outcome']) => acks.filter((a) => a.outcome === o).length;
+    expect(count('analysed')).toBe((await metric('faceid_frames_analysed_total')) - before.analysed);
+    expect(count('dropped')).toBe((await metric('faceid_frames_dropped_total')) - before.dropped);
+    for (const a of acks) expect(Object.keys(a).sort()).toEqual(['outcome', 'seq', 'type']);
+    desk.ws.send(JSON.stringify({ type: 'cancel' }));
+    expect((await desk.closed).code).toBe(1000);
+  });
+
   it('drops frames above fps.max unread (counted), warns a flooding client, and closes it at its third flood second', async () => {
     const jpeg = faceless;
     const counters = async () => ({
@@ -225,5 +277,36 @@ class Desk {
     expect(after.dropped - before.dropped).toBeGreaterThanOrEqual(overRate);
     expect(desk.errors().filter((e) => e.code === 'frame_rate_exceeded')).toHaveLength(1);
     console.log(`flood: ${received} frames taken in ${seconds.toFixed(2)} s, ${overRate} dropped unread above fps.max, ${received - overRate} passed`);
+  });
+
+  it('a client that asks for acks and floods while reading nothing is closed by the message limit, one ack per frame taken', async () => {
+    const limit = loadConfig({}).WS_MESSAGES_PER_SECOND; // this app runs the default
+    const engineBefore = engineCalls();
+    const closedBefore = await wsErrors('message_rate_exceeded');
+    const desk = await openDesk({ ...deskHello(), ack: true });
+    desk.ws.pause(); // reads nothing more: whatever the server sends waits in its buffers
+    // Ten times the message limit, at once: headers without frame bytes (refused as frame_empty, never near the
+    // engine), most of them above fps.max (dropped unread).
+    const sent = 10 * limit;
+    for (let k = 0; k < sent; k++) desk.frame(Buffer.alloc(0));
+    // Waits for the gateway to close the connection (its counter checked every 10 ms, for as long as it takes).
+    while ((await wsErrors('message_rate_exceeded')) === closedBefore) await new Promise((r) => setTimeout(r, 10));
+    desk.ws.resume();
+    expect(await desk.closed).toEqual({ code: 4020, reason: 'message_rate_exceeded' });
+    const acks = desk.acks();
+    // The frames the gateway took before the limit (the hello used one message of the burst, the bucket refills while
+    // they arrive): each acked exactly once, in the order sent, and none after the close.
+    expect(acks.length).toBeGreaterThanOrEqual(limit - 1);
+    expect(acks.length).toBeLessThan(sent);
+    expect(acks.map((a) => a.seq)).toEqual(Array.from({ length: acks.length }, (_, i) => i));
+    // A few within fps.max's burst were refused (with their error); the rest were dropped unread.
+    const refused = acks.filter((a) => a.outcome === 'refused').length;
+    expect(refused).toBe(desk.errors().filter((e) => e.code === 'frame_empty').length);
+    expect(refused).toBeGreaterThan(0);
+    expect(acks.filter((a) => a.outcome === 'dropped')).toHaveLength(acks.length - refused);
+    // Nothing else was queued for it: `ready`, the errors (the refusals and the frame-rate warning) and the acks.
+    const others = desk.messages.filter((m) => m.type !== 'ack' && m.type !== 'error' && m.type !== 'ready');
+    expect(others).toEqual([]);
+    expect(engineCalls()).toBe(engineBefore);
   });
 });

@@ -163,7 +163,7 @@ for (const kind of TEST_DATABASES) {
       // Fixed label sets only (ours, and prom-client's process and Node.js figures).
       const names = [...labelNames(text)];
       expect(names.filter((n) => /clinic|workstation|desk|mis|client|session|patient|iin|event|hook|id$|url|host/i.test(n))).toEqual([]);
-      expect(names.every((n) => ['call', 'result', 'method', 'code', 'outcome', 'purpose', 'reason', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile'].includes(n))).toBe(true);
+      expect(names.every((n) => ['call', 'result', 'method', 'code', 'outcome', 'purpose', 'reason', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile', 'state'].includes(n))).toBe(true);
     });
 
     it('counts code verdicts and lock-outs (method code), and the texts the SMS gateway refused', async () => {

@@ -27,13 +27,15 @@ import {
   WORKSTATIONS,
   type ClinicRepository,
   type IdentificationEventPayload,
+  type OutcomeCount,
   type Repositories,
   type Storage,
   type StorageTarget,
   type StoredEvent,
 } from '../src/storage';
 import { KeyRing } from '../src/keyring';
-import { openDb } from '../src/storage/db';
+import { openDb, type Db } from '../src/storage/db';
+import { EventSignal, PrismaEventRepository } from '../src/storage/repositories/events';
 import { readMigrations } from '../src/storage/migrate';
 
 /** The key ring of these tests: the audit chain is keyed with its derived key, as the service's is. */
@@ -795,6 +797,8 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         it('refuse the photo: the code path starts with a refused event; only a code verdict can end it', async () => {
           const { session } = await newSession();
           const before = await r.events.latestSeq(clinicId);
+          const ever = [new Date(0), new Date(Date.now() + 3_600_000)] as const;
+          const countsBefore = await r.events.outcomeCounts(clinicId, ...ever);
           const started = await r.sessions.beginCodePath({
             clinicId,
             sessionId: session.id,
@@ -816,11 +820,123 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             ['identification.refused', 'none', 'refused', 'patient_refused_photo'],
             ['identification.verdict', 'code', 'match', null],
           ]);
-          const outcomes = await r.events.outcomes(clinicId, new Date(Date.now() - 60_000), new Date(Date.now() + 1000));
-          const last = outcomes.slice(-2);
-          expect(last[0]).toEqual({ type: 'identification.refused', method: 'none', result: 'refused', reason: 'patient_refused_photo', durationMs: null });
-          expect(last[1]).toMatchObject({ type: 'identification.verdict', method: 'code', result: 'match' });
-          expect(last[1].durationMs).toEqual(expect.any(Number));
+          // Statistics count both: each row of outcomeCounts grew by what this session added.
+          const counted = (rows: OutcomeCount[], o: Omit<OutcomeCount, 'count'>) =>
+            rows.find((x) => x.type === o.type && x.method === o.method && x.result === o.result && x.reason === o.reason)?.count ?? 0;
+          const countsAfter = await r.events.outcomeCounts(clinicId, ...ever);
+          const grown = countsAfter
+            .map((x) => ({ ...x, count: x.count - counted(countsBefore, x) }))
+            .filter((x) => x.count !== 0);
+          expect(grown).toEqual([
+            { type: 'identification.refused', method: 'none', result: 'refused', reason: 'patient_refused_photo', count: 1 },
+            { type: 'identification.verdict', method: 'code', result: 'match', reason: null, count: 1 },
+          ]);
+        });
+
+        it('count outcomes and times to verdict in the database, per clinic and window, never returning rows', async () => {
+          const own = await r.clinics.create('Stats clinic');
+          const desk = (await r.workstations.create(own.id, 'Desk', sha256(randomBytes(8).toString('hex')))).id;
+          const patient = (await r.patients.upsert(own.id, '650505400888')).id;
+          const finish = async (durationMs: number | null, result: 'match' | 'no_match' = 'match') => {
+            const session = await r.sessions.create({
+              clinicId: own.id,
+              workstationId: desk,
+              patientId: patient,
+              appointmentId: `apt-stats-${randomBytes(3).toString('hex')}`,
+              channel: 'in_person',
+              tokenHash: sha256(randomBytes(16).toString('hex')),
+              tokenExpiresAt: new Date(Date.now() + 60_000),
+            });
+            const timings = durationMs === null ? null : { firstFrameToVerdictMs: durationMs, framesReceived: 3 };
+            expect(await r.verdicts.finish({ ...face(session.id, result), clinicId: own.id, timings })).not.toBeNull();
+          };
+          const started = new Date(Date.now() - 1000);
+          for (const d of [70_000, 3001, 100, 3000, 250]) await finish(d);
+          await finish(null, 'no_match');
+          const window = [started, new Date(Date.now() + 1000)] as const;
+
+          const counts = await r.events.outcomeCounts(own.id, ...window);
+          expect(counts.sort((a, b) => a.result.localeCompare(b.result))).toEqual([
+            { type: 'identification.verdict', method: 'face', result: 'match', reason: null, count: 5 },
+            { type: 'identification.verdict', method: 'face', result: 'no_match', reason: null, count: 1 },
+          ]);
+
+          const request = { quantiles: [0.5, 0.9], histogramBits: 8 };
+          const d = await r.events.verdictDurations(own.id, ...window, request);
+          if (provider === 'postgres') {
+            // percentile_cont: median 3000; p90 at h = 3.6: 3001 + 0.6 * (70000 - 3001).
+            expect(d.face).toEqual({
+              kind: 'exact',
+              count: 5,
+              quantiles: [
+                { q: 0.5, value: 3000 },
+                { q: 0.9, value: expect.closeTo(43_200.4, 6) },
+              ],
+            });
+          } else {
+            // Below 2^8 ms a bucket per ms; 3000 and 3001 keep their top 8 bits (16 ms buckets), 70000 (512 ms).
+            expect(d.face).toEqual({
+              kind: 'histogram',
+              count: 5,
+              buckets: [
+                { lo: 100, hi: 101, count: 1 },
+                { lo: 250, hi: 251, count: 1 },
+                { lo: 2992, hi: 3008, count: 2 },
+                { lo: 69_632, hi: 70_144, count: 1 },
+              ],
+            });
+          }
+          expect(d.all).toEqual(d.face); // no code verdicts
+          expect(d.code.count).toBe(0);
+
+          // Two of them ten days earlier: a window that SQLite reads in several slices (one turn each) adds them up.
+          const day = 24 * 60 * 60 * 1000;
+          const earlier = new Date(started.getTime() - 10 * day).toISOString();
+          if (provider === 'sqlite') {
+            const sql = `UPDATE "Event" SET "createdAt" = ? WHERE "clinicId" = ? AND "durationMs" IN (100, 70000)`;
+            await h.sql(target, sql, [earlier.replace('Z', '+00:00'), own.id]);
+          } else {
+            const sql = `UPDATE "Event" SET "createdAt" = $1 WHERE "clinicId" = $2 AND "durationMs" IN (100, 70000)`;
+            await h.sql(target, sql, [earlier.replace('T', ' ').replace('Z', ''), own.id]);
+          }
+          const month = [new Date(started.getTime() - 30 * day), window[1]] as const;
+          expect(await r.events.verdictDurations(own.id, ...month, request)).toEqual(d);
+          expect((await r.events.outcomeCounts(own.id, ...month)).sort((a, b) => a.result.localeCompare(b.result))).toEqual(counts);
+          const moved = await r.events.verdictDurations(own.id, month[0], started, request);
+          expect([moved.face.count, moved.code.count, moved.all.count]).toEqual([2, 0, 2]);
+          expect(await r.events.outcomeCounts(own.id, month[0], started)).toEqual([
+            { type: 'identification.verdict', method: 'face', result: 'match', reason: null, count: 2 },
+          ]);
+
+          // Another clinic, or a window that ends before the verdicts: nothing.
+          const none = await r.events.verdictDurations(otherClinicId, ...window, request);
+          expect([none.face.count, none.code.count, none.all.count]).toEqual([0, 0, 0]);
+          const before = await r.events.verdictDurations(own.id, new Date(0), month[0], request);
+          expect(before.all).toEqual(
+            provider === 'postgres'
+              ? { kind: 'exact', count: 0, quantiles: [{ q: 0.5, value: null }, { q: 0.9, value: null }] }
+              : { kind: 'histogram', count: 0, buckets: [] },
+          );
+          await expect(r.events.verdictDurations(own.id, ...window, { quantiles: [1.5], histogramBits: 8 })).rejects.toThrow(RangeError);
+        });
+
+        it('read a year of statistics in weekly turns on SQLite, so an operation queued meanwhile waits for one only', async () => {
+          const db = await openDb(target);
+          try {
+            const order: string[] = [];
+            const tracked: Db = { ...db, run: (fn) => db.run((c) => (order.push('stats'), fn(c))) };
+            const events = new PrismaEventRepository(tracked, new EventSignal());
+            const to = new Date();
+            const from = new Date(to.getTime() - 366 * 24 * 60 * 60 * 1000);
+            const reading = events.verdictDurations(clinicId, from, to, { quantiles: [0.5], histogramBits: 8 });
+            const other = db.run(async () => void order.push('verdict'));
+            await Promise.all([reading, other]);
+            // SQLite runs one operation at a time, in the order asked: the verdict goes after the first week (of 53).
+            // PostgreSQL has a pool and reads the year at once.
+            expect(order).toEqual(provider === 'sqlite' ? ['stats', 'verdict', ...Array(52).fill('stats')] : ['stats', 'verdict']);
+          } finally {
+            await db.close();
+          }
         });
 
         it('count wrong codes atomically and stop at the cap; a used or expired code cannot be tried', async () => {

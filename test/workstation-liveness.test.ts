@@ -224,7 +224,7 @@ for (const kind of TEST_DATABASES) {
         expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
         expect(new Set(events.map((e) => (e.payload as { workstationId: string }).workstationId))).toEqual(new Set(desks));
         // Statistics count identifications only.
-        expect(await r.events.outcomes(clinic, new Date(0), new Date(Date.now() + 60_000))).toEqual([]);
+        expect(await r.events.outcomeCounts(clinic, new Date(0), new Date(Date.now() + 60_000))).toEqual([]);
       });
 
       it('refuses a workstation of another clinic, and malformed reports', async () => {

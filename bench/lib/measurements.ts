@@ -42,6 +42,8 @@ export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measur
     add(`${id}.analysed_per_s`, `${name}: analysed/s`, '/s', 'higher', w.analysedPerS);
     add(`${id}.ttv_p50`, `${name}: time to verdict p50`, 'ms', 'lower', w.timeToVerdictP50);
     add(`${id}.probe_p99`, `${name}: probe round trip p99`, 'ms', 'lower', w.probeP99);
+    add(`${id}.frame_ack_p99`, `${name}: frame to ack p99`, 'ms', 'lower', w.frameAckP99);
+    add(`${id}.cpu_ms_per_verdict`, `${name}: gateway CPU per verdict`, 'ms', 'lower', w.cpuMsPerVerdict);
     add(`${id}.eld_p99`, `${name}: gateway event-loop delay p99`, 'ms', 'lower', w.server.eldP99);
     add(`${id}.cpu`, `${name}: gateway CPU`, '%', 'lower', w.server.cpuPercent);
     add(`${id}.rss`, `${name}: gateway RSS peak`, 'MiB', 'lower', w.server.rssPeakMiB);

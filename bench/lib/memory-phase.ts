@@ -42,18 +42,26 @@ export async function runMemory(
   levels: number[],
   progress: (line: string) => void,
 ): Promise<MemoryResult> {
+  // One patient per idle session: a new face token supersedes the patient's earlier unused one, and the sessions
+  // running now count against the patient's face attempts.
+  if (patients.length < Math.max(...levels)) {
+    throw new Error(`${Math.max(...levels)} idle sessions need as many enrolled patients; ${patients.length} given.`);
+  }
   const sockets: WebSocket[] = [];
   let failures = 0;
   const baselineRssMiB = (await server.sample(true)).rssMiB;
   const out: MemoryLevel[] = [];
+  // The next patient not used yet (a session that failed to open does not give its patient back; past the last
+  // patient, which only failures lead to, they are taken again from the first).
+  let patient = 0;
   try {
     for (const level of levels) {
       let next = sockets.length;
       const worker = async () => {
         while (next < level) {
-          const i = next++;
+          next++;
           try {
-            sockets.push(await openIdleSession(server, patients[i % patients.length]));
+            sockets.push(await openIdleSession(server, patients[patient++ % patients.length]));
           } catch {
             failures++;
           }

@@ -26,6 +26,20 @@ function fmtLatency(l: Latency, digits = 1, scale = 1): string {
   return `${fmt(l.p50 / scale, digits)} / ${fmt(l.p99 / scale, digits)}`;
 }
 
+function fmtP50P95P99(l: Latency | undefined, digits = 1): string {
+  if (!l || l.n === 0) return '—';
+  return `${fmt(l.p50, digits)} / ${fmt(l.p95 ?? NaN, digits)} / ${fmt(l.p99, digits)}`;
+}
+
+/** Ack outcomes of a point: analysed, dropped, refused, then frames left without an ack. */
+function fmtAcks(w: WsResult): string {
+  const o = w.ackOutcomes;
+  if (!o) return '—';
+  const n = (k: string) => o[k] ?? 0;
+  const unacked = (w.ackPending ?? 0) + (w.ackLost ?? 0);
+  return `${n('analysed')} / ${n('dropped')} / ${n('refused')}${unacked ? ` (${w.ackPending ?? 0} pending, ${w.ackLost ?? 0} lost)` : ''}`;
+}
+
 function fmtP50P95(l: Latency, digits = 2, scale = 1000): string {
   if (l.n === 0) return '—';
   return `${fmt(l.p50 / scale, digits)} / ${fmt((l.p95 ?? NaN) / scale, digits)}`;
@@ -276,13 +290,57 @@ export function renderMarkdown(run: BenchRun): string {
         'sessions still running at the end are *unfinished* and not counted. *session set-up*: POST /sessions until ' +
         '`ready` on the socket, for sessions (re)started inside the window.',
       '- *probe round trip*: each session sends a header-only message once a second, which the gateway answers at once ' +
-        'with `error frame_empty` without the engine: the transport and event-loop round trip under this load. It is ' +
-        'not a per-frame round trip: the protocol acknowledges no frame (see bench/README.md).',
+        'with `error frame_empty` without the engine: the transport and event-loop round trip under this load, without ' +
+        'the engine (the frames\' own round trip is *frame → ack*, below).',
       '- *generator lag*: how late the generator sent frames against its schedule; when it is large, the generator, ' +
         'not the gateway, was the limit.',
       '- *other processes CPU*: the machine\'s busy time (/proc/stat) minus the gateway, the generator and the ' +
         'benchmark itself, in % of one core: other jobs competing for the cores.',
     );
+    if (run.ws.some((w) => w.cpuMsPerVerdict || w.ackOutcomes)) {
+      out.push('', '## WebSocket frame load: per-frame round trip and cost per verdict', '');
+      out.push(
+        table(
+          [
+            'transport',
+            'sessions',
+            'fps',
+            'frame → ack p50 / p95 / p99 ms, every frame',
+            'frame → ack p50 / p95 / p99 ms, analysed',
+            'acks: analysed / dropped / refused',
+            'verdicts (gateway)',
+            'gateway CPU ms per verdict',
+            'full calls per verdict',
+            'track calls per verdict',
+          ],
+          run.ws.map((w) => [
+            w.point.transport,
+            String(w.point.connections),
+            fpsText(w),
+            fmtP50P95P99(w.frameAck),
+            fmtP50P95P99(w.frameAckAnalysed),
+            fmtAcks(w),
+            w.gatewayVerdicts === undefined ? '—' : String(w.gatewayVerdicts),
+            fmtRep(w.cpuMsPerVerdict, 0),
+            fmtRep(w.fullPerVerdict, 2),
+            fmtRep(w.trackPerVerdict, 1),
+          ]),
+        ),
+      );
+      out.push(
+        '',
+        '- *frame → ack*: each session asks for a per-frame acknowledgement in its `hello` (`ack: true`, ' +
+          'docs/protocol.md) and times every frame it sends inside the window, from the send to its `ack`: `analysed` ' +
+          'once the engine\'s answer was applied, `dropped` when a newer frame replaced it (latest frame wins), it came ' +
+          'above fps.max or the engine was busy, `refused` after an error. *analysed*: the frames that went through the ' +
+          'engine only, a true frame round trip (queueing, transport, engine, session logic). *pending*: still without ' +
+          'an ack when the window closed; *lost*: their connection closed first.',
+        '- *gateway CPU ms per verdict*: the gateway process\'s CPU time (user + system, all its threads: the engine\'s ' +
+          'workers, the transport, sessions and storage) over its window, divided by the face verdicts it reached in that ' +
+          'window (its /metrics); *full* and *track calls per verdict*: its engine calls over the same window, per verdict. ' +
+          'Sessions still running when the window closes spent CPU there too, so short windows with few verdicts are noisy.',
+      );
+    }
   }
 
   if (run.overload) {

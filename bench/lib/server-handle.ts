@@ -21,6 +21,8 @@ export interface ServerSample {
   /** Event-loop delay since the last reset, ms. */
   eld: { p50: number; p99: number; max: number; mean: number };
   cpuPercent: number;
+  /** The process's CPU time (user + system, every thread: the engine's workers too) since the last reset, ms. */
+  cpuMs: number;
   rssMiB: number;
   rssPeakMiB: number;
   heapUsedMiB: number;

@@ -1,7 +1,7 @@
 import type { Fps, Mode, OverloadSuite, Suite, Transport, WsPoint } from './types';
 
 /**
- * The three suites. quick (`npm run bench`, about five or six minutes), full (`npm run bench:full`, about forty) and
+ * The three suites. quick (`npm run bench`, about six to eight minutes), full (`npm run bench:full`, about forty) and
  * smoke (CI: every benchmark runs for a second or so, to keep the tools working; its figures mean nothing).
  */
 

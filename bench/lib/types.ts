@@ -165,6 +165,26 @@ export interface WsResult {
   busy: number;
   errors: Record<string, number>;
   sessionRefusals: Record<string, number>;
+  /** Face verdicts the gateway reached inside its windows, all repetitions (absent in older runs). */
+  gatewayVerdicts?: number;
+  /**
+   * The gateway process's CPU time (every thread: transport, sessions, storage and the engine's workers) over its
+   * window, divided by the face verdicts it reached in it, ms. NaN without a verdict.
+   */
+  cpuMsPerVerdict?: Repeated;
+  /** Engine calls per verdict over the same window (/metrics): full analyses (embedding) and track calls. */
+  fullPerVerdict?: Repeated;
+  trackPerVerdict?: Repeated;
+  /** Frame sent -> its ack (hello `ack: true`), every frame of the windows, ms; absent where acks were not asked. */
+  frameAck?: Latency;
+  /** The same, for the frames acked `analysed`. */
+  frameAckAnalysed?: Latency;
+  frameAckP99?: Repeated;
+  /** The windows' frames by ack outcome (analysed, dropped, refused), all repetitions. */
+  ackOutcomes?: Record<string, number>;
+  /** Frames still waiting for their ack when a window closed, and frames whose connection closed first. */
+  ackPending?: number;
+  ackLost?: number;
 }
 
 /** One load of the overload phase, on one of its two gateways. */

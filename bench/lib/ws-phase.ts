@@ -28,6 +28,8 @@ export interface WsRep {
   dropped: number;
   track: number;
   full: number;
+  /** Face verdicts the gateway reached inside its window (its /metrics), whatever the generator saw of them. */
+  verdicts: number;
   analysisP50: number;
   analysisP99: number;
   otherCpuPercent: number;
@@ -41,6 +43,8 @@ export interface WsTiming {
   blinkMs?: number;
   /** How long after the prompt they shut (a person's reaction); default 0, at once. */
   reactionMs?: number;
+  /** Ask for a per-frame ack and time each frame's round trip; default false. */
+  acks?: boolean;
 }
 
 const isType =
@@ -77,6 +81,7 @@ export class LoadGenProcess {
         probeIntervalMs: timing.probeIntervalMs,
         blinkMs: timing.blinkMs ?? 250,
         reactionMs: timing.reactionMs ?? 0,
+        acks: timing.acks ?? false,
       };
       check(await request(proc, { type: 'start', config, frames: { open: frames.open, closed: frames.closed } }, isType('started')));
       await sleep(timing.warmupSeconds * 1000);
@@ -105,6 +110,8 @@ export class LoadGenProcess {
         dropped: delta('faceid_frames_dropped_total'),
         track: delta('faceid_analysis_seconds_count', { call: 'track' }),
         full: delta('faceid_analysis_seconds_count', { call: 'full' }),
+        // Face verdicts; a lock-out (method face) is a refusal at admission, not a verdict of a session that ran.
+        verdicts: delta('faceid_verdicts_total', { method: 'face' }) - delta('faceid_verdicts_total', { method: 'face', result: 'locked_out' }),
         analysisP50: bucketQuantile(buckets, 0.5) * 1000,
         analysisP99: bucketQuantile(buckets, 0.99) * 1000,
         otherCpuPercent: otherCpuPercent(cpuBefore, cpuAfter, [sample.cpuPercent, result.cpuPercent]),
@@ -171,6 +178,10 @@ export function aggregateWs(point: WsPoint, reps: WsRep[], engineReps: EngineRep
   const ttvPerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.timeToVerdict])).p50);
   const probePerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.probe])).p99);
   const merged = (pick: (w: LoadWindow) => string) => histogramLatency(mergeHistograms(reps.map((r) => pick(r.window))));
+  // Per verdict: the gateway's CPU time and engine calls over its window, divided by the verdicts it reached in it
+  // (NaN for a repetition without one).
+  const perVerdict = (f: (r: WsRep) => number, digits: number) => per((r) => (r.verdicts > 0 ? f(r) / r.verdicts : NaN), digits);
+  const acked = reps.some((r) => Object.keys(r.window.ackOutcomes ?? {}).length > 0);
   return {
     point,
     offeredPerS: point.fps === 'closed' ? null : point.connections * point.fps,
@@ -204,6 +215,20 @@ export function aggregateWs(point: WsPoint, reps: WsRep[], engineReps: EngineRep
     busy: reps.reduce((a, r) => a + r.window.busy, 0),
     errors: sumCounts(reps.map((r) => ({ ...r.window.errors, ...prefixed('close_', r.window.closes) }))),
     sessionRefusals: sumCounts(reps.map((r) => r.window.refusals)),
+    gatewayVerdicts: reps.reduce((a, r) => a + r.verdicts, 0),
+    cpuMsPerVerdict: perVerdict((r) => r.server.cpuMs, 0),
+    fullPerVerdict: perVerdict((r) => r.full, 2),
+    trackPerVerdict: perVerdict((r) => r.track, 1),
+    ...(acked
+      ? {
+          frameAck: merged((w) => w.frameAck),
+          frameAckAnalysed: merged((w) => w.frameAckAnalysed),
+          frameAckP99: repeated(reps.map((r) => histogramLatency(mergeHistograms([r.window.frameAck])).p99), 2),
+          ackOutcomes: sumCounts(reps.map((r) => r.window.ackOutcomes)),
+          ackPending: reps.reduce((a, r) => a + r.window.ackPending, 0),
+          ackLost: reps.reduce((a, r) => a + r.window.ackLost, 0),
+        }
+      : {}),
   };
 }
 

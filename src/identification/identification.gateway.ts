@@ -10,9 +10,11 @@ import {
   decodeFrameMessage,
   FRAME_RATE,
   parseClientMessage,
+  peekFrameSeq,
   ProtocolError,
   WS_CLOSE,
   type FrameHeader,
+  type FrameOutcome,
 } from '../transport/protocol';
 import { FrameRateGate } from './frame-rate';
 import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
@@ -29,6 +31,8 @@ interface Running {
   conn: FrameConnection;
   /** fps.max, enforced before a frame is parsed. */
   rate: FrameRateGate;
+  /** The client's hello asked for an `ack` per frame. */
+  acks: boolean;
   /**
    * Why the connection may close without the session being expired: `verdict` once the runner reached one (stored,
    * or refused by storage because the session had moved on), `refused` when the session went on to the code path.
@@ -140,6 +144,7 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
           this.capacity.release(session.sessionId); // the engine's part is done: the next desk may start
           void this.finish(conn, session, outcome);
         },
+        onFrameDone: (seq, outcome) => this.ack(conn, seq, outcome),
         onFrameReceived: () => this.metrics.frameReceived(),
         onFrameDropped: () => this.metrics.frameDropped(),
         onAnalysis: (call, seconds) => {
@@ -150,7 +155,7 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
       { ...this.settings, challenges: session.challenges },
     );
     session.template = null; // the runner holds it now; it is wiped when the connection ends
-    this.runners.set(conn.id, { runner, session, conn, rate: new FrameRateGate(), ended: null });
+    this.runners.set(conn.id, { runner, session, conn, rate: new FrameRateGate(), acks: false, ended: null });
     conn.sendJson({
       type: 'ready',
       sessionId,
@@ -162,14 +167,16 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
   onFrame(conn: FrameConnection, frame: Buffer): void {
     const entry = this.runners.get(conn.id);
     if (!entry || entry.runner.finished) {
+      const seq = entry?.acks ? peekFrameSeq(frame) : undefined;
       frame.fill(0);
+      if (seq !== undefined) this.ack(conn, seq, 'dropped');
       return;
     }
-    // Above fps.max: dropped unread, before the header is even parsed.
+    // Above fps.max: dropped unread, before the header is even parsed (but for the seq of its ack, when asked).
     const admission = entry.rate.admit();
     if (admission.flood) this.onFlood(entry, admission.flood);
     if (!admission.accepted) {
-      entry.runner.dropUnread(frame);
+      entry.runner.dropUnread(frame, entry.acks ? peekFrameSeq(frame) : undefined);
       this.metrics.frameOverRate();
       return;
     }
@@ -184,6 +191,7 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
         conn.close(WS_CLOSE.protocol_error, e.code);
       } else {
         conn.sendJson({ type: 'error', code: e.code, message: e.message });
+        if (e.seq !== undefined) this.ack(conn, e.seq, 'refused');
       }
       return;
     }
@@ -193,6 +201,7 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
       frame.fill(0);
       this.metrics.wsError(refused.code);
       conn.sendJson({ type: 'error', code: refused.code, message: refused.message, seq: header.seq });
+      this.ack(conn, header.seq, 'refused');
       return;
     }
     entry.runner.onFrame(frame, {
@@ -203,6 +212,14 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
       captureTime: header.captureTime,
       payload,
     });
+  }
+
+  /**
+   * What became of a frame, for a client whose hello asked for acks. A control message like any other: it counts
+   * against WS_SEND_BUFFER_MAX, and one goes out per binary message taken (bounded by WS_MESSAGES_PER_SECOND).
+   */
+  private ack(conn: FrameConnection, seq: number, outcome: FrameOutcome): void {
+    if (this.runners.get(conn.id)?.acks) conn.sendJson({ type: 'ack', seq, outcome });
   }
 
   /**
@@ -264,6 +281,7 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
     } else if (msg.type === 'light_shown') {
       entry?.runner.onLightShown(msg.challengeId, msg.shownAt);
     } else if (msg.type === 'hello' && entry) {
+      entry.acks = msg.ack === true;
       entry.runner.onHello(msg.capabilities);
       if (msg.camera) this.onCamera(entry, msg.camera);
     }

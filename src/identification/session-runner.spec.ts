@@ -1,16 +1,23 @@
-import type { Analysis, AnalyzeOptions, Face, FaceEngine } from '../engine';
+import { EngineError, type Analysis, type AnalyzeOptions, type Face, type FaceEngine } from '../engine';
+import type { FrameOutcome } from '../transport/protocol';
 import { DEFAULT_TURN_THRESHOLDS } from '../liveness';
 import { seeded } from '../liveness/pad/random';
 import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
 
 /** An engine whose analyses finish when the test says so: no model, no timing. */
 class ManualEngine {
-  readonly calls: Array<{ call: 'track' | 'full'; payload: Buffer; options: AnalyzeOptions; resolve: (a: Analysis) => void }> = [];
+  readonly calls: Array<{
+    call: 'track' | 'full';
+    payload: Buffer;
+    options: AnalyzeOptions;
+    resolve: (a: Analysis) => void;
+    reject: (e: Error) => void;
+  }> = [];
   track(payload: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
-    return new Promise((resolve) => this.calls.push({ call: 'track', payload, options, resolve }));
+    return new Promise((resolve, reject) => this.calls.push({ call: 'track', payload, options, resolve, reject }));
   }
   full(payload: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
-    return new Promise((resolve) => this.calls.push({ call: 'full', payload, options, resolve }));
+    return new Promise((resolve, reject) => this.calls.push({ call: 'full', payload, options, resolve, reject }));
   }
 }
 
@@ -45,6 +52,8 @@ interface Harness {
   engine: ManualEngine;
   runner: SessionRunner;
   sent: RunnerMessage[];
+  /** onFrameDone calls in order, each with how many messages had been sent by then. */
+  acks: Array<{ seq: number; outcome: FrameOutcome; after: number }>;
   verdict: () => VerdictOutcome | null;
   clock: { t: number };
   frame: (seq: number) => Buffer;
@@ -55,12 +64,17 @@ interface Harness {
 function harness(settings: Partial<IdentificationSettings> = {}, template: Float32Array | null = TEMPLATE.slice()): Harness {
   const engine = new ManualEngine();
   const sent: RunnerMessage[] = [];
+  const acks: Harness['acks'] = [];
   let verdict: VerdictOutcome | null = null;
   const clock = { t: 1000 };
   const runner = new SessionRunner(
     engine as unknown as FaceEngine,
     template,
-    { send: (m) => sent.push(m), finish: (o) => (verdict = o) },
+    {
+      send: (m) => sent.push(m),
+      finish: (o) => (verdict = o),
+      onFrameDone: (seq, outcome) => acks.push({ seq, outcome, after: sent.length }),
+    },
     { ...DEFAULT_SETTINGS, challenges: ['blink'], challengeDelayMs: { min: 0, max: 0 }, ...settings },
     () => clock.t,
     seeded(7),
@@ -79,7 +93,7 @@ function harness(settings: Partial<IdentificationSettings> = {}, template: Float
     c.resolve(analysis(made, brightness));
     await new Promise((r) => setImmediate(r));
   };
-  return { engine, runner, sent, verdict: () => verdict, clock, frame, answer };
+  return { engine, runner, sent, acks, verdict: () => verdict, clock, frame, answer };
 }
 
 afterEach(() => jest.useRealTimers());
@@ -541,6 +555,98 @@ describe('SessionRunner', () => {
       expect(anchors.length).toBeGreaterThan(3);
       h.runner.abort();
       for (const a of anchors) expect(a.every((x) => x === 0)).toBe(true);
+    });
+  });
+
+  // What the gateway turns into `ack` messages for a client that asked for them: one per frame, once the runner is
+  // done with it, after whatever that frame made it send.
+  describe('frame outcomes (acks)', () => {
+    const outcomes = (h: Harness) => h.acks.map((a) => [a.seq, a.outcome]);
+    const settle = () => new Promise((r) => setImmediate(r));
+
+    it('analysed once its analysis was applied (after its guidance); dropped at once when a newer frame replaces it', async () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      h.frame(1);
+      h.frame(2);
+      h.frame(3);
+      // 2 waited while 1 was analysed and was replaced by 3: dropped then, before 1 is answered.
+      expect(h.acks).toEqual([{ seq: 2, outcome: 'dropped', after: 0 }]);
+      h.clock.t += 100;
+      await h.answer(() => null); // no face: guidance no_face, then the ack
+      expect(h.sent.map((m) => m.type === 'guidance' && m.code)).toEqual(['no_face']);
+      expect(h.acks.slice(1)).toEqual([{ seq: 1, outcome: 'analysed', after: 1 }]);
+      expect(h.engine.calls).toHaveLength(1); // 3, the newest, is analysed next
+      await h.answer();
+      expect(outcomes(h)).toEqual([[2, 'dropped'], [1, 'analysed'], [3, 'analysed']]);
+    });
+
+    it('refused after the error sent for it (an engine error); dropped with a busy message when the engine is saturated', async () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      h.frame(7);
+      h.engine.calls.shift()!.reject(new EngineError('frame_corrupt', 'The JPEG could not be decoded.'));
+      await settle();
+      expect(h.sent).toEqual([{ type: 'error', code: 'frame_corrupt', message: 'The JPEG could not be decoded.', seq: 7 }]);
+      expect(h.acks).toEqual([{ seq: 7, outcome: 'refused', after: 1 }]);
+      h.frame(8);
+      h.engine.calls.shift()!.reject(new EngineError('busy', 'The engine is saturated.'));
+      await settle();
+      expect(h.sent[1]).toEqual({ type: 'busy', retryAfterMs: 200 });
+      expect(h.acks[1]).toEqual({ seq: 8, outcome: 'dropped', after: 2 });
+    });
+
+    it('dropped for a frame refused unread above fps.max, by the seq read for it; no outcome without one', () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      h.runner.dropUnread(Buffer.alloc(40, 0xab), 41);
+      h.runner.dropUnread(Buffer.alloc(40, 0xab));
+      expect(outcomes(h)).toEqual([[41, 'dropped']]);
+      expect(h.runner.stats()).toMatchObject({ received: 2, dropped: 2 });
+    });
+
+    it('refused for the first frame of a client that cannot run the challenge, after its error', () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.frame(1);
+      expect(h.sent.map((m) => m.type === 'error' && m.code)).toEqual(['client_unsupported']);
+      expect(h.acks).toEqual([{ seq: 1, outcome: 'refused', after: 1 }]);
+    });
+
+    it('when the session ends: the waiting frame dropped, the one in the engine analysed, later ones dropped', async () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      h.frame(1);
+      h.frame(2);
+      h.runner.refuse('virtual_camera');
+      expect(h.verdict()).toMatchObject({ result: 'spoof_suspected' });
+      expect(outcomes(h)).toEqual([[2, 'dropped']]);
+      await h.answer(); // the engine's answer for 1 comes after the verdict: it was analysed all the same
+      h.frame(3);
+      expect(outcomes(h)).toEqual([[2, 'dropped'], [1, 'analysed'], [3, 'dropped']]);
+      expect(h.engine.calls).toHaveLength(0);
+    });
+
+    it('gives every frame of a whole session exactly one outcome; the analysed ones are the verdict\'s', async () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      // Three frames per analysis (the client twice as fast as the engine), a blink in the sixth analysis.
+      const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98];
+      let seq = 0;
+      for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+        h.clock.t += 100;
+        for (let k = 0; k < 3; k++) h.frame(seq++);
+        await h.answer(() => face({ eyes: eyes[i] }));
+      }
+      expect(h.verdict()).toMatchObject({ result: 'match' });
+      h.frame(seq++); // after the verdict
+      const bySeq = new Map<number, string[]>();
+      for (const a of h.acks) bySeq.set(a.seq, [...(bySeq.get(a.seq) ?? []), a.outcome]);
+      expect([...bySeq.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: seq }, (_, i) => i));
+      expect([...bySeq.values()].every((o) => o.length === 1)).toBe(true);
+      const count = (o: FrameOutcome) => h.acks.filter((a) => a.outcome === o).length;
+      expect(count('analysed')).toBe(h.verdict()!.timings.framesAnalysed);
+      expect(count('refused')).toBe(0);
+      expect(h.engine.calls).toHaveLength(0);
     });
   });
 

@@ -18,7 +18,7 @@ import {
   type LightThresholds,
   type TurnThresholds,
 } from '../liveness';
-import type { FaceBox, LivenessReason } from '../transport/protocol';
+import type { FaceBox, FrameOutcome, LivenessReason } from '../transport/protocol';
 import { DEFAULT_BLINK, type BlinkThresholds } from './blink';
 import {
   createStep,
@@ -147,6 +147,12 @@ export interface RunnerHooks {
   send(msg: RunnerMessage): void;
   /** Called exactly once. Every frame buffer the runner held is already wiped. */
   finish(outcome: VerdictOutcome): void;
+  /**
+   * Once per frame given to onFrame (or to dropUnread with its seq), when the runner is done with it: `analysed` after
+   * its analysis was applied (and its guidance sent), `dropped` when it was wiped unanalysed without an error (replaced
+   * by a newer frame, dropped unread, the engine busy, the session over), `refused` after the error sent for it.
+   */
+  onFrameDone?(seq: number, outcome: FrameOutcome): void;
   /** Observability: one call per frame, analysis and drop. */
   onFrameReceived?(): void;
   onFrameDropped?(): void;
@@ -267,6 +273,7 @@ export class SessionRunner {
     this.hooks.onFrameReceived?.();
     if (this.phase === 'done') {
       msg.fill(0);
+      this.hooks.onFrameDone?.(frame.seq, 'dropped');
       return;
     }
     if (this.firstFrameAt === null) {
@@ -279,6 +286,7 @@ export class SessionRunner {
           code: 'client_unsupported',
           message: `This workstation requires the ${missing.kind} challenge, which the client did not offer in its hello: update the client.`,
         });
+        this.hooks.onFrameDone?.(frame.seq, 'refused');
         this.conclude('error', null, 'client_unsupported');
         return;
       }
@@ -289,6 +297,7 @@ export class SessionRunner {
         this.pending.msg.fill(0);
         this.dropped++;
         this.hooks.onFrameDropped?.();
+        this.hooks.onFrameDone?.(this.pending.frame.seq, 'dropped');
       }
       this.pending = { msg, frame };
       return;
@@ -298,14 +307,15 @@ export class SessionRunner {
 
   /**
    * A frame refused unread, before it was parsed (it arrived above fps.max): wiped at once, and counted as received
-   * and dropped, so the verdict's timings show it.
+   * and dropped, so the verdict's timings show it. `seq` (read from its header for its ack) is reported as dropped.
    */
-  dropUnread(msg: Buffer): void {
+  dropUnread(msg: Buffer, seq?: number): void {
     msg.fill(0);
     this.received++;
     this.dropped++;
     this.hooks.onFrameReceived?.();
     this.hooks.onFrameDropped?.();
+    if (seq !== undefined) this.hooks.onFrameDone?.(seq, 'dropped');
   }
 
   /** The connection went away before a verdict: wipe and stop (no verdict is sent). */
@@ -323,6 +333,7 @@ export class SessionRunner {
     const call = this.wantsFull() ? 'full' : 'track';
     const started = this.now();
     let analysis: Analysis | null = null;
+    let outcome: FrameOutcome = 'dropped';
     try {
       const opts = { format: frame.format, width: frame.width, height: frame.height, maxFaces: 1 };
       // Full analyses take the carried box too: the embedding is aligned on the landmarks, not on the detector's box.
@@ -351,24 +362,34 @@ export class SessionRunner {
       this.follow(analysis, box);
       this.keepLandmarks(analysis, box, call === 'full' || mirrorLandmarks);
       this.analysed++;
+      outcome = 'analysed';
       this.hooks.onAnalysis?.(call, (this.now() - started) / 1000);
     } catch (err) {
       const e = EngineError.from(err);
       if (this.phase !== 'done') {
-        if (e.code === 'busy') this.hooks.send({ type: 'busy', retryAfterMs: 200 });
-        else this.hooks.send({ type: 'error', code: e.code, message: e.message, seq: frame.seq });
+        if (e.code === 'busy') {
+          this.hooks.send({ type: 'busy', retryAfterMs: 200 });
+        } else {
+          this.hooks.send({ type: 'error', code: e.code, message: e.message, seq: frame.seq });
+          outcome = 'refused';
+        }
       }
     } finally {
       msg.fill(0); // the engine wiped the payload when it copied it; this clears the header and any padding
     }
     if (analysis && this.phase !== 'done') this.step(analysis, call, frame.captureTime);
     else wipeAnalysis(analysis);
+    this.hooks.onFrameDone?.(frame.seq, outcome);
     this.inFlight = false;
     const next = this.pending;
     this.pending = null;
     if (next) {
-      if (this.phase === 'done') next.msg.fill(0);
-      else void this.process(next.msg, next.frame);
+      if (this.phase === 'done') {
+        next.msg.fill(0);
+        this.hooks.onFrameDone?.(next.frame.seq, 'dropped');
+      } else {
+        void this.process(next.msg, next.frame);
+      }
     }
   }
 
@@ -676,9 +697,11 @@ export class SessionRunner {
   }
 
   private wipePending(): void {
-    if (this.pending) {
-      this.pending.msg.fill(0);
+    const pending = this.pending;
+    if (pending) {
+      pending.msg.fill(0);
       this.pending = null;
+      this.hooks.onFrameDone?.(pending.frame.seq, 'dropped');
     }
   }
 }

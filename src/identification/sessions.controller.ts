@@ -93,7 +93,7 @@ const createSpec = defineRoute({
     CodeSentSchema.meta({ description: 'Remote, or in person by code: the code path, the code is sent.' }),
   ]),
   status: 201,
-  errors: ['iin_invalid', 'no_template', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable', 'capacity_exceeded'],
+  errors: ['iin_invalid', 'no_template', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable', 'capacity_exceeded', 'draining'],
 });
 
 const getSpec = defineRoute({

@@ -10,11 +10,15 @@ export {
 } from './stats.service';
 export {
   aggregateOutcomes,
-  quantile,
+  summarizeDistribution,
   summarizeDurations,
+  DURATION_HISTOGRAM_BITS,
+  DURATIONS_REQUEST,
   PERCENTILE_DEFINITION,
+  PERCENTILE_RELATIVE_ERROR,
   REFUSAL_RATE_DEFINITION,
   RESULTS,
   type DurationSummary,
   type Stats,
 } from './aggregate';
+export { quantile, quantileAt, histogramQuantile, type HistogramBucket } from './quantile';

@@ -33,16 +33,17 @@ export interface Db {
   close(): Promise<void>;
 }
 
-/** The PostgreSQL transactions open now, with the origin of their Db (see notifyInTx). */
-const pgTransactions = new WeakMap<Tx, string>();
+/** PostgreSQL clients and the transactions open now, with the origin of their Db (see notifyInTx). */
+const pgTransactions = new WeakMap<Tx | Client, string>();
 
 /**
  * Queues a notification (PostgreSQL NOTIFY) inside the transaction `tx`: PostgreSQL delivers it to the listeners of
- * `channel` only if and when the transaction commits, after the rows it wrote are visible. The payload gets the
+ * `channel` only if and when the transaction commits, after the rows it wrote are visible. Given the Db's client
+ * outside a transaction (run()), it is sent at once, after the statements before it committed. The payload gets the
  * origin of the Db (`o`). No-op on SQLite (one process: the in-process signals tell the readers). Never put biometric
  * data, IINs or codes in a payload: ids and states only.
  */
-export async function notifyInTx(tx: Tx, channel: string, payload: Record<string, string | number>): Promise<void> {
+export async function notifyInTx(tx: Tx | Client, channel: string, payload: Record<string, string | number>): Promise<void> {
   const origin = pgTransactions.get(tx);
   if (origin === undefined) return;
   await tx.$executeRaw`SELECT pg_notify(${channel}, ${JSON.stringify({ ...payload, o: origin })})`;
@@ -121,6 +122,7 @@ export async function openDb(target: StorageTarget, options: OpenDbOptions = {})
   };
   const origin = randomBytes(6).toString('hex');
   const postgres = target.provider === 'postgres';
+  if (postgres) pgTransactions.set(client, origin);
   return {
     provider: target.provider,
     origin,

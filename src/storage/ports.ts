@@ -263,14 +263,43 @@ export interface StoredEvent {
   createdAt: Date;
 }
 
-/** The columns statistics read (never the payload's scores or liveness). */
-export interface EventOutcome {
+/**
+ * How many identification events of a window share these outcome columns (statistics read these, never the payload's
+ * scores or liveness). Counted by the database (GROUP BY), so a window's size does not reach the process's memory.
+ */
+export interface OutcomeCount {
   type: IdentificationEventType;
   method: VerdictMethod;
   result: string;
   reason: string | null;
-  /** Time to verdict (ms): face, first frame to verdict; code, code sent to verdict; else null. */
-  durationMs: number | null;
+  count: number;
+}
+
+/** `count` durations d (whole ms) with lo <= d < hi. */
+export interface DurationBucket {
+  lo: number;
+  hi: number;
+  count: number;
+}
+
+/**
+ * The times to verdict (ms) of a set of verdicts, as the database can give them: the asked quantiles computed exactly
+ * (PostgreSQL's percentile_cont: linear interpolation between the closest ranks), or, where there is no such function
+ * (SQLite), a histogram counted in SQL whose buckets are 1 ms wide below 2^bits ms and at most 2^(1 - bits) of their
+ * lower bound above it (ascending, empty buckets left out).
+ */
+export type DurationDistribution =
+  | { kind: 'exact'; count: number; quantiles: Array<{ q: number; value: number | null }> }
+  | { kind: 'histogram'; count: number; buckets: DurationBucket[] };
+
+/**
+ * Time to verdict of the face verdicts (first frame to verdict), the code verdicts (code sent to verdict) and both,
+ * counting only verdicts with a known duration.
+ */
+export interface VerdictDurations {
+  face: DurationDistribution;
+  code: DurationDistribution;
+  all: DurationDistribution;
 }
 
 /** A six-digit code sent for a session; only its keyed hash is stored. */
@@ -606,8 +635,22 @@ export interface EventRepository {
   lastAtOrBefore(clinicId: string, atOrBefore: number, filter?: EventFilter): Promise<StoredEvent | null>;
   /** The clinic's newest seq (0 when it has no event). */
   latestSeq(clinicId: string): Promise<number>;
-  /** The outcome columns of the clinic's events with from <= createdAt < to. */
-  outcomes(clinicId: string, from: Date, to: Date): Promise<EventOutcome[]>;
+  /**
+   * The clinic's identification events with from <= createdAt < to, counted by type, method, result and reason in
+   * the database (a few rows, whatever the window's size).
+   */
+  outcomeCounts(clinicId: string, from: Date, to: Date): Promise<OutcomeCount[]>;
+  /**
+   * The times to verdict of the clinic's face and code verdicts with from <= createdAt < to, aggregated in the
+   * database: the exact `quantiles` (0..1) where it has a percentile function (PostgreSQL), else a histogram with
+   * `histogramBits` significant bits (SQLite; see DurationDistribution). Never the rows themselves.
+   */
+  verdictDurations(
+    clinicId: string,
+    from: Date,
+    to: Date,
+    request: { quantiles: readonly number[]; histogramBits: number },
+  ): Promise<VerdictDurations>;
   /** Writes a lock-out refused before any session existed (a face attempts limit), in its own transaction. */
   appendLockout(input: {
     clinicId: string;

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import {
   CLIENT_MESSAGES,
   FRAME_FORMATS,
+  FRAME_OUTCOME_DESCRIPTIONS,
   GUIDANCE_DESCRIPTIONS,
   LIMIT_ERROR_DESCRIPTIONS,
   LIVENESS_REASON_DESCRIPTIONS,
@@ -55,6 +56,11 @@ const BLOCKS: Record<string, () => string> = {
       ...CLIENT_MESSAGES.map((s) => messageSection(s, 'input')),
     ].join('\n\n'),
   'server-messages': () => SERVER_MESSAGES.map((s) => messageSection(s, 'output')).join('\n\n'),
+  'frame-outcomes': () =>
+    table(
+      ['outcome', 'what became of the frame'],
+      Object.entries(FRAME_OUTCOME_DESCRIPTIONS).map(([outcome, text]) => [`\`${outcome}\``, text]),
+    ),
   'guidance-codes': () =>
     table(
       ['code', 'tell the patient'],

@@ -11,6 +11,7 @@ import {
   decodeFrameMessage,
   encodeFrameMessage,
   parseClientMessage,
+  peekFrameSeq,
   rawFrameBytes,
   type FrameHeader,
   type ProtocolErrorCode,
@@ -88,6 +89,16 @@ describe('frame codec', () => {
     }
   });
 
+  it('peeks only the seq of a message dropped unread (for its ack), and only behind the magic', () => {
+    const msg = valid();
+    const copy = Buffer.from(msg);
+    expect(peekFrameSeq(msg)).toBe(7);
+    expect(msg.equals(copy)).toBe(true);
+    expect(peekFrameSeq(encodeFrameMessage({ format: 'jpeg', seq: 0xffffffff, captureTime: 0 }, Buffer.alloc(0)))).toBe(0xffffffff);
+    expect(peekFrameSeq(msg.subarray(0, 7))).toBeUndefined();
+    expect(peekFrameSeq(Object.assign(Buffer.from(msg), { 0: 0x47 }))).toBeUndefined();
+  });
+
   it('never alters the bytes it parses', () => {
     const msg = valid();
     const copy = Buffer.from(msg);
@@ -116,6 +127,8 @@ describe('control messages', () => {
     expect(parseClientMessage('{"type":"hello","client":"web/1.0","extra":1}')).toEqual({ type: 'hello', client: 'web/1.0' });
     expect(parseClientMessage('{"type":"hello"}')).toEqual({ type: 'hello' });
     expect(parseClientMessage('{"type":"cancel"}')).toEqual({ type: 'cancel' });
+    expect(parseClientMessage('{"type":"hello","ack":true}')).toEqual({ type: 'hello', ack: true });
+    expect(codeOf(() => parseClientMessage('{"type":"hello","ack":"yes"}'))).toBe('protocol_bad_message');
   });
 
   it.each([
@@ -143,6 +156,8 @@ describe('control messages', () => {
       { type: 'challenge', kind: 'light', challengeId: 'c1', colours: [{ rgb: [255, 0, 0], ms: 300 }] },
       { type: 'challenge', kind: 'turn', challengeId: 'c2', direction: 'left' },
       { type: 'error', code: 'frame_corrupt', message: 'x', seq: 3 },
+      { type: 'ack', seq: 3, outcome: 'analysed' },
+      { type: 'ack', seq: 0xffffffff, outcome: 'refused' },
       {
         type: 'verdict',
         sessionId: 's',
@@ -166,6 +181,11 @@ describe('control messages', () => {
       { type: 'guidance', code: 'no_face', progress: 1.5 },
       { type: 'error', code: 'Not A Code', message: 'x' },
       { type: 'ready', sessionId: 's', maxPayload: 1, fps: { min: 5, max: 15 }, token: 'leak' },
+      // An ack says what became of the frame and nothing of its analysis.
+      { type: 'ack', seq: 3, outcome: 'analysed', score: 0.8 },
+      { type: 'ack', seq: 3, outcome: 'analysed', engineMs: 12 },
+      { type: 'ack', seq: 3, outcome: 'lost' },
+      { type: 'ack', seq: -1, outcome: 'dropped' },
       // The desk never gets the similarity score (it could hill-climb on it).
       {
         type: 'verdict',

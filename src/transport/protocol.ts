@@ -71,9 +71,10 @@ export const WS_CLOSE_DESCRIPTIONS: Record<WsCloseName, string> = {
   payload_too_large: 'A message was larger than `maxPayload` (WS_MAX_PAYLOAD). The standard code, as `ws` and browsers know it.',
   internal_error: 'The server failed. The session is lost; the operator may start a new one.',
   draining:
-    'This gateway is draining before it stops (a restart, an update) and admits no new session. The token was not ' +
-    'used: connect again with the same token, after a second or so; behind a load balancer the next connection goes ' +
-    'to another gateway. Sessions already running here are not affected.',
+    'This gateway is draining before it stops (a restart, an update) and admits no new session; sessions already ' +
+    'running here go on. The token was not looked at, so it is still unused: connect again with it after a second ' +
+    'or so, or start a new session (faceid-client.js reconnects so); behind a load balancer the next connection ' +
+    'goes to another gateway.',
   token_invalid: 'The token is unknown, already used or expired (deliberately indistinguishable), or missing.',
   origin_forbidden: "The page's Origin is not in WS_ALLOWED_ORIGINS. No token was looked at.",
   protocol_error:
@@ -224,6 +225,15 @@ export function decodeFrameMessage(buf: Buffer): DecodedFrame {
   return { header, payload: buf.subarray(FRAME_HEADER_BYTES) };
 }
 
+/**
+ * The `seq` of a binary message the server drops unread (above fps.max, or after the session ended), for its `ack`:
+ * header bytes 4-7 when the message starts with the magic and holds them, else undefined. Reads nothing else.
+ */
+export function peekFrameSeq(buf: Buffer): number | undefined {
+  if (buf.length < 8 || buf[0] !== FRAME_MAGIC[0] || buf[1] !== FRAME_MAGIC[1]) return undefined;
+  return buf.readUInt32LE(4);
+}
+
 /** Bytes of a raw frame (rgba 4, bgr 3, i420 1.5 per pixel; width and height even for i420). */
 export function rawFrameBytes(format: Exclude<FrameFormat, 'jpeg'>, width: number, height: number): number {
   const pixels = width * height;
@@ -280,6 +290,11 @@ export const HelloMessage = z
         deviceIdHash: z.string().regex(/^[0-9a-f]{16,128}$/),
       })
       .optional(),
+    /**
+     * Ask for an `ack` for every binary frame once the server is done with it (load generators, diagnostics). Off by
+     * default: a browser pays nothing for it.
+     */
+    ack: z.boolean().optional(),
   })
   .meta({
     description:
@@ -432,6 +447,33 @@ export const BusyMessage = z
   })
   .meta({ description: 'Server -> client: the engine is saturated; slow down.' });
 
+/** What became of one binary frame (`ack.outcome`). */
+export const FRAME_OUTCOMES = ['analysed', 'dropped', 'refused'] as const;
+export type FrameOutcome = (typeof FRAME_OUTCOMES)[number];
+
+/** For docs/protocol.md (generated). */
+export const FRAME_OUTCOME_DESCRIPTIONS: Record<FrameOutcome, string> = {
+  analysed: 'The frame went through the engine (its guidance, if any, was sent before this ack).',
+  dropped:
+    'The frame was not analysed and no error was sent for it: replaced by a newer frame while an analysis ran ' +
+    '(latest frame wins), dropped unread above fps.max, skipped because the engine was saturated (with a `busy` ' +
+    'message), or it came after the session had ended.',
+  refused: 'An `error` was sent for the frame (before this ack): a bad or hostile frame, or an engine error.',
+};
+
+export const AckMessage = z
+  .strictObject({
+    type: z.literal('ack'),
+    /** The frame's `seq`, from its header. */
+    seq: u32,
+    outcome: z.enum(FRAME_OUTCOMES),
+  })
+  .meta({
+    description:
+      'Server -> client, only after `hello` with `ack: true`: one per binary frame, once the server is done with it. ' +
+      'Nothing of the frame or its analysis: no image, no score, no measurement.',
+  });
+
 export const ErrorMessage = z
   .strictObject({
     type: z.literal('error'),
@@ -518,6 +560,7 @@ export const ServerMessage = z.union([
   LightChallengeMessage,
   TurnChallengeMessage,
   BusyMessage,
+  AckMessage,
   ErrorMessage,
   VerdictMessage,
 ]);
@@ -526,6 +569,7 @@ export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
 export type FaceBox = z.infer<typeof FaceBox>;
 export type BusyMessage = z.infer<typeof BusyMessage>;
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
+export type AckMessage = z.infer<typeof AckMessage>;
 export type VerdictMessage = z.infer<typeof VerdictMessage>;
 export type ChallengeMessage = z.infer<typeof ChallengeMessage>;
 export type ServerMessage = z.infer<typeof ServerMessage>;
@@ -538,6 +582,7 @@ export const SERVER_MESSAGES = [
   LightChallengeMessage,
   TurnChallengeMessage,
   BusyMessage,
+  AckMessage,
   ErrorMessage,
   VerdictMessage,
 ] as const;

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { notifyInTx, type Db, type Tx } from '../db';
+import { notifyInTx, type Client, type Db, type Tx } from '../db';
 import { StorageError } from '../errors';
 import type {
   CameraChangedEventPayload,
   Channel,
-  EventOutcome,
+  DurationBucket,
+  DurationDistribution,
   EventFilter,
   EventPayload,
   EventRepository,
@@ -12,9 +13,11 @@ import type {
   IdentificationEventType,
   KeyChange,
   KeyHolderKind,
+  OutcomeCount,
   StoredEvent,
   TemplateEventPayload,
   TemplateEventType,
+  VerdictDurations,
   VerdictMethod,
 } from '../ports';
 import { EVENTS_CHANNEL } from '../signals';
@@ -289,23 +292,71 @@ export class PrismaEventRepository implements EventRepository {
     return this.db.run(async (c) => (await c.clinic.findUnique({ where: { id: clinicId }, select: { eventSeq: true } }))?.eventSeq ?? 0);
   }
 
-  outcomes(clinicId: string, from: Date, to: Date): Promise<EventOutcome[]> {
-    return this.db.run(async (c) =>
-      (
-        await c.event.findMany({
+  async outcomeCounts(clinicId: string, from: Date, to: Date): Promise<OutcomeCount[]> {
+    const merged = new Map<string, OutcomeCount>();
+    for (const [start, end] of this.turns(from, to)) {
+      const rows = await this.db.run((c) =>
+        c.event.groupBy({
+          by: ['type', 'method', 'result', 'reason'],
           // Identification outcomes only: workstation events are not identifications.
-          where: { clinicId, createdAt: { gte: from, lt: to }, type: { in: [...IDENTIFICATION_EVENT_TYPES] } },
-          select: { type: true, method: true, result: true, reason: true, durationMs: true },
-          orderBy: { seq: 'asc' },
-        })
-      ).map((r) => ({
-        type: r.type as IdentificationEventType,
-        method: r.method as VerdictMethod,
-        result: r.result,
-        reason: r.reason,
-        durationMs: r.durationMs,
-      })),
-    );
+          where: { clinicId, createdAt: { gte: start, lt: end }, type: { in: [...IDENTIFICATION_EVENT_TYPES] } },
+          _count: { _all: true },
+        }),
+      );
+      for (const r of rows) {
+        const key = JSON.stringify([r.type, r.method, r.result, r.reason]);
+        const seen = merged.get(key);
+        if (seen) seen.count += r._count._all;
+        else {
+          merged.set(key, {
+            type: r.type as IdentificationEventType,
+            method: r.method as VerdictMethod,
+            result: r.result,
+            reason: r.reason,
+            count: r._count._all,
+          });
+        }
+      }
+    }
+    return [...merged.values()];
+  }
+
+  async verdictDurations(
+    clinicId: string,
+    from: Date,
+    to: Date,
+    request: { quantiles: readonly number[]; histogramBits: number },
+  ): Promise<VerdictDurations> {
+    const { quantiles, histogramBits } = request;
+    if (!quantiles.every((q) => q >= 0 && q <= 1)) throw new RangeError('quantiles must be within [0, 1]');
+    if (!Number.isInteger(histogramBits) || histogramBits < 1 || histogramBits > 16) {
+      throw new RangeError('histogramBits must be an integer within [1, 16]');
+    }
+    if (this.db.provider === 'postgres') return this.db.run((c) => exactDurations(c, clinicId, from, to, quantiles));
+    const histograms = { face: new Histogram(), code: new Histogram(), all: new Histogram() };
+    for (const [start, end] of this.turns(from, to)) {
+      const rows = await this.db.run((c) => histogramRows(c, clinicId, start, end, histogramBits));
+      for (const r of rows) {
+        histograms[r.method as 'face' | 'code']?.add(r.lo, r.hi, r.count);
+        histograms.all.add(r.lo, r.hi, r.count);
+      }
+    }
+    return { face: histograms.face.done(), code: histograms.code.done(), all: histograms.all.done() };
+  }
+
+  /**
+   * The window cut into the slices that statistics read, each in its own storage turn: the whole window on
+   * PostgreSQL (a pool: nothing waits behind a query), slices of SQLITE_STATS_SLICE_MS on SQLite, whose one connection
+   * runs operations one at a time, so that a verdict queued behind a long window waits for one slice, not the window.
+   */
+  private turns(from: Date, to: Date): Array<[Date, Date]> {
+    if (this.db.provider === 'postgres') return [[from, to]];
+    const [start, end] = [from.getTime(), to.getTime()];
+    // At most SQLITE_STATS_MAX_TURNS slices, however long the window (a year of /stats is 53 weeks).
+    const slice = Math.max(SQLITE_STATS_SLICE_MS, Math.ceil((end - start) / SQLITE_STATS_MAX_TURNS));
+    const out: Array<[Date, Date]> = [];
+    for (let t = start; t < end; t += slice) out.push([new Date(t), new Date(Math.min(t + slice, end))]);
+    return out;
   }
 
   async appendLockout(input: {
@@ -337,5 +388,100 @@ export class PrismaEventRepository implements EventRepository {
     });
     this.signal.emit(input.clinicId);
     return event;
+  }
+}
+
+/** The verdicts whose time to verdict statistics read: face and code verdicts with a known duration. */
+const TIMED_VERDICTS = `"type" = 'identification.verdict' AND "method" IN ('face', 'code') AND "durationMs" IS NOT NULL`;
+
+/**
+ * PostgreSQL: the quantiles of each method and of both, by percentile_cont (linear interpolation between the closest
+ * ranks), in one pass (GROUPING SETS: per method, then all).
+ */
+async function exactDurations(
+  c: Client,
+  clinicId: string,
+  from: Date,
+  to: Date,
+  quantiles: readonly number[],
+): Promise<VerdictDurations> {
+  const rows = await c.$queryRawUnsafe<Array<{ method: string | null; n: number; q: Array<number | null> | null }>>(
+    `SELECT "method", COUNT(*)::int AS "n",
+            percentile_cont($4::float8[]) WITHIN GROUP (ORDER BY "durationMs") AS "q"
+       FROM "Event"
+      WHERE "clinicId" = $1 AND "createdAt" >= $2 AND "createdAt" < $3 AND ${TIMED_VERDICTS}
+      GROUP BY GROUPING SETS (("method"), ())`,
+    clinicId,
+    from,
+    to,
+    [...quantiles],
+  );
+  const of = (method: string | null): DurationDistribution => {
+    const row = rows.find((r) => r.method === method);
+    const count = Number(row?.n ?? 0);
+    return {
+      kind: 'exact',
+      count,
+      quantiles: quantiles.map((q, i) => ({ q, value: count === 0 || row?.q == null ? null : Number(row.q[i]) })),
+    };
+  };
+  return { face: of('face'), code: of('code'), all: of(null) };
+}
+
+/** Int columns hold durations below 2^31 ms; the buckets keep their relative width up to there. */
+const HISTOGRAM_TOP_BIT = 31;
+
+/** How much of a window one SQLite turn of the statistics reads (see PrismaEventRepository.turns)... */
+export const SQLITE_STATS_SLICE_MS = 7 * 24 * 60 * 60 * 1000;
+/** ...in at most this many turns (longer slices for a longer window). */
+export const SQLITE_STATS_MAX_TURNS = 60;
+
+/**
+ * SQLite has no percentile function: a histogram of the durations counted in SQL, with `bits` significant bits. A
+ * duration d below 2^bits gets its own bucket (exact); above, d keeps its top `bits` bits: the bucket is
+ * [(d >> s) << s, ((d >> s) + 1) << s) with s = bitLength(d) - bits, 2^s wide and at least 2^(bits + s - 1) from 0,
+ * so at most 2^(1 - bits) of its lower bound wide. One pass over the rows; at most 2^(bits - 1) buckets per octave
+ * of durations come back, whatever the number of rows.
+ */
+async function histogramRows(
+  c: Client,
+  clinicId: string,
+  from: Date,
+  to: Date,
+  bits: number,
+): Promise<Array<{ method: string } & DurationBucket>> {
+  const whens: string[] = [];
+  for (let k = 0; bits + k <= HISTOGRAM_TOP_BIT; k++) whens.push(`WHEN "durationMs" < ${2 ** (bits + k)} THEN ${k}`);
+  const shift = `CASE ${whens.join(' ')} ELSE ${HISTOGRAM_TOP_BIT - bits + 1} END`;
+  const rows = await c.$queryRawUnsafe<Array<{ method: string; s: number | bigint; b: number | bigint; n: number | bigint }>>(
+    `SELECT "method", "s", "durationMs" >> "s" AS "b", COUNT(*) AS "n"
+       FROM (SELECT "method", "durationMs", ${shift} AS "s"
+               FROM "Event"
+              WHERE "clinicId" = ? AND "createdAt" >= ? AND "createdAt" < ? AND ${TIMED_VERDICTS})
+      GROUP BY "method", "s", "b"`,
+    clinicId,
+    from,
+    to,
+  );
+  return rows.map((r) => {
+    const width = 2 ** Number(r.s);
+    const lo = Number(r.b) * width;
+    return { method: r.method, lo, hi: lo + width, count: Number(r.n) };
+  });
+}
+
+/** Bucket counts added up over the slices of a window and the methods. */
+class Histogram {
+  private readonly buckets = new Map<number, DurationBucket>();
+
+  add(lo: number, hi: number, count: number): void {
+    const b = this.buckets.get(lo);
+    if (b) b.count += count;
+    else this.buckets.set(lo, { lo, hi, count });
+  }
+
+  done(): DurationDistribution {
+    const buckets = [...this.buckets.values()].sort((a, b) => a.lo - b.lo);
+    return { kind: 'histogram', count: buckets.reduce((t, b) => t + b.count, 0), buckets };
   }
 }
