@@ -1,6 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -12,6 +11,7 @@ import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { openStorage, type Storage } from '../src/storage';
 import type { EventPayload } from '../src/storage/ports';
 import { encodeFrameMessage } from '../src/transport/protocol';
+import { api, freePort, running, sleep, startChild, startGateway, until, type Child, type Reply } from './support/children';
 import { createTestDatabase, PG_ADMIN, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 // Transpiles src/ once into a disk cache, so the three gateways start without each transpiling the tree.
@@ -52,84 +52,6 @@ const skipReason = unavailable();
 if (skipReason) console.warn(`fleet.e2e: skipped, ${skipReason}`);
 
 // ---- Helpers ----------------------------------------------------------------------------------------------------
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string | (() => string),
-  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${typeof what === 'string' ? what : what()}`);
-    await sleep(50);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  output: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  exitedAt: number | null;
-}
-
-function startChild(name: string, command: string, args: string[], env: Record<string, string>): Child {
-  const proc = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const child: Child = { name, proc, output: [], exited: undefined!, exitedAt: null };
-  const collect = (d: Buffer) => {
-    child.output.push(...d.toString().split('\n').filter(Boolean));
-    if (child.output.length > 2000) child.output.splice(0, child.output.length - 2000);
-  };
-  proc.stdout!.on('data', collect);
-  proc.stderr!.on('data', collect);
-  child.exited = new Promise((resolve) =>
-    proc.once('exit', (code, signal) => {
-      child.exitedAt = Date.now();
-      resolve({ code, signal });
-    }),
-  );
-  return child;
-}
-
-const running = (c: Child) => c.proc.exitCode === null && c.proc.signalCode === null;
-
-interface Reply {
-  status: number;
-  headers: Headers;
-  body: any; // checked field by field
-}
-
-async function api(base: string, method: string, p: string, key?: string, body?: unknown): Promise<Reply> {
-  const res = await fetch(base + p, {
-    method,
-    headers: {
-      ...(key ? { authorization: `Bearer ${key}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(20_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    // not JSON (a metrics page)
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
 
 /** An identification WebSocket client: records what it receives and how it closed. */
 class FaceSocket {
@@ -295,7 +217,7 @@ interface SessionRecord {
 
     const t1 = Date.now();
     for (let i = 0; i < 3; i++) {
-      gateways.push(startChild(`gw${i + 1}`, process.execPath, ['-r', './test/support/ts-register.js', 'src/main.ts'], gatewayEnv(i)));
+      gateways.push(startGateway(`gw${i + 1}`, gatewayEnv(i)));
     }
     for (let i = 0; i < 3; i++) {
       await until(

@@ -41,6 +41,7 @@ const STATUS = new Map<string, number>(
     template_key_unknown: 500,
     busy: 503,
     unavailable: 503,
+    database_unavailable: 503,
     engine_closed: 503,
     model_missing: 503,
     model_invalid: 503,

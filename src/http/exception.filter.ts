@@ -65,6 +65,40 @@ function fromStatus(status: number): Reply {
 
 const INTERNAL: Reply = { status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } };
 
+/** The database did not answer (restarting, failing over, unreachable): a desk may simply try again shortly. */
+const DATABASE_UNAVAILABLE: Reply = {
+  status: 503,
+  body: { error: { code: 'database_unavailable', message: 'The database is not answering; retry shortly.' } },
+  retryAfterSeconds: 2,
+};
+
+/** Prisma's codes for a server it cannot reach or that went away, and the pg driver's and server's equivalents. */
+const DATABASE_DOWN_CODES = new Set([
+  'P1001', 'P1002', 'P1008', 'P1017', 'P2024', // Prisma: unreachable, timed out, closed, pool timeout
+  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT',
+  '57P01', '57P02', '57P03', // PostgreSQL: admin shutdown, crash shutdown, cannot connect now
+  'DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', // driver adapter error kinds
+]);
+const DATABASE_DOWN_TEXT = /Can't reach database server|Connection terminated|connection error and is not queryable|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|Server has closed the connection|ECONNREFUSED/;
+
+/** One short line for the log: the error's code or the last line of its message (Prisma's quote the calling code). */
+function databaseErrorSummary(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown };
+  const lines = typeof e.message === 'string' ? e.message.trim().split('\n') : [];
+  return [typeof e.code === 'string' ? e.code : null, lines.at(-1)?.slice(0, 200) ?? null].filter(Boolean).join(': ');
+}
+
+/** Whether an error (or its cause, a few levels down) says the database is down rather than the request wrong. */
+export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
+  if (typeof err !== 'object' || err === null || depth > 4) return false;
+  const e = err as { name?: unknown; code?: unknown; kind?: unknown; message?: unknown; cause?: unknown };
+  if (e.name === 'PrismaClientInitializationError') return true;
+  if (typeof e.code === 'string' && DATABASE_DOWN_CODES.has(e.code)) return true;
+  if (typeof e.kind === 'string' && DATABASE_DOWN_CODES.has(e.kind)) return true;
+  if (typeof e.message === 'string' && DATABASE_DOWN_TEXT.test(e.message)) return true;
+  return isDatabaseUnavailable(e.cause, depth + 1);
+}
+
 /**
  * Turns any exception into `{"error": {"code", "message"}}`:
  * - a typed error (a string `code` registered in the status table): its code, status and message;
@@ -72,7 +106,9 @@ const INTERNAL: Reply = { status: 500, body: { error: { code: 'internal', messag
  * - Nest's HttpException and Express's body-parser errors: a code and a fixed message per status (their own
  *   messages can quote the request, e.g. a JSON syntax error quotes the body), except an HttpException whose body
  *   our code shaped with a string `code` (e.g. /health's `{status: 'error', code}`), which is sent unchanged;
- * - anything else, including errors with unknown codes (ENOENT, database codes): 500 `internal`, logged.
+ * - the database not answering (Prisma P1001 and kin, a refused or dropped connection): 503 `database_unavailable`
+ *   with Retry-After, logged as a warning;
+ * - anything else, including errors with unknown codes (ENOENT, other database codes): 500 `internal`, logged.
  * Request bodies are never echoed. 5xx are logged with the code and message; 4xx at debug level.
  */
 @Catch()
@@ -100,6 +136,10 @@ export class ErrorFilter implements ExceptionFilter {
   }
 
   reply(exception: unknown): Reply {
+    if (!(exception instanceof HttpException) && (!isCoded(exception) || statusForCode(exception.code) === undefined) && isDatabaseUnavailable(exception)) {
+      this.logger.warn(`database_unavailable: ${databaseErrorSummary(exception)}`);
+      return DATABASE_UNAVAILABLE;
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = exception.getResponse();

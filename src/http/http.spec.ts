@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { IinSchema } from '../patients';
 import { AppError, RateLimitedError, registerErrorStatus, statusForCode, ValidationError } from './errors';
 import { HttpModule } from './http.module';
+import { ErrorFilter } from './exception.filter';
 import { ApiRoute, ApiSecurity, defineRoute, Input, type RouteInput } from './route';
 import { parseOrThrow, ZodPipe } from './validation';
 
@@ -248,6 +249,25 @@ describe('ApiRoute, ErrorFilter and the OpenAPI document (HTTP)', () => {
   it('answers unknown codes and plain errors as a generic 500', async () => {
     const r = await reply(await post('/widgets', JSON.stringify({ name: 'crash', size: 1 })));
     expect(r).toEqual({ status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } });
+  });
+
+  it('answers a database that does not answer as 503 database_unavailable with Retry-After, not as a bug', () => {
+    const filter = new ErrorFilter();
+    const down = [
+      Object.assign(new Error("Can't reach database server at 127.0.0.1:5432"), { code: 'P1001' }),
+      Object.assign(new Error('x'), { name: 'PrismaClientInitializationError' }),
+      new Error('wrapped', { cause: Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }) }),
+      new Error('Client has encountered a connection error and is not queryable'),
+    ];
+    for (const err of down) {
+      expect(filter.reply(err)).toEqual({
+        status: 503,
+        body: { error: { code: 'database_unavailable', message: 'The database is not answering; retry shortly.' } },
+        retryAfterSeconds: 2,
+      });
+    }
+    // Another database error (a constraint, say) is still a 500.
+    expect(filter.reply(Object.assign(new Error('Unique constraint failed'), { code: 'P2002' })).status).toBe(500);
   });
 
   it('drops keys the response schema does not name, and refuses an answer that does not match', async () => {

@@ -23,8 +23,11 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A throwaway database: SQLite in a temporary folder, or CREATE DATABASE faceid_t_<random> on the local server. */
-export async function createTestDatabase(kind: TestDatabaseKind, prefix: string): Promise<TestDatabase> {
+/**
+ * A throwaway database: SQLite in a temporary folder, or CREATE DATABASE faceid_t_<random> on the local server (or on
+ * the server of `pgAdmin`, a test's own instance).
+ */
+export async function createTestDatabase(kind: TestDatabaseKind, prefix: string, pgAdmin = PG_ADMIN): Promise<TestDatabase> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `faceid-${prefix}-`));
   const env: Record<string, string> = { ...(process.env as Record<string, string>), FACEID_DATA_DIR: dataDir };
   if (kind === 'sqlite') {
@@ -39,11 +42,11 @@ export async function createTestDatabase(kind: TestDatabaseKind, prefix: string)
   }
   const name = `faceid_t_${randomBytes(4).toString('hex')}`;
   const { Client } = await import('pg');
-  const admin = new Client({ connectionString: PG_ADMIN });
+  const admin = new Client({ connectionString: pgAdmin });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
-  env.DATABASE_URL = PG_ADMIN.replace(/\/[^/]*$/, `/${name}`);
+  env.DATABASE_URL = pgAdmin.replace(/\/[^/]*$/, `/${name}`);
   return {
     kind,
     dataDir,
@@ -51,7 +54,7 @@ export async function createTestDatabase(kind: TestDatabaseKind, prefix: string)
     location: env.DATABASE_URL,
     drop: async () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
-      const c = new Client({ connectionString: PG_ADMIN });
+      const c = new Client({ connectionString: pgAdmin });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
