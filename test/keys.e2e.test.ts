@@ -187,7 +187,7 @@ for (const db of TEST_DATABASES) {
         expect(await call('GET', url, auth)).toEqual({ status: 401, body: { error: { code: 'unauthorized', message: expect.any(String) } } });
       }
       expect(await admin('GET', `/clinics/${clinicId}/workstations`)).toMatchObject({ status: 200, body: { workstations: [{ name: 'Desk' }] } });
-      expect((await admin('GET', '/clinics')).body.clinics).toEqual(expect.arrayContaining([expect.objectContaining({ id: clinicId })]));
+      expect((await admin('GET', '/clinics')).body.clinics).toEqual(expect.arrayContaining([expect.objectContaining({ id: clinicId, smsLanguages: 'kk+ru' })]));
       const unknownClinic = await admin('GET', `/clinics/${'1'.repeat(8)}-1111-4111-8111-${'1'.repeat(12)}/mis-clients`);
       expect(unknownClinic).toMatchObject({ status: 404, body: { error: { code: 'clinic_not_found' } } });
       expect((await admin('POST', `/clinics/${clinicId}/workstations`, { name: '' })).status).toBe(400);

@@ -22,7 +22,16 @@ const clinicsSpec = defineRoute({
   summary: 'Clinics (admin)',
   description: 'Every clinic with its id, oldest first: the ids the key routes take. Operator token only.',
   tags: ['admin'],
-  response: z.object({ clinics: z.array(z.object({ id: z.string(), name: z.string(), createdAt: z.string() })) }),
+  response: z.object({
+    clinics: z.array(
+      z.object({
+        id: z.string(),
+        name: z.string(),
+        createdAt: z.string(),
+        smsLanguages: z.string().meta({ description: 'The SMS texts\' languages: kk+ru, kk or ru (`faceid clinic sms-languages`).' }),
+      }),
+    ),
+  }),
 });
 
 @Controller('admin/clinics')
@@ -34,7 +43,9 @@ export class AdminClinicsController {
   @ApiRoute(clinicsSpec)
   async list() {
     const clinics = await this.clinics.list();
-    return { clinics: clinics.map((c) => ({ id: c.id, name: c.name, createdAt: c.createdAt.toISOString() })) };
+    return {
+      clinics: clinics.map((c) => ({ id: c.id, name: c.name, createdAt: c.createdAt.toISOString(), smsLanguages: c.smsLanguages })),
+    };
   }
 }
 
