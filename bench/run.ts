@@ -24,6 +24,7 @@ import {
   type OverloadPointSpec,
   type OverloadRig,
 } from './lib/overload-phase';
+import { runFleet } from './lib/fleet-phase';
 import { runPad } from './lib/pad-phase';
 import { renderMarkdown } from './lib/report';
 import { commitInfo, RESULTS_DIR, writeRun } from './lib/results';
@@ -32,6 +33,7 @@ import { latencyOf, median, repeated } from './lib/stats';
 import { suiteFor } from './lib/suite';
 import type {
   BenchRun,
+  FleetResult,
   HttpResult,
   LoadAverages,
   Mode,
@@ -49,7 +51,7 @@ import { OrtPeer, type OrtRep } from './peers/ort-peer';
 import { runPythonPeer, type PythonPeerAnswer } from './peers/python-peer';
 
 /** Optional phases (--only); the engine alone is always measured: the WebSocket ratio needs it. */
-const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'pad'] as const;
+const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'fleet', 'pad'] as const;
 type Phase = (typeof PHASES)[number];
 /** Enrollments in flight per gateway at the start (each is a full engine call on the reference photo). */
 const ENROLL_CONCURRENCY = 2;
@@ -374,6 +376,7 @@ async function main(): Promise<number> {
   };
   let memory: BenchRun['memory'] = [];
   let pad: PadResult | undefined;
+  let fleet: FleetResult | undefined;
   let rounds: Rounds;
   let targets: HttpTarget[] = [];
   let points: WsPoint[] = [];
@@ -436,6 +439,20 @@ async function main(): Promise<number> {
     }
 
     rounds = await runRounds(rig, targets, points, overloadSpecs);
+
+    if (phases.has('fleet') && suite.fleet) {
+      // After the rounds, with their gateways stopped: it starts three of its own, on PostgreSQL, and HAProxy.
+      await Promise.all([...rig.servers.values()].map((s) => s.stop()));
+      rig.servers.clear();
+      markLoad(rig, 'fleet');
+      progress(`fleet: ${suite.fleet.desks.join(' and ')} desks, one gateway vs three behind HAProxy (on ${cores} cores) ...`);
+      rig.gen ??= LoadGenProcess.start();
+      fleet = await runFleet(suite.fleet, rig.frames, rig.gen, progress);
+      if (fleet.skipped) {
+        progress(`fleet: skipped, ${fleet.skipped}`);
+        notes.push(`The fleet phase did not run: ${fleet.skipped}.`);
+      }
+    }
   } finally {
     await rig.gen?.close();
     await rig.ort?.close();
@@ -484,6 +501,15 @@ async function main(): Promise<number> {
         '(FACE_SESSIONS_MAX=0), so that every load point streams all its sessions; the overload phase measures it.',
     );
   }
+  if (fleet && !fleet.skipped) {
+    notes.push(
+      `The fleet phase ran three gateways and HAProxy on this machine's ${cores} cores, beside the one gateway it is ` +
+        'compared with: the three share the same cores, so it shows what the fleet costs and how HAProxy spreads the ' +
+        'desks, not more throughput. All on one fresh PostgreSQL database (dropped afterwards), each desk with a ' +
+        'workstation key of its own (HAProxy balances HTTP on the Authorization header), admission control on with the ' +
+        'default FACE_SESSIONS_MAX on every gateway, desks honouring Retry-After.',
+    );
+  }
   const finishedAt = new Date();
   const partial: Omit<BenchRun, 'measurements'> = {
     schema: 1,
@@ -510,6 +536,7 @@ async function main(): Promise<number> {
     memory,
     ...(pad ? { pad } : {}),
     ...(overload ? { overload } : {}),
+    ...(fleet ? { fleet } : {}),
     notes,
   };
   const run: BenchRun = { ...partial, measurements: collectMeasurements(partial) };

@@ -40,6 +40,8 @@ export interface LoadConfig {
   reactionMs?: number;
   /** Ask for an `ack` per frame (hello `ack: true`) and time each frame's round trip. Default false: no hello. */
   acks?: boolean;
+  /** One workstation key per desk (slot i uses apiKeys[i % length]); default: apiKey for every desk. */
+  apiKeys?: string[];
 }
 
 export type LoadRequest =
@@ -272,7 +274,8 @@ class LoadGenerator {
     let turn = 0;
     while (this.running) {
       const patient = own[turn++ % own.length];
-      const ended = await this.runSession(patient).catch((err: Error) => {
+      const keys = this.config.apiKeys;
+      const ended = await this.runSession(patient, keys?.length ? keys[slot % keys.length] : this.config.apiKey).catch((err: Error) => {
         bump(this.window.errors, `client_${err.name || 'error'}`);
         return 'failed' as const;
       });
@@ -285,10 +288,10 @@ class LoadGenerator {
    * One session from POST /sessions to its close: how it ended. A refusal that says when to come back (the gateway's
    * admission control: 503 with Retry-After) is waited out and asked again, for the same patient, as a desk would.
    */
-  private async runSession(iin: string): Promise<'verdict' | 'closed' | 'refused'> {
+  private async runSession(iin: string, apiKey: string): Promise<'verdict' | 'closed' | 'refused'> {
     const visitStartedAt = performance.now();
     let t0 = visitStartedAt;
-    let answer = await createSession(this.config.base, this.config.apiKey, iin);
+    let answer = await createSession(this.config.base, apiKey, iin);
     while (this.running && !answer.ok && answer.retryAfterMs !== undefined) {
       bump(this.window.refusals, answer.code);
       this.window.admissionRetries++;
@@ -296,7 +299,7 @@ class LoadGenerator {
       await sleep(answer.retryAfterMs).finally(() => this.waiting--);
       if (!this.running) return 'closed';
       t0 = performance.now();
-      answer = await createSession(this.config.base, this.config.apiKey, iin);
+      answer = await createSession(this.config.base, apiKey, iin);
     }
     if (!this.running) {
       // Stopped while the token was on its way: use it and close at once, so that it holds no place of the gateway's

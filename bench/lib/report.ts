@@ -1,5 +1,5 @@
 import type { Latency, Repeated } from './stats';
-import type { BenchRun, OverloadResult, WsResult } from './types';
+import type { BenchRun, FleetResult, OverloadResult, WsResult } from './types';
 
 /** The markdown tables of a run (bench/results/<date>-<commit>.md). */
 
@@ -43,6 +43,32 @@ function fmtAcks(w: WsResult): string {
 function fmtP50P95(l: Latency, digits = 2, scale = 1000): string {
   if (l.n === 0) return '—';
   return `${fmt(l.p50 / scale, digits)} / ${fmt((l.p95 ?? NaN) / scale, digits)}`;
+}
+
+/** The fleet phase: one gateway against three behind HAProxy, the same desks. */
+export function renderFleet(f: FleetResult): string[] {
+  if (f.skipped) return [`Skipped: ${f.skipped}.`];
+  return [
+    table(
+      ['gateways', 'desks', 'goodput (match/s)', 'verdicts/s', 'time to verdict p50 / p95 s (n)', '503 refusals', 'engine busy', 'unfinished', 'verdicts per gateway', 'gateways CPU %', 'other processes CPU %'],
+      f.points.map((p) => [
+        p.target === 'one' ? '1, directly' : '3 + HAProxy',
+        String(p.desks),
+        fmtRep(p.goodputPerS, 2),
+        fmtRep(p.verdictsPerS, 2),
+        `${fmtP50P95(p.timeToVerdict)} (${p.timeToVerdict.n})`,
+        String(p.refused),
+        String(p.busy),
+        String(p.unfinished),
+        p.verdictsPerGateway.join(' / '),
+        fmtRep(p.gatewayCpuPercent, 0),
+        fmtOther(p.otherCpuPercent),
+      ]),
+    ),
+    '',
+    `FACE_SESSIONS_MAX ${f.capacity} on each gateway (the default). All of them share this machine's ${f.cores} cores: ` +
+      'three gateways here show the fleet\'s overhead and how HAProxy spreads the desks, not more throughput.',
+  ];
 }
 
 /** The overload phase: goodput with and without admission control. */
@@ -346,6 +372,11 @@ export function renderMarkdown(run: BenchRun): string {
   if (run.overload) {
     out.push('', '## Overload: admission control and goodput', '');
     out.push(...renderOverload(run.overload, run.suite.overload?.loads ?? [1, 5]));
+  }
+
+  if (run.fleet) {
+    out.push('', '## Fleet: one gateway or three behind HAProxy (PostgreSQL)', '');
+    out.push(...renderFleet(run.fleet));
   }
 
   if (run.memory.length) {

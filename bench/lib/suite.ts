@@ -1,4 +1,4 @@
-import type { Fps, Mode, OverloadSuite, Suite, Transport, WsPoint } from './types';
+import type { FleetSuite, Fps, Mode, OverloadSuite, Suite, Transport, WsPoint } from './types';
 
 /**
  * The three suites. quick (`npm run bench`, about six to eight minutes), full (`npm run bench:full`, about forty) and
@@ -45,6 +45,7 @@ export function suiteFor(mode: Mode): Suite {
         memory: { levels: [1, 100, 1000], transports: ['ws'] },
         pad: { attempts: 5, configs: PAD_CONFIGS, fps: 12 },
         overload: { loads: [1, 5], warmupSeconds: 3, measureSeconds: 6, ...OVERLOAD_DESK } satisfies OverloadSuite,
+        fleet: { desks: [10, 30], reps: 1, warmupSeconds: 3, measureSeconds: 8, ...OVERLOAD_DESK } satisfies FleetSuite,
       };
     case 'full':
       return {
@@ -63,6 +64,7 @@ export function suiteFor(mode: Mode): Suite {
         memory: { levels: [1, 100, 1000], transports: ['ws', 'uws'] },
         pad: { attempts: 50, configs: PAD_CONFIGS, fps: 12 },
         overload: { loads: [1, 2, 5, 10], warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies OverloadSuite,
+        fleet: { desks: [10, 30], reps: 3, warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies FleetSuite,
       };
     case 'smoke':
       return {

@@ -28,6 +28,44 @@ export interface Suite {
   pad: { attempts: number; configs: string[]; fps: number };
   /** Absent in runs made before the overload phase existed. */
   overload?: OverloadSuite;
+  /** One gateway against three behind HAProxy on PostgreSQL; absent in runs before it existed, and in smoke. */
+  fleet?: FleetSuite;
+}
+
+/** The fleet phase: the overload phase's desks (admission on, its default capacity) at each of `desks`. */
+export interface FleetSuite {
+  desks: number[];
+  reps: number;
+  fps: number;
+  warmupSeconds: number;
+  measureSeconds: number;
+  reactionMs: number;
+  blinkMs: number;
+}
+
+/** One load of the fleet phase: one gateway directly, or three behind HAProxy (their figures added up). */
+export interface FleetPoint {
+  target: 'one' | 'fleet';
+  desks: number;
+  goodputPerS: Repeated;
+  verdictsPerS: Repeated;
+  timeToVerdict: Latency;
+  refused: number;
+  busy: number;
+  unfinished: number;
+  /** Face verdicts each gateway reached over the repetitions, warm-up included (its /metrics): how the load was spread. */
+  verdictsPerGateway: number[];
+  gatewayCpuPercent: Repeated;
+  otherCpuPercent: Repeated;
+}
+
+export interface FleetResult {
+  cores: number;
+  /** FACE_SESSIONS_MAX of each gateway (the default). */
+  capacity: number;
+  points: FleetPoint[];
+  /** Why the phase did not run (no PostgreSQL, no haproxy). */
+  skipped?: string;
 }
 
 /**
@@ -288,6 +326,8 @@ export interface BenchRun {
   pad?: PadResult;
   /** Absent in runs made before the phase existed, or when it did not run. */
   overload?: OverloadResult;
+  /** Absent in runs made before the phase existed, or when it was not asked for. */
+  fleet?: FleetResult;
   notes: string[];
   /** Every repeated figure, flat, for bench:compare. */
   measurements: Measurement[];

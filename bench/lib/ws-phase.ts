@@ -45,6 +45,8 @@ export interface WsTiming {
   reactionMs?: number;
   /** Ask for a per-frame ack and time each frame's round trip; default false. */
   acks?: boolean;
+  /** One workstation key per desk (the fleet phase); default: the server's key for every desk. */
+  apiKeys?: string[];
 }
 
 const isType =
@@ -82,6 +84,7 @@ export class LoadGenProcess {
         blinkMs: timing.blinkMs ?? 250,
         reactionMs: timing.reactionMs ?? 0,
         acks: timing.acks ?? false,
+        ...(timing.apiKeys ? { apiKeys: timing.apiKeys } : {}),
       };
       check(await request(proc, { type: 'start', config, frames: { open: frames.open, closed: frames.closed } }, isType('started')));
       await sleep(timing.warmupSeconds * 1000);
