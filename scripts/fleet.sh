@@ -8,6 +8,7 @@
 # Settings (environment): FLEET_DATABASE_URL (default postgresql://postgres@127.0.0.1:5432/faceid_fleet),
 # FLEET_PORT (3000), FLEET_GATEWAY_PORTS ("3001 3002 3003"), FLEET_DIR (state, logs; default
 # $XDG_STATE_HOME/faceid-gateway/fleet), and any gateway setting (README, "Configuration"), passed to all three.
+# FACE_SESSIONS_MAX defaults to each gateway's share of this machine (5 per core, divided among the gateways).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -82,6 +83,9 @@ start() {
       set +a
       export DATABASE_URL="$DB_URL" PORT="$port" HOST=127.0.0.1 FACEID_DATA_DIR="$STATE/gw-$port"
       export TRUSTED_PROXIES="${TRUSTED_PROXIES:-loopback}"
+      # All of them share this machine's cores: each admits its share of what one gateway would (5 face sessions
+      # per core), or together they overload the engines (README, Benchmarks, the fleet phase).
+      export FACE_SESSIONS_MAX="${FACE_SESSIONS_MAX:-$(( (5 * $(nproc) + ${#PORTS[@]} - 1) / ${#PORTS[@]} ))}"
       nohup node dist/main.js >> "$STATE/gw-$port.log" 2>&1 &
       echo $! > "$pidfile"
     )
