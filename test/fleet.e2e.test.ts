@@ -5,15 +5,12 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import sharp from 'sharp';
 import WebSocket from 'ws';
-import { createMisClient, createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
-import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { openStorage, type Storage } from '../src/storage';
-import type { EventPayload } from '../src/storage/ports';
 import { encodeFrameMessage } from '../src/transport/protocol';
 import { api, freePort, running, sleep, startChild, startGateway, until, type Child, type Reply } from './support/children';
+import { seedClinic, Subscriber, type Desk } from './support/fleet';
 import { createTestDatabase, PG_ADMIN, type TestDatabase } from './support/databases';
-import { makeIin } from './support/iin';
 // Transpiles src/ once into a disk cache, so the three gateways start without each transpiling the tree.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const tsRegister = require('./support/ts-register.js') as { warm(files: string[]): void; sources(dir: string): string[] };
@@ -79,53 +76,6 @@ class FaceSocket {
   }
 }
 
-/** The MIS: /ws/events through HAProxy, resuming from its last event after every drop. */
-class Subscriber {
-  readonly events: EventPayload[] = [];
-  readonly closes: number[] = [];
-  connections = 0;
-  cursor: string | null = null;
-  initialCursor: string | null = null;
-  private ws: WebSocket | null = null;
-  private stopped = false;
-
-  constructor(
-    private readonly base: string,
-    private readonly key: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.connect(null);
-    await until('the subscriber to be ready', () => this.connections > 0 && this.initialCursor !== null);
-  }
-
-  private connect(after: string | null): void {
-    const url = `${this.base.replace(/^http/, 'ws')}/ws/events${after ? `?after=${after}` : ''}`;
-    const ws = new WebSocket(url, ['faceid.events.v1', `key.${this.key}`]);
-    this.ws = ws;
-    ws.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      if (m.type === 'ready') {
-        this.connections++;
-        if (this.initialCursor === null) this.initialCursor = m.cursor;
-        this.cursor ??= m.cursor;
-      } else if (m.type === 'event') {
-        this.events.push(m.event);
-        this.cursor = m.event.id;
-      }
-    });
-    ws.on('error', () => undefined);
-    ws.on('close', (code) => {
-      this.closes.push(code);
-      if (!this.stopped) setTimeout(() => this.connect(this.cursor), 200);
-    });
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.ws?.terminate();
-  }
-}
 
 interface SessionRecord {
   id: string;
@@ -148,7 +98,7 @@ interface SessionRecord {
   let haproxy: Child;
   let clinicId: string;
   let misKey: string;
-  const desks: Array<{ key: string; iin: string }> = [];
+  let desks: Desk[] = [];
   let frame: Buffer;
   let subscriber: Subscriber;
   const sessions: SessionRecord[] = [];
@@ -193,22 +143,9 @@ interface SessionRecord {
     storage = await openStorage(loadConfig({ ...database.env, TEMPLATE_KEYS: TEMPLATE_KEY }));
 
     // The clinic, its desks (one patient each, with an enrolled template), its MIS.
-    const repos = storage.repos;
-    clinicId = (await repos.clinics.create('Fleet clinic')).id;
-    misKey = (await createMisClient(repos.misClients, clinicId, 'MIS')).apiKey;
-    const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEMPLATE_KEY }).TEMPLATE_KEYS!);
-    for (let d = 0; d < DESKS; d++) {
-      const { apiKey } = await createWorkstation(repos.workstations, clinicId, `Desk ${d + 1}`);
-      const iin = makeIin('1981-07-14', 500 + d * 7);
-      const patient = await repos.patients.upsert(clinicId, iin);
-      const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-      await repos.templates.replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-        actor: { kind: 'admin', id: null },
-        images: 1,
-        confirmation: null,
-      });
-      desks.push({ key: apiKey, iin });
-    }
+    ({ clinicId, misKey, desks } = await seedClinic(storage, {
+      name: 'Fleet clinic', desks: DESKS, templateKey: TEMPLATE_KEY, birthDate: '1981-07-14', serialBase: 500,
+    }));
     // A frame with no face in it: the session answers guidance and waits for its timeout (a `timeout` verdict).
     frame = encodeFrameMessage(
       { seq: 1, format: 'jpeg', captureTime: Date.now() },

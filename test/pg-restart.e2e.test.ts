@@ -3,15 +3,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import WebSocket from 'ws';
-import { createMisClient, createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
-import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { openStorage, type Storage } from '../src/storage';
-import type { EventPayload } from '../src/storage/ports';
 import { api, freePort, running, sleep, startGateway, until, type Child, type Reply } from './support/children';
+import { seedClinic, Subscriber, type Desk } from './support/fleet';
 import { createTestDatabase, type TestDatabase } from './support/databases';
-import { makeIin } from './support/iin';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const tsRegister = require('./support/ts-register.js') as { warm(files: string[]): void; sources(dir: string): string[] };
 
@@ -89,54 +85,6 @@ function asPostgres(cmd: string, args: string[], timeoutMs = 60_000): Promise<{ 
   });
 }
 
-/** The MIS on /ws/events of one gateway, resuming from its last event after every drop. */
-class Subscriber {
-  readonly events: Array<EventPayload & { receivedAt: number }> = [];
-  readonly closes: number[] = [];
-  /** When each `ready` came (one per connection). */
-  readonly readyAt: number[] = [];
-  cursor: string | null = null;
-  initialCursor: string | null = null;
-  private ws: WebSocket | null = null;
-  private stopped = false;
-
-  constructor(
-    private readonly base: string,
-    private readonly key: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.connect(null);
-    await until('the subscriber to be ready', () => this.initialCursor !== null);
-  }
-
-  private connect(after: string | null): void {
-    const url = `${this.base.replace(/^http/, 'ws')}/ws/events${after ? `?after=${after}` : ''}`;
-    const ws = new WebSocket(url, ['faceid.events.v1', `key.${this.key}`]);
-    this.ws = ws;
-    ws.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      if (m.type === 'ready') {
-        this.readyAt.push(Date.now());
-        if (this.initialCursor === null) this.initialCursor = m.cursor;
-        this.cursor ??= m.cursor;
-      } else if (m.type === 'event') {
-        this.events.push({ ...m.event, receivedAt: Date.now() });
-        this.cursor = m.event.id;
-      }
-    });
-    ws.on('error', () => undefined);
-    ws.on('close', (code) => {
-      this.closes.push(code);
-      if (!this.stopped) setTimeout(() => this.connect(this.cursor), 200);
-    });
-  }
-
-  stop(): void {
-    this.stopped = true;
-    this.ws?.terminate();
-  }
-}
 
 type Kind = 'remote' | 'in_person_code' | 'refused_then_code';
 
@@ -166,7 +114,7 @@ interface Attempt {
   const gateways: Child[] = [];
   let clinicId: string;
   let misKey: string;
-  const desks: Array<{ key: string; iin: string }> = [];
+  let desks: Desk[] = [];
   let subscriber: Subscriber;
   const started = Date.now();
 
@@ -208,22 +156,9 @@ interface Attempt {
     // The project's helper and its migrations (openStorage applies them), on the private server.
     database = await createTestDatabase('postgres', 'pgr', `postgresql://postgres@127.0.0.1:${pgPort}/postgres`);
     storage = await openStorage(loadConfig({ ...database.env, TEMPLATE_KEYS: TEMPLATE_KEY }));
-    const repos = storage.repos;
-    clinicId = (await repos.clinics.create('Restart clinic')).id;
-    misKey = (await createMisClient(repos.misClients, clinicId, 'MIS')).apiKey;
-    const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEMPLATE_KEY }).TEMPLATE_KEYS!);
-    for (let d = 0; d < DESKS; d++) {
-      const { apiKey } = await createWorkstation(repos.workstations, clinicId, `Desk ${d + 1}`);
-      const iin = makeIin('1984-02-21', 600 + d * 7);
-      const patient = await repos.patients.upsert(clinicId, iin);
-      const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-      await repos.templates.replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-        actor: { kind: 'admin', id: null },
-        images: 1,
-        confirmation: null,
-      });
-      desks.push({ key: apiKey, iin });
-    }
+    ({ clinicId, misKey, desks } = await seedClinic(storage, {
+      name: 'Restart clinic', desks: DESKS, templateKey: TEMPLATE_KEY, birthDate: '1984-02-21', serialBase: 600,
+    }));
 
     for (let i = 0; i < 2; i++) ports.push(await freePort());
     const t1 = Date.now();
