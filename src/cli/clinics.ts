@@ -3,7 +3,7 @@ import { loadConfig } from '../config';
 import { parseChallenges } from '../liveness/policy';
 import { normaliseChallenges, resolveChallenges, type ResolvedChallenges } from '../identification/challenge-policy.service';
 import { StorageError } from '../storage/errors';
-import { SMS_LANGUAGES, type Clinic, type SmsLanguages } from '../storage/ports';
+import { SMS_LANGUAGES, type ClinicRepository, type Clinic, type SmsLanguages } from '../storage/ports';
 import {
   CLI_ACTOR,
   IdOption,
@@ -246,6 +246,46 @@ Options:
 
 const ON_OFF: Record<string, boolean> = { on: true, off: false, true: true, false: false, yes: true, no: false };
 
+/**
+ * The run of a `faceid clinic <setting> CLINIC_ID VALUE` command: checks both arguments, sets the value through the
+ * repository, writes the audit entry `action` with the previous value, prints the change.
+ */
+function clinicSettingRun<T>(setting: {
+  field: string;
+  /** The second argument, as the usage errors name it: for a missing one, and for a wrong one. */
+  expected: string;
+  allowed: string;
+  parse: (raw: string) => T | undefined;
+  set: (clinics: ClinicRepository, id: string, value: T) => Promise<{ previous: T } | null>;
+  action: string;
+  describe: (value: T) => string;
+}): Command['run'] {
+  return async (values: OptionValues, positionals: string[], io: CommandIo) => {
+    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+    if (typeof opts === 'number') return opts;
+    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and ${setting.expected}, got ${positionals.length} argument(s).`);
+    const id = IdOption.safeParse(positionals[0]);
+    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
+    const value = setting.parse(positionals[1].trim().toLowerCase());
+    if (value === undefined) return io.usageError(`the second argument must be ${setting.allowed}.`);
+    return withAdminStorage(io, async ({ storage, audit }) => {
+      const set = await setting.set(storage.repos.clinics, id.data, value);
+      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
+      await audit.record(CLI_ACTOR, setting.action, {
+        clinicId: id.data,
+        subject: id.data,
+        detail: { [setting.field]: value, previous: set.previous },
+      });
+      io.out(
+        opts.json
+          ? JSON.stringify({ id: id.data, [setting.field]: value, previous: set.previous })
+          : `clinic ${id.data}: ${setting.describe(value)}`,
+      );
+      return 0;
+    });
+  };
+}
+
 const clinicDeskEnrollment: Command = {
   name: 'desk-enrollment',
   summary: "Allow or forbid enrollment from a clinic's workstations.",
@@ -269,30 +309,15 @@ Options:
 `,
   options: { json: { type: 'boolean' } },
   allowPositionals: true,
-  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and on or off, got ${positionals.length} argument(s).`);
-    const id = IdOption.safeParse(positionals[0]);
-    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
-    const allowed = ON_OFF[positionals[1].trim().toLowerCase()];
-    if (allowed === undefined) return io.usageError('the second argument must be on or off.');
-    return withAdminStorage(io, async ({ storage, audit }) => {
-      const set = await storage.repos.clinics.setDeskEnrollment(id.data, allowed);
-      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
-      await audit.record(CLI_ACTOR, 'clinic.desk_enrollment_set', {
-        clinicId: id.data,
-        subject: id.data,
-        detail: { deskEnrollment: allowed, previous: set.previous },
-      });
-      io.out(
-        opts.json
-          ? JSON.stringify({ id: id.data, deskEnrollment: allowed, previous: set.previous })
-          : `clinic ${id.data}: desk enrollment ${allowed ? 'on (replacements need the patient’s code)' : 'off'}`,
-      );
-      return 0;
-    });
-  },
+  run: clinicSettingRun<boolean>({
+    field: 'deskEnrollment',
+    expected: 'on or off',
+    allowed: 'on or off',
+    parse: (raw) => ON_OFF[raw],
+    set: (clinics, id, allowed) => clinics.setDeskEnrollment(id, allowed),
+    action: 'clinic.desk_enrollment_set',
+    describe: (allowed) => `desk enrollment ${allowed ? 'on (replacements need the patient’s code)' : 'off'}`,
+  }),
 };
 
 const SMS_LANGUAGE_TEXT: Record<SmsLanguages, string> = {
@@ -323,30 +348,15 @@ Options:
 `,
   options: { json: { type: 'boolean' } },
   allowPositionals: true,
-  run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and kk+ru, kk or ru, got ${positionals.length} argument(s).`);
-    const id = IdOption.safeParse(positionals[0]);
-    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
-    const languages = positionals[1].trim().toLowerCase() as SmsLanguages;
-    if (!SMS_LANGUAGES.includes(languages)) return io.usageError(`the second argument must be one of ${SMS_LANGUAGES.join(', ')}.`);
-    return withAdminStorage(io, async ({ storage, audit }) => {
-      const set = await storage.repos.clinics.setSmsLanguages(id.data, languages);
-      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
-      await audit.record(CLI_ACTOR, 'clinic.sms_languages_set', {
-        clinicId: id.data,
-        subject: id.data,
-        detail: { smsLanguages: languages, previous: set.previous },
-      });
-      io.out(
-        opts.json
-          ? JSON.stringify({ id: id.data, smsLanguages: languages, previous: set.previous })
-          : `clinic ${id.data}: SMS texts in ${SMS_LANGUAGE_TEXT[languages]}`,
-      );
-      return 0;
-    });
-  },
+  run: clinicSettingRun<SmsLanguages>({
+    field: 'smsLanguages',
+    expected: 'kk+ru, kk or ru',
+    allowed: `one of ${SMS_LANGUAGES.join(', ')}`,
+    parse: (raw) => (SMS_LANGUAGES as readonly string[]).includes(raw) ? (raw as SmsLanguages) : undefined,
+    set: (clinics, id, languages) => clinics.setSmsLanguages(id, languages),
+    action: 'clinic.sms_languages_set',
+    describe: (languages) => `SMS texts in ${SMS_LANGUAGE_TEXT[languages]}`,
+  }),
 };
 
 export const clinicGroup: CommandGroup = {
