@@ -9,6 +9,7 @@ say() { echo "setup: $*" >&2; }
 # haproxy: the load balancer of scripts/fleet.sh and of the fleet fault test (test/fleet.e2e.test.ts).
 APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium haproxy)
 ADDON=native/build/Release/faceid.node
+TEST_ADDON=native/build-test/Release/faceid.node
 
 setup_apt() {
   local missing=() pkg
@@ -39,14 +40,28 @@ setup_assets() {
   node scripts/fetch-assets.js all
 }
 
+# True when the addon file $1 is missing or older than a native source.
+addon_stale() {
+  [ ! -f "$1" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$1" -print -quit)" ]
+}
+
 setup_addon() {
   if [ ! -f native/CMakeLists.txt ]; then
     say "native/CMakeLists.txt not found; skipping the native addon"
     return
   fi
-  if [ ! -f "$ADDON" ] || [ -n "$(find native/src native/CMakeLists.txt -newer "$ADDON" -print -quit)" ]; then
+  if addon_stale "$ADDON"; then
     say "building the native addon (first run takes ~1 min)"
     npm run --silent build:native
+  fi
+}
+
+# The tests' build (native/build-test): the product addon plus the switch that turns wiping off, which the zeroing
+# proofs' control runs need to show their scan would see a leak. Only `test` builds it.
+setup_test_addon() {
+  if addon_stale "$TEST_ADDON"; then
+    say "building the test addon (native/build-test, about a minute)"
+    npm run --silent build:native:test
   fi
 }
 
@@ -107,13 +122,17 @@ case "$cmd" in
   setup)
     setup
     ;;
+  setup-test)
+    setup
+    setup_test_addon
+    ;;
   start)
     setup
     exec node dist/main.js "$@"
     ;;
   test)
     # setup in its own process: errexit stays on inside it, and a failure still ends with the summary line.
-    if ! bash "${BASH_SOURCE[0]}" setup; then
+    if ! bash "${BASH_SOURCE[0]}" setup-test; then
       echo "test: setup failed" >&2
       echo "0 passed, 1 failed"
       exit 1

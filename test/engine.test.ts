@@ -363,6 +363,42 @@ describeWithPhotos('face engine capacity and lifecycle', () => {
     }
   });
 
+  it('closes and reopens engines in turn, with jobs in flight, and each gives the same answer', async () => {
+    // Under AddressSanitizer (bash scripts/dev.sh asan) this is the check on native destruction order: networks,
+    // their recorded blocks and the frame copies are freed at every close.
+    const frame = await webcamJpeg(0);
+    let first: Float32Array | undefined;
+    for (let round = 0; round < 3; round++) {
+      const engine = await FaceEngine.open({ workers: 2 });
+      const jobs = Array.from({ length: 4 }, () => engine.full(Buffer.from(frame)));
+      const closing = engine.close();
+      const results = await Promise.all(jobs);
+      await closing;
+      for (const r of results) {
+        const embedding = r.faces[0]?.embedding;
+        expect(embedding).toBeDefined();
+        first ??= Float32Array.from(embedding!);
+        expect(maxAbsDiff(first, embedding!)).toBeLessThan(1e-5);
+      }
+    }
+  });
+
+  it('keeps process-wide settings process-wide: one thread count among open engines, no wipe switch', async () => {
+    // The default count, so that an engine another test file left open cannot make this one fail.
+    const a = await FaceEngine.open({ workers: 1 });
+    try {
+      const other = a.options.threadsPerJob === 1 ? 2 : 1;
+      expect(await codeOf(FaceEngine.open({ workers: 1, threadsPerJob: other }))).toBe('invalid_argument');
+      const b = await FaceEngine.open({ workers: 1, threadsPerJob: a.options.threadsPerJob });
+      await b.close();
+    } finally {
+      await a.close();
+    }
+    if (!process.env.FACEID_ADDON) {
+      expect(await codeOf(FaceEngine.open({ workers: 1, unsafeDisableWipe: true }))).toBe('invalid_argument');
+    }
+  });
+
   it('finishes jobs in flight on close, then refuses new ones', async () => {
     const engine = await FaceEngine.open({ workers: 1 });
     const frame = await webcamJpeg(0);

@@ -8,6 +8,7 @@ import sharp from 'sharp';
 import { describeZeroing, found, leaks, missingAssets } from './support/assets';
 import { faceCrop, fixturePhotos, QVGA } from './support/frames';
 import { DEFAULT_MASK, scanMemory, xorInPlace } from './support/memscan';
+import { controlRunEnv } from './support/test-addon';
 import type { RunResult, ScanSummary } from './support/zeroing-run';
 
 /*
@@ -104,7 +105,8 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
       format,
     ];
     try {
-      const { stdout } = await execFileP(process.execPath, args, { cwd: ROOT, maxBuffer: 16 << 20 });
+      const env = mode === 'control' ? controlRunEnv() : process.env;
+      const { stdout } = await execFileP(process.execPath, args, { cwd: ROOT, env, maxBuffer: 16 << 20 });
       const result = JSON.parse(stdout.trim().split('\n').pop() ?? '') as RunResult;
       // The numbers behind the verdict, for the log of every run.
       const line = (s: ScanSummary) =>

@@ -10,6 +10,7 @@ import WebSocket from 'ws';
 import { encodeFrameMessage } from '../src/transport/protocol';
 import { describeZeroing, found, leaks, missingAssets } from './support/assets';
 import { faceCrop, fixturePhotos, QVGA } from './support/frames';
+import { controlRunEnv } from './support/test-addon';
 import type { ReadyReport, ScanReport, ServerReport, ServerRequest } from './support/ws-zeroing-server';
 
 /*
@@ -117,6 +118,7 @@ class ServerChild {
     this.child = fork(path.join(SUPPORT, 'ws-zeroing-server.ts'), [mode], {
       cwd: ROOT,
       execArgv: ['--expose-gc', '-r', require.resolve('ts-node/register/transpile-only')],
+      env: mode === 'control' ? controlRunEnv() : process.env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
     });
     const keep = (chunk: Buffer) => {

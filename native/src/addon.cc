@@ -26,8 +26,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Job {
-  uint8_t* data = nullptr;  // our copy of the frame; wiped and freed as soon as the pipeline is done
-  size_t size = 0;
+  SecureBytes input;  // our copy of the frame; wiped and freed as soon as the pipeline is done
   FrameJob frame{};
   Napi::Promise::Deferred deferred;
   Clock::time_point enqueued;
@@ -36,20 +35,46 @@ struct Job {
   std::string errCode, errMessage;
   explicit Job(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
   void freeInput() {
-    if (data) {
-      wipe(data, size);
-      std::free(data);
-      data = nullptr;
-    }
+    input.reset();
+    frame.data = nullptr;
+    frame.size = 0;
   }
   ~Job() {
-    freeInput();
     // Numbers derived from the frame (the caller has its own copy by now): landmarks, embeddings, anchors.
     wipe(frame.reuseLandmarks.data(), sizeof(frame.reuseLandmarks));
     wipe(frame.reuseAnchor.data(), sizeof(frame.reuseAnchor));
     if (!result.faces.empty()) wipe(result.faces.data(), result.faces.size() * sizeof(FaceResult));
   }
 };
+
+// Process-wide OpenCV set-up, shared by every engine in the process: the wiping allocator is installed once, and the
+// thread count (an OpenCV global) is set by the first engine open and must agree with the others open meanwhile.
+struct ProcessSettings {
+  std::mutex mu;
+  int threads = 0;
+  int engines = 0;
+  void acquire(int wanted) {
+    static std::once_flag once;
+    std::call_once(once, installWipingAllocator);
+    std::lock_guard<std::mutex> lock(mu);
+    if (engines > 0 && wanted != threads) {
+      throw FaceIdError("invalid_argument", "threadsPerJob is one setting per process: an open engine uses " +
+                                                std::to_string(threads) + ".");
+    }
+    if (engines++ == 0) {
+      threads = wanted;
+      cv::setNumThreads(wanted);
+    }
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu);
+    engines--;
+  }
+};
+ProcessSettings& processSettings() {
+  static ProcessSettings* s = new ProcessSettings();  // never destroyed: engines may close during exit
+  return *s;
+}
 
 Napi::Error makeError(Napi::Env env, const std::string& code, const std::string& message) {
   Napi::Error e = Napi::Error::New(env, message);
@@ -231,13 +256,35 @@ class Engine : public Napi::ObjectWrap<Engine> {
       popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
       popt.threads = int(getNumber(o, "threadsPerJob", 1));
       popt.parallelStages = getBool(o, "parallelStages", true);
-      setWipeEnabled(!getBool(o, "unsafeDisableWipe", false));
-      installWipingAllocator();
-      cv::setNumThreads(popt.threads);
+      // The embedding's options (validated in JS, src/engine/engine.ts).
+      const std::string norm = o.Has("faceNormalisation") ? o.Get("faceNormalisation").ToString().Utf8Value() : "none";
+      if (norm == "none") popt.faceNorm = FaceNorm::kNone;
+      else if (norm == "luma") popt.faceNorm = FaceNorm::kLuma;
+      else if (norm == "channel") popt.faceNorm = FaceNorm::kChannel;
+      else if (norm == "gamma") popt.faceNorm = FaceNorm::kGamma;
+      else if (norm == "clahe") popt.faceNorm = FaceNorm::kClahe;
+      else if (norm == "gain") popt.faceNorm = FaceNorm::kGain;
+      else throw FaceIdError("invalid_argument", "Unknown faceNormalisation \"" + norm + "\".");
+      popt.normMean = float(getNumber(o, "normMean", popt.normMean));
+      popt.normStd = float(getNumber(o, "normStd", popt.normStd));
+      popt.normMaxGain = float(getNumber(o, "normMaxGain", popt.normMaxGain));
+      popt.normLiftOnly = getBool(o, "normLiftOnly", false);
+      popt.mirrorEmbedding = getBool(o, "mirrorEmbedding", false);
+      if (getBool(o, "unsafeDisableWipe", false)) {
+#ifdef FACEID_TEST_HOOKS
+        setWipeEnabled(false);
+#else
+        throw FaceIdError("invalid_argument", "unsafeDisableWipe exists only in a test build of the addon.");
+#endif
+      }
+      processSettings().acquire(popt.threads);
+      holdsSettings_ = true;
       for (int i = 0; i < workers; i++) pipelines_.push_back(std::make_unique<Pipeline>(paths, popt));
     } catch (const FaceIdError& e) {
+      ReleaseSettings();
       throw makeError(env, e.code, e.what());
     } catch (const cv::Exception& e) {
+      ReleaseSettings();
       throw makeError(env, "model_invalid", std::string("OpenCV could not load the models: ") + e.err);
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
@@ -262,6 +309,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
   }
 
  private:
+  void ReleaseSettings() {
+    if (holdsSettings_) processSettings().release();
+    holdsSettings_ = false;
+  }
+
   void WorkerLoop(size_t index) {
     Pipeline& p = *pipelines_[index];
     try {
@@ -270,13 +322,13 @@ class Engine : public Napi::ObjectWrap<Engine> {
       // Warm-up failures surface on the first job, which runs the same networks.
     }
     for (;;) {
-      Job* job;
+      std::unique_ptr<Job> job;
       int idle;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
         if (queue_.empty()) break;  // stopping and drained
-        job = queue_.front();
+        job = std::move(queue_.front());
         queue_.pop_front();
         running_++;
         idle = running_ < cores_ ? int(cores_ - running_) : 0;
@@ -305,8 +357,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
         running_--;
         (job->ok ? completed_ : failed_)++;
       }
-      if (tsfn_.NonBlockingCall(job, [this](Napi::Env env, Napi::Function, Job* j) { Settle(env, j); }) != napi_ok) {
-        delete job;  // the environment is going away
+      // The main thread takes the job over in Settle; when the call fails (the environment is going away) it is
+      // ours again and freed here.
+      Job* raw = job.release();
+      if (tsfn_.NonBlockingCall(raw, [this](Napi::Env env, Napi::Function, Job* j) { Settle(env, j); }) != napi_ok) {
+        delete raw;
       }
     }
     {
@@ -315,14 +370,15 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
   }
 
-  void Settle(Napi::Env env, Job* job) {
+  void Settle(Napi::Env env, Job* raw) {
+    std::unique_ptr<Job> job(raw);
     Napi::HandleScope scope(env);
     if (job->ok) {
       job->deferred.Resolve(toJs(env, job->result));
     } else {
       job->deferred.Reject(makeError(env, job->errCode, job->errMessage).Value());
     }
-    delete job;
+    job.reset();
     if (--pending_ == 0) {
       if (closePending_) FinishClose(env);
       else tsfn_.Unref(env);
@@ -331,7 +387,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
 
   Napi::Value Analyze(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto* job = new Job(env);
+    auto job = std::make_unique<Job>(env);
     Napi::Promise promise = job->deferred.Promise();
     try {
       if (closing_) throw FaceIdError("engine_closed", "The engine has been closed.");
@@ -377,25 +433,26 @@ class Engine : public Napi::ObjectWrap<Engine> {
         }
       }
       // Copy now: the JS buffer may be detached or reused while a worker runs (see NOTES on ASan).
-      job->size = buf.Length();
-      if (job->size > 0) {
-        job->data = static_cast<uint8_t*>(std::malloc(job->size));
-        if (!job->data) throw FaceIdError("internal", "Out of memory copying the frame.");
-        std::memcpy(job->data, buf.Data(), job->size);
-        if (wipeInput) explicit_bzero(buf.Data(), buf.Length());
+      try {
+        job->input.assign(buf.Data(), buf.Length());
+      } catch (const std::bad_alloc&) {
+        throw FaceIdError("internal", "Out of memory copying the frame.");
       }
-      job->frame.data = job->data;
-      job->frame.size = job->size;
+      if (wipeInput && buf.Length() > 0) explicit_bzero(buf.Data(), buf.Length());
+      job->frame.data = job->input.data();
+      job->frame.size = job->input.size();
       job->enqueued = Clock::now();
       if (pending_++ == 0) tsfn_.Ref(env);
       {
         std::lock_guard<std::mutex> lock(mu_);
-        queue_.push_back(job);
+        queue_.push_back(std::move(job));
       }
       cv_.notify_one();
     } catch (const FaceIdError& e) {
       job->deferred.Reject(makeError(env, e.code, e.what()).Value());
-      delete job;
+    } catch (const Napi::Error& e) {
+      // A JS getter or conversion that threw while the options were read: the promise carries it.
+      job->deferred.Reject(e.Value());
     }
     return promise;
   }
@@ -442,9 +499,9 @@ class Engine : public Napi::ObjectWrap<Engine> {
     cv_.notify_all();
     for (auto& t : threads_) if (t.joinable()) t.join();
     // Jobs still queued here only when the environment is being torn down.
-    for (Job* j : queue_) { j->freeInput(); }
     queue_.clear();
     pipelines_.clear();
+    ReleaseSettings();
     tsfn_.Release();
   }
 
@@ -452,7 +509,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   std::vector<std::thread> threads_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<Job*> queue_;
+  std::deque<std::unique_ptr<Job>> queue_;
   size_t queueSize_ = 8, running_ = 0, exited_ = 0;
   const size_t cores_ = std::max(1u, std::thread::hardware_concurrency());
   uint64_t completed_ = 0, failed_ = 0, rejected_ = 0;
@@ -464,6 +521,7 @@ class Engine : public Napi::ObjectWrap<Engine> {
   Napi::ThreadSafeFunction tsfn_;
   napi_env env_ = nullptr;
   bool hookAdded_ = false;
+  bool holdsSettings_ = false;
 };
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {

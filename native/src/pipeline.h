@@ -117,9 +117,11 @@ class Pipeline {
   void wipeNetworks();
 
   PipelineOptions opt_;
+  // Declared before the networks so that it outlives them: their blocks, freed as they are destroyed, are erased
+  // from the recorder (secure.cc).
+  AllocRecorder recorder_;
   cv::dnn::Net nets_[kNets];
   std::vector<std::string> detectOuts_;
-  AllocRecorder recorder_;
   // Per network, the blocks whose contents change with the input (its input copy and activations).
   std::unordered_set<cv::UMatData*> volatile_[kNets];
   std::atomic<unsigned> used_{0};  // networks run since the last wipe

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <strings.h>
 
 namespace faceid {
@@ -10,11 +11,30 @@ namespace faceid {
 static std::atomic<bool> g_wipe{true};
 static thread_local AllocRecorder* t_recorder = nullptr;
 
+#ifdef FACEID_TEST_HOOKS
 void setWipeEnabled(bool enabled) { g_wipe.store(enabled); }
+#endif
 bool wipeEnabled() { return g_wipe.load(std::memory_order_relaxed); }
 
 void wipe(void* p, size_t n) {
   if (p && n && wipeEnabled()) explicit_bzero(p, n);
+}
+
+void SecureBytes::assign(const void* src, size_t n) {
+  reset();
+  if (n == 0) return;
+  data_ = static_cast<uint8_t*>(std::malloc(n));
+  if (!data_) throw std::bad_alloc();
+  size_ = n;
+  std::memcpy(data_, src, n);
+}
+
+void SecureBytes::reset() {
+  if (!data_) return;
+  wipe(data_, size_);
+  std::free(data_);
+  data_ = nullptr;
+  size_ = 0;
 }
 
 void setThreadRecorder(AllocRecorder* r) { t_recorder = r; }

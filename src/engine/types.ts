@@ -162,7 +162,10 @@ export interface EngineOptions {
   workers?: number;
   /** Jobs that may wait for a worker before `busy` is returned. Default workers * 4. */
   queueSize?: number;
-  /** OpenCV threads per job (one process-wide setting). Default min(2, cores): lower latency; 1 gives peak throughput. */
+  /**
+   * OpenCV threads per job. Default min(2, cores): lower latency; 1 gives peak throughput. An OpenCV global: engines
+   * open at the same time in one process must agree on it (otherwise invalid_argument).
+   */
   threadsPerJob?: number;
   /** Run liveness beside the embedding on a spare core when one is idle. Default true. */
   parallelStages?: boolean;
@@ -170,7 +173,10 @@ export interface EngineOptions {
   detectThreshold?: number;
   /** Largest frame accepted, in pixels (width * height). Default 4096 * 4096. */
   maxPixels?: number;
-  /** Test-only: turn every native wipe off, so the zeroing test can prove it would fail. */
+  /**
+   * Test builds of the addon only (native/build-test): turn every native wipe off, process-wide, so the zeroing
+   * test's control run can prove its scan would see a leak. The product build rejects it with invalid_argument.
+   */
   unsafeDisableWipe?: boolean;
 }
 
