@@ -144,7 +144,7 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
     for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
   });
 
-  it('JPEG frames: the caller buffers are zeroed and no JPEG byte or decoded row is left', async () => {
+  it('JPEG frames: the caller buffers are zeroed and no JPEG byte, decoded row or embedding is left', async () => {
     const r = await run(realDir, 'real', 'jpeg');
     expectFullPipeline(r);
     expect(r.callerZeroed).toBe(FRAMES);
@@ -154,7 +154,7 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
     expect(leaks(r.scans.closed)).toEqual({});
   }, 120_000);
 
-  it('control (every wipe off): the same scan finds the JPEG bytes and the decoded rows', async () => {
+  it('control (every wipe off): the same scan finds the JPEG bytes, the decoded rows and the embeddings', async () => {
     const r = await run(controlDir, 'control', 'jpeg');
     expectFullPipeline(r);
     expect(r.callerZeroed).toBe(0);
@@ -164,12 +164,14 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
     // With the callers' buffers zeroed, only the engine's own unwiped copies remain, and they are seen.
     expect(found(r.scans.engine, 'jpeg-bytes')).toBeGreaterThan(0);
     expect(found(r.scans.engine, 'jpeg-row-bgr')).toBeGreaterThan(0);
+    // The engine's own copies of the embeddings, once the caller wiped the ones it got.
+    expect(found(r.scans.engine, 'embedding')).toBeGreaterThan(0);
     // libjpeg's luma rows usually survive too (logged above), but heap reuse overwrites them in some runs.
     // Frames never loaded in this process must not be found: no false positives.
     expect(r.scans.engine.kinds['raw-row-bgr'].hits).toBe(0);
   }, 120_000);
 
-  it('raw BGR frames: the caller buffers are zeroed and no pixel row is left', async () => {
+  it('raw BGR frames: the caller buffers are zeroed and no pixel row or embedding is left', async () => {
     const r = await run(realDir, 'real', 'bgr');
     expectFullPipeline(r);
     expect(r.callerZeroed).toBe(FRAMES);
@@ -179,12 +181,13 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
     expect(leaks(r.scans.closed)).toEqual({});
   }, 120_000);
 
-  it('control (every wipe off): the same scan finds the raw pixel rows', async () => {
+  it('control (every wipe off): the same scan finds the raw pixel rows and the embeddings', async () => {
     const r = await run(controlDir, 'control', 'bgr');
     expectFullPipeline(r);
     expect(r.callerZeroed).toBe(0);
     expect(found(r.scans.held, 'raw-row-bgr')).toBe(r.scans.held.kinds['raw-row-bgr'].needles);
     expect(found(r.scans.engine, 'raw-row-bgr')).toBeGreaterThan(0);
+    expect(found(r.scans.engine, 'embedding')).toBeGreaterThan(0);
     expect(r.scans.engine.kinds['jpeg-bytes'].hits + r.scans.engine.kinds['jpeg-row-bgr'].hits).toBe(0);
   }, 120_000);
 });

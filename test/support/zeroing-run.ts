@@ -14,6 +14,8 @@
  *   held    while the callers' Buffers are still referenced (the engine should have zeroed them: wipeInput);
  *   engine  after the caller has zeroed its Buffers itself, so only copies made by the engine remain;
  *   closed  after engine.close().
+ * The primary faces' embeddings become needles too (kind "embedding", masked in this process as soon as they
+ * arrive), and the caller wipes them before the scans, as a session does: what is found is the engine's copies.
  * "real" runs the product's defaults. "control" turns every wipe off (unsafeDisableWipe, wipeInput: false) and must
  * find hits: it proves the scan would see a leak. Prints one JSON line on stdout.
  */
@@ -65,6 +67,9 @@ export interface RunResult {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
+/** Embedding needles: 64 bytes (16 floats) at four places in each 2,048-byte embedding. */
+const EMBEDDING_NEEDLE = 64;
+const EMBEDDING_SLICES = [0, 512, 1024, 1536];
 
 function frameFiles(dir: string, ext: string): string[] {
   return fs
@@ -137,6 +142,22 @@ async function main(): Promise<void> {
   const heapPin = Buffer.alloc(64 * 1024);
   const results: Analysis[] = await Promise.all(pending);
   const callerZeroed = held.filter((b) => b.every((v) => v === 0)).length;
+  const embedded = results.filter((a) => a.faces.some((f) => f.primary && f.embedding?.length === 512)).length;
+  // The embeddings are biometric data too: masked slices of each become needles, then the caller wipes its copies
+  // (as the session does), so any copy the engine kept is what the scans find.
+  results.forEach((a, frame) => {
+    const e = a.faces.find((f) => f.primary)?.embedding;
+    if (!e) return;
+    const bytes = new Uint8Array(e.buffer, e.byteOffset, e.byteLength);
+    for (const at of EMBEDDING_SLICES) {
+      const masked = Buffer.alloc(EMBEDDING_NEEDLE);
+      for (let k = 0; k < EMBEDDING_NEEDLE; k++) masked[k] = bytes[at + k] ^ index.mask;
+      needles.push(masked);
+      kinds.push('embedding');
+      frameOf.push(frame);
+    }
+  });
+  for (const a of results) for (const f of a.faces) f.embedding?.fill(0);
 
   const heldScan = scan();
   for (const b of held) b.fill(0); // the caller's own wipe; a no-op when the engine did it
@@ -150,7 +171,7 @@ async function main(): Promise<void> {
     format,
     frames: held.length,
     faces: results.map((a) => a.faces.length),
-    embedded: results.filter((a) => a.faces.some((f) => f.primary && f.embedding?.length === 512)).length,
+    embedded,
     callerZeroed,
     reused: tracked.filter(Boolean).length,
     scans: { baseline, held: heldScan, engine: engineScan, closed: closedScan },
