@@ -256,20 +256,6 @@ class Engine : public Napi::ObjectWrap<Engine> {
       popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
       popt.threads = int(getNumber(o, "threadsPerJob", 1));
       popt.parallelStages = getBool(o, "parallelStages", true);
-      // The embedding's options (validated in JS, src/engine/engine.ts).
-      const std::string norm = o.Has("faceNormalisation") ? o.Get("faceNormalisation").ToString().Utf8Value() : "none";
-      if (norm == "none") popt.faceNorm = FaceNorm::kNone;
-      else if (norm == "luma") popt.faceNorm = FaceNorm::kLuma;
-      else if (norm == "channel") popt.faceNorm = FaceNorm::kChannel;
-      else if (norm == "gamma") popt.faceNorm = FaceNorm::kGamma;
-      else if (norm == "clahe") popt.faceNorm = FaceNorm::kClahe;
-      else if (norm == "gain") popt.faceNorm = FaceNorm::kGain;
-      else throw FaceIdError("invalid_argument", "Unknown faceNormalisation \"" + norm + "\".");
-      popt.normMean = float(getNumber(o, "normMean", popt.normMean));
-      popt.normStd = float(getNumber(o, "normStd", popt.normStd));
-      popt.normMaxGain = float(getNumber(o, "normMaxGain", popt.normMaxGain));
-      popt.normLiftOnly = getBool(o, "normLiftOnly", false);
-      popt.mirrorEmbedding = getBool(o, "mirrorEmbedding", false);
       if (getBool(o, "unsafeDisableWipe", false)) {
 #ifdef FACEID_TEST_HOOKS
         setWipeEnabled(false);
