@@ -24,6 +24,7 @@ import {
   type OverloadPointSpec,
   type OverloadRig,
 } from './lib/overload-phase';
+import { runAccuracy } from './lib/accuracy-phase';
 import { runFleet } from './lib/fleet-phase';
 import { runPad } from './lib/pad-phase';
 import { renderMarkdown } from './lib/report';
@@ -32,6 +33,7 @@ import { BenchServer } from './lib/server-handle';
 import { latencyOf, median, repeated } from './lib/stats';
 import { suiteFor } from './lib/suite';
 import type {
+  AccuracyResult,
   BenchRun,
   FleetResult,
   HttpResult,
@@ -51,14 +53,14 @@ import { OrtPeer, type OrtRep } from './peers/ort-peer';
 import { runPythonPeer, type PythonPeerAnswer } from './peers/python-peer';
 
 /** Optional phases (--only); the engine alone is always measured: the WebSocket ratio needs it. */
-const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'fleet', 'pad'] as const;
+const PHASES = ['peers', 'memory', 'http', 'ws', 'overload', 'fleet', 'pad', 'accuracy'] as const;
 type Phase = (typeof PHASES)[number];
 /** Enrollments in flight per gateway at the start (each is a full engine call on the reference photo). */
 const ENROLL_CONCURRENCY = 2;
 
 const USAGE = `Usage: npm run bench [-- OPTIONS]     (quick suite)
        npm run bench:full [-- OPTIONS]
-       ts-node --transpile-only bench/run.ts [--quick | --full | --smoke] [--out DIR] [--only LIST]
+       ts-node --transpile-only bench/run.ts [--quick | --full | --smoke] [--out DIR] [--only LIST] [--faces CSV]
 
   --quick      About six to eight minutes (default): one or two to enroll a patient per idle session (1,000), two
                for the load, two for overload, one or two for pad.
@@ -67,6 +69,9 @@ const USAGE = `Usage: npm run bench [-- OPTIONS]     (quick suite)
   --smoke      Every benchmark for about a second (CI keeps the tools working; the figures mean nothing).
   --out DIR    Where to write <date>-<commit>.json and .md. Default: bench/results.
   --only LIST  Comma list of phases: ${PHASES.join(', ')}. Default: all. The engine alone always runs.
+  --faces CSV  A labelled face set (file,identity CSV) for the accuracy phase, the condition table of
+               \`faceid eval --conditions\`; default FACEID_FACES_MANIFEST. Without one the phase is skipped
+               (also in smoke). About a minute on 84 photos.
 `;
 
 const t0 = performance.now();
@@ -190,6 +195,7 @@ async function peerAgreement(rig: Rig): Promise<PeerResult['agreement']> {
 }
 
 function ortResult(rig: Rig, reps: OrtRep[], agreement: PeerResult['agreement']): PeerResult {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when the peer runs
   const version = (require('onnxruntime-node') as { env: { versions: { node?: string } } }).env.versions.node ?? '?';
   const name = `onnxruntime-node ${version}`;
   if (!rig.ort || reps.length === 0) return { name, description: 'onnxruntime-node peer', skipped: rig.ortSkipped ?? 'did not run' };
@@ -322,6 +328,7 @@ async function main(): Promise<number> {
         smoke: { type: 'boolean' },
         out: { type: 'string' },
         only: { type: 'string' },
+        faces: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       allowPositionals: false,
@@ -377,6 +384,7 @@ async function main(): Promise<number> {
   let memory: BenchRun['memory'] = [];
   let pad: PadResult | undefined;
   let fleet: FleetResult | undefined;
+  let accuracy: AccuracyResult | undefined;
   let rounds: Rounds;
   let targets: HttpTarget[] = [];
   let points: WsPoint[] = [];
@@ -466,6 +474,18 @@ async function main(): Promise<number> {
     pad = await runPad(suite.pad, progress);
     if (pad.skipped) notes.push(`The pad phase did not run: ${pad.skipped}.`);
   }
+  if (phases.has('accuracy')) {
+    // Untimed, alone, like pad: the condition table of `faceid eval --conditions` on the named face set.
+    markLoad(rig, 'accuracy');
+    const named = values.faces ?? process.env.FACEID_FACES_MANIFEST?.trim();
+    const faces = named ? { path: path.resolve(named), source: values.faces ? ('--faces' as const) : ('FACEID_FACES_MANIFEST' as const) } : null;
+    if (suite.accuracy && faces) progress(`accuracy: faceid eval --conditions ${suite.accuracy.conditions.join(',')} (${faces.source}) ...`);
+    accuracy = await runAccuracy(suite.accuracy, faces, progress);
+    if (accuracy.skipped) {
+      progress(`accuracy: skipped, ${accuracy.skipped}`);
+      notes.push(`The accuracy phase did not run: ${accuracy.skipped}.`);
+    }
+  }
   load.end = os.loadavg().map((x) => Math.round(x * 100) / 100);
 
   const engineResult = aggregateEngine(engine, rig.frames.open, engine.options.threadsPerJob, rounds.engine);
@@ -537,6 +557,7 @@ async function main(): Promise<number> {
     ...(pad ? { pad } : {}),
     ...(overload ? { overload } : {}),
     ...(fleet ? { fleet } : {}),
+    ...(accuracy ? { accuracy } : {}),
     notes,
   };
   const run: BenchRun = { ...partial, measurements: collectMeasurements(partial) };

@@ -163,6 +163,12 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     expect(result.notes.join(' ')).toMatch(/load gateways ran every session with the blink as its only challenge/);
   });
 
+  it('skips the accuracy phase in smoke, saying why in the report', () => {
+    expect(result.suite.accuracy).toBeUndefined();
+    expect(result.accuracy).toEqual({ skipped: 'not in the smoke suite' });
+    expect(fs.readFileSync(mdFile, 'utf8')).toContain('## Accuracy at the desk (faceid eval --conditions)\n\nSkipped: not in the smoke suite.');
+  });
+
   it('lists every repeated figure once, with its repetitions and noise', () => {
     const ids = result.measurements.map((m) => m.id);
     expect(new Set(ids).size).toBe(ids.length);

@@ -64,6 +64,13 @@ export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measur
     add(`${id}.ttv_p50`, `pad ${name}: genuine first frame to verdict p50 (virtual clock)`, 'ms', 'lower', repeated([c.genuine.sessionMs.p50], 0));
     add(`${id}.engine_ms`, `pad ${name}: engine time per genuine verdict`, 'ms', 'lower', repeated([c.genuine.engineMsPerVerdict], 1));
   }
+  // The accuracy phase: per condition, d' and the genuine mean (measured once; they change only with the engine, the
+  // conditions or the seed). Its FRR and FAR are counts over a few dozen probes: they stay in `accuracy` and the report.
+  for (const c of run.accuracy?.report?.conditions ?? []) {
+    const id = `accuracy.${slug(c.condition)}`;
+    if (c.dprime !== null) add(`${id}.dprime`, `accuracy ${c.condition}: d'`, '', 'higher', repeated([c.dprime], 3));
+    if (c.genuine_mean !== null) add(`${id}.genuine_mean`, `accuracy ${c.condition}: genuine score mean`, '', 'higher', repeated([c.genuine_mean], 4));
+  }
   for (const m of run.memory) {
     for (const l of m.levels) {
       add(`memory.${m.transport}.rss_${l.sessions}`, `RSS with ${l.sessions} idle sessions (${m.transport})`, 'MiB', 'lower', repeated([l.rssMiB], 1));

@@ -1,3 +1,4 @@
+import { conditionTable } from '../../src/accuracy/report';
 import type { Latency, Repeated } from './stats';
 import type { BenchRun, FleetResult, OverloadResult, WsResult } from './types';
 
@@ -416,6 +417,22 @@ export function renderMarkdown(run: BenchRun): string {
           'session runner and engine on a virtual clock, so the rates and times do not depend on the machine (the engine ' +
           'time does). ISO/IEC 30107-3: APCER = attacks accepted / attempts per class; BPCER = live faces refused as ' +
           'spoofs / attempts; the 95% upper bound says how little a few sessions can prove.',
+      );
+    }
+  }
+
+  if (run.accuracy) {
+    out.push('', '## Accuracy at the desk (faceid eval --conditions)', '');
+    const r = run.accuracy.report;
+    if (!r) out.push(`Skipped: ${run.accuracy.skipped}.`);
+    else {
+      out.push(conditionTable(r));
+      out.push(
+        '',
+        `${r.images} images of ${r.identities} people (the manifest named by ${run.accuracy.source}): per person the first ` +
+          `image enrolled as is, the other ${r.probes} reframed into 320x240 desk frames under each condition (seed ${r.seed}) ` +
+          `and compared with every enrolled person at MATCH_THRESHOLD ${r.threshold}; ${run.accuracy.seconds} s. The figures ` +
+          'depend on the engine and the seed, not on the machine. Conditions: src/accuracy/conditions.ts; README, "Accuracy at the desk".',
       );
     }
   }

@@ -1,3 +1,4 @@
+import { CONDITIONS } from '../../src/accuracy/conditions';
 import type { FleetSuite, Fps, Mode, OverloadSuite, Suite, Transport, WsPoint } from './types';
 
 /**
@@ -15,6 +16,9 @@ const PAD_CONFIGS = ['light+blink', 'turn+blink'];
  * like a person gives sessions of the length a desk sees).
  */
 const OVERLOAD_DESK = { fps: 10, reactionMs: 500, blinkMs: 250 };
+
+/** The accuracy phase: every condition, the CLI's default seed (about 45 s on the labelled set on 2 cores). */
+const ACCURACY = { conditions: [...CONDITIONS], seed: 1 };
 
 function sweep(transports: Transport[], connections: number[], fps: Fps[]): WsPoint[] {
   const points: WsPoint[] = [];
@@ -46,6 +50,7 @@ export function suiteFor(mode: Mode): Suite {
         pad: { attempts: 5, configs: PAD_CONFIGS, fps: 12 },
         overload: { loads: [1, 5], warmupSeconds: 3, measureSeconds: 6, ...OVERLOAD_DESK } satisfies OverloadSuite,
         fleet: { desks: [10, 30], reps: 1, warmupSeconds: 3, measureSeconds: 8, ...OVERLOAD_DESK } satisfies FleetSuite,
+        accuracy: ACCURACY,
       };
     case 'full':
       return {
@@ -65,6 +70,7 @@ export function suiteFor(mode: Mode): Suite {
         pad: { attempts: 50, configs: PAD_CONFIGS, fps: 12 },
         overload: { loads: [1, 2, 5, 10], warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies OverloadSuite,
         fleet: { desks: [10, 30], reps: 3, warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies FleetSuite,
+        accuracy: ACCURACY,
       };
     case 'smoke':
       return {

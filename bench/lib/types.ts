@@ -1,3 +1,4 @@
+import type { ConditionsReport } from '../../src/accuracy/report';
 import type { PadReport } from '../../src/cli/pad-eval';
 import type { Latency, Repeated } from './stats';
 
@@ -30,6 +31,14 @@ export interface Suite {
   overload?: OverloadSuite;
   /** One gateway against three behind HAProxy on PostgreSQL; absent in runs before it existed, and in smoke. */
   fleet?: FleetSuite;
+  /** The condition table (`faceid eval --conditions`) on a face manifest; absent in runs before it existed, and in smoke. */
+  accuracy?: AccuracySuite;
+}
+
+/** The accuracy phase: these conditions (src/accuracy/conditions.ts), seeded, at the service's MATCH_THRESHOLD. */
+export interface AccuracySuite {
+  conditions: string[];
+  seed: number;
 }
 
 /** The fleet phase: the overload phase's desks (admission on, its default capacity) at each of `desks`. */
@@ -298,6 +307,15 @@ export interface PadResult {
   report?: PadReport;
 }
 
+/** The `accuracy` phase: `faceid eval --conditions`' report (the shape of its --json), or why it did not run. */
+export interface AccuracyResult {
+  /** Where the manifest was named (its path is not recorded): `FACEID_FACES_MANIFEST` or `--faces`. */
+  source?: 'FACEID_FACES_MANIFEST' | '--faces';
+  skipped?: string;
+  report?: ConditionsReport;
+  seconds?: number;
+}
+
 export interface Measurement {
   id: string;
   label: string;
@@ -328,6 +346,8 @@ export interface BenchRun {
   overload?: OverloadResult;
   /** Absent in runs made before the phase existed, or when it was not asked for. */
   fleet?: FleetResult;
+  /** Absent in runs made before the phase existed. */
+  accuracy?: AccuracyResult;
   notes: string[];
   /** Every repeated figure, flat, for bench:compare. */
   measurements: Measurement[];

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import sharp from 'sharp';
+import { FULL_STAGES } from '../engine/types';
 import { mapLimit, parseCsv, parseManifest } from './eval';
 
 describe('parseCsv', () => {
@@ -87,28 +89,54 @@ jest.mock('../engine/engine', () => {
   return { ...actual, FaceEngine: { open: jest.fn(async () => mockEngine) } };
 });
 
-/** Files hold "identity index"; the stand-in gives each identity its own axis, nudged a little per image. */
+/**
+ * Text files hold "identity index"; the stand-in gives each identity its own axis, nudged a little per image. JPEG
+ * files (the condition table's, rendered from solid colours) are told apart by their dominant channel: red = alice,
+ * green = bob, blue = carol; grey shows no face.
+ */
 const AXES: Record<string, number> = { alice: 0, bob: 1, carol: 2 };
+/** Every embedding the stand-in handed out, and every JPEG it was given: the command must zero them all. */
+const handedOut: Float32Array[] = [];
+const jpegsSeen: Buffer[] = [];
 const mockEngine = {
   closed: false,
   async analyze(buf: Buffer, opts: { maxFaces?: number; stages?: readonly string[] }) {
+    expect(opts.maxFaces).toBe(1);
+    const withEmbedding = opts.stages?.includes('embedding') ?? false;
+    const face = (axis: number, nudge: number, box = { x: 0, y: 0, width: 5, height: 5 }) => {
+      const v = new Float32Array(3);
+      v[axis] = 1;
+      v[(axis + 1) % 3] = nudge;
+      const n = Math.hypot(...v);
+      const embedding = withEmbedding ? v.map((x) => x / n) : undefined;
+      if (embedding) handedOut.push(embedding);
+      return { box, score: 0.9, primary: true, embedding };
+    };
+    if (buf[0] === 0xff && buf[1] === 0xd8) {
+      // Not zeroed here: the command must zero what it hands over even when an engine would not.
+      jpegsSeen.push(buf);
+      const copy = Buffer.from(buf);
+      const { width = 0, height = 0 } = await sharp(copy).metadata();
+      const means = (await sharp(copy).stats()).channels.slice(0, 3).map((c) => c.mean);
+      copy.fill(0);
+      if (Math.max(...means) - Math.min(...means) < 20) return { width, height, faces: [], timings: {} };
+      const axis = means.indexOf(Math.max(...means));
+      const box = { x: width / 4, y: height / 4, width: width / 2, height: height / 2 };
+      return { width, height, faces: [face(axis, 0.01, box)], timings: {} };
+    }
     const text = buf.toString('utf8');
     buf.fill(0);
     if (text.startsWith('corrupt')) {
       const { EngineError } = jest.requireActual('../engine/errors');
       throw new EngineError('frame_corrupt', 'The frame is not a JPEG.');
     }
-    expect(opts.maxFaces).toBe(1);
-    expect(opts.stages).toContain('embedding');
+    expect(withEmbedding).toBe(true);
     if (text.startsWith('noface')) return { width: 10, height: 10, faces: [], timings: {} };
     const [who, k] = text.split(' ');
-    const v = new Float32Array(3);
-    v[AXES[who]] = 1;
-    v[(AXES[who] + 1) % 3] = Number(k) * 0.01;
-    const n = Math.hypot(...v);
-    const embedding = v.map((x) => x / n);
-    const face = { box: { x: 0, y: 0, width: 5, height: 5 }, score: 0.9, primary: true, embedding };
-    return { width: 10, height: 10, faces: [face], timings: {} };
+    return { width: 10, height: 10, faces: [face(AXES[who], Number(k) * 0.01)], timings: {} };
+  },
+  async full(buf: Buffer, opts: { maxFaces?: number } = {}) {
+    return mockEngine.analyze(buf, { ...opts, stages: FULL_STAGES });
   },
   async close() {
     mockEngine.closed = true;
@@ -124,12 +152,13 @@ describe('faceid eval (stand-in engine)', () => {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), content);
   };
-  const run = async (argv: string[]) => {
+  const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
     let out = '';
     let err = '';
     const code = await main(argv, {
       stdout: { write: (s: string) => (out += s) },
       stderr: { write: (s: string) => (err += s) },
+      env,
     });
     return { code, out, err };
   };
@@ -137,6 +166,8 @@ describe('faceid eval (stand-in engine)', () => {
   beforeEach(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-eval-'));
     mockEngine.closed = false;
+    handedOut.length = 0;
+    jpegsSeen.length = 0;
     write('a/1.jpg', 'alice 1');
     write('a/2.jpg', 'alice 2');
     write('a/3.jpg', 'alice 3');
@@ -211,5 +242,149 @@ describe('faceid eval (stand-in engine)', () => {
     const { code, err } = await run(['eval', '--manifest', path.join(dir, 'nope.csv')]);
     expect(code).toBe(1);
     expect(err).toContain('ENOENT');
+  });
+});
+
+describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { main } = require('./main') as typeof import('./main');
+  let dir: string;
+  const write = (name: string, content: string | Buffer): void => {
+    fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
+    fs.writeFileSync(path.join(dir, name), content);
+  };
+  const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+    let out = '';
+    let err = '';
+    const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env });
+    return { code, out, err };
+  };
+  const solid = (r: number, g: number, b: number) =>
+    sharp({ create: { width: 96, height: 72, channels: 3, background: { r, g, b } } }).jpeg({ quality: 90 }).toBuffer();
+  const zeroed = (xs: ArrayLike<number>[]) => xs.every((x) => Array.prototype.every.call(x, (v: number) => v === 0));
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-eval-gp-'));
+    mockEngine.closed = false;
+    handedOut.length = 0;
+    jpegsSeen.length = 0;
+    write('a/1.jpg', 'alice 1');
+    write('a/2.jpg', 'alice 2');
+    write('a/3.jpg', 'alice 3');
+    write('b/1.jpg', 'bob 1');
+    write('b/2.jpg', 'bob 2');
+    write('c/1.jpg', 'carol 1');
+    write('d/1.jpg', 'noface');
+    write('f/1.jpg', 'alice 9'); // someone not enrolled who looks like alice: an impostor accepted
+    write('gallery.csv', 'file,identity\na/1.jpg,alice\na/2.jpg,alice\nb/1.jpg,bob\nc/1.jpg,carol\n');
+    write('probes.csv', 'file,identity\na/3.jpg,alice\nb/2.jpg,bob\nd/1.jpg,dave\nf/1.jpg,frank\n');
+    write('red1.jpg', await solid(200, 40, 40));
+    write('red2.jpg', await solid(190, 50, 45));
+    write('green1.jpg', await solid(40, 200, 40));
+    write('green2.jpg', await solid(50, 190, 60));
+    write('blue1.jpg', await solid(40, 40, 200));
+    write('grey1.jpg', await solid(128, 128, 128));
+    write('grey2.jpg', await solid(120, 120, 120));
+    write(
+      'set.csv',
+      'file,identity\nred1.jpg,alice\ngreen1.jpg,bob\nred2.jpg,alice\nblue1.jpg,carol\ngrey1.jpg,dave\ngreen2.jpg,bob\ngrey2.jpg,dave\n',
+    );
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('gallery and probes: one JSON object, at MATCH_THRESHOLD from the environment', async () => {
+    const argv = ['eval', '--gallery', path.join(dir, 'gallery.csv'), '--probes', path.join(dir, 'probes.csv'), '--json'];
+    const { code, out, err } = await run(argv, { MATCH_THRESHOLD: '0.5' });
+    expect(code).toBe(0);
+    const lines = out.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const r = JSON.parse(lines[0]);
+    expect(r).toMatchObject({
+      mode: 'gallery',
+      threshold: 0.5,
+      threshold_source: 'MATCH_THRESHOLD',
+      gallery: { images: 4, identities: 3, ftd: 0, enrolled: 3 },
+      probes: 4,
+      ftd: 1,
+      unenrolled: 2,
+      genuine: 2,
+      impostor: 7,
+      frr: 0,
+      frr_with_ftd: 0,
+      far: expect.closeTo(1 / 7, 6),
+      'far_1e-3_resolved': false,
+    });
+    expect(r.far_ci[0]).toBeGreaterThan(0);
+    expect(r.far_ci[1]).toBeLessThan(1);
+    expect(r.recommended_threshold).toBe(r['threshold_at_far_1e-3']);
+    expect(err).toContain('enrolling 4/4');
+    expect(err).toContain('probe 4/4');
+    expect(err).toMatch(/FAR 0\.001 needs at least 1000 impostor pairs, there are 7/);
+    expect(handedOut.length).toBe(7);
+    expect(zeroed(handedOut)).toBe(true);
+    expect(mockEngine.closed).toBe(true);
+  });
+
+  it('gallery and probes: --threshold overrides, and the table says where the threshold came from', async () => {
+    const argv = ['eval', '--gallery', path.join(dir, 'gallery.csv'), '--probes', path.join(dir, 'probes.csv'), '--threshold', '0.3'];
+    const { code, out } = await run(argv, { MATCH_THRESHOLD: '0.5' });
+    expect(code).toBe(0);
+    expect(out).toMatch(/^threshold\s+0\.3 \(--threshold\)$/m);
+    expect(out).toMatch(/^FAR at threshold\s+14\.286 %\s+\(95% CI .*; 1 of 7\)$/m);
+    expect(out).toMatch(/^probe failures to detect\s+1 /m);
+    expect(out).toMatch(/^recommended threshold\s+\S+ \(lowest with FAR <= 1e-3 here, unresolved;/m);
+  });
+
+  it('conditions: one row per condition, the same JSON on a rerun, every embedding and frame zeroed', async () => {
+    const argv = ['eval', '--manifest', path.join(dir, 'set.csv'), '--conditions', 'clean,webcam', '--seed', '9', '--json'];
+    const first = await run(argv);
+    expect(first.code).toBe(0);
+    const r = JSON.parse(first.out);
+    expect(r).toMatchObject({
+      mode: 'conditions',
+      threshold: 0.46,
+      threshold_source: 'MATCH_THRESHOLD',
+      seed: 9,
+      images: 7,
+      identities: 4,
+      gallery: { images: 4, ftd: 1, enrolled: 3 },
+      probes: 3,
+      unframed: 1,
+    });
+    expect(r.conditions.map((c: { condition: string }) => c.condition)).toEqual(['clean', 'webcam']);
+    for (const c of r.conditions) expect(c).toMatchObject({ probes: 3, ftd: 1, unenrolled: 1, genuine: 2, impostor: 4, frr: 0, far: 0 });
+    expect(first.err).toContain('probe 3/3');
+    expect(zeroed(handedOut)).toBe(true);
+    expect(jpegsSeen.length).toBeGreaterThan(0);
+    expect(zeroed(jpegsSeen)).toBe(true);
+    const again = await run(argv);
+    expect(again.out).toBe(first.out);
+  });
+
+  it('conditions: a markdown table by default', async () => {
+    const { code, out } = await run(['eval', '--manifest', path.join(dir, 'set.csv'), '--conditions', 'jpeg,clean']);
+    expect(code).toBe(0);
+    const rows = out.split('\n').filter((l) => l.startsWith('| '));
+    expect(rows[0]).toMatch(/^\| condition \| probes \| FTD \| FRR @0\.46 \(95% CI\) \|/);
+    expect(rows.slice(1).map((l) => l.split('|')[1].trim())).toEqual(['jpeg', 'clean']);
+    expect(out).toContain('7 images, 4 identities; gallery: 3 enrolled (ftd 1); threshold 0.46 (MATCH_THRESHOLD); seed 1');
+  });
+
+  it.each([
+    [['--gallery', 'g.csv'], '--gallery and --probes go together'],
+    [['--manifest', 'm.csv', '--gallery', 'g.csv', '--probes', 'p.csv'], 'not both'],
+    [['--json'], '--manifest CSV is required (or --gallery CSV --probes CSV)'],
+    [['--gallery', 'g.csv', '--probes', 'p.csv', '--conditions', 'all'], '--conditions needs --manifest'],
+    [['--manifest', 'm.csv', '--threshold', '0.5'], '--threshold applies to'],
+    [['--manifest', 'm.csv', '--seed', '3'], '--seed applies to'],
+    [['--manifest', 'm.csv', '--conditions', 'clean,foggy'], 'Unknown condition "foggy"'],
+    [['--manifest', 'm.csv', '--conditions', 'all', '--seed', '4294967296'], '--seed must be'],
+    [['--manifest', 'm.csv', '--conditions', 'all', '--threshold', '1.5'], '--threshold must be'],
+    [['--gallery', 'g.csv', '--probes', 'p.csv', '--threshold', 'abc'], '--threshold must be'],
+  ])('usage error before any work: %j', async (args, message) => {
+    const { code, err } = await run(['eval', ...args]);
+    expect(code).toBe(2);
+    expect(err).toContain(message);
+    expect(handedOut.length).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  bootstrapTarAtFar,
   dPrime,
   equalErrorRate,
   falseAcceptRate,
@@ -7,11 +8,17 @@ import {
   median,
   nextUp,
   percentile,
+  poolScores,
+  probeReport,
+  ratesAt,
   rocPoints,
   scoreAllPairs,
+  scoreProbe,
   stdDev,
   tarAtFar,
   verificationReport,
+  wilsonInterval,
+  type ProbeScores,
 } from './metrics';
 
 /** Deterministic PRNG (mulberry32) so the property checks are reproducible. */
@@ -242,5 +249,131 @@ describe('median, percentile', () => {
     expect(percentile([5, 1, 9, 3, 7, 2, 8, 4, 6, 10], 99)).toBe(10);
     expect(percentile([5], 99)).toBe(5);
     expect(percentile(Array.from({ length: 1000 }, (_, k) => k + 1), 99)).toBe(990);
+  });
+});
+
+describe('wilsonInterval', () => {
+  it('matches the closed form on known cases', () => {
+    // 5 of 10: centre 0.5, half-width 1.96 * sqrt(0.025 + 1.96^2 / 400) / (1 + 1.96^2 / 10)
+    const r = wilsonInterval(5, 10);
+    expect(r.rate).toBe(0.5);
+    expect(r.lo).toBeCloseTo(0.236593, 5);
+    expect(r.hi).toBeCloseTo(0.763407, 5);
+    // 0 of n: [0, z^2 / (n + z^2)]; n of n: [n / (n + z^2), 1]
+    const z2 = 1.959963984540054 ** 2;
+    expect(wilsonInterval(0, 10)).toEqual({ count: 0, n: 10, rate: 0, lo: 0, hi: expect.closeTo(z2 / (10 + z2), 12) });
+    expect(wilsonInterval(59, 59).lo).toBeCloseTo(59 / (59 + z2), 12);
+    expect(wilsonInterval(59, 59).hi).toBe(1);
+    // 0 of 1,000: the upper bound is about 0.0038, not 0
+    expect(wilsonInterval(0, 1000).hi).toBeCloseTo(0.003828, 5);
+  });
+
+  it('is NaN for no trials, and always brackets the rate within [0, 1]', () => {
+    expect(wilsonInterval(0, 0)).toMatchObject({ rate: NaN, lo: NaN, hi: NaN });
+    for (let n = 1; n <= 40; n++) {
+      for (let k = 0; k <= n; k++) {
+        const r = wilsonInterval(k, n);
+        expect(r.lo).toBeGreaterThanOrEqual(0);
+        expect(r.hi).toBeLessThanOrEqual(1);
+        expect(r.lo).toBeLessThanOrEqual(r.rate + 1e-12);
+        expect(r.hi).toBeGreaterThanOrEqual(r.rate - 1e-12);
+      }
+    }
+  });
+});
+
+describe('ratesAt', () => {
+  it('accepts at score >= threshold: FRR counts genuine below, FAR impostors at or above', () => {
+    const { frr, far } = ratesAt({ genuine: [0.9, 0.8, 0.5, 0.4], impostor: [0.1, 0.5, 0.2, 0.46] }, 0.46);
+    expect([frr.count, frr.n, frr.rate]).toEqual([1, 4, 0.25]);
+    expect([far.count, far.n, far.rate]).toEqual([2, 4, 0.5]);
+    expect(frr.lo).toBeCloseTo(wilsonInterval(1, 4).lo, 12);
+  });
+
+  it('agrees with falseRejectRate / falseAcceptRate', () => {
+    const g = rng(7);
+    const scores = { genuine: Array.from({ length: 300 }, () => 0.3 + 0.5 * g()), impostor: Array.from({ length: 900 }, () => 0.45 * g()) };
+    for (const t of [0, 0.2, 0.35, 0.46, 0.8, 1]) {
+      const r = ratesAt(scores, t);
+      expect(r.frr.rate).toBe(falseRejectRate(scores.genuine, t));
+      expect(r.far.rate).toBe(falseAcceptRate(scores.impostor, t));
+    }
+  });
+});
+
+describe('scoreProbe and poolScores', () => {
+  it("compares a probe with every gallery identity: its own is genuine, the others impostor", () => {
+    const gallery = [
+      { identity: 'a', template: 2 },
+      { identity: 'b', template: 3 },
+      { identity: 'c', template: 5 },
+    ];
+    const p1 = scoreProbe(10, 'b', gallery, (x, y) => x * y);
+    expect(p1).toEqual({ genuine: [30], impostor: [20, 50] });
+    // an identity with no template: impostor scores only
+    const p2 = scoreProbe(1, 'z', gallery, (x, y) => x * y);
+    expect(p2).toEqual({ genuine: [], impostor: [2, 3, 5] });
+    expect(poolScores([p1, p2])).toEqual({ genuine: [30], impostor: [20, 50, 2, 3, 5] });
+  });
+});
+
+/** n probes against g gallery identities: a genuine score from `gen()` and g - 1 impostor scores from `imp()`. */
+function probes(n: number, g: number, gen: (k: number) => number, imp: () => number): ProbeScores[] {
+  return Array.from({ length: n }, (_, k) => ({ genuine: [gen(k)], impostor: Array.from({ length: g - 1 }, imp) }));
+}
+
+describe('bootstrapTarAtFar', () => {
+  it('is seeded: the same seed gives the same interval, and it brackets the point estimate', () => {
+    const u = rng(3);
+    const set = probes(60, 26, () => 0.2 + 0.6 * u(), () => 0.45 * u() - 0.05);
+    const a = bootstrapTarAtFar(set, [1e-2, 1e-3], { seed: 11 });
+    const b = bootstrapTarAtFar(set, [1e-2, 1e-3], { seed: 11 });
+    expect(a).toEqual(b);
+    const pooled = poolScores(set);
+    [1e-2, 1e-3].forEach((target, k) => {
+      const point = tarAtFar(pooled.genuine, pooled.impostor, target).tar;
+      expect(a[k].lo).toBeLessThanOrEqual(point);
+      expect(a[k].hi).toBeGreaterThanOrEqual(point);
+      expect(a[k].hi - a[k].lo).toBeGreaterThan(0);
+    });
+  });
+
+  it('gives [1, 1] for perfectly separated scores and NaN ends for no probes', () => {
+    const u = rng(5);
+    const set = probes(30, 10, () => 0.7 + 0.2 * u(), () => 0.3 * u());
+    expect(bootstrapTarAtFar(set, [1e-3], { seed: 1, resamples: 200 })).toEqual([{ lo: 1, hi: 1 }]);
+    const none = bootstrapTarAtFar([], [1e-3], { seed: 1 });
+    expect(none[0].lo).toBeNaN();
+    expect(none[0].hi).toBeNaN();
+  });
+
+  it('widens as the probes shrink (one of 10 rejected vs 10 of 100)', () => {
+    const mk = (n: number) => probes(n, 20, (k) => (k % 10 === 0 ? 0.01 : 0.8), () => 0.05);
+    const [small] = bootstrapTarAtFar(mk(10), [1e-2], { seed: 2 });
+    const [large] = bootstrapTarAtFar(mk(100), [1e-2], { seed: 2 });
+    expect(small.hi - small.lo).toBeGreaterThan(large.hi - large.lo);
+    expect(large.lo).toBeLessThanOrEqual(0.9);
+    expect(large.hi).toBeGreaterThanOrEqual(0.9);
+  });
+});
+
+describe('probeReport', () => {
+  it('reports FRR / FAR at the threshold, the EER and the recommended threshold (lowest with FAR <= 1e-3)', () => {
+    // 20 probes x 60 gallery identities: 20 genuine, 1,180 impostor scores; one impostor at 0.5, one genuine at 0.4.
+    const set = probes(20, 60, (k) => (k === 0 ? 0.4 : 0.7 + k * 0.005), () => 0.1);
+    set[3].impostor[0] = 0.5;
+    const r = probeReport(set, 0.46, { seed: 1 });
+    expect(r.probes).toBe(20);
+    expect([r.frr.count, r.frr.n]).toEqual([1, 20]);
+    expect([r.far.count, r.far.n]).toEqual([1, 1180]);
+    expect(r.verification.genuine).toBe(20);
+    expect(r.verification.impostor).toBe(1180);
+    // 1,180 impostors allow floor(1.18) = 1 false accept at 1e-3: the threshold sits just above the second highest (0.1)
+    expect(r.far1e3.resolved).toBe(true);
+    expect(r.recommended.threshold).toBe(nextUp(0.1));
+    expect(r.recommended.far).toBeCloseTo(1 / 1180, 12);
+    expect(r.recommended.frr).toBe(0);
+    expect(r.far1e3.ci.lo).toBeLessThanOrEqual(r.far1e3.tar);
+    expect(r.far1e3.ci.hi).toBeGreaterThanOrEqual(r.far1e3.tar);
   });
 });

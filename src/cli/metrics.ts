@@ -7,6 +7,8 @@
  *   FAR(t) = share of impostor scores >= t; FRR(t) = share of genuine scores < t; TAR(t) = 1 - FRR(t).
  * - Functions return NaN where a figure is undefined (e.g. no impostor pairs); callers print that as null.
  */
+import { Rng } from '../liveness/pad/random';
+import { quantile } from '../stats/quantile';
 
 /** One identity-labelled template. */
 export interface Template<T> {
@@ -181,23 +183,29 @@ export interface TarAtFarResult {
  * A tiny epsilon guards floor(target * n) against floating-point error (1e-3 * 3000 must give 3).
  */
 export function tarAtFar(genuine: readonly number[], impostor: readonly number[], target: number): TarAtFarResult {
-  const n = impostor.length;
+  return tarAtFarSorted(genuine, Float64Array.from(impostor).sort(), target);
+}
+
+/** tarAtFar with the impostor scores already sorted ascending (the bootstrap sorts each resample once). */
+function tarAtFarSorted(genuine: readonly number[], impostorAsc: Float64Array, target: number): TarAtFarResult {
+  const n = impostorAsc.length;
   if (genuine.length === 0 || n === 0) {
     return { target, threshold: NaN, tar: NaN, far: NaN, allowedFalseAccepts: 0, resolved: false };
   }
   const allowed = Math.floor(target * n + 1e-9);
   let threshold: number;
   if (allowed >= n) {
-    threshold = Math.min(minOf(genuine), minOf(impostor));
+    threshold = Math.min(minOf(genuine), impostorAsc[0]);
   } else {
-    const desc = [...impostor].sort((a, b) => b - a);
-    threshold = nextUp(desc[allowed]);
+    threshold = nextUp(impostorAsc[n - 1 - allowed]); // the (allowed + 1)-th highest
   }
+  let accepted = 0;
+  for (let i = n - 1; i >= 0 && impostorAsc[i] >= threshold; i--) accepted++;
   return {
     target,
     threshold,
     tar: 1 - falseRejectRate(genuine, threshold),
-    far: falseAcceptRate(impostor, threshold),
+    far: accepted / n,
     allowedFalseAccepts: Math.min(allowed, n),
     resolved: allowed >= 1,
   };
@@ -265,4 +273,172 @@ export function percentile(xs: readonly number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
   const rank = Math.ceil((p / 100) * s.length - 1e-9);
   return s[Math.min(s.length, Math.max(1, rank)) - 1];
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Gallery and probes (`faceid eval --gallery/--probes`, `--conditions`): each probe is compared with every enrolled
+// identity, as a desk session compares its frames with one patient's template.
+
+/** A proportion (`count` of `n`) with its 95% Wilson score interval. NaN everywhere for n = 0. */
+export interface Proportion {
+  count: number;
+  n: number;
+  rate: number;
+  lo: number;
+  hi: number;
+}
+
+/** z for a two-sided 95% interval. */
+const Z95 = 1.959963984540054;
+
+/**
+ * Wilson score interval for a binomial proportion: centre (p + z^2/2n) / (1 + z^2/n), half-width
+ * z * sqrt(p(1 - p)/n + z^2/4n^2) / (1 + z^2/n). Unlike p +- z*sqrt(p(1-p)/n) it stays inside [0, 1] and does not
+ * collapse to a zero width at 0 or n successes (0 of 1,000 gives [0, 0.0038]). It assumes independent trials.
+ */
+export function wilsonInterval(count: number, n: number, z = Z95): Proportion {
+  if (!(n > 0)) return { count, n, rate: NaN, lo: NaN, hi: NaN };
+  const p = count / n;
+  const z2 = z * z;
+  const denom = 1 + z2 / n;
+  const centre = (p + z2 / (2 * n)) / denom;
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / denom;
+  return {
+    count,
+    n,
+    rate: p,
+    lo: count === 0 ? 0 : Math.max(0, centre - half),
+    hi: count === n ? 1 : Math.min(1, centre + half),
+  };
+}
+
+/** FRR and FAR at one threshold (accept when score >= threshold), as counts with Wilson intervals. */
+export function ratesAt(scores: PairScores, threshold: number): { frr: Proportion; far: Proportion } {
+  let rejected = 0;
+  for (const s of scores.genuine) if (s < threshold) rejected++;
+  let accepted = 0;
+  for (const s of scores.impostor) if (s >= threshold) accepted++;
+  return {
+    frr: wilsonInterval(rejected, scores.genuine.length),
+    far: wilsonInterval(accepted, scores.impostor.length),
+  };
+}
+
+/** One probe's scores against the gallery: its own identity's template (genuine, if enrolled) and every other's. */
+export interface ProbeScores {
+  genuine: number[];
+  impostor: number[];
+}
+
+/** Compares one probe with every gallery template: same identity = genuine, any other = impostor. */
+export function scoreProbe<T>(
+  probe: T,
+  identity: string,
+  gallery: readonly Template<T>[],
+  similarity: (a: T, b: T) => number,
+): ProbeScores {
+  const out: ProbeScores = { genuine: [], impostor: [] };
+  for (const g of gallery) (g.identity === identity ? out.genuine : out.impostor).push(similarity(probe, g.template));
+  return out;
+}
+
+/** Every probe's scores in one pair of lists. */
+export function poolScores(probes: readonly ProbeScores[]): PairScores {
+  const genuine: number[] = [];
+  const impostor: number[] = [];
+  for (const p of probes) {
+    for (const s of p.genuine) genuine.push(s);
+    for (const s of p.impostor) impostor.push(s);
+  }
+  return { genuine, impostor };
+}
+
+/** A two-sided interval; NaN ends when it cannot be estimated. */
+export interface Interval {
+  lo: number;
+  hi: number;
+}
+
+export interface BootstrapOptions {
+  /** Resamples. Default 1000. */
+  resamples?: number;
+  /** Seeds the resampling, so the same scores always give the same interval. */
+  seed: number;
+  /** Two-sided coverage. Default 0.95. */
+  level?: number;
+}
+
+/**
+ * Percentile-bootstrap intervals of TAR at each target FAR, resampling probes (with replacement, all of a probe's
+ * scores together: its comparisons share one image, so they are not independent). Each resample recomputes the
+ * threshold for the target (`tarAtFar`) and the TAR there, so the interval includes the threshold's own uncertainty.
+ * The ends are the (1 - level)/2 and (1 + level)/2 quantiles of the resampled TARs (src/stats/quantile.ts);
+ * resamples with no genuine or no impostor score are left out. Seeded (mulberry32), so reruns agree.
+ */
+export function bootstrapTarAtFar(
+  probes: readonly ProbeScores[],
+  targets: readonly number[],
+  options: BootstrapOptions,
+): Interval[] {
+  const resamples = options.resamples ?? 1000;
+  const level = options.level ?? 0.95;
+  const n = probes.length;
+  const draws: number[][] = targets.map(() => []);
+  if (n > 0) {
+    const rng = new Rng(options.seed);
+    const picked: ProbeScores[] = new Array<ProbeScores>(n);
+    for (let b = 0; b < resamples; b++) {
+      for (let k = 0; k < n; k++) picked[k] = probes[Math.floor(rng.next() * n)];
+      const pooled = poolScores(picked);
+      const impostorAsc = Float64Array.from(pooled.impostor).sort();
+      targets.forEach((target, t) => {
+        const tar = tarAtFarSorted(pooled.genuine, impostorAsc, target).tar;
+        if (Number.isFinite(tar)) draws[t].push(tar);
+      });
+    }
+  }
+  return draws.map((d) => {
+    d.sort((a, b) => a - b);
+    return { lo: quantile(d, (1 - level) / 2) ?? NaN, hi: quantile(d, (1 + level) / 2) ?? NaN };
+  });
+}
+
+/** TAR at a target FAR with its bootstrap interval. */
+export interface TarAtFarWithCi extends TarAtFarResult {
+  ci: Interval;
+}
+
+export interface ProbeReport {
+  /** Probes scored (faces found). */
+  probes: number;
+  threshold: number;
+  frr: Proportion;
+  far: Proportion;
+  verification: VerificationReport;
+  far1e2: TarAtFarWithCi;
+  far1e3: TarAtFarWithCi;
+  /**
+   * The threshold recommended for this set: the lowest one with FAR <= 1e-3 (`far1e3.threshold`), where accepting
+   * one more impostor score would pass the target. Only as good as the impostor count: unresolved below 1,000.
+   */
+  recommended: { threshold: number; frr: number; far: number; resolved: boolean };
+}
+
+/** Everything `faceid eval` reports about probes against a gallery at `threshold`. */
+export function probeReport(probes: readonly ProbeScores[], threshold: number, bootstrap: BootstrapOptions): ProbeReport {
+  const pooled = poolScores(probes);
+  const verification = verificationReport(pooled);
+  const { frr, far } = ratesAt(pooled, threshold);
+  const [ci1e2, ci1e3] = bootstrapTarAtFar(probes, [1e-2, 1e-3], bootstrap);
+  const r = verification.far1e3;
+  return {
+    probes: probes.length,
+    threshold,
+    frr,
+    far,
+    verification,
+    far1e2: { ...verification.far1e2, ci: ci1e2 },
+    far1e3: { ...r, ci: ci1e3 },
+    recommended: { threshold: r.threshold, frr: 1 - r.tar, far: r.far, resolved: r.resolved },
+  };
 }
