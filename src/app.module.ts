@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { AuditModule } from './audit';
 import { AuthModule } from './auth';
+import { CalibrationModule } from './calibration';
 import { ConfigModule, type Config } from './config';
 import { DemoModule } from './demo';
 import { EnrollmentModule } from './enrollment';
@@ -22,7 +23,7 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, FleetModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule],
+      imports: [ConfigModule.forRoot(config), StorageModule, FleetModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule, CalibrationModule],
     };
   }
 }

@@ -173,6 +173,7 @@ const MIGRATIONS = [
   '20261204130000_enrollment_roles',
   '20261204140000_audit_hmac',
   '20261205032500_clinic_sms_languages',
+  '20261205120000_calibration_histograms',
 ];
 
 /** A copy of the committed migrations to modify. */

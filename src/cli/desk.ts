@@ -198,6 +198,7 @@ export async function playSession(engine: FaceEngine, template: Float32Array, de
         liveness: { passive: null, blink: false, light: null, turn: null },
         reason: null,
         timings: { firstFrameToVerdictMs: null, framesReceived: frames, framesAnalysed: frames, framesDropped: 0 },
+        quality: { fullFrames: 0, faceSize: null, brightness: null, sharpness: null, frames: {} },
       },
       sessionMs: clock.t,
       engineMs,

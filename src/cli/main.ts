@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `faceid` command line: analyze, eval, bench-engine, simulate, and the admin commands (clinic, workstation,
- * enrollment-key, enroll, mis, audit) that work on the service's database.
+ * enrollment-key, enroll, mis, audit, calibrate) that work on the service's database.
  * Exit codes: 0 success, 1 a command failed (or some input did), 2 usage error.
  * Results go to stdout; progress, warnings and errors to stderr.
  */
@@ -15,6 +15,7 @@ import { auditGroup } from './audit';
 import { clinicGroup, workstationGroup } from './clinics';
 import { enrollCommand, enrollmentKeyGroup } from './enrollment';
 import { misGroup } from './mis';
+import { calibrateCommand } from './calibrate';
 
 export { parseIntInRange } from './analyze';
 
@@ -68,6 +69,7 @@ export const COMMANDS: readonly (Command | CommandGroup)[] = [
   enrollCommand,
   misGroup,
   auditGroup,
+  calibrateCommand,
 ];
 
 const isGroup = (c: Command | CommandGroup): c is CommandGroup => 'subcommands' in c;

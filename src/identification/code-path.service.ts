@@ -1,5 +1,6 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { AuditService } from '../audit';
+import { outcomeBins } from '../calibration/bins';
 import { CONFIG, type Config } from '../config';
 import { MetricsService } from '../metrics';
 import { SMS_GATEWAY, SmsError, smsText, type SmsGateway } from '../sms';
@@ -37,6 +38,11 @@ export interface CodeSent {
   codeExpiresAt: Date;
 }
 
+/** The code path's wall clock (epoch ms); tests inject their own. */
+export const CODE_PATH_CLOCK = Symbol('CODE_PATH_CLOCK');
+/** Where the code path's six-digit codes come from (default: newCode, the CSPRNG); tests inject their own. */
+export const CODE_PATH_CODES = Symbol('CODE_PATH_CODES');
+
 /** A session that starts on the code path holds an unusable face token this long, until the code path starts a moment later. */
 const CODE_SESSION_TOKEN_GRACE_MS = 60_000;
 
@@ -56,6 +62,9 @@ export type InPersonCodeReason = (typeof IN_PERSON_CODE_REASONS)[number];
  */
 @Injectable()
 export class CodePathService {
+  private readonly now: () => number;
+  private readonly newCode: () => string;
+
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(SESSIONS) private readonly sessions: SessionRepository,
@@ -68,7 +77,12 @@ export class CodePathService {
     private readonly gateway: IdentificationGateway,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
-  ) {}
+    @Optional() @Inject(CODE_PATH_CLOCK) now?: () => number,
+    @Optional() @Inject(CODE_PATH_CODES) codeSource?: () => string,
+  ) {
+    this.now = now ?? Date.now;
+    this.newCode = codeSource ?? newCode;
+  }
 
   /** The patient refused the photo: stop any face session, move to the code path, send the code. */
   async refuse(principal: CodePrincipal, sessionId: string, reason: string): Promise<CodeSent> {
@@ -76,8 +90,8 @@ export class CodePathService {
     if (session.state !== 'created' && session.state !== 'connected') throw this.notOnFacePath(session);
     await this.checkCaps(principal, session.patientId);
     const patient = await this.patient(principal, session.patientId);
-    const code = newCode();
-    const codeExpiresAt = new Date(Date.now() + this.config.CODE_TTL_S * 1000);
+    const code = this.newCode();
+    const codeExpiresAt = new Date(this.now() + this.config.CODE_TTL_S * 1000);
     const begun = await this.sessions.beginCodePath({
       clinicId: principal.clinicId,
       sessionId,
@@ -110,7 +124,7 @@ export class CodePathService {
     input: { appointmentId: string; channel: Channel; reason?: string },
   ): Promise<CodeSent> {
     await this.checkCaps(principal, patient.id);
-    const now = Date.now();
+    const now = this.now();
     // The session row needs a token; this one is never shown to anybody, and the code path ends it at once.
     const session = await this.sessions.create({
       clinicId: principal.clinicId,
@@ -121,7 +135,7 @@ export class CodePathService {
       tokenHash: newSessionToken().hash,
       tokenExpiresAt: new Date(now + CODE_SESSION_TOKEN_GRACE_MS),
     });
-    const code = newCode();
+    const code = this.newCode();
     const codeExpiresAt = new Date(now + this.config.CODE_TTL_S * 1000);
     const begun = await this.sessions.beginCodePath({
       clinicId: principal.clinicId,
@@ -160,8 +174,8 @@ export class CodePathService {
     if (current.sends >= maxSends) throw this.resendLimit();
     await this.checkCaps(principal, session.patientId, current.workstationId);
     const patient = await this.patient(principal, session.patientId);
-    const code = newCode();
-    const codeExpiresAt = new Date(Date.now() + this.config.CODE_TTL_S * 1000);
+    const code = this.newCode();
+    const codeExpiresAt = new Date(this.now() + this.config.CODE_TTL_S * 1000);
     const replaced = await this.codes.replace(current.id, {
       codeHash: this.hasher.hash(sessionId, code),
       expiresAt: codeExpiresAt,
@@ -188,7 +202,7 @@ export class CodePathService {
     const session = await this.session(principal, sessionId);
     const code = await this.codes.forSession(principal.clinicId, sessionId);
     if (session.state !== 'code_pending' || !code) throw this.notPending(session, code);
-    const now = new Date();
+    const now = new Date(this.now());
     const unusable = this.unusable(code, now);
     if (unusable) {
       // Out of attempts but still pending (the lock-out was interrupted): finish it now. Expiry is the sweep's.
@@ -200,15 +214,18 @@ export class CodePathService {
 
     if (this.hasher.verify(code.codeHash, sessionId, input)) {
       if (!(await this.codes.markUsed(code.id, max, now))) throw await this.lostRace(principal, session);
-      const verdict = await this.verdicts.finish({
-        clinicId: principal.clinicId,
-        sessionId,
-        result: 'match',
-        method: 'code',
-        score: null,
-        liveness: null,
-        timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: code.attempts },
-      });
+      const verdict = await this.verdicts.finish(
+        {
+          clinicId: principal.clinicId,
+          sessionId,
+          result: 'match',
+          method: 'code',
+          score: null,
+          liveness: null,
+          timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: code.attempts },
+        },
+        { calibration: outcomeBins('code', 'match') },
+      );
       // Ended meanwhile by the sweep, at the very moment the code expired.
       if (!verdict) throw new IdentificationError('session_finished', 'The session is already finished.');
       this.metrics.verdict('match', 'code');
@@ -245,15 +262,18 @@ export class CodePathService {
 
   /** The code's attempts ran out: the session ends `locked_out` (its MIS event in the same transaction). */
   private async lockOut(principal: CodePrincipal, code: OneTimeCode, attempts: number, now: Date): Promise<void> {
-    const verdict = await this.verdicts.finish({
-      clinicId: principal.clinicId,
-      sessionId: code.sessionId,
-      result: 'locked_out',
-      method: 'code',
-      score: null,
-      liveness: null,
-      timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: attempts },
-    });
+    const verdict = await this.verdicts.finish(
+      {
+        clinicId: principal.clinicId,
+        sessionId: code.sessionId,
+        result: 'locked_out',
+        method: 'code',
+        score: null,
+        liveness: null,
+        timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: attempts },
+      },
+      { calibration: outcomeBins('code', 'locked_out') },
+    );
     if (!verdict) return; // already finished (a concurrent entry locked it out first)
     this.metrics.verdict('locked_out', 'code');
     await this.audit.record('system', 'session.locked_out', {
@@ -294,7 +314,7 @@ export class CodePathService {
    */
   private async checkCaps(principal: CodePrincipal, patientId: string, codeWorkstationId?: string): Promise<void> {
     const windowMin = this.config.CODE_FAILURES_WINDOW_MIN;
-    const since = new Date(Date.now() - windowMin * 60_000);
+    const since = new Date(this.now() - windowMin * 60_000);
     const capped = async (what: string) => {
       await this.audit.record(this.actor(principal), 'code.capped', {
         clinicId: principal.clinicId,
@@ -333,7 +353,7 @@ export class CodePathService {
   /** The code changed under us (a concurrent entry, expiry, the sweep): answer for its state now. */
   private async lostRace(principal: CodePrincipal, session: IdentificationSession): Promise<IdentificationError> {
     const code = await this.codes.forSession(principal.clinicId, session.id);
-    const unusable = code && this.unusable(code, new Date());
+    const unusable = code && this.unusable(code, new Date(this.now()));
     if (unusable) return unusable;
     return new IdentificationError('session_finished', 'The session is already finished.');
   }

@@ -3,6 +3,7 @@ import { CONFIG, type Config } from '../config';
 import { EngineError, EngineService, FRAME_JPEG_LIMITS, inspectJpeg, type JpegLimits } from '../engine';
 import { EnrollmentService } from '../enrollment';
 import { AuditService } from '../audit';
+import { faceVerdictBins } from '../calibration/bins';
 import { MetricsService } from '../metrics';
 import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
 import type { AuthRequest, AuthResult, FrameConnection, SessionTransportHandler } from '../transport/connection';
@@ -397,15 +398,19 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
     this.metrics.verdict(outcome.result, 'face');
     let stored;
     try {
-      stored = await this.verdicts.finish({
-        clinicId: session.clinicId,
-        sessionId: session.sessionId,
-        result: outcome.result,
-        method: 'face',
-        score: outcome.score,
-        liveness: outcome.liveness,
-        timings: outcome.timings,
-      });
+      stored = await this.verdicts.finish(
+        {
+          clinicId: session.clinicId,
+          sessionId: session.sessionId,
+          result: outcome.result,
+          method: 'face',
+          score: outcome.score,
+          liveness: outcome.liveness,
+          timings: outcome.timings,
+        },
+        // Counts in the workstation's calibration histograms, in the verdict's transaction (no per-verdict row).
+        { calibration: faceVerdictBins(outcome) },
+      );
       if (stored) {
         await this.audit.record('system', 'session.verdict', {
           clinicId: session.clinicId,
@@ -425,7 +430,8 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
       conn.close(WS_CLOSE.session_finished, 'session_finished');
       return;
     }
-    const { score: _score, ...result } = outcome; // the score is the MIS's, never the desk's
+    // The score is the MIS's, never the desk's; the frames' quality is calibration's only.
+    const { score: _score, quality: _quality, ...result } = outcome;
     conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...result });
     conn.close(WS_CLOSE.normal, 'verdict');
   }

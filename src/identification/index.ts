@@ -6,7 +6,7 @@ export {
   type CreatedSession,
   type CreatedFaceSession,
 } from './sessions.service';
-export { CodePathService, type CodePrincipal, type CodeSent } from './code-path.service';
+export { CodePathService, CODE_PATH_CLOCK, CODE_PATH_CODES, type CodePrincipal, type CodeSent } from './code-path.service';
 export { CodeHasher, newCode } from './code-hash';
 export { FaceCapacity, FACE_CAPACITY_CLOCK, FACE_TOKEN_HOLD_MS, type FaceCapacityUsage, type FacePlace } from './face-capacity';
 export { SessionSweep, SESSION_SWEEP_OPTIONS, type SessionSweepOptions } from './session-sweep';
@@ -25,6 +25,8 @@ export {
   type IdentificationSettings,
   type VerdictOutcome,
   type VerdictResult,
+  type SessionQuality,
+  type FrameState,
 } from './session-runner';
 export { assessFrame, DEFAULT_GUIDANCE, type GuidanceCode, type GuidanceThresholds } from './guidance';
 export { BlinkDetector, DEFAULT_BLINK, type BlinkThresholds } from './blink';

@@ -7,6 +7,7 @@ import {
   type OnApplicationBootstrap,
 } from '@nestjs/common';
 import { AuditService } from '../audit';
+import { outcomeBins } from '../calibration/bins';
 import { CONFIG, type Config } from '../config';
 import {
   SESSIONS,
@@ -105,7 +106,7 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
   ): Promise<boolean> {
     const verdict = await this.verdicts.finish(
       { clinicId: s.clinicId, sessionId: s.id, result: 'expired', method: 'none', score: null, liveness: null, timings: null },
-      from ? { from } : undefined,
+      { ...(from ? { from } : {}), calibration: outcomeBins('none', 'expired') },
     );
     if (!verdict) return false;
     await this.audit.record('system', 'session.expired', { clinicId: s.clinicId, subject: s.id, detail });

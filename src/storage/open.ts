@@ -2,6 +2,7 @@ import { openDb, type Db } from './db';
 import { migrate, type MigrateResult } from './migrate';
 import type {
   AuditRepository,
+  CalibrationRepository,
   ClinicRepository,
   CodeRepository,
   EventRepository,
@@ -19,6 +20,7 @@ import type {
 import { keyRingFromConfig } from '../keyring/key-file';
 import { auditChainKeys, type AuditChainKeys, type AuditChainReader } from './audit-chain';
 import { PrismaAuditRepository } from './repositories/audit';
+import { PrismaCalibrationRepository } from './repositories/calibration';
 import { PrismaClinicRepository, PrismaPatientRepository, PrismaWorkstationRepository } from './repositories/clinics';
 import { PrismaSessionRepository, PrismaVerdictRepository } from './repositories/sessions';
 import { PrismaTemplateRepository } from './repositories/templates';
@@ -49,6 +51,8 @@ export interface Repositories {
   readonly webhooks: WebhookRepository;
   readonly enrollmentKeys: EnrollmentKeyRepository;
   readonly pendingEnrollments: PendingEnrollmentRepository;
+  /** Field calibration histograms (counted by VerdictRepository.finish; read here). */
+  readonly calibration: CalibrationRepository;
 }
 
 export interface Storage {
@@ -104,6 +108,7 @@ export function createRepositories(db: Db, auditKeys: AuditChainKeys): Repositor
     webhooks: new PrismaWebhookRepository(db),
     enrollmentKeys: new PrismaEnrollmentKeyRepository(db),
     pendingEnrollments: new PrismaPendingEnrollmentRepository(db, signal, audit),
+    calibration: new PrismaCalibrationRepository(db),
   };
 }
 

@@ -774,15 +774,45 @@ export interface WebhookRepository {
   deliveries(clinicId: string, subscriptionId: string, limit: number): Promise<WebhookDelivery[]>;
 }
 
+/**
+ * One bin of a calibration histogram to count `count` more times (src/calibration decides the metrics and the bins;
+ * storage only adds them up per clinic, the session's workstation and the verdict's UTC day).
+ */
+export interface CalibrationIncrement {
+  metric: string;
+  bin: string;
+  count: number;
+}
+
+/** A bin's count added up over a window of days (and over the workstations asked for). */
+export interface CalibrationCount {
+  workstationId: string;
+  metric: string;
+  bin: string;
+  count: number;
+}
+
+export interface CalibrationRepository {
+  /**
+   * The clinic's calibration counts of the UTC days fromDay..toDay (YYYY-MM-DD, both included), summed per
+   * workstation, metric and bin in the database (one row per bin in use, whatever the number of days).
+   */
+  totals(clinicId: string, range: { fromDay: string; toDay: string }): Promise<CalibrationCount[]>;
+}
+
 export interface VerdictRepository {
   /**
    * Stores the verdict, finishes its session (state `expired` for the result `expired`, else `finished`) and writes
    * its MIS event, in one transaction. Returns null if the session already has a verdict, or is in none of the states
    * the method may finish (a face verdict finishes a created or connected session; a code verdict one on the code
    * path; `none`, the sweep's, any of them) or of `options.from` when given (e.g. `connected` only: a dropped face
-   * connection must not end a session that meanwhile went on to the code path).
+   * connection must not end a session that meanwhile went on to the code path). `options.calibration`: the bins
+   * this verdict adds to its workstation's calibration histograms of the day, counted in the same transaction.
    */
-  finish(input: Omit<Verdict, 'id' | 'createdAt'>, options?: { from?: readonly SessionState[] }): Promise<Verdict | null>;
+  finish(
+    input: Omit<Verdict, 'id' | 'createdAt'>,
+    options?: { from?: readonly SessionState[]; calibration?: readonly CalibrationIncrement[] },
+  ): Promise<Verdict | null>;
   forSession(clinicId: string, sessionId: string): Promise<Verdict | null>;
 }
 
@@ -807,3 +837,4 @@ export const KEYS = Symbol('KeyRepository');
 export const WEBHOOKS = Symbol('WebhookRepository');
 export const ENROLLMENT_KEYS = Symbol('EnrollmentKeyRepository');
 export const PENDING_ENROLLMENTS = Symbol('PendingEnrollmentRepository');
+export const CALIBRATION = Symbol('CalibrationRepository');

@@ -16,6 +16,7 @@ import { openStorage, type Repositories, type Storage } from './open';
 import { SIGNALS } from './signals';
 import {
   AUDIT,
+  CALIBRATION,
   CLINICS,
   CODES,
   ENROLLMENT_KEYS,
@@ -106,7 +107,8 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     repo(WEBHOOKS, 'webhooks'),
     repo(ENROLLMENT_KEYS, 'enrollmentKeys'),
     repo(PENDING_ENROLLMENTS, 'pendingEnrollments'),
+    repo(CALIBRATION, 'calibration'),
   ],
-  exports: [STORAGE, SIGNALS, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, KEYS, WEBHOOKS, ENROLLMENT_KEYS, PENDING_ENROLLMENTS],
+  exports: [STORAGE, SIGNALS, CLINICS, WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT, CODES, EVENTS, MIS_CLIENTS, KEYS, WEBHOOKS, ENROLLMENT_KEYS, PENDING_ENROLLMENTS, CALIBRATION],
 })
 export class StorageModule {}

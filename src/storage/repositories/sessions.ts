@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { notifyInTx, type Db, type Tx } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
 import type {
+  CalibrationIncrement,
   FaceAdmission,
   IdentificationSession,
   SessionRepository,
@@ -12,6 +13,7 @@ import type {
   VerdictResult,
 } from '../ports';
 import { SESSIONS_CHANNEL } from '../signals';
+import { incrementCalibration, utcDay } from './calibration';
 import { appendEvent, sessionFields, type EventSignal } from './events';
 import { jsonInput, toSession, toVerdict } from './map';
 
@@ -214,7 +216,10 @@ export class PrismaVerdictRepository implements VerdictRepository {
     private readonly signal: EventSignal,
   ) {}
 
-  async finish(input: Omit<Verdict, 'id' | 'createdAt'>, options: { from?: readonly SessionState[] } = {}): Promise<Verdict | null> {
+  async finish(
+    input: Omit<Verdict, 'id' | 'createdAt'>,
+    options: { from?: readonly SessionState[]; calibration?: readonly CalibrationIncrement[] } = {},
+  ): Promise<Verdict | null> {
     const from = FINISHABLE[input.method].filter((s) => !options.from || options.from.includes(s));
     try {
       const verdict = await this.db.tx(async (tx) => {
@@ -261,6 +266,14 @@ export class PrismaVerdictRepository implements VerdictRepository {
           durationMs,
           at: now,
         });
+        // After the event: the clinic's row lock (its event seq) already orders this clinic's verdicts.
+        if (options.calibration?.length) {
+          await incrementCalibration(
+            tx,
+            { clinicId: input.clinicId, workstationId: session.workstationId, day: utcDay(now) },
+            options.calibration,
+          );
+        }
         if (session.state === 'connected') {
           // Its face connection may be held by another gateway process: it closes on commit (PostgreSQL NOTIFY).
           await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: input.result === 'expired' ? 'expired' : 'finished' });
