@@ -247,7 +247,11 @@ class Engine : public Napi::ObjectWrap<Engine> {
       Napi::Object m = info[0].As<Napi::Object>();
       Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
       ModelPaths paths{getString(m, "detect"), getString(m, "landmark"), getString(m, "feature"),
-                       getString(m, "liveness"), getString(m, "eye")};
+                       getString(m, "liveness"), getString(m, "eye"), std::string()};
+      // The lighter detector, loaded only when asked for (trackDetector 'blazeface', validated in JS).
+      if (o.Get("trackDetector").IsString() && o.Get("trackDetector").ToString().Utf8Value() == "blazeface") {
+        paths.blazeface = getString(m, "blazeface");
+      }
       const int workers = int(getNumber(o, "workers", std::max(1u, std::thread::hardware_concurrency())));
       queueSize_ = size_t(getNumber(o, "queueSize", workers * 4));
       if (workers < 1 || workers > 64) throw FaceIdError("invalid_argument", "workers must be 1-64.");
@@ -256,6 +260,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
       popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
       popt.threads = int(getNumber(o, "threadsPerJob", 1));
       popt.parallelStages = getBool(o, "parallelStages", true);
+      // The embedding's options (validated in JS, src/engine/engine.ts).
+      const std::string norm = o.Has("faceNormalisation") ? o.Get("faceNormalisation").ToString().Utf8Value() : "none";
+      if (norm == "none") popt.faceNorm = FaceNorm::kNone;
+      else if (norm == "gain") popt.faceNorm = FaceNorm::kGain;
+      else throw FaceIdError("invalid_argument", "faceNormalisation must be none or gain.");
+      popt.mirrorEmbedding = getBool(o, "mirrorEmbedding", false);
       if (getBool(o, "unsafeDisableWipe", false)) {
 #ifdef FACEID_TEST_HOOKS
         setWipeEnabled(false);
@@ -401,6 +411,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
                                     float(getNumber(b, "width", 0)), float(getNumber(b, "height", 0)));
       }
       job->frame.mirrorLandmarks = getBool(o, "mirrorLandmarks", true);
+      // Which detector (validated in JS); the pipeline refuses blazeface when the engine did not load it.
+      job->frame.blazeface = o.Get("detector").IsString() && o.Get("detector").ToString().Utf8Value() == "blazeface";
       // An earlier frame's landmarks and anchor (validated in JS), reused when the face has not moved; box only.
       Napi::Value reuse = o.Get("reuseLandmarks");
       if (reuse.IsObject() && job->frame.hasBox) {

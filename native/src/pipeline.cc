@@ -80,6 +80,26 @@ cv::Mat similarityToTemplate(const std::array<cv::Point2f, 5>& src) {
   return m;
 }
 
+// The inner face of the 112x112 aligned crop (brows to chin, cheek to cheek): its mean leaves out the background and
+// the black border the alignment adds when the face is near the frame's edge.
+const cv::Rect kInnerFace(28, 36, 56, 64);
+// FaceNorm::kGain lifts an inner face darker than this mean grey level to it, by at most kNormMaxGain.
+constexpr double kNormTarget = 100, kNormMaxGain = 2;
+
+// Illumination normalisation of the aligned face (8-bit BGR) into out, for the feature network; false = use the
+// face as it is. Only a gain, and only on faces darker than kNormTarget, so that well-lit faces (enrollment photos)
+// embed exactly as without it. Measured (README, "Webcam frames"): it helps dark faces without noise and costs noisy
+// ones (the mean/std, per-channel, gamma and CLAHE variants tried did worse), hence off by default.
+bool normaliseFace(const cv::Mat& aligned, cv::Mat& out, FaceNorm mode) {
+  if (mode == FaceNorm::kNone) return false;
+  cv::Mat grey;
+  cv::cvtColor(aligned(kInnerFace), grey, cv::COLOR_BGR2GRAY);
+  const double m = cv::mean(grey)[0];
+  if (m >= kNormTarget) return false;
+  aligned.convertTo(out, CV_8U, std::min(kNormMaxGain, kNormTarget / std::max(1.0, m)), 0);
+  return true;
+}
+
 // The face box scaled about its centre, shifted (not cut) to stay inside the image, as the liveness model expects.
 cv::Rect scaledBoxInside(const cv::Rect2f& box, float scaleWanted, int w, int h) {
   const float scale = std::min({(h - 1) / box.height, (w - 1) / box.width, scaleWanted});
@@ -294,6 +314,40 @@ uint64_t hashBlock(const cv::UMatData* u) {
   return std::hash<std::string_view>{}(std::string_view(reinterpret_cast<const char*>(u->origdata), u->size));
 }
 
+// BlazeFace, MediaPipe's short-range face detector (models/manifest.json `blazeface`): 128x128 RGB in [-1, 1], NHWC.
+// Its 896 anchors are MediaPipe's front SSD configuration: strides 8, 16, 16, 16, i.e. a 16x16 grid with 2 anchors a
+// cell and an 8x8 grid with 6, all of unit size, so each regresses its box centre offset and size in input pixels.
+constexpr int kBlazeSize = 128;
+constexpr int kBlazeAnchors = 16 * 16 * 2 + 8 * 8 * 6;
+// MediaPipe's own threshold for this model. On 82 face-free crops of the labelled photos, 4 gave a face at 0.5, none
+// at 0.75; desk-sized faces of the labelled set score 0.8-0.97.
+constexpr float kBlazeThreshold = 0.75f;
+// Overlapping boxes (IoU from 0.3, MediaPipe's) are blended, weighted by score, into one.
+constexpr float kBlazeOverlap = 0.3f;
+// BlazeFace's boxes are square and sit around brows to mouth; the default detector's, which the landmark network was
+// trained on, are about 1.4 times as tall as wide, forehead to chin. The mapping (centre shift in box widths and
+// heights, then width and height factors), fitted on the labelled set's desk frames (face 60-80 px wide) with the
+// median of each ratio: box IoU with the default detector 0.89 (median; 0.70 unmapped).
+constexpr float kBlazeShiftX = -0.007f, kBlazeShiftY = -0.114f, kBlazeScaleW = 0.865f, kBlazeScaleH = 1.242f;
+
+std::vector<cv::Point2f> blazeAnchors() {
+  std::vector<cv::Point2f> a;
+  a.reserve(kBlazeAnchors);
+  for (const auto& [cells, perCell] : {std::pair{16, 2}, std::pair{8, 6}}) {
+    for (int y = 0; y < cells; y++) {
+      for (int x = 0; x < cells; x++) {
+        for (int k = 0; k < perCell; k++) a.emplace_back((x + 0.5f) / cells, (y + 0.5f) / cells);
+      }
+    }
+  }
+  return a;
+}
+
+double overlap(const cv::Rect2d& a, const cv::Rect2d& b) {
+  const double inter = (a & b).area();
+  return inter > 0 ? inter / (a.area() + b.area() - inter) : 0;
+}
+
 }  // namespace
 
 Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : opt_(options) {
@@ -304,6 +358,10 @@ Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : op
   nets_[kLivenessNet] = readNet(paths.liveness, "liveness");
   nets_[kEyeNet] = readNet(paths.eye, "eye");
   detectOuts_ = nets_[kDetectNet].getUnconnectedOutLayersNames();
+  if (!paths.blazeface.empty()) {
+    nets_[kBlazeFaceNet] = readNet(paths.blazeface, "blazeface");
+    blazeFaceOuts_ = nets_[kBlazeFaceNet].getUnconnectedOutLayersNames();
+  }
 }
 
 cv::Mat Pipeline::forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all) {
@@ -311,7 +369,7 @@ cv::Mat Pipeline::forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* 
   cv::dnn::Net& net = nets_[which];
   net.setInput(blob);
   if (all) {
-    net.forward(*all, detectOuts_);
+    net.forward(*all, which == kBlazeFaceNet ? blazeFaceOuts_ : detectOuts_);
     return cv::Mat();
   }
   return net.forward().clone();
@@ -325,11 +383,92 @@ float Pipeline::livenessOf(const cv::Mat& img, const cv::Rect2f& box) {
   return softmaxAt(forward(kLivenessNet, cv::dnn::blobFromImage(patch, 1.0, cv::Size(), cv::Scalar(), true)), 0);
 }
 
+void Pipeline::detectBlazeFace(const cv::Mat& img, std::vector<cv::Rect2d>& rects, std::vector<float>& scores) {
+  static const std::vector<cv::Point2f> anchors = blazeAnchors();
+  if (nets_[kBlazeFaceNet].empty()) throw FaceIdError("invalid_argument", "The blazeface detector is not loaded.");
+  const int W = img.cols, H = img.rows;
+  // Letterboxed, as MediaPipe feeds it: the whole frame, its aspect kept, centred on a black square. (Stretching a
+  // 4:3 frame to the square found as many faces but boxes that agree less with the default detector's.)
+  const double k = double(kBlazeSize) / std::max(W, H);
+  const int w = std::clamp(cvRound(W * k), 1, kBlazeSize), h = std::clamp(cvRound(H * k), 1, kBlazeSize);
+  const int ox = (kBlazeSize - w) / 2, oy = (kBlazeSize - h) / 2;
+  const double sx = double(W) / w, sy = double(H) / h;  // square pixels to frame pixels
+  std::vector<cv::Mat> outs;
+  {
+    cv::Mat square(kBlazeSize, kBlazeSize, CV_8UC3, cv::Scalar::all(0));
+    cv::Mat inner = square(cv::Rect(ox, oy, w, h));
+    cv::resize(img, inner, inner.size(), 0, 0, cv::INTER_AREA);
+    cv::cvtColor(square, square, cv::COLOR_BGR2RGB);
+    const int shape[4] = {1, kBlazeSize, kBlazeSize, 3};
+    cv::Mat blob(4, shape, CV_32F);
+    cv::Mat pixels(kBlazeSize, kBlazeSize, CV_32FC3, blob.ptr<float>());
+    square.convertTo(pixels, CV_32F, 1.0 / 127.5, -1.0);
+    forward(kBlazeFaceNet, blob, &outs);
+  }
+  // Per grid (16x16, then 8x8): scores [1, n, 1] and regressors [1, n, 16] (box centre, size, then 6 keypoints).
+  const cv::Mat* score[2] = {nullptr, nullptr};
+  const cv::Mat* reg[2] = {nullptr, nullptr};
+  for (const auto& o : outs) {
+    if (o.dims != 3 || o.type() != CV_32F) continue;
+    const int grid = o.size[1] == 16 * 16 * 2 ? 0 : o.size[1] == 8 * 8 * 6 ? 1 : -1;
+    if (grid >= 0 && o.size[2] == 1) score[grid] = &o;
+    if (grid >= 0 && o.size[2] == 16) reg[grid] = &o;
+  }
+  if (!score[0] || !score[1] || !reg[0] || !reg[1]) {
+    throw FaceIdError("model_invalid", "The blazeface model has unexpected outputs.");
+  }
+  struct Candidate {
+    float score;
+    cv::Rect2d box;
+  };
+  std::vector<Candidate> found;
+  const float minLogit = std::log(kBlazeThreshold / (1 - kBlazeThreshold));
+  for (int grid = 0, base = 0; grid < 2; base += score[grid]->size[1], grid++) {
+    const float* s = score[grid]->ptr<float>();
+    const float* r = reg[grid]->ptr<float>();
+    for (int i = 0; i < score[grid]->size[1]; i++) {
+      if (!(s[i] >= minLogit)) continue;
+      const float* v = r + 16 * i;
+      const double cx = anchors[base + i].x * kBlazeSize + v[0], cy = anchors[base + i].y * kBlazeSize + v[1];
+      const cv::Rect2d box((cx - v[2] / 2 - ox) * sx, (cy - v[3] / 2 - oy) * sy, v[2] * sx, v[3] * sy);
+      if (box.width > 0 && box.height > 0) found.push_back({1.0f / (1.0f + std::exp(-s[i])), box});
+    }
+  }
+  std::sort(found.begin(), found.end(), [](const Candidate& a, const Candidate& b) { return a.score > b.score; });
+  std::vector<bool> merged(found.size(), false);
+  for (size_t i = 0; i < found.size(); i++) {
+    if (merged[i]) continue;
+    double total = 0, x = 0, y = 0, bw = 0, bh = 0;
+    for (size_t j = i; j < found.size(); j++) {
+      if (merged[j] || (j != i && overlap(found[i].box, found[j].box) < kBlazeOverlap)) continue;
+      merged[j] = true;
+      const double wgt = found[j].score;
+      const cv::Rect2d& b = found[j].box;
+      total += wgt;
+      x += wgt * b.x;
+      y += wgt * b.y;
+      bw += wgt * b.width;
+      bh += wgt * b.height;
+    }
+    x /= total, y /= total, bw /= total, bh /= total;
+    // Onto the default detector's box, then clamped to the frame as its boxes are.
+    const double cx = x + bw * (0.5 + kBlazeShiftX), cy = y + bh * (0.5 + kBlazeShiftY);
+    const double mw = bw * kBlazeScaleW, mh = bh * kBlazeScaleH;
+    const double x1 = std::clamp(cx - mw / 2, 0.0, double(W)), y1 = std::clamp(cy - mh / 2, 0.0, double(H));
+    const double x2 = std::clamp(cx + mw / 2, 0.0, double(W)), y2 = std::clamp(cy + mh / 2, 0.0, double(H));
+    if (x2 - x1 < 2 || y2 - y1 < 2) continue;
+    rects.emplace_back(x1, y1, x2 - x1, y2 - y1);
+    scores.push_back(found[i].score);
+  }
+}
+
 void Pipeline::warmUp() {
   setThreadRecorder(&recorder_);
   const std::vector<std::vector<int>> shapes = {
-      {1, 3, kDetectH, kDetectW}, {2, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}, {1, 1, 64, 64}};
+      {1, 3, kDetectH, kDetectW}, {2, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}, {1, 1, 64, 64},
+      {1, kBlazeSize, kBlazeSize, 3}};
   for (int n = 0; n < kNets; n++) {
+    if (nets_[n].empty()) continue;  // an optional network not loaded (blazeface)
     // Run twice on random inputs; blocks that changed in between hold per-call data.
     std::unordered_map<cv::UMatData*, uint64_t> before;
     for (int pass = 0; pass < 2; pass++) {
@@ -337,7 +476,7 @@ void Pipeline::warmUp() {
         cv::Mat blob(shapes[n], CV_32F);
         cv::randu(blob, -1, 1);
         std::vector<cv::Mat> outs;
-        forward(Net(n), blob, n == kDetectNet ? &outs : nullptr);
+        forward(Net(n), blob, n == kDetectNet || n == kBlazeFaceNet ? &outs : nullptr);
       }
       std::lock_guard<std::mutex> lock(recorder_.mu);
       for (cv::UMatData* u : recorder_.live) {
@@ -421,7 +560,15 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
   } else {
     std::vector<cv::Rect2d> rects;
     std::vector<float> scores;
-    {
+    std::vector<int> keep;
+    if (job.blazeface) {
+      detectBlazeFace(img, rects, scores);  // overlaps already merged
+      for (int k = 0; k < int(rects.size()); k++) keep.push_back(k);
+    }
+    // The default detector, also when BlazeFace found nothing: it misses a few faces the default finds (88 of 1,250
+    // frames of rendered head turns; a low-contrast face scores 0.74-0.78 frontal), and a frame without a face must
+    // mean that neither found one.
+    if (!job.blazeface || rects.empty()) {
       cv::Mat blob = cv::dnn::blobFromImage(img, 1.0 / 128, cv::Size(kDetectW, kDetectH), cv::Scalar(127, 127, 127),
                                             false, false, CV_32F);
       std::vector<cv::Mat> outs;
@@ -441,9 +588,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
         rects.emplace_back(x1, y1, x2 - x1, y2 - y1);
         scores.push_back(c[2 * i + 1]);
       }
+      cv::dnn::NMSBoxes(rects, scores, opt_.detectThreshold, opt_.nmsThreshold, keep);
     }
-    std::vector<int> keep;
-    cv::dnn::NMSBoxes(rects, scores, opt_.detectThreshold, opt_.nmsThreshold, keep);
     for (int k : keep) {
       FaceResult f;
       f.box = cv::Rect2f(rects[k]);
@@ -536,13 +682,32 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
 
     if (!aligned.empty() && (job.stages & kEmbedding)) {
       t = Clock::now();
-      cv::Mat out = forward(
-          kFeatureNet, cv::dnn::blobFromImage(aligned, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false));
-      const float* v = out.ptr<float>();
+      cv::Mat normalised;
+      const cv::Mat& face = normaliseFace(aligned, normalised, opt_.faceNorm) ? normalised : aligned;
+      // One unit-length embedding per view, summed, then normalised. The batch-1 network runs once per view (a batch-2
+      // one would need its own copy of the weights; see Net): the mirror costs a second pass.
+      cv::Mat sum(1, 512, CV_32F, cv::Scalar(0));
+      auto addView = [&](const cv::Mat& view) {
+        cv::Mat out = forward(
+            kFeatureNet, cv::dnn::blobFromImage(view, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false));
+        const float* v = out.ptr<float>();
+        double norm = 0;
+        for (int j = 0; j < 512; j++) norm += double(v[j]) * v[j];
+        const float inv = norm > 0 ? float(1.0 / std::sqrt(norm)) : 0.f;
+        float* s = sum.ptr<float>();
+        for (int j = 0; j < 512; j++) s[j] += v[j] * inv;
+      };
+      addView(face);
+      if (opt_.mirrorEmbedding) {
+        cv::Mat mirrored;
+        cv::flip(face, mirrored, 1);
+        addView(mirrored);
+      }
+      const float* s = sum.ptr<float>();
       double norm = 0;
-      for (int j = 0; j < 512; j++) norm += double(v[j]) * v[j];
+      for (int j = 0; j < 512; j++) norm += double(s[j]) * s[j];
       const float inv = norm > 0 ? float(1.0 / std::sqrt(norm)) : 0.f;
-      for (int j = 0; j < 512; j++) f.embedding[j] = v[j] * inv;
+      for (int j = 0; j < 512; j++) f.embedding[j] = s[j] * inv;
       f.hasEmbedding = true;
       tm.embedding += msSince(t);
     }

@@ -34,7 +34,12 @@ enum LightRegion { kFace, kForehead, kNose, kLeftCheek, kRightCheek, kChin, kSur
 
 struct ModelPaths {
   std::string detect, landmark, feature, liveness, eye;
+  // The lighter detector for track calls (FrameJob::blazeface); empty = not loaded.
+  std::string blazeface;
 };
+
+// Illumination normalisation of the aligned face before the feature network (EngineOptions.faceNormalisation).
+enum class FaceNorm { kNone, kGain };
 
 struct PipelineOptions {
   float detectThreshold = 0.7f;
@@ -43,6 +48,10 @@ struct PipelineOptions {
   int threads = 1;
   // Runs liveness beside the embedding on a second thread when a core is idle (lower latency at low load).
   bool parallelStages = true;
+  // For the feature network only (quality reads the face as the camera saw it); see normaliseFace in pipeline.cc.
+  FaceNorm faceNorm = FaceNorm::kNone;
+  // The embedding of the aligned face averaged with that of its mirror image (the feature network runs twice).
+  bool mirrorEmbedding = false;
 };
 
 struct FaceResult {
@@ -84,6 +93,8 @@ struct FrameJob {
   FrameSpec spec;
   unsigned stages;
   int maxFaces;
+  // Detect with BlazeFace instead of the default detector (needs ModelPaths::blazeface).
+  bool blazeface = false;
   // Track mode: analyse this face box (from an earlier frame) instead of running the detector.
   bool hasBox = false;
   cv::Rect2f box;
@@ -111,9 +122,11 @@ class Pipeline {
  private:
   // Each network runs with one input shape only: a reshape would reallocate the blocks learnt as volatile in warm-up.
   // Hence two landmark networks: the crop with its mirror image (batch 2), and the crop alone (batch 1).
-  enum Net { kDetectNet, kLandmarkNet, kFeatureNet, kLivenessNet, kEyeNet, kLandmarkSingleNet, kNets };
+  enum Net { kDetectNet, kLandmarkNet, kFeatureNet, kLivenessNet, kEyeNet, kLandmarkSingleNet, kBlazeFaceNet, kNets };
   cv::Mat forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all = nullptr);
   float livenessOf(const cv::Mat& img, const cv::Rect2f& box);
+  // BlazeFace's faces in img, boxes already mapped onto the default detector's and overlaps merged.
+  void detectBlazeFace(const cv::Mat& img, std::vector<cv::Rect2d>& rects, std::vector<float>& scores);
   void wipeNetworks();
 
   PipelineOptions opt_;
@@ -121,7 +134,7 @@ class Pipeline {
   // from the recorder (secure.cc).
   AllocRecorder recorder_;
   cv::dnn::Net nets_[kNets];
-  std::vector<std::string> detectOuts_;
+  std::vector<std::string> detectOuts_, blazeFaceOuts_;
   // Per network, the blocks whose contents change with the input (its input copy and activations).
   std::unordered_set<cv::UMatData*> volatile_[kNets];
   std::atomic<unsigned> used_{0};  // networks run since the last wipe

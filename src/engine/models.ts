@@ -13,6 +13,8 @@ export interface TensorInfo {
 export interface ModelInput extends TensorInfo {
   crop: string;
   channels: 'BGR' | 'RGB' | 'GRAY';
+  /** Memory order of the shape; NCHW when absent. */
+  layout?: 'NCHW' | 'NHWC';
   /** (x - mean) / std, applied after the channel order. */
   normalize: { mean: number; std: number };
 }
@@ -71,7 +73,10 @@ interface AssetsModule {
 const assets = require('../../scripts/assets') as AssetsModule;
 
 /** The stages the native pipeline needs, in ModelPaths. Other manifest entries are extras for deployments. */
-const PIPELINE_MODELS: readonly (keyof ModelPaths)[] = ['detect', 'landmark', 'feature', 'liveness', 'eye'];
+const PIPELINE_MODELS: readonly RequiredModel[] = ['detect', 'landmark', 'feature', 'liveness', 'eye'];
+type RequiredModel = Exclude<keyof ModelPaths, OptionalModel>;
+/** Models only some engine options need (e.g. `blazeface` for trackDetector 'blazeface'). */
+export type OptionalModel = 'blazeface';
 
 /** FACEID_MODEL_DIR, else $XDG_CACHE_HOME/faceid-gateway/models or ~/.cache/faceid-gateway/models. */
 export function defaultModelDir(): string {
@@ -93,29 +98,32 @@ export function fetchAssets(options: FetchOptions): Promise<FetchResult> {
   return assets.fetchAssets(options);
 }
 
-// Hashing ~9 MB at every engine open would be wasted work: one verification per folder per process.
+// Hashing ~9 MB at every engine open would be wasted work: one verification per folder (and model set) per process.
 const verified = new Map<string, Promise<ModelPaths>>();
 
 /**
- * Absolute paths of the pipeline models in `modelDir` (default defaultModelDir()), each checked against its
- * sha256. Throws EngineError model_missing / model_invalid naming the files and the command that fixes them.
+ * Absolute paths of the pipeline models in `modelDir` (default defaultModelDir()), plus the `optional` ones asked
+ * for, each checked against its sha256. Throws EngineError model_missing / model_invalid naming the files and the
+ * command that fixes them.
  */
-export function resolveModels(modelDir?: string): Promise<ModelPaths> {
+export function resolveModels(modelDir?: string, optional: readonly OptionalModel[] = []): Promise<ModelPaths> {
   const dir = path.resolve(modelDir ?? defaultModelDir());
-  let result = verified.get(dir);
+  const names: (keyof ModelPaths)[] = [...PIPELINE_MODELS, ...new Set(optional)];
+  const key = `${dir}\0${names.join(',')}`;
+  let result = verified.get(key);
   if (!result) {
-    result = verifyModels(dir);
-    verified.set(dir, result);
+    result = verifyModels(dir, names);
+    verified.set(key, result);
     // A failure is not cached: the operator may run `npm run models` and retry without a restart.
-    result.catch(() => verified.delete(dir));
+    result.catch(() => verified.delete(key));
   }
   return result;
 }
 
-async function verifyModels(dir: string): Promise<ModelPaths> {
+async function verifyModels(dir: string, names: readonly (keyof ModelPaths)[]): Promise<ModelPaths> {
   const entries = readManifest().models;
   const checks = await Promise.all(
-    PIPELINE_MODELS.map(async (name) => {
+    names.map(async (name) => {
       const entry = entries.find((e) => e.name === name);
       if (!entry) throw new EngineError('model_invalid', `models/manifest.json has no "${name}" model.`);
       return { name, check: await assets.checkFile(dir, entry), entry };

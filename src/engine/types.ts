@@ -10,7 +10,21 @@ export type Stage = 'landmarks' | 'embedding' | 'liveness' | 'eyes' | 'pose' | '
 export const TRACK_STAGES: readonly Stage[] = ['landmarks', 'eyes', 'pose', 'quality', 'light'];
 export const FULL_STAGES: readonly Stage[] = ['landmarks', 'embedding', 'eyes', 'pose', 'quality', 'light'];
 
+/**
+ * Face detectors. `default`: the detector on the whole frame resized to 320x240 (`detect` in models/manifest.json;
+ * about 9 ms of CPU). `blazeface`: MediaPipe's short-range BlazeFace on the frame letterboxed to 128x128 (about 4.5 ms),
+ * its boxes mapped onto the default detector's (taller, lower), since the landmark network was trained on those; when
+ * it finds no face, the default detector runs on the frame too, so it never finds fewer faces than the default.
+ */
+export type Detector = 'default' | 'blazeface';
+export const DETECTORS: readonly Detector[] = ['default', 'blazeface'];
+
 export interface AnalyzeOptions {
+  /**
+   * The detector for this call (when it detects, i.e. without `box`). Default: `default`, and for `track()` the
+   * engine's `trackDetector`. `blazeface` only on an engine opened with trackDetector 'blazeface' (which loads it).
+   */
+  detector?: Detector;
   /** Default 'jpeg'. Raw formats need width and height. */
   format?: FrameFormat;
   width?: number;
@@ -157,6 +171,10 @@ export interface Analysis {
   timings: StageTimings;
 }
 
+/** See EngineOptions.faceNormalisation. */
+export type FaceNormalisation = 'none' | 'gain';
+export const FACE_NORMALISATIONS: readonly FaceNormalisation[] = ['none', 'gain'];
+
 export interface EngineOptions {
   /** Concurrent jobs, each with its own networks. Default: number of cores. */
   workers?: number;
@@ -169,8 +187,34 @@ export interface EngineOptions {
   threadsPerJob?: number;
   /** Run liveness beside the embedding on a spare core when one is idle. Default true. */
   parallelStages?: boolean;
-  /** Face detector score threshold. Default 0.7. */
+  /** Face detector score threshold (the default detector's). Default 0.7. */
   detectThreshold?: number;
+  /**
+   * Illumination normalisation of the aligned 112x112 face before the feature network (the embedding only: quality,
+   * eyes and light read the face as the camera saw it). `gain`: a face whose inner mean grey level is under 100 is
+   * brightened towards 100, by at most x2; lighter faces are left alone, so well-lit enrollment photos embed exactly as
+   * without it. Default `none`: on webcam-like probes (README, "Webcam frames") the gain lifted genuine scores of dark
+   * frames without noise (+0.012) but lowered those of dark noisy ones (-0.001 to -0.013), as real cameras deliver them
+   * in the dark; mean/std, per-channel, gamma and CLAHE normalisation did worse and were dropped.
+   */
+  faceNormalisation?: FaceNormalisation;
+  /**
+   * Average the embedding with that of the mirrored aligned face, then L2-normalise (the feature network runs twice:
+   * about 13 ms more CPU per full call, +47%). Default false: genuine scores rise by 0.004-0.005 under every webcam
+   * condition measured (the weakest tenth by 0.004-0.007) while impostor scores stay put, but at an equal FAR 1e-3
+   * that bought 1.6 points of TAR on the harshest mix and next to nothing elsewhere (README, "Webcam frames").
+   * Embeddings made either way stay comparable (a photo's two embeddings agree to 0.99 or more): no template needs
+   * enrolling again.
+   */
+  mirrorEmbedding?: boolean;
+  /**
+   * The detector of track calls (`track()`; full calls and `analyze()` use the default detector). Default 'default'.
+   * 'blazeface' (which also loads that model, models/manifest.json `blazeface`) halves the detector's CPU, but its boxes
+   * agree less with the default's (IoU 0.89 median), which the landmark network was trained on: in pad-eval's 100
+   * genuine sessions per set it refused more live faces (light+blink 4 against 1, turn+blink 9 against 6; README,
+   * "Speed"), so it is not the default.
+   */
+  trackDetector?: Detector;
   /** Largest frame accepted, in pixels (width * height). Default 4096 * 4096. */
   maxPixels?: number;
   /**
@@ -197,4 +241,6 @@ export interface ModelPaths {
   feature: string;
   liveness: string;
   eye: string;
+  /** The lighter detector; only when an option needs it (trackDetector 'blazeface'). */
+  blazeface?: string;
 }

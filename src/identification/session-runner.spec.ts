@@ -30,6 +30,16 @@ function unit(n: number, seed: number): Float32Array {
   return v.map((x) => x / norm);
 }
 
+/** A unit vector whose cosine similarity to `v` (a unit vector) is `cos`. */
+function similarTo(v: Float32Array, cos: number): Float32Array {
+  const other = unit(v.length, 13);
+  let dot = 0;
+  for (let i = 0; i < v.length; i++) dot += other[i] * v[i];
+  const orth = other.map((x, i) => x - dot * v[i]);
+  const n = Math.hypot(...orth);
+  return v.map((x, i) => cos * x + (Math.sqrt(1 - cos * cos) * orth[i]) / n);
+}
+
 function face(opts: { eyes?: number; embedding?: Float32Array; yaw?: number } = {}): Face {
   const open = opts.eyes ?? 0.98;
   return {
@@ -151,6 +161,47 @@ describe('SessionRunner', () => {
     expect(h.verdict()).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: null } });
   });
 
+  it('hands the frames\' quality to finish: means of the full frames used, analysed frames per state', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const dark = (): Face => ({ ...face(), quality: { faceSize: 34, sharpness: 120, brightness: 20, poseAngle: 0 } });
+    for (const [i, f] of [null, null, dark()].entries()) {
+      h.clock.t += 100;
+      h.frame(100 + i);
+      await h.answer(() => (f === null ? null : { ...f }));
+    }
+    const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98];
+    for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer((call) => ({ ...face({ eyes: eyes[i] }), quality: { faceSize: call === 'full' ? 40 : 30, sharpness: 100, brightness: 130, poseAngle: 0 } }));
+    }
+    const v = h.verdict()!;
+    expect(v.result).toBe('match');
+    expect(v.quality.fullFrames).toBeGreaterThanOrEqual(1);
+    // The full frames only (40 px), never the track frames (30 px) nor the dark one.
+    expect(v.quality).toMatchObject({ faceSize: 40, brightness: 130, sharpness: 100 });
+    expect(v.quality.frames).toMatchObject({ no_face: 2, too_dark: 1 });
+    const counted = Object.values(v.quality.frames).reduce((t, n) => t + (n ?? 0), 0);
+    expect(counted).toBe(v.timings.framesAnalysed);
+    expect(JSON.stringify(v.quality)).not.toMatch(/embedding|landmarks/);
+  });
+
+  it('a session timed out in the dark: no full frame measured, its frames all too_dark', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    for (let i = 0; i < 5; i++) {
+      h.clock.t += 100;
+      h.frame(i);
+      await h.answer(() => null, 10); // the frame too dark to find a face in
+    }
+    jest.advanceTimersByTime(DEFAULT_SETTINGS.sessionTimeoutMs);
+    expect(h.verdict()).toMatchObject({
+      result: 'timeout',
+      quality: { fullFrames: 0, faceSize: null, brightness: null, sharpness: null, frames: { too_dark: 5 } },
+    });
+  });
+
   /** Streams frames 100 ms apart until the verdict or `ms` of test time; the eyes as `eyes(t)` (open by default). */
   async function streamEyes(h: Harness, ms: number, eyes: (t: number) => number = () => 0.98): Promise<void> {
     for (let i = 0; i * 100 < ms && !h.verdict(); i++) {
@@ -236,6 +287,39 @@ describe('SessionRunner', () => {
     for (const g of guidance(h)) expect(g).not.toHaveProperty('box');
   });
 
+  it('asks for light when the face is found but too dark, and never uses its embedding', async () => {
+    const h = harness();
+    h.runner.onHello(['blink']);
+    const floor = DEFAULT_SETTINGS.guidance.minBrightness;
+    const dim = (f: Face): Face => ({ ...f, quality: { ...f.quality!, brightness: floor - 5 } });
+    // Found, but too dark (the frame itself bright enough to find it in): too_dark with the face's box, no full call.
+    const calls: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      h.clock.t += 400;
+      h.frame(i);
+      await h.answer((call) => (calls.push(call), dim(face())), 60);
+    }
+    expect(calls).toEqual(['track', 'track', 'track']);
+    expect(guidance(h).map((g) => g.code)).toEqual(['too_dark']);
+    expect(guidance(h)[0].box).toBeDefined();
+    // The light comes on: the blink runs; its full frame comes back too dark (the lamp flickered), then lit.
+    const dark: Float32Array[] = [];
+    const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98];
+    for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+      h.clock.t += 100;
+      h.frame(10 + i);
+      await h.answer((call) => {
+        if (call !== 'full' || dark.length > 0) return face({ eyes: eyes[i] });
+        const e = TEMPLATE.slice();
+        dark.push(e);
+        return dim(face({ eyes: eyes[i], embedding: e }));
+      });
+    }
+    expect(dark).toHaveLength(1);
+    expect(dark[0].every((x) => x === 0)).toBe(true); // wiped at once, never part of the decision
+    expect(h.verdict()).toMatchObject({ result: 'match', quality: { frames: { too_dark: 4 } } });
+  });
+
   it("carries the face's box in the frame (0..1) on guidance, and the time left on a challenge's prompt", async () => {
     const h = harness({ blinkWindowMs: 2000 });
     h.runner.onHello(['blink']);
@@ -306,10 +390,68 @@ describe('SessionRunner', () => {
       await h.answer((call) => {
         if (call !== 'full') return face({ eyes: eyes[i] });
         fulls++;
-        return face({ eyes: eyes[i], embedding: fulls >= 2 ? stranger.slice() : TEMPLATE.slice() });
+        // The first matches, but not clearly: a second full analysis follows, and it is someone else.
+        return face({ eyes: eyes[i], embedding: fulls >= 2 ? stranger.slice() : similarTo(TEMPLATE, 0.5) });
       });
     }
+    expect(fulls).toBe(2);
     expect(h.verdict()).toMatchObject({ result: 'no_match' });
+  });
+
+  describe('full analyses per verdict', () => {
+    const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98];
+
+    /** Plays a blink session whose full analyses return `embedding(n)` (n from 1); returns the calls made. */
+    async function blinkSession(embedding: (n: number) => Float32Array, settings: Partial<IdentificationSettings> = {}) {
+      const h = harness(settings);
+      h.runner.onHello(['blink']);
+      const calls: ('track' | 'full')[] = [];
+      for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+        h.clock.t += 100;
+        h.frame(i);
+        await h.answer((call) => {
+          calls.push(call);
+          const n = calls.filter((c) => c === 'full').length;
+          return face({ eyes: eyes[i], ...(call === 'full' ? { embedding: embedding(n) } : {}) });
+        });
+      }
+      return { calls, verdict: h.verdict() };
+    }
+
+    it('one when it matches clearly (matchThreshold + clearMargin), fullFrames.min when it does not', async () => {
+      const threshold = DEFAULT_SETTINGS.matchThreshold;
+      const clear = await blinkSession(() => similarTo(TEMPLATE, threshold + 0.15));
+      expect(clear.calls.filter((c) => c === 'full')).toHaveLength(1);
+      expect(clear.verdict).toMatchObject({ result: 'match' });
+      const close = await blinkSession(() => similarTo(TEMPLATE, threshold + 0.05));
+      expect(close.calls.filter((c) => c === 'full')).toHaveLength(2);
+      expect(close.verdict).toMatchObject({ result: 'match' });
+      // A clear first frame does not carry a second that is not: both must match.
+      const mixed = await blinkSession((n) => similarTo(TEMPLATE, n === 1 ? threshold + 0.05 : threshold - 0.05));
+      expect(mixed.calls.filter((c) => c === 'full')).toHaveLength(2);
+      expect(mixed.verdict).toMatchObject({ result: 'no_match' });
+      // clearMargin 1: never clear, always min.
+      const strict = await blinkSession(() => TEMPLATE.slice(), { fullFrames: { ...DEFAULT_SETTINGS.fullFrames, clearMargin: 1 } });
+      expect(strict.calls.filter((c) => c === 'full')).toHaveLength(DEFAULT_SETTINGS.fullFrames.min);
+    });
+
+    it('a frame with a problem does not count: the next one is analysed in full instead', async () => {
+      const h = harness();
+      h.runner.onHello(['blink']);
+      const calls: ('track' | 'full')[] = [];
+      for (let i = 0; i < eyes.length && !h.verdict(); i++) {
+        h.clock.t += 100;
+        h.frame(i);
+        await h.answer((call) => {
+          calls.push(call);
+          const first = call === 'full' && calls.filter((c) => c === 'full').length === 1;
+          // The first full analysis comes back too dark: its embedding is discarded.
+          return { ...face({ eyes: eyes[i] }), ...(first ? { quality: { faceSize: 34, sharpness: 120, brightness: 20, poseAngle: 0 } } : {}) };
+        });
+      }
+      expect(calls.filter((c) => c === 'full')).toHaveLength(2);
+      expect(h.verdict()).toMatchObject({ result: 'match', quality: { fullFrames: 1 } });
+    });
   });
 
   it('wipes the template and the embeddings it collected when the session ends', async () => {
@@ -473,14 +615,25 @@ describe('SessionRunner', () => {
     }
 
     it('compares the face in full only inside the challenges: none before them, one as each begins', async () => {
+      // The turn, which no blink joins: its full analysis comes at once. (The fake face never turns: the turn runs
+      // on until it fails, with no second full analysis, as the first matched clearly.)
+      const h = harness({ challenges: ['turn', 'blink'] });
+      h.runner.onHello(['blink', 'turn']);
+      const { log } = await stream(h, 12, 10);
+      expect(log.filter((c) => c.asked.length === 0).map((c) => c.call)).not.toContain('full');
+      expect(log.find((c) => c.asked.includes('turn'))?.call).toBe('full');
+      expect(log.filter((c) => c.call === 'full')).toHaveLength(1);
+    });
+
+    it('a blink asked while the colours show shares the light\'s full analysis: one, once both run', async () => {
       const h = harness({ challenges: ['light', 'blink'] });
       h.runner.onHello(['blink', 'light']);
       const { log } = await stream(h, 20);
-      const firstAfter = (kind: string) => log.find((c) => c.asked.includes(kind));
-      expect(log.filter((c) => c.asked.length === 0).map((c) => c.call)).not.toContain('full');
-      expect(firstAfter('light')?.call).toBe('full');
-      expect(firstAfter('blink')?.call).toBe('full');
-      expect(log.filter((c) => c.call === 'full')).toHaveLength(2);
+      const fulls = log.filter((c) => c.call === 'full');
+      expect(log.find((c) => c.asked.includes('light'))?.call).toBe('track');
+      expect(fulls).toHaveLength(1);
+      expect(fulls[0].asked).toEqual(expect.arrayContaining(['light', 'blink']));
+      expect(log.find((c) => c.asked.includes('blink'))?.call).toBe('full');
     });
 
     it('tracks the box through the light with mirror-averaged landmarks, reused at most maxFrames in a row', async () => {
@@ -545,7 +698,8 @@ describe('SessionRunner', () => {
       blink.runner.onHello(['blink']);
       const b = (await stream(blink, 4)).log;
       expect(b.every((c) => c.options.stages?.includes('eyes') ?? true)).toBe(true);
-      expect(b.filter((c) => c.call === 'track' && c.options.box).every((c) => c.options.mirrorLandmarks === false)).toBe(true);
+      // Before the blink runs (while it does, the eye crops want mirror-averaged landmarks).
+      expect(b.filter((c) => c.call === 'track' && c.options.box && c.asked.length === 0).every((c) => c.options.mirrorLandmarks === false)).toBe(true);
     });
 
     it('wipes every anchor it kept once the session ends', async () => {
