@@ -12,6 +12,7 @@ import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { EVENT_TYPES, schemaFileName, verify } from '../src/events';
+import { WebhookDispatcher } from '../src/events/webhook-dispatcher';
 import { openStorage, type Repositories, type Storage } from '../src/storage';
 import {
   CLINICS,
@@ -575,7 +576,11 @@ for (const db of TEST_DATABASES) {
       expect(dead).toMatchObject({ failures: 4, cursor: null, deadAt: expect.any(String) });
       expect(rx.requests).toHaveLength(4);
       await verdicts(c, 3); // the backlog grows while it is dead
-      await sleep(800); // several poll periods: a dead subscriber gets nothing
+      // A dead subscriber gets nothing: not once its retry time has passed, nor in a complete dispatcher pass after
+      // that (one that claims whatever is due and waits for every delivery it started).
+      const due = new Date(dead.nextAttemptAt).getTime();
+      await until('its retry time', () => Date.now() > due);
+      await app.get(WebhookDispatcher).waitForPasses(1);
       expect(rx.requests).toHaveLength(4);
 
       rx.answer = () => 204;
@@ -604,7 +609,8 @@ for (const db of TEST_DATABASES) {
 
       expect((await api('POST', `/webhooks/${hook.id}/pause`, c.misKey)).body.state).toBe('paused');
       await verdict(c);
-      await sleep(800);
+      // A complete dispatcher pass after the event (it was due at once: its last delivery succeeded) sends nothing.
+      await app.get(WebhookDispatcher).waitForPasses(1);
       expect(rx.delivered()).toHaveLength(2);
       expect((await api('POST', `/webhooks/${hook.id}/resume`, c.misKey)).body.state).toBe('active');
       await until('the event written while paused', () => rx.delivered().length === 3);
@@ -643,10 +649,12 @@ for (const db of TEST_DATABASES) {
       const hookA = (await api('POST', '/webhooks', a.misKey, { url: rxA.url })).body;
       await verdicts(a, 3);
       await until('A delivered', () => rxA.delivered().length === 3);
+      // B's event is a marker: it was written after A's three had committed (and reached A's webhook), while B's
+      // sockets were open. Each socket reads and sends its clinic's events serially, in order, so anything of A's
+      // that reached B would have come before it, or with it.
       await verdict(b);
       await bMis.waitForEvents(1);
       await bDesk.waitForEvents(1);
-      await sleep(500); // A's events had every chance to arrive
       for (const client of [bMis, bDesk]) {
         expect(client.events.map((e) => e.clinicId)).toEqual([b.clinicId]);
       }
@@ -726,9 +734,11 @@ for (const db of TEST_DATABASES) {
         // Written through both instances: each wakes its own dispatcher, and both poll.
         for (let i = 0; i < 12; i++) await verdict(c, 'match', i % 2 ? second : app);
         const events = await allEvents(c);
+        for (const rx of rxs) await until('12 deliveries', () => rx.requests.length >= 12);
+        // A second post of an event would come from a delivery still in flight or a later claim: a complete pass of
+        // each instance settles the first and makes the second.
+        await Promise.all([app, second].map((a) => a.get(WebhookDispatcher).waitForPasses(1)));
         for (const rx of rxs) {
-          await until('12 deliveries', () => rx.requests.length >= 12);
-          await sleep(300);
           expect(rx.requests.map((r) => JSON.parse(r.body).seq)).toEqual(events.map((e) => e.seq)); // each once, in order
           expect(rx.delivered()).toEqual(events);
         }

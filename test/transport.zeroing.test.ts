@@ -157,10 +157,13 @@ describe('ws transport zeroing (memory scan)', () => {
   // A known limit, measured rather than hidden: uWS unmasks in place in its native buffers (a shared 512 KiB
   // receive buffer per event loop, and per-socket buffers for messages that span reads), out of JavaScript's
   // reach. The adapter zeroes every byte uWS shows to JavaScript and the handler wipes its copy; without that,
-  // every frame would be found. What uWS keeps natively is measured here: typically the last 2-3 of 16 frames.
-  it('uws: the adapter wipes what it can reach; uWS\'s native buffers keep a few recent frames', async () => {
+  // every frame would be found. What uWS keeps natively is measured here: in 29 runs (load average 5 to 17 on 2
+  // cores), 2 to 4 of the 16 frames and 4 to 9 of 80 needles; the frames kept were the last 5 sent but once (an early
+  // one, under load), so only their number is bounded, with a margin of 2 over the most seen.
+  it('uws (known leak, measured): the adapter wipes what it can reach; uWS\'s native buffers keep a few recent frames', async () => {
     const r = await run('real', 'uws');
     expect(r.frames).toBe(FRAMES + 1); // + the trailing non-frame message
-    expect(r.leakedFrames.length).toBeLessThan(FRAMES / 2);
+    console.log(`uws known leak: ${r.leakedFrames.length}/${FRAMES} frames (${r.leakedFrames.join(',')}), ${r.found}/${r.needles} needles`);
+    expect(r.leakedFrames.length).toBeLessThanOrEqual(6);
   });
 });

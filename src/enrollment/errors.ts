@@ -6,6 +6,7 @@ export type EnrollmentErrorCode =
   | 'template_not_found'
   | 'invalid_request'
   | 'unsupported_media_type'
+  | 'payload_too_large'
   | 'desk_enrollment_disabled'
   | 'confirmation_not_found'
   | 'code_invalid'

@@ -4,7 +4,12 @@ import type { StoredEvent } from '../storage/ports';
 import { EVENT_EXAMPLES } from './schema-docs';
 import { HIGH_WATER_BYTES, Subscriber, type SubscriberSocket } from './events.socket';
 import { DestinationPolicy } from './destination';
-import { retryDelayMs } from './webhook-dispatcher';
+import { loadConfig } from '../config';
+import type { MetricsService } from '../metrics/metrics.service';
+import type { EventRepository, WebhookRepository, WebhookSubscription } from '../storage/ports';
+import type { StorageSignals } from '../storage/signals';
+import type { HostResolver } from './host-resolver';
+import { retryDelayMs, WebhookDispatcher } from './webhook-dispatcher';
 import { WebhookSecrets } from './webhook-secrets';
 import { checkWebhookUrl, hostAllowed } from './webhooks.service';
 import { networkDetail } from './webhook-transport';
@@ -23,6 +28,96 @@ describe('retryDelayMs', () => {
     expect(Math.min(...samples)).toBeGreaterThanOrEqual(0);
     expect(Math.max(...samples)).toBeLessThan(1600);
     expect(new Set(samples).size).toBeGreaterThan(50); // spread out, not in step
+  });
+});
+
+describe('WebhookDispatcher.waitForPasses', () => {
+  /** A dispatcher whose claims the test hands out and whose delivery steps wait on the test (no network, no poll). */
+  function dispatcher() {
+    const claims: WebhookSubscription[][] = [];
+    const held: Array<(events: StoredEvent[]) => void> = [];
+    const webhooks = {
+      claimDue: async () => claims.shift() ?? [],
+      release: async () => true,
+    } as unknown as WebhookRepository;
+    const events = { after: () => new Promise<StoredEvent[]>((resolve) => held.push(resolve)) } as unknown as EventRepository;
+    const signals = { onEvents: () => () => undefined, onResync: () => () => undefined } as unknown as StorageSignals;
+    const d = new WebhookDispatcher(
+      loadConfig({ EVENTS_POLL_MS: '60000' }),
+      webhooks,
+      events,
+      {} as WebhookSecrets,
+      {} as MetricsService,
+      {} as HostResolver,
+      signals,
+    );
+    const sub = (i: number) => ({ id: `sub-${i}`, clinicId: 'c', cursorSeq: 0, failures: 0 }) as WebhookSubscription;
+    return { d, claims, held, sub };
+  }
+  const settle = async () => {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  };
+  const watch = (p: Promise<void>) => {
+    const state = { done: false, error: null as Error | null };
+    p.then(() => (state.done = true), (e: Error) => (state.error = e));
+    return state;
+  };
+
+  it('completes a pass only once the delivery steps in flight have settled', async () => {
+    const { d, claims, held, sub } = dispatcher();
+    d.onApplicationBootstrap();
+    await settle();
+    const before = d.passes;
+    claims.push([sub(1)]);
+    const waiting = watch(d.waitForPasses(1));
+    await settle();
+    expect(d.busy).toBe(1); // claimed: its step waits on the test
+    expect(waiting.done).toBe(false);
+    held.shift()!([]); // nothing after its cursor: released, idle
+    await settle();
+    expect(waiting.done).toBe(true);
+    expect(d.passes).toBeGreaterThan(before);
+    await d.beforeApplicationShutdown();
+  });
+
+  it('does not count a pass that had no room for everything due', async () => {
+    const { d, claims, held, sub } = dispatcher();
+    d.onApplicationBootstrap();
+    await settle();
+    claims.push(Array.from({ length: 8 }, (_, i) => sub(i))); // as many as it has room for: more may be due
+    const waiting = watch(d.waitForPasses(1));
+    await settle();
+    expect(d.busy).toBe(8);
+    expect(waiting.done).toBe(false);
+    while (held.length) held.shift()!([]);
+    await settle(); // the freed room wakes it: a pass that claims nothing more completes
+    expect(d.busy).toBe(0);
+    expect(waiting.done).toBe(true);
+    await d.beforeApplicationShutdown();
+  });
+
+  it('counts only passes that begin after the call, and rejects when the dispatcher stops', async () => {
+    const { d, claims, held, sub } = dispatcher();
+    d.onApplicationBootstrap();
+    await settle();
+    claims.push([sub(1)]);
+    const first = watch(d.waitForPasses(1));
+    await settle();
+    // The pass in progress (its step held) began before this call: it does not count for it.
+    const second = watch(d.waitForPasses(2));
+    held.shift()!([]);
+    await settle();
+    expect(first.done).toBe(true);
+    expect(second.done).toBe(true); // two more passes ran at once, without waiting for the poll
+    claims.push([sub(2)]);
+    const stopped = watch(d.waitForPasses(1));
+    await settle();
+    const shutdown = d.beforeApplicationShutdown();
+    await settle();
+    expect(stopped.error?.message).toMatch(/stopped/);
+    held.shift()?.([]);
+    await shutdown;
+    await expect(d.waitForPasses(1)).rejects.toThrow(/not running/);
   });
 });
 

@@ -74,6 +74,15 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
   private stopped = true;
   /** Bumped by every commit signal: an idle check that overlapped one looks again. */
   private generation = 0;
+  /** Passes begun and completed (see waitForPasses). */
+  private passesBegun = 0;
+  private passesDone = 0;
+  private readonly passWaiters = new Set<{
+    after: number;
+    left: number;
+    resolve: () => void;
+    reject: (e: Error) => void;
+  }>();
   private readonly destinations: DestinationPolicy;
 
   constructor(
@@ -118,6 +127,8 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     for (const t of this.retryTimers.values()) clearTimeout(t);
     this.retryTimers.clear();
     for (const f of this.inFlight.values()) f.abort.abort();
+    for (const w of this.passWaiters) w.reject(new Error('The webhook dispatcher stopped.'));
+    this.passWaiters.clear();
     await this.ticking;
     await Promise.allSettled([...this.inFlight.values()].map((f) => f.done));
   }
@@ -139,11 +150,42 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
     return this.inFlight.size;
   }
 
+  /** Complete passes so far (see waitForPasses). */
+  get passes(): number {
+    return this.passesDone;
+  }
+
+  /**
+   * Resolves once `n` passes that begin after this call are complete. A complete pass claimed every subscription
+   * due at its start (fewer than it had room for, so none was left over) and then waited until every delivery step
+   * in flight had settled. So a subscription that got nothing across one had nothing due: tests wait for this
+   * instead of a fixed time. Wakes the dispatcher (no waiting for the poll); rejects if it stops first.
+   */
+  waitForPasses(n = 1): Promise<void> {
+    if (this.stopped) return Promise.reject(new Error('The webhook dispatcher is not running.'));
+    return new Promise<void>((resolve, reject) => {
+      this.passWaiters.add({ after: this.passesBegun, left: n, resolve, reject });
+      this.wake();
+    });
+  }
+
+  private passComplete(pass: number): void {
+    this.passesDone++;
+    for (const w of this.passWaiters) {
+      if (pass > w.after && --w.left <= 0) {
+        this.passWaiters.delete(w);
+        w.resolve();
+      }
+    }
+    if (this.passWaiters.size > 0) this.wake(); // someone waits for more passes: do not wait for the poll
+  }
+
   private async tick(): Promise<void> {
     do {
       this.again = false;
       const free = MAX_IN_FLIGHT - this.inFlight.size;
       if (free <= 0) return; // a finishing delivery wakes us again
+      const pass = ++this.passesBegun;
       const now = Date.now();
       let claimed: WebhookSubscription[];
       try {
@@ -158,6 +200,11 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
         } else if (!this.inFlight.has(sub.id)) {
           this.start(sub);
         }
+      }
+      if (claimed.length < free) {
+        // Nothing due was left unclaimed: the pass is complete once every delivery step running now has settled.
+        const steps = [...this.inFlight.values()].map((f) => f.done);
+        void Promise.allSettled(steps).then(() => this.passComplete(pass));
       }
     } while (this.again && !this.stopped);
   }

@@ -8,7 +8,7 @@
  * - A message's ArrayBuffer points into uWS's own receive/fragment buffer and is neutered when the callback
  *   returns: each frame is copied out, then uWS's bytes are zeroed so its buffer does not keep the frame.
  *   What JS cannot reach: uWS unmasks in place in its native buffers (a 512 KiB receive buffer per loop, and
- *   per-socket buffers for messages that span reads); a few recent frames survive there (2-3 of 16 in
+ *   per-socket buffers for messages that span reads); a few recent frames survive there (2-4 of 16 in
  *   test/transport.zeroing.test.ts). The ws transport has no such residue, which is why it is the default.
  * - Request headers are readable only synchronously inside `upgrade`; they are read before authenticate() awaits.
  * - Any call on a closed WebSocket throws: the connection tracks its state and guards every call.
@@ -58,6 +58,7 @@ export function loadNativeUws(abi: string = process.versions.modules): UwsModule
   let loaded: Partial<UwsModule>;
   try {
     const dir = path.join(path.dirname(require.resolve(`${PACKAGE}/package.json`)), 'binaries');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native binary chosen at run time
     loaded = require(path.join(dir, file)) as Partial<UwsModule>;
   } catch (err) {
     throw new TransportError(
