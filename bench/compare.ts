@@ -43,8 +43,18 @@ export function compareMeasurements(run: Measurement[], baseline: Measurement[])
       : SINGLE_SHOT_THRESHOLD;
     const change = (m.value.value - b.value.value) / Math.abs(b.value.value);
     let verdict: Verdict = 'within noise';
-    if (Math.abs(change) > threshold) verdict = (change > 0) === (m.better === 'higher') ? 'better' : 'worse';
-    out.push({ id: m.id, label: m.label, unit: m.unit, baseline: b.value.value, run: m.value.value, change, threshold, noiseMeasured, verdict });
+    if (Math.abs(change) > threshold) verdict = change > 0 === (m.better === 'higher') ? 'better' : 'worse';
+    out.push({
+      id: m.id,
+      label: m.label,
+      unit: m.unit,
+      baseline: b.value.value,
+      run: m.value.value,
+      change,
+      threshold,
+      noiseMeasured,
+      verdict,
+    });
   }
   return out;
 }
@@ -56,15 +66,23 @@ function finite(x: number): number {
 /** Differences in how the two runs were made that make the comparison weaker. */
 export function caveats(run: BenchRun, baseline: BenchRun): string[] {
   const out: string[] = [];
-  if (run.mode !== baseline.mode) out.push(`the suites differ (${run.mode} vs ${baseline.mode}): durations and load points differ`);
+  if (run.mode !== baseline.mode)
+    out.push(`the suites differ (${run.mode} vs ${baseline.mode}): durations and load points differ`);
   if (run.machine.cpu !== baseline.machine.cpu || run.machine.cores !== baseline.machine.cores) {
-    out.push(`the machines differ (${run.machine.cpu} x ${run.machine.cores} vs ${baseline.machine.cpu} x ${baseline.machine.cores})`);
+    out.push(
+      `the machines differ (${run.machine.cpu} x ${run.machine.cores} vs ${baseline.machine.cpu} x ${baseline.machine.cores})`,
+    );
   }
   const l1 = (r: BenchRun) => Math.max(r.load.start[0] ?? 0, r.load.end[0] ?? 0);
   if (Math.abs(l1(run) - l1(baseline)) > 1) {
-    out.push(`the machine was busier in one run (1-min load up to ${l1(run).toFixed(2)} vs ${l1(baseline).toFixed(2)})`);
+    out.push(
+      `the machine was busier in one run (1-min load up to ${l1(run).toFixed(2)} vs ${l1(baseline).toFixed(2)})`,
+    );
   }
-  for (const [name, r] of [['this run', run], ['the baseline', baseline]] as const) {
+  for (const [name, r] of [
+    ['this run', run],
+    ['the baseline', baseline],
+  ] as const) {
     const worst = busiestOtherCpu(r);
     if (worst > 50) out.push(`other processes took up to ${worst.toFixed(0)}% of a core during ${name}'s measurements`);
   }
@@ -85,9 +103,18 @@ function pct(x: number): string {
   return `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)}%`;
 }
 
-export function renderComparison(runFile: string, baseFile: string, run: BenchRun, baseline: BenchRun, rows: Comparison[]): string {
+export function renderComparison(
+  runFile: string,
+  baseFile: string,
+  run: BenchRun,
+  baseline: BenchRun,
+  rows: Comparison[],
+): string {
   const lines: string[] = [];
-  lines.push(`# ${path.basename(runFile)} (commit ${run.commit}) against ${path.basename(baseFile)} (commit ${baseline.commit})`, '');
+  lines.push(
+    `# ${path.basename(runFile)} (commit ${run.commit}) against ${path.basename(baseFile)} (commit ${baseline.commit})`,
+    '',
+  );
   for (const c of caveats(run, baseline)) lines.push(`- Caveat: ${c}.`);
   if (lines[lines.length - 1] !== '') lines.push('');
   lines.push('| measure | baseline | this run | change | threshold | verdict |', '|---|---:|---:|---:|---:|---|');

@@ -10,7 +10,14 @@ import { parseArgs } from 'node:util';
 import { cosineSimilarity, FaceEngine } from '../src/engine';
 import { loadNative } from '../src/engine/native';
 import { benchIins, enroll } from './lib/api';
-import { aggregateEngine, referenceAnswer, runEngineRep, warmUp, type EngineRep, type ReferenceAnswer } from './lib/engine-phase';
+import {
+  aggregateEngine,
+  referenceAnswer,
+  runEngineRep,
+  warmUp,
+  type EngineRep,
+  type ReferenceAnswer,
+} from './lib/engine-phase';
 import { makeFrames, missingFixture, type BenchFrames } from './lib/frames';
 import { aggregateHttp, httpTargets, runHttpRep, type HttpRep, type HttpTarget } from './lib/http-phase';
 import { collectMeasurements } from './lib/measurements';
@@ -115,24 +122,32 @@ function markLoad(rig: Pick<Rig, 'load'>, phase: string): void {
 }
 
 /** Which gateway processes the chosen phases need: keys idle-<transport> (memory, HTTP) and load-<transport>. */
-function wantedServers(suite: Suite, phases: Set<Phase>): Array<{ key: string; transport: Transport; env?: Record<string, string> }> {
+function wantedServers(
+  suite: Suite,
+  phases: Set<Phase>,
+): Array<{ key: string; transport: Transport; env?: Record<string, string> }> {
   const wanted: Array<{ key: string; transport: Transport; env?: Record<string, string> }> = [];
   // Idle sessions must outlive the memory phase; the load gateways keep the default session timeout. No admission
   // control: the memory phase holds up to 1,000 sessions open, and the HTTP phase creates sessions as fast as it can.
   const longTimeout = { SESSION_TIMEOUT_MS: '600000', FACE_SESSIONS_MAX: '0' };
   if (phases.has('http') || phases.has('memory')) wanted.push({ key: 'idle-ws', transport: 'ws', env: longTimeout });
-  if (phases.has('memory') && suite.memory.transports.includes('uws')) wanted.push({ key: 'idle-uws', transport: 'uws', env: longTimeout });
+  if (phases.has('memory') && suite.memory.transports.includes('uws'))
+    wanted.push({ key: 'idle-uws', transport: 'uws', env: longTimeout });
   if (phases.has('ws')) {
     // The blink only: the load measures the frame path, and its fixed frames can answer the blink but not the light
     // or the turn (a refused or stalled session is not load). The challenges are measured by the pad phase.
     // No admission control (FACE_SESSIONS_MAX=0): this phase measures the frame path at every load; the overload
     // phase measures admission control.
     const env = { BENCH_BLINK_ONLY: '1', FACE_SESSIONS_MAX: '0' };
-    for (const t of new Set(suite.ws.points.map((p) => p.transport))) wanted.push({ key: `load-${t}`, transport: t, env });
+    for (const t of new Set(suite.ws.points.map((p) => p.transport)))
+      wanted.push({ key: `load-${t}`, transport: t, env });
   }
   if (phases.has('overload') && suite.overload) {
     const env = overloadServerEnv(suite.overload);
-    wanted.push({ key: 'overload-on', transport: 'ws', env: env.on }, { key: 'overload-off', transport: 'ws', env: env.off });
+    wanted.push(
+      { key: 'overload-on', transport: 'ws', env: env.on },
+      { key: 'overload-off', transport: 'ws', env: env.off },
+    );
   }
   return wanted;
 }
@@ -148,7 +163,8 @@ function patientsNeeded(suite: Suite, phases: Set<Phase>): Map<string, number> {
   if (phases.has('http') || phases.has('memory')) out.set('idle-ws', Math.max(1, memory));
   if (phases.has('memory') && suite.memory.transports.includes('uws')) out.set('idle-uws', memory);
   if (phases.has('ws')) {
-    for (const p of suite.ws.points) out.set(`load-${p.transport}`, Math.max(out.get(`load-${p.transport}`) ?? 0, p.connections));
+    for (const p of suite.ws.points)
+      out.set(`load-${p.transport}`, Math.max(out.get(`load-${p.transport}`) ?? 0, p.connections));
   }
   return out;
 }
@@ -173,7 +189,9 @@ async function startServers(suite: Suite, phases: Set<Phase>, notes: string[]): 
       try {
         servers.set(w.key, await BenchServer.start({ transport: w.transport, env: w.env }));
       } catch (err) {
-        notes.push(`The ${w.key} gateway could not start, its measurements are missing: ${(err as Error).message.split('\n')[0]}`);
+        notes.push(
+          `The ${w.key} gateway could not start, its measurements are missing: ${(err as Error).message.split('\n')[0]}`,
+        );
         progress(`  ${w.key}: could not start: ${(err as Error).message}`);
       }
     }),
@@ -198,19 +216,26 @@ function ortResult(rig: Rig, reps: OrtRep[], agreement: PeerResult['agreement'])
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only when the peer runs
   const version = (require('onnxruntime-node') as { env: { versions: { node?: string } } }).env.versions.node ?? '?';
   const name = `onnxruntime-node ${version}`;
-  if (!rig.ort || reps.length === 0) return { name, description: 'onnxruntime-node peer', skipped: rig.ortSkipped ?? 'did not run' };
+  if (!rig.ort || reps.length === 0)
+    return { name, description: 'onnxruntime-node peer', skipped: rig.ortSkipped ?? 'did not run' };
   const stages: Record<string, number> = {};
-  for (const k of Object.keys(reps[0].stages)) stages[k] = Math.round(median(reps.flatMap((r) => r.stages[k])) * 1000) / 1000;
+  for (const k of Object.keys(reps[0].stages))
+    stages[k] = Math.round(median(reps.flatMap((r) => r.stages[k])) * 1000) / 1000;
   return {
     name,
     description:
       'the same ONNX models and pre/post-processing in TypeScript (bench/peers/ort-chain.ts), JPEG decoded by sharp; ' +
       `latency: one worker thread, ${rig.ort.config.latencyThreads} intra-op threads; throughput: ` +
       `${rig.ort.config.throughputWorkers} worker threads of 1 thread each. Stage medians (ms): ` +
-      `${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+      `${Object.entries(stages)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}.`,
     p50: repeated(reps.map((r) => latencyOf(r.latencyMs).p50)),
     p99: repeated(reps.map((r) => latencyOf(r.latencyMs).p99)),
-    perS: repeated(reps.map((r) => r.perS), 1),
+    perS: repeated(
+      reps.map((r) => r.perS),
+      1,
+    ),
     stages,
     agreement,
     config: rig.ort.config,
@@ -225,14 +250,18 @@ function pythonResult(reps: PythonPeerAnswer[]): PeerResult {
   }
   const stages: Record<string, number> = {};
   for (const k of ['detect', 'landmarks', 'embedding', 'liveness', 'total']) {
-    const values = ok.map((p) => (p.run[k] as { median_ms?: number } | undefined)?.median_ms).filter((v): v is number => v !== undefined);
+    const values = ok
+      .map((p) => (p.run[k] as { median_ms?: number } | undefined)?.median_ms)
+      .filter((v): v is number => v !== undefined);
     if (values.length) stages[k] = median(values);
   }
   return {
     name: `OpenCV ${ok[0].run.opencv} Python bindings`,
     description:
       'bench/peers/opencv_python.py (Debian python3-opencv), one thread, on the first frame only (piped on stdin); ' +
-      `stage medians (ms): ${Object.entries(stages).map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+      `stage medians (ms): ${Object.entries(stages)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}.`,
     p50: repeated(ok.map((p) => p.run.total.median_ms)),
     p99: repeated(ok.map((p) => p.run.total.p99_ms)),
     stages,
@@ -253,7 +282,12 @@ interface Rounds {
  * every WebSocket point), so that a change in the machine's load hits every figure alike, shows up as their
  * spread, and each WebSocket repetition has an engine-alone repetition from the same round to be divided by.
  */
-async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[], overload: OverloadPointSpec[]): Promise<Rounds> {
+async function runRounds(
+  rig: Rig,
+  targets: HttpTarget[],
+  points: WsPoint[],
+  overload: OverloadPointSpec[],
+): Promise<Rounds> {
   const { suite, phases, frames } = rig;
   const r: Rounds = {
     engine: [],
@@ -281,7 +315,11 @@ async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[], ove
     if (phases.has('peers')) {
       const py = await runPythonPeer(frames.open[0], suite.peerSeconds, rig.modelDir);
       r.python.push(py);
-      progress(py.ok ? `  OpenCV-Python peer: chain p50 ${py.run.total.median_ms} ms` : `  OpenCV-Python peer skipped: ${py.reason}`);
+      progress(
+        py.ok
+          ? `  OpenCV-Python peer: chain p50 ${py.run.total.median_ms} ms`
+          : `  OpenCV-Python peer skipped: ${py.reason}`,
+      );
     }
     for (const t of targets) {
       if (t.skipped || !idle) continue;
@@ -291,10 +329,16 @@ async function runRounds(rig: Rig, targets: HttpTarget[], points: WsPoint[], ove
     }
     for (const p of points) {
       // A patient of its own per session slot; every frame acknowledged (hello `ack: true`) and timed.
-      const w = await rig.gen!.rep(rig.servers.get(`load-${p.transport}`)!, frames, rig.patients.slice(0, p.connections), p, {
-        ...suite.ws,
-        acks: true,
-      });
+      const w = await rig.gen!.rep(
+        rig.servers.get(`load-${p.transport}`)!,
+        frames,
+        rig.patients.slice(0, p.connections),
+        p,
+        {
+          ...suite.ws,
+          acks: true,
+        },
+      );
       r.ws.get(p)!.push(w);
       progress(
         `  ws ${p.transport} ${p.connections} sessions @ ${p.fps} fps: sent ${(w.window.framesSent / w.window.seconds).toFixed(0)}/s, ` +
@@ -342,9 +386,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const mode = pick(values);
-  const phases = new Set<Phase>(
-    values.only ? (values.only.split(',').map((s) => s.trim()) as Phase[]) : PHASES,
-  );
+  const phases = new Set<Phase>(values.only ? (values.only.split(',').map((s) => s.trim()) as Phase[]) : PHASES);
   for (const p of phases) if (!PHASES.includes(p)) throw new UsageError(`Unknown phase "${p}" in --only.`);
   const outDir = path.resolve(values.out ?? RESULTS_DIR);
   const missing = missingFixture();
@@ -359,7 +401,9 @@ async function main(): Promise<number> {
   const { commit, dirty } = commitInfo(root);
   const load: LoadAverages = { start: os.loadavg().map((x) => Math.round(x * 100) / 100), end: [], phases: [] };
   const notes: string[] = [];
-  progress(`faceid-gateway benchmarks: ${mode} suite, commit ${commit}${dirty ? ' (dirty)' : ''}, load average ${load.start.join(' ')}`);
+  progress(
+    `faceid-gateway benchmarks: ${mode} suite, commit ${commit}${dirty ? ' (dirty)' : ''}, load average ${load.start.join(' ')}`,
+  );
 
   // Set-up, nothing measured: the gateways boot while the frames are made and the peer loads.
   const serversStarting = startServers(suite, phases, notes);
@@ -403,9 +447,13 @@ async function main(): Promise<number> {
     }
     rig.servers = await serversStarting;
     const enrolling = [...rig.servers.entries()].filter(([key]) => enrolled.has(key));
-    progress(`enrolling patients, one per concurrent session: ${enrolling.map(([key]) => `${enrolled.get(key)} on ${key}`).join(', ')} ...`);
+    progress(
+      `enrolling patients, one per concurrent session: ${enrolling.map(([key]) => `${enrolled.get(key)} on ${key}`).join(', ')} ...`,
+    );
     await Promise.all(
-      enrolling.map(([key, server]) => enrollAll(server, rig.patients.slice(0, enrolled.get(key)), rig.frames.reference)),
+      enrolling.map(([key, server]) =>
+        enrollAll(server, rig.patients.slice(0, enrolled.get(key)), rig.frames.reference),
+      ),
     );
     const overloadOn = rig.servers.get('overload-on');
     const overloadOff = rig.servers.get('overload-off');
@@ -429,7 +477,9 @@ async function main(): Promise<number> {
         const server = rig.servers.get(`idle-${t}`);
         if (!server) continue;
         markLoad(rig, `memory ${t}`);
-        memory.push(await runMemory(server, rig.patients.slice(0, enrolled.get(`idle-${t}`)), suite.memory.levels, progress));
+        memory.push(
+          await runMemory(server, rig.patients.slice(0, enrolled.get(`idle-${t}`)), suite.memory.levels, progress),
+        );
       }
       await rig.servers.get('idle-uws')?.stop();
       rig.servers.delete('idle-uws');
@@ -453,7 +503,9 @@ async function main(): Promise<number> {
       await Promise.all([...rig.servers.values()].map((s) => s.stop()));
       rig.servers.clear();
       markLoad(rig, 'fleet');
-      progress(`fleet: ${suite.fleet.desks.join(' and ')} desks, one gateway vs three behind HAProxy (on ${cores} cores) ...`);
+      progress(
+        `fleet: ${suite.fleet.desks.join(' and ')} desks, one gateway vs three behind HAProxy (on ${cores} cores) ...`,
+      );
       rig.gen ??= LoadGenProcess.start();
       fleet = await runFleet(suite.fleet, rig.frames, rig.gen, progress);
       if (fleet.skipped) {
@@ -470,7 +522,9 @@ async function main(): Promise<number> {
   if (phases.has('pad')) {
     // Last, alone: it keeps both cores busy, and nothing else here is timed against it.
     markLoad(rig, 'pad');
-    progress(`presentation attacks: faceid pad-eval, ${suite.pad.attempts} sessions per class, ${suite.pad.configs.join(' / ')} ...`);
+    progress(
+      `presentation attacks: faceid pad-eval, ${suite.pad.attempts} sessions per class, ${suite.pad.configs.join(' / ')} ...`,
+    );
     pad = await runPad(suite.pad, progress);
     if (pad.skipped) notes.push(`The pad phase did not run: ${pad.skipped}.`);
   }
@@ -478,8 +532,11 @@ async function main(): Promise<number> {
     // Untimed, alone, like pad: the condition table of `faceid eval --conditions` on the named face set.
     markLoad(rig, 'accuracy');
     const named = values.faces ?? process.env.FACEID_FACES_MANIFEST?.trim();
-    const faces = named ? { path: path.resolve(named), source: values.faces ? ('--faces' as const) : ('FACEID_FACES_MANIFEST' as const) } : null;
-    if (suite.accuracy && faces) progress(`accuracy: faceid eval --conditions ${suite.accuracy.conditions.join(',')} (${faces.source}) ...`);
+    const faces = named
+      ? { path: path.resolve(named), source: values.faces ? ('--faces' as const) : ('FACEID_FACES_MANIFEST' as const) }
+      : null;
+    if (suite.accuracy && faces)
+      progress(`accuracy: faceid eval --conditions ${suite.accuracy.conditions.join(',')} (${faces.source}) ...`);
     accuracy = await runAccuracy(suite.accuracy, faces, progress);
     if (accuracy.skipped) {
       progress(`accuracy: skipped, ${accuracy.skipped}`);
@@ -489,16 +546,20 @@ async function main(): Promise<number> {
   load.end = os.loadavg().map((x) => Math.round(x * 100) / 100);
 
   const engineResult = aggregateEngine(engine, rig.frames.open, engine.options.threadsPerJob, rounds.engine);
-  const peers: PeerResult[] = phases.has('peers') ? [ortResult(rig, rounds.ort, agreement), pythonResult(rounds.python)] : [];
+  const peers: PeerResult[] = phases.has('peers')
+    ? [ortResult(rig, rounds.ort, agreement), pythonResult(rounds.python)]
+    : [];
   const http: HttpResult[] = targets.map((t) => aggregateHttp(t, rounds.http.get(t) ?? []));
   const ws: WsResult[] = points.map((p) => aggregateWs(p, rounds.ws.get(p)!, rounds.engine));
-  const overload: OverloadResult | undefined = rig.overload ? aggregateOverload(rig.overload, rounds.overload) : undefined;
+  const overload: OverloadResult | undefined = rig.overload
+    ? aggregateOverload(rig.overload, rounds.overload)
+    : undefined;
   if (!phases.has('memory')) memory = [];
 
   notes.push(
     `Everything ran on this one machine: the gateway, the load generator (its own process), autocannon and the peers ` +
       `share ${cores} cores, and other jobs may have been running: see the load averages, and the "other processes" ` +
-      'CPU columns (the machine\'s busy time from /proc/stat minus the processes of the benchmark).',
+      "CPU columns (the machine's busy time from /proc/stat minus the processes of the benchmark).",
     'The gateways ran with FACEID_BOOTSTRAP=false, RATE_LIMIT_PER_MINUTE=0, FACE_ATTEMPTS_MAX=100 per 1 minute ' +
       '(overloaded sessions fail, and would otherwise lock their patients out), SQLite in a fresh temporary folder, ' +
       'LOG_LEVEL=warn, and otherwise the defaults. Each gateway has a patient enrolled (with the same face) for every ' +
@@ -515,9 +576,9 @@ async function main(): Promise<number> {
   if (ws.length) {
     notes.push(
       'The WebSocket load gateways ran every session with the blink as its only challenge (the default is light,blink; ' +
-        'the service refuses a blink alone as a setting, so the benchmark\'s gateway process sets it itself): the load ' +
+        "the service refuses a blink alone as a setting, so the benchmark's gateway process sets it itself): the load " +
         'measures the frame path with fixed frames that can blink but cannot answer the light or a turn. The ' +
-        'challenges\' cost and accuracy are in the pad phase. They run without admission control ' +
+        "challenges' cost and accuracy are in the pad phase. They run without admission control " +
         '(FACE_SESSIONS_MAX=0), so that every load point streams all its sessions; the overload phase measures it.',
     );
   }

@@ -40,7 +40,9 @@ async function main(): Promise<void> {
   const clinic = await app.get<ClinicRepository>(CLINICS).create('Bench clinic');
   const { apiKey } = await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Bench desk');
   // References come from the registry role (enrolled at once); a desk replacing one would need the patient's code.
-  const enrollKey = (await createEnrollmentKey(app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS), clinic.id, 'Bench registry')).apiKey;
+  const enrollKey = (
+    await createEnrollmentKey(app.get<EnrollmentKeyRepository>(ENROLLMENT_KEYS), clinic.id, 'Bench registry')
+  ).apiKey;
   const transport = app.get(TransportService).info();
 
   const eld = monitorEventLoopDelay({ resolution: ELD_RESOLUTION_MS });

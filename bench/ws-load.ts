@@ -188,7 +188,9 @@ class LoadGenerator {
 
   start(): void {
     if (this.config.patients.length < this.config.connections) {
-      throw new Error(`${this.config.connections} connections need as many patients; ${this.config.patients.length} given.`);
+      throw new Error(
+        `${this.config.connections} connections need as many patients; ${this.config.patients.length} given.`,
+      );
     }
     // Spread the first connections over up to a second, so that they do not all handshake in the same tick.
     const spread = Math.min(1000, this.config.connections * 10);
@@ -275,10 +277,12 @@ class LoadGenerator {
     while (this.running) {
       const patient = own[turn++ % own.length];
       const keys = this.config.apiKeys;
-      const ended = await this.runSession(patient, keys?.length ? keys[slot % keys.length] : this.config.apiKey).catch((err: Error) => {
-        bump(this.window.errors, `client_${err.name || 'error'}`);
-        return 'failed' as const;
-      });
+      const ended = await this.runSession(patient, keys?.length ? keys[slot % keys.length] : this.config.apiKey).catch(
+        (err: Error) => {
+          bump(this.window.errors, `client_${err.name || 'error'}`);
+          return 'failed' as const;
+        },
+      );
       // A session that failed or closed without a verdict: do not retry in a hot loop.
       if (ended !== 'verdict') await sleep(100);
     }

@@ -109,8 +109,11 @@ const CLOSE_ERRORS = {
   4003: ['origin_forbidden', 'The server does not accept sessions from this page (WS_ALLOWED_ORIGINS).'],
   4008: ['protocol_error', 'The server refused a message as malformed.'],
   4010: ['session_finished', 'The session was already finished.'],
-  4012: ['send_buffer_full', 'The page did not read the server\'s messages fast enough (WS_SEND_BUFFER_MAX).'],
-  4020: ['message_rate_exceeded', 'The page sent more messages per second than the server allows (WS_MESSAGES_PER_SECOND).'],
+  4012: ['send_buffer_full', "The page did not read the server's messages fast enough (WS_SEND_BUFFER_MAX)."],
+  4020: [
+    'message_rate_exceeded',
+    'The page sent more messages per second than the server allows (WS_MESSAGES_PER_SECOND).',
+  ],
   4021: ['frame_rate_exceeded', 'The page sent frames faster than the fps.max of ready.'],
   4029: ['attempts_exceeded', "The patient's face attempts are used up: identify with the six-digit code."],
 };
@@ -207,7 +210,10 @@ export async function attachVideo(stream, video, { timeoutMs = 10_000 } = {}) {
       };
       const ok = () => finish();
       const bad = () => finish(new FaceIdError('camera_unavailable', 'The camera stream could not be shown.'));
-      const timer = setTimeout(() => finish(new FaceIdError('camera_unavailable', 'The camera gave no picture.')), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new FaceIdError('camera_unavailable', 'The camera gave no picture.')),
+        timeoutMs,
+      );
       v.addEventListener('loadeddata', ok);
       v.addEventListener('error', bad);
     });
@@ -232,7 +238,10 @@ export class FrameGrabber {
     const vh = this.video.videoHeight;
     if (!vw || !vh) return null;
     const scale = Math.min(1, this.maxWidth / vw, this.maxHeight / vh);
-    return { width: Math.max(2, Math.round((vw * scale) / 2) * 2), height: Math.max(2, Math.round((vh * scale) / 2) * 2) };
+    return {
+      width: Math.max(2, Math.round((vw * scale) / 2) * 2),
+      height: Math.max(2, Math.round((vh * scale) / 2) * 2),
+    };
   }
 
   /** The current video frame as a JPEG Blob (null when the video has no frame yet). */
@@ -291,7 +300,10 @@ export async function describeCamera(stream) {
   const track = stream && stream.getVideoTracks ? stream.getVideoTracks()[0] : null;
   if (!track) return null;
   const settings = typeof track.getSettings === 'function' ? track.getSettings() : {};
-  return { label: String(track.label || '').slice(0, 200), deviceIdHash: await sha256Hex(String(settings.deviceId || '')) };
+  return {
+    label: String(track.label || '').slice(0, 200),
+    deviceIdHash: await sha256Hex(String(settings.deviceId || '')),
+  };
 }
 
 /** SHA-256 of a string, lower-case hex (crypto.subtle: a secure context, as getUserMedia needs anyway). */
@@ -531,20 +543,27 @@ export class Identification {
       if (this.ended || this.cameraStopped) return this.cleanup();
       this.ownsVideo = !this.options.video;
       this.video = await attachVideo(this.stream, this.options.video);
-      this.grabber = new FrameGrabber(this.video, { maxWidth: this.options.maxWidth, maxHeight: this.options.maxHeight });
+      this.grabber = new FrameGrabber(this.video, {
+        maxWidth: this.options.maxWidth,
+        maxHeight: this.options.maxHeight,
+      });
       this.camera = await this.cameraReport();
       if (this.ended) return this.cleanup();
       this.connect(session);
     } catch (err) {
       // Errors of getSession keep their own code (e.g. attempts_exceeded or no_template from POST /sessions), and
       // the error itself as `cause` (its body, e.g. `codeAvailable`).
-      this.fail(err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err), { cause: err }));
+      this.fail(
+        err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err), { cause: err }),
+      );
     }
   }
 
   /** The challenges this client can run: light only with a surface to show it on. */
   capabilities() {
-    const light = this.options.showLight !== false && (typeof this.options.showLight === 'function' || typeof document !== 'undefined');
+    const light =
+      this.options.showLight !== false &&
+      (typeof this.options.showLight === 'function' || typeof document !== 'undefined');
     return light ? ['blink', 'light', 'turn'] : ['blink', 'turn'];
   }
 
@@ -555,7 +574,11 @@ export class Identification {
       if (given && typeof given.deviceIdHash === 'string') {
         return { label: String(given.label || '').slice(0, 200), deviceIdHash: given.deviceIdHash };
       }
-      if (given) return { label: String(given.label || '').slice(0, 200), deviceIdHash: await sha256Hex(String(given.deviceId || '')) };
+      if (given)
+        return {
+          label: String(given.label || '').slice(0, 200),
+          deviceIdHash: await sha256Hex(String(given.deviceId || '')),
+        };
       return await describeCamera(this.stream);
     } catch (err) {
       this.call('onServerError', { code: 'client_camera_info_failed', message: messageOf(err) });
@@ -708,7 +731,8 @@ export class Identification {
           ? await show(m.colours, { challengeId: m.challengeId, signal: controller.signal })
           : await showLightOverlay(m.colours, { signal: controller.signal });
     } catch (err) {
-      if (!controller.signal.aborted) this.call('onServerError', { code: 'client_light_failed', message: messageOf(err) });
+      if (!controller.signal.aborted)
+        this.call('onServerError', { code: 'client_light_failed', message: messageOf(err) });
       return;
     } finally {
       if (this.light === controller) this.light = null;
@@ -718,7 +742,10 @@ export class Identification {
     if (controller.signal.aborted || ws !== this.ws || ws.readyState !== WebSocket.OPEN) return;
     const colours = Array.isArray(m.colours) ? m.colours.length : 0;
     if (!Array.isArray(shownAt) || shownAt.length !== colours + 1 || !shownAt.every((t) => Number.isFinite(t))) {
-      this.call('onServerError', { code: 'client_light_failed', message: `showLight must resolve with ${colours + 1} times.` });
+      this.call('onServerError', {
+        code: 'client_light_failed',
+        message: `showLight must resolve with ${colours + 1} times.`,
+      });
       return;
     }
     ws.send(JSON.stringify({ type: 'light_shown', challengeId: m.challengeId, shownAt }));

@@ -160,7 +160,8 @@ async function fetchAssets({ dir, kind = 'models', log = (line) => process.stder
       for (const entry of list) {
         const from = path.join(out, entry.source.path);
         const got = await sha256File(from);
-        if (got !== entry.sha256) throw new Error(`${spec}: ${entry.source.path} has sha256 ${got}, expected ${entry.sha256}`);
+        if (got !== entry.sha256)
+          throw new Error(`${spec}: ${entry.source.path} has sha256 ${got}, expected ${entry.sha256}`);
         await fsp.chmod(from, 0o644);
         await fsp.rename(from, path.join(target, entry.file));
         fetched.push(entry.file);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one entry point:  bash scripts/dev.sh start | test [jest args] | asan [jest args] | setup
+# The one entry point:  bash scripts/dev.sh start | test [jest args] | asan [jest args] | lint | setup
 # Every command first runs `setup`, which installs and builds only what is missing or out of date.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -8,12 +8,17 @@ say() { echo "setup: $*" >&2; }
 
 # haproxy: the load balancer of scripts/fleet.sh and of the fleet fault test (test/fleet.e2e.test.ts).
 APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium haproxy)
+# Only `lint` needs it (the native sources' format).
+LINT_PACKAGES=(clang-format)
 ADDON=native/build/Release/faceid.node
 TEST_ADDON=native/build-test/Release/faceid.node
 
+# Installs the packages given (default: APT_PACKAGES) that are missing.
 setup_apt() {
   local missing=() pkg
-  for pkg in "${APT_PACKAGES[@]}"; do
+  local wanted=("$@")
+  [ ${#wanted[@]} -eq 0 ] && wanted=("${APT_PACKAGES[@]}")
+  for pkg in "${wanted[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return
@@ -144,6 +149,21 @@ case "$cmd" in
     summary test-results/jest.json
     exit "$rc"
     ;;
+  lint)
+    # ESLint and Prettier for the TypeScript and JavaScript, clang-format for native/. Reports every check, then fails
+    # if any did. Fix formatting with: npx prettier --write . && clang-format -i native/src/*.{cc,h}
+    setup_apt "${LINT_PACKAGES[@]}"
+    setup_npm
+    rc=0
+    say "eslint"
+    npx eslint --max-warnings 0 . || rc=1
+    say "prettier --check"
+    npx prettier --check --log-level warn . || rc=1
+    say "clang-format"
+    clang-format --dry-run --Werror native/src/*.cc native/src/*.h || rc=1
+    [ "$rc" -eq 0 ] && say "lint: clean" || say "lint: problems above"
+    exit "$rc"
+    ;;
   asan)
     setup_apt
     setup_npm
@@ -156,7 +176,7 @@ case "$cmd" in
     exit "$rc"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh start|test|asan|setup [args]" >&2
+    echo "usage: bash scripts/dev.sh start|test|asan|lint|setup [args]" >&2
     exit 2
     ;;
 esac

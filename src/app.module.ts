@@ -23,7 +23,25 @@ export class AppModule {
   static forRoot(config: Config): DynamicModule {
     return {
       module: AppModule,
-      imports: [ConfigModule.forRoot(config), StorageModule, FleetModule, EngineModule, HealthModule, MetricsModule, HttpModule, AuditModule, AuthModule, KeysModule, EnrollmentModule, IdentificationModule, EventsModule, DemoModule, MisModule, StatsModule, CalibrationModule],
+      imports: [
+        ConfigModule.forRoot(config),
+        StorageModule,
+        FleetModule,
+        EngineModule,
+        HealthModule,
+        MetricsModule,
+        HttpModule,
+        AuditModule,
+        AuthModule,
+        KeysModule,
+        EnrollmentModule,
+        IdentificationModule,
+        EventsModule,
+        DemoModule,
+        MisModule,
+        StatsModule,
+        CalibrationModule,
+      ],
     };
   }
 }

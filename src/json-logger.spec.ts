@@ -49,7 +49,13 @@ describe('JsonLogger', () => {
     const [e, w] = lines();
     expect(e).toMatchObject({ level: 'error', context: 'Engine', msg: 'no models', code: 'model_missing' });
     expect(e.stack).toContain('no models');
-    expect(w).toEqual({ time: expect.any(String), level: 'warn', context: 'Engine', msg: 'no models', code: 'model_missing' });
+    expect(w).toEqual({
+      time: expect.any(String),
+      level: 'warn',
+      context: 'Engine',
+      msg: 'no models',
+      code: 'model_missing',
+    });
   });
 
   it('tells a stack from a context', () => {

@@ -14,7 +14,11 @@ if (missing) console.warn(`eval gallery/probes tests skipped: ${missing}`);
 async function run(argv: string[]) {
   let out = '';
   let err = '';
-  const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env: {} });
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+    env: {},
+  });
   return { code, out, err };
 }
 
@@ -88,7 +92,16 @@ function csv(entries: readonly ManifestEntry[]): string {
       .map(([id]) => id);
     const subset = sharedFaces().filter((e) => people.includes(e.identity));
     fs.writeFileSync(path.join(dir, 'subset.csv'), csv(subset));
-    const argv = ['eval', '--manifest', path.join(dir, 'subset.csv'), '--conditions', 'clean,webcam', '--seed', '3', '--json'];
+    const argv = [
+      'eval',
+      '--manifest',
+      path.join(dir, 'subset.csv'),
+      '--conditions',
+      'clean,webcam',
+      '--seed',
+      '3',
+      '--json',
+    ];
     const first = await run(argv);
     expect(first.code).toBe(0);
     const r = JSON.parse(first.out);

@@ -111,7 +111,10 @@ describe('workstation API keys (real app and storage)', () => {
     expect(JSON.stringify(audit)).not.toContain(misKey);
     // The MIS key works on the MIS endpoints, scoped to the demo clinic.
     const me = await reply(await fetch(`${first.url}/mis/me`, { headers: { authorization: `Bearer ${misKey}` } }));
-    expect(me).toMatchObject({ status: 200, body: { name: 'Demo MIS', clinic: { id: ws.clinicId, name: 'Demo clinic' } } });
+    expect(me).toMatchObject({
+      status: 200,
+      body: { name: 'Demo MIS', clinic: { id: ws.clinicId, name: 'Demo clinic' } },
+    });
     for (const f of fs.readdirSync(dir).filter((n) => n.startsWith('faceid.db'))) {
       const bytes = fs.readFileSync(path.join(dir, f));
       expect(bytes.includes(Buffer.from(key))).toBe(false);

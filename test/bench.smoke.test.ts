@@ -65,7 +65,7 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     expect(result.load.start).toHaveLength(3);
   });
 
-  it('measured the engine alone and the onnxruntime peer, which gives the engine\'s answer', () => {
+  it("measured the engine alone and the onnxruntime peer, which gives the engine's answer", () => {
     expect(result.engine!.fullPerS.value).toBeGreaterThan(0);
     expect(result.engine!.trackPerS.value).toBeGreaterThan(0);
     const ort = result.peers.find((p) => p.name.startsWith('onnxruntime-node'))!;
@@ -95,7 +95,7 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     }
   });
 
-  it('streamed real frames over each transport and read the gateway\'s own figures', () => {
+  it("streamed real frames over each transport and read the gateway's own figures", () => {
     const transports = new Set(result.ws.map((w) => w.point.transport));
     expect(transports.has('ws')).toBe(true);
     if (!transports.has('uws')) expect(result.notes.join(' ')).toMatch(/load-uws gateway could not start/);
@@ -117,7 +117,9 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
       expect(w.gatewayVerdicts).toBeGreaterThanOrEqual(0);
       if (w.gatewayVerdicts! > 0) expect(w.cpuMsPerVerdict!.value).toBeGreaterThan(0);
     }
-    expect(fs.readFileSync(mdFile, 'utf8')).toContain('## WebSocket frame load: per-frame round trip and cost per verdict');
+    expect(fs.readFileSync(mdFile, 'utf8')).toContain(
+      '## WebSocket frame load: per-frame round trip and cost per verdict',
+    );
   });
 
   it('ran the overload phase against a gateway with admission control and one without', () => {
@@ -153,7 +155,15 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     expect(Object.keys(report.configs)).toEqual(result.suite.pad.configs);
     for (const c of Object.values(report.configs)) {
       expect(c.genuine.attempts).toBe(result.suite.pad.attempts);
-      expect(Object.keys(c.attacks).sort()).toEqual(['painted_blink', 'print', 'replay', 'screen', 'still', 'tint_injector', 'warped_photo']);
+      expect(Object.keys(c.attacks).sort()).toEqual([
+        'painted_blink',
+        'print',
+        'replay',
+        'screen',
+        'still',
+        'tint_injector',
+        'warped_photo',
+      ]);
       for (const a of Object.values(c.attacks)) {
         expect(a.attempts).toBe(result.suite.pad.attempts);
         expect(a.rate).toBeGreaterThanOrEqual(0);
@@ -166,13 +176,17 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
   it('skips the accuracy phase in smoke, saying why in the report', () => {
     expect(result.suite.accuracy).toBeUndefined();
     expect(result.accuracy).toEqual({ skipped: 'not in the smoke suite' });
-    expect(fs.readFileSync(mdFile, 'utf8')).toContain('## Accuracy at the desk (faceid eval --conditions)\n\nSkipped: not in the smoke suite.');
+    expect(fs.readFileSync(mdFile, 'utf8')).toContain(
+      '## Accuracy at the desk (faceid eval --conditions)\n\nSkipped: not in the smoke suite.',
+    );
   });
 
   it('lists every repeated figure once, with its repetitions and noise', () => {
     const ids = result.measurements.map((m) => m.id);
     expect(new Set(ids).size).toBe(ids.length);
-    expect(ids).toEqual(expect.arrayContaining(['engine.full.per_s', 'http.health.rps', 'ws.ws.c2.f10.analysed_per_s']));
+    expect(ids).toEqual(
+      expect.arrayContaining(['engine.full.per_s', 'http.health.rps', 'ws.ws.c2.f10.analysed_per_s']),
+    );
     for (const m of result.measurements) {
       // Memory is measured once; a repetition without a verdict or probe has no latency figure to add.
       const always = /^engine\.|\.rps$|\.analysed_per_s$/.test(m.id);
@@ -198,14 +212,23 @@ const finiteNonNegative = (x: number | undefined) => typeof x === 'number' && Nu
     if (flagged.threshold < 0.5) expect(flagged.verdict).toBe('worse');
     else expect(flagged.verdict).toBe('within noise');
 
-    const cli = await run(process.execPath, [...TS_NODE, 'bench/compare.ts', jsonFile, jsonFile], { cwd: ROOT, timeout: 60_000 });
+    const cli = await run(process.execPath, [...TS_NODE, 'bench/compare.ts', jsonFile, jsonFile], {
+      cwd: ROOT,
+      timeout: 60_000,
+    });
     expect(cli.stdout).toMatch(/figures compared: 0 worse, 0 better/);
   });
 });
 
 describe('benchmark statistics', () => {
   it('summarises repetitions as the median and their relative range', () => {
-    expect(repeated([10, 12, 11])).toMatchObject({ value: 11, min: 10, max: 12, noise: round(2 / 11), reps: [10, 12, 11] });
+    expect(repeated([10, 12, 11])).toMatchObject({
+      value: 11,
+      min: 10,
+      max: 12,
+      noise: round(2 / 11),
+      reps: [10, 12, 11],
+    });
     expect(repeated([5])).toMatchObject({ value: 5, noise: 0 });
     expect(repeated([NaN, 4, 6]).reps).toEqual([4, 6]);
   });
@@ -226,7 +249,11 @@ describe('benchmark statistics', () => {
     expect(promSum(s, 'faceid_frames_analysed_total')).toBe(42);
     expect(promSum(s, 'faceid_analysis_seconds_count', { call: 'track' })).toBe(40);
     const all = promBuckets(s, 'faceid_analysis_seconds');
-    expect(all).toEqual([[0.01, 10], [0.02, 40], [Infinity, 50]]);
+    expect(all).toEqual([
+      [0.01, 10],
+      [0.02, 40],
+      [Infinity, 50],
+    ]);
     // The 25th of 50 lies in the (0.01, 0.02] bucket, 15 of its 30: 0.015.
     expect(bucketQuantile(all, 0.5)).toBeCloseTo(0.015, 6);
     expect(bucketQuantile(all, 0.99)).toBe(0.02); // beyond the last finite bound: that bound

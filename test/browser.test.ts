@@ -9,7 +9,14 @@ import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
-import { CLINICS, EVENTS, WORKSTATIONS, type ClinicRepository, type EventRepository, type WorkstationRepository } from '../src/storage/ports';
+import {
+  CLINICS,
+  EVENTS,
+  WORKSTATIONS,
+  type ClinicRepository,
+  type EventRepository,
+  type WorkstationRepository,
+} from '../src/storage/ports';
 import { decodeFrameMessage } from '../src/transport/protocol';
 import { missingFixturesReason, webcamJpeg } from './support/frames';
 import { makeIin } from './support/iin';
@@ -46,7 +53,8 @@ const DESK_LANGUAGES = [
 ];
 
 /** A language's dictionary (client/locales/<lang>.json): the texts the page must show. */
-const dictionary = (lang: string) => JSON.parse(fs.readFileSync(path.join(LOCALES, `${lang}.json`), 'utf8')) as Record<string, string>;
+const dictionary = (lang: string) =>
+  JSON.parse(fs.readFileSync(path.join(LOCALES, `${lang}.json`), 'utf8')) as Record<string, string>;
 
 function skipReason(): string | null {
   const fixtures = missingFixturesReason();
@@ -84,7 +92,14 @@ const CAMERAS: Record<Exclude<Camera, 'chromium'>, { person: 'patient' | 'other'
 };
 
 /** Reasons a liveness failure may give (the verdict's `reason`). */
-const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'light_no_response', 'light_uniform', 'light_flat'];
+const LIGHT_REASONS = [
+  'light_not_shown',
+  'light_out_of_order',
+  'light_late',
+  'light_no_response',
+  'light_uniform',
+  'light_flat',
+];
 
 (skip ? describe.skip : describe)('demo page and browser client in Chromium (stand-in and fake cameras)', () => {
   jest.setTimeout(120_000);
@@ -187,7 +202,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     options: { key?: boolean; before?: (page: Page) => Promise<void>; locale?: string } = {},
   ): Promise<DemoPage> {
     // The browser's language (navigator.languages): the page's default language. English unless a test says.
-    const context = await (await chromium()).newContext({ viewport: { width: 1280, height: 720 }, locale: options.locale ?? 'en-US' });
+    const context = await (
+      await chromium()
+    ).newContext({ viewport: { width: 1280, height: 720 }, locale: options.locale ?? 'en-US' });
     contexts.push(context);
     let standIn: StandInConfig | undefined;
     if (camera !== 'chromium') {
@@ -237,7 +254,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.click('#enroll-upload');
     await page.waitForSelector('#enroll-status.ok, #enroll-status.bad');
     const text = (await page.textContent('#enroll-status'))!;
-    expect({ ok: await page.isVisible('#enroll-status.ok'), text }).toEqual({ ok: true, text: expect.stringContaining(iin) });
+    expect({ ok: await page.isVisible('#enroll-status.ok'), text }).toEqual({
+      ok: true,
+      text: expect.stringContaining(iin),
+    });
     if ((await page.getAttribute('html', 'lang')) === 'en') expect(text).toContain(`Enrolled patient ${iin}`);
   }
 
@@ -248,7 +268,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
   /** axe-core over the whole page as it is now: no serious or critical violation. */
   async function expectAccessible(page: Page, label: string): Promise<void> {
     if ((await page.evaluate('typeof window.axe')) !== 'object') {
-      await page.route(`**${AXE_URL}`, (route) => route.fulfill({ body: AXE_SOURCE, contentType: 'text/javascript; charset=utf-8' }));
+      await page.route(`**${AXE_URL}`, (route) =>
+        route.fulfill({ body: AXE_SOURCE, contentType: 'text/javascript; charset=utf-8' }),
+      );
       await page.addScriptTag({ url: AXE_URL });
     }
     const violations = (await page.evaluate(`axe.run(document, { resultTypes: ['violations'] }).then((r) =>
@@ -320,12 +342,18 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
 
   /** The client's words for a verdict reason (REASON_MESSAGES). */
   const reasonText = (page: Page, reason: string) =>
-    page.evaluate(`import('/client/faceid-client.js').then((m) => m.REASON_MESSAGES[${JSON.stringify(reason)}])`) as Promise<string>;
+    page.evaluate(
+      `import('/client/faceid-client.js').then((m) => m.REASON_MESSAGES[${JSON.stringify(reason)}])`,
+    ) as Promise<string>;
 
-  const lightSeen = (page: Page) => page.evaluate('window.lightSeen') as Promise<{ colours: string[]; covered: boolean }>;
+  const lightSeen = (page: Page) =>
+    page.evaluate('window.lightSeen') as Promise<{ colours: string[]; covered: boolean }>;
 
   /** Starts identification and waits for the verdict shown in the page. */
-  async function identifyInPage(page: Page, screenshotPrefix?: string): Promise<{ result: string; text: string; reason: string | null }> {
+  async function identifyInPage(
+    page: Page,
+    screenshotPrefix?: string,
+  ): Promise<{ result: string; text: string; reason: string | null }> {
     await recordGuidance(page);
     await page.click('#start');
     if (screenshotPrefix) {
@@ -344,7 +372,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(await page.getAttribute('#preview', 'data-camera')).toBe('off');
     expect(await page.evaluate("document.getElementById('preview').srcObject")).toBeNull();
     // Every camera track the page ever opened is stopped (the camera light is off).
-    const live = await page.evaluate('window.cameraStreams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === "live").length');
+    const live = await page.evaluate(
+      'window.cameraStreams.flatMap((s) => s.getTracks()).filter((t) => t.readyState === "live").length',
+    );
     expect(live).toBe(0);
   }
 
@@ -360,7 +390,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
 
   /** The six-digit code as the page shows it in its development SMS outbox panel, for that session. */
   async function codeFromOutboxPanel(page: Page, sessionId: string): Promise<string> {
-    const text = (await (await page.waitForSelector(`#outbox li[data-session-id="${sessionId}"] .sms-text`)).textContent()) ?? '';
+    const text =
+      (await (await page.waitForSelector(`#outbox li[data-session-id="${sessionId}"] .sms-text`)).textContent()) ?? '';
     const digits = text.match(/\b\d{6}\b/g) ?? [];
     expect(new Set(digits).size).toBe(1); // one code, in Kazakh and in Russian
     return digits[0]!;
@@ -447,7 +478,11 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.waitForSelector('#key-status.bad');
     expect(await page.evaluate("sessionStorage.getItem('faceid.demo.apiKey')")).toBeNull(); // not kept
     // Legible on a small laptop screen and in a narrow window (one column): nothing overflows sideways.
-    for (const [width, height] of [[1366, 768], [1024, 600], [800, 600]]) {
+    for (const [width, height] of [
+      [1366, 768],
+      [1024, 600],
+      [800, 600],
+    ]) {
       await page.setViewportSize({ width, height });
       expect(await page.evaluate('document.documentElement.scrollWidth <= window.innerWidth')).toBe(true);
       await shot(page, `00-viewport-${width}x${height}`);
@@ -464,7 +499,14 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       return Array.from(msg);
     })()`)) as number[];
     const decoded = decodeFrameMessage(Buffer.from(bytes));
-    expect(decoded.header).toEqual({ version: 1, format: 'jpeg', seq: 0xdeadbeef, captureTime: 1_700_000_000_123.5, width: 0, height: 0 });
+    expect(decoded.header).toEqual({
+      version: 1,
+      format: 'jpeg',
+      seq: 0xdeadbeef,
+      captureTime: 1_700_000_000_123.5,
+      width: 0,
+      height: 0,
+    });
     expect([...decoded.payload]).toEqual([0xff, 0xd8, 7]);
   });
 
@@ -576,7 +618,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await shot(page, '05c-virtual-camera-rejected');
     expect({ result, reason }).toEqual({ result: 'spoof_suspected', reason: 'virtual_camera' });
     expect(text).toContain(await reasonText(page, 'virtual_camera'));
-    const hello = sent.find((m) => m.type === 'hello') as { camera?: { label: string; deviceIdHash: string } } | undefined;
+    const hello = sent.find((m) => m.type === 'hello') as
+      | { camera?: { label: string; deviceIdHash: string } }
+      | undefined;
     expect(hello?.camera?.label).toBe('OBS Virtual Camera');
     // Only a SHA-256 of the device id travels.
     expect(hello?.camera?.deviceIdHash).toBe(createHash('sha256').update(camera!.deviceId).digest('hex'));
@@ -607,7 +651,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.click('#enroll-upload');
     await page.waitForSelector('#enroll-confirm-form:not([hidden])');
     expect(await page.textContent('#enroll-status')).toContain('needs the patient’s consent');
-    const sms = (await (await page.waitForSelector('#outbox li[data-purpose="enrollment"] .sms-text')).textContent()) ?? '';
+    const sms =
+      (await (await page.waitForSelector('#outbox li[data-purpose="enrollment"] .sms-text')).textContent()) ?? '';
     const code = /\b\d{6}\b/.exec(sms)![0];
     await page.fill('#enroll-code', code === '000000' ? '000001' : '000000');
     await page.click('#enroll-confirm');
@@ -616,14 +661,19 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.fill('#enroll-code', code);
     await page.click('#enroll-confirm');
     await page.waitForSelector('#enroll-status.ok');
-    expect(await page.textContent('#enroll-status')).toContain(`Enrolled patient ${iin}: the patient confirmed the new photo`);
+    expect(await page.textContent('#enroll-status')).toContain(
+      `Enrolled patient ${iin}: the patient confirmed the new photo`,
+    );
     expect(await page.isHidden('#enroll-confirm-form')).toBe(true);
     await shot(page, '01b-template-replaced');
     // The clinic's MIS is told (a desk's own events feed shows its sessions' outcomes only).
     const clinic = (await app.get<ClinicRepository>(CLINICS).list()).find((c) => c.name === 'Browser test clinic')!;
     const events = (await app.get<EventRepository>(EVENTS).after(clinic.id, 0, 1000)).map((e) => e.payload);
     expect(events.filter((e) => e.type === 'template.replaced' && e.iin === iin)).toEqual([
-      expect.objectContaining({ actor: expect.objectContaining({ kind: 'workstation' }), confirmation: 'patient_code' }),
+      expect.objectContaining({
+        actor: expect.objectContaining({ kind: 'workstation' }),
+        confirmation: 'patient_code',
+      }),
     ]);
     expect(problems.filter((p) => /Content Security Policy|Refused to|Uncaught/i.test(p))).toEqual([]);
   });
@@ -701,7 +751,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         }
       });
     };
-    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+    const { page } = await openDemo('chromium', {
+      key: false,
+      before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted),
+    });
     const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
     // Browser-side code as a string: compiled by ts-jest, import() would turn into require().
     const outcome = (await page.evaluate(`(async () => {
@@ -751,16 +804,22 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         if (typeof m === 'string') {
           const msg = JSON.parse(m) as { type: string };
           texts.push({ ...msg, framesBefore: frames.length });
-          if (msg.type === 'hello') ws.send(JSON.stringify({ type: 'ready', sessionId: 's2', maxPayload: 262144, fps: { min: 5, max: 15 } }));
-          if (msg.type === 'light_shown') ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-1', direction: 'left' }));
+          if (msg.type === 'hello')
+            ws.send(JSON.stringify({ type: 'ready', sessionId: 's2', maxPayload: 262144, fps: { min: 5, max: 15 } }));
+          if (msg.type === 'light_shown')
+            ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-1', direction: 'left' }));
           return;
         }
         const f = decodeFrameMessage(m);
         frames.push({ seq: f.header.seq, captureTime: f.header.captureTime });
-        if (frames.length === 3) ws.send(JSON.stringify({ type: 'challenge', kind: 'light', challengeId: 'c-light-1', colours }));
+        if (frames.length === 3)
+          ws.send(JSON.stringify({ type: 'challenge', kind: 'light', challengeId: 'c-light-1', colours }));
       });
     };
-    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+    const { page } = await openDemo('chromium', {
+      key: false,
+      before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted),
+    });
     await recordLight(page, '10-light-challenge');
     const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
     await page.evaluate(`(async () => {
@@ -783,9 +842,13 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     })()`);
     // A function, not a string: the page's CSP forbids eval, which a string predicate needs.
     type Logged = { log: { guidance: Array<{ code: string }> } };
-    await page.waitForFunction(() => (globalThis as unknown as Logged).log.guidance.some((g) => g.code === 'turn_left'), undefined, {
-      timeout: 20_000,
-    });
+    await page.waitForFunction(
+      () => (globalThis as unknown as Logged).log.guidance.some((g) => g.code === 'turn_left'),
+      undefined,
+      {
+        timeout: 20_000,
+      },
+    );
     server!.send(
       JSON.stringify({
         type: 'verdict',
@@ -793,7 +856,12 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         result: 'spoof_suspected',
         liveness: { passive: null, blink: false, light: true, turn: false },
         reason: 'turn_missing',
-        timings: { firstFrameToVerdictMs: 4000, framesReceived: frames.length, framesAnalysed: frames.length, framesDropped: 0 },
+        timings: {
+          firstFrameToVerdictMs: 4000,
+          framesReceived: frames.length,
+          framesAnalysed: frames.length,
+          framesDropped: 0,
+        },
       }),
     );
     void server!.close({ code: 1000, reason: 'verdict' });
@@ -830,17 +898,31 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(shown.shownAt).toHaveLength(colours.length + 1);
     colours.forEach((c, i) => expect(shown.shownAt[i + 1] - shown.shownAt[i]).toBeGreaterThanOrEqual(c.ms - 20));
     // Frames kept flowing while the colours were on, stamped on the same clock as the colours.
-    const during = frames.filter((f) => f.captureTime > shown.shownAt[0] && f.captureTime < shown.shownAt[colours.length]);
+    const during = frames.filter(
+      (f) => f.captureTime > shown.shownAt[0] && f.captureTime < shown.shownAt[colours.length],
+    );
     expect(during.length).toBeGreaterThanOrEqual(1);
     expect(frames.map((f) => f.seq)).toEqual(frames.map((_, i) => i));
 
     // The prompts and the verdict's words come from the module's tables.
     expect(log.challenges).toEqual(['light', 'turn']);
-    expect(log.guidance).toContainEqual(expect.objectContaining({ code: 'watch_screen', message: client.guidance.watch_screen }));
-    expect(log.guidance).toContainEqual(expect.objectContaining({ code: 'turn_left', message: client.guidance.turn_left }));
+    expect(log.guidance).toContainEqual(
+      expect.objectContaining({ code: 'watch_screen', message: client.guidance.watch_screen }),
+    );
+    expect(log.guidance).toContainEqual(
+      expect.objectContaining({ code: 'turn_left', message: client.guidance.turn_left }),
+    );
     expect(log.texts).toEqual({ message: client.verdicts.spoof_suspected, reason: client.reasons.turn_missing });
     expect(client.verdicts.spoof_suspected).not.toContain('no blink');
-    for (const code of ['no_blink', ...LIGHT_REASONS, 'turn_missing', 'turn_early', 'turn_flat', 'virtual_camera', 'client_unsupported']) {
+    for (const code of [
+      'no_blink',
+      ...LIGHT_REASONS,
+      'turn_missing',
+      'turn_early',
+      'turn_flat',
+      'virtual_camera',
+      'client_unsupported',
+    ]) {
       expect(client.reasons[code]).toEqual(expect.any(String));
     }
 
@@ -851,7 +933,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       return { capabilities: noScreen.capabilities(), camera: await given.cameraReport() };
     })`)) as { capabilities: string[]; camera: { label: string; deviceIdHash: string } };
     expect(other.capabilities).toEqual(['blink', 'turn']);
-    expect(other.camera).toEqual({ label: 'Desk camera', deviceIdHash: createHash('sha256').update('abc').digest('hex') });
+    expect(other.camera).toEqual({
+      label: 'Desk camera',
+      deviceIdHash: createHash('sha256').update('abc').digest('hex'),
+    });
   });
 
   it('demo: shows the head-turn prompt big with an arrow, and the verdict with its reason in words', async () => {
@@ -867,14 +952,19 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
           }
           return;
         }
-        if (++frames === 2) ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-2', direction: 'right' }));
+        if (++frames === 2)
+          ws.send(JSON.stringify({ type: 'challenge', kind: 'turn', challengeId: 'c-turn-2', direction: 'right' }));
       });
     };
-    const { page, problems } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/identify$/, scripted) });
+    const { page, problems } = await openDemo('patient', {
+      before: (p) => p.routeWebSocket(/\/ws\/identify$/, scripted),
+    });
     await enrollByFile(page, newIin());
     await page.click('#start');
     await page.waitForSelector('#turn-hint:not([hidden])', { timeout: 20_000 });
-    const words = (await page.evaluate(`import('/client/faceid-client.js').then((m) => [m.GUIDANCE_MESSAGES.turn_right, m.REASON_MESSAGES.turn_missing])`)) as [string, string];
+    const words = (await page.evaluate(
+      `import('/client/faceid-client.js').then((m) => [m.GUIDANCE_MESSAGES.turn_right, m.REASON_MESSAGES.turn_missing])`,
+    )) as [string, string];
     expect(await page.getAttribute('#turn-hint', 'data-direction')).toBe('right');
     expect(await page.textContent('#turn-hint')).toBe('\u2192');
     expect(await page.getAttribute('#guidance', 'data-code')).toBe('turn_right');
@@ -936,7 +1026,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       const first = feeds.length === 1;
       let duplicated = false;
       server.onMessage((m) => {
-        const msg = typeof m === 'string' ? (JSON.parse(m) as { type: string; event?: { id: string; type: string } }) : null;
+        const msg =
+          typeof m === 'string' ? (JSON.parse(m) as { type: string; event?: { id: string; type: string } }) : null;
         if (first) {
           if (msg?.event?.type === 'identification.verdict' && msg.event.id && !droppedVerdict) {
             droppedVerdict = true;
@@ -953,7 +1044,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         ws.send(m);
       });
     };
-    const { page, problems } = await openDemo('patient', { before: (p) => p.routeWebSocket(/\/ws\/events/, dropOnVerdict) });
+    const { page, problems } = await openDemo('patient', {
+      before: (p) => p.routeWebSocket(/\/ws\/events/, dropOnVerdict),
+    });
     const iin = newIin();
     await enrollByFile(page, iin);
     await page.click('#start');
@@ -990,7 +1083,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(await page.isDisabled('#code-input')).toBe(true);
 
     // The MIS events panel: the refusal and the code verdict, once each, after the feed reconnected.
-    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`, { timeout: 20_000 });
+    await page.waitForSelector(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`, {
+      timeout: 20_000,
+    });
     const events = await panelEvents(page, sessionId);
     expect(events.map((e) => [e.type, e.result, e.method])).toEqual([
       ['identification.verdict', 'match', 'code'],
@@ -1059,7 +1154,11 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     expect(await cameraRequests(page)).toBe(0);
     expect(await page.isHidden('#preview')).toBe(true);
     const res = await fetch(`${base}/sessions/${sessionId}`, { headers: { authorization: `Bearer ${apiKey}` } });
-    expect(await res.json()).toMatchObject({ channel: 'remote', state: 'finished', verdict: { result: 'match', method: 'code' } });
+    expect(await res.json()).toMatchObject({
+      channel: 'remote',
+      state: 'finished',
+      verdict: { result: 'match', method: 'code' },
+    });
   });
 
   it('a code locked out leaves no stale state: the failure shown, the code field closed, a next step (Enter in the IIN field starts)', async () => {
@@ -1106,8 +1205,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         }
         frames++;
         if (frames === 1) ws.send(JSON.stringify({ type: 'guidance', code: 'hold_still', progress: 0.4 }));
-        if (frames === 2) ws.send(JSON.stringify({ type: 'guidance', code: 'blink_now', progress: 0.6, windowMs: 4000, box }));
-        if (frames === 3) ws.send(JSON.stringify({ type: 'guidance', code: 'blink_again', progress: 0.7, windowMs: 2000, box }));
+        if (frames === 2)
+          ws.send(JSON.stringify({ type: 'guidance', code: 'blink_now', progress: 0.6, windowMs: 4000, box }));
+        if (frames === 3)
+          ws.send(JSON.stringify({ type: 'guidance', code: 'blink_again', progress: 0.7, windowMs: 2000, box }));
         if (frames === 4) {
           ws.send(
             JSON.stringify({
@@ -1123,7 +1224,10 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         }
       });
     };
-    const { page } = await openDemo('chromium', { key: false, before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted) });
+    const { page } = await openDemo('chromium', {
+      key: false,
+      before: (p) => p.routeWebSocket(/\/ws\/scripted$/, scripted),
+    });
 
     // POST /sessions refuses (429 attempts_exceeded, as a page's getSession throws it): the camera never starts.
     const refused = await page.evaluate(`import('/client/faceid-client.js').then(async (m) => {
@@ -1144,7 +1248,12 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
         return { code: err.code, body: err.cause && err.cause.body, states, cameraRequests: window.cameraRequests };
       }
     })`);
-    expect(refused).toEqual({ code: 'attempts_exceeded', body: { codeAvailable: true }, states: ['session', 'failed'], cameraRequests: 0 });
+    expect(refused).toEqual({
+      code: 'attempts_exceeded',
+      body: { codeAvailable: true },
+      states: ['session', 'failed'],
+      cameraRequests: 0,
+    });
 
     // The session first, then the camera; guidance with windowMs and box passes them on unchanged.
     const wsUrl = base.replace('http', 'ws') + '/ws/scripted';
@@ -1162,7 +1271,13 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       });
       const verdict = await r.done;
       return { states, guidance, camerasAtSession, cameraRequests: window.cameraRequests, result: verdict.result };
-    })`)) as { states: string[]; guidance: Array<Record<string, unknown>>; camerasAtSession: number; cameraRequests: number; result: string };
+    })`)) as {
+      states: string[];
+      guidance: Array<Record<string, unknown>>;
+      camerasAtSession: number;
+      cameraRequests: number;
+      result: string;
+    };
     expect(run.states).toEqual(['session', 'camera', 'connecting', 'streaming', 'finished']);
     expect(run.camerasAtSession).toBe(0);
     expect(run.cameraRequests).toBe(1);
@@ -1180,7 +1295,8 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       guidance: m.GUIDANCE_MESSAGES, verdict: m.VERDICT_MESSAGES, reason: m.REASON_MESSAGES,
     }))`)) as Record<string, Record<string, string>>;
     for (const [prefix, table] of Object.entries(tables)) {
-      for (const [code, text] of Object.entries(table)) expect({ key: `${prefix}.${code}`, text }).toEqual({ key: `${prefix}.${code}`, text: en[`${prefix}.${code}`] });
+      for (const [code, text] of Object.entries(table))
+        expect({ key: `${prefix}.${code}`, text }).toEqual({ key: `${prefix}.${code}`, text: en[`${prefix}.${code}`] });
     }
   });
 
@@ -1311,7 +1427,11 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
     await page.waitForSelector('.pv[data-state="open"]');
     expect(await page.getAttribute('.pv', 'lang')).toBe('en');
     expect((await page.textContent('.pv-instruction'))?.trim()).toBe(en['patient_view.starting']);
-    expect(await page.evaluate("document.querySelector('.pv').contains(document.elementFromPoint(innerWidth / 2, innerHeight / 2))")).toBe(true);
+    expect(
+      await page.evaluate(
+        "document.querySelector('.pv').contains(document.elementFromPoint(innerWidth / 2, innerHeight / 2))",
+      ),
+    ).toBe(true);
     // The patient picks Kazakh on the view; the desk stays in English.
     await page.click('.pv-lang[data-lang="kk"]');
     expect(await page.getAttribute('.pv', 'lang')).toBe('kk');
@@ -1436,7 +1556,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       await page.evaluate('window.scrollTo(0, 0)'); // the top of the page, as the desk sees it
       await shot(page, `14-desk-${lang}-match`);
       if (png && process.env.UPDATE_DEMO_PNG === '1') {
-        await sharp(path.join(SCREENSHOTS, `14-desk-${lang}-match.png`)).png({ palette: true, compressionLevel: 9 }).toFile(png);
+        await sharp(path.join(SCREENSHOTS, `14-desk-${lang}-match.png`))
+          .png({ palette: true, compressionLevel: 9 })
+          .toFile(png);
       }
 
       // The lock-out path: a patient whose reference photo is somebody else's. Each failure offers the code at once.
@@ -1509,7 +1631,9 @@ const LIGHT_REASONS = ['light_not_shown', 'light_out_of_order', 'light_late', 'l
       expect(await page.textContent('#start')).toBe(u['identify.start']);
       expect(await page.textContent('#verdict')).toContain(u['verdict.match']);
       expect(await page.textContent('#guidance')).toBe(u['identify.done']);
-      expect(await page.textContent(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`)).toContain(u['result.match']);
+      expect(
+        await page.textContent(`#events li[data-session-id="${sessionId}"][data-type="identification.verdict"]`),
+      ).toContain(u['result.match']);
       expect(await page.evaluate("localStorage.getItem('faceid.demo.lang')")).toBe(next);
       await page.reload();
       await page.waitForSelector('body[data-ready="true"]');

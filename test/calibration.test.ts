@@ -41,7 +41,10 @@ const today = () => new Date().toISOString().slice(0, 10);
 const fixturesMissing = missingFixturesReason();
 
 /** A face verdict's facts as the runner hands them to finish (a live face seen in good light). */
-const faceFacts = (result: FaceVerdictFacts['result'], score: number | null): FaceVerdictFacts & { quality: NonNullable<FaceVerdictFacts['quality']> } => ({
+const faceFacts = (
+  result: FaceVerdictFacts['result'],
+  score: number | null,
+): FaceVerdictFacts & { quality: NonNullable<FaceVerdictFacts['quality']> } => ({
   result,
   score,
   liveness: { passive: null, blink: true, light: true, turn: null },
@@ -81,7 +84,9 @@ for (const kind of TEST_DATABASES) {
     const totals = (clinicId: string, fromDay = today(), toDay = today()) =>
       app.get<CalibrationRepository>(CALIBRATION).totals(clinicId, { fromDay, toDay });
     const asMap = (rows: CalibrationCount[], workstationId: string) =>
-      Object.fromEntries(rows.filter((r) => r.workstationId === workstationId).map((r) => [`${r.metric}=${r.bin}`, r.count]));
+      Object.fromEntries(
+        rows.filter((r) => r.workstationId === workstationId).map((r) => [`${r.metric}=${r.bin}`, r.count]),
+      );
 
     const openSession = async (key: string): Promise<OpenedSession> => {
       const iin = makeIin('1981-06-09', serial++ * 3);
@@ -93,7 +98,15 @@ for (const kind of TEST_DATABASES) {
     /** A face verdict stored as the gateway stores one: its bins in the same call. */
     const finishFace = async (s: OpenedSession, facts: FaceVerdictFacts) =>
       app.get<VerdictRepository>(VERDICTS).finish(
-        { clinicId: s.clinicId, sessionId: s.sessionId, result: facts.result, method: 'face', score: facts.score, liveness: facts.liveness, timings: null },
+        {
+          clinicId: s.clinicId,
+          sessionId: s.sessionId,
+          result: facts.result,
+          method: 'face',
+          score: facts.score,
+          liveness: facts.liveness,
+          timings: null,
+        },
         { calibration: faceVerdictBins(facts) },
       );
 
@@ -116,7 +129,11 @@ for (const kind of TEST_DATABASES) {
       const stations = app.get<WorkstationRepository>(WORKSTATIONS);
       clinic.a = (await clinics.create('Clinic A')).id;
       clinic.b = (await clinics.create('Clinic B')).id;
-      for (const [name, c] of [['a1', clinic.a], ['a2', clinic.a], ['b1', clinic.b]] as const) {
+      for (const [name, c] of [
+        ['a1', clinic.a],
+        ['a2', clinic.a],
+        ['b1', clinic.b],
+      ] as const) {
         const w = await createWorkstation(stations, c, `Desk ${name}`);
         desk[name] = { key: w.apiKey, id: w.workstation.id };
       }
@@ -129,8 +146,8 @@ for (const kind of TEST_DATABASES) {
       await db?.drop();
     });
 
-    describe('counting in the verdict\'s transaction', () => {
-      it('adds a verdict\'s bins to its session\'s workstation and day, and nothing for a verdict refused', async () => {
+    describe("counting in the verdict's transaction", () => {
+      it("adds a verdict's bins to its session's workstation and day, and nothing for a verdict refused", async () => {
         const match = await openSession(desk.a1.key);
         expect(await finishFace(match, faceFacts('match', 0.7312))).not.toBeNull();
         const miss = await openSession(desk.a1.key);
@@ -148,7 +165,15 @@ for (const kind of TEST_DATABASES) {
         expect(pending).not.toBeNull();
         expect(
           await app.get<VerdictRepository>(VERDICTS).finish(
-            { clinicId: clinic.a, sessionId: byCode.sessionId, result: 'match', method: 'code', score: null, liveness: null, timings: null },
+            {
+              clinicId: clinic.a,
+              sessionId: byCode.sessionId,
+              result: 'match',
+              method: 'code',
+              score: null,
+              liveness: null,
+              timings: null,
+            },
             { calibration: outcomeBins('code', 'match') },
           ),
         ).not.toBeNull();
@@ -201,7 +226,9 @@ for (const kind of TEST_DATABASES) {
           await sql('ALTER TABLE "CalibrationBinAway" RENAME TO "CalibrationBin"');
         }
         expect(await app.get<VerdictRepository>(VERDICTS).forSession(clinic.a, s.sessionId)).toBeNull();
-        expect(await app.get<SessionRepository>(SESSIONS).get(clinic.a, s.sessionId)).toMatchObject({ state: 'created' });
+        expect(await app.get<SessionRepository>(SESSIONS).get(clinic.a, s.sessionId)).toMatchObject({
+          state: 'created',
+        });
         // The same verdict once the table is back: stored, and counted.
         expect(await finishFace(s, faceFacts('match', 0.66))).not.toBeNull();
         expect(asMap(await totals(clinic.a), desk.a2.id)['score.match=0.66']).toBe(1);
@@ -229,7 +256,7 @@ for (const kind of TEST_DATABASES) {
     });
 
     describe('GET /calibration', () => {
-      it('answers the clinic\'s MIS key only', async () => {
+      it("answers the clinic's MIS key only", async () => {
         expect((await call('/calibration')).status).toBe(401);
         expect((await call('/calibration', desk.a1.key)).status).toBe(401);
         expect((await call('/calibration', mis.a)).status).toBe(200);
@@ -252,8 +279,13 @@ for (const kind of TEST_DATABASES) {
         });
         expect(a1.metrics['score.match']).toEqual([{ bin: '0.73', lo: 0.73, hi: 0.74, count: 1 }]);
         expect(a1.metrics['quality.sharpness']).toEqual([{ bin: '120', lo: 120, hi: 250, count: 2 }]);
-        expect(a1.metrics.outcome).toEqual([{ bin: 'face:match', count: 1 }, { bin: 'face:no_match', count: 1 }]);
-        expect(body.clinic.verdicts.total).toBe(body.workstations.reduce((t: number, w: Json) => t + w.verdicts.total, 0));
+        expect(a1.metrics.outcome).toEqual([
+          { bin: 'face:match', count: 1 },
+          { bin: 'face:no_match', count: 1 },
+        ]);
+        expect(body.clinic.verdicts.total).toBe(
+          body.workstations.reduce((t: number, w: Json) => t + w.verdicts.total, 0),
+        );
         expect(body.clinic.verdicts.code).toBe(1);
 
         const only = await call(`/calibration?workstation=${desk.a2.id}`, mis.a);
@@ -290,7 +322,8 @@ for (const kind of TEST_DATABASES) {
     it('privacy: after verdicts with distinct scores, rows and answer hold bin counts only', async () => {
       // Two matches on clinic B's desk, their scores in different bins.
       const scores = [0.8123, 0.6237];
-      for (const score of scores) expect(await finishFace(await openSession(desk.b1.key), faceFacts('match', score))).not.toBeNull();
+      for (const score of scores)
+        expect(await finishFace(await openSession(desk.b1.key), faceFacts('match', score))).not.toBeNull();
 
       let rows: Array<Record<string, unknown>>;
       if (kind === 'sqlite') {
@@ -329,12 +362,19 @@ for (const kind of TEST_DATABASES) {
         }
       }
       const answer = await call('/calibration', mis.b);
-      for (const [where, values] of [['rows', rows.flatMap((r) => Object.values(r))], ['answer', leaves(answer.body)]] as const) {
+      for (const [where, values] of [
+        ['rows', rows.flatMap((r) => Object.values(r))],
+        ['answer', leaves(answer.body)],
+      ] as const) {
         for (const v of values) {
           const text = String(v);
           for (const id of identities) expect({ where, leaked: text.includes(id) }).toEqual({ where, leaked: false });
           for (const s of [...scores, 0.7312, 0.4123]) {
-            expect({ where, v, isScore: v === s || text === String(s) || text === s.toFixed(4) }).toEqual({ where, v, isScore: false });
+            expect({ where, v, isScore: v === s || text === String(s) || text === s.toFixed(4) }).toEqual({
+              where,
+              v,
+              isScore: false,
+            });
           }
         }
       }
@@ -349,7 +389,11 @@ for (const kind of TEST_DATABASES) {
       const run = async (argv: string[]) => {
         let out = '';
         let err = '';
-        const code = await main(argv, { stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) }, env: db.env });
+        const code = await main(argv, {
+          stdout: { write: (t: string) => (out += t) },
+          stderr: { write: (t: string) => (err += t) },
+          env: db.env,
+        });
         return { code, out, err };
       };
       const json = await run(['calibrate', '--clinic', clinic.a, '--days', '14', '--json']);
@@ -361,7 +405,13 @@ for (const kind of TEST_DATABASES) {
       expect(a.clinicId).toBe(clinic.a);
       expect(a.workstations.map((w: Json) => w.name).sort()).toEqual(['Desk a1', 'Desk a2']);
       // Two matches and one near miss (0.4123, within 0.06 of 0.46): far too few for the rule.
-      expect(a.threshold).toMatchObject({ action: 'keep', current: 0.46, why: 'too_few', likelyGenuine: 3, nearMisses: 1 });
+      expect(a.threshold).toMatchObject({
+        action: 'keep',
+        current: 0.46,
+        why: 'too_few',
+        likelyGenuine: 3,
+        nearMisses: 1,
+      });
       for (const w of a.workstations) expect(w.flags).toEqual([]);
 
       const text = await run(['calibrate']);
@@ -381,39 +431,52 @@ for (const kind of TEST_DATABASES) {
 
     // One real session over the WebSocket: the gateway hands the runner's quality summary to calibration, and the
     // desk's verdict message carries neither the score nor it. SQLite only (the storage path is the one above).
-    (kind === 'sqlite' && !fixturesMissing ? it : it.skip)('a real face session counts its frames and quality; the desk sees none of it', async () => {
-      await app.get<ClinicRepository>(CLINICS).setDeskEnrollment(clinic.b, true);
-      const iin = makeIin('1985-04-12', 2203);
-      const enrol = await fetch(`${base}/patients/${iin}/template`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${desk.b1.key}`, 'content-type': 'image/jpeg' },
-        body: await webcamJpeg(2, { ...VGA, face: 1 }),
-      });
-      expect(enrol.status).toBe(201);
-      const before = asMap(await totals(clinic.b), desk.b1.id);
-      const started = await fetch(`${base}/sessions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${desk.b1.key}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ iin, appointmentId: 'apt-real', channel: 'in_person' }),
-      });
-      const s = (await started.json()) as Json;
-      const run = await runPatient(s.wsUrl, s.token, await faceFrames(app.get(EngineService).get(), 2, 1), { fps: 15 });
-      expect(run.verdict).toBeDefined();
-      const verdict = run.verdict as Json;
-      expect(verdict).not.toHaveProperty('quality');
-      expect(verdict).not.toHaveProperty('score');
-      const after = asMap(await totals(clinic.b), desk.b1.id);
-      const grew = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
-      expect(grew(`outcome=face:${verdict.result}`)).toBe(1);
-      const frames = Object.keys(after).filter((k) => k.startsWith('frames=')).reduce((t, k) => t + grew(k), 0);
-      expect(frames).toBe(verdict.timings.framesAnalysed);
-      if (verdict.result === 'match' || verdict.result === 'no_match') {
-        for (const m of ['quality.face_size', 'quality.brightness', 'quality.sharpness', `score.${verdict.result}`]) {
-          expect({ m, counted: Object.keys(after).filter((k) => k.startsWith(`${m}=`)).reduce((t, k) => t + grew(k), 0) }).toEqual({ m, counted: 1 });
+    (kind === 'sqlite' && !fixturesMissing ? it : it.skip)(
+      'a real face session counts its frames and quality; the desk sees none of it',
+      async () => {
+        await app.get<ClinicRepository>(CLINICS).setDeskEnrollment(clinic.b, true);
+        const iin = makeIin('1985-04-12', 2203);
+        const enrol = await fetch(`${base}/patients/${iin}/template`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${desk.b1.key}`, 'content-type': 'image/jpeg' },
+          body: await webcamJpeg(2, { ...VGA, face: 1 }),
+        });
+        expect(enrol.status).toBe(201);
+        const before = asMap(await totals(clinic.b), desk.b1.id);
+        const started = await fetch(`${base}/sessions`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${desk.b1.key}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ iin, appointmentId: 'apt-real', channel: 'in_person' }),
+        });
+        const s = (await started.json()) as Json;
+        const run = await runPatient(s.wsUrl, s.token, await faceFrames(app.get(EngineService).get(), 2, 1), {
+          fps: 15,
+        });
+        expect(run.verdict).toBeDefined();
+        const verdict = run.verdict as Json;
+        expect(verdict).not.toHaveProperty('quality');
+        expect(verdict).not.toHaveProperty('score');
+        const after = asMap(await totals(clinic.b), desk.b1.id);
+        const grew = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+        expect(grew(`outcome=face:${verdict.result}`)).toBe(1);
+        const frames = Object.keys(after)
+          .filter((k) => k.startsWith('frames='))
+          .reduce((t, k) => t + grew(k), 0);
+        expect(frames).toBe(verdict.timings.framesAnalysed);
+        if (verdict.result === 'match' || verdict.result === 'no_match') {
+          for (const m of ['quality.face_size', 'quality.brightness', 'quality.sharpness', `score.${verdict.result}`]) {
+            expect({
+              m,
+              counted: Object.keys(after)
+                .filter((k) => k.startsWith(`${m}=`))
+                .reduce((t, k) => t + grew(k), 0),
+            }).toEqual({ m, counted: 1 });
+          }
         }
-      }
-      console.log(`[calibration] real session: ${verdict.result}, ${verdict.timings.framesAnalysed} frames analysed`);
-    }, 60_000);
+        console.log(`[calibration] real session: ${verdict.result}, ${verdict.timings.framesAnalysed} frames analysed`);
+      },
+      60_000,
+    );
   });
 }
 

@@ -40,7 +40,12 @@ for (const kind of TEST_DATABASES) {
       expect(r).toMatchObject({ code: 0 });
       return JSON.parse(r.out);
     };
-    const lines = (r: Run): Json[] => r.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = (r: Run): Json[] =>
+      r.out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'cli');
@@ -58,7 +63,12 @@ for (const kind of TEST_DATABASES) {
       expect(created.code).toBe(0);
       expect(created.out).toMatch(/^clinic [0-9a-f-]{36} "City polyclinic 4" created\n$/);
       const second = json(await run('clinic', 'create', '--name', '  Rural clinic  ', '--json'));
-      expect(second).toEqual({ id: expect.any(String), name: 'Rural clinic', createdAt: expect.any(String), smsLanguages: 'kk+ru' });
+      expect(second).toEqual({
+        id: expect.any(String),
+        name: 'Rural clinic',
+        createdAt: expect.any(String),
+        smsLanguages: 'kk+ru',
+      });
       clinicId = /^clinic (\S+)/.exec(created.out)![1];
 
       const list = await run('clinic', 'list', '--json');
@@ -143,18 +153,38 @@ for (const kind of TEST_DATABASES) {
       keys.push(ws.apiKey);
       const byKey = (key: string) => storage.repos.workstations.findByKeyHash(hashApiKey(key));
       const r1 = json(await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--json'));
-      expect(r1).toEqual({ id: ws.id, clinicId, apiKey: expect.stringMatching(/^fid_ws_/), previousKeyValidUntil: expect.any(String) });
+      expect(r1).toEqual({
+        id: ws.id,
+        clinicId,
+        apiKey: expect.stringMatching(/^fid_ws_/),
+        previousKeyValidUntil: expect.any(String),
+      });
       expect(Date.parse(r1.previousKeyValidUntil) - Date.now()).toBeGreaterThan(23.9 * 3600_000);
-      const r2 = json(await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', '1.5', '--json'));
+      const r2 = json(
+        await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', '1.5', '--json'),
+      );
       keys.push(r1.apiKey, r2.apiKey);
       // The first key keeps its 24 h: the second rotation gave the second key a grace of its own.
-      for (const k of [ws.apiKey, r1.apiKey, r2.apiKey]) expect(await byKey(k)).toMatchObject({ id: ws.id, revokedAt: null });
-      const listed = lines(await run('workstation', 'keys', '--clinic', clinicId, '--json')).find((w) => w.id === ws.id);
-      expect(listed).toMatchObject({ name: 'Room 14', state: 'active', rotatedAt: expect.any(String), revokedAt: null });
-      expect(listed.previousKeys.map((k: Json) => k.validUntil)).toEqual([r2.previousKeyValidUntil, r1.previousKeyValidUntil]);
+      for (const k of [ws.apiKey, r1.apiKey, r2.apiKey])
+        expect(await byKey(k)).toMatchObject({ id: ws.id, revokedAt: null });
+      const listed = lines(await run('workstation', 'keys', '--clinic', clinicId, '--json')).find(
+        (w) => w.id === ws.id,
+      );
+      expect(listed).toMatchObject({
+        name: 'Room 14',
+        state: 'active',
+        rotatedAt: expect.any(String),
+        revokedAt: null,
+      });
+      expect(listed.previousKeys.map((k: Json) => k.validUntil)).toEqual([
+        r2.previousKeyValidUntil,
+        r1.previousKeyValidUntil,
+      ]);
       const text = await run('workstation', 'keys', '--clinic', clinicId);
       expect(text.out.split('\n')[0]).toMatch(/^ID\s+STATE\s+CREATED\s+ROTATED\s+PREVIOUS KEYS\s+NAME$/);
-      expect(text.out).toMatch(new RegExp(`^${ws.id}\\s+active\\s+\\S+\\s+\\S+\\s+2 until ${r1.previousKeyValidUntil}\\s+Room 14$`, 'm'));
+      expect(text.out).toMatch(
+        new RegExp(`^${ws.id}\\s+active\\s+\\S+\\s+\\S+\\s+2 until ${r1.previousKeyValidUntil}\\s+Room 14$`, 'm'),
+      );
 
       // Without grace (a leaked key): every earlier key stops at once.
       const r3 = await run('workstation', 'rotate', '--clinic', clinicId, '--id', ws.id, '--grace-hours', '0');
@@ -189,7 +219,9 @@ for (const kind of TEST_DATABASES) {
       // The MIS is told of every change, by the operator.
       const events = (await storage.repos.events.after(clinicId, 0, 1000)).map((e) => e.payload as Json);
       expect(
-        events.filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws.id).map((e) => [e.change, e.by]),
+        events
+          .filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws.id)
+          .map((e) => [e.change, e.by]),
       ).toEqual([
         ['created', 'operator'],
         ['rotated', 'operator'],
@@ -197,11 +229,9 @@ for (const kind of TEST_DATABASES) {
         ['rotated', 'operator'],
         ['revoked', 'operator'],
       ]);
-      expect(events.filter((e) => e.type === 'mis_client.key_changed' && e.misClientId === mis.id).map((e) => e.change)).toEqual([
-        'created',
-        'rotated',
-        'rotated',
-      ]);
+      expect(
+        events.filter((e) => e.type === 'mis_client.key_changed' && e.misClientId === mis.id).map((e) => e.change),
+      ).toEqual(['created', 'rotated', 'rotated']);
     });
 
     it('refuses bad input: usage errors (2) before touching the database, unknown clinics (1)', async () => {
@@ -330,7 +360,12 @@ for (const kind of TEST_DATABASES) {
       expect(r).toMatchObject({ code: 0 });
       return JSON.parse(r.out);
     };
-    const lines = (r: Run): Json[] => r.out.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = (r: Run): Json[] =>
+      r.out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'cli-ws');
@@ -363,18 +398,37 @@ for (const kind of TEST_DATABASES) {
       // One clinic's (the old name `keys` too), as JSON lines like GET /admin/clinics/{id}/workstations.
       const onlyB = lines(await run('workstation', 'list', '--clinic', b, '--json'));
       expect(onlyB).toEqual([
-        { id: b1.id, clinicId: b, name: 'Room 9', state: 'active', createdAt: b1.createdAt, rotatedAt: null, revokedAt: null, previousKeys: [] },
+        {
+          id: b1.id,
+          clinicId: b,
+          name: 'Room 9',
+          state: 'active',
+          createdAt: b1.createdAt,
+          rotatedAt: null,
+          revokedAt: null,
+          previousKeys: [],
+        },
       ]);
       expect(lines(await run('workstation', 'keys', '--clinic', a, '--json')).map((w) => w.id)).toEqual([a1.id, a2.id]);
       expect((await run('workstation', 'list', '--clinic', b)).out.split('\n')[0]).toMatch(/^ID\s+STATE\s+/);
 
       // Revoked by its id alone: the clinic is its own.
-      expect(await run('workstation', 'revoke', a2.id)).toEqual({ code: 0, out: `workstation ${a2.id} revoked\n`, err: '' });
+      expect(await run('workstation', 'revoke', a2.id)).toEqual({
+        code: 0,
+        out: `workstation ${a2.id} revoked\n`,
+        err: '',
+      });
       const byKey = await storage.repos.workstations.findByKeyHash(hashApiKey(a2.apiKey));
       expect(byKey?.revokedAt).toBeInstanceOf(Date);
       // --json prints the holder as the admin route answers it.
       const revoked = json(await run('workstation', 'revoke', b1.id, '--json'));
-      expect(revoked).toMatchObject({ id: b1.id, clinicId: b, state: 'revoked', revokedAt: expect.any(String), previousKeys: [] });
+      expect(revoked).toMatchObject({
+        id: b1.id,
+        clinicId: b,
+        state: 'revoked',
+        revokedAt: expect.any(String),
+        previousKeys: [],
+      });
       expect(lines(await run('workstation', 'list', '--json')).map((w) => [w.id, w.state])).toEqual([
         [a1.id, 'active'],
         [a2.id, 'revoked'],
@@ -383,7 +437,9 @@ for (const kind of TEST_DATABASES) {
 
       // The audit entry and the MIS event the admin route's revocation writes (there: actor admin).
       const audit = await storage.repos.audit.entriesAfter(0, 1000);
-      expect(audit.filter((e) => e.action === 'workstation.revoked').map((e) => [e.actor, e.clinicId, e.subject])).toEqual([
+      expect(
+        audit.filter((e) => e.action === 'workstation.revoked').map((e) => [e.actor, e.clinicId, e.subject]),
+      ).toEqual([
         ['cli', a, a2.id],
         ['cli', b, b1.id],
       ]);
@@ -392,7 +448,11 @@ for (const kind of TEST_DATABASES) {
         [b, b1.id],
       ]) {
         const events = (await storage.repos.events.after(clinicId, 0, 100)).map((e) => e.payload as Json);
-        expect(events.filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws).map((e) => [e.change, e.by])).toEqual([
+        expect(
+          events
+            .filter((e) => e.type === 'workstation.key_changed' && e.workstationId === ws)
+            .map((e) => [e.change, e.by]),
+        ).toEqual([
           ['created', 'operator'],
           ['revoked', 'operator'],
         ]);
@@ -417,14 +477,25 @@ for (const kind of TEST_DATABASES) {
       expect(nobody.code).toBe(1);
       expect(nobody.err).toContain('[reference_not_found] No such workstation.');
       // The old form still works.
-      expect((await run('workstation', 'revoke', '--clinic', a, '--id', a1.id)).out).toBe(`workstation ${a1.id} revoked\n`);
+      expect((await run('workstation', 'revoke', '--clinic', a, '--id', a1.id)).out).toBe(
+        `workstation ${a1.id} revoked\n`,
+      );
     });
 
     it('refuses a bad revoke or list before touching the database (exit 2)', async () => {
       for (const [argv, message] of [
         [['workstation', 'revoke'], 'WORKSTATION_ID is required'],
         [['workstation', 'revoke', 'not-an-id'], 'WORKSTATION_ID must be an id'],
-        [['workstation', 'revoke', '00000000-0000-4000-8000-000000000000', '--id', '00000000-0000-4000-8000-000000000000'], 'give WORKSTATION_ID once'],
+        [
+          [
+            'workstation',
+            'revoke',
+            '00000000-0000-4000-8000-000000000000',
+            '--id',
+            '00000000-0000-4000-8000-000000000000',
+          ],
+          'give WORKSTATION_ID once',
+        ],
         [['workstation', 'revoke', 'a', 'b'], 'expected one WORKSTATION_ID'],
         [['workstation', 'list', '--clinic', 'x'], '--clinic must be an id'],
         [['mis', 'revoke', '00000000-0000-4000-8000-000000000000'], '--clinic is required'],
@@ -435,10 +506,14 @@ for (const kind of TEST_DATABASES) {
       }
     });
 
-    it('sets the languages of a clinic\'s SMS texts, shows them in the clinic list, audits the change', async () => {
+    it("sets the languages of a clinic's SMS texts, shows them in the clinic list, audits the change", async () => {
       const [a, b] = lines(await run('clinic', 'list', '--json'));
       expect([a.smsLanguages, b.smsLanguages]).toEqual(['kk+ru', 'kk+ru']);
-      expect(json(await run('clinic', 'sms-languages', a.id, 'ru', '--json'))).toEqual({ id: a.id, smsLanguages: 'ru', previous: 'kk+ru' });
+      expect(json(await run('clinic', 'sms-languages', a.id, 'ru', '--json'))).toEqual({
+        id: a.id,
+        smsLanguages: 'ru',
+        previous: 'kk+ru',
+      });
       expect(await run('clinic', 'sms-languages', b.id, 'KK')).toEqual({
         code: 0,
         out: `clinic ${b.id}: SMS texts in Kazakh only\n`,
@@ -455,9 +530,15 @@ for (const kind of TEST_DATABASES) {
         [a.id, a.createdAt, 'ru', 'Clinic A'],
         [b.id, b.createdAt, 'kk', 'Clinic B'],
       ]);
-      expect(json(await run('clinic', 'sms-languages', a.id, 'kk+ru', '--json'))).toEqual({ id: a.id, smsLanguages: 'kk+ru', previous: 'ru' });
+      expect(json(await run('clinic', 'sms-languages', a.id, 'kk+ru', '--json'))).toEqual({
+        id: a.id,
+        smsLanguages: 'kk+ru',
+        previous: 'ru',
+      });
       const audit = await storage.repos.audit.entriesAfter(0, 1000);
-      expect(audit.filter((e) => e.action === 'clinic.sms_languages_set').map((e) => [e.actor, e.subject, e.detail])).toEqual([
+      expect(
+        audit.filter((e) => e.action === 'clinic.sms_languages_set').map((e) => [e.actor, e.subject, e.detail]),
+      ).toEqual([
         ['cli', a.id, { smsLanguages: 'ru', previous: 'kk+ru' }],
         ['cli', b.id, { smsLanguages: 'kk', previous: 'kk+ru' }],
         ['cli', a.id, { smsLanguages: 'kk+ru', previous: 'ru' }],

@@ -54,7 +54,7 @@ for (const kind of TEST_DATABASES) {
 
     const settings = () => storage.repos.workstations.livenessChallenges(clinicId, deskId);
 
-    it('set a workstation\'s own challenges', async () => {
+    it("set a workstation's own challenges", async () => {
       const r = await run('workstation', 'challenges', deskId, 'turn,blink');
       expect(r).toEqual({
         code: 0,
@@ -64,7 +64,7 @@ for (const kind of TEST_DATABASES) {
       expect(await settings()).toEqual({ workstation: norm('turn,blink'), clinic: null });
     });
 
-    it('set a clinic\'s challenges; a workstation with its own keeps them', async () => {
+    it("set a clinic's challenges; a workstation with its own keeps them", async () => {
       expect(json(await run('clinic', 'challenges', clinicId, ' Light , turn,BLINK ', '--json'))).toEqual({
         id: clinicId,
         challenges: norm('light,turn,blink'),
@@ -74,7 +74,7 @@ for (const kind of TEST_DATABASES) {
       expect(await settings()).toEqual({ workstation: norm('turn,blink'), clinic: norm('light,turn,blink') });
     });
 
-    it('return a workstation to its clinic\'s, and the clinic to LIVENESS_CHALLENGES', async () => {
+    it("return a workstation to its clinic's, and the clinic to LIVENESS_CHALLENGES", async () => {
       expect(json(await run('workstation', 'challenges', deskId, 'default', '--json'))).toEqual({
         id: deskId,
         clinicId,
@@ -83,7 +83,9 @@ for (const kind of TEST_DATABASES) {
         source: 'clinic',
       });
       const text = await run('workstation', 'challenges', deskId, 'default');
-      expect(text.out).toBe(`workstation ${deskId}: liveness challenges ${norm('light,turn,blink')} (the clinic's setting)\n`);
+      expect(text.out).toBe(
+        `workstation ${deskId}: liveness challenges ${norm('light,turn,blink')} (the clinic's setting)\n`,
+      );
       const clinic = await run('clinic', 'challenges', clinicId, 'DEFAULT');
       expect(clinic.out).toBe(
         `clinic ${clinicId}: liveness challenges ${norm('turn,blink')} (the service default, LIVENESS_CHALLENGES)\n`,
@@ -130,13 +132,39 @@ for (const kind of TEST_DATABASES) {
     });
 
     it('audit every change (actor cli) with the value it replaced', async () => {
-      const entries = (await storage.repos.audit.entriesAfter(0, 1000)).filter((e) => e.action.endsWith('.liveness_challenges_set'));
+      const entries = (await storage.repos.audit.entriesAfter(0, 1000)).filter((e) =>
+        e.action.endsWith('.liveness_challenges_set'),
+      );
       expect(entries.map((e) => [e.actor, e.action, e.clinicId, e.subject, e.detail])).toEqual([
-        ['cli', 'workstation.liveness_challenges_set', clinicId, deskId, { challenges: norm('turn,blink'), previous: null }],
-        ['cli', 'clinic.liveness_challenges_set', clinicId, clinicId, { challenges: norm('light,turn,blink'), previous: null }],
-        ['cli', 'workstation.liveness_challenges_set', clinicId, deskId, { challenges: null, previous: norm('turn,blink') }],
+        [
+          'cli',
+          'workstation.liveness_challenges_set',
+          clinicId,
+          deskId,
+          { challenges: norm('turn,blink'), previous: null },
+        ],
+        [
+          'cli',
+          'clinic.liveness_challenges_set',
+          clinicId,
+          clinicId,
+          { challenges: norm('light,turn,blink'), previous: null },
+        ],
+        [
+          'cli',
+          'workstation.liveness_challenges_set',
+          clinicId,
+          deskId,
+          { challenges: null, previous: norm('turn,blink') },
+        ],
         ['cli', 'workstation.liveness_challenges_set', clinicId, deskId, { challenges: null, previous: null }],
-        ['cli', 'clinic.liveness_challenges_set', clinicId, clinicId, { challenges: null, previous: norm('light,turn,blink') }],
+        [
+          'cli',
+          'clinic.liveness_challenges_set',
+          clinicId,
+          clinicId,
+          { challenges: null, previous: norm('light,turn,blink') },
+        ],
       ]);
     });
   });

@@ -37,7 +37,6 @@ import { makeIin } from './support/iin';
 // PostgreSQL unless FACEID_TEST_PG=0), the development SMS outbox, and once the HTTP SMS adapter against a real
 // local receiver standing in for the e-government gateway. No face frames are needed.
 
-
 /** Known to the test, so it can store a template for a patient without a camera or the engine. */
 const TEST_TEMPLATE_KEY = `t1:${randomBytes(32).toString('base64')}`;
 const ATTEMPTS_MAX = 3;
@@ -87,7 +86,9 @@ async function startApp(db: TestDatabaseKind, env: Record<string, string>): Prom
       const conn = new Database(database.location, { timeout: 10_000 });
       try {
         const stmt = conn.prepare(text);
-        return stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : [{ changes: stmt.run(...params).changes }];
+        return stmt.reader
+          ? (stmt.all(...params) as Record<string, unknown>[])
+          : [{ changes: stmt.run(...params).changes }];
       } finally {
         conn.close();
       }
@@ -97,7 +98,12 @@ async function startApp(db: TestDatabaseKind, env: Record<string, string>): Prom
     await client.connect();
     try {
       let n = 0;
-      return (await client.query(text.replace(/\?/g, () => `$${++n}`), params)).rows;
+      return (
+        await client.query(
+          text.replace(/\?/g, () => `$${++n}`),
+          params,
+        )
+      ).rows;
     } finally {
       await client.end();
     }
@@ -147,8 +153,8 @@ async function dumpTables(h: Harness, db: string): Promise<string> {
   const tables =
     db === 'sqlite'
       ? (await h.sql(`SELECT name FROM sqlite_master WHERE type = 'table'`)).map((r) => String(r.name))
-      : (await h.sql(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'`)).map((r) =>
-          String(r.name),
+      : (await h.sql(`SELECT table_name AS name FROM information_schema.tables WHERE table_schema = 'public'`)).map(
+          (r) => String(r.name),
         );
   let text = '';
   for (const t of tables) text += JSON.stringify(await h.sql(`SELECT * FROM "${t}"`)) + '\n';
@@ -181,7 +187,13 @@ for (const db of TEST_DATABASES) {
       api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel });
     /** In person, by the six-digit code from the start (no face session), with the reason why not by face. */
     const startByCode = (key: string, iin: string, reason: string) =>
-      api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel: 'in_person', method: 'code', reason });
+      api('POST', '/sessions', key, {
+        iin,
+        appointmentId: `apt-${randomBytes(4).toString('hex')}`,
+        channel: 'in_person',
+        method: 'code',
+        reason,
+      });
     const refuse = (key: string, sessionId: string) =>
       api('POST', `/sessions/${sessionId}/refusal`, key, { reason: 'patient_refused_photo' });
     const enter = (key: string, sessionId: string, code: string) =>
@@ -269,14 +281,22 @@ for (const db of TEST_DATABASES) {
         verdict: { result: 'match', method: 'code', createdAt: expect.any(String) },
       });
       const done = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
-      expect(done.body).toMatchObject({ state: 'finished', verdict: { result: 'match', method: 'code', liveness: null } });
+      expect(done.body).toMatchObject({
+        state: 'finished',
+        verdict: { result: 'match', method: 'code', liveness: null },
+      });
       expect(done.body.verdict).not.toHaveProperty('score');
       expect(done.body.verdict.timings).toEqual({ codeAgeMs: expect.any(Number), wrongAttempts: 0 });
 
       const events = await eventsOf(s.body.sessionId);
       expect(events.map((e) => e.type)).toEqual(['identification.refused', 'identification.verdict']);
       expect(events[1].seq).toBeGreaterThan(events[0].seq);
-      expect(events[0].payload).toMatchObject({ result: 'refused', reason: 'patient_refused_photo', iin, channel: 'in_person' });
+      expect(events[0].payload).toMatchObject({
+        result: 'refused',
+        reason: 'patient_refused_photo',
+        iin,
+        channel: 'in_person',
+      });
       expect(events[1].payload).toMatchObject({ result: 'match', method: 'code', score: null, reason: null });
       expect(JSON.stringify(events)).not.toMatch(standalone(code));
 
@@ -295,10 +315,17 @@ for (const db of TEST_DATABASES) {
       const before = Date.now();
       const again = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
       expect(again.status).toBe(200);
-      expect(again.body).toEqual({ sessionId, state: 'code_pending', codeExpiresAt: expect.any(String), resendsLeft: RESENDS_MAX - 1 });
+      expect(again.body).toEqual({
+        sessionId,
+        state: 'code_pending',
+        codeExpiresAt: expect.any(String),
+        resendsLeft: RESENDS_MAX - 1,
+      });
       expect(Date.parse(again.body.codeExpiresAt) - before).toBeGreaterThan(290_000);
       const outbox = await api('GET', '/dev/outbox', desk);
-      const texts = outbox.body.messages.filter((m: { sessionId: string }) => m.sessionId === sessionId).map((m: { text: string }) => m.text);
+      const texts = outbox.body.messages
+        .filter((m: { sessionId: string }) => m.sessionId === sessionId)
+        .map((m: { text: string }) => m.text);
       expect(texts).toHaveLength(2);
       const second = /(\d{6})/.exec(texts[1])![1];
       codesSeen.push(second);
@@ -315,7 +342,11 @@ for (const db of TEST_DATABASES) {
       expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
       const used = await api('POST', `/sessions/${sessionId}/code/resend`, desk);
       expect([used.status, used.body.error.code]).toEqual([409, 'code_used']);
-      const notPending = await api('POST', `/sessions/${(await startSession(desk, await enrolledIin())).body.sessionId}/code/resend`, desk);
+      const notPending = await api(
+        'POST',
+        `/sessions/${(await startSession(desk, await enrolledIin())).body.sessionId}/code/resend`,
+        desk,
+      );
       expect([notPending.status, notPending.body.error.code]).toEqual([409, 'code_not_requested']);
       expect((await api('POST', `/sessions/${sessionId}/code/resend`, keyB)).status).toBe(404);
     });
@@ -350,13 +381,18 @@ for (const db of TEST_DATABASES) {
       expect(await h.app.get(SessionSweep).sweepOnce()).toBeGreaterThanOrEqual(1);
       const stored = await api('GET', `/sessions/${sessionId}`, keyA);
       expect(stored.body).toMatchObject({ state: 'expired', verdict: { result: 'expired', method: 'none' } });
-      expect((await eventsOf(sessionId)).map((e) => e.type)).toEqual(['identification.refused', 'identification.expired']);
+      expect((await eventsOf(sessionId)).map((e) => e.type)).toEqual([
+        'identification.refused',
+        'identification.expired',
+      ]);
       expect((await enter(keyA, sessionId, code)).body.error.code).toBe('session_finished');
     });
 
     it('the periodic sweep expires a session whose token was never used', async () => {
       const s = await startSession(keyA, await enrolledIin());
-      await h.sql(`UPDATE "IdentificationSession" SET "tokenExpiresAt" = "createdAt" WHERE "id" = ?`, [s.body.sessionId]);
+      await h.sql(`UPDATE "IdentificationSession" SET "tokenExpiresAt" = "createdAt" WHERE "id" = ?`, [
+        s.body.sessionId,
+      ]);
       const deadline = Date.now() + 15_000; // the app's sweep runs every few seconds
       let state = '';
       while (Date.now() < deadline) {
@@ -365,7 +401,9 @@ for (const db of TEST_DATABASES) {
         await new Promise((r) => setTimeout(r, 250));
       }
       expect(state).toBe('expired');
-      expect((await eventsOf(s.body.sessionId)).map((e) => 'result' in e.payload && e.payload.result)).toEqual(['expired']);
+      expect((await eventsOf(s.body.sessionId)).map((e) => 'result' in e.payload && e.payload.result)).toEqual([
+        'expired',
+      ]);
     });
 
     it('caps wrong codes per patient, across sessions, with Retry-After', async () => {
@@ -421,7 +459,11 @@ for (const db of TEST_DATABASES) {
       const iin = newIin();
       const s = await startSession(keyA, iin, 'remote');
       expect(s.status).toBe(201);
-      expect(s.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      expect(s.body).toEqual({
+        sessionId: expect.any(String),
+        state: 'code_pending',
+        codeExpiresAt: expect.any(String),
+      });
       const pending = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
       expect(pending.body).toMatchObject({ state: 'code_pending', channel: 'remote', refusalReason: null });
       const ok = await enter(keyA, s.body.sessionId, await codeOf(keyA, s.body.sessionId));
@@ -478,7 +520,11 @@ for (const db of TEST_DATABASES) {
       for (let i = 0; i < 2; i++) {
         const f = await startSession(keyA, iin);
         const verdict = { result: 'no_match', method: 'face', score: 0.1, liveness: null, timings: null } as const;
-        expect(await h.app.get<VerdictRepository>(VERDICTS).finish({ clinicId: clinicA, sessionId: f.body.sessionId, ...verdict })).not.toBeNull();
+        expect(
+          await h.app
+            .get<VerdictRepository>(VERDICTS)
+            .finish({ clinicId: clinicA, sessionId: f.body.sessionId, ...verdict }),
+        ).not.toBeNull();
       }
       const running = openFace((await startSession(keyA, iin)).body);
       expect(await running.ready).toBe(true);
@@ -550,17 +596,31 @@ for (const db of TEST_DATABASES) {
       const locked = await startSession(keyA, iin);
       expect(locked.status).toBe(429);
       // The desk can offer the code at once.
-      expect(locked.body.error).toEqual({ code: 'attempts_exceeded', message: expect.any(String), codeAvailable: true });
+      expect(locked.body.error).toEqual({
+        code: 'attempts_exceeded',
+        message: expect.any(String),
+        codeAvailable: true,
+      });
       const after = await h.app.get<EventRepository>(EVENTS).after(clinicA, latest, 100);
       expect(after.map((e) => e.payload)).toEqual([
-        expect.objectContaining({ type: 'identification.locked_out', sessionId: null, iin, method: 'face', result: 'locked_out' }),
+        expect.objectContaining({
+          type: 'identification.locked_out',
+          sessionId: null,
+          iin,
+          method: 'face',
+          result: 'locked_out',
+        }),
       ]);
 
       // No dead end: the patient is at the desk, so the session is by code, in person, with the reason. The face
       // attempts limit does not apply to it.
       const byCode = await startByCode(keyA, iin, 'face_failed');
       expect(byCode.status).toBe(201);
-      expect(byCode.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      expect(byCode.body).toEqual({
+        sessionId: expect.any(String),
+        state: 'code_pending',
+        codeExpiresAt: expect.any(String),
+      });
       const id = byCode.body.sessionId as string;
       const ok = await enter(keyA, id, await codeOf(keyA, id));
       expect(ok.status).toBe(200);
@@ -573,7 +633,13 @@ for (const db of TEST_DATABASES) {
       });
       const events = await eventsOf(id);
       expect(events.map((e) => e.type)).toEqual(['identification.refused', 'identification.verdict']);
-      expect(events[0].payload).toMatchObject({ channel: 'in_person', method: 'none', result: 'refused', reason: 'face_failed', iin });
+      expect(events[0].payload).toMatchObject({
+        channel: 'in_person',
+        method: 'none',
+        result: 'refused',
+        reason: 'face_failed',
+        iin,
+      });
       expect(events[1].payload).toMatchObject({ channel: 'in_person', method: 'code', result: 'match', iin });
       // A match by code does not reopen the face path within the window.
       const still = await startSession(keyA, iin);
@@ -591,13 +657,19 @@ for (const db of TEST_DATABASES) {
       const patient = (await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin))!;
       expect(await h.sql(`SELECT "id" FROM "IdentificationSession" WHERE "patientId" = ?`, [patient.id])).toEqual([]);
       expect(await events.latestSeq(clinicA)).toBe(latest);
-      const audit = (await h.app.get<AuditRepository>(AUDIT).list(clinicA, 10_000)).filter((a) => a.subject === patient.id);
+      const audit = (await h.app.get<AuditRepository>(AUDIT).list(clinicA, 10_000)).filter(
+        (a) => a.subject === patient.id,
+      );
       expect(audit.map((a) => a.action)).toContain('session.no_template');
 
       // By code at once, here because the camera does not work: recorded as a refusal is (event, audit, session).
       const byCode = await startByCode(keyA, iin, 'camera_unavailable');
       expect(byCode.status).toBe(201);
-      expect(byCode.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      expect(byCode.body).toEqual({
+        sessionId: expect.any(String),
+        state: 'code_pending',
+        codeExpiresAt: expect.any(String),
+      });
       const id = byCode.body.sessionId as string;
       expect((await api('GET', `/sessions/${id}`, keyA)).body).toMatchObject({
         channel: 'in_person',
@@ -616,7 +688,13 @@ for (const db of TEST_DATABASES) {
       expect(ok.body.verdict).toMatchObject({ result: 'match', method: 'code' });
       const mine = await eventsOf(id);
       expect(mine.map((e) => e.type)).toEqual(['identification.refused', 'identification.verdict']);
-      expect(mine[0].payload).toMatchObject({ channel: 'in_person', method: 'none', result: 'refused', reason: 'camera_unavailable', iin });
+      expect(mine[0].payload).toMatchObject({
+        channel: 'in_person',
+        method: 'none',
+        result: 'refused',
+        reason: 'camera_unavailable',
+        iin,
+      });
       expect(mine[1].payload).toMatchObject({ channel: 'in_person', method: 'code', result: 'match' });
     });
 
@@ -625,7 +703,9 @@ for (const db of TEST_DATABASES) {
       const s = await startSession(keyA, iin);
       expect(s.status).toBe(201);
       const patient = (await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin))!;
-      expect(await h.app.get<TemplateRepository>(TEMPLATES).revoke(clinicA, patient.id, { kind: 'admin', id: null })).toBe(1);
+      expect(
+        await h.app.get<TemplateRepository>(TEMPLATES).revoke(clinicA, patient.id, { kind: 'admin', id: null }),
+      ).toBe(1);
       const face = openFace(s.body);
       expect(await face.closed).toMatchObject({ code: 1000 });
       expect(face.messages).toContainEqual(expect.objectContaining({ type: 'verdict', result: 'no_template' }));
@@ -651,17 +731,22 @@ for (const db of TEST_DATABASES) {
       ];
       for (const [extra, where] of cases) {
         const res = await api('POST', '/sessions', keyA, { iin, appointmentId: 'apt-validation', ...extra });
-        expect([JSON.stringify(extra), res.status, res.body.error.code, res.body.error.issues.map((i: { path: string }) => i.path)]).toEqual([
+        expect([
           JSON.stringify(extra),
-          400,
-          'invalid_request',
-          [where],
-        ]);
+          res.status,
+          res.body.error.code,
+          res.body.error.issues.map((i: { path: string }) => i.path),
+        ]).toEqual([JSON.stringify(extra), 400, 'invalid_request', [where]]);
       }
       // Refused at the edge: the patient was not even created.
       expect(await h.app.get<PatientRepository>(PATIENTS).find(clinicA, iin)).toBeNull();
       // A remote appointment may name its method, which is the code.
-      const remote = await api('POST', '/sessions', keyA, { iin, appointmentId: 'apt-validation', channel: 'remote', method: 'code' });
+      const remote = await api('POST', '/sessions', keyA, {
+        iin,
+        appointmentId: 'apt-validation',
+        channel: 'remote',
+        method: 'code',
+      });
       expect([remote.status, remote.body.state]).toEqual([201, 'code_pending']);
       codesSeen.push(await codeOf(keyA, remote.body.sessionId));
     });
@@ -741,7 +826,11 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
   /** A face session of an enrolled patient, for the refusal to move to the code path. */
   const session = async (iin: string) => {
     await storeTemplate(h.app, clinicId, iin);
-    const s = await api('POST', '/sessions', key, { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' });
+    const s = await api('POST', '/sessions', key, {
+      iin,
+      appointmentId: `apt-${randomBytes(3).toString('hex')}`,
+      channel: 'in_person',
+    });
     expect(s.status).toBe(201);
     return s.body.sessionId as string;
   };

@@ -19,7 +19,8 @@ function darken(frame: RawFrame, k: number): RawFrame {
 /** Mean grey level (the BT.601 weights OpenCV's BGR2GRAY uses) of an RGB frame. */
 function meanGrey(frame: RawFrame): number {
   let sum = 0;
-  for (let i = 0; i < frame.data.length; i += 3) sum += 0.299 * frame.data[i] + 0.587 * frame.data[i + 1] + 0.114 * frame.data[i + 2];
+  for (let i = 0; i < frame.data.length; i += 3)
+    sum += 0.299 * frame.data[i] + 0.587 * frame.data[i + 1] + 0.114 * frame.data[i + 2];
   return sum / (frame.width * frame.height);
 }
 
@@ -57,7 +58,10 @@ function meanGrey(frame: RawFrame): number {
   it('a lit frame without a face stays no_face', async () => {
     const lit = await webcamRgb(2, QVGA);
     // The same room, the face blurred away: as bright as before, nobody to find.
-    const blurred = await sharp(lit.data, { raw: { width: lit.width, height: lit.height, channels: 3 } }).blur(25).raw().toBuffer();
+    const blurred = await sharp(lit.data, { raw: { width: lit.width, height: lit.height, channels: 3 } })
+      .blur(25)
+      .raw()
+      .toBuffer();
     const a = await engine.track(await encodeJpeg({ ...lit, data: blurred }));
     expect(a.faces).toHaveLength(0);
     expect(a.brightness).toBeGreaterThan(DEFAULT_GUIDANCE.minFrameBrightness);

@@ -143,7 +143,10 @@ describeWithPhotos('face engine on real photos', () => {
   it('turns the yaw sign over in a mirrored frame', async () => {
     const turned = await webcamRgb(2, { width: 320, height: 240 });
     const a = primary(await engine.track(await encodeJpeg(turned)));
-    const mirrored = await sharp(turned.data, { raw: { width: 320, height: 240, channels: 3 } }).flop().jpeg().toBuffer();
+    const mirrored = await sharp(turned.data, { raw: { width: 320, height: 240, channels: 3 } })
+      .flop()
+      .jpeg()
+      .toBuffer();
     const b = primary(await engine.track(mirrored));
     expect(Math.abs(a.pose!.yaw + b.pose!.yaw)).toBeLessThan(3);
     expect(Math.abs(a.pose!.roll + b.pose!.roll)).toBeLessThan(3);
@@ -159,7 +162,9 @@ describeWithPhotos('face engine on real photos', () => {
     for (let i = 0; i < 136; i++) worst = Math.max(worst, Math.abs(f.landmarks![i] - detected.landmarks![i]));
     expect(worst).toBeLessThan(0.01);
     expect(f.pose!.yaw).toBeCloseTo(detected.pose!.yaw, 3);
-    await expect(engine.track(Buffer.from(frame), { box: { x: 0, y: 0, width: 4, height: NaN } })).rejects.toMatchObject({
+    await expect(
+      engine.track(Buffer.from(frame), { box: { x: 0, y: 0, width: 4, height: NaN } }),
+    ).rejects.toMatchObject({
       code: 'invalid_argument',
     });
   });
@@ -200,7 +205,9 @@ describeWithPhotos('face engine on real photos', () => {
       { box, reuseLandmarks: { ...reuseLandmarks, landmarks: new Float32Array(136).fill(NaN) } },
       { box, reuseLandmarks: { ...reuseLandmarks, maxShift: -1 } },
     ]) {
-      await expect(engine.track(Buffer.from(frame), { stages, ...bad })).rejects.toMatchObject({ code: 'invalid_argument' });
+      await expect(engine.track(Buffer.from(frame), { stages, ...bad })).rejects.toMatchObject({
+        code: 'invalid_argument',
+      });
     }
   });
 
@@ -265,13 +272,22 @@ describeWithPhotos('face engine on real photos', () => {
   });
 
   it('refuses each kind of bad input with a typed error and carries on', async () => {
-    const png = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } }).png().toBuffer();
-    const tiff = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } }).tiff().toBuffer();
-    const webp = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } }).webp().toBuffer();
+    const png = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } })
+      .png()
+      .toBuffer();
+    const tiff = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } })
+      .tiff()
+      .toBuffer();
+    const webp = await sharp(frameRgb.data, { raw: { width: 320, height: 240, channels: 3 } })
+      .webp()
+      .toBuffer();
     const cases: Array<[string, () => Promise<unknown>]> = [
       ['frame_empty', () => engine.analyze(Buffer.alloc(0))],
       ['frame_truncated', () => engine.analyze(Buffer.from(frame.subarray(0, Math.floor(frame.length * 0.6))))],
-      ['frame_corrupt', () => engine.analyze(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(500, 0x37)]))],
+      [
+        'frame_corrupt',
+        () => engine.analyze(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(500, 0x37)])),
+      ],
       ['frame_corrupt', () => engine.analyze(Buffer.from('not an image at all'))],
       ['frame_format_unsupported', () => engine.analyze(png)],
       ['frame_format_unsupported', () => engine.analyze(tiff)],
@@ -280,7 +296,10 @@ describeWithPhotos('face engine on real photos', () => {
       ['frame_dimensions_invalid', () => engine.analyze(withDimensions(frame, 0, 240))],
       ['frame_dimensions_invalid', () => engine.analyze(Buffer.alloc(16), { format: 'rgba', width: 0, height: 0 })],
       ['frame_size_mismatch', () => engine.analyze(Buffer.alloc(1000), { format: 'rgba', width: 320, height: 240 })],
-      ['frame_size_mismatch', () => engine.analyze(Buffer.alloc(320 * 240 * 3), { format: 'i420', width: 320, height: 240 })],
+      [
+        'frame_size_mismatch',
+        () => engine.analyze(Buffer.alloc(320 * 240 * 3), { format: 'i420', width: 320, height: 240 }),
+      ],
       ['frame_too_large', () => engine.analyze(Buffer.alloc(16), { format: 'bgr', width: 60000, height: 60000 })],
       ['invalid_argument', () => engine.analyze(Buffer.from(frame), { format: 'png' as never })],
       ['invalid_argument', () => engine.analyze('abc' as unknown as Buffer)],

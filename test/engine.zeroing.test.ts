@@ -68,7 +68,6 @@ describeScanner('memory scanner (self-test)', () => {
 const skipReason = missingAssets();
 const describeEngine = describeZeroing('engine zeroing test');
 
-
 describeEngine('engine zeroing: no frame data survives engine.track() and engine.full()', () => {
   const dirs: string[] = [];
   let realDir: string;
@@ -83,7 +82,11 @@ describeEngine('engine zeroing: no frame data survives engine.track() and engine
       const meta = await sharp(photo).metadata();
       const size = { width: meta.width ?? 0, height: meta.height ?? 0 };
       // Another face or zoom for each frame, so no two frames share their pixels.
-      const rect = faceCrop(photo, size, { ...QVGA, face: Math.floor(i / photos.length), faceFraction: 0.34 + 0.02 * i });
+      const rect = faceCrop(photo, size, {
+        ...QVGA,
+        face: Math.floor(i / photos.length),
+        faceFraction: 0.34 + 0.02 * i,
+      });
       frames.push({ photo, rect });
     }
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-zeroing-'));

@@ -119,7 +119,9 @@ for (const db of TEST_DATABASES) {
       return page.body.events;
     };
     const templateEvents = async (iin: string) =>
-      (await events()).filter((e): e is TemplateEventPayload => e.type.startsWith('template.') && 'iin' in e && e.iin === iin);
+      (await events()).filter(
+        (e): e is TemplateEventPayload => e.type.startsWith('template.') && 'iin' in e && e.iin === iin,
+      );
 
     const patientId = async (clinicId: string, iin: string) =>
       (await app.get<PatientRepository>(PATIENTS).find(clinicId, iin))!.id;
@@ -230,7 +232,13 @@ for (const db of TEST_DATABASES) {
       const first = await enroll(iin, registryKey, patientFace);
       expect(first).toEqual({
         status: 201,
-        body: { patientIin: iin, templateId: expect.any(String), images: 1, createdAt: expect.any(String), replaced: false },
+        body: {
+          patientIin: iin,
+          templateId: expect.any(String),
+          images: 1,
+          createdAt: expect.any(String),
+          replaced: false,
+        },
       });
       const second = await enroll(iin, registryKey, patientFace2);
       expect(second).toMatchObject({ status: 201, body: { patientIin: iin, replaced: true } });
@@ -262,7 +270,12 @@ for (const db of TEST_DATABASES) {
       const refused = await enroll(iin, deskR, patientFace);
       expect(refused).toEqual({
         status: 403,
-        body: { error: { code: 'desk_enrollment_disabled', message: expect.stringContaining('faceid clinic desk-enrollment') } },
+        body: {
+          error: {
+            code: 'desk_enrollment_disabled',
+            message: expect.stringContaining('faceid clinic desk-enrollment'),
+          },
+        },
       });
       expect(refused.body.error.message).toMatch(/does not allow workstations to enroll/);
       expect(await activeTemplate(clinicR, iin)).toBeNull();
@@ -273,11 +286,21 @@ for (const db of TEST_DATABASES) {
       fs.writeFileSync(path.join(dir, 'manifest.csv'), `iin,photo\n${iin},p.jpg\n`);
       const imported = await cli('enroll', '--clinic', clinicR, '--manifest', path.join(dir, 'manifest.csv'), '--json');
       expect(imported).toMatchObject({ code: 0 });
-      expect(JSON.parse(imported.out)).toEqual({ rows: 1, enrolled: 1, replaced: 0, skipped: 0, failed: 0, errors: [] });
+      expect(JSON.parse(imported.out)).toEqual({
+        rows: 1,
+        enrolled: 1,
+        replaced: 0,
+        skipped: 0,
+        failed: 0,
+        errors: [],
+      });
       expect(await activeTemplate(clinicR, iin)).not.toBeNull();
 
       // ...and the desk can neither replace nor revoke it.
-      expect(await enroll(iin, deskR, otherFace)).toMatchObject({ status: 403, body: { error: { code: 'desk_enrollment_disabled' } } });
+      expect(await enroll(iin, deskR, otherFace)).toMatchObject({
+        status: 403,
+        body: { error: { code: 'desk_enrollment_disabled' } },
+      });
       const del = await api('DELETE', `/patients/${iin}/template`, deskR);
       expect(del).toMatchObject({ status: 403, body: { error: { code: 'desk_enrollment_disabled' } } });
       expect(await confirm(iin, deskR, '123456')).toMatchObject({ status: 403 });
@@ -295,7 +318,13 @@ for (const db of TEST_DATABASES) {
       const attempt = await enroll(iin, deskD, otherFace);
       expect(attempt).toEqual({
         status: 202,
-        body: { confirmation: 'code_sent', patientIin: iin, images: 1, codeExpiresAt: expect.any(String), resendsLeft: 2 },
+        body: {
+          confirmation: 'code_sent',
+          patientIin: iin,
+          images: 1,
+          codeExpiresAt: expect.any(String),
+          resendsLeft: 2,
+        },
       });
       // Nothing changed: the template is still the patient's, another face does not match it.
       expect((await activeTemplate(clinicD, iin))!.id).toBe(original.body.templateId);
@@ -311,7 +340,10 @@ for (const db of TEST_DATABASES) {
         status: 422,
         body: { error: { code: 'code_invalid', message: expect.any(String), attemptsLeft: 4 } },
       });
-      expect(await confirm(iin, deskD2, code)).toMatchObject({ status: 404, body: { error: { code: 'confirmation_not_found' } } });
+      expect(await confirm(iin, deskD2, code)).toMatchObject({
+        status: 404,
+        body: { error: { code: 'confirmation_not_found' } },
+      });
       expect(await confirm(iin, registryKey, code)).toMatchObject({ status: 404 });
       expect((await activeTemplate(clinicD, iin))!.id).toBe(original.body.templateId);
 
@@ -319,7 +351,13 @@ for (const db of TEST_DATABASES) {
       const confirmed = await confirm(iin, deskD, code);
       expect(confirmed).toEqual({
         status: 201,
-        body: { patientIin: iin, templateId: expect.any(String), images: 1, createdAt: expect.any(String), replaced: true },
+        body: {
+          patientIin: iin,
+          templateId: expect.any(String),
+          images: 1,
+          createdAt: expect.any(String),
+          replaced: true,
+        },
       });
       expect((await activeTemplate(clinicD, iin))!.id).toBe(confirmed.body.templateId);
       const after = await similarity(clinicD, iin);
@@ -335,12 +373,20 @@ for (const db of TEST_DATABASES) {
         }),
       ]);
       // The code was used: it cannot confirm anything again, and the pending reference is gone.
-      expect(await confirm(iin, deskD, code)).toMatchObject({ status: 404, body: { error: { code: 'confirmation_not_found' } } });
+      expect(await confirm(iin, deskD, code)).toMatchObject({
+        status: 404,
+        body: { error: { code: 'confirmation_not_found' } },
+      });
       const pendings = app.get<PendingEnrollmentRepository>(PENDING_ENROLLMENTS);
       expect(await pendings.current(clinicD, await patientId(clinicD, iin))).toBeNull();
       const pid = await patientId(clinicD, iin);
-      const request = (await audit(clinicD)).find((e) => e.subject === pid && e.action === 'template.replacement_requested')!;
-      expect(await pendings.get(clinicD, request.detail!.request as string)).toMatchObject({ state: 'confirmed', template: null });
+      const request = (await audit(clinicD)).find(
+        (e) => e.subject === pid && e.action === 'template.replacement_requested',
+      )!;
+      expect(await pendings.get(clinicD, request.detail!.request as string)).toMatchObject({
+        state: 'confirmed',
+        template: null,
+      });
     });
 
     it('a desk enrolls a patient who never had a template at once, and after a revocation only with the code', async () => {
@@ -356,7 +402,11 @@ for (const db of TEST_DATABASES) {
       expect(again).toMatchObject({ status: 201, body: { replaced: false } });
 
       expect(await templateEvents(iin)).toEqual([
-        expect.objectContaining({ type: 'template.enrolled', actor: { kind: 'workstation', id: deskDId }, confirmation: null }),
+        expect.objectContaining({
+          type: 'template.enrolled',
+          actor: { kind: 'workstation', id: deskDId },
+          confirmation: null,
+        }),
         expect.objectContaining({
           type: 'template.revoked',
           templateId: null,
@@ -392,7 +442,10 @@ for (const db of TEST_DATABASES) {
       const limit = await enroll(iin, deskD, patientFace2);
       expect(limit).toMatchObject({ status: 429, body: { error: { code: 'code_resend_limit' } } });
       for (const old of [first, second].filter((c) => c !== third)) {
-        expect(await confirm(iin, deskD, old)).toMatchObject({ status: 422, body: { error: { code: 'code_invalid' } } });
+        expect(await confirm(iin, deskD, old)).toMatchObject({
+          status: 422,
+          body: { error: { code: 'code_invalid' } },
+        });
       }
       // The last photo sent is the one the patient's code confirms.
       expect(await confirm(iin, deskD, third)).toMatchObject({ status: 201, body: { replaced: true } });
@@ -414,9 +467,15 @@ for (const db of TEST_DATABASES) {
       expect(request.template!.ciphertext).toHaveLength(512 * 4);
       const wrong = code === '111111' ? '222222' : '111111';
       for (const left of [4, 3, 2, 1]) {
-        expect(await confirm(iin, deskD, wrong)).toMatchObject({ status: 422, body: { error: { attemptsLeft: left } } });
+        expect(await confirm(iin, deskD, wrong)).toMatchObject({
+          status: 422,
+          body: { error: { attemptsLeft: left } },
+        });
       }
-      expect(await confirm(iin, deskD, wrong)).toMatchObject({ status: 429, body: { error: { code: 'code_locked_out' } } });
+      expect(await confirm(iin, deskD, wrong)).toMatchObject({
+        status: 429,
+        body: { error: { code: 'code_locked_out' } },
+      });
       expect(await pendings.get(clinicD, request.id)).toMatchObject({ state: 'locked_out', template: null }); // ...then wiped
       expect(await confirm(iin, deskD, code)).toMatchObject({ status: 404 });
       expect((await activeTemplate(clinicD, iin))!.id).toBe(original);
@@ -430,11 +489,16 @@ for (const db of TEST_DATABASES) {
       expect(await service.expirePending(new Date(open.expiresAt.getTime() - 1000))).toBe(0);
       expect(await service.expirePending(new Date(open.expiresAt.getTime() + 1000))).toBe(1);
       expect(await pendings.get(clinicD, open.id)).toMatchObject({ state: 'expired', template: null });
-      expect(await confirm(iin, deskD, late)).toMatchObject({ status: 404, body: { error: { code: 'confirmation_not_found' } } });
+      expect(await confirm(iin, deskD, late)).toMatchObject({
+        status: 404,
+        body: { error: { code: 'confirmation_not_found' } },
+      });
       expect((await activeTemplate(clinicD, iin))!.id).toBe(original);
       expect((await templateEvents(iin)).map((e) => e.type)).toEqual(['template.enrolled']);
       const actions = (await audit(clinicD)).filter((e) => e.subject === pid).map((e) => e.action);
-      expect(actions).toEqual(expect.arrayContaining(['template.replacement_expired', 'template.confirmation_rejected']));
+      expect(actions).toEqual(
+        expect.arrayContaining(['template.replacement_expired', 'template.confirmation_rejected']),
+      );
     });
 
     it('a template change and its event commit together: a refused event insert leaves the old template', async () => {
@@ -445,9 +509,13 @@ for (const db of TEST_DATABASES) {
           ? `CREATE TRIGGER "Event_fail" BEFORE INSERT ON "Event" BEGIN SELECT RAISE(ABORT, 'event insert refused'); END`
           : `CREATE FUNCTION event_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'event insert refused'; END $$ ` +
             `LANGUAGE plpgsql; CREATE TRIGGER "Event_fail" BEFORE INSERT ON "Event" FOR EACH ROW EXECUTE FUNCTION event_fail()`;
-      const off = database.kind === 'sqlite' ? `DROP TRIGGER "Event_fail"` : `DROP TRIGGER "Event_fail" ON "Event"; DROP FUNCTION event_fail()`;
+      const off =
+        database.kind === 'sqlite'
+          ? `DROP TRIGGER "Event_fail"`
+          : `DROP TRIGGER "Event_fail" ON "Event"; DROP FUNCTION event_fail()`;
       const pid = await patientId(clinicD, iin);
-      const changes = async () => (await audit(clinicD)).filter((e) => e.subject === pid && e.action.startsWith('template.'));
+      const changes = async () =>
+        (await audit(clinicD)).filter((e) => e.subject === pid && e.action.startsWith('template.'));
       const auditBefore = await changes();
       await sql(on);
       try {
@@ -467,8 +535,12 @@ for (const db of TEST_DATABASES) {
 
     it('every enrollment, replacement and revocation is an event and an audit entry, and none carries biometric data', async () => {
       const all = (await events()).filter((e): e is TemplateEventPayload => e.type.startsWith('template.'));
-      expect(new Set(all.map((e) => e.type))).toEqual(new Set(['template.enrolled', 'template.replaced', 'template.revoked']));
-      const entries = (await audit(clinicD)).filter((e) => ['template.enrolled', 'template.replaced', 'template.revoked'].includes(e.action));
+      expect(new Set(all.map((e) => e.type))).toEqual(
+        new Set(['template.enrolled', 'template.replaced', 'template.revoked']),
+      );
+      const entries = (await audit(clinicD)).filter((e) =>
+        ['template.enrolled', 'template.replaced', 'template.revoked'].includes(e.action),
+      );
       // One audit entry per event, naming it.
       expect(entries.map((e) => e.detail!.eventSeq).sort()).toEqual(all.map((e) => e.seq).sort());
       for (const e of entries) {
@@ -480,15 +552,22 @@ for (const db of TEST_DATABASES) {
       // No image, embedding, template or code anywhere in them: only ids, the IIN, counts and names.
       const photos = [patientFace, patientFace2, otherFace].map((p) => p.subarray(400, 448).toString('base64'));
       const stored = await Promise.all(
-        all.filter((e) => e.templateId).map(async (e) => {
-          const rows = await app.get<TemplateRepository>(TEMPLATES).active(clinicD, await patientId(clinicD, e.iin));
-          return rows ? [rows.ciphertext.toString('base64').slice(0, 40), rows.ciphertext.toString('hex').slice(0, 40)] : [];
-        }),
+        all
+          .filter((e) => e.templateId)
+          .map(async (e) => {
+            const rows = await app.get<TemplateRepository>(TEMPLATES).active(clinicD, await patientId(clinicD, e.iin));
+            return rows
+              ? [rows.ciphertext.toString('base64').slice(0, 40), rows.ciphertext.toString('hex').slice(0, 40)]
+              : [];
+          }),
       );
       const outbox = (await api('GET', '/dev/outbox', deskD)).body.messages as { text: string }[];
       const codes = outbox.map((m) => /(\d{6})/.exec(m.text)![1]);
       const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
-      const texts = [...all.map((e) => JSON.stringify(e)), ...(await audit(clinicD)).map((e) => JSON.stringify(e.detail))].map(
+      const texts = [
+        ...all.map((e) => JSON.stringify(e)),
+        ...(await audit(clinicD)).map((e) => JSON.stringify(e.detail)),
+      ].map(
         (t) => t.replace(uuid, '<id>'), // ids are random hex, which can hold any six digits
       );
       expect(codes.length).toBeGreaterThan(3);
@@ -518,14 +597,20 @@ for (const db of TEST_DATABASES) {
         revokedAt: null,
       });
       expect(list.out).not.toContain(registryKey);
-      expect(await cli('enrollment-key', 'revoke', '--clinic', clinicR, '--id', registryKeyId)).toMatchObject({ code: 1 });
-      expect(await cli('enrollment-key', 'revoke', '--clinic', clinicD, '--id', registryKeyId)).toMatchObject({ code: 0 });
+      expect(await cli('enrollment-key', 'revoke', '--clinic', clinicR, '--id', registryKeyId)).toMatchObject({
+        code: 1,
+      });
+      expect(await cli('enrollment-key', 'revoke', '--clinic', clinicD, '--id', registryKeyId)).toMatchObject({
+        code: 0,
+      });
       expect(await enroll(newIin(), registryKey, patientFace)).toMatchObject({
         status: 401,
         body: { error: { code: 'unauthorized' } },
       });
       const actions = (await audit(clinicD)).map((e) => e.action);
-      expect(actions).toEqual(expect.arrayContaining(['enrollment_key.created', 'enrollment_key.listed', 'enrollment_key.revoked']));
+      expect(actions).toEqual(
+        expect.arrayContaining(['enrollment_key.created', 'enrollment_key.listed', 'enrollment_key.revoked']),
+      );
       for (const e of await audit(clinicD)) expect(JSON.stringify(e)).not.toContain(registryKey);
     });
 
@@ -533,7 +618,9 @@ for (const db of TEST_DATABASES) {
       const dir = fs.mkdtempSync(path.join(database.dataDir, 'bulk-'));
       fs.writeFileSync(path.join(dir, 'a.jpg'), patientFace);
       fs.writeFileSync(path.join(dir, 'b.jpg'), otherFace);
-      const grey = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+      const grey = await sharp({
+        create: { width: 320, height: 240, channels: 3, background: { r: 128, g: 128, b: 128 } },
+      })
         .jpeg()
         .toBuffer();
       fs.writeFileSync(path.join(dir, 'grey.jpg'), grey);
@@ -572,7 +659,15 @@ for (const db of TEST_DATABASES) {
         ['template.enrolled', 'admin'],
         ['template.replaced', 'admin'],
       ]);
-      const skip = await cli('enroll', '--clinic', clinicD, '--manifest', path.join(dir, 'manifest.csv'), '--skip-enrolled', '--json');
+      const skip = await cli(
+        'enroll',
+        '--clinic',
+        clinicD,
+        '--manifest',
+        path.join(dir, 'manifest.csv'),
+        '--skip-enrolled',
+        '--json',
+      );
       expect(JSON.parse(skip.out)).toMatchObject({ enrolled: 0, replaced: 0, skipped: 3, failed: 4 });
     });
   });

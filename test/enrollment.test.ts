@@ -116,7 +116,13 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     const r = await reply(await postJpeg(IIN_A, oneFace));
     expect(r).toEqual({
       status: 201,
-      body: { patientIin: IIN_A, templateId: expect.any(String), images: 1, createdAt: expect.any(String), replaced: false },
+      body: {
+        patientIin: IIN_A,
+        templateId: expect.any(String),
+        images: 1,
+        createdAt: expect.any(String),
+        replaced: false,
+      },
     });
     expect(Number.isNaN(Date.parse((r.body as { createdAt: string }).createdAt))).toBe(false);
   });
@@ -248,7 +254,10 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
     const big = Buffer.concat([oneFace, Buffer.alloc(5 * 1024 * 1024)]);
     // Order: the key, then the IIN, then the body is read.
     expect((await reply(await postJpeg(IIN_B, big, 'fid_ws_' + 'B'.repeat(43)))).status).toBe(401);
-    expect(await reply(await postJpeg('123', big))).toMatchObject({ status: 400, body: { error: { code: 'iin_invalid' } } });
+    expect(await reply(await postJpeg('123', big))).toMatchObject({
+      status: 400,
+      body: { error: { code: 'iin_invalid' } },
+    });
     expect(await reply(await postJpeg(IIN_B, big))).toEqual({ status: 413, body: errorBody('payload_too_large') });
     expect(await reply(await postMultipart(IIN_B, [big]))).toEqual({
       status: 413,
@@ -330,7 +339,19 @@ suite('enrollment over HTTP (real engine, storage and app)', () => {
       properties: { patientIin: { type: 'string' }, images: { type: 'integer' }, createdAt: { format: 'date-time' } },
     });
     expect(codeSent).toMatchObject({ required: expect.arrayContaining(['confirmation', 'codeExpiresAt']) });
-    expect(Object.keys(responses).sort()).toEqual(['201', '400', '401', '403', '413', '415', '422', '429', '500', '502', '503']);
+    expect(Object.keys(responses).sort()).toEqual([
+      '201',
+      '400',
+      '401',
+      '403',
+      '413',
+      '415',
+      '422',
+      '429',
+      '500',
+      '502',
+      '503',
+    ]);
     expect(responses['403'].description).toContain('desk_enrollment_disabled');
     expect(responses['422'].description).toContain('enroll_multiple_faces');
     expect(responses['400'].description).toContain('iin_invalid');

@@ -8,7 +8,14 @@ import { loadConfig } from '../src/config';
 import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { FaceCapacity } from '../src/identification';
 import { JsonLogger } from '../src/json-logger';
-import { CLINICS, PATIENTS, TEMPLATES, type ClinicRepository, type PatientRepository, type TemplateRepository } from '../src/storage/ports';
+import {
+  CLINICS,
+  PATIENTS,
+  TEMPLATES,
+  type ClinicRepository,
+  type PatientRepository,
+  type TemplateRepository,
+} from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 
@@ -40,17 +47,24 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
     const patient = await app.get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
     const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
     const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-    await app.get<TemplateRepository>(TEMPLATES).replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-      actor: { kind: 'admin', id: null },
-      images: 1,
-      confirmation: null,
-    });
+    await app
+      .get<TemplateRepository>(TEMPLATES)
+      .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
+        actor: { kind: 'admin', id: null },
+        images: 1,
+        confirmation: null,
+      });
     return iin;
   };
-  const byFace = (iin: string) => api('POST', '/sessions', { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' });
+  const byFace = (iin: string) =>
+    api('POST', '/sessions', { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' });
   const expectBusy = (res: Awaited<ReturnType<typeof api>>) => {
     expect(res.status).toBe(503);
-    expect(res.body.error).toEqual({ code: 'capacity_exceeded', message: expect.any(String), retryAfterMs: expect.any(Number) });
+    expect(res.body.error).toEqual({
+      code: 'capacity_exceeded',
+      message: expect.any(String),
+      retryAfterMs: expect.any(Number),
+    });
     expect(res.body.error.retryAfterMs).toBeGreaterThanOrEqual(250);
     expect(Number(res.headers.get('retry-after'))).toBe(Math.max(1, Math.ceil(res.body.error.retryAfterMs / 1000)));
   };
@@ -88,7 +102,13 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
   });
 
   it('refuses the third face session with Retry-After, never a session by code, and admits again once one ends', async () => {
-    const [p1, p2, p3, p4, p5] = [await enrolled(), await enrolled(), await enrolled(), await enrolled(), await enrolled()];
+    const [p1, p2, p3, p4, p5] = [
+      await enrolled(),
+      await enrolled(),
+      await enrolled(),
+      await enrolled(),
+      await enrolled(),
+    ];
     const a = await byFace(p1);
     const b = await byFace(p2);
     expect([a.status, b.status]).toEqual([201, 201]);
@@ -98,7 +118,13 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
     // Sessions by code run no engine work: never refused for it.
     const remote = await api('POST', '/sessions', { iin: p3, appointmentId: 'apt-remote', channel: 'remote' });
     expect([remote.status, remote.body.state]).toEqual([201, 'code_pending']);
-    const byCode = await api('POST', '/sessions', { iin: p4, appointmentId: 'apt-code', channel: 'in_person', method: 'code', reason: 'camera_unavailable' });
+    const byCode = await api('POST', '/sessions', {
+      iin: p4,
+      appointmentId: 'apt-code',
+      channel: 'in_person',
+      method: 'code',
+      reason: 'camera_unavailable',
+    });
     expect([byCode.status, byCode.body.state]).toEqual([201, 'code_pending']);
 
     // The desk reloads its page for the same patient: the new token supersedes its own, no extra place is needed.
@@ -137,90 +163,93 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
 
 // A fleet: two gateways on one PostgreSQL. A desk's token from gateway A is used on gateway B (a balancer spreads the
 // WebSockets): B counts the session, and A gives its place back when PostgreSQL tells it the token was used.
-(TEST_DATABASES.includes('postgres') ? describe : describe.skip)('face sessions admission control in a fleet (PostgreSQL)', () => {
-  const apps: NestExpressApplication[] = [];
-  const bases: string[] = [];
-  let database: TestDatabase;
-  let key: string;
-  let clinicId: string;
-  let serial = 300;
+(TEST_DATABASES.includes('postgres') ? describe : describe.skip)(
+  'face sessions admission control in a fleet (PostgreSQL)',
+  () => {
+    const apps: NestExpressApplication[] = [];
+    const bases: string[] = [];
+    let database: TestDatabase;
+    let key: string;
+    let clinicId: string;
+    let serial = 300;
 
-  const post = async (gw: number, body: unknown) => {
-    const res = await fetch(`${bases[gw]}/sessions`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as { wsUrl: string; protocols: string[] } };
-  };
-  const until = async (what: string, cond: () => boolean) => {
-    const deadline = Date.now() + 15_000;
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-  };
-
-  beforeAll(async () => {
-    database = await createTestDatabase('postgres', 'capacity-fleet');
-    const env = {
-      ...database.env,
-      PORT: '0',
-      FACEID_BOOTSTRAP: 'false',
-      ENGINE_WORKERS: '1',
-      RATE_LIMIT_PER_MINUTE: '100000',
-      TEMPLATE_KEYS: TEST_TEMPLATE_KEY,
-      FACE_SESSIONS_MAX: '1',
-    };
-    for (let i = 0; i < 2; i++) {
-      const app = await createApp({ config: loadConfig(env), logger: new JsonLogger('error', () => undefined) });
-      await app.listen(0, '127.0.0.1');
-      apps.push(app);
-      bases.push(`http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`);
-    }
-    clinicId = (await apps[0].get<ClinicRepository>(CLINICS).create('Clinic F')).id;
-    key = (await apps[0].get(WorkstationsService).createWorkstation(clinicId, 'desk')).apiKey;
-  });
-
-  afterAll(async () => {
-    for (const app of apps) await app.close();
-    await database?.drop();
-  });
-
-  it('gives the place back on the gateway that issued a token used on another', async () => {
-    const iins: string[] = [];
-    for (let i = 0; i < 2; i++) {
-      const iin = makeIin('1983-06-21', serial++);
-      const patient = await apps[0].get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
-      const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
-      const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-      await apps[0]
-        .get<TemplateRepository>(TEMPLATES)
-        .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-          actor: { kind: 'admin', id: null },
-          images: 1,
-          confirmation: null,
-        });
-      iins.push(iin);
-    }
-    const a = await post(0, { iin: iins[0], appointmentId: 'apt-a', channel: 'in_person' });
-    expect(a.status).toBe(201);
-    expect((await post(0, { iin: iins[1], appointmentId: 'apt-b', channel: 'in_person' })).status).toBe(503);
-
-    // The token is used on gateway B.
-    const wsUrl = String(a.body.wsUrl).replace(new URL(bases[0]).host, new URL(bases[1]).host);
-    const ws = new WebSocket(wsUrl, a.body.protocols);
-    await new Promise<void>((resolve, reject) => {
-      ws.on('message', (data) => {
-        if (JSON.parse(String(data)).type === 'ready') resolve();
+    const post = async (gw: number, body: unknown) => {
+      const res = await fetch(`${bases[gw]}/sessions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
       });
-      ws.on('error', reject);
+      return { status: res.status, body: (await res.json()) as { wsUrl: string; protocols: string[] } };
+    };
+    const until = async (what: string, cond: () => boolean) => {
+      const deadline = Date.now() + 15_000;
+      while (!cond()) {
+        if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    };
+
+    beforeAll(async () => {
+      database = await createTestDatabase('postgres', 'capacity-fleet');
+      const env = {
+        ...database.env,
+        PORT: '0',
+        FACEID_BOOTSTRAP: 'false',
+        ENGINE_WORKERS: '1',
+        RATE_LIMIT_PER_MINUTE: '100000',
+        TEMPLATE_KEYS: TEST_TEMPLATE_KEY,
+        FACE_SESSIONS_MAX: '1',
+      };
+      for (let i = 0; i < 2; i++) {
+        const app = await createApp({ config: loadConfig(env), logger: new JsonLogger('error', () => undefined) });
+        await app.listen(0, '127.0.0.1');
+        apps.push(app);
+        bases.push(`http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`);
+      }
+      clinicId = (await apps[0].get<ClinicRepository>(CLINICS).create('Clinic F')).id;
+      key = (await apps[0].get(WorkstationsService).createWorkstation(clinicId, 'desk')).apiKey;
     });
-    expect(apps[1].get(FaceCapacity).usage()).toMatchObject({ streaming: 1, held: 0 });
-    await until('gateway A to hear that the token was used', () => apps[0].get(FaceCapacity).usage().held === 0);
-    expect((await post(0, { iin: iins[1], appointmentId: 'apt-b2', channel: 'in_person' })).status).toBe(201);
-    // B is full: its one place streams.
-    expect((await post(1, { iin: iins[0], appointmentId: 'apt-c', channel: 'in_person' })).status).toBe(503);
-    ws.close();
-  });
-});
+
+    afterAll(async () => {
+      for (const app of apps) await app.close();
+      await database?.drop();
+    });
+
+    it('gives the place back on the gateway that issued a token used on another', async () => {
+      const iins: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const iin = makeIin('1983-06-21', serial++);
+        const patient = await apps[0].get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
+        const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
+        const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
+        await apps[0]
+          .get<TemplateRepository>(TEMPLATES)
+          .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
+            actor: { kind: 'admin', id: null },
+            images: 1,
+            confirmation: null,
+          });
+        iins.push(iin);
+      }
+      const a = await post(0, { iin: iins[0], appointmentId: 'apt-a', channel: 'in_person' });
+      expect(a.status).toBe(201);
+      expect((await post(0, { iin: iins[1], appointmentId: 'apt-b', channel: 'in_person' })).status).toBe(503);
+
+      // The token is used on gateway B.
+      const wsUrl = String(a.body.wsUrl).replace(new URL(bases[0]).host, new URL(bases[1]).host);
+      const ws = new WebSocket(wsUrl, a.body.protocols);
+      await new Promise<void>((resolve, reject) => {
+        ws.on('message', (data) => {
+          if (JSON.parse(String(data)).type === 'ready') resolve();
+        });
+        ws.on('error', reject);
+      });
+      expect(apps[1].get(FaceCapacity).usage()).toMatchObject({ streaming: 1, held: 0 });
+      await until('gateway A to hear that the token was used', () => apps[0].get(FaceCapacity).usage().held === 0);
+      expect((await post(0, { iin: iins[1], appointmentId: 'apt-b2', channel: 'in_person' })).status).toBe(201);
+      // B is full: its one place streams.
+      expect((await post(1, { iin: iins[0], appointmentId: 'apt-c', channel: 'in_person' })).status).toBe(503);
+      ws.close();
+    });
+  },
+);

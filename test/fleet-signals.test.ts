@@ -14,7 +14,11 @@ import { makeIin } from './support/iin';
 
 const KEY = `k1:${randomBytes(32).toString('base64')}`;
 
-async function until<T>(what: string, fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -95,7 +99,7 @@ async function until<T>(what: string, fn: () => T | undefined | null | false | P
     const before = events.length;
     const own = await enroll(listener);
     const theirs = await enroll(writer);
-    await until('the other process\'s notice', () => events.some((e) => e.seq === theirs));
+    await until("the other process's notice", () => events.some((e) => e.seq === theirs));
     // Its own: the in-process signal (no seq), never the notification (which would carry seq `own`).
     expect(events.slice(before)).toEqual([
       { clinicId, seq: null, type: null },
@@ -125,7 +129,9 @@ async function until<T>(what: string, fn: () => T | undefined | null | false | P
       codeExpiresAt: new Date(Date.now() + 300_000),
       refusal: { reason: 'patient_refused_photo' },
     });
-    await until('the session notice', () => sessions.some((s) => s.sessionId === session.id && s.state === 'code_pending'));
+    await until('the session notice', () =>
+      sessions.some((s) => s.sessionId === session.id && s.state === 'code_pending'),
+    );
     // Its admission too (the token used: the gateway that issued it may be another one), in commit order.
     expect(sessions.filter((s) => s.sessionId === session.id)).toEqual([
       { sessionId: session.id, state: 'connected' },

@@ -55,7 +55,9 @@ const yawOf = (a: Analysis): number | undefined => a.faces.find((f) => f.primary
       const { width = 0, height = 0 } = await sharp(photo).metadata();
       const half = Math.min(mid, width - mid, Math.round(face.box.width * 1.5));
       if (half < 40) continue;
-      const left = await sharp(photo).extract({ left: mid - half, top: 0, width: half, height }).toBuffer();
+      const left = await sharp(photo)
+        .extract({ left: mid - half, top: 0, width: half, height })
+        .toBuffer();
       const composite = await sharp({ create: { width: 2 * half, height, channels: 3, background: '#000' } })
         .composite([
           { input: left, left: 0, top: 0 },

@@ -16,7 +16,14 @@ describe('GET /health (real engine)', () => {
   let closed = false;
 
   beforeAll(async () => {
-    const config = loadConfig({ ...process.env, ...isolated(), PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'debug', ENGINE_WORKERS: '1' });
+    const config = loadConfig({
+      ...process.env,
+      ...isolated(),
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'debug',
+      ENGINE_WORKERS: '1',
+    });
     app = await createApp({ config, logger: new JsonLogger(config.LOG_LEVEL, (line) => raw.push(line)) });
     await app.listen(config.PORT, config.HOST);
     url = await app.getUrl();
@@ -45,8 +52,13 @@ describe('GET /health (real engine)', () => {
 
   it('logs JSON lines only, including the engine start', () => {
     const lines = raw.map((l) => JSON.parse(l) as LogLine);
-    for (const line of lines) expect(line).toEqual(expect.objectContaining({ time: expect.any(String), level: expect.any(String), msg: expect.any(String) }));
-    expect(lines).toContainEqual(expect.objectContaining({ level: 'info', context: 'Engine', msg: expect.stringMatching(/^Face engine ready/) }));
+    for (const line of lines)
+      expect(line).toEqual(
+        expect.objectContaining({ time: expect.any(String), level: expect.any(String), msg: expect.any(String) }),
+      );
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 'info', context: 'Engine', msg: expect.stringMatching(/^Face engine ready/) }),
+    );
   });
 
   it('closes the engine on shutdown', async () => {

@@ -60,7 +60,9 @@ class Desk {
         for (const w of this.waiters.splice(0)) w();
       }),
     );
-    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    this.closed = new Promise((resolve) =>
+      this.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+    );
     this.ws.on('error', () => undefined);
   }
 
@@ -125,7 +127,11 @@ class Desk {
   };
   const newPatient = () => makeIin('1984-02-17', 3000 + serial++ * 7);
   const post = async (url: string, body: Buffer, type: string) => {
-    const res = await fetch(base + url, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
+    const res = await fetch(base + url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': type },
+      body,
+    });
     const text = await res.text();
     return { status: res.status, body: text ? JSON.parse(text) : null };
   };
@@ -134,7 +140,11 @@ class Desk {
     const res = await fetch(`${base}/sessions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ iin: patientIin, appointmentId: `apt-${randomBytes(4).toString('hex')}`, channel: 'in_person' }),
+      body: JSON.stringify({
+        iin: patientIin,
+        appointmentId: `apt-${randomBytes(4).toString('hex')}`,
+        channel: 'in_person',
+      }),
     });
     const s = (await res.json()) as { wsUrl: string; token: string };
     const desk = new Desk(s.wsUrl, s.token, hello);
@@ -160,8 +170,12 @@ class Desk {
     key = (await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Desk 1')).apiKey;
     // The desk enrolls here too (the uploads below go through the HTTP route).
     await app.get<ClinicRepository>(CLINICS).setDeskEnrollment(clinic.id, true);
-    await app.get(EnrollmentService).enroll({ kind: 'admin', clinicId: clinic.id }, patientIin, [await webcamJpeg(2, { ...VGA, face: 1 })]);
-    faceless = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 90, g: 100, b: 110 } } }).jpeg().toBuffer();
+    await app
+      .get(EnrollmentService)
+      .enroll({ kind: 'admin', clinicId: clinic.id }, patientIin, [await webcamJpeg(2, { ...VGA, face: 1 })]);
+    faceless = await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 90, g: 100, b: 110 } } })
+      .jpeg()
+      .toBuffer();
   });
 
   afterAll(async () => {
@@ -178,7 +192,9 @@ class Desk {
       const desk = await openDesk();
       const seqs = chunk.map((h) => desk.frame(h.data));
       await desk.until(() => desk.errors().length === chunk.length);
-      expect(desk.errors().map((e) => ({ seq: e.seq, code: e.code }))).toEqual(chunk.map((h, i) => ({ seq: seqs[i], code: h.code })));
+      expect(desk.errors().map((e) => ({ seq: e.seq, code: e.code }))).toEqual(
+        chunk.map((h, i) => ({ seq: seqs[i], code: h.code })),
+      );
       desk.ws.send(JSON.stringify({ type: 'cancel' }));
       expect((await desk.closed).code).toBe(1000);
     }
@@ -188,15 +204,30 @@ class Desk {
   it('refuses the bomb as an enrollment photo with a 422 before the engine; a progressive photo goes on', async () => {
     const before = engineCalls();
     const bomb = await post(`/patients/${newPatient()}/template`, scanBomb(), 'image/jpeg');
-    expect(bomb).toEqual({ status: 422, body: { error: { code: 'frame_too_complex', message: expect.stringMatching(/more than 64 scans/) } } });
+    expect(bomb).toEqual({
+      status: 422,
+      body: { error: { code: 'frame_too_complex', message: expect.stringMatching(/more than 64 scans/) } },
+    });
     const form = new FormData();
     // A photo of one face, saved progressive.
-    const progressiveHead = await sharp(await webcamJpeg(2, { width: 640, height: 480, face: 1 })).jpeg({ progressive: true }).toBuffer();
+    const progressiveHead = await sharp(await webcamJpeg(2, { width: 640, height: 480, face: 1 }))
+      .jpeg({ progressive: true })
+      .toBuffer();
     form.append('image', new Blob([new Uint8Array(progressiveHead)], { type: 'image/jpeg' }), 'a.jpg');
-    form.append('image', new Blob([new Uint8Array(scanBomb({ width: 640, height: 480, scans: 100 }))], { type: 'image/jpeg' }), 'b.jpg');
-    const res = await fetch(`${base}/patients/${newPatient()}/template`, { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: form });
+    form.append(
+      'image',
+      new Blob([new Uint8Array(scanBomb({ width: 640, height: 480, scans: 100 }))], { type: 'image/jpeg' }),
+      'b.jpg',
+    );
+    const res = await fetch(`${base}/patients/${newPatient()}/template`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}` },
+      body: form,
+    });
     expect(res.status).toBe(422);
-    expect(await res.json()).toEqual({ error: { code: 'frame_too_complex', message: 'Image 2 of 2: The JPEG has more than 64 scans.' } });
+    expect(await res.json()).toEqual({
+      error: { code: 'frame_too_complex', message: 'Image 2 of 2: The JPEG has more than 64 scans.' },
+    });
     expect(engineCalls()).toBe(before);
 
     // A progressive photo (a handful of scans, as cameras and editors save them) is enrolled.
@@ -207,7 +238,10 @@ class Desk {
 
   it('acknowledges every frame once when the hello asks: refused after its error, analysed after its guidance, or dropped', async () => {
     // Before the flood test below, whose aborted analyses may still be finishing: these counters are this test's own.
-    const before = { analysed: await metric('faceid_frames_analysed_total'), dropped: await metric('faceid_frames_dropped_total') };
+    const before = {
+      analysed: await metric('faceid_frames_analysed_total'),
+      dropped: await metric('faceid_frames_dropped_total'),
+    };
     const desk = await openDesk({ ...deskHello(), ack: true });
     // Seven frames at once (within fps.max's burst of 8): a scan bomb, a header without bytes, five faceless frames.
     const bomb = desk.frame(scanBomb());
@@ -220,8 +254,13 @@ class Desk {
     expect(outcome(empty)).toEqual(['refused']);
     // Each refusal's ack comes after its error.
     const at = (pred: (m: ServerMessage) => boolean) => desk.messages.findIndex(pred);
-    for (const [seq, code] of [[bomb, 'frame_too_complex'], [empty, 'frame_empty']] as const) {
-      expect(at((m) => m.type === 'error' && m.code === code)).toBeLessThan(at((m) => m.type === 'ack' && m.seq === seq));
+    for (const [seq, code] of [
+      [bomb, 'frame_too_complex'],
+      [empty, 'frame_empty'],
+    ] as const) {
+      expect(at((m) => m.type === 'error' && m.code === code)).toBeLessThan(
+        at((m) => m.type === 'ack' && m.seq === seq),
+      );
     }
     // The first faceless frame reaches an idle engine and the last is never replaced: both analysed. Those between
     // are analysed or replaced (latest frame wins), depending on how fast the engine is: either way once.
@@ -229,7 +268,9 @@ class Desk {
     expect(outcome(faceless5[4])).toEqual(['analysed']);
     for (const seq of faceless5) expect(outcome(seq)).toHaveLength(1);
     // The first analysis said no_face before its ack.
-    expect(at((m) => m.type === 'guidance' && m.code === 'no_face')).toBeLessThan(at((m) => m.type === 'ack' && m.seq === faceless5[0]));
+    expect(at((m) => m.type === 'guidance' && m.code === 'no_face')).toBeLessThan(
+      at((m) => m.type === 'ack' && m.seq === faceless5[0]),
+    );
     // The acks agree with the gateway's own counters, and say nothing but what became of the frame.
     const count = (o: AckMessage['outcome']) => acks.filter((a) => a.outcome === o).length;
     expect(count('analysed')).toBe((await metric('faceid_frames_analysed_total')) - before.analysed);
@@ -260,7 +301,8 @@ class Desk {
       } catch {
         break; // closed: the third burst
       }
-      if (burst === 0) expect(desk.errors().map((e) => e.code)).toEqual(['frame_rate_exceeded', 'protocol_bad_message']);
+      if (burst === 0)
+        expect(desk.errors().map((e) => e.code)).toEqual(['frame_rate_exceeded', 'protocol_bad_message']);
       if (burst < 2) await new Promise((r) => setTimeout(r, 1000)); // pacing the client, not waiting for an outcome
     }
     expect(await desk.closed).toEqual({ code: 4021, reason: 'frame_rate_exceeded' });
@@ -276,7 +318,9 @@ class Desk {
     expect(received - overRate).toBeLessThanOrEqual(8 * 3 + Math.ceil(15 * seconds));
     expect(after.dropped - before.dropped).toBeGreaterThanOrEqual(overRate);
     expect(desk.errors().filter((e) => e.code === 'frame_rate_exceeded')).toHaveLength(1);
-    console.log(`flood: ${received} frames taken in ${seconds.toFixed(2)} s, ${overRate} dropped unread above fps.max, ${received - overRate} passed`);
+    console.log(
+      `flood: ${received} frames taken in ${seconds.toFixed(2)} s, ${overRate} dropped unread above fps.max, ${received - overRate} passed`,
+    );
   });
 
   it('a client that asks for acks and floods while reading nothing is closed by the message limit, one ack per frame taken', async () => {

@@ -125,7 +125,13 @@ for (const db of TEST_DATABASES) {
       frontal = await faceFrames(engine, 0, 1, 0.3);
       const enrolled = await api('POST', `/patients/${patientIin}/template`, keyA, await reference(VGA), 'image/jpeg');
       expect(enrolled.status).toBe(201);
-      const enrolledFrontal = await api('POST', `/patients/${frontalIin}/template`, keyA, await frontalReference(), 'image/jpeg');
+      const enrolledFrontal = await api(
+        'POST',
+        `/patients/${frontalIin}/template`,
+        keyA,
+        await frontalReference(),
+        'image/jpeg',
+      );
       expect(enrolledFrontal.status).toBe(201);
     });
 
@@ -156,8 +162,10 @@ for (const db of TEST_DATABASES) {
       const codes = run.messages.filter((m) => m.type === 'guidance').map((m) => m.code);
       expect(codes).toEqual(expect.arrayContaining(['watch_screen', 'blink_now']));
       // The time from first frame to verdict of a cooperative patient at 15 fps (README "Identification").
-      console.log(`[${db}] first frame to verdict at 15 fps (light, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms, ` +
-        `${JSON.stringify(run.verdict!.timings)}`);
+      console.log(
+        `[${db}] first frame to verdict at 15 fps (light, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms, ` +
+          `${JSON.stringify(run.verdict!.timings)}`,
+      );
       const stored = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
       expect(stored.body).toMatchObject({ state: 'finished', verdict: { result: 'match', method: 'face' } });
     });
@@ -210,7 +218,11 @@ for (const db of TEST_DATABASES) {
     it('refuses a virtual camera named in the hello before any analysis: spoof_suspected virtual_camera', async () => {
       const s = await startSession(keyA, await enrollNew());
       const run = await runPatient(s.body.wsUrl, s.body.token, same, { hello: deskHello('OBS Virtual Camera') });
-      expect(run.verdict).toMatchObject({ result: 'spoof_suspected', reason: 'virtual_camera', timings: { framesAnalysed: 0 } });
+      expect(run.verdict).toMatchObject({
+        result: 'spoof_suspected',
+        reason: 'virtual_camera',
+        timings: { framesAnalysed: 0 },
+      });
       expect(run.closeCode).toBe(1000);
     });
 
@@ -219,9 +231,21 @@ for (const db of TEST_DATABASES) {
       expect(s.status).toBe(201);
       const run = await runPatient(s.body.wsUrl, s.body.token, frontal);
       expect(challenges(run)).toEqual(['turn']);
-      expect(run.messages).toContainEqual(expect.objectContaining({ type: 'challenge', kind: 'turn', direction: expect.stringMatching(/^(left|right)$/) }));
-      expect(run.verdict).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: true } });
-      console.log(`[${db}] first frame to verdict at 15 fps (turn, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms`);
+      expect(run.messages).toContainEqual(
+        expect.objectContaining({
+          type: 'challenge',
+          kind: 'turn',
+          direction: expect.stringMatching(/^(left|right)$/),
+        }),
+      );
+      expect(run.verdict).toMatchObject({
+        result: 'match',
+        reason: null,
+        liveness: { blink: true, light: null, turn: true },
+      });
+      console.log(
+        `[${db}] first frame to verdict at 15 fps (turn, blink): ${Math.round(run.firstFrameToVerdictMs!)} ms`,
+      );
     });
 
     it('runs turn, blink on a workstation set so: a still photo never turns', async () => {
@@ -235,7 +259,11 @@ for (const db of TEST_DATABASES) {
     it('never opens the camera for remote appointments: they start on the code path', async () => {
       const s = await startSession(keyA, patientIin, 'remote');
       expect(s.status).toBe(201);
-      expect(s.body).toEqual({ sessionId: expect.any(String), state: 'code_pending', codeExpiresAt: expect.any(String) });
+      expect(s.body).toEqual({
+        sessionId: expect.any(String),
+        state: 'code_pending',
+        codeExpiresAt: expect.any(String),
+      });
     });
 
     it('refuses a reused token and an unknown one with close code 4001', async () => {
@@ -290,7 +318,8 @@ for (const db of TEST_DATABASES) {
       const run = await runPatient(s2.body.wsUrl, s2.body.token, same);
       const verdict = run.verdict as { result: string; reason: string | null } | null;
       expect(verdict).not.toBeNull();
-      if (verdict!.result !== 'match') expect(verdict).toMatchObject({ result: 'spoof_suspected', reason: expect.any(String) });
+      if (verdict!.result !== 'match')
+        expect(verdict).toMatchObject({ result: 'spoof_suspected', reason: expect.any(String) });
     });
 
     // Latest frame wins (a newer frame replaces the one waiting; nothing queues) is proven deterministically in
@@ -350,16 +379,19 @@ for (const db of TEST_DATABASES) {
         const since = await app.get<EventRepository>(EVENTS).latestSeq(clinicAId);
         const { ws, closed } = await openFace(s.body);
         expect((await api('GET', `/sessions/${s.body.sessionId}`, keyA)).body.state).toBe('connected');
-        if (how === 'dropped') ws.terminate(); // no close frame: the server sees 1006
+        if (how === 'dropped')
+          ws.terminate(); // no close frame: the server sees 1006
         else ws.send(JSON.stringify({ type: 'cancel' }));
         expect(await closed).toBe(how === 'dropped' ? 1006 : 1000);
         await untilState(s.body.sessionId, 'expired');
         const stored = await api('GET', `/sessions/${s.body.sessionId}`, keyA);
         expect(stored.body).toMatchObject({ state: 'expired', verdict: { result: 'expired', method: 'none' } });
         const events = await app.get<EventRepository>(EVENTS).after(clinicAId, since, 100);
-        expect(events.filter((e) => 'sessionId' in e.payload && e.payload.sessionId === s.body.sessionId).map((e) => e.payload)).toEqual([
-          expect.objectContaining({ type: 'identification.expired', result: 'expired', method: 'none' }),
-        ]);
+        expect(
+          events
+            .filter((e) => 'sessionId' in e.payload && e.payload.sessionId === s.body.sessionId)
+            .map((e) => e.payload),
+        ).toEqual([expect.objectContaining({ type: 'identification.expired', result: 'expired', method: 'none' })]);
       }
     });
 
@@ -377,7 +409,9 @@ for (const db of TEST_DATABASES) {
       );
       try {
         const { closed } = await openFace(s.body);
-        const refused = await api('POST', `/sessions/${s.body.sessionId}/refusal`, keyA, { reason: 'patient_refused_photo' });
+        const refused = await api('POST', `/sessions/${s.body.sessionId}/refusal`, keyA, {
+          reason: 'patient_refused_photo',
+        });
         expect(refused.status).toBe(200);
         expect(await closed).toBe(4010);
         await handled;
@@ -406,7 +440,10 @@ for (const db of TEST_DATABASES) {
       // close() returns once every connection has closed and every shutdown hook (expiries included) has run.
       await other.close();
       expect(await closed).toBe(1001);
-      expect((await api('GET', `/sessions/${s.sessionId}`, keyA)).body).toMatchObject({ state: 'connected', verdict: null });
+      expect((await api('GET', `/sessions/${s.sessionId}`, keyA)).body).toMatchObject({
+        state: 'connected',
+        verdict: null,
+      });
     });
 
     it('locks the face path after repeated failures for a patient', async () => {

@@ -6,7 +6,13 @@
  */
 import sharp from 'sharp';
 import { EngineError } from '../src/engine/errors';
-import { FRAME_JPEG_LIMITS, inspectJpeg, PHOTO_JPEG_LIMITS, type JpegLimits, type JpegStructure } from '../src/engine/jpeg-structure';
+import {
+  FRAME_JPEG_LIMITS,
+  inspectJpeg,
+  PHOTO_JPEG_LIMITS,
+  type JpegLimits,
+  type JpegStructure,
+} from '../src/engine/jpeg-structure';
 import { jpegMutations } from './support/frames';
 import { EMPTY_SCAN_BYTES, hostileFrames, MAX_FRAME_PAYLOAD, scanBomb, SOF } from './support/jpeg-bombs';
 
@@ -42,13 +48,20 @@ function outcome(data: Buffer, limits: JpegLimits): { code: string; structure?: 
 
 describe('JPEG structure check', () => {
   it('passes what browsers and cameras encode: baseline frames, progressive photos', async () => {
-    for (const [w, h] of [[320, 240], [640, 480], [1920, 1080]]) {
+    for (const [w, h] of [
+      [320, 240],
+      [640, 480],
+      [1920, 1080],
+    ]) {
       for (const chromaSubsampling of ['4:2:0', '4:4:4'] as const) {
         const s = inspectJpeg(await encode(w, h, { quality: 85, chromaSubsampling }), FRAME_JPEG_LIMITS);
         expect(s).toEqual({ width: w, height: h, components: 3, process: 'baseline', scans: 1 });
       }
     }
-    expect(inspectJpeg(await encode(320, 240, { quality: 60 }, true), FRAME_JPEG_LIMITS)).toMatchObject({ components: 1, scans: 1 });
+    expect(inspectJpeg(await encode(320, 240, { quality: 60 }, true), FRAME_JPEG_LIMITS)).toMatchObject({
+      components: 1,
+      scans: 1,
+    });
 
     const progressive = await encode(1280, 960, { quality: 90, progressive: true });
     const photo = inspectJpeg(progressive, PHOTO_JPEG_LIMITS)!;
@@ -64,7 +77,14 @@ describe('JPEG structure check', () => {
 
   it('leaves bytes that are not a JPEG to the engine (it names the format from the first bytes)', async () => {
     expect(inspectJpeg(Buffer.from('not a jpeg at all'), FRAME_JPEG_LIMITS)).toBeNull();
-    expect(inspectJpeg(await sharp(picture(8, 8), { raw: { width: 8, height: 8, channels: 3 } }).png().toBuffer(), FRAME_JPEG_LIMITS)).toBeNull();
+    expect(
+      inspectJpeg(
+        await sharp(picture(8, 8), { raw: { width: 8, height: 8, channels: 3 } })
+          .png()
+          .toBuffer(),
+        FRAME_JPEG_LIMITS,
+      ),
+    ).toBeNull();
   });
 
   it('generates the progressive scan bomb as described: one WebSocket message, about 26,000 empty scans', () => {
@@ -83,10 +103,15 @@ describe('JPEG structure check', () => {
 
   it('allows enrollment photos progressive with up to 64 scans, not more, not arithmetic-coded', () => {
     const photo = (scans: number) => scanBomb({ width: 640, height: 480, scans: scans - 1 });
-    expect(outcome(photo(64), PHOTO_JPEG_LIMITS)).toMatchObject({ code: 'ok', structure: { scans: 64, process: 'progressive' } });
+    expect(outcome(photo(64), PHOTO_JPEG_LIMITS)).toMatchObject({
+      code: 'ok',
+      structure: { scans: 64, process: 'progressive' },
+    });
     expect(outcome(photo(65), PHOTO_JPEG_LIMITS).code).toBe('frame_too_complex');
     expect(outcome(scanBomb(), PHOTO_JPEG_LIMITS).code).toBe('frame_too_complex');
-    expect(outcome(scanBomb({ sof: SOF.arithmeticProgressive, width: 640, height: 480, scans: 3 }), PHOTO_JPEG_LIMITS).code).toBe('frame_too_complex');
+    expect(
+      outcome(scanBomb({ sof: SOF.arithmeticProgressive, width: 640, height: 480, scans: 3 }), PHOTO_JPEG_LIMITS).code,
+    ).toBe('frame_too_complex');
     expect(outcome(scanBomb({ width: 4097, height: 4096, scans: 1 }), PHOTO_JPEG_LIMITS).code).toBe('frame_too_large');
   });
 
@@ -110,7 +135,15 @@ describe('JPEG structure check', () => {
       }
     }
     for (const code of codes.keys()) {
-      expect(['ok', 'frame_corrupt', 'frame_truncated', 'frame_too_complex', 'frame_too_large', 'frame_dimensions_invalid', 'frame_format_unsupported']).toContain(code);
+      expect([
+        'ok',
+        'frame_corrupt',
+        'frame_truncated',
+        'frame_too_complex',
+        'frame_too_large',
+        'frame_dimensions_invalid',
+        'frame_format_unsupported',
+      ]).toContain(code);
     }
     expect(codes.get('ok')).toBeGreaterThan(0);
     expect([...codes.values()].reduce((a, b) => a + b, 0)).toBe(fuzzCount + 500);

@@ -73,7 +73,10 @@ for (const kind of TEST_DATABASES) {
 
     it('moves previous MIS keys in their grace to PreviousKey and gives identification events their workstation', async () => {
       db = await createTestDatabase(kind, 'keymig');
-      const target = kind === 'sqlite' ? ({ provider: 'sqlite', file: db.location } as const) : ({ provider: 'postgres', url: db.location } as const);
+      const target =
+        kind === 'sqlite'
+          ? ({ provider: 'sqlite', file: db.location } as const)
+          : ({ provider: 'postgres', url: db.location } as const);
       const before = migrationsBefore(kind);
       try {
         const first = await migrate(target, { migrationsDir: before });
@@ -83,27 +86,47 @@ for (const kind of TEST_DATABASES) {
       }
 
       // Dates as each database stores them for Prisma.
-      const at = (ms: number) => (kind === 'sqlite' ? new Date(ms).toISOString().replace('Z', '+00:00') : new Date(ms).toISOString());
+      const at = (ms: number) =>
+        kind === 'sqlite' ? new Date(ms).toISOString().replace('Z', '+00:00') : new Date(ms).toISOString();
       const now = Date.now();
       const sql = await connect(db);
-      const ids = { clinic: randomUUID(), deskA: randomUUID(), deskB: randomUUID(), patient: randomUUID(), sA: randomUUID(), sB: randomUUID() };
-      const active = { id: randomUUID(), current: hashApiKey('fid_mis_current'), previous: hashApiKey('fid_mis_previous') };
-      const revoked = { id: randomUUID(), current: hashApiKey('fid_mis_r_current'), previous: hashApiKey('fid_mis_r_previous') };
+      const ids = {
+        clinic: randomUUID(),
+        deskA: randomUUID(),
+        deskB: randomUUID(),
+        patient: randomUUID(),
+        sA: randomUUID(),
+        sB: randomUUID(),
+      };
+      const active = {
+        id: randomUUID(),
+        current: hashApiKey('fid_mis_current'),
+        previous: hashApiKey('fid_mis_previous'),
+      };
+      const revoked = {
+        id: randomUUID(),
+        current: hashApiKey('fid_mis_r_current'),
+        previous: hashApiKey('fid_mis_r_previous'),
+      };
       const events = { a: randomUUID(), b: randomUUID(), camera: randomUUID(), lockout: randomUUID() };
       try {
-        await sql.run(`INSERT INTO "Clinic" ("id", "name", "createdAt", "eventSeq") VALUES ($1, 'C', $2, 4)`, [ids.clinic, at(now)]);
+        await sql.run(`INSERT INTO "Clinic" ("id", "name", "createdAt", "eventSeq") VALUES ($1, 'C', $2, 4)`, [
+          ids.clinic,
+          at(now),
+        ]);
         for (const [desk, hash] of [
           [ids.deskA, 'a'.repeat(64)],
           [ids.deskB, 'b'.repeat(64)],
         ]) {
-          await sql.run(`INSERT INTO "Workstation" ("id", "clinicId", "name", "apiKeyHash", "createdAt") VALUES ($1, $2, 'Desk', $3, $4)`, [
-            desk,
-            ids.clinic,
-            hash,
-            at(now),
-          ]);
+          await sql.run(
+            `INSERT INTO "Workstation" ("id", "clinicId", "name", "apiKeyHash", "createdAt") VALUES ($1, $2, 'Desk', $3, $4)`,
+            [desk, ids.clinic, hash, at(now)],
+          );
         }
-        await sql.run(`INSERT INTO "Patient" ("id", "clinicId", "iin", "createdAt") VALUES ($1, $2, '900101300027', $3)`, [ids.patient, ids.clinic, at(now)]);
+        await sql.run(
+          `INSERT INTO "Patient" ("id", "clinicId", "iin", "createdAt") VALUES ($1, $2, '900101300027', $3)`,
+          [ids.patient, ids.clinic, at(now)],
+        );
         for (const [session, desk, token] of [
           [ids.sA, ids.deskA, 'c'.repeat(64)],
           [ids.sB, ids.deskB, 'd'.repeat(64)],
@@ -122,7 +145,10 @@ for (const kind of TEST_DATABASES) {
           );
         await event(events.a, 1, 'identification.verdict', ids.sA, { id: events.a });
         await event(events.b, 2, 'identification.expired', ids.sB, { id: events.b });
-        await event(events.camera, 3, 'workstation.camera_changed', null, { id: events.camera, workstationId: ids.deskA });
+        await event(events.camera, 3, 'workstation.camera_changed', null, {
+          id: events.camera,
+          workstationId: ids.deskA,
+        });
         await event(events.lockout, 4, 'identification.locked_out', null, { id: events.lockout });
         for (const [client, revokedAt] of [
           [active, null],
@@ -131,7 +157,16 @@ for (const kind of TEST_DATABASES) {
           await sql.run(
             `INSERT INTO "MisClient" ("id", "clinicId", "name", "apiKeyHash", "previousKeyHash", "previousExpiresAt", "createdAt", "rotatedAt", "revokedAt")
              VALUES ($1, $2, 'MIS', $3, $4, $5, $6, $7, $8)`,
-            [client.id, ids.clinic, client.current, client.previous, at(now + 3_600_000), at(now - 60_000), at(now - 1000), revokedAt],
+            [
+              client.id,
+              ids.clinic,
+              client.current,
+              client.previous,
+              at(now + 3_600_000),
+              at(now - 60_000),
+              at(now - 1000),
+              revokedAt,
+            ],
           );
         }
       } finally {
@@ -144,7 +179,9 @@ for (const kind of TEST_DATABASES) {
       const after = await connect(db);
       try {
         const previous = await after.all(`SELECT "clinicId", "holderKind", "holderId", "keyHash" FROM "PreviousKey"`);
-        expect(previous).toEqual([{ clinicId: ids.clinic, holderKind: 'mis_client', holderId: active.id, keyHash: active.previous }]);
+        expect(previous).toEqual([
+          { clinicId: ids.clinic, holderKind: 'mis_client', holderId: active.id, keyHash: active.previous },
+        ]);
         const [{ id: previousId }] = await after.all(`SELECT "id" FROM "PreviousKey"`);
         expect(previousId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
         const rows = await after.all(`SELECT "id", "workstationId" FROM "Event" ORDER BY "seq"`);
@@ -161,15 +198,26 @@ for (const kind of TEST_DATABASES) {
       // Through storage: the moved key still works until its grace ends; a desk reads its own event only.
       const storage = await openStorage(loadConfig(db.env));
       try {
-        expect(await storage.repos.misClients.findByKeyHash(active.previous, new Date(now))).toMatchObject({ id: active.id });
+        expect(await storage.repos.misClients.findByKeyHash(active.previous, new Date(now))).toMatchObject({
+          id: active.id,
+        });
         expect(await storage.repos.misClients.findByKeyHash(active.previous, new Date(now + 3_600_001))).toBeNull();
         expect(await storage.repos.misClients.findByKeyHash(revoked.previous, new Date(now))).toBeNull();
-        expect(await storage.repos.misClients.findByKeyHash(active.current, new Date(now))).toMatchObject({ id: active.id });
+        expect(await storage.repos.misClients.findByKeyHash(active.current, new Date(now))).toMatchObject({
+          id: active.id,
+        });
         const holder = await storage.repos.keys.get('mis_client', ids.clinic, active.id, new Date(now));
-        expect(holder?.previousKeys).toEqual([{ id: expect.any(String), retiredAt: expect.any(Date), validUntil: new Date(now + 3_600_000) }]);
+        expect(holder?.previousKeys).toEqual([
+          { id: expect.any(String), retiredAt: expect.any(Date), validUntil: new Date(now + 3_600_000) },
+        ]);
         const own = await storage.repos.events.after(ids.clinic, 0, 10, { workstationId: ids.deskA });
         expect(own.map((e) => e.id)).toEqual([events.a]);
-        expect((await storage.repos.events.after(ids.clinic, 0, 10)).map((e) => e.id)).toEqual([events.a, events.b, events.camera, events.lockout]);
+        expect((await storage.repos.events.after(ids.clinic, 0, 10)).map((e) => e.id)).toEqual([
+          events.a,
+          events.b,
+          events.camera,
+          events.lockout,
+        ]);
       } finally {
         await storage.close();
       }

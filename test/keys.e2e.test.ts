@@ -9,10 +9,7 @@ import { z } from 'zod';
 import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation, hashApiKey } from '../src/auth';
 import { loadConfig } from '../src/config';
-import {
-  MAX_CONNECTIONS_PER_MIS_CLIENT,
-  MAX_CONNECTIONS_PER_WORKSTATION,
-} from '../src/events/events.socket';
+import { MAX_CONNECTIONS_PER_MIS_CLIENT, MAX_CONNECTIONS_PER_WORKSTATION } from '../src/events/events.socket';
 import { schemaFileName } from '../src/events';
 import {
   AUDIT,
@@ -60,7 +57,11 @@ function checkEvent(e: EventPayload, secrets: string[] = []): void {
   }
 }
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -78,7 +79,11 @@ class EventsClient {
   closeCode: number | null = null;
   private constructor(readonly ws: WebSocket) {}
 
-  static connect(base: string, key: string, options: { after?: string; headers?: Record<string, string> } = {}): Promise<EventsClient> {
+  static connect(
+    base: string,
+    key: string,
+    options: { after?: string; headers?: Record<string, string> } = {},
+  ): Promise<EventsClient> {
     const url = `${base.replace(/^http/, 'ws')}/ws/events${options.after ? `?after=${options.after}` : ''}`;
     const ws = new WebSocket(url, ['faceid.events.v1', `key.${key}`], { headers: options.headers ?? {} });
     const client = new EventsClient(ws);
@@ -117,10 +122,18 @@ for (const db of TEST_DATABASES) {
     const clients: EventsClient[] = [];
     let iinSerial = 300;
 
-    const call = async (method: string, url: string, auth: string | null, body?: unknown): Promise<{ status: number; body: Json }> => {
+    const call = async (
+      method: string,
+      url: string,
+      auth: string | null,
+      body?: unknown,
+    ): Promise<{ status: number; body: Json }> => {
       const res = await fetch(base + url, {
         method,
-        headers: { ...(auth ? { authorization: `Bearer ${auth}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          ...(auth ? { authorization: `Bearer ${auth}` } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
@@ -128,7 +141,8 @@ for (const db of TEST_DATABASES) {
     };
     const admin = (method: string, url: string, body?: unknown) => call(method, `/admin${url}`, ADMIN_TOKEN, body);
     /** A request any working workstation key may make: 404 session_not_found when the key works, 401 when not. */
-    const deskStatus = async (key: string) => (await call('GET', `/sessions/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, key)).status;
+    const deskStatus = async (key: string) =>
+      (await call('GET', `/sessions/${'0'.repeat(8)}-0000-4000-8000-${'0'.repeat(12)}`, key)).status;
     const misStatus = async (key: string) => (await call('GET', '/mis/me', key)).status;
     const connect = async (key: string, options?: { after?: string }) => {
       const c = await EventsClient.connect(base, key, options);
@@ -183,12 +197,30 @@ for (const db of TEST_DATABASES) {
       const { apiKey: wsKey } = await createWorkstation(app.get(WORKSTATIONS), clinicId, 'Desk');
       const { apiKey: misKey } = await createMisClient(app.get(MIS_CLIENTS), clinicId, 'MIS');
       const url = `/admin/clinics/${clinicId}/workstations`;
-      for (const auth of [null, 'x'.repeat(ADMIN_TOKEN.length), `${ADMIN_TOKEN}x`, ADMIN_TOKEN.slice(0, -1), wsKey, misKey]) {
-        expect(await call('GET', url, auth)).toEqual({ status: 401, body: { error: { code: 'unauthorized', message: expect.any(String) } } });
+      for (const auth of [
+        null,
+        'x'.repeat(ADMIN_TOKEN.length),
+        `${ADMIN_TOKEN}x`,
+        ADMIN_TOKEN.slice(0, -1),
+        wsKey,
+        misKey,
+      ]) {
+        expect(await call('GET', url, auth)).toEqual({
+          status: 401,
+          body: { error: { code: 'unauthorized', message: expect.any(String) } },
+        });
       }
-      expect(await admin('GET', `/clinics/${clinicId}/workstations`)).toMatchObject({ status: 200, body: { workstations: [{ name: 'Desk' }] } });
-      expect((await admin('GET', '/clinics')).body.clinics).toEqual(expect.arrayContaining([expect.objectContaining({ id: clinicId, smsLanguages: 'kk+ru' })]));
-      const unknownClinic = await admin('GET', `/clinics/${'1'.repeat(8)}-1111-4111-8111-${'1'.repeat(12)}/mis-clients`);
+      expect(await admin('GET', `/clinics/${clinicId}/workstations`)).toMatchObject({
+        status: 200,
+        body: { workstations: [{ name: 'Desk' }] },
+      });
+      expect((await admin('GET', '/clinics')).body.clinics).toEqual(
+        expect.arrayContaining([expect.objectContaining({ id: clinicId, smsLanguages: 'kk+ru' })]),
+      );
+      const unknownClinic = await admin(
+        'GET',
+        `/clinics/${'1'.repeat(8)}-1111-4111-8111-${'1'.repeat(12)}/mis-clients`,
+      );
       expect(unknownClinic).toMatchObject({ status: 404, body: { error: { code: 'clinic_not_found' } } });
       expect((await admin('POST', `/clinics/${clinicId}/workstations`, { name: '' })).status).toBe(400);
 
@@ -205,9 +237,15 @@ for (const db of TEST_DATABASES) {
         ['/admin/clinics/{clinicId}/mis-clients/{id}/rotate', 'post'],
         ['/admin/clinics/{clinicId}/mis-clients/{id}/revoke', 'post'],
       ]) {
-        expect({ p, method, security: doc.paths[p]?.[method]?.security }).toEqual({ p, method, security: [{ adminToken: [] }] });
+        expect({ p, method, security: doc.paths[p]?.[method]?.security }).toEqual({
+          p,
+          method,
+          security: [{ adminToken: [] }],
+        });
       }
-      expect(doc.paths['/admin/clinics/{clinicId}/workstations/{id}/rotate'].post.responses['409'].description).toContain('key_rotation_limit');
+      expect(
+        doc.paths['/admin/clinics/{clinicId}/workstations/{id}/rotate'].post.responses['409'].description,
+      ).toContain('key_rotation_limit');
     });
 
     it('workstation keys: create, rotate twice (the first key keeps its own grace), rotate without grace, revoke; audited, and told to the MIS', async () => {
@@ -219,7 +257,13 @@ for (const db of TEST_DATABASES) {
       const created = await admin('POST', `/clinics/${clinicId}/workstations`, { name: 'Room 12' });
       expect(created).toEqual({
         status: 201,
-        body: { id: expect.any(String), clinicId, name: 'Room 12', createdAt: expect.any(String), apiKey: expect.stringMatching(/^fid_ws_[A-Za-z0-9_-]{43}$/) },
+        body: {
+          id: expect.any(String),
+          clinicId,
+          name: 'Room 12',
+          createdAt: expect.any(String),
+          apiKey: expect.stringMatching(/^fid_ws_[A-Za-z0-9_-]{43}$/),
+        },
       });
       const id: string = created.body.id;
       const k0: string = created.body.apiKey;
@@ -260,7 +304,8 @@ for (const db of TEST_DATABASES) {
       expect(Date.parse(r2.body.previousKeyValidUntil) - Date.now()).toBeLessThanOrEqual(2 * HOUR_MS);
       // Each key ends when its own grace does (the clock moved forward, not waited for).
       const keys = app.get<KeyRepository>(KEYS);
-      const stateAt = async (key: string, at: number) => (await keys.states([hashApiKey(key)], new Date(at))).get(hashApiKey(key));
+      const stateAt = async (key: string, at: number) =>
+        (await keys.states([hashApiKey(key)], new Date(at))).get(hashApiKey(key));
       expect(await stateAt(k1, Date.parse(r2.body.previousKeyValidUntil) + 1)).toBe('expired');
       expect(await stateAt(k0, Date.parse(r2.body.previousKeyValidUntil) + 1)).toBe('previous');
       expect(await stateAt(k0, k0Until + 1)).toBe('expired');
@@ -275,9 +320,14 @@ for (const db of TEST_DATABASES) {
       expect((await admin('GET', `/clinics/${clinicId}/workstations`)).body.workstations[0].previousKeys).toEqual([]);
 
       const revoked = await admin('POST', `/clinics/${clinicId}/workstations/${id}/revoke`);
-      expect(revoked).toMatchObject({ status: 200, body: { id, state: 'revoked', revokedAt: expect.any(String), previousKeys: [] } });
+      expect(revoked).toMatchObject({
+        status: 200,
+        body: { id, state: 'revoked', revokedAt: expect.any(String), previousKeys: [] },
+      });
       expect(await deskStatus(k3)).toBe(401);
-      expect((await admin('POST', `/clinics/${clinicId}/workstations/${id}/revoke`)).body.error.code).toBe('workstation_not_found');
+      expect((await admin('POST', `/clinics/${clinicId}/workstations/${id}/revoke`)).body.error.code).toBe(
+        'workstation_not_found',
+      );
       expect((await admin('POST', `/clinics/${clinicId}/workstations/${id}/rotate`)).status).toBe(404);
 
       // The MIS heard of each change, as it happened, by the operator; never a key.
@@ -300,7 +350,9 @@ for (const db of TEST_DATABASES) {
       expect(events.every((e) => 'workstationId' in e && e.workstationId === id)).toBe(true);
 
       // And the audit trail, actor `admin`, never a key.
-      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 100)).filter((e) => e.subject === id).reverse();
+      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 100))
+        .filter((e) => e.subject === id)
+        .reverse();
       expect(audit.map((e) => [e.actor, e.action])).toEqual([
         ['admin', 'workstation.created'],
         ['admin', 'workstation.key_rotated'],
@@ -319,7 +371,10 @@ for (const db of TEST_DATABASES) {
     it('an MIS key rotating itself cannot cut the original key off; the MIS is told; the operator ends them all', async () => {
       const clinicId = await newClinic('Leaked MIS clinic');
       const created = await admin('POST', `/clinics/${clinicId}/mis-clients`, { name: 'Central MIS' });
-      expect(created).toMatchObject({ status: 201, body: { name: 'Central MIS', apiKey: expect.stringMatching(/^fid_mis_/) } });
+      expect(created).toMatchObject({
+        status: 201,
+        body: { name: 'Central MIS', apiKey: expect.stringMatching(/^fid_mis_/) },
+      });
       const original: string = created.body.apiKey;
       const misId: string = created.body.id;
       const listener = await connect(original);
@@ -335,7 +390,10 @@ for (const db of TEST_DATABASES) {
       expect(await misStatus(first.body.apiKey)).toBe(200);
       expect(await misStatus(second.body.apiKey)).toBe(200);
       const list = (await admin('GET', `/clinics/${clinicId}/mis-clients`)).body.misClients;
-      expect(list[0].previousKeys.map((k: Json) => k.validUntil)).toEqual([first.body.previousKeyValidUntil, second.body.previousKeyValidUntil]);
+      expect(list[0].previousKeys.map((k: Json) => k.validUntil)).toEqual([
+        first.body.previousKeyValidUntil,
+        second.body.previousKeyValidUntil,
+      ]);
       // Not without end: a third rotation leaves MAX_PREVIOUS_KEYS keys in their grace; a fourth is refused.
       const third = await call('POST', '/mis/keys/rotate', second.body.apiKey);
       expect(third.status).toBe(200);
@@ -344,7 +402,10 @@ for (const db of TEST_DATABASES) {
       expect(await misStatus(original)).toBe(200);
 
       // The legitimate MIS learns of each rotation by `self`, on the stream its original key still reads.
-      const events = await listener.waitFor('3 rotations', (e) => e.filter((x) => x.type === 'mis_client.key_changed').length >= 3);
+      const events = await listener.waitFor(
+        '3 rotations',
+        (e) => e.filter((x) => x.type === 'mis_client.key_changed').length >= 3,
+      );
       const rotations = events.filter((e) => e.type === 'mis_client.key_changed');
       expect(rotations.map((e) => ('by' in e ? [e.change, e.by, e.misClientId] : null))).toEqual([
         ['rotated', 'self', misId],
@@ -352,13 +413,16 @@ for (const db of TEST_DATABASES) {
         ['rotated', 'self', misId],
       ]);
       for (const e of rotations) checkEvent(e, [original, first.body.apiKey, second.body.apiKey, third.body.apiKey]);
-      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 100)).filter((e) => e.action === 'mis_client.key_rotated');
+      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 100)).filter(
+        (e) => e.action === 'mis_client.key_rotated',
+      );
       expect(audit.map((e) => e.actor)).toEqual([`mis:${misId}`, `mis:${misId}`, `mis:${misId}`]);
 
       // The operator's answer: a rotation without grace ends every earlier key, and the listener's connection.
       const fixed = await admin('POST', `/clinics/${clinicId}/mis-clients/${misId}/rotate`, { graceHours: 0 });
       expect(fixed.body.previousKeyValidUntil).toBeNull();
-      for (const k of [original, first.body.apiKey, second.body.apiKey, third.body.apiKey]) expect(await misStatus(k)).toBe(401);
+      for (const k of [original, first.body.apiKey, second.body.apiKey, third.body.apiKey])
+        expect(await misStatus(k)).toBe(401);
       expect(await misStatus(fixed.body.apiKey)).toBe(200);
       expect(await listener.waitForClose()).toBe(4003);
       expect(listener.errors).toEqual([{ type: 'error', code: 'key_expired', message: expect.any(String) }]);
@@ -399,7 +463,17 @@ for (const db of TEST_DATABASES) {
       await socket.waitForReady();
       const cli = spawn(
         process.execPath,
-        ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src/cli/main.ts'), 'workstation', 'revoke', '--clinic', clinicId, '--id', desk.id],
+        [
+          '-r',
+          'ts-node/register/transpile-only',
+          path.join(ROOT, 'src/cli/main.ts'),
+          'workstation',
+          'revoke',
+          '--clinic',
+          clinicId,
+          '--id',
+          desk.id,
+        ],
         { cwd: ROOT, env: database.env, stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let out = '';
@@ -407,12 +481,18 @@ for (const db of TEST_DATABASES) {
       cli.stdout!.on('data', (d: Buffer) => (out += d.toString()));
       cli.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const code = await new Promise<number | null>((resolve) => cli.once('exit', resolve));
-      expect({ code, out, err: err.includes(desk.apiKey) }).toEqual({ code: 0, out: `workstation ${desk.id} revoked\n`, err: false });
+      expect({ code, out, err: err.includes(desk.apiKey) }).toEqual({
+        code: 0,
+        out: `workstation ${desk.id} revoked\n`,
+        err: false,
+      });
       expect(await deskStatus(desk.apiKey)).toBe(401);
       // Found by the service's next poll (EVENTS_POLL_MS), not by a signal in its own process.
       expect(await socket.waitForClose()).toBe(4003);
       expect(socket.errors[0].code).toBe('key_revoked');
-      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 10)).find((e) => e.action === 'workstation.revoked');
+      const audit = (await app.get<AuditRepository>(AUDIT).list(clinicId, 10)).find(
+        (e) => e.action === 'workstation.revoked',
+      );
       expect(audit).toMatchObject({ actor: 'cli', subject: desk.id });
     });
 
@@ -467,7 +547,9 @@ for (const db of TEST_DATABASES) {
       const resumed = await connect(a.apiKey, { after: all[0].id });
       const replayed = await resumed.waitFor('a2 and a3', (e) => e.length >= 2);
       expect(replayed.map((e) => ('sessionId' in e ? e.sessionId : null))).toEqual([a2, a3]);
-      expect((await live.waitFor('a3', (e) => e.length >= 1)).map((e) => ('sessionId' in e ? e.sessionId : null))).toEqual([a3]);
+      expect(
+        (await live.waitFor('a3', (e) => e.length >= 1)).map((e) => ('sessionId' in e ? e.sessionId : null)),
+      ).toEqual([a3]);
       const seen = await deskA.waitFor('a3 too', (e) => e.length >= 3);
       expect(seen.map((e) => ('sessionId' in e ? e.sessionId : null))).toEqual([a1, a2, a3]);
     });
@@ -482,7 +564,9 @@ for (const db of TEST_DATABASES) {
       await Promise.all(open.map((c) => c.waitForReady()));
       const over = await connect(desk.apiKey);
       expect(await over.waitForClose()).toBe(4429);
-      expect(over.errors).toEqual([{ type: 'error', code: 'too_many_connections', message: expect.stringContaining('per workstation key') }]);
+      expect(over.errors).toEqual([
+        { type: 'error', code: 'too_many_connections', message: expect.stringContaining('per workstation key') },
+      ]);
       // Other keys of the clinic are not affected.
       const other = await connect(otherDesk.apiKey);
       expect(await other.waitForReady()).toBeNull();
@@ -511,7 +595,15 @@ describe('admin routes without ADMIN_TOKEN', () => {
   beforeAll(async () => {
     database = await createTestDatabase('sqlite', 'noadmin');
     app = await createApp({
-      config: loadConfig({ ...database.env, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'warn', FACEID_BOOTSTRAP: 'false', ENGINE_WORKERS: '1', ADMIN_TOKEN: '' }),
+      config: loadConfig({
+        ...database.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'warn',
+        FACEID_BOOTSTRAP: 'false',
+        ENGINE_WORKERS: '1',
+        ADMIN_TOKEN: '',
+      }),
     });
     await app.listen(0, '127.0.0.1');
   });

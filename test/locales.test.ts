@@ -35,7 +35,10 @@ describe('desk dictionaries (client/locales)', () => {
 
   it('offers Kazakh, Russian and English (at least), one file each, and no file the page does not offer', () => {
     expect(languages.slice(0, 3)).toEqual(['kk', 'ru', 'en']);
-    const files = fs.readdirSync(LOCALES).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length));
+    const files = fs
+      .readdirSync(LOCALES)
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => f.slice(0, -'.json'.length));
     expect(files.sort()).toEqual([...languages].sort());
   });
 
@@ -54,7 +57,12 @@ describe('desk dictionaries (client/locales)', () => {
   it('has no empty text and no stray spaces', () => {
     for (const lang of languages) {
       for (const [key, value] of Object.entries(dicts[lang])) {
-        expect({ lang, key, empty: value.trim() === '', padded: value !== value.trim() }).toEqual({ lang, key, empty: false, padded: false });
+        expect({ lang, key, empty: value.trim() === '', padded: value !== value.trim() }).toEqual({
+          lang,
+          key,
+          empty: false,
+          padded: false,
+        });
       }
     }
   });
@@ -62,7 +70,11 @@ describe('desk dictionaries (client/locales)', () => {
   it('has the same {placeholders} in every language', () => {
     for (const key of keys) {
       for (const lang of languages) {
-        expect({ key, lang, placeholders: placeholders(dicts[lang][key]) }).toEqual({ key, lang, placeholders: placeholders(en[key]) });
+        expect({ key, lang, placeholders: placeholders(dicts[lang][key]) }).toEqual({
+          key,
+          lang,
+          placeholders: placeholders(en[key]),
+        });
       }
     }
   });
@@ -80,7 +92,11 @@ describe('desk dictionaries (client/locales)', () => {
     expect(dicts.ru['patient.iin']).toBe('ИИН');
     expect(dicts.en['patient.iin']).toBe('IIN');
     for (const key of keys) {
-      expect({ key, kk: /ИИН|\bIIN\b/.test(dicts.kk[key]), ru: /ЖСН|\bIIN\b/.test(dicts.ru[key]) }).toEqual({ key, kk: false, ru: false });
+      expect({ key, kk: /ИИН|\bIIN\b/.test(dicts.kk[key]), ru: /ЖСН|\bIIN\b/.test(dicts.ru[key]) }).toEqual({
+        key,
+        kk: false,
+        ru: false,
+      });
     }
   });
 
@@ -121,7 +137,9 @@ describe('desk dictionaries (client/locales)', () => {
     const client = fs.readFileSync(path.join(CLIENT, 'faceid-client.js'), 'utf8');
     for (const m of client.matchAll(/new FaceIdError\(\s*'([a-z_]+)'/g)) codes.push(m[1]);
     for (const m of client.matchAll(/^\s+\d{4}: \[\s*'([a-z_]+)'/gm)) codes.push(m[1]);
-    expect(codes).toEqual(expect.arrayContaining(['attempts_exceeded', 'no_template', 'camera_denied', 'token_invalid']));
+    expect(codes).toEqual(
+      expect.arrayContaining(['attempts_exceeded', 'no_template', 'camera_denied', 'token_invalid']),
+    );
     // Shown with the general text: failures of the page's own making, never the receptionist's to fix.
     const general = new Set(['session_invalid']);
     const missing = [...new Set(codes)].filter((c) => !general.has(c) && !(`error.${c}` in en));
@@ -159,7 +177,11 @@ describe('desk dictionaries (client/locales)', () => {
     };
     // PATIENT_VIEW_KEYS is made of these three lists and nothing else.
     const whole = /PATIENT_VIEW_KEYS = Object\.freeze\(\[([\s\S]*?)\]\);/.exec(source);
-    expect([...whole![1].matchAll(/\.\.\.([A-Z_]+)/g)].map((m) => m[1]).sort()).toEqual(['GUIDANCE_CODES', 'OWN_KEYS', 'VERDICT_RESULTS']);
+    expect([...whole![1].matchAll(/\.\.\.([A-Z_]+)/g)].map((m) => m[1]).sort()).toEqual([
+      'GUIDANCE_CODES',
+      'OWN_KEYS',
+      'VERDICT_RESULTS',
+    ]);
     expect(whole![1].replace(/\.\.\.[A-Z_]+(\.map\([^)]*\) => `[a-z_.]+\$\{[a-z]\}`\))?,/g, '').trim()).toBe('');
     const keys = [
       ...list('GUIDANCE_CODES').map((c) => `guidance.${c}`),
@@ -167,7 +189,9 @@ describe('desk dictionaries (client/locales)', () => {
       ...list('OWN_KEYS'),
     ];
     expect(keys.length).toBeGreaterThan(30);
-    expect(keys).toEqual(expect.arrayContaining(['guidance.blink_again', 'patient_view.verdict.match', 'patient_view.countdown']));
+    expect(keys).toEqual(
+      expect.arrayContaining(['guidance.blink_again', 'patient_view.verdict.match', 'patient_view.countdown']),
+    );
     expect(keys.filter((k) => !(k in en))).toEqual([]);
     // The patient hears no reason: a spoof and a plain no-match are told the same words, in every language.
     for (const lang of languages) {
@@ -187,9 +211,13 @@ describe('desk dictionaries (client/locales)', () => {
     for (const [table, prefix] of tables) {
       const body = new RegExp(`export const ${table} = Object\\.freeze\\(\\{([\\s\\S]*?)\\n\\}\\);`).exec(client);
       expect({ table, found: Boolean(body) }).toEqual({ table, found: true });
-      const entries = [...body![1].matchAll(/^ {2}([a-z_]+): (['"])(.+)\2,$/gm)].map((m) => [m[1], m[3].replace(/\\'/g, "'")]);
+      const entries = [...body![1].matchAll(/^ {2}([a-z_]+): (['"])(.+)\2,$/gm)].map((m) => [
+        m[1],
+        m[3].replace(/\\'/g, "'"),
+      ]);
       expect(entries.length).toBeGreaterThan(5);
-      for (const [code, text] of entries) expect({ key: `${prefix}.${code}`, text }).toEqual({ key: `${prefix}.${code}`, text: en[`${prefix}.${code}`] });
+      for (const [code, text] of entries)
+        expect({ key: `${prefix}.${code}`, text }).toEqual({ key: `${prefix}.${code}`, text: en[`${prefix}.${code}`] });
     }
   });
 });

@@ -20,7 +20,11 @@ type Json = any; // answers are checked field by field
 
 const TOKEN = randomBytes(24).toString('hex');
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -100,7 +104,14 @@ for (const kind of TEST_DATABASES) {
     });
 
     it('answers 401 without the token, with a wrong one or another scheme; 200 with it', async () => {
-      for (const authorization of [undefined, 'Bearer wrong-token-of-some-length', `Basic ${TOKEN}`, `Bearer ${TOKEN}x`, TOKEN, 'Bearer ']) {
+      for (const authorization of [
+        undefined,
+        'Bearer wrong-token-of-some-length',
+        `Basic ${TOKEN}`,
+        `Bearer ${TOKEN}x`,
+        TOKEN,
+        'Bearer ',
+      ]) {
         const res = await scrape(authorization);
         const body = (await res.json()) as Json;
         expect({ status: res.status, code: body.error.code }).toEqual({ status: 401, code: 'unauthorized' });
@@ -157,13 +168,47 @@ for (const kind of TEST_DATABASES) {
         const t = await (await scrape(`Bearer ${TOKEN}`)).text();
         return /faceid_webhook_attempts_total\{outcome="delivered"\} [1-9]/.test(t) && t;
       });
-      for (const id of [clinic.id, workstation.id, client.id, session.sessionId, hook.id, events[0].id, iin, 'Metrics clinic', 'apt-metrics-1']) {
+      for (const id of [
+        clinic.id,
+        workstation.id,
+        client.id,
+        session.sessionId,
+        hook.id,
+        events[0].id,
+        iin,
+        'Metrics clinic',
+        'apt-metrics-1',
+      ]) {
         expect(text).not.toContain(id);
       }
       // Fixed label sets only (ours, and prom-client's process and Node.js figures).
       const names = [...labelNames(text)];
-      expect(names.filter((n) => /clinic|workstation|desk|mis|client|session|patient|iin|event|hook|id$|url|host/i.test(n))).toEqual([]);
-      expect(names.every((n) => ['call', 'result', 'method', 'code', 'outcome', 'purpose', 'reason', 'le', 'version', 'major', 'minor', 'patch', 'space', 'kind', 'type', 'quantile', 'state'].includes(n))).toBe(true);
+      expect(
+        names.filter((n) => /clinic|workstation|desk|mis|client|session|patient|iin|event|hook|id$|url|host/i.test(n)),
+      ).toEqual([]);
+      expect(
+        names.every((n) =>
+          [
+            'call',
+            'result',
+            'method',
+            'code',
+            'outcome',
+            'purpose',
+            'reason',
+            'le',
+            'version',
+            'major',
+            'minor',
+            'patch',
+            'space',
+            'kind',
+            'type',
+            'quantile',
+            'state',
+          ].includes(n),
+        ),
+      ).toBe(true);
     });
 
     it('counts code verdicts and lock-outs (method code), and the texts the SMS gateway refused', async () => {
@@ -188,7 +233,9 @@ for (const kind of TEST_DATABASES) {
         return { sessionId, code };
       };
       const value = async (series: string) => {
-        const line = (await (await scrape(`Bearer ${TOKEN}`)).text()).split('\n').find((l) => l.startsWith(`${series} `));
+        const line = (await (await scrape(`Bearer ${TOKEN}`)).text())
+          .split('\n')
+          .find((l) => l.startsWith(`${series} `));
         return line === undefined ? 0 : Number(line.slice(series.length + 1));
       };
       const series = [

@@ -162,13 +162,26 @@ function dictionary(lang: Lang): Record<string, string> {
  * which are also the longest texts the layout must fit), else the proposals above.
  */
 const TEXTS: Record<Lang, Record<string, string>> = Object.fromEntries(
-  (['kk', 'ru', 'en'] as const).map((lang) => [lang, { ...GUIDANCE_FALLBACK[lang], ...PROPOSED[lang], ...dictionary(lang) }]),
+  (['kk', 'ru', 'en'] as const).map((lang) => [
+    lang,
+    { ...GUIDANCE_FALLBACK[lang], ...PROPOSED[lang], ...dictionary(lang) },
+  ]),
 ) as Record<Lang, Record<string, string>>;
 
 /** The guidance codes of the protocol (GUIDANCE_CODES in src/transport/protocol.ts). */
 const CODES = [
-  'no_face', 'multiple_faces', 'too_far', 'too_dark', 'blurry',
-  'look_at_camera', 'hold_still', 'blink_now', 'blink_again', 'turn_left', 'turn_right', 'watch_screen',
+  'no_face',
+  'multiple_faces',
+  'too_far',
+  'too_dark',
+  'blurry',
+  'look_at_camera',
+  'hold_still',
+  'blink_now',
+  'blink_again',
+  'turn_left',
+  'turn_right',
+  'watch_screen',
 ];
 
 const HARNESS_PATH = '/patient-view-harness';
@@ -177,7 +190,6 @@ const HARNESS = `<!doctype html>
 <body><main id="desk"><h1>Desk page</h1><p>The receptionist's page, under the patient view.</p></main></body></html>`;
 
 /** What the page exposes to the test (globalThis in the browser). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Win = any;
 
 (skip ? describe.skip : describe)('patient view in Chromium', () => {
@@ -253,7 +265,9 @@ type Win = any;
     await context.addInitScript((mode: string) => {
       const g = globalThis as Win;
       g.cspViolations = [];
-      g.document.addEventListener('securitypolicyviolation', (e: Win) => g.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+      g.document.addEventListener('securitypolicyviolation', (e: Win) =>
+        g.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`),
+      );
       if (mode === 'none') {
         Object.defineProperty(g, 'speechSynthesis', { configurable: true, value: undefined });
         Object.defineProperty(g, 'SpeechSynthesisUtterance', { configurable: true, value: undefined });
@@ -332,12 +346,16 @@ type Win = any;
     });
   }
 
-  const guidance = (page: Page, msg: Record<string, unknown>) => page.evaluate((m) => (globalThis as Win).view.guidance(m), msg);
+  const guidance = (page: Page, msg: Record<string, unknown>) =>
+    page.evaluate((m) => (globalThis as Win).view.guidance(m), msg);
   const setClock = (page: Page, ms: number) => page.evaluate((t) => ((globalThis as Win).clock = t), ms);
   const text = async (page: Page, selector: string) => ((await page.textContent(selector)) ?? '').trim();
   /** Waits until the countdown shows `seconds` (the view redraws it on its own animation frames). */
   const countdownShows = (page: Page, seconds: number) =>
-    page.waitForFunction((s) => (globalThis as Win).document.querySelector('.pv-countdown').dataset.seconds === String(s), seconds);
+    page.waitForFunction(
+      (s) => (globalThis as Win).document.querySelector('.pv-countdown').dataset.seconds === String(s),
+      seconds,
+    );
   const countdownHidden = (page: Page) =>
     page.waitForFunction(() => (globalThis as Win).document.querySelector('.pv-countdown').hidden === true);
 
@@ -351,7 +369,8 @@ type Win = any;
       if (Object.keys(dict).length) {
         expect(keys.filter((k) => k.startsWith('guidance.') && !dict[k])).toEqual([]);
         // The view's own words are in the dictionary as proposed.
-        for (const [key, text] of Object.entries(PROPOSED[lang])) expect({ lang, key, text: dict[key] }).toEqual({ lang, key, text });
+        for (const [key, text] of Object.entries(PROPOSED[lang]))
+          expect({ lang, key, text: dict[key] }).toEqual({ lang, key, text });
       }
     }
     for (const code of CODES) {
@@ -424,7 +443,12 @@ type Win = any;
     expect(await page.getAttribute('.pv-progress', 'aria-valuenow')).toBe('30');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'patient-view-hold-still.png') });
 
-    await guidance(page, { code: 'too_far', progress: 0.3, message: '', box: { x: 0.45, y: 0.4, width: 0.1, height: 0.14 } });
+    await guidance(page, {
+      code: 'too_far',
+      progress: 0.3,
+      message: '',
+      box: { x: 0.45, y: 0.4, width: 0.1, height: 0.14 },
+    });
     p = await placed();
     expect(p.left).toBeCloseTo(0.45, 2);
     expect(p.className).toContain('pv-q-fix');
@@ -467,7 +491,10 @@ type Win = any;
     await countdownShows(page, 3);
     expect(await text(page, '.pv-instruction')).toBe(TEXTS.ru['guidance.blink_again']);
     const fill = () =>
-      page.evaluate(() => (globalThis as Win).getComputedStyle((globalThis as Win).document.querySelector('.pv-count-fill')).transform) as Promise<string>;
+      page.evaluate(
+        () =>
+          (globalThis as Win).getComputedStyle((globalThis as Win).document.querySelector('.pv-count-fill')).transform,
+      ) as Promise<string>;
     expect(await fill()).toBe('matrix(1, 0, 0, 1, 0, 0)');
     await setClock(page, 16_500);
     await countdownShows(page, 2);
@@ -481,7 +508,13 @@ type Win = any;
     // A turn: the challenge brings the arrow and its window; the client's turn_left prompt keeps it.
     await setClock(page, 20_000);
     await page.evaluate(() =>
-      (globalThis as Win).view.challenge({ type: 'challenge', kind: 'turn', challengeId: 'c-turn', direction: 'left', windowMs: 4000 }),
+      (globalThis as Win).view.challenge({
+        type: 'challenge',
+        kind: 'turn',
+        challengeId: 'c-turn',
+        direction: 'left',
+        windowMs: 4000,
+      }),
     );
     await countdownShows(page, 4);
     await guidance(page, { code: 'turn_left', progress: 0.7, message: '' });
@@ -549,79 +582,93 @@ type Win = any;
     { name: 'a portrait tablet', width: 768, height: 1024, minFont: 36 },
   ];
 
-  it.each(VIEWPORTS)('fits without scrolling, text readable from a metre: $name', async ({ name, width, height, minFont }) => {
-    const h = await harness({ width, height });
-    const { page } = h;
-    await openWithCamera(page);
-    const box = { x: 0.3, y: 0.15, width: 0.38, height: 0.6 };
-    const problems: string[] = [];
-    let smallest = Infinity;
-    const measure = async (what: string) => {
-      const m = await page.evaluate(() => {
-        const g = globalThis as Win;
-        const d = g.document;
-        const inside = (el: Win) => {
-          const r = el.getBoundingClientRect();
-          return r.left >= -0.5 && r.top >= -0.5 && r.right <= g.innerWidth + 0.5 && r.bottom <= g.innerHeight + 0.5;
-        };
-        const parts = ['.pv-title', '.pv-lang', '.pv-tool', '.pv-frame', '.pv-arrow', '.pv-instruction', '.pv-countdown'];
-        const shown = [...parts, '.pv-progress', '.pv-verdict']
-          .flatMap((s) => Array.from(d.querySelectorAll(s)) as Win[])
-          .filter((el) => !el.hidden && !el.closest('[hidden]') && el.getBoundingClientRect().height > 0);
-        const text = ['.pv-instruction', '.pv-verdict'].map((s) => d.querySelector(s)).find((el) => !el.hidden);
-        const panel = d.querySelector('.pv-panel');
-        const root = d.querySelector('.pv');
-        return {
-          outside: shown.filter((el) => !inside(el)).map((el) => el.className),
-          clipped: text.scrollHeight > text.clientHeight + 1 || text.scrollWidth > text.clientWidth + 1,
-          panelClipped: panel.scrollHeight > panel.clientHeight + 1,
-          rootScrolls: root.scrollHeight > root.clientHeight + 1 || root.scrollWidth > root.clientWidth + 1,
-          pageScrolls: d.documentElement.scrollHeight > g.innerHeight + 1 && g.getComputedStyle(root).position !== 'fixed',
-          font: parseFloat(g.getComputedStyle(text).fontSize),
-          frame: d.querySelector('.pv-frame').getBoundingClientRect().height,
-          langFont: parseFloat(g.getComputedStyle(d.querySelector('.pv-lang')).fontSize),
-          // The title, the language buttons and the tools on one line (the height of one button row).
-          barRows: d.querySelector('.pv-bar').clientHeight / d.querySelector('.pv-lang').getBoundingClientRect().height,
-        };
-      });
-      smallest = Math.min(smallest, m.font);
-      if (m.outside.length || m.clipped || m.panelClipped || m.rootScrolls || m.pageScrolls || m.font < minFont) {
-        problems.push(`${what}: ${JSON.stringify(m)}`);
-      }
-      // The preview stays large: at least half the window's height (side by side) or a third (stacked).
-      if (m.frame < height * (width > height ? 0.5 : 0.3)) problems.push(`${what}: preview only ${m.frame}px high`);
-      if (m.langFont < 18) problems.push(`${what}: language buttons at ${m.langFont}px`);
-      if (width > height && m.barRows > 1.8) problems.push(`${what}: the bar takes ${m.barRows.toFixed(1)} rows`);
-    };
+  it.each(VIEWPORTS)(
+    'fits without scrolling, text readable from a metre: $name',
+    async ({ name, width, height, minFont }) => {
+      const h = await harness({ width, height });
+      const { page } = h;
+      await openWithCamera(page);
+      const box = { x: 0.3, y: 0.15, width: 0.38, height: 0.6 };
+      const problems: string[] = [];
+      let smallest = Infinity;
+      const measure = async (what: string) => {
+        const m = await page.evaluate(() => {
+          const g = globalThis as Win;
+          const d = g.document;
+          const inside = (el: Win) => {
+            const r = el.getBoundingClientRect();
+            return r.left >= -0.5 && r.top >= -0.5 && r.right <= g.innerWidth + 0.5 && r.bottom <= g.innerHeight + 0.5;
+          };
+          const parts = [
+            '.pv-title',
+            '.pv-lang',
+            '.pv-tool',
+            '.pv-frame',
+            '.pv-arrow',
+            '.pv-instruction',
+            '.pv-countdown',
+          ];
+          const shown = [...parts, '.pv-progress', '.pv-verdict']
+            .flatMap((s) => Array.from(d.querySelectorAll(s)) as Win[])
+            .filter((el) => !el.hidden && !el.closest('[hidden]') && el.getBoundingClientRect().height > 0);
+          const text = ['.pv-instruction', '.pv-verdict'].map((s) => d.querySelector(s)).find((el) => !el.hidden);
+          const panel = d.querySelector('.pv-panel');
+          const root = d.querySelector('.pv');
+          return {
+            outside: shown.filter((el) => !inside(el)).map((el) => el.className),
+            clipped: text.scrollHeight > text.clientHeight + 1 || text.scrollWidth > text.clientWidth + 1,
+            panelClipped: panel.scrollHeight > panel.clientHeight + 1,
+            rootScrolls: root.scrollHeight > root.clientHeight + 1 || root.scrollWidth > root.clientWidth + 1,
+            pageScrolls:
+              d.documentElement.scrollHeight > g.innerHeight + 1 && g.getComputedStyle(root).position !== 'fixed',
+            font: parseFloat(g.getComputedStyle(text).fontSize),
+            frame: d.querySelector('.pv-frame').getBoundingClientRect().height,
+            langFont: parseFloat(g.getComputedStyle(d.querySelector('.pv-lang')).fontSize),
+            // The title, the language buttons and the tools on one line (the height of one button row).
+            barRows:
+              d.querySelector('.pv-bar').clientHeight / d.querySelector('.pv-lang').getBoundingClientRect().height,
+          };
+        });
+        smallest = Math.min(smallest, m.font);
+        if (m.outside.length || m.clipped || m.panelClipped || m.rootScrolls || m.pageScrolls || m.font < minFont) {
+          problems.push(`${what}: ${JSON.stringify(m)}`);
+        }
+        // The preview stays large: at least half the window's height (side by side) or a third (stacked).
+        if (m.frame < height * (width > height ? 0.5 : 0.3)) problems.push(`${what}: preview only ${m.frame}px high`);
+        if (m.langFont < 18) problems.push(`${what}: language buttons at ${m.langFont}px`);
+        if (width > height && m.barRows > 1.8) problems.push(`${what}: the bar takes ${m.barRows.toFixed(1)} rows`);
+      };
 
-    for (const lang of ['kk', 'ru', 'en'] as const) {
-      await page.evaluate((l) => (globalThis as Win).view.setLanguage(l), lang);
-      for (const code of CODES) {
-        // The worst case: every element at once (the arrow of a turn, a countdown, the box, the progress).
-        await page.evaluate(
-          ({ c, b }) => {
-            const g = globalThis as Win;
-            g.clock = 0;
-            if (c === 'turn_left' || c === 'turn_right') g.view.challenge({ kind: 'turn', direction: c.slice(5), windowMs: 4000 });
-            g.view.guidance({ code: c, progress: 0.5, message: '', box: b, windowMs: 4000 });
-          },
-          { c: code, b: box },
-        );
-        await measure(`${lang} ${code}`);
-        if (lang === 'kk' && code === 'turn_left') {
-          await page.screenshot({ path: path.join(SCREENSHOTS, `patient-view-${width}x${height}-kk-turn.png`) });
+      for (const lang of ['kk', 'ru', 'en'] as const) {
+        await page.evaluate((l) => (globalThis as Win).view.setLanguage(l), lang);
+        for (const code of CODES) {
+          // The worst case: every element at once (the arrow of a turn, a countdown, the box, the progress).
+          await page.evaluate(
+            ({ c, b }) => {
+              const g = globalThis as Win;
+              g.clock = 0;
+              if (c === 'turn_left' || c === 'turn_right')
+                g.view.challenge({ kind: 'turn', direction: c.slice(5), windowMs: 4000 });
+              g.view.guidance({ code: c, progress: 0.5, message: '', box: b, windowMs: 4000 });
+            },
+            { c: code, b: box },
+          );
+          await measure(`${lang} ${code}`);
+          if (lang === 'kk' && code === 'turn_left') {
+            await page.screenshot({ path: path.join(SCREENSHOTS, `patient-view-${width}x${height}-kk-turn.png`) });
+          }
+        }
+        for (const result of ['match', 'no_match', 'no_template', 'expired', 'locked_out', 'failed']) {
+          await page.evaluate((r) => (globalThis as Win).view.verdict(r), result);
+          await measure(`${lang} verdict ${result}`);
+          await page.evaluate(() => (globalThis as Win).view.open((globalThis as Win).stream));
         }
       }
-      for (const result of ['match', 'no_match', 'no_template', 'expired', 'locked_out', 'failed']) {
-        await page.evaluate((r) => (globalThis as Win).view.verdict(r), result);
-        await measure(`${lang} verdict ${result}`);
-        await page.evaluate(() => (globalThis as Win).view.open((globalThis as Win).stream));
-      }
-    }
-    expect({ name, problems }).toEqual({ name, problems: [] });
-    expect(smallest).toBeGreaterThanOrEqual(minFont);
-    await expectClean(h);
-  });
+      expect({ name, problems }).toEqual({ name, problems: [] });
+      expect(smallest).toBeGreaterThanOrEqual(minFont);
+      await expectClean(h);
+    },
+  );
 
   it('the patient picks the language on the view; spoken prompts are off until asked, then each new one is said once', async () => {
     const h = await harness({ width: 1366, height: 650 }, { speech: 'fake', lang: 'ru' });
@@ -646,7 +693,8 @@ type Win = any;
     // The instruction on screen is said at once, with the Russian voice.
     expect(await spoken()).toEqual([{ text: TEXTS.ru['guidance.blink_now'], lang: 'ru-RU', voice: 'Russian voice' }]);
     // The server repeats the prompt with each frame: said once.
-    for (let i = 0; i < 3; i++) await guidance(page, { code: 'blink_now', progress: 0.4, message: 'Blink now.', windowMs: 3000 - i * 100 });
+    for (let i = 0; i < 3; i++)
+      await guidance(page, { code: 'blink_now', progress: 0.4, message: 'Blink now.', windowMs: 3000 - i * 100 });
     expect(await spoken()).toHaveLength(1);
     await guidance(page, { code: 'too_far', progress: 0.4, message: '' });
     expect((await spoken())[1]).toEqual({ text: TEXTS.ru['guidance.too_far'], lang: 'ru-RU', voice: 'Russian voice' });
@@ -662,7 +710,11 @@ type Win = any;
     expect(await page.getAttribute('.pv-speak', 'title')).toBe(TEXTS.kk['patient_view.speak_on']);
     expect((await spoken())[2]).toEqual({ text: TEXTS.kk['guidance.too_far'], lang: 'kk-KZ', voice: 'Kazakh voice' });
     await guidance(page, { code: 'hold_still', progress: 0.6, message: '' });
-    expect((await spoken())[3]).toEqual({ text: TEXTS.kk['guidance.hold_still'], lang: 'kk-KZ', voice: 'Kazakh voice' });
+    expect((await spoken())[3]).toEqual({
+      text: TEXTS.kk['guidance.hold_still'],
+      lang: 'kk-KZ',
+      voice: 'Kazakh voice',
+    });
 
     // English: no English voice here, so nothing is said (never Kazakh or Russian words in an English voice or
     // the other way round); the text is on the screen.
@@ -674,7 +726,11 @@ type Win = any;
     // The verdict is said too; turning the voice off stops ours.
     await page.click('.pv-lang[data-lang="ru"]');
     await page.evaluate(() => (globalThis as Win).view.verdict('no_match', 'No match'));
-    expect((await spoken()).at(-1)).toEqual({ text: TEXTS.ru['patient_view.verdict.no_match'], lang: 'ru-RU', voice: 'Russian voice' });
+    expect((await spoken()).at(-1)).toEqual({
+      text: TEXTS.ru['patient_view.verdict.no_match'],
+      lang: 'ru-RU',
+      voice: 'Russian voice',
+    });
     const cancels = (await page.evaluate(() => (globalThis as Win).speechCancels)) as number;
     await page.click('.pv-speak');
     expect(await page.evaluate(() => (globalThis as Win).speechCancels)).toBe(cancels + 1);
@@ -749,7 +805,16 @@ type Win = any;
       const after = g.performance.timeOrigin + g.performance.now();
       looping = false;
       observer.disconnect();
-      return { shownAt, before, after, frames, seen, covered, inView, left: d.querySelectorAll('[data-faceid-light]').length };
+      return {
+        shownAt,
+        before,
+        after,
+        frames,
+        seen,
+        covered,
+        inView,
+        left: d.querySelectorAll('[data-faceid-light]').length,
+      };
     }, colours)) as {
       shownAt: number[];
       before: number;
@@ -791,7 +856,8 @@ type Win = any;
         (e: Win) => e.name,
       );
       await new Promise<void>((resolve) => {
-        const wait = () => (g.document.querySelector('[data-faceid-light]') ? resolve() : g.requestAnimationFrame(wait));
+        const wait = () =>
+          g.document.querySelector('[data-faceid-light]') ? resolve() : g.requestAnimationFrame(wait);
         wait();
       });
       c.abort();
@@ -831,7 +897,9 @@ type Win = any;
     expect(fullscreenEnabled).toBe(true);
     expect(await page.getAttribute('.pv-fullscreen', 'title')).toBe(TEXTS.ru['patient_view.fullscreen']);
     await page.click('.pv-fullscreen');
-    await page.waitForFunction(() => (globalThis as Win).document.fullscreenElement === (globalThis as Win).document.querySelector('.pv'));
+    await page.waitForFunction(
+      () => (globalThis as Win).document.fullscreenElement === (globalThis as Win).document.querySelector('.pv'),
+    );
     await page.waitForSelector('.pv[data-fullscreen="true"]');
     expect(await page.getAttribute('.pv-fullscreen', 'title')).toBe(TEXTS.ru['patient_view.fullscreen_exit']);
     await guidance(page, { code: 'watch_screen', progress: 0.2, message: '' });

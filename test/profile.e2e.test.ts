@@ -9,7 +9,13 @@ function start(env: Record<string, string>): Promise<{ code: number | null; outp
   const proc = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     // Nothing of the caller's environment that could pick a database or a profile.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', TS_NODE_TRANSPILE_ONLY: 'true', PORT: '0', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '',
+      TS_NODE_TRANSPILE_ONLY: 'true',
+      PORT: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -30,7 +36,8 @@ describe('FACEID_PROFILE at start', () => {
     expect(code).toBe(1);
     const fatal = output.split('\n').find((l) => l.includes('"level":"fatal"'));
     expect(fatal).toBeDefined();
-    for (const key of ['SMS_ADAPTER', 'FACEID_BOOTSTRAP', 'WS_ALLOWED_ORIGINS', 'WEBHOOK_ALLOW_HTTP']) expect(fatal).toContain(key);
+    for (const key of ['SMS_ADAPTER', 'FACEID_BOOTSTRAP', 'WS_ALLOWED_ORIGINS', 'WEBHOOK_ALLOW_HTTP'])
+      expect(fatal).toContain(key);
     expect(output).not.toContain('Listening on');
   });
 

@@ -48,7 +48,11 @@ async function desk(base: string, key: string, forwardedFor?: string): Promise<n
 }
 
 /** The close code of an events WebSocket opened with this key (and X-Forwarded-For), once it is refused or ready. */
-function eventsSocket(base: string, key: string, forwardedFor: string): Promise<{ close: number | null; code: string | null }> {
+function eventsSocket(
+  base: string,
+  key: string,
+  forwardedFor: string,
+): Promise<{ close: number | null; code: string | null }> {
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/ws/events`, ['faceid.events.v1', `key.${key}`], {
     headers: { 'x-forwarded-for': forwardedFor },
   });
@@ -132,19 +136,29 @@ for (const db of TEST_DATABASES) {
       // The events WebSocket reads the same address.
       const wsGuesser = '203.0.113.50';
       for (let i = 0; i < PER_MINUTE; i++) {
-        expect(await eventsSocket(trusted.base, badKey(200 + i), wsGuesser)).toEqual({ close: 4001, code: 'unauthorized' });
+        expect(await eventsSocket(trusted.base, badKey(200 + i), wsGuesser)).toEqual({
+          close: 4001,
+          code: 'unauthorized',
+        });
       }
       expect(await eventsSocket(trusted.base, badKey(210), wsGuesser)).toEqual({ close: 4429, code: 'rate_limited' });
-      expect(await eventsSocket(trusted.base, badKey(211), '203.0.113.51')).toEqual({ close: 4001, code: 'unauthorized' });
+      expect(await eventsSocket(trusted.base, badKey(211), '203.0.113.51')).toEqual({
+        close: 4001,
+        code: 'unauthorized',
+      });
       expect(await eventsSocket(trusted.base, b, '203.0.113.51')).toEqual({ close: null, code: 'ready' });
     });
 
     it('from a peer that is not a trusted proxy, X-Forwarded-For is ignored: the peer address counts', async () => {
       const { b } = await keysOf(untrusted);
-      for (let i = 0; i < PER_MINUTE; i++) expect(await desk(untrusted.base, badKey(i), `203.0.113.${10 + i}`)).toBe(401);
+      for (let i = 0; i < PER_MINUTE; i++)
+        expect(await desk(untrusted.base, badKey(i), `203.0.113.${10 + i}`)).toBe(401);
       // Another forwarded address changes nothing: the failures were the peer's.
       expect(await desk(untrusted.base, badKey(50), '203.0.113.99')).toBe(429);
-      expect(await eventsSocket(untrusted.base, badKey(51), '203.0.113.98')).toEqual({ close: 4429, code: 'rate_limited' });
+      expect(await eventsSocket(untrusted.base, badKey(51), '203.0.113.98')).toEqual({
+        close: 4429,
+        code: 'rate_limited',
+      });
       expect(await desk(untrusted.base, b, '198.51.100.20')).toBe(429);
     });
   });

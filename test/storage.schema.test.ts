@@ -52,7 +52,12 @@ function splitAttributes(text: string): string[] {
     current += ch;
   }
   if (current.trim()) out.push(current.trim());
-  return out.map((a) => a.replace(/\s+/g, ' ').replace(/\s*([(),:[\]])\s*/g, '$1').replace(/,/g, ', '));
+  return out.map((a) =>
+    a
+      .replace(/\s+/g, ' ')
+      .replace(/\s*([(),:[\]])\s*/g, '$1')
+      .replace(/,/g, ', '),
+  );
 }
 
 function parseSchema(file: string): { provider: string; models: Map<string, Model> } {
@@ -144,7 +149,15 @@ interface Table {
 }
 
 const COLUMN_TYPES: Record<'sqlite' | 'postgres', Record<string, string>> = {
-  sqlite: { String: 'TEXT', Int: 'INTEGER', Float: 'REAL', DateTime: 'DATETIME', Bytes: 'BLOB', Json: 'JSONB', Boolean: 'BOOLEAN' },
+  sqlite: {
+    String: 'TEXT',
+    Int: 'INTEGER',
+    Float: 'REAL',
+    DateTime: 'DATETIME',
+    Bytes: 'BLOB',
+    Json: 'JSONB',
+    Boolean: 'BOOLEAN',
+  },
   postgres: {
     String: 'text',
     Int: 'integer',
@@ -158,7 +171,12 @@ const COLUMN_TYPES: Record<'sqlite' | 'postgres', Record<string, string>> = {
 
 const listArg = (attr: string, key?: string): string[] => {
   const m = key ? new RegExp(`${key}:\\s*\\[([^\\]]*)\\]`).exec(attr) : /\(\[([^\]]*)\]/.exec(attr);
-  return m ? m[1].split(',').map((s) => s.trim()).filter(Boolean) : [];
+  return m
+    ? m[1]
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [];
 };
 
 function expectedTables(models: Map<string, Model>, provider: 'sqlite' | 'postgres'): Record<string, Table> {
@@ -172,10 +190,12 @@ function expectedTables(models: Map<string, Model>, provider: 'sqlite' | 'postgr
         const dflt = f.attributes.find((a) => a.startsWith('@default('));
         // Only database defaults count: now(), autoincrement(), literals (numbers, strings, true and false) are;
         // uuid() and cuid() would be client-side.
-        const hasDefault = dflt !== undefined && /now\(\)|autoincrement\(\)|^@default\(([^a-z]|(true|false)\))/.test(dflt);
+        const hasDefault =
+          dflt !== undefined && /now\(\)|autoincrement\(\)|^@default\(([^a-z]|(true|false)\))/.test(dflt);
         t.columns[f.name] = { type, nullable: f.optional, hasDefault };
         if (f.attributes.includes('@id')) t.primaryKey = [f.name];
-        if (f.attributes.includes('@unique')) t.indexes[`${model.name}_${f.name}_key`] = { columns: [f.name], unique: true };
+        if (f.attributes.includes('@unique'))
+          t.indexes[`${model.name}_${f.name}_key`] = { columns: [f.name], unique: true };
       }
       const rel = f.attributes.find((a) => a.startsWith('@relation(') && a.includes('fields:'));
       if (rel) {
@@ -189,8 +209,10 @@ function expectedTables(models: Map<string, Model>, provider: 'sqlite' | 'postgr
     for (const attr of model.blockAttributes) {
       const columns = listArg(attr);
       if (attr.startsWith('@@id(')) t.primaryKey = columns;
-      else if (attr.startsWith('@@unique(')) t.indexes[`${model.name}_${columns.join('_')}_key`] = { columns, unique: true };
-      else if (attr.startsWith('@@index(')) t.indexes[`${model.name}_${columns.join('_')}_idx`] = { columns, unique: false };
+      else if (attr.startsWith('@@unique('))
+        t.indexes[`${model.name}_${columns.join('_')}_key`] = { columns, unique: true };
+      else if (attr.startsWith('@@index('))
+        t.indexes[`${model.name}_${columns.join('_')}_idx`] = { columns, unique: false };
       else throw new Error(`unexpected block attribute ${attr}`);
     }
     tables[model.name] = t;
@@ -216,12 +238,20 @@ function introspectSqlite(file: string): Record<string, Table> {
   try {
     const tables: Record<string, Table> = {};
     const names = db
-      .prepare(`SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_prisma_migrations'`)
+      .prepare(
+        `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != '_prisma_migrations'`,
+      )
       .pluck()
       .all() as string[];
     for (const name of names) {
       const t: Table = { columns: {}, primaryKey: [], indexes: {}, foreignKeys: {} };
-      const cols = db.pragma(`table_info("${name}")`) as { name: string; type: string; notnull: number; dflt_value: unknown; pk: number }[];
+      const cols = db.pragma(`table_info("${name}")`) as {
+        name: string;
+        type: string;
+        notnull: number;
+        dflt_value: unknown;
+        pk: number;
+      }[];
       const autoincrement = /AUTOINCREMENT/i.test(
         db.prepare(`SELECT sql FROM sqlite_master WHERE name = ?`).pluck().get(name) as string,
       );
@@ -230,7 +260,10 @@ function introspectSqlite(file: string): Record<string, Table> {
         const hasDefault = c.dflt_value !== null || (autoincrement && c.pk === 1 && c.type === 'INTEGER');
         t.columns[c.name] = { type: c.type, nullable: c.notnull === 0, hasDefault };
       }
-      t.primaryKey = cols.filter((c) => c.pk > 0).sort((x, y) => x.pk - y.pk).map((c) => c.name);
+      t.primaryKey = cols
+        .filter((c) => c.pk > 0)
+        .sort((x, y) => x.pk - y.pk)
+        .map((c) => c.name);
       for (const idx of db.pragma(`index_list("${name}")`) as { name: string; unique: number; origin: string }[]) {
         if (idx.origin !== 'c') continue; // pk / unique-constraint autoindexes are not Prisma's indexes
         const columns = (db.pragma(`index_info("${idx.name}")`) as { seqno: number; name: string }[])
@@ -267,7 +300,13 @@ function introspectSqlite(file: string): Record<string, Table> {
 
 async function introspectPostgres(client: PgClient): Promise<Record<string, Table>> {
   const tables: Record<string, Table> = {};
-  const cols = await client.query<{ table_name: string; column_name: string; type: string; is_nullable: string; column_default: string | null }>(
+  const cols = await client.query<{
+    table_name: string;
+    column_name: string;
+    type: string;
+    is_nullable: string;
+    column_default: string | null;
+  }>(
     `SELECT c.table_name, c.column_name, format_type(a.atttypid, a.atttypmod) AS type, c.is_nullable, c.column_default
        FROM information_schema.columns c
        JOIN pg_attribute a ON a.attrelid = format('%I.%I', c.table_schema, c.table_name)::regclass AND a.attname = c.column_name
@@ -276,10 +315,20 @@ async function introspectPostgres(client: PgClient): Promise<Record<string, Tabl
   );
   for (const c of cols.rows) {
     tables[c.table_name] ??= { columns: {}, primaryKey: [], indexes: {}, foreignKeys: {} };
-    tables[c.table_name].columns[c.column_name] = { type: c.type, nullable: c.is_nullable === 'YES', hasDefault: c.column_default !== null };
+    tables[c.table_name].columns[c.column_name] = {
+      type: c.type,
+      nullable: c.is_nullable === 'YES',
+      hasDefault: c.column_default !== null,
+    };
   }
   // Every index of the schema, from pg_indexes, with its columns in order.
-  const indexes = await client.query<{ tablename: string; indexname: string; unique: boolean; primary: boolean; columns: string[] }>(
+  const indexes = await client.query<{
+    tablename: string;
+    indexname: string;
+    unique: boolean;
+    primary: boolean;
+    columns: string[];
+  }>(
     `SELECT i.tablename, i.indexname, x.indisunique AS unique, x.indisprimary AS primary,
             ARRAY(SELECT a.attname::text FROM unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
                   JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns
@@ -297,7 +346,15 @@ async function introspectPostgres(client: PgClient): Promise<Record<string, Tabl
       tables[i.tablename].indexes[i.indexname] = { columns: i.columns, unique: i.unique };
     }
   }
-  const fks = await client.query<{ conname: string; table: string; ref: string; del: string; upd: string; columns: string[]; refcolumns: string[] }>(
+  const fks = await client.query<{
+    conname: string;
+    table: string;
+    ref: string;
+    del: string;
+    upd: string;
+    columns: string[];
+    refcolumns: string[];
+  }>(
     `SELECT c.conname, t.relname AS table, f.relname AS ref, c.confdeltype::text AS del, c.confupdtype::text AS upd,
             ARRAY(SELECT a.attname::text FROM unnest(c.conkey) WITH ORDINALITY AS k(n, ord)
                   JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.ord) AS columns,

@@ -92,7 +92,9 @@ function sqliteHarness(): Harness {
       const db = new Database((target as { file: string }).file);
       try {
         const stmt = db.prepare(text);
-        return stmt.reader ? (stmt.all(...params) as Record<string, unknown>[]) : [{ changes: stmt.run(...params).changes }];
+        return stmt.reader
+          ? (stmt.all(...params) as Record<string, unknown>[])
+          : [{ changes: stmt.run(...params).changes }];
       } finally {
         db.close();
       }
@@ -139,7 +141,11 @@ const outcome = (e: StoredEvent) => e.payload as IdentificationEventPayload;
  * locks are per connection, but a second connection in this process would block this thread while it waits.
  * Resolves with its stdout lines; `onLine` sees each line as it arrives (with the child, to write to its stdin).
  */
-function tsChild(script: string, args: string[], onLine?: (line: string, child: ChildProcess) => void): Promise<string[]> {
+function tsChild(
+  script: string,
+  args: string[],
+  onLine?: (line: string, child: ChildProcess) => void,
+): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script, ...args], {
       cwd: REPO_ROOT,
@@ -186,7 +192,11 @@ function copyMigrations(provider: 'sqlite' | 'postgres', into: string): string {
 const tableExists = async (h: Harness, t: StorageTarget, table: string) =>
   (t.provider === 'sqlite'
     ? await h.sql(t, `SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?`, [table])
-    : await h.sql(t, `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = $1`, [table])
+    : await h.sql(
+        t,
+        `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' AND table_name = $1`,
+        [table],
+      )
   ).length === 1;
 
 for (const provider of ['sqlite', 'postgres'] as const) {
@@ -217,7 +227,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           `SELECT "migration_name", "checksum", "finished_at", "rolled_back_at", "applied_steps_count" FROM "_prisma_migrations"`,
         );
         const file = (name: string) =>
-          fs.readFileSync(path.join(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, name, 'migration.sql'), 'utf8');
+          fs.readFileSync(
+            path.join(provider === 'sqlite' ? SQLITE_MIGRATIONS : PG_MIGRATIONS, name, 'migration.sql'),
+            'utf8',
+          );
         expect(rows).toEqual(
           MIGRATIONS.map((name) => ({
             migration_name: name,
@@ -291,7 +304,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const dir = copyMigrations(provider, scratch);
         const second = path.join(dir, '20991231000000_extra');
         fs.mkdirSync(second);
-        fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\nCREATE TABLE oops (;\n');
+        fs.writeFileSync(
+          path.join(second, 'migration.sql'),
+          'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\nCREATE TABLE oops (;\n',
+        );
         await expect(migrate(t, { migrationsDir: dir })).rejects.toMatchObject({
           code: 'migration_failed',
           message: expect.stringContaining('20991231000000_extra'),
@@ -309,7 +325,9 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
         fs.writeFileSync(path.join(second, 'migration.sql'), 'CREATE TABLE "Extra" ("id" TEXT NOT NULL);\n');
         const result = await migrate(t, { migrationsDir: dir });
-        expect(result.applied).toEqual(provider === 'sqlite' ? [...MIGRATIONS, '20991231000000_extra'] : ['20991231000000_extra']);
+        expect(result.applied).toEqual(
+          provider === 'sqlite' ? [...MIGRATIONS, '20991231000000_extra'] : ['20991231000000_extra'],
+        );
         expect(await tableExists(h, t, 'Extra')).toBe(true);
       });
 
@@ -333,7 +351,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           };
           results = await Promise.all([run(), run(), run()]);
         }
-        expect(results.map((x) => x.applied.length).sort()).toEqual([...results.map(() => 0).slice(1), MIGRATIONS.length]);
+        expect(results.map((x) => x.applied.length).sort()).toEqual([
+          ...results.map(() => 0).slice(1),
+          MIGRATIONS.length,
+        ]);
         expect(await h.sql(t, `SELECT "id" FROM "_prisma_migrations"`)).toHaveLength(MIGRATIONS.length);
       }, 60_000);
 
@@ -398,7 +419,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         expect(await r.clinics.get('00000000-0000-4000-8000-000000000000')).toBeNull();
       });
 
-      it('set the languages of a clinic\'s SMS texts; a value this build does not know reads as the default', async () => {
+      it("set the languages of a clinic's SMS texts; a value this build does not know reads as the default", async () => {
         const clinic = await r.clinics.create('Polyclinic No. 2');
         expect(await r.clinics.setSmsLanguages(clinic.id, 'ru')).toEqual({ previous: 'kk+ru' });
         expect(await r.clinics.setSmsLanguages(clinic.id, 'kk')).toEqual({ previous: 'ru' });
@@ -420,11 +441,19 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const clinic = await r.clinics.create('C');
         const keyHash = sha256(randomBytes(8).toString('hex'));
         const ws = await r.workstations.create(clinic.id, 'Desk 1', keyHash);
-        expect(ws).toEqual({ id: expect.any(String), clinicId: clinic.id, name: 'Desk 1', createdAt: expect.any(Date), revokedAt: null });
+        expect(ws).toEqual({
+          id: expect.any(String),
+          clinicId: clinic.id,
+          name: 'Desk 1',
+          createdAt: expect.any(Date),
+          revokedAt: null,
+        });
         expect(await r.workstations.findByKeyHash(keyHash)).toEqual(ws);
         expect(await r.workstations.findByKeyHash(sha256('other'))).toBeNull();
         await expect(r.workstations.create(clinic.id, 'Desk 2', keyHash)).rejects.toThrow();
-        await expect(r.workstations.create('no-such-clinic', 'Desk', sha256('x'))).rejects.toMatchObject({ code: 'reference_not_found' });
+        await expect(r.workstations.create('no-such-clinic', 'Desk', sha256('x'))).rejects.toMatchObject({
+          code: 'reference_not_found',
+        });
       });
 
       it('upsert a patient once per clinic and IIN, concurrently too', async () => {
@@ -460,7 +489,14 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         expect(await r.templates.active(clinic.id, patient.id)).toBeNull();
         const first = enc(1);
         const t1 = (await r.templates.replace(clinic.id, patient.id, first, change)).template;
-        expect(t1).toEqual({ ...first, id: expect.any(String), clinicId: clinic.id, patientId: patient.id, createdAt: expect.any(Date), revokedAt: null });
+        expect(t1).toEqual({
+          ...first,
+          id: expect.any(String),
+          clinicId: clinic.id,
+          patientId: patient.id,
+          createdAt: expect.any(Date),
+          revokedAt: null,
+        });
         expect(Buffer.isBuffer(t1.ciphertext)).toBe(true);
         expect(await r.templates.active(clinic.id, patient.id)).toEqual(t1);
 
@@ -481,14 +517,18 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         await r.templates.replace(a.id, patient.id, enc(3), change);
         expect(await r.templates.active(b.id, patient.id)).toBeNull();
         expect(await r.templates.revoke(b.id, patient.id, admin)).toBe(0);
-        await expect(r.templates.replace(b.id, patient.id, enc(4), change)).rejects.toMatchObject({ code: 'reference_not_found' });
+        await expect(r.templates.replace(b.id, patient.id, enc(4), change)).rejects.toMatchObject({
+          code: 'reference_not_found',
+        });
         expect(await r.templates.active(a.id, patient.id)).toMatchObject({ keyId: 'k3' });
       });
 
       it('concurrent replacements leave exactly one active template', async () => {
         const clinic = await r.clinics.create('T2');
         const patient = await r.patients.upsert(clinic.id, '700101300333');
-        await Promise.all(Array.from({ length: 6 }, (_, i) => r.templates.replace(clinic.id, patient.id, enc(10 + i), change)));
+        await Promise.all(
+          Array.from({ length: 6 }, (_, i) => r.templates.replace(clinic.id, patient.id, enc(10 + i), change)),
+        );
         expect(await r.templates.revoke(clinic.id, patient.id, admin)).toBe(1);
       });
     });
@@ -568,7 +608,9 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
       it('let exactly one of several concurrent uses of a token win', async () => {
         const { tokenHash } = await newSession();
-        const results = await Promise.all(Array.from({ length: 8 }, () => r.sessions.consumeToken(tokenHash, new Date())));
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => r.sessions.consumeToken(tokenHash, new Date())),
+        );
         expect(results.filter((x) => x !== null)).toHaveLength(1);
       });
 
@@ -578,21 +620,41 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const since = new Date(Date.now() - 60_000);
         const failed = await newSession(60_000, patient);
         expect(await r.sessions.consumeToken(failed.tokenHash, new Date())).not.toBeNull();
-        await r.verdicts.finish({ clinicId, sessionId: failed.session.id, result: 'no_match', method: 'face', score: 0.2, liveness: null, timings: null });
+        await r.verdicts.finish({
+          clinicId,
+          sessionId: failed.session.id,
+          result: 'no_match',
+          method: 'face',
+          score: 0.2,
+          liveness: null,
+          timings: null,
+        });
         const tokens = await Promise.all(Array.from({ length: 6 }, () => newSession(60_000, patient)));
-        const results = await Promise.all(tokens.map((t) => r.sessions.admitFace(t.tokenHash, new Date(), { since, max: 3 })));
+        const results = await Promise.all(
+          tokens.map((t) => r.sessions.admitFace(t.tokenHash, new Date(), { since, max: 3 })),
+        );
         // One failed + two running = three: the other four wait for a result, their tokens unused.
         expect(results.filter((x) => x.ok)).toHaveLength(2);
         const refused = results.filter((x) => !x.ok);
         expect(refused).toHaveLength(4);
-        for (const x of refused) expect(x).toMatchObject({ reason: 'attempts_exceeded', clinicId, failed: 1, inFlight: 2 });
+        for (const x of refused)
+          expect(x).toMatchObject({ reason: 'attempts_exceeded', clinicId, failed: 1, inFlight: 2 });
         // A refused token is still unused (the session can go to the code path); an unknown one is just invalid.
         const unused = tokens.find((_, i) => !results[i].ok)!;
-        expect(await r.sessions.get(clinicId, unused.session.id)).toMatchObject({ state: 'created', tokenUsedAt: null });
-        expect(await r.sessions.admitFace(sha256('unknown'), new Date(), { since, max: 3 })).toEqual({ ok: false, reason: 'token_invalid' });
+        expect(await r.sessions.get(clinicId, unused.session.id)).toMatchObject({
+          state: 'created',
+          tokenUsedAt: null,
+        });
+        expect(await r.sessions.admitFace(sha256('unknown'), new Date(), { since, max: 3 })).toEqual({
+          ok: false,
+          reason: 'token_invalid',
+        });
         // Another patient is not held up by this one's attempts.
         const mine = await newSession();
-        expect(await r.sessions.admitFace(mine.tokenHash, new Date(), { since, max: 3 })).toMatchObject({ ok: true, session: { id: mine.session.id, state: 'connected' } });
+        expect(await r.sessions.admitFace(mine.tokenHash, new Date(), { since, max: 3 })).toMatchObject({
+          ok: true,
+          session: { id: mine.session.id, state: 'connected' },
+        });
       });
 
       it("end a patient's earlier unused face tokens when a new one is opened", async () => {
@@ -640,7 +702,15 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const { session } = await newSession();
         const results = await Promise.all(
           (['match', 'no_match', 'timeout', 'error'] as const).map((result) =>
-            r.verdicts.finish({ clinicId, sessionId: session.id, result, method: 'face', score: null, liveness: null, timings: null }),
+            r.verdicts.finish({
+              clinicId,
+              sessionId: session.id,
+              result,
+              method: 'face',
+              score: null,
+              liveness: null,
+              timings: null,
+            }),
           ),
         );
         const stored = results.filter((v) => v !== null);
@@ -651,7 +721,15 @@ for (const provider of ['sqlite', 'postgres'] as const) {
       it("refuse a verdict for another clinic's session, leaving the session as it was", async () => {
         const { session } = await newSession();
         await expect(
-          r.verdicts.finish({ clinicId: otherClinicId, sessionId: session.id, result: 'match', method: 'face', score: 1, liveness: null, timings: null }),
+          r.verdicts.finish({
+            clinicId: otherClinicId,
+            sessionId: session.id,
+            result: 'match',
+            method: 'face',
+            score: 1,
+            liveness: null,
+            timings: null,
+          }),
         ).rejects.toMatchObject({ code: 'reference_not_found' });
         expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
       });
@@ -659,9 +737,20 @@ for (const provider of ['sqlite', 'postgres'] as const) {
       it('count failed face sessions of a patient since a time', async () => {
         const patient = (await r.patients.upsert(clinicId, '650505400555')).id;
         const since = new Date(Date.now() - 1000);
-        const finishWith = async (result: 'match' | 'no_match' | 'spoof_suspected' | 'timeout', method: 'face' | 'code' = 'face') => {
+        const finishWith = async (
+          result: 'match' | 'no_match' | 'spoof_suspected' | 'timeout',
+          method: 'face' | 'code' = 'face',
+        ) => {
           const { session } = await newSession(60_000, patient);
-          await r.verdicts.finish({ clinicId, sessionId: session.id, result, method, score: null, liveness: null, timings: null });
+          await r.verdicts.finish({
+            clinicId,
+            sessionId: session.id,
+            result,
+            method,
+            score: null,
+            liveness: null,
+            timings: null,
+          });
         };
         await finishWith('no_match');
         await finishWith('spoof_suspected');
@@ -675,7 +764,15 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         // Another patient of the clinic, whose only face session matched.
         const matched = (await r.patients.upsert(clinicId, '650505400666')).id;
         const { session } = await newSession(60_000, matched);
-        await r.verdicts.finish({ clinicId, sessionId: session.id, result: 'match', method: 'face', score: 0.9, liveness: null, timings: null });
+        await r.verdicts.finish({
+          clinicId,
+          sessionId: session.id,
+          result: 'match',
+          method: 'face',
+          score: 0.9,
+          liveness: null,
+          timings: null,
+        });
         expect(await r.sessions.countFailedFace(clinicId, matched, since)).toBe(0);
       });
 
@@ -777,9 +874,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             ),
           );
           const otherBefore = await r.events.latestSeq(clinicId);
-          await Promise.all(
-            sessions.map((x) => r.verdicts.finish({ ...face(x.id), clinicId: own.id })),
-          );
+          await Promise.all(sessions.map((x) => r.verdicts.finish({ ...face(x.id), clinicId: own.id })));
           const events = await r.events.after(own.id, 0, 100);
           expect(events.map((e) => e.seq)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
           expect(new Set(events.map((e) => outcome(e).sessionId))).toEqual(new Set(sessions.map((x) => x.id)));
@@ -807,14 +902,29 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             codeExpiresAt: new Date(Date.now() + 300_000),
             refusal: { reason: 'patient_refused_photo' },
           });
-          expect(started).toMatchObject({ id: session.id, state: 'code_pending', refusalReason: 'patient_refused_photo' });
+          expect(started).toMatchObject({
+            id: session.id,
+            state: 'code_pending',
+            refusalReason: 'patient_refused_photo',
+          });
           expect(
-            await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date() }),
+            await r.sessions.beginCodePath({
+              clinicId,
+              sessionId: session.id,
+              codeHash: codeHash(),
+              codeExpiresAt: new Date(),
+            }),
           ).toBeNull();
           // The face token died with the face path.
           expect(started!.tokenExpiresAt.getTime()).toBeLessThanOrEqual(Date.now());
           expect(await r.verdicts.finish(face(session.id))).toBeNull();
-          const verdict = await r.verdicts.finish({ ...face(session.id), method: 'code', score: null, liveness: null, timings: null });
+          const verdict = await r.verdicts.finish({
+            ...face(session.id),
+            method: 'code',
+            score: null,
+            liveness: null,
+            timings: null,
+          });
           expect(verdict).toMatchObject({ method: 'code', result: 'match' });
           const events = await r.events.after(clinicId, before, 10);
           expect(events.map((e) => [e.type, outcome(e).method, outcome(e).result, outcome(e).reason])).toEqual([
@@ -823,13 +933,21 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           ]);
           // Statistics count both: each row of outcomeCounts grew by what this session added.
           const counted = (rows: OutcomeCount[], o: Omit<OutcomeCount, 'count'>) =>
-            rows.find((x) => x.type === o.type && x.method === o.method && x.result === o.result && x.reason === o.reason)?.count ?? 0;
+            rows.find(
+              (x) => x.type === o.type && x.method === o.method && x.result === o.result && x.reason === o.reason,
+            )?.count ?? 0;
           const countsAfter = await r.events.outcomeCounts(clinicId, ...ever);
           const grown = countsAfter
             .map((x) => ({ ...x, count: x.count - counted(countsBefore, x) }))
             .filter((x) => x.count !== 0);
           expect(grown).toEqual([
-            { type: 'identification.refused', method: 'none', result: 'refused', reason: 'patient_refused_photo', count: 1 },
+            {
+              type: 'identification.refused',
+              method: 'none',
+              result: 'refused',
+              reason: 'patient_refused_photo',
+              count: 1,
+            },
             { type: 'identification.verdict', method: 'code', result: 'match', reason: null, count: 1 },
           ]);
         });
@@ -902,7 +1020,9 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           }
           const month = [new Date(started.getTime() - 30 * day), window[1]] as const;
           expect(await r.events.verdictDurations(own.id, ...month, request)).toEqual(d);
-          expect((await r.events.outcomeCounts(own.id, ...month)).sort((a, b) => a.result.localeCompare(b.result))).toEqual(counts);
+          expect(
+            (await r.events.outcomeCounts(own.id, ...month)).sort((a, b) => a.result.localeCompare(b.result)),
+          ).toEqual(counts);
           const moved = await r.events.verdictDurations(own.id, month[0], started, request);
           expect([moved.face.count, moved.code.count, moved.all.count]).toEqual([2, 0, 2]);
           expect(await r.events.outcomeCounts(own.id, month[0], started)).toEqual([
@@ -915,10 +1035,19 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           const before = await r.events.verdictDurations(own.id, new Date(0), month[0], request);
           expect(before.all).toEqual(
             provider === 'postgres'
-              ? { kind: 'exact', count: 0, quantiles: [{ q: 0.5, value: null }, { q: 0.9, value: null }] }
+              ? {
+                  kind: 'exact',
+                  count: 0,
+                  quantiles: [
+                    { q: 0.5, value: null },
+                    { q: 0.9, value: null },
+                  ],
+                }
               : { kind: 'histogram', count: 0, buckets: [] },
           );
-          await expect(r.events.verdictDurations(own.id, ...window, { quantiles: [1.5], histogramBits: 8 })).rejects.toThrow(RangeError);
+          await expect(
+            r.events.verdictDurations(own.id, ...window, { quantiles: [1.5], histogramBits: 8 }),
+          ).rejects.toThrow(RangeError);
         });
 
         it('read a year of statistics in weekly turns on SQLite, so an operation queued meanwhile waits for one only', async () => {
@@ -934,7 +1063,9 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             await Promise.all([reading, other]);
             // SQLite runs one operation at a time, in the order asked: the verdict goes after the first week (of 53).
             // PostgreSQL has a pool and reads the year at once.
-            expect(order).toEqual(provider === 'sqlite' ? ['stats', 'verdict', ...Array(52).fill('stats')] : ['stats', 'verdict']);
+            expect(order).toEqual(
+              provider === 'sqlite' ? ['stats', 'verdict', ...Array(52).fill('stats')] : ['stats', 'verdict'],
+            );
           } finally {
             await db.close();
           }
@@ -942,54 +1073,108 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
         it('count wrong codes atomically and stop at the cap; a used or expired code cannot be tried', async () => {
           const { session } = await newSession();
-          await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: session.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() + 60_000),
+          });
           const code = (await r.codes.forSession(clinicId, session.id))!;
-          expect(code).toMatchObject({ sessionId: session.id, attempts: 0, sends: 1, usedAt: null, workstationId, patientId });
+          expect(code).toMatchObject({
+            sessionId: session.id,
+            attempts: 0,
+            sends: 1,
+            usedAt: null,
+            workstationId,
+            patientId,
+          });
           expect(await r.codes.forSession(otherClinicId, session.id)).toBeNull();
           const now = new Date();
           const tries = await Promise.all(Array.from({ length: 7 }, () => r.codes.recordFailure(code.id, 5, now)));
           expect(tries.filter((t) => t !== null).sort()).toEqual([1, 2, 3, 4, 5]);
           expect(await r.codes.markUsed(code.id, 5, now)).toBe(false);
-          expect(await r.codes.failedAttempts(clinicId, { patientId }, new Date(Date.now() - 60_000))).toBeGreaterThanOrEqual(5);
-          expect(await r.codes.failedAttempts(clinicId, { workstationId }, new Date(Date.now() - 60_000))).toBeGreaterThanOrEqual(5);
+          expect(
+            await r.codes.failedAttempts(clinicId, { patientId }, new Date(Date.now() - 60_000)),
+          ).toBeGreaterThanOrEqual(5);
+          expect(
+            await r.codes.failedAttempts(clinicId, { workstationId }, new Date(Date.now() - 60_000)),
+          ).toBeGreaterThanOrEqual(5);
           expect(await r.codes.failedAttempts(otherClinicId, { patientId }, new Date(Date.now() - 60_000))).toBe(0);
 
           const { session: s2 } = await newSession();
-          await r.sessions.beginCodePath({ clinicId, sessionId: s2.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: s2.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() + 60_000),
+          });
           const c2 = (await r.codes.forSession(clinicId, s2.id))!;
           expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(true);
           expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(false);
           expect(await r.codes.recordFailure(c2.id, 5, new Date())).toBeNull();
           expect(await r.codes.markUsed(c2.id, 5, new Date(Date.now() + 120_000))).toBe(false);
-          expect(await r.codes.replace(c2.id, { codeHash: codeHash(), expiresAt: new Date(), maxAttempts: 5, maxSends: 3 })).toBeNull();
+          expect(
+            await r.codes.replace(c2.id, { codeHash: codeHash(), expiresAt: new Date(), maxAttempts: 5, maxSends: 3 }),
+          ).toBeNull();
         });
 
         it('replace a lost code: new hash and expiry, the wrong attempts kept, the sends counted and capped', async () => {
           const { session } = await newSession();
-          await r.sessions.beginCodePath({ clinicId, sessionId: session.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() + 60_000) });
+          await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: session.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() + 60_000),
+          });
           const first = (await r.codes.forSession(clinicId, session.id))!;
           expect(await r.codes.recordFailure(first.id, 5, new Date())).toBe(1);
           const hash = codeHash();
           const expiresAt = new Date(Date.now() + 300_000);
           const second = await r.codes.replace(first.id, { codeHash: hash, expiresAt, maxAttempts: 5, maxSends: 3 });
-          expect(second).toMatchObject({ id: first.id, codeHash: hash, expiresAt, attempts: 1, sends: 2, usedAt: null });
-          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 })).toMatchObject({ sends: 3 });
-          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 })).toBeNull();
-          expect(await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 1, maxSends: 9 })).toBeNull();
+          expect(second).toMatchObject({
+            id: first.id,
+            codeHash: hash,
+            expiresAt,
+            attempts: 1,
+            sends: 2,
+            usedAt: null,
+          });
+          expect(
+            await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 }),
+          ).toMatchObject({ sends: 3 });
+          expect(
+            await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 5, maxSends: 3 }),
+          ).toBeNull();
+          expect(
+            await r.codes.replace(first.id, { codeHash: codeHash(), expiresAt, maxAttempts: 1, maxSends: 9 }),
+          ).toBeNull();
         });
 
         it('find the sessions nobody can finish any more, and end them with an expired event', async () => {
           const { session: unused } = await newSession(-1000);
           const { session: waiting } = await newSession();
           const { session: coded } = await newSession();
-          await r.sessions.beginCodePath({ clinicId, sessionId: coded.id, codeHash: codeHash(), codeExpiresAt: new Date(Date.now() - 1) });
+          await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: coded.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() - 1),
+          });
           const stale = (await r.sessions.stale(new Date(), new Date(Date.now() - 60_000), 1000)).map((x) => x.id);
           expect(stale).toEqual(expect.arrayContaining([unused.id, coded.id]));
           expect(stale).not.toContain(waiting.id);
           const before = await r.events.latestSeq(clinicId);
           for (const id of [unused.id, coded.id]) {
             expect(
-              await r.verdicts.finish({ clinicId, sessionId: id, result: 'expired', method: 'none', score: null, liveness: null, timings: null }),
+              await r.verdicts.finish({
+                clinicId,
+                sessionId: id,
+                result: 'expired',
+                method: 'none',
+                score: null,
+                liveness: null,
+                timings: null,
+              }),
             ).not.toBeNull();
           }
           expect((await r.sessions.get(clinicId, unused.id))!.state).toBe('expired');
@@ -1000,10 +1185,25 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         });
 
         it('record a face lock-out that has no session', async () => {
-          const event = await r.events.appendLockout({ clinicId, patientId, appointmentId: 'apt-locked', channel: 'in_person' });
-          expect(event.payload).toMatchObject({ type: 'identification.locked_out', sessionId: null, method: 'face', iin: '650505400444' });
+          const event = await r.events.appendLockout({
+            clinicId,
+            patientId,
+            appointmentId: 'apt-locked',
+            channel: 'in_person',
+          });
+          expect(event.payload).toMatchObject({
+            type: 'identification.locked_out',
+            sessionId: null,
+            method: 'face',
+            iin: '650505400444',
+          });
           await expect(
-            r.events.appendLockout({ clinicId: otherClinicId, patientId, appointmentId: 'apt-x', channel: 'in_person' }),
+            r.events.appendLockout({
+              clinicId: otherClinicId,
+              patientId,
+              appointmentId: 'apt-x',
+              channel: 'in_person',
+            }),
           ).rejects.toMatchObject({ code: 'reference_not_found' });
         });
       });
@@ -1039,13 +1239,21 @@ for (const provider of ['sqlite', 'postgres'] as const) {
 
         expect((await r.audit.list(clinic.id, 10)).map((e) => e.subject)).toEqual(['s2', 's0']);
         expect((await r.audit.list(clinic.id, 1)).map((e) => e.subject)).toEqual(['s2']);
-        expect((await r.audit.list(null, 10)).filter((e) => e.action === 'test.appended').map((e) => e.subject)).toEqual([null]);
+        expect(
+          (await r.audit.list(null, 10)).filter((e) => e.action === 'test.appended').map((e) => e.subject),
+        ).toEqual([null]);
         expect(await r.audit.list((await r.clinics.create('Other')).id, 10)).toEqual([]);
         expect(await verifyAuditChain(r.audit)).toBeNull();
       });
 
       it('hashes the canonical JSON: key order does not matter', async () => {
-        const e = await r.audit.append({ clinicId: null, actor: 'cli', action: 'test.order', subject: null, detail: { b: 1, a: { d: 2, c: 3 } } });
+        const e = await r.audit.append({
+          clinicId: null,
+          actor: 'cli',
+          action: 'test.order',
+          subject: null,
+          detail: { b: 1, a: { d: 2, c: 3 } },
+        });
         const swapped = { ...e, detail: { a: { c: 3, d: 2 }, b: 1 } };
         expect(auditMac(AUDIT_KEY, 'test1', e.prevHash, swapped)).toBe(e.hash);
       });
@@ -1056,7 +1264,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         if (target.provider === 'postgres') {
           const second = await openStorage(target, { auditKeys: AUDIT_KEYS }); // its own pool, as a second process would have
           try {
-            await Promise.all([mine(), ...Array.from({ length: 25 }, (_, i) => second.repos.audit.append(entry(200 + i)))]);
+            await Promise.all([
+              mine(),
+              ...Array.from({ length: 25 }, (_, i) => second.repos.audit.append(entry(200 + i))),
+            ]);
           } finally {
             await second.close();
           }
@@ -1099,9 +1310,13 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             (rows) => `not refused: ${JSON.stringify(rows)}`,
             (err: { message?: unknown }) => String(err?.message),
           );
-        expect(await refusal(`UPDATE "AuditLog" SET "actor" = 'mallory' WHERE "seq" = ${e.seq}`)).toMatch(/append-only/);
+        expect(await refusal(`UPDATE "AuditLog" SET "actor" = 'mallory' WHERE "seq" = ${e.seq}`)).toMatch(
+          /append-only/,
+        );
         expect(await refusal(`DELETE FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toMatch(/append-only/);
-        expect(await h.sql(target, `SELECT "actor" FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toEqual([{ actor: 'system' }]);
+        expect(await h.sql(target, `SELECT "actor" FROM "AuditLog" WHERE "seq" = ${e.seq}`)).toEqual([
+          { actor: 'system' },
+        ]);
       });
 
       /** Somebody with the database owner's rights: switch the guard off, change a row, switch it on again. */
@@ -1109,7 +1324,9 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         if (provider === 'sqlite') {
           const db = new Database((t as { file: string }).file);
           try {
-            const triggers = db.prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'AuditLog'`).all() as { sql: string }[];
+            const triggers = db
+              .prepare(`SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'AuditLog'`)
+              .all() as { sql: string }[];
             db.exec(`DROP TRIGGER "AuditLog_no_update"`);
             db.exec(`DROP TRIGGER "AuditLog_no_delete"`);
             db.exec(`UPDATE "AuditLog" SET ${set} WHERE "seq" = ${seq}`);
@@ -1150,7 +1367,11 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const tail = await r.audit.entriesAfter(victim.seq - 1, 10_000);
         expect(tail.every((e) => e.keyId === null)).toBe(true);
         expect(tail[0].detail).toEqual({ i: 999 });
-        expect((await walkAuditChain(r.audit)).broken).toEqual({ seq: victim.seq, reason: 'unkeyed_after_keyed', keyId: null });
+        expect((await walkAuditChain(r.audit)).broken).toEqual({
+          seq: victim.seq,
+          reason: 'unkeyed_after_keyed',
+          keyId: null,
+        });
         expect(await verifyAuditChain(r.audit)).toBe(victim.seq);
       });
 
@@ -1160,13 +1381,21 @@ for (const provider of ['sqlite', 'postgres'] as const) {
         const t = await h.fresh();
         const dir = copyMigrations(provider, scratch);
         for (const name of fs.readdirSync(dir)) {
-          if (/^\d{14}_/.test(name) && name >= '20261204140000_audit_hmac') fs.rmSync(path.join(dir, name), { recursive: true });
+          if (/^\d{14}_/.test(name) && name >= '20261204140000_audit_hmac')
+            fs.rmSync(path.join(dir, name), { recursive: true });
         }
         await migrate(t, { migrationsDir: dir });
         const legacy = [];
         let prev = AUDIT_GENESIS;
         for (let i = 0; i < 3; i++) {
-          const fields = { clinicId: null, actor: 'cli', action: 'clinic.created', subject: `old${i}`, detail: { i }, at: new Date(Date.UTC(2026, 10, 28, 12, i)) };
+          const fields = {
+            clinicId: null,
+            actor: 'cli',
+            action: 'clinic.created',
+            subject: `old${i}`,
+            detail: { i },
+            at: new Date(Date.UTC(2026, 10, 28, 12, i)),
+          };
           const hash = auditHash(prev, fields);
           const at = provider === 'sqlite' ? fields.at.toISOString().replace('Z', '+00:00') : fields.at.toISOString();
           await h.sql(
@@ -1214,7 +1443,8 @@ describe('StorageModule', () => {
     const app = await NestFactory.createApplicationContext(Root, { logger: false });
     try {
       const clinics = app.get<ClinicRepository>(CLINICS);
-      for (const token of [WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT]) expect(app.get(token)).toBeDefined();
+      for (const token of [WORKSTATIONS, PATIENTS, TEMPLATES, SESSIONS, VERDICTS, AUDIT])
+        expect(app.get(token)).toBeDefined();
       const clinic = await clinics.create('Module clinic');
       expect(fs.existsSync(path.join(dataDir, 'faceid.db'))).toBe(true);
       await app.close();

@@ -105,7 +105,10 @@ class EchoHandler implements SessionTransportHandler {
 
   /** Sends large server messages (light challenges of 1000 colours, ~30 KB) until the connection closes, at most 5000. */
   private flood(conn: FrameConnection): void {
-    const colours = Array.from({ length: 1000 }, (_, k) => ({ rgb: [k % 256, 255 - (k % 256), 128] as [number, number, number], ms: 100 + k }));
+    const colours = Array.from({ length: 1000 }, (_, k) => ({
+      rgb: [k % 256, 255 - (k % 256), 128] as [number, number, number],
+      ms: 100 + k,
+    }));
     const record = { conn: conn.id, sent: 0, maxBuffered: 0, stoppedByClose: false };
     for (let k = 0; k < 5000; k++) {
       conn.sendJson({ type: 'challenge', kind: 'light', challengeId: `c${k}`, colours });
@@ -211,7 +214,9 @@ class Client {
       ws.once('open', () => resolve());
       ws.once('error', reject);
     });
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })),
+    );
     ws.on('error', () => undefined);
   }
 
@@ -274,13 +279,20 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
 
   it('logs which transport (and, for ws, which unmasking) is in use', () => {
     const start = logLines(t).find((l) => l.msg.startsWith('WebSocket transport:'));
-    expect(start?.msg).toMatch(kind === 'ws' ? /ws on the HTTP server.*unmasking: bufferutil \(native\)/ : /uWebSockets\.js \(native\)/);
+    expect(start?.msg).toMatch(
+      kind === 'ws' ? /ws on the HTTP server.*unmasking: bufferutil \(native\)/ : /uWebSockets\.js \(native\)/,
+    );
   });
 
   it('accepts the token in the subprotocol, answers faceid.v1, and passes frames and texts in order', async () => {
     const c = await openClient(t);
     expect(c.ws.protocol).toBe('faceid.v1');
-    expect(c.messages[0]).toEqual({ type: 'ready', sessionId: expect.stringMatching(/^s-/), maxPayload: MAX, fps: { min: 5, max: 15 } });
+    expect(c.messages[0]).toEqual({
+      type: 'ready',
+      sessionId: expect.stringMatching(/^s-/),
+      maxPayload: MAX,
+      fps: { min: 5, max: 15 },
+    });
     const auth = t.handler.auths[t.handler.auths.length - 1];
     expect(auth).toEqual({ token: GOOD_TOKEN, origin: t.origin, remoteAddress: expect.stringMatching(/127\.0\.0\.1/) });
 
@@ -288,7 +300,9 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
     c.ws.send(JSON.stringify({ type: 'hello', client: 'test/1' }));
     sizes.forEach((n, i) => c.ws.send(frame(i, n)));
     await c.waitFor(1 + sizes.length);
-    expect(c.messages.slice(1)).toEqual(sizes.map((n, i) => ({ type: 'error', code: 'echo', message: String(n + 20), seq: i })));
+    expect(c.messages.slice(1)).toEqual(
+      sizes.map((n, i) => ({ type: 'error', code: 'echo', message: String(n + 20), seq: i })),
+    );
     expect(t.handler.texts.at(-1)).toEqual({ conn: expect.any(String), type: 'hello' });
 
     c.ws.send(JSON.stringify({ type: 'cancel' }));
@@ -413,7 +427,12 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
         host: url.hostname,
         port: url.port,
         path: '/ws/other',
-        headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+        headers: {
+          Connection: 'Upgrade',
+          Upgrade: 'websocket',
+          'Sec-WebSocket-Version': '13',
+          'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==',
+        },
       });
       const done = (code: number | undefined) => {
         req.destroy();
@@ -485,7 +504,11 @@ describe.each(['ws', 'uws'] as const)('per-connection limits: %s', (kind) => {
     for (let k = 0; k < 1000; k++) c.ws.send(bad);
     expect(await c.closed).toEqual({ code: 4008, reason: 'too_many_errors' });
     expect(errors(c)).toBe(10);
-    expect(c.messages.filter((m) => m.type === 'error').every((m) => m.type === 'error' && m.code === 'protocol_bad_message')).toBe(true);
+    expect(
+      c.messages
+        .filter((m) => m.type === 'error')
+        .every((m) => m.type === 'error' && m.code === 'protocol_bad_message'),
+    ).toBe(true);
     // Not one message after the one that closed it reached the handler: 10 answered, the 11th closed.
     await until(() => t.handler.closed.some((x) => x.id === id));
     expect(t.handler.badTexts.filter((x) => x === id)).toHaveLength(11);
@@ -587,6 +610,8 @@ describe('uWS native build check', () => {
   });
 
   it('refuses with transport_unavailable when no native build matches (instead of the JS fallback)', () => {
-    expect(() => loadNativeUws('999')).toThrow(expect.objectContaining({ code: 'transport_unavailable', message: expect.stringMatching(/WS_TRANSPORT=ws/) }));
+    expect(() => loadNativeUws('999')).toThrow(
+      expect.objectContaining({ code: 'transport_unavailable', message: expect.stringMatching(/WS_TRANSPORT=ws/) }),
+    );
   });
 });

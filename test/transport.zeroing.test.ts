@@ -101,8 +101,14 @@ async function run(mode: 'real' | 'control', kind: 'ws' | 'uws' = 'ws'): Promise
   const handler = new WipingHandler();
   const server: Server = createServer();
   const silent = { log: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined };
-  const options = { handler, maxPayload: 256 * 1024, origins: { allowed: ['*'], httpPort: () => null }, logger: silent };
-  const transport = kind === 'ws' ? new WsTransport(server, options) : new UwsTransport({ ...options, host: '127.0.0.1', port: 0 });
+  const options = {
+    handler,
+    maxPayload: 256 * 1024,
+    origins: { allowed: ['*'], httpPort: () => null },
+    logger: silent,
+  };
+  const transport =
+    kind === 'ws' ? new WsTransport(server, options) : new UwsTransport({ ...options, host: '127.0.0.1', port: 0 });
   await transport.start();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = kind === 'ws' ? (server.address() as AddressInfo).port : transport.port();
@@ -111,7 +117,9 @@ async function run(mode: 'real' | 'control', kind: 'ws' | 'uws' = 'ws'): Promise
   let stdout = '';
   let stderr = '';
   try {
-    const child = spawn(process.execPath, ['-e', CLIENT, url, String(FRAMES), String(NEEDLE), String(DEFAULT_MASK)], { cwd: ROOT });
+    const child = spawn(process.execPath, ['-e', CLIENT, url, String(FRAMES), String(NEEDLE), String(DEFAULT_MASK)], {
+      cwd: ROOT,
+    });
     child.stdout.on('data', (d: Buffer) => (stdout += d));
     child.stderr.on('data', (d: Buffer) => (stderr += d));
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
@@ -160,10 +168,12 @@ describe('ws transport zeroing (memory scan)', () => {
   // every frame would be found. What uWS keeps natively is measured here: in 29 runs (load average 5 to 17 on 2
   // cores), 2 to 4 of the 16 frames and 4 to 9 of 80 needles; the frames kept were the last 5 sent but once (an early
   // one, under load), so only their number is bounded, with a margin of 2 over the most seen.
-  it('uws (known leak, measured): the adapter wipes what it can reach; uWS\'s native buffers keep a few recent frames', async () => {
+  it("uws (known leak, measured): the adapter wipes what it can reach; uWS's native buffers keep a few recent frames", async () => {
     const r = await run('real', 'uws');
     expect(r.frames).toBe(FRAMES + 1); // + the trailing non-frame message
-    console.log(`uws known leak: ${r.leakedFrames.length}/${FRAMES} frames (${r.leakedFrames.join(',')}), ${r.found}/${r.needles} needles`);
+    console.log(
+      `uws known leak: ${r.leakedFrames.length}/${FRAMES} frames (${r.leakedFrames.join(',')}), ${r.found}/${r.needles} needles`,
+    );
     expect(r.leakedFrames.length).toBeLessThanOrEqual(6);
   });
 });

@@ -19,7 +19,11 @@ import { openFaceSession } from './support/sessions';
 
 type Json = any; // answers are checked field by field
 
-async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -118,7 +122,12 @@ for (const kind of TEST_DATABASES) {
     const listeners: Listener[] = [];
     const servers: net.Server[] = [];
 
-    const api = async (method: string, url: string, key: string, body?: unknown): Promise<{ status: number; body: Json }> => {
+    const api = async (
+      method: string,
+      url: string,
+      key: string,
+      body?: unknown,
+    ): Promise<{ status: number; body: Json }> => {
       const res = await fetch(base + url, {
         method,
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
@@ -176,9 +185,14 @@ for (const kind of TEST_DATABASES) {
       resolver.lookup = async (host: string): Promise<ResolvedAddress[]> => {
         lookups.push(host);
         if (host === 'rebind.faceid.test' || host === 'local.faceid.test') return [{ address: '127.0.0.1', family: 4 }];
-        if (host === 'mixed.faceid.test') return [{ address: '93.184.216.34', family: 4 }, { address: '127.0.0.1', family: 4 }];
+        if (host === 'mixed.faceid.test')
+          return [
+            { address: '93.184.216.34', family: 4 },
+            { address: '127.0.0.1', family: 4 },
+          ];
         if (host === 'metadata.faceid.test') return [{ address: '::ffff:169.254.169.254', family: 6 }];
-        if (host === 'pinned.faceid.test') return [{ address: ++pinnedCalls % 2 === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }];
+        if (host === 'pinned.faceid.test')
+          return [{ address: ++pinnedCalls % 2 === 1 ? '127.0.0.1' : '127.0.0.2', family: 4 }];
         return system(host);
       };
       await app.listen(0, '127.0.0.1');
@@ -222,19 +236,29 @@ for (const kind of TEST_DATABASES) {
       const hooks = [];
       // The names are public-looking when registered: the URL alone shows nothing to refuse.
       for (const name of ['rebind', 'mixed', 'metadata']) {
-        const created = await api('POST', '/webhooks', misKey, { url: `http://${name}.faceid.test:${listener.port}/hooks` });
+        const created = await api('POST', '/webhooks', misKey, {
+          url: `http://${name}.faceid.test:${listener.port}/hooks`,
+        });
         expect(created.status).toBe(201);
         hooks.push(created.body.id as string);
       }
       await verdict();
       const records = await Promise.all(hooks.map((id) => deliveries(id, 1)));
       for (const [d] of records) {
-        expect(d).toMatchObject({ outcome: 'failed', status: null, error: 'refused_destination', attempt: 1, eventSeq: 1 });
+        expect(d).toMatchObject({
+          outcome: 'failed',
+          status: null,
+          error: 'refused_destination',
+          attempt: 1,
+          eventSeq: 1,
+        });
       }
       // Every attempt is recorded and finished: had any connected, the listener would have counted it by now.
       expect(listener.connections).toBe(0);
       expect(listener.requests).toEqual([]);
-      expect(lookups).toEqual(expect.arrayContaining(['rebind.faceid.test', 'mixed.faceid.test', 'metadata.faceid.test']));
+      expect(lookups).toEqual(
+        expect.arrayContaining(['rebind.faceid.test', 'mixed.faceid.test', 'metadata.faceid.test']),
+      );
       for (const id of hooks) expect((await api('DELETE', `/webhooks/${id}`, misKey)).status).toBe(204);
     });
 
@@ -259,12 +283,18 @@ for (const kind of TEST_DATABASES) {
       const open = await resettingPort();
       servers.push(open);
       const closed = await closedPort();
-      const resetHook = await api('POST', '/webhooks', misKey, { url: `http://local.faceid.test:${(open.address() as AddressInfo).port}/h` });
+      const resetHook = await api('POST', '/webhooks', misKey, {
+        url: `http://local.faceid.test:${(open.address() as AddressInfo).port}/h`,
+      });
       const closedHook = await api('POST', '/webhooks', misKey, { url: `http://local.faceid.test:${closed}/h` });
       expect([resetHook.status, closedHook.status]).toEqual([201, 201]);
       await verdict();
-      const [[reset], [refused]] = await Promise.all([deliveries(resetHook.body.id, 1), deliveries(closedHook.body.id, 1)]);
-      for (const d of [reset, refused]) expect(d).toMatchObject({ outcome: 'failed', status: null, error: 'unreachable' });
+      const [[reset], [refused]] = await Promise.all([
+        deliveries(resetHook.body.id, 1),
+        deliveries(closedHook.body.id, 1),
+      ]);
+      for (const d of [reset, refused])
+        expect(d).toMatchObject({ outcome: 'failed', status: null, error: 'unreachable' });
       const shown = JSON.stringify([reset, refused]);
       expect(shown).not.toMatch(/ECONN|connection_re|127\.0\.0\.1/);
     });

@@ -91,7 +91,10 @@ for (const kind of TEST_DATABASES) {
 
         // A desk's own setting overrides its clinic's, for that desk only.
         expect(await r.workstations.setLivenessChallenges(clinic, own, 'turn,blink')).toEqual({ previous: null });
-        expect(await r.workstations.livenessChallenges(clinic, own)).toEqual({ workstation: 'turn,blink', clinic: 'light,turn,blink' });
+        expect(await r.workstations.livenessChallenges(clinic, own)).toEqual({
+          workstation: 'turn,blink',
+          clinic: 'light,turn,blink',
+        });
         expect(await policy().forSession(clinic, own)).toEqual(parseChallenges('turn,blink'));
         expect(await policy().forSession(clinic, plain)).toEqual(parseChallenges('light,turn,blink'));
 
@@ -184,14 +187,23 @@ for (const kind of TEST_DATABASES) {
         const after = await r.events.after(clinicId, before, 10);
         expect(after.map((e) => [e.seq, e.payload])).toEqual([
           [before + 1, event.payload],
-          [before + 2, expect.objectContaining({ previous: { label: virtual.label }, current: { label: webcam.label } })],
+          [
+            before + 2,
+            expect.objectContaining({ previous: { label: virtual.label }, current: { label: webcam.label } }),
+          ],
         ]);
 
         const audit = (await r.audit.list(clinicId, 1000)).filter((e) => e.subject === desk).reverse();
         expect(audit.map((e) => [e.action, e.detail])).toEqual([
           ['workstation.camera_registered', { label: webcam.label }],
-          ['workstation.camera_changed', { previous: { label: webcam.label }, current: { label: virtual.label }, eventSeq: before + 1 }],
-          ['workstation.camera_changed', { previous: { label: virtual.label }, current: { label: webcam.label }, eventSeq: before + 2 }],
+          [
+            'workstation.camera_changed',
+            { previous: { label: webcam.label }, current: { label: virtual.label }, eventSeq: before + 1 },
+          ],
+          [
+            'workstation.camera_changed',
+            { previous: { label: virtual.label }, current: { label: webcam.label }, eventSeq: before + 2 },
+          ],
         ]);
 
         // Neither the device id hash nor its stored hash leaves the Workstation row.
@@ -207,7 +219,9 @@ for (const kind of TEST_DATABASES) {
         await registry().report(clinicId, desk, camera('Old webcam'));
         const before = await r.events.latestSeq(clinicId);
         const next = camera('New webcam');
-        const results = await Promise.all(Array.from({ length: 8 }, () => registry().report(clinicId, desk, { ...next })));
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => registry().report(clinicId, desk, { ...next })),
+        );
         expect(results.filter((x) => x.changed)).toHaveLength(1);
         expect(results.filter((x) => !x.changed && !x.first)).toHaveLength(7);
         const events = await r.events.after(clinicId, before, 10);
@@ -222,16 +236,22 @@ for (const kind of TEST_DATABASES) {
         await Promise.all(desks.map((d) => registry().report(clinic, d, camera('Second'))));
         const events = await r.events.after(clinic, 0, 100);
         expect(events.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5, 6]);
-        expect(new Set(events.map((e) => (e.payload as { workstationId: string }).workstationId))).toEqual(new Set(desks));
+        expect(new Set(events.map((e) => (e.payload as { workstationId: string }).workstationId))).toEqual(
+          new Set(desks),
+        );
         // Statistics count identifications only.
         expect(await r.events.outcomeCounts(clinic, new Date(0), new Date(Date.now() + 60_000))).toEqual([]);
       });
 
       it('refuses a workstation of another clinic, and malformed reports', async () => {
         const desk = await newDesk();
-        await expect(registry().report(otherClinicId, desk, camera('X'))).rejects.toMatchObject({ code: 'reference_not_found' });
+        await expect(registry().report(otherClinicId, desk, camera('X'))).rejects.toMatchObject({
+          code: 'reference_not_found',
+        });
         expect(await stored(desk)).toEqual({ cameraLabel: null, cameraHash: null });
-        await expect(registry().report(clinicId, desk, camera('x'.repeat(201)))).rejects.toThrow(/invalid camera report: label/);
+        await expect(registry().report(clinicId, desk, camera('x'.repeat(201)))).rejects.toThrow(
+          /invalid camera report: label/,
+        );
         await expect(registry().report(clinicId, desk, camera('bell\u0007'))).rejects.toThrow(RangeError);
         await expect(registry().report(clinicId, desk, { label: 'Cam', deviceIdHash: 'not-hex' })).rejects.toThrow(
           /invalid camera report: deviceIdHash/,

@@ -129,7 +129,8 @@ class ServerChild {
     this.child.on('message', (m: ServerReport) => {
       const w = this.waiters.shift();
       if (!w) return;
-      if (m.type === 'error') w.reject(new Error(`${mode} server: ${m.message}\n--- server output ---\n${this.output}`));
+      if (m.type === 'error')
+        w.reject(new Error(`${mode} server: ${m.message}\n--- server output ---\n${this.output}`));
       else w.resolve(m);
     });
     this.child.on('exit', (code, signal) => {
@@ -231,7 +232,13 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
     const ws = new WebSocket(body.wsUrl, body.protocols, {
       perMessageDeflate: false,
     });
-    const run: ClientRun = { verdict: null, closeCode: 0, sent: 0, ways: { whole: 0, fragments: 0, split: 0 }, codes: [] };
+    const run: ClientRun = {
+      verdict: null,
+      closeCode: 0,
+      sent: 0,
+      ways: { whole: 0, fragments: 0, split: 0 },
+      codes: [],
+    };
     let timer: NodeJS.Timeout | undefined;
     let splitting = false;
     const guard = setTimeout(() => {
@@ -247,7 +254,10 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
       if (way === 'fragments') {
         const step = Math.ceil(msg.length / FRAGMENTS);
         for (let k = 0; k < FRAGMENTS; k++) {
-          ws.send(msg.subarray(k * step, Math.min(msg.length, (k + 1) * step)), { binary: true, fin: k === FRAGMENTS - 1 });
+          ws.send(msg.subarray(k * step, Math.min(msg.length, (k + 1) * step)), {
+            binary: true,
+            fin: k === FRAGMENTS - 1,
+          });
         }
       } else if (way === 'split') {
         // Nothing else may reach the socket between the halves. ws's sender is idle between ticks (no compression,
@@ -281,8 +291,7 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
         // frames have gone every way. This is a test of memory, not liveness.
         ws.send(JSON.stringify({ type: 'hello', client: 'zeroing-test', capabilities: ['blink', 'light'] }));
         timer ??= setInterval(sendFrame, 1000 / FPS);
-      }
-      else if (m.type === 'guidance' || m.type === 'error') run.codes.push(String(m.code));
+      } else if (m.type === 'guidance' || m.type === 'error') run.codes.push(String(m.code));
       else if (m.type === 'verdict') run.verdict = m;
     });
     ws.on('close', (code) => {
@@ -299,11 +308,13 @@ async function runSession(ready: ReadyReport, jpegs: Buffer[]): Promise<ClientRu
   });
 }
 
-
 /** One line per scan: found/needles (hits) per kind. */
 function table(r: ScanReport): string {
   const kinds = Object.entries(r.summary.kinds)
-    .map(([k, c]) => `${k} ${c.found}/${c.needles} (${c.hits} hits${c.frames.length ? `, frames ${c.frames.join(',')}` : ''})`)
+    .map(
+      ([k, c]) =>
+        `${k} ${c.found}/${c.needles} (${c.hits} hits${c.frames.length ? `, frames ${c.frames.join(',')}` : ''})`,
+    )
     .join('; ');
   const { bytesScanned, regions, ms } = r.summary;
   return `  ${r.label.padEnd(8)} ${kinds}  [${(bytesScanned / 2 ** 20).toFixed(0)} MiB, ${regions} mappings, ${ms} ms]`;

@@ -24,7 +24,9 @@ export async function createSession(base: string, apiKey: string, iin: string): 
     headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
     body: JSON.stringify({ iin, appointmentId: `bench-${randomBytes(4).toString('hex')}`, channel: 'in_person' }),
   });
-  const body = (await res.json().catch(() => null)) as (CreatedSession & { error?: { code?: string; retryAfterMs?: unknown } }) | null;
+  const body = (await res.json().catch(() => null)) as
+    | (CreatedSession & { error?: { code?: string; retryAfterMs?: unknown } })
+    | null;
   if (res.status === 201 && body?.token) return { ok: true, session: body };
   const code = body?.error?.code ?? `http_${res.status}`;
   if (res.status !== 503 && res.status !== 429) return { ok: false, status: res.status, code };
@@ -32,7 +34,11 @@ export async function createSession(base: string, apiKey: string, iin: string): 
   const retryAfter = res.headers.get('retry-after');
   const header = retryAfter === null || retryAfter.trim() === '' ? NaN : Number(retryAfter);
   const retryAfterMs =
-    typeof ms === 'number' && Number.isFinite(ms) && ms >= 0 ? ms : Number.isFinite(header) && header >= 0 ? header * 1000 : undefined;
+    typeof ms === 'number' && Number.isFinite(ms) && ms >= 0
+      ? ms
+      : Number.isFinite(header) && header >= 0
+        ? header * 1000
+        : undefined;
   return { ok: false, status: res.status, code, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
 }
 

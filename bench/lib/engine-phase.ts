@@ -23,7 +23,12 @@ export interface EngineRep {
 const STAGES = STAGE_TIMING_KEYS.filter((k) => k !== 'queued');
 
 /** Calls `fn` one after another for `seconds`, cycling through the frames; wall time of each call. */
-async function sequential(seconds: number, frames: Buffer[], fn: (f: Buffer) => Promise<Analysis>, onResult?: (a: Analysis) => void): Promise<number[]> {
+async function sequential(
+  seconds: number,
+  frames: Buffer[],
+  fn: (f: Buffer) => Promise<Analysis>,
+  onResult?: (a: Analysis) => void,
+): Promise<number[]> {
   const out: number[] = [];
   const end = performance.now() + seconds * 1000;
   for (let i = 0; performance.now() < end; i++) {
@@ -37,7 +42,12 @@ async function sequential(seconds: number, frames: Buffer[], fn: (f: Buffer) => 
 }
 
 /** `inFlight` loops, each awaiting one call at a time, for `seconds`: calls per second. */
-async function closedLoop(seconds: number, inFlight: number, frames: Buffer[], fn: (f: Buffer) => Promise<unknown>): Promise<number> {
+async function closedLoop(
+  seconds: number,
+  inFlight: number,
+  frames: Buffer[],
+  fn: (f: Buffer) => Promise<unknown>,
+): Promise<number> {
   let calls = 0;
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
@@ -65,17 +75,27 @@ export async function runEngineRep(engine: FaceEngine, frames: Buffer[], seconds
   const before = cpuSnapshot();
   const stages: EngineRep['stages'] = {};
   const trackMs = await sequential(seconds, frames, (f) => engine.track(f));
-  const fullMs = await sequential(seconds, frames, (f) => engine.full(f), (a) => {
-    for (const key of STAGES) (stages[key] ??= []).push(a.timings[key]);
-    for (const face of a.faces) face.embedding?.fill(0);
-  });
+  const fullMs = await sequential(
+    seconds,
+    frames,
+    (f) => engine.full(f),
+    (a) => {
+      for (const key of STAGES) (stages[key] ??= []).push(a.timings[key]);
+      for (const face of a.faces) face.embedding?.fill(0);
+    },
+  );
   const n = engine.options.workers;
   const trackPerS = await closedLoop(seconds, n, frames, (f) => engine.track(f));
   const fullPerS = await closedLoop(seconds, n, frames, (f) => engine.full(f));
   return { trackMs, fullMs, stages, trackPerS, fullPerS, otherCpuPercent: otherCpuPercent(before, cpuSnapshot(), []) };
 }
 
-export function aggregateEngine(engine: FaceEngine, frames: Buffer[], threadsPerJob: number, reps: EngineRep[]): EngineResult {
+export function aggregateEngine(
+  engine: FaceEngine,
+  frames: Buffer[],
+  threadsPerJob: number,
+  reps: EngineRep[],
+): EngineResult {
   const stages: Record<string, number> = {};
   for (const key of STAGES) stages[key] = Math.round(median(reps.flatMap((r) => r.stages[key] ?? [])) * 1000) / 1000;
   return {
@@ -87,9 +107,18 @@ export function aggregateEngine(engine: FaceEngine, frames: Buffer[], threadsPer
     fullP50: repeated(reps.map((r) => latencyOf(r.fullMs).p50)),
     fullP99: repeated(reps.map((r) => latencyOf(r.fullMs).p99)),
     stages,
-    trackPerS: repeated(reps.map((r) => r.trackPerS), 1),
-    fullPerS: repeated(reps.map((r) => r.fullPerS), 1),
-    otherCpuPercent: repeated(reps.map((r) => r.otherCpuPercent), 0),
+    trackPerS: repeated(
+      reps.map((r) => r.trackPerS),
+      1,
+    ),
+    fullPerS: repeated(
+      reps.map((r) => r.fullPerS),
+      1,
+    ),
+    otherCpuPercent: repeated(
+      reps.map((r) => r.otherCpuPercent),
+      0,
+    ),
   };
 }
 

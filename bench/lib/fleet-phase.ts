@@ -24,7 +24,8 @@ import type { LoadGenProcess, WsRep } from './ws-phase';
  * machine's cores: the phase shows what the fleet costs and how it balances, not more throughput.
  */
 
-const PG_ADMIN = process.env.FACEID_BENCH_PG_URL ?? process.env.FACEID_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+const PG_ADMIN =
+  process.env.FACEID_BENCH_PG_URL ?? process.env.FACEID_TEST_PG_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 const HAPROXY_CFG = path.join(__dirname, '..', '..', 'deploy', 'haproxy.cfg');
 
 type Progress = (line: string) => void;
@@ -84,7 +85,12 @@ function frontOf(base: string, gateways: BenchServer[]): BenchServer {
       const most = (f: (x: ServerSample) => number) => Math.max(...s.map(f));
       return {
         elapsedSeconds: most((x) => x.elapsedSeconds),
-        eld: { p50: most((x) => x.eld.p50), p99: most((x) => x.eld.p99), max: most((x) => x.eld.max), mean: most((x) => x.eld.mean) },
+        eld: {
+          p50: most((x) => x.eld.p50),
+          p99: most((x) => x.eld.p99),
+          max: most((x) => x.eld.max),
+          mean: most((x) => x.eld.mean),
+        },
         cpuPercent: add((x) => x.cpuPercent),
         cpuMs: add((x) => x.cpuMs),
         rssMiB: add((x) => x.rssMiB),
@@ -102,7 +108,10 @@ async function waitReady(base: string, proc: ChildProcess, output: string[]): Pr
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`haproxy exited: ${output.slice(-3).join(' | ')}`);
-    const ok = await fetch(`${base}/health/ready`, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false);
+    const ok = await fetch(`${base}/health/ready`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
     if (ok) return;
     if (Date.now() > deadline) throw new Error(`HAProxy did not answer within 30 s: ${output.slice(-3).join(' | ')}`);
     await sleep(200);
@@ -117,7 +126,12 @@ function spread(before: string[], after: string[]): number[] {
   });
 }
 
-export async function runFleet(suite: FleetSuite, frames: BenchFrames, gen: LoadGenProcess, progress: Progress): Promise<FleetResult> {
+export async function runFleet(
+  suite: FleetSuite,
+  frames: BenchFrames,
+  gen: LoadGenProcess,
+  progress: Progress,
+): Promise<FleetResult> {
   const cores = os.availableParallelism();
   const skipped = await fleetUnavailable();
   if (skipped) return { cores, capacity: NaN, points: [], skipped };
@@ -136,20 +150,28 @@ export async function runFleet(suite: FleetSuite, frames: BenchFrames, gen: Load
   try {
     // The schema, a clinic, a workstation key per desk and the registry's key, before any gateway starts.
     const desks = Math.max(...suite.desks);
-    const storage = await openStorage(loadConfig({ DATABASE_URL: databaseUrl, TEMPLATE_KEYS: templateKeys, FACEID_DATA_DIR: tmp }));
+    const storage = await openStorage(
+      loadConfig({ DATABASE_URL: databaseUrl, TEMPLATE_KEYS: templateKeys, FACEID_DATA_DIR: tmp }),
+    );
     let apiKeys: string[];
     let enrollKey: string;
     try {
       const clinic = await storage.repos.clinics.create('Bench fleet clinic');
       apiKeys = [];
-      for (let d = 0; d < desks; d++) apiKeys.push((await createWorkstation(storage.repos.workstations, clinic.id, `Bench desk ${d + 1}`)).apiKey);
+      for (let d = 0; d < desks; d++)
+        apiKeys.push((await createWorkstation(storage.repos.workstations, clinic.id, `Bench desk ${d + 1}`)).apiKey);
       enrollKey = (await createEnrollmentKey(storage.repos.enrollmentKeys, clinic.id, 'Bench registry')).apiKey;
     } finally {
       await storage.close();
     }
 
     // Admission on with the default FACE_SESSIONS_MAX (not set), the blink only, as the overload phase's `on` gateway.
-    const env = { DATABASE_URL: databaseUrl, TEMPLATE_KEYS: templateKeys, BENCH_BLINK_ONLY: '1', TRUSTED_PROXIES: 'loopback' };
+    const env = {
+      DATABASE_URL: databaseUrl,
+      TEMPLATE_KEYS: templateKeys,
+      BENCH_BLINK_ONLY: '1',
+      TRUSTED_PROXIES: 'loopback',
+    };
     progress(`fleet: starting three gateways on PostgreSQL (database ${name}) ...`);
     gateways.push(...(await Promise.all([0, 1, 2].map(() => BenchServer.start({ transport: 'ws', env })))));
     const capacity = promSum(parsePrometheus(await gateways[0].metricsText()), 'faceid_face_sessions_max');
@@ -175,7 +197,9 @@ export async function runFleet(suite: FleetSuite, frames: BenchFrames, gen: Load
     const frontBase = `http://127.0.0.1:${frontPort}`;
     await waitReady(frontBase, haproxy, output);
     const front = frontOf(frontBase, gateways);
-    progress(`fleet: HAProxy on :${frontPort} -> three gateways; FACE_SESSIONS_MAX ${capacity} each; ${desks} desks, a key each`);
+    progress(
+      `fleet: HAProxy on :${frontPort} -> three gateways; FACE_SESSIONS_MAX ${capacity} each; ${desks} desks, a key each`,
+    );
 
     const reps = new Map<string, { target: 'one' | 'fleet'; desks: number; reps: WsRep[]; spread: number[][] }>();
     for (let rep = 1; rep <= suite.reps; rep++) {
@@ -214,15 +238,27 @@ export async function runFleet(suite: FleetSuite, frames: BenchFrames, gen: Load
     const points: FleetPoint[] = [...reps.values()].map((p) => ({
       target: p.target,
       desks: p.desks,
-      goodputPerS: repeated(p.reps.map((r) => (r.window.verdicts.match ?? 0) / r.window.seconds), 2),
-      verdictsPerS: repeated(p.reps.map((r) => Object.values(r.window.verdicts).reduce((a, b) => a + b, 0) / r.window.seconds), 2),
+      goodputPerS: repeated(
+        p.reps.map((r) => (r.window.verdicts.match ?? 0) / r.window.seconds),
+        2,
+      ),
+      verdictsPerS: repeated(
+        p.reps.map((r) => Object.values(r.window.verdicts).reduce((a, b) => a + b, 0) / r.window.seconds),
+        2,
+      ),
       timeToVerdict: histogramLatency(mergeHistograms(p.reps.map((r) => r.window.timeToVerdict))),
       refused: p.reps.reduce((a, r) => a + r.window.admissionRetries, 0),
       busy: p.reps.reduce((a, r) => a + r.window.busy, 0),
       unfinished: p.reps.reduce((a, r) => a + r.window.unfinished, 0),
       verdictsPerGateway: p.spread[0].map((_, i) => p.spread.reduce((a, s) => a + s[i], 0)),
-      gatewayCpuPercent: repeated(p.reps.map((r) => r.server.cpuPercent), 0),
-      otherCpuPercent: repeated(p.reps.map((r) => r.otherCpuPercent), 0),
+      gatewayCpuPercent: repeated(
+        p.reps.map((r) => r.server.cpuPercent),
+        0,
+      ),
+      otherCpuPercent: repeated(
+        p.reps.map((r) => r.otherCpuPercent),
+        0,
+      ),
     }));
     return { cores, capacity, points };
   } finally {

@@ -86,7 +86,10 @@ export async function patientFrames(engine: FaceEngine, photo: Buffer): Promise<
       .raw()
       .toBuffer();
     const rgb = { data, width: 320, height: 240 };
-    const jpeg = (f: typeof rgb) => sharp(f.data, { raw: { width: 320, height: 240, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    const jpeg = (f: typeof rgb) =>
+      sharp(f.data, { raw: { width: 320, height: 240, channels: 3 } })
+        .jpeg({ quality: 85 })
+        .toBuffer();
     const open = await jpeg(rgb);
     const a = await engine.track(Buffer.from(open));
     const primary = a.faces.find((f) => f.primary);

@@ -95,7 +95,10 @@ async function codeCheckTarget(server: BenchServer, iin: string, connections: nu
   });
   const body = (await res.json().catch(() => null)) as { sessionId?: string; error?: { code?: string } } | null;
   if (res.status !== 201 || !body?.sessionId) {
-    return { ...target, skipped: `could not open a remote session to probe it (${body?.error?.code ?? `http_${res.status}`})` };
+    return {
+      ...target,
+      skipped: `could not open a remote session to probe it (${body?.error?.code ?? `http_${res.status}`})`,
+    };
   }
   return { ...target, path: `/sessions/${body.sessionId}/code` };
 }
@@ -138,13 +141,31 @@ export function aggregateHttp(target: HttpTarget, reps: HttpRep[]): HttpResult {
   for (const r of reps) for (const [k, v] of Object.entries(r.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
   return {
     ...base,
-    rps: repeated(reps.map((r) => r.rps), 1),
-    p50: repeated(reps.map((r) => r.p50), 2),
-    p90: repeated(reps.map((r) => r.p90), 2),
-    p99: repeated(reps.map((r) => r.p99), 2),
+    rps: repeated(
+      reps.map((r) => r.rps),
+      1,
+    ),
+    p50: repeated(
+      reps.map((r) => r.p50),
+      2,
+    ),
+    p90: repeated(
+      reps.map((r) => r.p90),
+      2,
+    ),
+    p99: repeated(
+      reps.map((r) => r.p99),
+      2,
+    ),
     statuses,
     errors: reps.reduce((a, r) => a + r.errors, 0),
-    serverCpuPercent: repeated(reps.map((r) => r.serverCpuPercent), 0),
-    otherCpuPercent: repeated(reps.map((r) => r.otherCpuPercent), 0),
+    serverCpuPercent: repeated(
+      reps.map((r) => r.serverCpuPercent),
+      0,
+    ),
+    otherCpuPercent: repeated(
+      reps.map((r) => r.otherCpuPercent),
+      0,
+    ),
   };
 }

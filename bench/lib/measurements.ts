@@ -9,11 +9,18 @@ const slug = (s: string) =>
     .replace(/[^a-z0-9]+/g, '_')
     .replace(/^_|_$/g, '');
 
-export const pointId = (p: WsPoint) => `ws.${p.transport}.c${p.connections}.${p.fps === 'closed' ? 'closed' : `f${p.fps}`}`;
+export const pointId = (p: WsPoint) =>
+  `ws.${p.transport}.c${p.connections}.${p.fps === 'closed' ? 'closed' : `f${p.fps}`}`;
 
 export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measurement[] {
   const out: Measurement[] = [];
-  const add = (id: string, label: string, unit: string, better: 'higher' | 'lower', value: Repeated | undefined | null) => {
+  const add = (
+    id: string,
+    label: string,
+    unit: string,
+    better: 'higher' | 'lower',
+    value: Repeated | undefined | null,
+  ) => {
     if (value && Number.isFinite(value.value)) out.push({ id, label, unit, better, value });
   };
 
@@ -54,26 +61,57 @@ export function collectMeasurements(run: Omit<BenchRun, 'measurements'>): Measur
       const name = `overload, admission ${p.admission}, ${p.desks} desks`;
       add(`${id}.goodput`, `${name}: goodput (match/s)`, '/s', 'higher', p.goodputPerS);
     }
-    add('overload.on.goodput_ratio', 'overload: goodput ratio, admission on', '', 'higher', run.overload.goodputRatio.on);
+    add(
+      'overload.on.goodput_ratio',
+      'overload: goodput ratio, admission on',
+      '',
+      'higher',
+      run.overload.goodputRatio.on,
+    );
   }
   // The pad phase: its time to verdict (virtual clock: changes only when the session logic does) and its engine time
   // per verdict, measured once. Its APCER and BPCER are counts over a few sessions, not timings with a run-to-run
   // noise: they stay in `pad` and the report, where their 95% bounds say what they can tell.
   for (const [name, c] of Object.entries(run.pad?.report?.configs ?? {})) {
     const id = `pad.${slug(name)}.genuine`;
-    add(`${id}.ttv_p50`, `pad ${name}: genuine first frame to verdict p50 (virtual clock)`, 'ms', 'lower', repeated([c.genuine.sessionMs.p50], 0));
-    add(`${id}.engine_ms`, `pad ${name}: engine time per genuine verdict`, 'ms', 'lower', repeated([c.genuine.engineMsPerVerdict], 1));
+    add(
+      `${id}.ttv_p50`,
+      `pad ${name}: genuine first frame to verdict p50 (virtual clock)`,
+      'ms',
+      'lower',
+      repeated([c.genuine.sessionMs.p50], 0),
+    );
+    add(
+      `${id}.engine_ms`,
+      `pad ${name}: engine time per genuine verdict`,
+      'ms',
+      'lower',
+      repeated([c.genuine.engineMsPerVerdict], 1),
+    );
   }
   // The accuracy phase: per condition, d' and the genuine mean (measured once; they change only with the engine, the
   // conditions or the seed). Its FRR and FAR are counts over a few dozen probes: they stay in `accuracy` and the report.
   for (const c of run.accuracy?.report?.conditions ?? []) {
     const id = `accuracy.${slug(c.condition)}`;
     if (c.dprime !== null) add(`${id}.dprime`, `accuracy ${c.condition}: d'`, '', 'higher', repeated([c.dprime], 3));
-    if (c.genuine_mean !== null) add(`${id}.genuine_mean`, `accuracy ${c.condition}: genuine score mean`, '', 'higher', repeated([c.genuine_mean], 4));
+    if (c.genuine_mean !== null)
+      add(
+        `${id}.genuine_mean`,
+        `accuracy ${c.condition}: genuine score mean`,
+        '',
+        'higher',
+        repeated([c.genuine_mean], 4),
+      );
   }
   for (const m of run.memory) {
     for (const l of m.levels) {
-      add(`memory.${m.transport}.rss_${l.sessions}`, `RSS with ${l.sessions} idle sessions (${m.transport})`, 'MiB', 'lower', repeated([l.rssMiB], 1));
+      add(
+        `memory.${m.transport}.rss_${l.sessions}`,
+        `RSS with ${l.sessions} idle sessions (${m.transport})`,
+        'MiB',
+        'lower',
+        repeated([l.rssMiB], 1),
+      );
     }
   }
   return out;

@@ -61,19 +61,31 @@ export async function prepareOverload(
 export function overloadPoints(rig: Pick<OverloadRig, 'suite' | 'capacity'>): OverloadPointSpec[] {
   const out: OverloadPointSpec[] = [];
   for (const load of rig.suite.loads) {
-    for (const admission of ['off', 'on'] as const) out.push({ admission, load, desks: Math.round(load * rig.capacity) });
+    for (const admission of ['off', 'on'] as const)
+      out.push({ admission, load, desks: Math.round(load * rig.capacity) });
   }
   return out;
 }
 
-export function runOverloadRep(gen: LoadGenProcess, rig: OverloadRig, frames: BenchFrames, point: OverloadPointSpec): Promise<WsRep> {
+export function runOverloadRep(
+  gen: LoadGenProcess,
+  rig: OverloadRig,
+  frames: BenchFrames,
+  point: OverloadPointSpec,
+): Promise<WsRep> {
   const s = rig.suite;
   return gen.rep(
     point.admission === 'on' ? rig.on : rig.off,
     frames,
     rig.patients,
     { transport: 'ws', connections: point.desks, fps: s.fps },
-    { warmupSeconds: s.warmupSeconds, measureSeconds: s.measureSeconds, probeIntervalMs: 0, reactionMs: s.reactionMs, blinkMs: s.blinkMs },
+    {
+      warmupSeconds: s.warmupSeconds,
+      measureSeconds: s.measureSeconds,
+      probeIntervalMs: 0,
+      reactionMs: s.reactionMs,
+      blinkMs: s.blinkMs,
+    },
   );
 }
 
@@ -88,7 +100,11 @@ const total = (counts: Record<string, number>) => Object.values(counts).reduce((
 export function aggregateOverloadPoint(point: OverloadPointSpec, capacity: number, reps: WsRep[]): OverloadPoint {
   const merged = (pick: (r: WsRep) => string) => histogramLatency(mergeHistograms(reps.map(pick)));
   // The generator's own window (its verdicts are counted there): verdicts per second of its seconds.
-  const perS = (f: (r: WsRep) => number) => repeated(reps.map((r) => f(r) / r.window.seconds), 2);
+  const perS = (f: (r: WsRep) => number) =>
+    repeated(
+      reps.map((r) => f(r) / r.window.seconds),
+      2,
+    );
   return {
     admission: point.admission,
     desks: point.desks,
@@ -104,10 +120,24 @@ export function aggregateOverloadPoint(point: OverloadPointSpec, capacity: numbe
     busy: reps.reduce((a, r) => a + r.window.busy, 0),
     unfinished: reps.reduce((a, r) => a + r.window.unfinished, 0),
     waiting: reps.reduce((a, r) => a + r.window.waitingAdmission, 0),
-    errors: sum(reps.map((r) => ({ ...r.window.errors, ...Object.fromEntries(Object.entries(r.window.closes).map(([k, v]) => [`close_${k}`, v])) }))),
-    analysedPerS: repeated(reps.map((r) => r.analysed / r.seconds), 1),
-    gatewayCpuPercent: repeated(reps.map((r) => r.server.cpuPercent), 0),
-    otherCpuPercent: repeated(reps.map((r) => r.otherCpuPercent), 0),
+    errors: sum(
+      reps.map((r) => ({
+        ...r.window.errors,
+        ...Object.fromEntries(Object.entries(r.window.closes).map(([k, v]) => [`close_${k}`, v])),
+      })),
+    ),
+    analysedPerS: repeated(
+      reps.map((r) => r.analysed / r.seconds),
+      1,
+    ),
+    gatewayCpuPercent: repeated(
+      reps.map((r) => r.server.cpuPercent),
+      0,
+    ),
+    otherCpuPercent: repeated(
+      reps.map((r) => r.otherCpuPercent),
+      0,
+    ),
   };
 }
 

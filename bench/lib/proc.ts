@@ -53,7 +53,12 @@ export function forkScript(file: string, options: ForkOptions = {}): Child {
 }
 
 /** Sends a message and waits for the first reply that `match` accepts; rejects if the child exits first. */
-export function request<T>(child: ChildProcess, message: unknown, match: (m: unknown) => m is T, timeoutMs = 120_000): Promise<T> {
+export function request<T>(
+  child: ChildProcess,
+  message: unknown,
+  match: (m: unknown) => m is T,
+  timeoutMs = 120_000,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => {
       cleanup();

@@ -51,7 +51,19 @@ export function renderFleet(f: FleetResult): string[] {
   if (f.skipped) return [`Skipped: ${f.skipped}.`];
   return [
     table(
-      ['gateways', 'desks', 'goodput (match/s)', 'verdicts/s', 'time to verdict p50 / p95 s (n)', '503 refusals', 'engine busy', 'unfinished', 'verdicts per gateway', 'gateways CPU %', 'other processes CPU %'],
+      [
+        'gateways',
+        'desks',
+        'goodput (match/s)',
+        'verdicts/s',
+        'time to verdict p50 / p95 s (n)',
+        '503 refusals',
+        'engine busy',
+        'unfinished',
+        'verdicts per gateway',
+        'gateways CPU %',
+        'other processes CPU %',
+      ],
       f.points.map((p) => [
         p.target === 'one' ? '1, directly' : '3 + HAProxy',
         String(p.desks),
@@ -68,7 +80,7 @@ export function renderFleet(f: FleetResult): string[] {
     ),
     '',
     `FACE_SESSIONS_MAX ${f.capacity} on each gateway (the default). All of them share this machine's ${f.cores} cores: ` +
-      'three gateways here show the fleet\'s overhead and how HAProxy spreads the desks, not more throughput.',
+      "three gateways here show the fleet's overhead and how HAProxy spreads the desks, not more throughput.",
   ];
 }
 
@@ -127,7 +139,9 @@ export function renderOverload(o: OverloadResult, loads: number[]): string[] {
   );
   const errs = o.points.filter((p) => Object.keys(p.errors).length || Object.keys(p.refusals).length);
   for (const p of errs) {
-    out.push(`- admission ${p.admission}, ${p.desks} desks: refusals ${counts(p.refusals)}; errors ${counts(p.errors)}`);
+    out.push(
+      `- admission ${p.admission}, ${p.desks} desks: refusals ${counts(p.refusals)}; errors ${counts(p.errors)}`,
+    );
   }
   return out;
 }
@@ -148,7 +162,9 @@ export function renderMarkdown(run: BenchRun): string {
   const out: string[] = [];
   const m = run.machine;
   const la = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
-  out.push(`# faceid-gateway benchmarks: ${run.mode} suite, ${run.startedAt.slice(0, 10)}, commit ${run.commit}${run.dirty ? ' (uncommitted changes)' : ''}`);
+  out.push(
+    `# faceid-gateway benchmarks: ${run.mode} suite, ${run.startedAt.slice(0, 10)}, commit ${run.commit}${run.dirty ? ' (uncommitted changes)' : ''}`,
+  );
   out.push('');
   out.push(
     table(
@@ -169,7 +185,9 @@ export function renderMarkdown(run: BenchRun): string {
     ),
   );
   out.push('');
-  out.push('Figures are the median of the repetitions; ±N% is their spread, (max − min) / median: the run-to-run noise.');
+  out.push(
+    'Figures are the median of the repetitions; ±N% is their spread, (max − min) / median: the run-to-run noise.',
+  );
 
   const e = run.engine;
   if (e) {
@@ -182,19 +200,35 @@ export function renderMarkdown(run: BenchRun): string {
           ['full call p50 / p99, 1 in flight (ms)', `${fmtRep(e.fullP50)} / ${fmtRep(e.fullP99)}`],
           [`track calls/s, ${e.workers} in flight`, fmtRep(e.trackPerS)],
           [`full calls/s, ${e.workers} in flight`, fmtRep(e.fullPerS)],
-          ['full call stages, median ms', Object.entries(e.stages).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ')],
+          [
+            'full call stages, median ms',
+            Object.entries(e.stages)
+              .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+              .join(', '),
+          ],
           ['CPU used by other processes meanwhile, % of a core', fmtOther(e.otherCpuPercent)],
         ],
         ['---', '---'],
       ),
     );
-    out.push('', `${e.workers} workers, ${e.threadsPerJob} OpenCV threads per job (the service's defaults); ${e.frame.frames} frames of ${e.frame.width}x${e.frame.height}, about ${Math.round(e.frame.bytes / 1024)} KB each.`);
+    out.push(
+      '',
+      `${e.workers} workers, ${e.threadsPerJob} OpenCV threads per job (the service's defaults); ${e.frame.frames} frames of ${e.frame.width}x${e.frame.height}, about ${Math.round(e.frame.bytes / 1024)} KB each.`,
+    );
   }
 
   if (run.peers.length) {
     out.push('', '## Peers: the same chain on the same frames', '');
     const rows: string[][] = [];
-    if (e) rows.push(['engine full call (C++ addon, OpenCV DNN)', fmtRep(e.fullP50), fmtRep(e.fullP99), fmtRep(e.fullPerS), '1.00', '—']);
+    if (e)
+      rows.push([
+        'engine full call (C++ addon, OpenCV DNN)',
+        fmtRep(e.fullP50),
+        fmtRep(e.fullP99),
+        fmtRep(e.fullPerS),
+        '1.00',
+        '—',
+      ]);
     for (const p of run.peers) {
       if (p.skipped) {
         rows.push([p.name, `skipped: ${p.skipped}`, '', '', '', '']);
@@ -206,12 +240,24 @@ export function renderMarkdown(run: BenchRun): string {
         : '—';
       rows.push([p.name, fmtRep(p.p50), fmtRep(p.p99), fmtRep(p.perS), ratio, agree]);
     }
-    out.push(table(['implementation', 'chain p50 ms', 'chain p99 ms', 'chains/s, 1 per core', 'engine p50 / peer p50', 'same answer as the engine?'], rows));
+    out.push(
+      table(
+        [
+          'implementation',
+          'chain p50 ms',
+          'chain p99 ms',
+          'chains/s, 1 per core',
+          'engine p50 / peer p50',
+          'same answer as the engine?',
+        ],
+        rows,
+      ),
+    );
     out.push('');
     for (const p of run.peers) out.push(`- ${p.name}: ${p.description}`);
     out.push(
-      '- The engine\'s full call is the service\'s: besides the embedding it computes eyes, pose, quality and the light ' +
-        'regions, but no longer the passive liveness model, which the peers\' chain still ends with (the agreement ' +
+      "- The engine's full call is the service's: besides the embedding it computes eyes, pose, quality and the light " +
+        "regions, but no longer the passive liveness model, which the peers' chain still ends with (the agreement " +
         'check asks the engine for it separately). The chains are not the same work: compare with care.',
     );
   }
@@ -235,7 +281,17 @@ export function renderMarkdown(run: BenchRun): string {
     );
     out.push(
       table(
-        ['endpoint', 'connections', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'gateway CPU %', 'other processes CPU %', 'answers (all repetitions)'],
+        [
+          'endpoint',
+          'connections',
+          'req/s',
+          'p50 ms',
+          'p90 ms',
+          'p99 ms',
+          'gateway CPU %',
+          'other processes CPU %',
+          'answers (all repetitions)',
+        ],
         rows,
       ),
     );
@@ -246,7 +302,18 @@ export function renderMarkdown(run: BenchRun): string {
     out.push('', '## WebSocket frame load: throughput', '');
     out.push(
       table(
-        ['transport', 'sessions', 'fps', 'offered/s', 'sent/s', 'received/s', 'analysed/s', 'dropped/s (share)', 'full calls', 'vs engine alone'],
+        [
+          'transport',
+          'sessions',
+          'fps',
+          'offered/s',
+          'sent/s',
+          'received/s',
+          'analysed/s',
+          'dropped/s (share)',
+          'full calls',
+          'vs engine alone',
+        ],
         run.ws.map((w) => [
           w.point.transport,
           String(w.point.connections),
@@ -261,7 +328,7 @@ export function renderMarkdown(run: BenchRun): string {
         ]),
       ),
     );
-    out.push('', '## WebSocket frame load: latency and the gateway\'s health', '');
+    out.push('', "## WebSocket frame load: latency and the gateway's health", '');
     out.push(
       table(
         [
@@ -296,7 +363,9 @@ export function renderMarkdown(run: BenchRun): string {
         ]),
       ),
     );
-    const troubles = run.ws.filter((w) => w.busy || Object.keys(w.errors).length || Object.keys(w.sessionRefusals).length);
+    const troubles = run.ws.filter(
+      (w) => w.busy || Object.keys(w.errors).length || Object.keys(w.sessionRefusals).length,
+    );
     if (troubles.length) {
       out.push('');
       for (const w of troubles) {
@@ -308,20 +377,20 @@ export function renderMarkdown(run: BenchRun): string {
     }
     out.push(
       '',
-      '- *analysed/s*, *received/s*, *dropped/s*, *full calls* and *engine call* come from the gateway\'s own /metrics ' +
+      "- *analysed/s*, *received/s*, *dropped/s*, *full calls* and *engine call* come from the gateway's own /metrics " +
         '(counter deltas over the window; the engine call percentiles are interpolated from histogram buckets, so coarse).',
       '- *vs engine alone*: analysed frames/s through the WebSocket ÷ what the engine alone does for the same mix of ' +
         'track and full calls with as many calls in flight as workers, measured in the same round; shown only where ' +
         'latest-frame-wins dropped ≥ 5% (below that, the load, not the gateway, sets the rate).',
-      '- *time to verdict*: from a session\'s first frame to its verdict, for sessions that ended inside the window; ' +
+      "- *time to verdict*: from a session's first frame to its verdict, for sessions that ended inside the window; " +
         'sessions still running at the end are *unfinished* and not counted. *session set-up*: POST /sessions until ' +
         '`ready` on the socket, for sessions (re)started inside the window.',
       '- *probe round trip*: each session sends a header-only message once a second, which the gateway answers at once ' +
         'with `error frame_empty` without the engine: the transport and event-loop round trip under this load, without ' +
-        'the engine (the frames\' own round trip is *frame → ack*, below).',
+        "the engine (the frames' own round trip is *frame → ack*, below).",
       '- *generator lag*: how late the generator sent frames against its schedule; when it is large, the generator, ' +
         'not the gateway, was the limit.',
-      '- *other processes CPU*: the machine\'s busy time (/proc/stat) minus the gateway, the generator and the ' +
+      "- *other processes CPU*: the machine's busy time (/proc/stat) minus the gateway, the generator and the " +
         'benchmark itself, in % of one core: other jobs competing for the cores.',
     );
     if (run.ws.some((w) => w.cpuMsPerVerdict || w.ackOutcomes)) {
@@ -358,11 +427,11 @@ export function renderMarkdown(run: BenchRun): string {
         '',
         '- *frame → ack*: each session asks for a per-frame acknowledgement in its `hello` (`ack: true`, ' +
           'docs/protocol.md) and times every frame it sends inside the window, from the send to its `ack`: `analysed` ' +
-          'once the engine\'s answer was applied, `dropped` when a newer frame replaced it (latest frame wins), it came ' +
+          "once the engine's answer was applied, `dropped` when a newer frame replaced it (latest frame wins), it came " +
           'above fps.max or the engine was busy, `refused` after an error. *analysed*: the frames that went through the ' +
           'engine only, a true frame round trip (queueing, transport, engine, session logic). *pending*: still without ' +
           'an ack when the window closed; *lost*: their connection closed first.',
-        '- *gateway CPU ms per verdict*: the gateway process\'s CPU time (user + system, all its threads: the engine\'s ' +
+        "- *gateway CPU ms per verdict*: the gateway process's CPU time (user + system, all its threads: the engine's " +
           'workers, the transport, sessions and storage) over its window, divided by the face verdicts it reached in that ' +
           'window (its /metrics); *full* and *track calls per verdict*: its engine calls over the same window, per verdict. ' +
           'Sessions still running when the window closes spent CPU there too, so short windows with few verdicts are noisy.',
@@ -385,14 +454,26 @@ export function renderMarkdown(run: BenchRun): string {
     const rows: string[][] = [];
     for (const mem of run.memory) {
       rows.push([mem.transport, '0', '0', fmt(mem.baselineRssMiB), '—', '—']);
-      for (const l of mem.levels) rows.push([mem.transport, String(l.sessions), String(l.open), fmt(l.rssMiB), fmt(l.heapUsedMiB), fmt(l.externalMiB)]);
+      for (const l of mem.levels)
+        rows.push([
+          mem.transport,
+          String(l.sessions),
+          String(l.open),
+          fmt(l.rssMiB),
+          fmt(l.heapUsedMiB),
+          fmt(l.externalMiB),
+        ]);
     }
     out.push(table(['transport', 'idle sessions', 'open', 'RSS MiB', 'JS heap MiB', 'external MiB'], rows));
     out.push('');
     for (const mem of run.memory) {
-      out.push(`- ${mem.transport}: about ${fmt(mem.perSessionKiB, 0)} KiB of RSS per idle session${mem.failures ? `; ${mem.failures} sessions failed to open` : ''}.`);
+      out.push(
+        `- ${mem.transport}: about ${fmt(mem.perSessionKiB, 0)} KiB of RSS per idle session${mem.failures ? `; ${mem.failures} sessions failed to open` : ''}.`,
+      );
     }
-    out.push('- Each session: POST /sessions, WebSocket connected, `ready` received, then nothing; RSS read inside the gateway after garbage collection; measured once.');
+    out.push(
+      '- Each session: POST /sessions, WebSocket connected, `ready` received, then nothing; RSS read inside the gateway after garbage collection; measured once.',
+    );
   }
 
   if (run.pad) {
@@ -402,14 +483,43 @@ export function renderMarkdown(run: BenchRun): string {
     else {
       const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
       const names = Object.keys(r.configs);
-      const cls = (c: { accepted: number; attempts: number; rate: number; upper95: number; results: Record<string, number>; reasons: Record<string, number> }, attack: boolean) =>
+      const cls = (
+        c: {
+          accepted: number;
+          attempts: number;
+          rate: number;
+          upper95: number;
+          results: Record<string, number>;
+          reasons: Record<string, number>;
+        },
+        attack: boolean,
+      ) =>
         `${pct(c.rate)} (${attack ? c.accepted : Math.round(c.rate * c.attempts)}/${c.attempts}, 95% ≤ ${pct(c.upper95)}); ${counts(c.reasons)}`;
-      const rows: string[][] = [['genuine: BPCER (refused as a spoof)', ...names.map((n) => cls(r.configs[n].genuine, false))]];
-      rows.push(['genuine: first frame to verdict p50 / p90 ms', ...names.map((n) => `${r.configs[n].genuine.sessionMs.p50} / ${r.configs[n].genuine.sessionMs.p90}`)]);
-      rows.push(['genuine: engine ms, frames per verdict', ...names.map((n) => `${fmt(r.configs[n].genuine.engineMsPerVerdict)}, ${fmt(r.configs[n].genuine.framesPerVerdict)}`)]);
+      const rows: string[][] = [
+        ['genuine: BPCER (refused as a spoof)', ...names.map((n) => cls(r.configs[n].genuine, false))],
+      ];
+      rows.push([
+        'genuine: first frame to verdict p50 / p90 ms',
+        ...names.map((n) => `${r.configs[n].genuine.sessionMs.p50} / ${r.configs[n].genuine.sessionMs.p90}`),
+      ]);
+      rows.push([
+        'genuine: engine ms, frames per verdict',
+        ...names.map(
+          (n) => `${fmt(r.configs[n].genuine.engineMsPerVerdict)}, ${fmt(r.configs[n].genuine.framesPerVerdict)}`,
+        ),
+      ]);
       const kinds = [...new Set(names.flatMap((n) => Object.keys(r.configs[n].attacks)))];
-      for (const k of kinds) rows.push([`${k}: APCER (accepted)`, ...names.map((n) => (r.configs[n].attacks[k] ? cls(r.configs[n].attacks[k], true) : '—'))]);
-      out.push(table(['class', ...names.map((n) => `${n} (${r.configs[n].challenges.join(', ')})`)], rows, ['---', ...names.map(() => '---')]));
+      for (const k of kinds)
+        rows.push([
+          `${k}: APCER (accepted)`,
+          ...names.map((n) => (r.configs[n].attacks[k] ? cls(r.configs[n].attacks[k], true) : '—')),
+        ]);
+      out.push(
+        table(['class', ...names.map((n) => `${n} (${r.configs[n].challenges.join(', ')})`)], rows, [
+          '---',
+          ...names.map(() => '---'),
+        ]),
+      );
       out.push(
         '',
         `${r.photos} people (${run.pad.photoSet}), ${r.attemptsPerClass} sessions per class and challenge set at ${r.fps} fps, ` +

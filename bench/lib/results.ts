@@ -10,8 +10,16 @@ export const BASELINE = path.join(RESULTS_DIR, 'baseline.json');
 /** The short commit and whether the working tree differs from it ("nogit" outside a repository). */
 export function commitInfo(cwd: string): { commit: string; dirty: boolean } {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const commit = execFileSync('git', ['rev-parse', '--short=10', 'HEAD'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return { commit, dirty: status.trim() !== '' };
   } catch {
     return { commit: 'nogit', dirty: false };
@@ -33,7 +41,8 @@ export function writeRun(run: BenchRun, dir: string): { json: string; md: string
 
 export function readRun(file: string): BenchRun {
   const run = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchRun;
-  if (run.schema !== 1 || !Array.isArray(run.measurements)) throw new Error(`${file} is not a benchmark result (schema 1).`);
+  if (run.schema !== 1 || !Array.isArray(run.measurements))
+    throw new Error(`${file} is not a benchmark result (schema 1).`);
   return run;
 }
 

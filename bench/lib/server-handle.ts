@@ -14,7 +14,10 @@ export interface ServerReady {
   transport: { kind: string; port: number | null } | null;
 }
 
-export type ServerRequest = { type: 'reset'; id: number } | { type: 'sample'; id: number; gc: boolean } | { type: 'stop' };
+export type ServerRequest =
+  | { type: 'reset'; id: number }
+  | { type: 'sample'; id: number; gc: boolean }
+  | { type: 'stop' };
 
 export interface ServerSample {
   elapsedSeconds: number;
@@ -77,7 +80,11 @@ export class BenchServer {
   static async start(options: ServerOptions): Promise<BenchServer> {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'faceid-bench-'));
     const env = { ...baseEnv(dataDir, options.transport), ...options.env };
-    const child = forkScript(sibling(path.join(__dirname, '..'), 'server'), { env, nodeArgs: ['--expose-gc'], quiet: true });
+    const child = forkScript(sibling(path.join(__dirname, '..'), 'server'), {
+      env,
+      nodeArgs: ['--expose-gc'],
+      quiet: true,
+    });
     try {
       const ready = await request(
         child.proc,
@@ -87,7 +94,8 @@ export class BenchServer {
         90_000,
       );
       if (ready.type === 'failed') throw new Error(ready.message);
-      if (options.transport === 'uws' && ready.transport?.kind !== 'uws') throw new Error('The server did not start uWS.');
+      if (options.transport === 'uws' && ready.transport?.kind !== 'uws')
+        throw new Error('The server did not start uWS.');
       return new BenchServer(child, dataDir, ready.base, ready.apiKey, ready.enrollKey, options.transport);
     } catch (err) {
       child.proc.kill();
@@ -100,7 +108,12 @@ export class BenchServer {
   /** Restarts the event-loop, CPU and peak-RSS accounting. */
   async reset(): Promise<void> {
     const id = this.nextId++;
-    await request(this.child.proc, { type: 'reset', id }, (m): m is { type: 'reset-done' } => isReply(m, 'reset-done', id), 60_000);
+    await request(
+      this.child.proc,
+      { type: 'reset', id },
+      (m): m is { type: 'reset-done' } => isReply(m, 'reset-done', id),
+      60_000,
+    );
   }
 
   /** Figures since the last reset; `gc` collects garbage first (for memory levels). */
@@ -121,7 +134,9 @@ export class BenchServer {
       const res = await fetch(`${this.base}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
       return await res.text();
     } catch (err) {
-      throw new Error(`The gateway did not answer GET /metrics within ${timeoutMs / 1000} s: ${(err as Error).message}`);
+      throw new Error(
+        `The gateway did not answer GET /metrics within ${timeoutMs / 1000} s: ${(err as Error).message}`,
+      );
     }
   }
 
@@ -139,5 +154,7 @@ export class BenchServer {
 }
 
 function isReply(m: unknown, type: string, id: number): boolean {
-  return typeof m === 'object' && m !== null && (m as { type?: string }).type === type && (m as { id?: number }).id === id;
+  return (
+    typeof m === 'object' && m !== null && (m as { type?: string }).type === type && (m as { id?: number }).id === id
+  );
 }

@@ -83,7 +83,11 @@ export type Histogram = hdr.Histogram;
 
 export function newHistogram(): Histogram {
   // 1 µs .. 10 min, 3 significant digits; grows if ever exceeded.
-  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: 3 });
+  return hdr.build({
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 600_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
 }
 
 export function recordMs(h: Histogram, ms: number): void {
@@ -153,7 +157,11 @@ export function promSum(s: PromSamples, name: string, labels: Record<string, str
  * Cumulative bucket counts of a histogram (`le` upper bounds in seconds), summed over every series whose labels
  * include `labels` (so `{}` combines all label values).
  */
-export function promBuckets(s: PromSamples, name: string, labels: Record<string, string> = {}): Array<[number, number]> {
+export function promBuckets(
+  s: PromSamples,
+  name: string,
+  labels: Record<string, string> = {},
+): Array<[number, number]> {
   const byBound = new Map<number, number>();
   for (const [key, value] of s) {
     if (!key.startsWith(`${name}_bucket{`)) continue;

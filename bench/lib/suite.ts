@@ -22,7 +22,8 @@ const ACCURACY = { conditions: [...CONDITIONS], seed: 1 };
 
 function sweep(transports: Transport[], connections: number[], fps: Fps[]): WsPoint[] {
   const points: WsPoint[] = [];
-  for (const c of connections) for (const f of fps) for (const t of transports) points.push({ transport: t, connections: c, fps: f });
+  for (const c of connections)
+    for (const f of fps) for (const t of transports) points.push({ transport: t, connections: c, fps: f });
   return points;
 }
 
@@ -38,10 +39,7 @@ export function suiteFor(mode: Mode): Suite {
         httpConnections: { health: 10, sessions: 10, enroll: 2, code: 10 },
         ws: {
           // uWS is compared where the transport has work to do; one connection says nothing about it.
-          points: [
-            ...sweep(['ws'], [1], [10]),
-            ...sweep(['ws', 'uws'], [10, 50], [10]),
-          ],
+          points: [...sweep(['ws'], [1], [10]), ...sweep(['ws', 'uws'], [10, 50], [10])],
           warmupSeconds: 1,
           measureSeconds: 3,
           probeIntervalMs: 1000,
@@ -68,8 +66,19 @@ export function suiteFor(mode: Mode): Suite {
         },
         memory: { levels: [1, 100, 1000], transports: ['ws', 'uws'] },
         pad: { attempts: 50, configs: PAD_CONFIGS, fps: 12 },
-        overload: { loads: [1, 2, 5, 10], warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies OverloadSuite,
-        fleet: { desks: [10, 30], reps: 3, warmupSeconds: 5, measureSeconds: 15, ...OVERLOAD_DESK } satisfies FleetSuite,
+        overload: {
+          loads: [1, 2, 5, 10],
+          warmupSeconds: 5,
+          measureSeconds: 15,
+          ...OVERLOAD_DESK,
+        } satisfies OverloadSuite,
+        fleet: {
+          desks: [10, 30],
+          reps: 3,
+          warmupSeconds: 5,
+          measureSeconds: 15,
+          ...OVERLOAD_DESK,
+        } satisfies FleetSuite,
         accuracy: ACCURACY,
       };
     case 'smoke':
@@ -88,7 +97,13 @@ export function suiteFor(mode: Mode): Suite {
         },
         memory: { levels: [1, 5], transports: ['ws'] },
         pad: { attempts: 1, configs: ['light+blink'], fps: 12 },
-        overload: { loads: [1, 5], capacity: 2, warmupSeconds: 0.5, measureSeconds: 1.5, ...OVERLOAD_DESK } satisfies OverloadSuite,
+        overload: {
+          loads: [1, 5],
+          capacity: 2,
+          warmupSeconds: 0.5,
+          measureSeconds: 1.5,
+          ...OVERLOAD_DESK,
+        } satisfies OverloadSuite,
       };
   }
 }

@@ -71,7 +71,13 @@ export class LoadGenProcess {
     return new LoadGenProcess(forkScript(sibling(path.join(__dirname, '..'), 'ws-load'), { quiet: true }));
   }
 
-  async rep(server: BenchServer, frames: BenchFrames, patients: string[], point: WsPoint, timing: WsTiming): Promise<WsRep> {
+  async rep(
+    server: BenchServer,
+    frames: BenchFrames,
+    patients: string[],
+    point: WsPoint,
+    timing: WsTiming,
+  ): Promise<WsRep> {
     const proc = this.child.proc;
     try {
       const config: LoadConfig = {
@@ -86,7 +92,13 @@ export class LoadGenProcess {
         acks: timing.acks ?? false,
         ...(timing.apiKeys ? { apiKeys: timing.apiKeys } : {}),
       };
-      check(await request(proc, { type: 'start', config, frames: { open: frames.open, closed: frames.closed } }, isType('started')));
+      check(
+        await request(
+          proc,
+          { type: 'start', config, frames: { open: frames.open, closed: frames.closed } },
+          isType('started'),
+        ),
+      );
       await sleep(timing.warmupSeconds * 1000);
 
       const [before] = await Promise.all([scrape(server), server.reset()]);
@@ -103,7 +115,10 @@ export class LoadGenProcess {
 
       const delta = (name: string, labels: Record<string, string> = {}) =>
         promSum(after, name, labels) - promSum(before, name, labels);
-      const buckets = bucketDelta(promBuckets(after, 'faceid_analysis_seconds'), promBuckets(before, 'faceid_analysis_seconds'));
+      const buckets = bucketDelta(
+        promBuckets(after, 'faceid_analysis_seconds'),
+        promBuckets(before, 'faceid_analysis_seconds'),
+      );
       return {
         window: result,
         server: sample,
@@ -114,7 +129,9 @@ export class LoadGenProcess {
         track: delta('faceid_analysis_seconds_count', { call: 'track' }),
         full: delta('faceid_analysis_seconds_count', { call: 'full' }),
         // Face verdicts; a lock-out (method face) is a refusal at admission, not a verdict of a session that ran.
-        verdicts: delta('faceid_verdicts_total', { method: 'face' }) - delta('faceid_verdicts_total', { method: 'face', result: 'locked_out' }),
+        verdicts:
+          delta('faceid_verdicts_total', { method: 'face' }) -
+          delta('faceid_verdicts_total', { method: 'face', result: 'locked_out' }),
         analysisP50: bucketQuantile(buckets, 0.5) * 1000,
         analysisP99: bucketQuantile(buckets, 0.99) * 1000,
         otherCpuPercent: otherCpuPercent(cpuBefore, cpuAfter, [sample.cpuPercent, result.cpuPercent]),
@@ -174,16 +191,20 @@ export function aggregateWs(point: WsPoint, reps: WsRep[], engineReps: EngineRep
   const ratio =
     engineReps.length === reps.length && saturated
       ? repeated(
-          reps.map((r, i) => r.analysed / r.seconds / engineCapacity(engineReps[i], r.analysed > 0 ? r.full / r.analysed : 0)),
+          reps.map(
+            (r, i) => r.analysed / r.seconds / engineCapacity(engineReps[i], r.analysed > 0 ? r.full / r.analysed : 0),
+          ),
           3,
         )
       : null;
   const ttvPerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.timeToVerdict])).p50);
   const probePerRep = reps.map((r) => histogramLatency(mergeHistograms([r.window.probe])).p99);
-  const merged = (pick: (w: LoadWindow) => string) => histogramLatency(mergeHistograms(reps.map((r) => pick(r.window))));
+  const merged = (pick: (w: LoadWindow) => string) =>
+    histogramLatency(mergeHistograms(reps.map((r) => pick(r.window))));
   // Per verdict: the gateway's CPU time and engine calls over its window, divided by the verdicts it reached in it
   // (NaN for a repetition without one).
-  const perVerdict = (f: (r: WsRep) => number, digits: number) => per((r) => (r.verdicts > 0 ? f(r) / r.verdicts : NaN), digits);
+  const perVerdict = (f: (r: WsRep) => number, digits: number) =>
+    per((r) => (r.verdicts > 0 ? f(r) / r.verdicts : NaN), digits);
   const acked = reps.some((r) => Object.keys(r.window.ackOutcomes ?? {}).length > 0);
   return {
     point,
@@ -226,7 +247,10 @@ export function aggregateWs(point: WsPoint, reps: WsRep[], engineReps: EngineRep
       ? {
           frameAck: merged((w) => w.frameAck),
           frameAckAnalysed: merged((w) => w.frameAckAnalysed),
-          frameAckP99: repeated(reps.map((r) => histogramLatency(mergeHistograms([r.window.frameAck])).p99), 2),
+          frameAckP99: repeated(
+            reps.map((r) => histogramLatency(mergeHistograms([r.window.frameAck])).p99),
+            2,
+          ),
           ackOutcomes: sumCounts(reps.map((r) => r.window.ackOutcomes)),
           ackPending: reps.reduce((a, r) => a + r.window.ackPending, 0),
           ackLost: reps.reduce((a, r) => a + r.window.ackLost, 0),

@@ -44,7 +44,8 @@ export function greyFromRgb(img: Image, r: Rect = fullRect(img)): Image {
   for (let y = 0; y < r.height; y++) {
     let j = ((r.y + y) * img.width + r.x) * 3;
     let i = y * r.width;
-    for (let x = 0; x < r.width; x++, j += 3, i++) out[i] = Math.round(0.299 * d[j] + 0.587 * d[j + 1] + 0.114 * d[j + 2]);
+    for (let x = 0; x < r.width; x++, j += 3, i++)
+      out[i] = Math.round(0.299 * d[j] + 0.587 * d[j + 1] + 0.114 * d[j + 2]);
   }
   return { data: out, width: r.width, height: r.height, channels: 1 };
 }

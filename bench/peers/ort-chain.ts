@@ -95,7 +95,12 @@ export class OrtChain {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.detect.release(), this.landmark.release(), this.feature.release(), this.liveness.release()]);
+    await Promise.all([
+      this.detect.release(),
+      this.landmark.release(),
+      this.feature.release(),
+      this.liveness.release(),
+    ]);
   }
 
   /** The whole chain on one JPEG; the primary face's answer, or null when no face is found. */
@@ -136,7 +141,8 @@ export class OrtChain {
   }
 
   private async primaryFace(img: Image): Promise<Box | null> {
-    const resized = img.width === DETECT_W && img.height === DETECT_H ? img : resizeBilinear(img, fullRect(img), DETECT_W, DETECT_H);
+    const resized =
+      img.width === DETECT_W && img.height === DETECT_H ? img : resizeBilinear(img, fullRect(img), DETECT_W, DETECT_H);
     const input = new ort.Tensor('float32', toPlanar(resized, BGR, 127, 128), [1, 3, DETECT_H, DETECT_W]);
     const out = await this.detect.run({ input });
     const scores = out.scores.data as Float32Array;
@@ -260,7 +266,12 @@ export function similarityToTemplate(src: Point[]): Affine {
 }
 
 /** The box scaled about its centre (at most to the image's size), shifted, not cut, to stay inside the image. */
-export function scaledBoxInside(box: { x: number; y: number; width: number; height: number }, wanted: number, w: number, h: number): Rect {
+export function scaledBoxInside(
+  box: { x: number; y: number; width: number; height: number },
+  wanted: number,
+  w: number,
+  h: number,
+): Rect {
   const scale = Math.min((h - 1) / box.height, (w - 1) / box.width, wanted);
   const nw = box.width * scale;
   const nh = box.height * scale;
@@ -286,5 +297,14 @@ export function scaledBoxInside(box: { x: number; y: number; width: number; heig
     y1 -= y2 - h + 1;
     y2 = h - 1;
   }
-  return clampRect({ x: Math.trunc(Math.max(x1, 0)), y: Math.trunc(Math.max(y1, 0)), width: Math.trunc(x2 - x1), height: Math.trunc(y2 - y1) }, w, h);
+  return clampRect(
+    {
+      x: Math.trunc(Math.max(x1, 0)),
+      y: Math.trunc(Math.max(y1, 0)),
+      width: Math.trunc(x2 - x1),
+      height: Math.trunc(y2 - y1),
+    },
+    w,
+    h,
+  );
 }

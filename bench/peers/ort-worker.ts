@@ -22,7 +22,15 @@ export type OrtWorkerReply =
 
 const STAGES: Array<keyof ChainTimings> = ['decode', 'detect', 'landmarks', 'align', 'embedding', 'liveness', 'total'];
 
-const zero = (): ChainTimings => ({ decode: 0, detect: 0, landmarks: 0, align: 0, embedding: 0, liveness: 0, total: 0 });
+const zero = (): ChainTimings => ({
+  decode: 0,
+  detect: 0,
+  landmarks: 0,
+  align: 0,
+  embedding: 0,
+  liveness: 0,
+  total: 0,
+});
 
 async function main(): Promise<void> {
   const data = workerData as OrtWorkerData;
@@ -36,7 +44,10 @@ async function main(): Promise<void> {
   port.on('message', (msg: OrtWorkerRequest) => {
     void (async () => {
       if (msg.type === 'run') {
-        const stages = Object.fromEntries(STAGES.map((k) => [k, [] as number[]])) as Record<keyof ChainTimings, number[]>;
+        const stages = Object.fromEntries(STAGES.map((k) => [k, [] as number[]])) as Record<
+          keyof ChainTimings,
+          number[]
+        >;
         const end = performance.now() + msg.seconds * 1000;
         for (let i = 0; performance.now() < end; i++) {
           const t = zero();
@@ -54,4 +65,6 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch((err: Error) => parentPort?.postMessage({ type: 'failed', message: err.message } satisfies OrtWorkerReply));
+main().catch((err: Error) =>
+  parentPort?.postMessage({ type: 'failed', message: err.message } satisfies OrtWorkerReply),
+);

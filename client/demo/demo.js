@@ -6,7 +6,14 @@
 // ./i18n.js): Kazakh, Russian and English. The page starts in the language remembered in localStorage, else the
 // browser's preference, and switching re-renders it in place: each text on screen is kept as a small function of
 // the language (`put`), so nothing needs to be typed again.
-import { attachVideo, captureStill, identify, openCamera, releaseCamera, showLightOverlay } from '/client/faceid-client.js';
+import {
+  attachVideo,
+  captureStill,
+  identify,
+  openCamera,
+  releaseCamera,
+  showLightOverlay,
+} from '/client/faceid-client.js';
 import { LANGUAGES, clientTexts, has, loadLanguage, preferredLanguage, rememberLanguage, t } from '/demo/i18n.js';
 import { PatientScreen } from '/demo/patient-screen.js';
 
@@ -444,7 +451,11 @@ async function enroll(photo, how) {
       return;
     }
     const vars = { iin: r.patientIin, template: r.templateId.slice(0, 8) };
-    status(ui.enrollStatus, () => tr(r.replaced ? 'enroll.done_replaced' : 'enroll.done', { ...vars, how: tr(how) }), 'ok');
+    status(
+      ui.enrollStatus,
+      () => tr(r.replaced ? 'enroll.done_replaced' : 'enroll.done', { ...vars, how: tr(how) }),
+      'ok',
+    );
   } catch (err) {
     sayError(ui.enrollStatus, 'enroll.failed', err);
   }
@@ -739,7 +750,11 @@ function withdrawCodeOffer() {
 function nextStepFor(v) {
   if (v.result === 'timeout') {
     // A blank or distant view: say what the camera saw last.
-    const seen = { no_face: 'next.timeout_no_face', too_far: 'next.timeout_too_far', too_dark: 'next.timeout_too_dark' };
+    const seen = {
+      no_face: 'next.timeout_no_face',
+      too_far: 'next.timeout_too_far',
+      too_dark: 'next.timeout_too_dark',
+    };
     return seen[lastGuidance] || 'next.timeout';
   }
   if (v.result === 'error' && v.reason === 'client_unsupported') return 'next.client_unsupported';
@@ -779,7 +794,11 @@ async function startIdentification() {
     // Called first (before the camera opens: an invalid IIN, a patient out of face attempts or without a
     // reference photo never starts it) and again for each reconnect: tokens are single use.
     getSession: async () => {
-      const s = await api('POST', ROUTES.sessions, { iin: p.iin, appointmentId: p.appointmentId, channel: 'in_person' });
+      const s = await api('POST', ROUTES.sessions, {
+        iin: p.iin,
+        appointmentId: p.appointmentId,
+        channel: 'in_person',
+      });
       lastSession = { id: s.sessionId, iin: p.iin, appointmentId: p.appointmentId, finished: false };
       return s;
     },
@@ -1088,9 +1107,13 @@ function codeVerdict(sessionId, verdict) {
   const ok = result === 'match';
   setProgress(ok ? 1 : 0, ok ? 'done' : 'failed');
   showGuidance(ok ? { code: 'done', key: 'identify.done' } : { code: 'failed', key: 'identify.not_identified' });
-  showVerdict(result, () => `${verdictWords(result)} ${tr('identify.by_method', { method: methodWords(verdict.method) })}`, {
-    method: verdict.method,
-  });
+  showVerdict(
+    result,
+    () => `${verdictWords(result)} ${tr('identify.by_method', { method: methodWords(verdict.method) })}`,
+    {
+      method: verdict.method,
+    },
+  );
   showSessionInfo(sessionId, 'identify.stored_code', { result, method: verdict.method });
   say(ui.codeStatus, ok ? 'code.checked_match' : 'code.checked_other', {}, ok ? 'ok' : 'bad');
   ui.appointment.value = newAppointmentId();
@@ -1175,7 +1198,9 @@ ui.codeResend.addEventListener('click', async () => {
 
 function timeOf(iso) {
   const t = new Date(iso);
-  return Number.isNaN(t.getTime()) ? '' : t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+  return Number.isNaN(t.getTime())
+    ? ''
+    : t.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
 }
 
 function span(className, text) {
@@ -1297,7 +1322,10 @@ class EventsFeed {
     let ws;
     try {
       // The key as a subprotocol: never in the URL (URLs end up in logs).
-      ws = new WebSocket(`${scheme}://${location.host}${ROUTES.eventsWs}${query}`, [EVENTS_SUBPROTOCOL, `key.${this.key}`]);
+      ws = new WebSocket(`${scheme}://${location.host}${ROUTES.eventsWs}${query}`, [
+        EVENTS_SUBPROTOCOL,
+        `key.${this.key}`,
+      ]);
     } catch (err) {
       this.retry({ code: 'connect_failed' });
       return;
@@ -1359,7 +1387,11 @@ class EventsFeed {
     if (e.method) li.dataset.method = e.method;
     if (e.reason) li.dataset.reason = e.reason;
     if (e.sessionId) li.dataset.sessionId = e.sessionId;
-    li.append(span('when', timeOf(e.occurredAt)), span('seq', `#${e.seq}`), liveSpan('kind', () => words('event', e.type)));
+    li.append(
+      span('when', timeOf(e.occurredAt)),
+      span('seq', `#${e.seq}`),
+      liveSpan('kind', () => words('event', e.type)),
+    );
     if (e.type === 'workstation.camera_changed') {
       // A desk's camera changed: no patient, no session.
       li.append(

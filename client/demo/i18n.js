@@ -34,7 +34,10 @@ function isOffered(code) {
  * The language to show: the one remembered in localStorage, else the first of the browser's preferences
  * (navigator.languages, e.g. ['ru-KZ', 'en']) that the page offers, by its primary tag, else English.
  */
-export function preferredLanguage({ storage = globalThis.localStorage, languages = globalThis.navigator?.languages } = {}) {
+export function preferredLanguage({
+  storage = globalThis.localStorage,
+  languages = globalThis.navigator?.languages,
+} = {}) {
   try {
     const saved = storage && storage.getItem(LANGUAGE_STORAGE_KEY);
     if (saved && isOffered(saved)) return saved;
@@ -108,7 +111,9 @@ export function t(lang, key, vars = {}) {
 /** Fills `{name}` placeholders. */
 export function format(text, vars = {}) {
   return String(text).replace(/\{([a-zA-Z0-9_]+)\}/g, (whole, name) =>
-    Object.prototype.hasOwnProperty.call(vars, name) && vars[name] !== undefined && vars[name] !== null ? String(vars[name]) : whole,
+    Object.prototype.hasOwnProperty.call(vars, name) && vars[name] !== undefined && vars[name] !== null
+      ? String(vars[name])
+      : whole,
   );
 }
 

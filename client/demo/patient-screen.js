@@ -59,7 +59,8 @@ export class PatientScreen {
     this.view.open(run ? run.stream : null);
     if (run && run.guidance) {
       // The last instruction at once; its countdown comes back with the next message (this one's windowMs is old).
-      const { windowMs, ...g } = run.guidance;
+      const g = { ...run.guidance };
+      delete g.windowMs;
       this.view.guidance(g);
     }
   }

@@ -158,7 +158,8 @@ export class PatientView {
     this.doc = container.ownerDocument;
     this.win = this.doc.defaultView;
     this.t = typeof options.t === 'function' ? options.t : null;
-    this.languages = Array.isArray(options.languages) && options.languages.length ? [...options.languages] : ['kk', 'ru', 'en'];
+    this.languages =
+      Array.isArray(options.languages) && options.languages.length ? [...options.languages] : ['kk', 'ru', 'en'];
     this.lang = typeof options.lang === 'string' && options.lang ? options.lang : this.languages[0];
     this.onLanguage = typeof options.onLanguage === 'function' ? options.onLanguage : null;
     this.onClose = typeof options.onClose === 'function' ? options.onClose : null;
@@ -222,7 +223,8 @@ export class PatientView {
   challenge(msg) {
     if (!msg || typeof msg !== 'object' || this.outcome) return;
     let code = null;
-    if (msg.kind === 'turn') code = msg.direction === 'left' ? 'turn_left' : msg.direction === 'right' ? 'turn_right' : null;
+    if (msg.kind === 'turn')
+      code = msg.direction === 'left' ? 'turn_left' : msg.direction === 'right' ? 'turn_right' : null;
     else if (msg.kind === 'light') code = 'watch_screen';
     if (!code) return;
     this.instruct(code, null, msg.windowMs);
@@ -405,7 +407,8 @@ export class PatientView {
     video.disablePictureInPicture = true;
     video.setAttribute('aria-hidden', 'true');
     const setRatio = () => {
-      if (video.videoWidth && video.videoHeight) frame.style.setProperty('--pv-ratio', String(video.videoWidth / video.videoHeight));
+      if (video.videoWidth && video.videoHeight)
+        frame.style.setProperty('--pv-ratio', String(video.videoWidth / video.videoHeight));
     };
     video.addEventListener('loadedmetadata', setRatio);
     video.addEventListener('resize', setRatio);
@@ -482,7 +485,8 @@ export class PatientView {
 
   instruct(code, message, windowMs) {
     const changed = !this.instruction || this.instruction.code !== code;
-    if (changed || message) this.instruction = { code, message: message || (changed ? null : this.instruction.message) };
+    if (changed || message)
+      this.instruction = { code, message: message || (changed ? null : this.instruction.message) };
     this.updateWindow(code, windowMs);
     if (this.isOpen && this.root.dataset.state !== 'open') this.root.dataset.state = 'open';
     this.renderInstruction();
@@ -494,7 +498,12 @@ export class PatientView {
     const now = this.now();
     if (typeof windowMs === 'number' && Number.isFinite(windowMs) && windowMs >= 0) {
       const fresh = !this.window || (CHALLENGE_CODES.has(code) && code !== this.window.code);
-      if (fresh) this.window = { code: CHALLENGE_CODES.has(code) ? code : null, deadline: now + windowMs, total: Math.max(1, windowMs) };
+      if (fresh)
+        this.window = {
+          code: CHALLENGE_CODES.has(code) ? code : null,
+          deadline: now + windowMs,
+          total: Math.max(1, windowMs),
+        };
       else {
         this.window.deadline = now + windowMs;
         this.window.total = Math.max(this.window.total, windowMs);
@@ -548,7 +557,9 @@ export class PatientView {
       s = undefined;
     }
     if (typeof s !== 'string' || !s || s === key) s = fallback || key;
-    return s.replace(/\{(\w+)\}/g, (m, name) => (Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : m));
+    return s.replace(/\{(\w+)\}/g, (m, name) =>
+      Object.prototype.hasOwnProperty.call(vars, name) ? String(vars[name]) : m,
+    );
   }
 
   instructionText() {
@@ -671,7 +682,9 @@ export class PatientView {
 
   canSpeak() {
     const synth = this.win.speechSynthesis;
-    return Boolean(synth && typeof synth.speak === 'function' && typeof this.win.SpeechSynthesisUtterance === 'function');
+    return Boolean(
+      synth && typeof synth.speak === 'function' && typeof this.win.SpeechSynthesisUtterance === 'function',
+    );
   }
 
   speak(text) {

@@ -1,6 +1,7 @@
 // The JS surface: new Engine(models, options), engine.analyze(buffer, options) -> Promise, stats(), close().
 // Jobs run on the engine's own threads (not libuv's pool, which fs and dns share), one Pipeline per thread.
 #include <napi.h>
+#include <strings.h>
 
 #include <atomic>
 #include <chrono>
@@ -11,10 +12,8 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
-
 #include <opencv2/core.hpp>
-#include <strings.h>
+#include <thread>
 
 #include "errors.h"
 #include "pipeline.h"
@@ -108,15 +107,24 @@ unsigned parseStages(const Napi::Value& v) {
   unsigned s = 0;
   for (uint32_t i = 0; i < a.Length(); i++) {
     const std::string name = a.Get(i).ToString().Utf8Value();
-    if (name == "landmarks") s |= kLandmarks;
-    else if (name == "embedding") s |= kEmbedding;
-    else if (name == "liveness") s |= kLiveness;
-    else if (name == "eyes") s |= kEyes;
-    else if (name == "pose") s |= kPose;
-    else if (name == "quality") s |= kQuality;
-    else if (name == "light") s |= kLight;
-    else if (name == "anchor") s |= kAnchor;
-    else throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
+    if (name == "landmarks")
+      s |= kLandmarks;
+    else if (name == "embedding")
+      s |= kEmbedding;
+    else if (name == "liveness")
+      s |= kLiveness;
+    else if (name == "eyes")
+      s |= kEyes;
+    else if (name == "pose")
+      s |= kPose;
+    else if (name == "quality")
+      s |= kQuality;
+    else if (name == "light")
+      s |= kLight;
+    else if (name == "anchor")
+      s |= kAnchor;
+    else
+      throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
   }
   return s;
 }
@@ -246,8 +254,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
       if (info.Length() < 1 || !info[0].IsObject()) throw FaceIdError("invalid_argument", "models must be an object.");
       Napi::Object m = info[0].As<Napi::Object>();
       Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-      ModelPaths paths{getString(m, "detect"), getString(m, "landmark"), getString(m, "feature"),
-                       getString(m, "liveness"), getString(m, "eye"), std::string()};
+      ModelPaths paths{getString(m, "detect"),   getString(m, "landmark"), getString(m, "feature"),
+                       getString(m, "liveness"), getString(m, "eye"),      std::string()};
       // The lighter detector, loaded only when asked for (trackDetector 'blazeface', validated in JS).
       if (o.Get("trackDetector").IsString() && o.Get("trackDetector").ToString().Utf8Value() == "blazeface") {
         paths.blazeface = getString(m, "blazeface");
@@ -262,9 +270,12 @@ class Engine : public Napi::ObjectWrap<Engine> {
       popt.parallelStages = getBool(o, "parallelStages", true);
       // The embedding's options (validated in JS, src/engine/engine.ts).
       const std::string norm = o.Has("faceNormalisation") ? o.Get("faceNormalisation").ToString().Utf8Value() : "none";
-      if (norm == "none") popt.faceNorm = FaceNorm::kNone;
-      else if (norm == "gain") popt.faceNorm = FaceNorm::kGain;
-      else throw FaceIdError("invalid_argument", "faceNormalisation must be none or gain.");
+      if (norm == "none")
+        popt.faceNorm = FaceNorm::kNone;
+      else if (norm == "gain")
+        popt.faceNorm = FaceNorm::kGain;
+      else
+        throw FaceIdError("invalid_argument", "faceNormalisation must be none or gain.");
       popt.mirrorEmbedding = getBool(o, "mirrorEmbedding", false);
       if (getBool(o, "unsafeDisableWipe", false)) {
 #ifdef FACEID_TEST_HOOKS
@@ -376,8 +387,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     }
     job.reset();
     if (--pending_ == 0) {
-      if (closePending_) FinishClose(env);
-      else tsfn_.Unref(env);
+      if (closePending_)
+        FinishClose(env);
+      else
+        tsfn_.Unref(env);
     }
   }
 
@@ -387,16 +400,22 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Promise promise = job->deferred.Promise();
     try {
       if (closing_) throw FaceIdError("engine_closed", "The engine has been closed.");
-      if (info.Length() < 1 || !info[0].IsBuffer()) throw FaceIdError("invalid_argument", "The frame must be a Buffer.");
+      if (info.Length() < 1 || !info[0].IsBuffer())
+        throw FaceIdError("invalid_argument", "The frame must be a Buffer.");
       Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
       Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
       const std::string format = o.Has("format") ? o.Get("format").ToString().Utf8Value() : "jpeg";
       FrameSpec spec;
-      if (format == "jpeg") spec.format = Format::Jpeg;
-      else if (format == "rgba") spec.format = Format::Rgba;
-      else if (format == "bgr") spec.format = Format::Bgr;
-      else if (format == "i420") spec.format = Format::I420;
-      else throw FaceIdError("invalid_argument", "format must be jpeg, rgba, bgr or i420.");
+      if (format == "jpeg")
+        spec.format = Format::Jpeg;
+      else if (format == "rgba")
+        spec.format = Format::Rgba;
+      else if (format == "bgr")
+        spec.format = Format::Bgr;
+      else if (format == "i420")
+        spec.format = Format::I420;
+      else
+        throw FaceIdError("invalid_argument", "format must be jpeg, rgba, bgr or i420.");
       spec.width = int(getNumber(o, "width", 0));
       spec.height = int(getNumber(o, "height", 0));
       job->frame.spec = spec;
@@ -476,8 +495,10 @@ class Engine : public Napi::ObjectWrap<Engine> {
     Napi::Promise promise = closeDeferred_->Promise();
     if (closing_) return promise;
     closing_ = true;
-    if (pending_ == 0) FinishClose(env);
-    else closePending_ = true;
+    if (pending_ == 0)
+      FinishClose(env);
+    else
+      closePending_ = true;
     return promise;
   }
 
@@ -495,7 +516,8 @@ class Engine : public Napi::ObjectWrap<Engine> {
       joined_ = true;
     }
     cv_.notify_all();
-    for (auto& t : threads_) if (t.joinable()) t.join();
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
     // Jobs still queued here only when the environment is being torn down.
     queue_.clear();
     pipelines_.clear();

@@ -1,13 +1,13 @@
 #include "decode.h"
 
+#include <jerror.h>
+#include <jpeglib.h>
+
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <string>
-
-#include <jpeglib.h>
-#include <jerror.h>
 #include <opencv2/imgproc.hpp>
+#include <string>
 
 #include "errors.h"
 
@@ -25,8 +25,7 @@ const char* sniffOtherFormat(const uint8_t* d, size_t n) {
   if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF";
   if (starts("\xff\x0a", 2) || starts("\0\0\0\x0cJXL ", 8)) return "JPEG XL";
   if (starts("\0\0\0\x0cjP  ", 8) || starts("\xff\x4f\xff\x51", 4)) return "JPEG 2000";
-  if (starts("P1", 2) || starts("P2", 2) || starts("P3", 2) || starts("P4", 2) || starts("P5", 2) ||
-      starts("P6", 2))
+  if (starts("P1", 2) || starts("P2", 2) || starts("P3", 2) || starts("P4", 2) || starts("P5", 2) || starts("P6", 2))
     return "PNM";
   return nullptr;
 }
@@ -127,13 +126,18 @@ cv::Mat decodeFrame(const uint8_t* data, size_t size, const FrameSpec& spec, siz
   }
   size_t expected = 0;
   switch (spec.format) {
-    case Format::Rgba: expected = size_t(w) * h * 4; break;
-    case Format::Bgr: expected = size_t(w) * h * 3; break;
+    case Format::Rgba:
+      expected = size_t(w) * h * 4;
+      break;
+    case Format::Bgr:
+      expected = size_t(w) * h * 3;
+      break;
     case Format::I420:
       if (w % 2 || h % 2) throw FaceIdError("frame_dimensions_invalid", "I420 frames need an even width and height.");
       expected = size_t(w) * h * 3 / 2;
       break;
-    default: break;
+    default:
+      break;
   }
   if (size != expected) {
     throw FaceIdError("frame_size_mismatch", "The raw frame has " + std::to_string(size) + " bytes; " +
@@ -144,10 +148,17 @@ cv::Mat decodeFrame(const uint8_t* data, size_t size, const FrameSpec& spec, siz
   auto* p = const_cast<uint8_t*>(data);
   cv::Mat out;
   switch (spec.format) {
-    case Format::Rgba: cv::cvtColor(cv::Mat(h, w, CV_8UC4, p), out, cv::COLOR_RGBA2BGR); break;
-    case Format::Bgr: cv::Mat(h, w, CV_8UC3, p).copyTo(out); break;
-    case Format::I420: cv::cvtColor(cv::Mat(h * 3 / 2, w, CV_8UC1, p), out, cv::COLOR_YUV2BGR_I420); break;
-    default: break;
+    case Format::Rgba:
+      cv::cvtColor(cv::Mat(h, w, CV_8UC4, p), out, cv::COLOR_RGBA2BGR);
+      break;
+    case Format::Bgr:
+      cv::Mat(h, w, CV_8UC3, p).copyTo(out);
+      break;
+    case Format::I420:
+      cv::cvtColor(cv::Mat(h * 3 / 2, w, CV_8UC1, p), out, cv::COLOR_YUV2BGR_I420);
+      break;
+    default:
+      break;
   }
   return out;
 }

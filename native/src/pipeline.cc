@@ -4,12 +4,11 @@
 #include <chrono>
 #include <cmath>
 #include <future>
+#include <opencv2/calib3d.hpp>
+#include <opencv2/imgproc.hpp>
 #include <random>
 #include <string_view>
 #include <unordered_map>
-
-#include <opencv2/calib3d.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "errors.h"
 
@@ -24,8 +23,8 @@ constexpr float kLivenessScale = 2.7f;
 constexpr int kEyeOpenClass = 1;  // checked on open-eyed portraits and synthetic closed eyes in test/engine.test.ts
 
 // ArcFace's 112x112 template: eye centres, nose tip, mouth corners.
-const cv::Point2f kTemplate[5] = {{38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f},
-                                  {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
+const cv::Point2f kTemplate[5] = {
+    {38.2946f, 51.6963f}, {73.5318f, 51.5014f}, {56.0252f, 71.7366f}, {41.5493f, 92.3655f}, {70.7299f, 92.2041f}};
 
 cv::dnn::Net readNet(const std::string& path, const char* name) {
   try {
@@ -106,10 +105,22 @@ cv::Rect scaledBoxInside(const cv::Rect2f& box, float scaleWanted, int w, int h)
   const float nw = box.width * scale, nh = box.height * scale;
   const float cx = box.x + box.width / 2, cy = box.y + box.height / 2;
   float x1 = cx - nw / 2, y1 = cy - nh / 2, x2 = cx + nw / 2, y2 = cy + nh / 2;
-  if (x1 < 0) { x2 -= x1; x1 = 0; }
-  if (y1 < 0) { y2 -= y1; y1 = 0; }
-  if (x2 > w - 1) { x1 -= x2 - w + 1; x2 = w - 1; }
-  if (y2 > h - 1) { y1 -= y2 - h + 1; y2 = h - 1; }
+  if (x1 < 0) {
+    x2 -= x1;
+    x1 = 0;
+  }
+  if (y1 < 0) {
+    y2 -= y1;
+    y1 = 0;
+  }
+  if (x2 > w - 1) {
+    x1 -= x2 - w + 1;
+    x2 = w - 1;
+  }
+  if (y2 > h - 1) {
+    y1 -= y2 - h + 1;
+    y2 = h - 1;
+  }
   cv::Rect r(int(std::max(x1, 0.f)), int(std::max(y1, 0.f)), int(x2 - x1), int(y2 - y1));
   return r & cv::Rect(0, 0, w, h);
 }
@@ -142,12 +153,11 @@ struct ModelPoint {
   float x, y, z;
 };
 const ModelPoint kFace3d[] = {
-    {17, -50, -55, 40}, {21, -12, -52, 25}, {22, 12, -52, 25}, {26, 50, -55, 40},  // brow ends
-    {27, 0, -38, 20},   {30, 0, 0, 0},      {31, -13, 7, 18},  {33, 0, 10, 15},
-    {35, 13, 7, 18},                                                           // nose
-    {36, -45, -35, 38}, {39, -16, -35, 28}, {42, 16, -35, 28}, {45, 45, -35, 38},  // eye corners
-    {48, -25, 30, 32},  {51, 0, 22, 18},    {54, 25, 30, 32},  {57, 0, 40, 22},   // mouth
-    {8, 0, 68, 20},                                                            // chin
+    {17, -50, -55, 40}, {21, -12, -52, 25}, {22, 12, -52, 25}, {26, 50, -55, 40},                   // brow ends
+    {27, 0, -38, 20},   {30, 0, 0, 0},      {31, -13, 7, 18},  {33, 0, 10, 15},   {35, 13, 7, 18},  // nose
+    {36, -45, -35, 38}, {39, -16, -35, 28}, {42, 16, -35, 28}, {45, 45, -35, 38},                   // eye corners
+    {48, -25, 30, 32},  {51, 0, 22, 18},    {54, 25, 30, 32},  {57, 0, 40, 22},                     // mouth
+    {8, 0, 68, 20},                                                                                 // chin
 };
 
 // Head pose: the landmarks fitted to the generic 3D face with solvePnP (a pinhole camera with a ~53 degree field of
@@ -220,8 +230,8 @@ void lightRegions(const cv::Mat& img, const FaceResult& f, std::array<float, kLi
     y1 = std::min(y1, l[2 * i + 1]);
     y2 = std::max(y2, l[2 * i + 1]);
   }
-  meanOf(kFace, cv::Rect(cv::Point(cvRound(x1), cvRound(y1)), cv::Point(cvRound(x2), cvRound(y2))) &
-                    cv::Rect(0, 0, W, H));
+  meanOf(kFace,
+         cv::Rect(cv::Point(cvRound(x1), cvRound(y1)), cv::Point(cvRound(x2), cvRound(y2))) & cv::Rect(0, 0, W, H));
   const cv::Point2f brows = mean({pt(l, 19), pt(l, 24)});
   meanOf(kForehead, rectAround(brows - cv::Point2f(0, 0.35f * iod), 0.8f * iod, 0.3f * iod, W, H));
   meanOf(kNose, rectAround(mean({pt(l, 29), pt(l, 30)}), 0.25f * iod, 0.3f * iod, W, H));
@@ -465,7 +475,7 @@ void Pipeline::detectBlazeFace(const cv::Mat& img, std::vector<cv::Rect2d>& rect
 void Pipeline::warmUp() {
   setThreadRecorder(&recorder_);
   const std::vector<std::vector<int>> shapes = {
-      {1, 3, kDetectH, kDetectW}, {2, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}, {1, 1, 64, 64},
+      {1, 3, kDetectH, kDetectW},    {2, 1, 64, 64}, {1, 3, 112, 112}, {1, 3, 128, 128}, {2, 1, 24, 24}, {1, 1, 64, 64},
       {1, kBlazeSize, kBlazeSize, 3}};
   for (int n = 0; n < kNets; n++) {
     if (nets_[n].empty()) continue;  // an optional network not loaded (blazeface)
@@ -601,9 +611,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       const double dx = (f.box.x + f.box.width / 2) / W - 0.5, dy = (f.box.y + f.box.height / 2) / H - 0.5;
       return f.box.area() * (1.0 - std::sqrt(dx * dx + dy * dy));
     };
-    std::sort(res.faces.begin(), res.faces.end(), [](const FaceResult& a, const FaceResult& b) {
-      return a.box.area() > b.box.area();
-    });
+    std::sort(res.faces.begin(), res.faces.end(),
+              [](const FaceResult& a, const FaceResult& b) { return a.box.area() > b.box.area(); });
     if (!res.faces.empty()) {
       auto best = std::max_element(res.faces.begin(), res.faces.end(),
                                    [&](const FaceResult& a, const FaceResult& b) { return weight(a) < weight(b); });
@@ -658,7 +667,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       cv::cvtColor(img(crop), grey, cv::COLOR_BGR2GRAY);
       cv::resize(grey, crops[0], cv::Size(64, 64), 0, 0, cv::INTER_LINEAR);
       if (job.mirrorLandmarks) cv::flip(crops[0], crops[1], 1);
-      cv::Mat out = forward(job.mirrorLandmarks ? kLandmarkNet : kLandmarkSingleNet, cv::dnn::blobFromImages(crops, 1.0 / 256));
+      cv::Mat out =
+          forward(job.mirrorLandmarks ? kLandmarkNet : kLandmarkSingleNet, cv::dnn::blobFromImages(crops, 1.0 / 256));
       const float* v = out.ptr<float>();
       const float* m = v + 136;
       for (int j = 0; j < 68; j++) {
@@ -675,8 +685,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
     cv::Mat aligned;
     if (f.hasLandmarks && (job.stages & (kEmbedding | kQuality))) {
       t = Clock::now();
-      cv::warpAffine(img, aligned, similarityToTemplate(fivePoints(f.landmarks)), cv::Size(112, 112),
-                     cv::INTER_LINEAR, cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
+      cv::warpAffine(img, aligned, similarityToTemplate(fivePoints(f.landmarks)), cv::Size(112, 112), cv::INTER_LINEAR,
+                     cv::BORDER_CONSTANT, cv::Scalar(0, 0, 0));
       tm.align += msSince(t);
     }
 
@@ -688,8 +698,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       // one would need its own copy of the weights; see Net): the mirror costs a second pass.
       cv::Mat sum(1, 512, CV_32F, cv::Scalar(0));
       auto addView = [&](const cv::Mat& view) {
-        cv::Mat out = forward(
-            kFeatureNet, cv::dnn::blobFromImage(view, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false));
+        cv::Mat out =
+            forward(kFeatureNet, cv::dnn::blobFromImage(view, 1.0 / 128, cv::Size(), cv::Scalar(127, 127, 127), false));
         const float* v = out.ptr<float>();
         double norm = 0;
         for (int j = 0; j < 512; j++) norm += double(v[j]) * v[j];
@@ -743,7 +753,8 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
     }
 
     // Pose only from mirror-averaged landmarks: the network alone reads frontal faces as turned by 20-30 degrees.
-    if (f.hasLandmarks && job.mirrorLandmarks && (job.stages & (kPose | kQuality))) poseFromLandmarks(f.landmarks, W, H, f);
+    if (f.hasLandmarks && job.mirrorLandmarks && (job.stages & (kPose | kQuality)))
+      poseFromLandmarks(f.landmarks, W, H, f);
 
     if (f.hasLandmarks && (job.stages & kLight)) {
       t = Clock::now();

@@ -2,11 +2,10 @@
 #pragma once
 #include <array>
 #include <atomic>
+#include <opencv2/dnn.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
-
-#include <opencv2/dnn.hpp>
 
 #include "decode.h"
 #include "secure.h"
@@ -74,8 +73,8 @@ struct FaceResult {
 };
 
 struct Timings {
-  double decode = 0, detect = 0, landmarks = 0, align = 0, embedding = 0, liveness = 0, eyes = 0, quality = 0, light = 0,
-         wipe = 0, queued = 0, total = 0;
+  double decode = 0, detect = 0, landmarks = 0, align = 0, embedding = 0, liveness = 0, eyes = 0, quality = 0,
+         light = 0, wipe = 0, queued = 0, total = 0;
 };
 
 struct AnalysisResult {

@@ -1,10 +1,11 @@
 #include "secure.h"
 
+#include <strings.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <strings.h>
 
 namespace faceid {
 

@@ -3,8 +3,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <unordered_set>
 #include <opencv2/core.hpp>
+#include <unordered_set>
 
 namespace faceid {
 

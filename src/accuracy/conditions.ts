@@ -133,7 +133,9 @@ async function loadSharp(): Promise<Sharp> {
     try {
       sharp = (await import('sharp')).default;
     } catch {
-      throw new Error('The desk conditions need the `sharp` package (a devDependency): run `npm install` in the project.');
+      throw new Error(
+        'The desk conditions need the `sharp` package (a devDependency): run `npm install` in the project.',
+      );
     }
     sharp.cache(false);
     sharpModule = sharp;
@@ -144,7 +146,11 @@ async function loadSharp(): Promise<Sharp> {
 /** Decodes a photo (JPEG) to 8-bit RGB, as stored (no EXIF rotation: the engine's decoder applies none either). */
 export async function decodePhoto(jpeg: Buffer): Promise<RgbFrame> {
   const sharp = await loadSharp();
-  const { data, info } = await sharp(jpeg).removeAlpha().toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+  const { data, info } = await sharp(jpeg)
+    .removeAlpha()
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   if (info.channels !== 3) {
     data.fill(0);
     throw new Error(`Decoded ${info.channels} channels, expected 3.`);
@@ -191,7 +197,11 @@ export class ConditionRenderer {
       if (c.spec.blur) blur(lin, c.spec.blur.sigma, c.spec.blur.motion);
       if (c.spec.backlight) backlight(lin, c.faceWidth, c.spec.backlight);
       else if (c.spec.exposure !== 1) for (let i = 0; i < lin.length; i++) lin[i] *= c.spec.exposure;
-      return { data: encodeFrame(lin, c.spec.gamma, c.spec.noiseSigma, c.noiseSeed), width: FRAME_WIDTH, height: FRAME_HEIGHT };
+      return {
+        data: encodeFrame(lin, c.spec.gamma, c.spec.noiseSigma, c.noiseSeed),
+        width: FRAME_WIDTH,
+        height: FRAME_HEIGHT,
+      };
     } finally {
       lin.fill(0);
     }
@@ -300,8 +310,10 @@ function frameGeometry(crop: ScaledCrop, yawDeg: number, distance: number): Floa
       const ay = py - y0;
       const d = (y * W + x) * 3;
       for (let c = 0; c < 3; c++) {
-        const top = SRGB_TO_LINEAR[src[(y0 * sw + x0) * 3 + c]] * (1 - ax) + SRGB_TO_LINEAR[src[(y0 * sw + x1) * 3 + c]] * ax;
-        const bot = SRGB_TO_LINEAR[src[(y1 * sw + x0) * 3 + c]] * (1 - ax) + SRGB_TO_LINEAR[src[(y1 * sw + x1) * 3 + c]] * ax;
+        const top =
+          SRGB_TO_LINEAR[src[(y0 * sw + x0) * 3 + c]] * (1 - ax) + SRGB_TO_LINEAR[src[(y0 * sw + x1) * 3 + c]] * ax;
+        const bot =
+          SRGB_TO_LINEAR[src[(y1 * sw + x0) * 3 + c]] * (1 - ax) + SRGB_TO_LINEAR[src[(y1 * sw + x1) * 3 + c]] * ax;
         out[d + c] = top * (1 - ay) + bot * ay;
       }
     }
@@ -335,7 +347,16 @@ function blur(img: Float32Array, sigma: number, motion: number): void {
 }
 
 /** out = in convolved with kernel k (taps -r .. k.length - 1 - r) along (dx, dy), edges repeated. */
-function convolve(input: Float32Array, out: Float32Array, W: number, H: number, k: Float32Array, r: number, dx: number, dy: number): void {
+function convolve(
+  input: Float32Array,
+  out: Float32Array,
+  W: number,
+  H: number,
+  k: Float32Array,
+  r: number,
+  dx: number,
+  dy: number,
+): void {
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       let a = 0;

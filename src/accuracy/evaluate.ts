@@ -51,7 +51,8 @@ export async function analyseFrame(engine: AccuracyEngine, jpeg: Buffer, file: s
   }
 }
 
-const noteOf = (o: FrameOutcome): string => (o.kind === 'face' ? '' : o.kind === 'no_face' ? 'no face' : `error ${o.code}`);
+const noteOf = (o: FrameOutcome): string =>
+  o.kind === 'face' ? '' : o.kind === 'no_face' ? 'no face' : `error ${o.code}`;
 
 export interface Gallery {
   /** One normalised template per enrolled identity, in manifest order of first appearance. */
@@ -75,7 +76,11 @@ export interface Gallery {
 export async function enrollGallery(
   engine: AccuracyEngine,
   entries: readonly ManifestEntry[],
-  options: { concurrency: number; progress?: Progress; onError?: (file: string, code: string, message: string) => void },
+  options: {
+    concurrency: number;
+    progress?: Progress;
+    onError?: (file: string, code: string, message: string) => void;
+  },
 ): Promise<Gallery> {
   let done = 0;
   const outcomes = await mapLimit(entries, options.concurrency, async (entry): Promise<FrameOutcome> => {
@@ -144,7 +149,10 @@ export interface ProbeRun {
 }
 
 /** A probe frame's outcome once scored: only its scores are kept. */
-type Scored = { kind: 'scored'; scores: ProbeScores } | { kind: 'no_face' } | { kind: 'error'; code: string; message: string };
+type Scored =
+  | { kind: 'scored'; scores: ProbeScores }
+  | { kind: 'no_face' }
+  | { kind: 'error'; code: string; message: string };
 
 /** Scores a frame's embedding against the gallery and zeroes it at once. */
 function score(outcome: FrameOutcome, identity: string, gallery: Gallery): Scored {
@@ -178,7 +186,11 @@ export async function scoreProbeFiles(
   engine: AccuracyEngine,
   entries: readonly ManifestEntry[],
   gallery: Gallery,
-  options: { concurrency: number; progress?: Progress; onError?: (file: string, code: string, message: string) => void },
+  options: {
+    concurrency: number;
+    progress?: Progress;
+    onError?: (file: string, code: string, message: string) => void;
+  },
 ): Promise<ProbeRun> {
   let done = 0;
   const outcomes = await mapLimit(entries, options.concurrency, async (entry): Promise<Scored> => {
@@ -192,14 +204,21 @@ export async function scoreProbeFiles(
     options.progress?.(++done, entries.length, entry.file, noteOf(outcome));
     return score(outcome, entry.identity, gallery);
   });
-  return tally(outcomes, entries.map((e) => e.identity), gallery);
+  return tally(
+    outcomes,
+    entries.map((e) => e.identity),
+    gallery,
+  );
 }
 
 /**
  * The manifest split as the condition table uses it: per identity, its first labelled image (manifest order) is the
  * gallery reference, its others are probes. Identities with one image serve as impostors only.
  */
-export function splitFirstAsGallery(entries: readonly ManifestEntry[]): { gallery: ManifestEntry[]; probes: ManifestEntry[] } {
+export function splitFirstAsGallery(entries: readonly ManifestEntry[]): {
+  gallery: ManifestEntry[];
+  probes: ManifestEntry[];
+} {
   const seen = new Set<string>();
   const gallery: ManifestEntry[] = [];
   const probes: ManifestEntry[] = [];
@@ -276,7 +295,16 @@ export async function scoreConditions(
   });
   const runs = new Map<ConditionName, ProbeRun>();
   const identities = probes.map((e) => e.identity);
-  conditions.forEach((name, c) => runs.set(name, tally(perProbe.map((p) => p[c]), identities, gallery)));
+  conditions.forEach((name, c) =>
+    runs.set(
+      name,
+      tally(
+        perProbe.map((p) => p[c]),
+        identities,
+        gallery,
+      ),
+    ),
+  );
   return { runs, unframed };
 }
 

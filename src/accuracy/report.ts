@@ -49,7 +49,11 @@ export interface AccuracyFigures {
   impostor_sd: number | null;
 }
 
-export function accuracyFigures(run: ProbeRun, threshold: number, seed: number): { figures: AccuracyFigures; report: ProbeReport } {
+export function accuracyFigures(
+  run: ProbeRun,
+  threshold: number,
+  seed: number,
+): { figures: AccuracyFigures; report: ProbeReport } {
   const report = probeReport(run.scores, threshold, { seed });
   const v = report.verification;
   const attempts = report.frr.n + run.ftdGenuine;
@@ -140,11 +144,15 @@ export function conditionTable(report: Pick<ConditionsReport, 'threshold' | 'con
     fixed(c.genuine_mean, 3),
   ]);
   const widths = head.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, k) => (k === 0 ? c.padEnd(widths[k]) : c.padStart(widths[k]))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, k) => (k === 0 ? c.padEnd(widths[k]) : c.padStart(widths[k]))).join(' | ')} |`;
   const rule = `|${widths.map((w, k) => (k === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   const out = [line(head), rule, ...rows.map(line)];
   if (report.conditions.some((c) => !c['far_1e-3_resolved'])) {
-    out.push('', '* fewer than 1,000 impostor comparisons: FAR 1e-3 is not resolved (the threshold sits above the highest impostor score).');
+    out.push(
+      '',
+      '* fewer than 1,000 impostor comparisons: FAR 1e-3 is not resolved (the threshold sits above the highest impostor score).',
+    );
   }
   return out.join('\n');
 }

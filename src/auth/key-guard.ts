@@ -31,7 +31,7 @@ export function clientIp(req: { ip?: string; socket?: { remoteAddress?: string }
   return req.ip ?? req.socket?.remoteAddress ?? 'unknown';
 }
 
-export interface KeyAuthKit<P> {
+export interface KeyAuthKit {
   /** The guard: authenticates the bearer key and keeps the principal on the request. */
   Guard: Type<CanActivate>;
   /** The guard plus its OpenAPI security, on a controller or a route. */
@@ -48,7 +48,7 @@ export function defineKeyAuth<P>(
   label: string,
   security: RouteSecurity,
   authenticator: Type<KeyAuthenticator<P>>,
-): KeyAuthKit<P> {
+): KeyAuthKit {
   const slot = Symbol(`faceid:${label}`);
   type Holder = KeyedRequest & { [slot]?: P };
 

@@ -21,7 +21,11 @@ export interface IssuedMisKey {
 }
 
 /** Creates an MIS client of the clinic with a fresh key (service, CLI and tests). */
-export async function createMisClient(repo: MisClientRepository, clinicId: string, name: string): Promise<IssuedMisKey> {
+export async function createMisClient(
+  repo: MisClientRepository,
+  clinicId: string,
+  name: string,
+): Promise<IssuedMisKey> {
   const apiKey = generateMisKey();
   const client = await repo.create(clinicId, name, hashApiKey(apiKey));
   return { client, apiKey };

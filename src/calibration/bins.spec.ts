@@ -98,7 +98,14 @@ describe('what a face verdict counts', () => {
 
   it('a spoof: the failed challenge fails, the ones not reached are not failures, the reason is the cause', () => {
     const m = asMap(
-      faceVerdictBins(facts({ result: 'spoof_suspected', score: null, liveness: { passive: 0.42, blink: false, light: false, turn: null }, reason: 'light_no_response' })),
+      faceVerdictBins(
+        facts({
+          result: 'spoof_suspected',
+          score: null,
+          liveness: { passive: 0.42, blink: false, light: false, turn: null },
+          reason: 'light_no_response',
+        }),
+      ),
     );
     expect(m).toMatchObject({
       'outcome=face:spoof_suspected': 1,
@@ -112,20 +119,48 @@ describe('what a face verdict counts', () => {
   });
 
   it('a timeout: its cause is the state of most analysed frames', () => {
-    const dark = { ...quality, fullFrames: 0, faceSize: null, brightness: null, sharpness: null, frames: { too_dark: 40, ok: 3 } };
-    const m = asMap(faceVerdictBins(facts({ result: 'timeout', score: null, liveness: { passive: null, blink: false, light: false, turn: null }, quality: dark })));
+    const dark = {
+      ...quality,
+      fullFrames: 0,
+      faceSize: null,
+      brightness: null,
+      sharpness: null,
+      frames: { too_dark: 40, ok: 3 },
+    };
+    const m = asMap(
+      faceVerdictBins(
+        facts({
+          result: 'timeout',
+          score: null,
+          liveness: { passive: null, blink: false, light: false, turn: null },
+          quality: dark,
+        }),
+      ),
+    );
     expect(m).toMatchObject({ 'failure=timeout:too_dark': 1, 'liveness.blink=not_reached': 1, 'frames=too_dark': 40 });
     expect(Object.keys(m).some((k) => k.startsWith('quality.'))).toBe(false); // no full frame to measure
-    expect(failureCause({ result: 'timeout', reason: null, quality: { ...dark, frames: {} } })).toBe('timeout:no_frames');
-    expect(failureCause({ result: 'timeout', reason: null, quality: { ...dark, frames: { ok: 9, no_face: 2 } } })).toBe('timeout:incomplete');
+    expect(failureCause({ result: 'timeout', reason: null, quality: { ...dark, frames: {} } })).toBe(
+      'timeout:no_frames',
+    );
+    expect(failureCause({ result: 'timeout', reason: null, quality: { ...dark, frames: { ok: 9, no_face: 2 } } })).toBe(
+      'timeout:incomplete',
+    );
     expect(failureCause({ result: 'timeout', reason: null, quality: null })).toBe('timeout:no_frames');
-    expect(failureCause({ result: 'error', reason: 'client_unsupported', quality: null })).toBe('error:client_unsupported');
+    expect(failureCause({ result: 'error', reason: 'client_unsupported', quality: null })).toBe(
+      'error:client_unsupported',
+    );
     expect(failureCause({ result: 'error', reason: null, quality: null })).toBe('error:internal');
     expect(failureCause({ result: 'no_template', reason: null, quality: null })).toBeNull();
   });
 
   it('no_template: only its outcome (no frames were filmed)', () => {
-    const m = faceVerdictBins(facts({ result: 'no_template', score: null, quality: { fullFrames: 0, faceSize: null, brightness: null, sharpness: null, frames: {} } }));
+    const m = faceVerdictBins(
+      facts({
+        result: 'no_template',
+        score: null,
+        quality: { fullFrames: 0, faceSize: null, brightness: null, sharpness: null, frames: {} },
+      }),
+    );
     expect(m).toEqual([{ metric: 'outcome', bin: 'face:no_template', count: 1 }]);
   });
 
@@ -135,7 +170,11 @@ describe('what a face verdict counts', () => {
   });
 
   it('every bin is a known metric with a short label and a positive whole count', () => {
-    for (const f of [facts({}), facts({ result: 'spoof_suspected', score: 0.2, reason: 'no_blink' }), facts({ result: 'error', score: null, reason: 'virtual_camera' })]) {
+    for (const f of [
+      facts({}),
+      facts({ result: 'spoof_suspected', score: 0.2, reason: 'no_blink' }),
+      facts({ result: 'error', score: null, reason: 'virtual_camera' }),
+    ]) {
       for (const inc of faceVerdictBins(f)) {
         expect(inc.metric in METRICS).toBe(true);
         expect(inc.bin.length).toBeGreaterThan(0);

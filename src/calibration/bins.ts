@@ -26,7 +26,8 @@ export interface CategoricalMetricSpec {
 
 export type MetricSpec = NumericMetricSpec | CategoricalMetricSpec;
 
-const range = (from: number, to: number, step = 1) => Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
+const range = (from: number, to: number, step = 1) =>
+  Array.from({ length: Math.floor((to - from) / step) + 1 }, (_, i) => from + i * step);
 
 /** Match scores: [-1, 0) for every negative cosine, then 0.01 wide up to 1 (a match threshold has two decimals). */
 const SCORE_BINS: Omit<NumericMetricSpec, 'description'> = {
@@ -37,12 +38,27 @@ const SCORE_BINS: Omit<NumericMetricSpec, 'description'> = {
 };
 
 /** How an analysed frame was judged: `ok`, or the problem assessFrame() found (src/identification/guidance.ts). */
-export const FRAME_STATES = ['ok', 'no_face', 'multiple_faces', 'too_far', 'too_dark', 'blurry', 'look_at_camera'] as const;
+export const FRAME_STATES = [
+  'ok',
+  'no_face',
+  'multiple_faces',
+  'too_far',
+  'too_dark',
+  'blurry',
+  'look_at_camera',
+] as const;
 
 export const METRICS = {
   'score.match': { ...SCORE_BINS, description: 'Cosine similarity of the face verdicts `match`.' },
-  'score.no_match': { ...SCORE_BINS, description: 'Cosine similarity of the face verdicts `no_match` (a match needs every full frame above the threshold, so some score above it).' },
-  'score.spoof_suspected': { ...SCORE_BINS, description: 'Cosine similarity of the face verdicts `spoof_suspected` that have one.' },
+  'score.no_match': {
+    ...SCORE_BINS,
+    description:
+      'Cosine similarity of the face verdicts `no_match` (a match needs every full frame above the threshold, so some score above it).',
+  },
+  'score.spoof_suspected': {
+    ...SCORE_BINS,
+    description: 'Cosine similarity of the face verdicts `spoof_suspected` that have one.',
+  },
   'liveness.passive': {
     kind: 'numeric',
     edges: range(0, 9).map((i) => i / 10),
@@ -50,7 +66,10 @@ export const METRICS = {
     decimals: 1,
     description: 'Mean passive liveness of the frames used, where the passive model ran.',
   },
-  'liveness.blink': { kind: 'categorical', description: 'The blink challenge of face verdicts: pass, fail, not_reached.' },
+  'liveness.blink': {
+    kind: 'categorical',
+    description: 'The blink challenge of face verdicts: pass, fail, not_reached.',
+  },
   'liveness.light': { kind: 'categorical', description: 'The light challenge, where asked: pass, fail, not_reached.' },
   'liveness.turn': { kind: 'categorical', description: 'The head turn, where asked: pass, fail, not_reached.' },
   'quality.face_size': {
@@ -78,7 +97,10 @@ export const METRICS = {
     kind: 'categorical',
     description: `Analysed frames of face sessions by state (${FRAME_STATES.join(', ')}): frames, not verdicts.`,
   },
-  outcome: { kind: 'categorical', description: 'Every verdict, as method:result (face:match, code:locked_out, none:expired...).' },
+  outcome: {
+    kind: 'categorical',
+    description: 'Every verdict, as method:result (face:match, code:locked_out, none:expired...).',
+  },
   failure: {
     kind: 'categorical',
     description:

@@ -18,18 +18,27 @@ const Bin = z.object({
 
 const Summary = z.object({
   verdicts: z.object({ total: Count, face: Count, code: Count, none: Count }),
-  genuine: z
-    .object({ count: Count, median: Score, p10: Score, p2: Score, p1: Score })
-    .meta({ description: 'Scores of the `match` verdicts, estimated from their 0.01 bins (within one bin). No ground truth: a match is taken as genuine.' }),
+  genuine: z.object({ count: Count, median: Score, p10: Score, p2: Score, p1: Score }).meta({
+    description:
+      'Scores of the `match` verdicts, estimated from their 0.01 bins (within one bin). No ground truth: a match is taken as genuine.',
+  }),
   noMatch: z.object({
     count: Count,
-    nearMisses: Count.meta({ description: '`no_match` verdicts scoring at least matchThreshold - nearMissMargin: likely genuine patients refused.' }),
+    nearMisses: Count.meta({
+      description:
+        '`no_match` verdicts scoring at least matchThreshold - nearMissMargin: likely genuine patients refused.',
+    }),
   }),
-  darkFailures: Count.meta({ description: 'Face verdicts that timed out with most frames too dark or without a face.' }),
-  quality: z
-    .object({ faceSize: Score, brightness: Score, sharpness: Score })
-    .meta({ description: 'Medians over face verdicts of their frames’ mean inter-ocular distance (px), brightness (0-255) and sharpness, from the bins (coarse).' }),
-  metrics: z.record(z.string(), z.array(Bin)).meta({ description: `Bins in use per metric: ${METRIC_NAMES.join(', ')}.` }),
+  darkFailures: Count.meta({
+    description: 'Face verdicts that timed out with most frames too dark or without a face.',
+  }),
+  quality: z.object({ faceSize: Score, brightness: Score, sharpness: Score }).meta({
+    description:
+      'Medians over face verdicts of their frames’ mean inter-ocular distance (px), brightness (0-255) and sharpness, from the bins (coarse).',
+  }),
+  metrics: z
+    .record(z.string(), z.array(Bin))
+    .meta({ description: `Bins in use per metric: ${METRIC_NAMES.join(', ')}.` }),
 });
 
 const calibrationSpec = defineRoute({
@@ -43,20 +52,25 @@ const calibrationSpec = defineRoute({
     'patient or an exact score. `faceid calibrate` reads the same counts and suggests a threshold.',
   tags: ['stats'],
   query: z.object({
-    from: Day.optional().meta({ description: `First UTC day (YYYY-MM-DD). Default: ${DEFAULT_CALIBRATION_DAYS - 1} days before \`to\`.` }),
+    from: Day.optional().meta({
+      description: `First UTC day (YYYY-MM-DD). Default: ${DEFAULT_CALIBRATION_DAYS - 1} days before \`to\`.`,
+    }),
     to: Day.optional().meta({ description: 'Last UTC day (YYYY-MM-DD), included. Default: today.' }),
-    workstation: z.uuid().optional().meta({ description: 'Only this workstation in `workstations` (`clinic` stays the whole clinic).' }),
+    workstation: z
+      .uuid()
+      .optional()
+      .meta({ description: 'Only this workstation in `workstations` (`clinic` stays the whole clinic).' }),
   }),
   response: z.object({
     from: z.string(),
     to: z.string(),
     days: Count,
-    matchThreshold: z.number().meta({ description: 'The service’s MATCH_THRESHOLD now (near misses are counted from it).' }),
+    matchThreshold: z
+      .number()
+      .meta({ description: 'The service’s MATCH_THRESHOLD now (near misses are counted from it).' }),
     nearMissMargin: z.number(),
     clinic: Summary,
-    workstations: z.array(
-      Summary.extend({ workstationId: z.string(), name: z.string().nullable() }),
-    ),
+    workstations: z.array(Summary.extend({ workstationId: z.string(), name: z.string().nullable() })),
   }),
   errors: ['calibration_range_invalid'],
 });

@@ -92,7 +92,11 @@ export class CalibrationService {
       clinic: summaryOf(sumOf(perDesk.values()), threshold, rules),
       workstations: [...perDesk]
         .filter(([id]) => query.workstation === undefined || id === query.workstation)
-        .map(([workstationId, h]) => ({ workstationId, name: names.get(workstationId) ?? null, ...summaryOf(h, threshold, rules) })),
+        .map(([workstationId, h]) => ({
+          workstationId,
+          name: names.get(workstationId) ?? null,
+          ...summaryOf(h, threshold, rules),
+        })),
     };
   }
 }

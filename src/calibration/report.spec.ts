@@ -19,11 +19,12 @@ import {
 /** A seeded generator, so the synthetic histograms are the same every run. */
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 /** n scores spread evenly over [lo, hi). */
-const spread = (n: number, lo: number, hi: number) => Array.from({ length: n }, (_, i) => lo + ((hi - lo) * (i + 0.5)) / n);
+const spread = (n: number, lo: number, hi: number) =>
+  Array.from({ length: n }, (_, i) => lo + ((hi - lo) * (i + 0.5)) / n);
 
 /** The histogram of scores (as stored: 0.01 bins). */
 function scoreBins(scores: readonly number[], metric: 'score.match' | 'score.no_match' = 'score.match'): NumericBin[] {
@@ -56,7 +57,11 @@ describe('the suggested threshold', () => {
   const T = 0.46;
 
   it('keeps the threshold with too few likely genuine verdicts, however many were refused', () => {
-    const s = suggestThreshold({ match: scoreBins(spread(20, 0.6, 0.9)), noMatch: scoreBins(spread(20, 0.41, 0.46), 'score.no_match'), threshold: T });
+    const s = suggestThreshold({
+      match: scoreBins(spread(20, 0.6, 0.9)),
+      noMatch: scoreBins(spread(20, 0.41, 0.46), 'score.no_match'),
+      threshold: T,
+    });
     expect(s).toMatchObject({ action: 'keep', suggested: T, why: 'too_few', likelyGenuine: 40, nearMisses: 20 });
   });
 
@@ -73,7 +78,11 @@ describe('the suggested threshold', () => {
 
   it('lowers it to the p2 of matches and near misses, rounded down to 0.01, when more are refused', () => {
     // 200 matches and 20 near misses just below 0.46 (9% refused): the p2 falls among the near misses.
-    const s = suggestThreshold({ match: scoreBins(spread(200, 0.5, 0.9)), noMatch: scoreBins(spread(20, 0.4, 0.46), 'score.no_match'), threshold: T });
+    const s = suggestThreshold({
+      match: scoreBins(spread(200, 0.5, 0.9)),
+      noMatch: scoreBins(spread(20, 0.4, 0.46), 'score.no_match'),
+      threshold: T,
+    });
     expect(s.action).toBe('lower');
     expect(s.why).toBe('lowered');
     expect(s.suggested).toBeGreaterThanOrEqual(DEFAULT_RULES.labFloor);
@@ -86,12 +95,27 @@ describe('the suggested threshold', () => {
   });
 
   it('never below the lab floor at FAR 1e-3, never above the current threshold', () => {
-    const floor = suggestThreshold({ match: scoreBins(spread(100, 0.5, 0.9)), noMatch: scoreBins(spread(30, 0.4, 0.46), 'score.no_match'), threshold: 0.44 }, { ...DEFAULT_RULES, nearMissMargin: 0.06 });
+    const floor = suggestThreshold(
+      {
+        match: scoreBins(spread(100, 0.5, 0.9)),
+        noMatch: scoreBins(spread(30, 0.4, 0.46), 'score.no_match'),
+        threshold: 0.44,
+      },
+      { ...DEFAULT_RULES, nearMissMargin: 0.06 },
+    );
     expect(floor.suggested).toBeGreaterThanOrEqual(DEFAULT_RULES.labFloor);
-    const atFloor = suggestThreshold({ match: scoreBins(spread(100, 0.5, 0.9)), noMatch: scoreBins(spread(30, 0.33, 0.38), 'score.no_match'), threshold: 0.38 });
+    const atFloor = suggestThreshold({
+      match: scoreBins(spread(100, 0.5, 0.9)),
+      noMatch: scoreBins(spread(30, 0.33, 0.38), 'score.no_match'),
+      threshold: 0.38,
+    });
     expect(atFloor).toMatchObject({ action: 'keep', suggested: 0.38, why: 'at_floor' });
     // Refusals scoring above the threshold (a frame below it): not lowered.
-    const above = suggestThreshold({ match: scoreBins(spread(100, 0.5, 0.9)), noMatch: scoreBins(spread(30, 0.6, 0.7), 'score.no_match'), threshold: T });
+    const above = suggestThreshold({
+      match: scoreBins(spread(100, 0.5, 0.9)),
+      noMatch: scoreBins(spread(30, 0.6, 0.7), 'score.no_match'),
+      threshold: T,
+    });
     expect(above).toMatchObject({ action: 'keep', suggested: T, why: 'not_below_threshold' });
   });
 });
@@ -117,16 +141,27 @@ describe('a desk whose genuine scores drift down', () => {
   });
 
   it('too few recent verdicts are not flagged, however low; nor compared with too few earlier ones', () => {
-    const few = driftFinding({ recent: scoreBins(spread(DEFAULT_RULES.minDriftVerdicts - 1, 0.47, 0.5)), earlier: stable, clinicOthers: stable });
+    const few = driftFinding({
+      recent: scoreBins(spread(DEFAULT_RULES.minDriftVerdicts - 1, 0.47, 0.5)),
+      earlier: stable,
+      clinicOthers: stable,
+    });
     expect(few).toMatchObject({ flagged: false, tooFew: true });
-    const fewEarlier = driftFinding({ recent: scoreBins(spread(30, 0.5, 0.75)), earlier: scoreBins(spread(5, 0.8, 0.9)), clinicOthers: [] });
+    const fewEarlier = driftFinding({
+      recent: scoreBins(spread(30, 0.5, 0.75)),
+      earlier: scoreBins(spread(5, 0.8, 0.9)),
+      clinicOthers: [],
+    });
     expect(fewEarlier.flagged).toBe(false);
   });
 });
 
 describe('a desk that fails in the dark', () => {
   it('is flagged above 10% of its face verdicts, with enough of them', () => {
-    expect(darkFinding({ verdicts: { total: 30, face: 30, code: 0, none: 0 }, darkFailures: 5 })).toMatchObject({ flagged: true, share: 0.167 });
+    expect(darkFinding({ verdicts: { total: 30, face: 30, code: 0, none: 0 }, darkFailures: 5 })).toMatchObject({
+      flagged: true,
+      share: 0.167,
+    });
     expect(darkFinding({ verdicts: { total: 30, face: 30, code: 0, none: 0 }, darkFailures: 3 }).flagged).toBe(false);
     expect(darkFinding({ verdicts: { total: 10, face: 10, code: 0, none: 0 }, darkFailures: 5 }).flagged).toBe(false);
   });
@@ -162,18 +197,31 @@ describe('a clinic assessed from its histograms', () => {
   };
 
   it('flags the drifting desk and the dark one, not the good one; counts the clinic', () => {
-    const early = { good: desk({ match: spread(40, 0.6, 0.88) }), drift: desk({ match: spread(40, 0.6, 0.88) }), dark: desk({ match: spread(40, 0.6, 0.88) }) };
+    const early = {
+      good: desk({ match: spread(40, 0.6, 0.88) }),
+      drift: desk({ match: spread(40, 0.6, 0.88) }),
+      dark: desk({ match: spread(40, 0.6, 0.88) }),
+    };
     const late = {
       good: desk({ match: spread(25, 0.6, 0.88), incomplete: 1 }),
       drift: desk({ match: spread(25, 0.48, 0.7), noMatch: spread(6, 0.41, 0.46) }),
       dark: desk({ match: spread(25, 0.6, 0.88), dark: 12 }),
     };
-    const names = new Map([['w-good', 'Good'], ['w-drift', 'Drift'], ['w-dark', 'Dark']]);
+    const names = new Map([
+      ['w-good', 'Good'],
+      ['w-drift', 'Drift'],
+      ['w-dark', 'Dark'],
+    ]);
     const ids = { good: 'w-good', drift: 'w-drift', dark: 'w-dark' } as const;
-    const map = (x: Record<keyof typeof ids, Histograms>) => new Map(Object.entries(x).map(([k, h]) => [ids[k as keyof typeof ids], h]));
+    const map = (x: Record<keyof typeof ids, Histograms>) =>
+      new Map(Object.entries(x).map(([k, h]) => [ids[k as keyof typeof ids], h]));
     const a = assessClinic(
       {
-        window: map({ good: sum(early.good, late.good), drift: sum(early.drift, late.drift), dark: sum(early.dark, late.dark) }),
+        window: map({
+          good: sum(early.good, late.good),
+          drift: sum(early.drift, late.drift),
+          dark: sum(early.dark, late.dark),
+        }),
         recent: map(late),
         earlier: map(early),
       },

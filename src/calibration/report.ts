@@ -170,7 +170,11 @@ export interface CalibrationFigures {
   quality: { faceSize: number | null; brightness: number | null; sharpness: number | null };
 }
 
-export function figuresOf(h: Histograms, threshold: number, rules: CalibrationRules = DEFAULT_RULES): CalibrationFigures {
+export function figuresOf(
+  h: Histograms,
+  threshold: number,
+  rules: CalibrationRules = DEFAULT_RULES,
+): CalibrationFigures {
   const verdicts = { total: 0, face: 0, code: 0, none: 0 };
   for (const [bin, n] of h.get('outcome')) {
     verdicts.total += n;
@@ -192,12 +196,18 @@ export function figuresOf(h: Histograms, threshold: number, rules: CalibrationRu
       nearMisses: nearMissBins(noMatch, threshold, rules.nearMissMargin).reduce((t, b) => t + b.count, 0),
     },
     darkFailures,
-    quality: { faceSize: median('quality.face_size'), brightness: median('quality.brightness'), sharpness: median('quality.sharpness') },
+    quality: {
+      faceSize: median('quality.face_size'),
+      brightness: median('quality.brightness'),
+      sharpness: median('quality.sharpness'),
+    },
   };
 }
 
 /** Every metric's bins: numeric ones with their ranges in order, the others by label. */
-export function binsOf(h: Histograms): Record<string, Array<{ bin: string; lo?: number; hi?: number | null; count: number }>> {
+export function binsOf(
+  h: Histograms,
+): Record<string, Array<{ bin: string; lo?: number; hi?: number | null; count: number }>> {
   const out: Record<string, Array<{ bin: string; lo?: number; hi?: number | null; count: number }>> = {};
   for (const metric of h.metrics()) {
     if (isNumericMetric(metric)) {
@@ -249,7 +259,8 @@ export function suggestThreshold(
   const refusedShare = likelyGenuine ? nearMisses / likelyGenuine : null;
   const base = { current, likelyGenuine, nearMisses, refusedShare };
   if (likelyGenuine < rules.minLikelyGenuine) return { ...base, action: 'keep', suggested: current, why: 'too_few' };
-  if (refusedShare! <= rules.maxRefusedShare) return { ...base, action: 'keep', suggested: current, why: 'within_target' };
+  if (refusedShare! <= rules.maxRefusedShare)
+    return { ...base, action: 'keep', suggested: current, why: 'within_target' };
   const q = binQuantile(likely, rules.maxRefusedShare)!;
   const candidate = Math.floor(q * 100 + 1e-9) / 100;
   // Refusals scoring above the threshold (a frame of theirs below it): a lower threshold is not what they show.
@@ -300,7 +311,9 @@ export function driftFinding(
   const tooFew = recent.count < rules.minDriftVerdicts;
   if (!tooFew && recent.median !== null) {
     const below = (other: { count: number; median: number | null }) =>
-      other.count >= rules.minDriftVerdicts && other.median !== null && recent.median! < other.median - rules.driftMargin - 1e-9;
+      other.count >= rules.minDriftVerdicts &&
+      other.median !== null &&
+      recent.median! < other.median - rules.driftMargin - 1e-9;
     if (below(earlier)) reasons.push('below_own_earlier');
     if (below(clinic)) reasons.push('below_clinic');
   }
@@ -315,7 +328,10 @@ export interface DarkFinding {
 }
 
 /** A desk where more than darkShare of the face verdicts (at least minFaceVerdicts) failed in the dark or faceless. */
-export function darkFinding(figures: Pick<CalibrationFigures, 'verdicts' | 'darkFailures'>, rules: CalibrationRules = DEFAULT_RULES): DarkFinding {
+export function darkFinding(
+  figures: Pick<CalibrationFigures, 'verdicts' | 'darkFailures'>,
+  rules: CalibrationRules = DEFAULT_RULES,
+): DarkFinding {
   const faceVerdicts = figures.verdicts.face;
   const share = faceVerdicts ? figures.darkFailures / faceVerdicts : null;
   return {

@@ -28,7 +28,10 @@ function chain(n: number, legacy = 0, keyIdOf: (seq: number) => string = () => '
   for (let seq = 1; seq <= n; seq++) {
     const fields = fieldsOf(seq);
     const keyId = seq <= legacy ? null : keyIdOf(seq);
-    const hash = keyId === null ? auditHash(prev, fields) : auditMac(keys.keys.get(keyId) ?? Buffer.alloc(32, 0xee), keyId, prev, fields);
+    const hash =
+      keyId === null
+        ? auditHash(prev, fields)
+        : auditMac(keys.keys.get(keyId) ?? Buffer.alloc(32, 0xee), keyId, prev, fields);
     entries.push({ seq, ...fields, prevHash: prev, hash, keyId });
     prev = hash;
   }
@@ -117,7 +120,9 @@ describe('the keyed audit chain', () => {
     }
     const report = await checkAuditChain(reader(entries), io(false));
     expect(report.broken).toEqual({ seq: 6, reason: 'unkeyed_after_keyed', keyId: null });
-    expect(describeAuditChain(report)).toMatch(/^audit chain broken at entry seq 6: a plain SHA-256 entry after keyed ones/);
+    expect(describeAuditChain(report)).toMatch(
+      /^audit chain broken at entry seq 6: a plain SHA-256 entry after keyed ones/,
+    );
     // The same rewrite keyed with a key of its own making fails the HMAC; relabelled with another ring key too.
     const forged = chain(10, 2);
     const tampered = { ...forged[5], detail: { count: 999 } };
@@ -126,7 +131,11 @@ describe('the keyed audit chain', () => {
     expect((await checkAuditChain(reader(forged), io(false))).broken).toEqual({ seq: 6, reason: 'hash', keyId: 'k2' });
     const relabelled = chain(10, 2);
     relabelled[5] = { ...relabelled[5], keyId: 'k1' };
-    expect((await checkAuditChain(reader(relabelled), io(false))).broken).toEqual({ seq: 6, reason: 'hash', keyId: 'k1' });
+    expect((await checkAuditChain(reader(relabelled), io(false))).broken).toEqual({
+      seq: 6,
+      reason: 'hash',
+      keyId: 'k1',
+    });
   });
 
   it('names a removed entry by the broken link, and an entry whose key left the ring as not verifiable', async () => {

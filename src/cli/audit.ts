@@ -46,10 +46,14 @@ export async function checkAuditChain(
 function verifiedBy(report: AuditChainReport): string {
   const parts: string[] = [];
   if (report.legacy > 0) {
-    parts.push(`${report.legacy} legacy SHA-256 entries up to seq ${report.legacyUntilSeq} (written before the chain was keyed)`);
+    parts.push(
+      `${report.legacy} legacy SHA-256 entries up to seq ${report.legacyUntilSeq} (written before the chain was keyed)`,
+    );
   }
   if (report.keys.length > 0) {
-    const keys = report.keys.map((k) => `${k.keyId} (seq ${k.fromSeq === k.toSeq ? k.fromSeq : `${k.fromSeq}-${k.toSeq}`})`);
+    const keys = report.keys.map(
+      (k) => `${k.keyId} (seq ${k.fromSeq === k.toSeq ? k.fromSeq : `${k.fromSeq}-${k.toSeq}`})`,
+    );
     parts.push(`HMAC-SHA256 with key${keys.length > 1 ? 's' : ''} ${keys.join(', ')}`);
   }
   return parts.join('; ');

@@ -275,7 +275,9 @@ function printTables(r: BenchResult, io: CommandIo): void {
   io.out(`OpenCV ${r.opencv}, ${r.cpu} x ${r.cores} cores, Node ${r.node}`);
   const fr = r.frame;
   io.out(`frame: ${fr.source}: ${fr.width}x${fr.height}, ${fr.bytes} bytes, ${fr.faces} face(s)`);
-  io.out(`engine: ${r.engine.workers} workers, ${r.engine.threadsPerJob} OpenCV threads per job; ${r.seconds_per_phase} s per phase`);
+  io.out(
+    `engine: ${r.engine.workers} workers, ${r.engine.threadsPerJob} OpenCV threads per job; ${r.seconds_per_phase} s per phase`,
+  );
   io.out('');
   io.out('| measure | n | median ms | p99 ms |');
   io.out('|---|---:|---:|---:|');
@@ -295,7 +297,9 @@ function printTables(r: BenchResult, io: CommandIo): void {
   const p = r.peer_opencv_python;
   if (p && 'total' in p) {
     io.out('');
-    io.out(`peer, OpenCV ${p.opencv} Python bindings, 1 thread, same frame (detect, landmarks, align, embedding, liveness):`);
+    io.out(
+      `peer, OpenCV ${p.opencv} Python bindings, 1 thread, same frame (detect, landmarks, align, embedding, liveness):`,
+    );
     io.out(`| chain | ${p.n} | ${p.total.median_ms.toFixed(3)} | ${p.total.p99_ms.toFixed(3)} |`);
     io.out(`engine full call / peer chain (median): ${(r.full_call.median_ms / p.total.median_ms).toFixed(2)}`);
   } else if (p) {
@@ -319,7 +323,9 @@ function runPythonPeer(frame: Buffer, seconds: number, modelDir: string): Promis
       { maxBuffer: 1 << 20, timeout: (seconds + 60) * 1000 },
       (err, stdout, stderr) => {
         if (err) {
-          const hint = /No module named .cv2/.test(stderr) ? 'install python3-opencv (apt)' : stderr.trim().split('\n').pop();
+          const hint = /No module named .cv2/.test(stderr)
+            ? 'install python3-opencv (apt)'
+            : stderr.trim().split('\n').pop();
           resolve({ skipped: hint || err.message });
           return;
         }

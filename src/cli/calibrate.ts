@@ -147,7 +147,9 @@ export function formatClinic(
     String(f.noMatch.count),
     String(f.noMatch.nearMisses),
     `${f.darkFailures}/${f.verdicts.face}`,
-    [f.quality.faceSize, f.quality.brightness, f.quality.sharpness].map((x) => (x === null ? '-' : String(Math.round(x)))).join('/'),
+    [f.quality.faceSize, f.quality.brightness, f.quality.sharpness]
+      .map((x) => (x === null ? '-' : String(Math.round(x))))
+      .join('/'),
     recent,
     flags,
   ];
@@ -162,7 +164,21 @@ export function formatClinic(
   rows.push(row('(clinic)', a.figures, '', ''));
   lines.push(
     ...table(
-      ['workstation', 'face', 'match', 'median', 'p10', 'p2', 'p1', 'no_match', 'near', 'dark', 'px/bright/sharp', 'recent median (n)', 'flags'],
+      [
+        'workstation',
+        'face',
+        'match',
+        'median',
+        'p10',
+        'p2',
+        'p1',
+        'no_match',
+        'near',
+        'dark',
+        'px/bright/sharp',
+        'recent median (n)',
+        'flags',
+      ],
       rows,
     ),
   );
@@ -176,7 +192,8 @@ export function formatClinic(
     within_target: `within the ${pct(rules.maxRefusedShare)} the rule accepts`,
     lowered: `more than ${pct(rules.maxRefusedShare)} refused: the p${Math.round(rules.maxRefusedShare * 100)} of their scores`,
     at_floor: `more than ${pct(rules.maxRefusedShare)} refused, but no lower than the lab floor ${rules.labFloor}`,
-    not_below_threshold: 'the refused ones score at or above the threshold (one of their frames fell below): not a threshold matter',
+    not_below_threshold:
+      'the refused ones score at or above the threshold (one of their frames fell below): not a threshold matter',
   }[t.why];
   lines.push(
     t.action === 'keep'
@@ -189,15 +206,25 @@ export function formatClinic(
     const parts: string[] = [];
     if (w.drift.flagged) {
       const against = w.drift.reasons
-        .map((x) => (x === 'below_own_earlier' ? `its earlier ${num(w.drift.earlier.median)} (${w.drift.earlier.count})` : `the other desks' ${num(w.drift.clinic.median)} (${w.drift.clinic.count})`))
+        .map((x) =>
+          x === 'below_own_earlier'
+            ? `its earlier ${num(w.drift.earlier.median)} (${w.drift.earlier.count})`
+            : `the other desks' ${num(w.drift.clinic.median)} (${w.drift.clinic.count})`,
+        )
         .join(' and ');
-      parts.push(`score_drift: recent median ${num(w.drift.recent.median)} (${w.drift.recent.count} matches) vs ${against}: check the lens, the webcam and the light`);
+      parts.push(
+        `score_drift: recent median ${num(w.drift.recent.median)} (${w.drift.recent.count} matches) vs ${against}: check the lens, the webcam and the light`,
+      );
     }
     if (w.dark.flagged) {
-      parts.push(`dark_or_no_face: ${w.dark.darkFailures} of ${w.dark.faceVerdicts} face verdicts (${pct(w.dark.share!)}) timed out too dark or without a face`);
+      parts.push(
+        `dark_or_no_face: ${w.dark.darkFailures} of ${w.dark.faceVerdicts} face verdicts (${pct(w.dark.share!)}) timed out too dark or without a face`,
+      );
     }
     lines.push(`Flag ${workstationLabel(w)}: ${parts.join('; ')}.`);
   }
-  lines.push('Field scores have no ground truth: matches are taken as genuine; check a lower threshold with `faceid eval` first.');
+  lines.push(
+    'Field scores have no ground truth: matches are taken as genuine; check a lower threshold with `faceid eval` first.',
+  );
   return lines;
 }

@@ -1,18 +1,14 @@
 import { z } from 'zod';
 import { loadConfig } from '../config';
 import { parseChallenges } from '../liveness/policy';
-import { normaliseChallenges, resolveChallenges, type ResolvedChallenges } from '../identification/challenge-policy.service';
+import {
+  normaliseChallenges,
+  resolveChallenges,
+  type ResolvedChallenges,
+} from '../identification/challenge-policy.service';
 import { StorageError } from '../storage/errors';
 import { SMS_LANGUAGES, type ClinicRepository, type Clinic, type SmsLanguages } from '../storage/ports';
-import {
-  CLI_ACTOR,
-  IdOption,
-  JsonFlag,
-  NameOption,
-  parseOptions,
-  table,
-  withAdminStorage,
-} from './admin';
+import { CLI_ACTOR, IdOption, JsonFlag, NameOption, parseOptions, table, withAdminStorage } from './admin';
 import { createCommand, listCommand, revokeCommand, rotateCommand } from './keys';
 import type { Command, CommandGroup, CommandIo, OptionValues } from './main';
 
@@ -120,8 +116,13 @@ doctor needs turn,blink (the patient turns the head when asked).`;
  * The two positionals of a challenges command: an id, and a challenge list or `default` (null). Returns the exit
  * code of a usage error instead when they are wrong.
  */
-function parseChallengeArgs(positionals: string[], what: string, io: CommandIo): { id: string; challenges: string | null } | number {
-  if (positionals.length !== 2) return io.usageError(`expected ${what} and LIST or default, got ${positionals.length} argument(s).`);
+function parseChallengeArgs(
+  positionals: string[],
+  what: string,
+  io: CommandIo,
+): { id: string; challenges: string | null } | number {
+  if (positionals.length !== 2)
+    return io.usageError(`expected ${what} and LIST or default, got ${positionals.length} argument(s).`);
   const [rawId, rawList] = positionals;
   const id = IdOption.safeParse(rawId);
   if (!id.success) return io.usageError(`${what} must be an id (a UUID).`);
@@ -181,7 +182,10 @@ Options:
         subject: workstation.id,
         detail: { challenges: args.challenges, previous: set.previous },
       });
-      const now = resolveChallenges(await workstations.livenessChallenges(workstation.clinicId, workstation.id), fallback);
+      const now = resolveChallenges(
+        await workstations.livenessChallenges(workstation.clinicId, workstation.id),
+        fallback,
+      );
       const effective = now.challenges.join(',');
       const record = { id: workstation.id, clinicId: workstation.clinicId, challenges: args.challenges, effective };
       io.out(
@@ -263,7 +267,8 @@ function clinicSettingRun<T>(setting: {
   return async (values: OptionValues, positionals: string[], io: CommandIo) => {
     const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
     if (typeof opts === 'number') return opts;
-    if (positionals.length !== 2) return io.usageError(`expected CLINIC_ID and ${setting.expected}, got ${positionals.length} argument(s).`);
+    if (positionals.length !== 2)
+      return io.usageError(`expected CLINIC_ID and ${setting.expected}, got ${positionals.length} argument(s).`);
     const id = IdOption.safeParse(positionals[0]);
     if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
     const value = setting.parse(positionals[1].trim().toLowerCase());
@@ -352,7 +357,7 @@ Options:
     field: 'smsLanguages',
     expected: 'kk+ru, kk or ru',
     allowed: `one of ${SMS_LANGUAGES.join(', ')}`,
-    parse: (raw) => (SMS_LANGUAGES as readonly string[]).includes(raw) ? (raw as SmsLanguages) : undefined,
+    parse: (raw) => ((SMS_LANGUAGES as readonly string[]).includes(raw) ? (raw as SmsLanguages) : undefined),
     set: (clinics, id, languages) => clinics.setSmsLanguages(id, languages),
     action: 'clinic.sms_languages_set',
     describe: (languages) => `SMS texts in ${SMS_LANGUAGE_TEXT[languages]}`,

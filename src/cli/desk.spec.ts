@@ -18,12 +18,23 @@ const flat: SceneModel = {
       width: 32,
       height: 24,
       t,
-      truth: { sceneTime: t, landmarks: null, yaw: 0, pitch: 0, roll: 0, eyesClosed: false, screenLight: [0, 0, 0], exposureGain: null },
+      truth: {
+        sceneTime: t,
+        landmarks: null,
+        yaw: 0,
+        pitch: 0,
+        roll: 0,
+        eyesClosed: false,
+        screenLight: [0, 0, 0],
+        exposureGain: null,
+      },
     };
   },
 };
 
-type Seen = { kind: 'text'; msg: Record<string, unknown>; at: number } | { kind: 'frame'; captureTime: number; at: number };
+type Seen =
+  | { kind: 'text'; msg: Record<string, unknown>; at: number }
+  | { kind: 'frame'; captureTime: number; at: number };
 
 /** A server that sends `ready`, then lets `script` answer each client message; ends with a verdict and 1000. */
 async function serve(script: (seen: Seen[], ws: WebSocket, finish: () => void) => void) {
@@ -37,7 +48,8 @@ async function serve(script: (seen: Seen[], ws: WebSocket, finish: () => void) =
     };
     ws.on('message', (data, isBinary) => {
       const at = Date.now();
-      if (isBinary) seen.push({ kind: 'frame', captureTime: decodeFrameMessage(data as Buffer).header.captureTime, at });
+      if (isBinary)
+        seen.push({ kind: 'frame', captureTime: decodeFrameMessage(data as Buffer).header.captureTime, at });
       else seen.push({ kind: 'text', msg: JSON.parse(data.toString()), at });
       script(seen, ws, finish);
     });
@@ -75,7 +87,10 @@ describe('playDesk', () => {
       const hello = HelloMessage.parse((first as { msg: unknown }).msg);
       expect(hello).toEqual(deskHello());
       expect(hello.capabilities).toEqual(['blink', 'light', 'turn']);
-      expect(hello.camera).toEqual({ label: 'faceid simulate (synthetic)', deviceIdHash: SYNTHETIC_CAMERA.deviceIdHash });
+      expect(hello.camera).toEqual({
+        label: 'faceid simulate (synthetic)',
+        deviceIdHash: SYNTHETIC_CAMERA.deviceIdHash,
+      });
       expect(SYNTHETIC_CAMERA.deviceIdHash).toMatch(/^[0-9a-f]{64}$/);
 
       // captureTime: epoch ms of this machine, taken before the frame left.
@@ -87,7 +102,9 @@ describe('playDesk', () => {
       }
       expect(frames.map((f) => f.captureTime)).toEqual([...frames.map((f) => f.captureTime)].sort((a, b) => a - b));
 
-      const shown = LightShownMessage.parse(server.seen.map((s) => (s.kind === 'text' ? s.msg : null)).find((m) => m?.type === 'light_shown'));
+      const shown = LightShownMessage.parse(
+        server.seen.map((s) => (s.kind === 'text' ? s.msg : null)).find((m) => m?.type === 'light_shown'),
+      );
       expect(shown.challengeId).toBe('c1');
       expect(shown.shownAt).toHaveLength(colours.length + 1);
       // Painted after the challenge arrived, each colour for as long as asked, on the frames' clock.
@@ -114,7 +131,10 @@ describe('playDesk', () => {
   it('without a desk, says hello and sends no frame', async () => {
     const server = await serve((seen, _ws, finish) => finish());
     try {
-      const run = await playDesk(server.url, 'token', null, { hello: deskHello('OBS Virtual Camera'), timeoutMs: 20_000 });
+      const run = await playDesk(server.url, 'token', null, {
+        hello: deskHello('OBS Virtual Camera'),
+        timeoutMs: 20_000,
+      });
       expect(run.framesSent).toBe(0);
       expect(server.seen).toEqual([{ kind: 'text', msg: deskHello('OBS Virtual Camera'), at: expect.any(Number) }]);
     } finally {

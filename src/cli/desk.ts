@@ -7,8 +7,21 @@
 import { createHash } from 'node:crypto';
 import WebSocket from 'ws';
 import type { Analysis, FaceEngine } from '../engine';
-import { DEFAULT_SETTINGS, SessionRunner, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from '../identification/session-runner';
-import { colourSequence, encodeJpeg, type Prompts, type Rgb, type SceneModel, type ScreenTimeline } from '../liveness/pad/render';
+import {
+  DEFAULT_SETTINGS,
+  SessionRunner,
+  type IdentificationSettings,
+  type RunnerMessage,
+  type VerdictOutcome,
+} from '../identification/session-runner';
+import {
+  colourSequence,
+  encodeJpeg,
+  type Prompts,
+  type Rgb,
+  type SceneModel,
+  type ScreenTimeline,
+} from '../liveness/pad/render';
 import {
   encodeFrameMessage,
   FRAME_HEADER_BYTES,
@@ -125,7 +138,12 @@ export interface PlayResult {
  * next one only once the engine has answered, so no frame is dropped and
  * a run does not depend on the machine's speed. The template is wiped by the runner at the end.
  */
-export async function playSession(engine: FaceEngine, template: Float32Array, desk: Desk, opts: PlayOptions = {}): Promise<PlayResult> {
+export async function playSession(
+  engine: FaceEngine,
+  template: Float32Array,
+  desk: Desk,
+  opts: PlayOptions = {},
+): Promise<PlayResult> {
   const fps = opts.fps ?? 10;
   const fastFps = opts.fastFps ?? 15;
   const maxMs = opts.maxMs ?? 20_000;
@@ -182,7 +200,14 @@ export async function playSession(engine: FaceEngine, template: Float32Array, de
       const msg = encodeFrameMessage({ format: 'jpeg', seq: frames++, captureTime }, jpeg);
       jpeg.fill(0);
       const done = new Promise<void>((resolve) => (wake = resolve));
-      runner.onFrame(msg, { seq: frames, format: 'jpeg', width: 0, height: 0, captureTime, payload: msg.subarray(FRAME_HEADER_BYTES) });
+      runner.onFrame(msg, {
+        seq: frames,
+        format: 'jpeg',
+        width: 0,
+        height: 0,
+        captureTime,
+        payload: msg.subarray(FRAME_HEADER_BYTES),
+      });
       await done;
       clock.t += 1000 / desk.fpsAt(clock.t, fps, fastFps);
     }
@@ -264,7 +289,12 @@ export interface PlayDeskOptions {
  * desk as it arrives, and the light report as soon as the desk has one. A null desk connects and sends no frame
  * (the session times out). Collects every message until the server closes.
  */
-export function playDesk(url: string, token: string, desk: Desk | null, options: PlayDeskOptions = {}): Promise<PatientRun> {
+export function playDesk(
+  url: string,
+  token: string,
+  desk: Desk | null,
+  options: PlayDeskOptions = {},
+): Promise<PatientRun> {
   const fps = options.fps ?? 15;
   const hello = options.hello === undefined ? deskHello() : options.hello;
   return new Promise((resolve, reject) => {

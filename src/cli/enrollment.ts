@@ -105,9 +105,13 @@ Options:
     return withAdminStorage(io, async (ctx) => {
       await requireClinic(ctx, opts.clinic);
       const keys = (await ctx.storage.repos.enrollmentKeys.list(opts.clinic)).map(keyRecord);
-      await ctx.audit.record(CLI_ACTOR, 'enrollment_key.listed', { clinicId: opts.clinic, detail: { count: keys.length } });
+      await ctx.audit.record(CLI_ACTOR, 'enrollment_key.listed', {
+        clinicId: opts.clinic,
+        detail: { count: keys.length },
+      });
       if (opts.json) for (const k of keys) io.out(JSON.stringify(k));
-      else if (keys.length === 0) io.err('no enrollment key in this clinic: create one with `faceid enrollment-key create`.\n');
+      else if (keys.length === 0)
+        io.err('no enrollment key in this clinic: create one with `faceid enrollment-key create`.\n');
       else {
         const rows = keys.map((k) => [k.id, k.state, k.createdAt, k.name]);
         for (const line of table(['ID', 'STATE', 'CREATED', 'NAME'], rows)) io.out(line);
@@ -177,7 +181,12 @@ export function parseManifest(text: string): (ManifestRow | { line: number; erro
       out.push({ line, error: 'an unterminated quoted field' });
       continue;
     }
-    if (out.length === 0 && fields.length === 2 && fields[0].trim().toLowerCase() === 'iin' && fields[1].trim().toLowerCase() === 'photo') {
+    if (
+      out.length === 0 &&
+      fields.length === 2 &&
+      fields[0].trim().toLowerCase() === 'iin' &&
+      fields[1].trim().toLowerCase() === 'photo'
+    ) {
       continue; // the header
     }
     if (fields.length !== 2) {
@@ -329,7 +338,10 @@ Options:
     try {
       text = fs.readFileSync(opts.manifest, 'utf8');
     } catch (err) {
-      throw new CliRowError('manifest_unreadable', `Cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? 'error'}.`);
+      throw new CliRowError(
+        'manifest_unreadable',
+        `Cannot read the manifest: ${(err as NodeJS.ErrnoException).code ?? 'error'}.`,
+      );
     }
     const rows = parseManifest(text);
     if (rows.length === 0) return io.usageError('--manifest holds no rows (expected iin,photo lines).');
@@ -398,7 +410,10 @@ Options:
               photo = readPhoto(path.resolve(folder, row.photo));
             } catch (err) {
               if (err instanceof CliRowError) throw err;
-              throw new CliRowError('photo_unreadable', `Cannot read the photo (${(err as NodeJS.ErrnoException).code ?? 'error'}).`);
+              throw new CliRowError(
+                'photo_unreadable',
+                `Cannot read the photo (${(err as NodeJS.ErrnoException).code ?? 'error'}).`,
+              );
             }
             const r = await service.enroll(enroller, row.iin, [photo]); // wipes the photo
             if (r.status !== 'enrolled') throw new Error('An administrator’s enrollment waited for a code.');

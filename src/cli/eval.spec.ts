@@ -256,11 +256,17 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
   const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
     let out = '';
     let err = '';
-    const code = await main(argv, { stdout: { write: (s: string) => (out += s) }, stderr: { write: (s: string) => (err += s) }, env });
+    const code = await main(argv, {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env,
+    });
     return { code, out, err };
   };
   const solid = (r: number, g: number, b: number) =>
-    sharp({ create: { width: 96, height: 72, channels: 3, background: { r, g, b } } }).jpeg({ quality: 90 }).toBuffer();
+    sharp({ create: { width: 96, height: 72, channels: 3, background: { r, g, b } } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
   const zeroed = (xs: ArrayLike<number>[]) => xs.every((x) => Array.prototype.every.call(x, (v: number) => v === 0));
 
   beforeEach(async () => {
@@ -293,7 +299,14 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   it('gallery and probes: one JSON object, at MATCH_THRESHOLD from the environment', async () => {
-    const argv = ['eval', '--gallery', path.join(dir, 'gallery.csv'), '--probes', path.join(dir, 'probes.csv'), '--json'];
+    const argv = [
+      'eval',
+      '--gallery',
+      path.join(dir, 'gallery.csv'),
+      '--probes',
+      path.join(dir, 'probes.csv'),
+      '--json',
+    ];
     const { code, out, err } = await run(argv, { MATCH_THRESHOLD: '0.5' });
     expect(code).toBe(0);
     const lines = out.trim().split('\n');
@@ -326,7 +339,15 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
   });
 
   it('gallery and probes: --threshold overrides, and the table says where the threshold came from', async () => {
-    const argv = ['eval', '--gallery', path.join(dir, 'gallery.csv'), '--probes', path.join(dir, 'probes.csv'), '--threshold', '0.3'];
+    const argv = [
+      'eval',
+      '--gallery',
+      path.join(dir, 'gallery.csv'),
+      '--probes',
+      path.join(dir, 'probes.csv'),
+      '--threshold',
+      '0.3',
+    ];
     const { code, out } = await run(argv, { MATCH_THRESHOLD: '0.5' });
     expect(code).toBe(0);
     expect(out).toMatch(/^threshold\s+0\.3 \(--threshold\)$/m);
@@ -336,7 +357,16 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
   });
 
   it('conditions: one row per condition, the same JSON on a rerun, every embedding and frame zeroed', async () => {
-    const argv = ['eval', '--manifest', path.join(dir, 'set.csv'), '--conditions', 'clean,webcam', '--seed', '9', '--json'];
+    const argv = [
+      'eval',
+      '--manifest',
+      path.join(dir, 'set.csv'),
+      '--conditions',
+      'clean,webcam',
+      '--seed',
+      '9',
+      '--json',
+    ];
     const first = await run(argv);
     expect(first.code).toBe(0);
     const r = JSON.parse(first.out);
@@ -352,7 +382,8 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
       unframed: 1,
     });
     expect(r.conditions.map((c: { condition: string }) => c.condition)).toEqual(['clean', 'webcam']);
-    for (const c of r.conditions) expect(c).toMatchObject({ probes: 3, ftd: 1, unenrolled: 1, genuine: 2, impostor: 4, frr: 0, far: 0 });
+    for (const c of r.conditions)
+      expect(c).toMatchObject({ probes: 3, ftd: 1, unenrolled: 1, genuine: 2, impostor: 4, frr: 0, far: 0 });
     expect(first.err).toContain('probe 3/3');
     expect(zeroed(handedOut)).toBe(true);
     expect(jpegsSeen.length).toBeGreaterThan(0);
@@ -367,7 +398,9 @@ describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', ()
     const rows = out.split('\n').filter((l) => l.startsWith('| '));
     expect(rows[0]).toMatch(/^\| condition \| probes \| FTD \| FRR @0\.46 \(95% CI\) \|/);
     expect(rows.slice(1).map((l) => l.split('|')[1].trim())).toEqual(['jpeg', 'clean']);
-    expect(out).toContain('7 images, 4 identities; gallery: 3 enrolled (ftd 1); threshold 0.46 (MATCH_THRESHOLD); seed 1');
+    expect(out).toContain(
+      '7 images, 4 identities; gallery: 3 enrolled (ftd 1); threshold 0.46 (MATCH_THRESHOLD); seed 1',
+    );
   });
 
   it.each([

@@ -56,7 +56,7 @@ const DEFAULT_SEED = 1;
 
 export const evalCommand: Command = {
   name: 'eval',
-  summary: 'Measure verification accuracy (EER, TAR@FAR, d\', FRR/FAR at the threshold) on labelled face photos.',
+  summary: "Measure verification accuracy (EER, TAR@FAR, d', FRR/FAR at the threshold) on labelled face photos.",
   usage: `faceid eval --manifest CSV [--json] [--concurrency N]
             --gallery CSV --probes CSV [--threshold X] [--json] [--concurrency N]
             --manifest CSV --conditions all|LIST [--seed N] [--threshold X] [--json] [--concurrency N]
@@ -125,9 +125,12 @@ async function runEval(values: OptionValues, _positionals: string[], io: Command
   const galleryCsv = values.gallery as string | undefined;
   const probesCsv = values.probes as string | undefined;
   const conditionsText = values.conditions as string | undefined;
-  if ((galleryCsv === undefined) !== (probesCsv === undefined)) return io.usageError('--gallery and --probes go together.');
-  if (manifest !== undefined && galleryCsv !== undefined) return io.usageError('Give --manifest or --gallery/--probes, not both.');
-  if (manifest === undefined && galleryCsv === undefined) return io.usageError('--manifest CSV is required (or --gallery CSV --probes CSV).');
+  if ((galleryCsv === undefined) !== (probesCsv === undefined))
+    return io.usageError('--gallery and --probes go together.');
+  if (manifest !== undefined && galleryCsv !== undefined)
+    return io.usageError('Give --manifest or --gallery/--probes, not both.');
+  if (manifest === undefined && galleryCsv === undefined)
+    return io.usageError('--manifest CSV is required (or --gallery CSV --probes CSV).');
   if (conditionsText !== undefined && manifest === undefined) return io.usageError('--conditions needs --manifest.');
   if (values.seed !== undefined && galleryCsv === undefined && conditionsText === undefined) {
     return io.usageError('--seed applies to --conditions and to --gallery/--probes.');
@@ -141,7 +144,8 @@ async function runEval(values: OptionValues, _positionals: string[], io: Command
     if (n === undefined) return io.usageError('--concurrency must be a whole number from 1 to 64.');
     concurrency = n;
   }
-  if (galleryCsv === undefined && conditionsText === undefined) return runAllPairs(manifest!, concurrency, values.json === true, io);
+  if (galleryCsv === undefined && conditionsText === undefined)
+    return runAllPairs(manifest!, concurrency, values.json === true, io);
 
   let conditions: ConditionName[] = [];
   if (conditionsText !== undefined) {
@@ -161,7 +165,8 @@ async function runEval(values: OptionValues, _positionals: string[], io: Command
   if (values.threshold !== undefined) {
     const text = (values.threshold as string).trim();
     const x = Number(text);
-    if (!/^\d*\.?\d+$/.test(text) || !(x > 0 && x < 1)) return io.usageError('--threshold must be a number between 0 and 1 (exclusive).');
+    if (!/^\d*\.?\d+$/.test(text) || !(x > 0 && x < 1))
+      return io.usageError('--threshold must be a number between 0 and 1 (exclusive).');
     threshold = { value: x, source: '--threshold' };
   } else {
     // As the service resolves it: the environment's MATCH_THRESHOLD, else its default.
@@ -220,7 +225,12 @@ function onErrorTo(io: Pick<CommandIo, 'err' | 'errIsTTY'>): (file: string, code
   return (file, code, message) => io.err(`${io.errIsTTY ? '\n' : ''}${file}: ${code}: ${message}\n`);
 }
 
-async function runGalleryProbes(galleryCsv: string, probesCsv: string, run: ProbeModeRun, io: CommandIo): Promise<number> {
+async function runGalleryProbes(
+  galleryCsv: string,
+  probesCsv: string,
+  run: ProbeModeRun,
+  io: CommandIo,
+): Promise<number> {
   const galleryEntries = await readLabelled(galleryCsv, 'gallery', io);
   const probeEntries = await readLabelled(probesCsv, 'probes', io);
   const engine = await openEngine(run.concurrency);
@@ -228,10 +238,18 @@ async function runGalleryProbes(galleryCsv: string, probesCsv: string, run: Prob
   let probes: ProbeRun;
   try {
     const g = progressOn(io, 'enrolling');
-    gallery = await enrollGallery(engine, galleryEntries, { concurrency: run.concurrency, progress: g.progress, onError: onErrorTo(io) });
+    gallery = await enrollGallery(engine, galleryEntries, {
+      concurrency: run.concurrency,
+      progress: g.progress,
+      onError: onErrorTo(io),
+    });
     g.end();
     const p = progressOn(io, 'probe');
-    probes = await scoreProbeFiles(engine, probeEntries, gallery, { concurrency: run.concurrency, progress: p.progress, onError: onErrorTo(io) });
+    probes = await scoreProbeFiles(engine, probeEntries, gallery, {
+      concurrency: run.concurrency,
+      progress: p.progress,
+      onError: onErrorTo(io),
+    });
     p.end();
   } finally {
     gallery?.wipe();
@@ -302,10 +320,17 @@ async function runGalleryProbes(galleryCsv: string, probesCsv: string, run: Prob
   return errors > 0 ? 1 : 0;
 }
 
-async function runConditions(manifest: string, conditions: ConditionName[], run: ProbeModeRun, io: CommandIo): Promise<number> {
+async function runConditions(
+  manifest: string,
+  conditions: ConditionName[],
+  run: ProbeModeRun,
+  io: CommandIo,
+): Promise<number> {
   const labelled = await readLabelled(manifest, 'manifest', io);
   const split = splitFirstAsGallery(labelled);
-  io.err(`${split.gallery.length} gallery references, ${split.probes.length} probes x ${conditions.length} conditions\n`);
+  io.err(
+    `${split.gallery.length} gallery references, ${split.probes.length} probes x ${conditions.length} conditions\n`,
+  );
   const engine = await openEngine(run.concurrency);
   let result: Awaited<ReturnType<typeof conditionTableRun>>;
   try {

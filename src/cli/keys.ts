@@ -101,17 +101,22 @@ Options:
           clinicIds = (await ctx.storage.repos.clinics.list()).map((c) => c.id);
         }
         const holders: ReturnType<typeof holderView>[] = [];
-        for (const clinicId of clinicIds) holders.push(...(await keysService(ctx).list(kind, clinicId)).map(holderView));
+        for (const clinicId of clinicIds)
+          holders.push(...(await keysService(ctx).list(kind, clinicId)).map(holderView));
         await ctx.audit.record(CLI_ACTOR, `${kind}.listed`, {
           clinicId: opts.clinic ?? null,
           detail: opts.clinic ? { count: holders.length } : { count: holders.length, clinics: clinicIds.length },
         });
         if (opts.json) for (const h of holders) io.out(JSON.stringify(h));
         else if (holders.length === 0) {
-          io.err(`no ${w.one} ${opts.clinic ? 'in this clinic' : 'yet'}: create one with \`faceid ${w.group} create\`.\n`);
+          io.err(
+            `no ${w.one} ${opts.clinic ? 'in this clinic' : 'yet'}: create one with \`faceid ${w.group} create\`.\n`,
+          );
         } else {
           const previous = (h: (typeof holders)[number]) =>
-            h.previousKeys.length === 0 ? '-' : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
+            h.previousKeys.length === 0
+              ? '-'
+              : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
           const all = opts.clinic === undefined;
           const rows = holders.map((h) => [
             h.id,
@@ -190,7 +195,12 @@ Options:
   --json             Print {id, clinicId, apiKey, previousKeyValidUntil} as JSON (null: it stopped at once).
   -h, --help         Show this help.
 `,
-    options: { clinic: { type: 'string' }, id: { type: 'string' }, 'grace-hours': { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      clinic: { type: 'string' },
+      id: { type: 'string' },
+      'grace-hours': { type: 'string' },
+      json: { type: 'boolean' },
+    },
     allowPositionals: false,
     run: async (values: OptionValues, _positionals: string[], io: CommandIo) => {
       const opts = parseOptions(
@@ -255,10 +265,16 @@ Options:
     allowPositionals: true,
     run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
       const clinicSchema = clinicOptional ? IdOption.optional() : IdOption;
-      const opts = parseOptions(z.object({ clinic: clinicSchema, id: IdOption.optional(), json: JsonFlag }), values, io);
+      const opts = parseOptions(
+        z.object({ clinic: clinicSchema, id: IdOption.optional(), json: JsonFlag }),
+        values,
+        io,
+      );
       if (typeof opts === 'number') return opts;
-      if (positionals.length > 1) return io.usageError(`expected one ${w.idName}, got ${positionals.length} arguments.`);
-      if (positionals.length === 1 && opts.id !== undefined) return io.usageError(`give ${w.idName} once: as the argument or as --id.`);
+      if (positionals.length > 1)
+        return io.usageError(`expected one ${w.idName}, got ${positionals.length} arguments.`);
+      if (positionals.length === 1 && opts.id !== undefined)
+        return io.usageError(`give ${w.idName} once: as the argument or as --id.`);
       const rawId = positionals[0] ?? opts.id;
       if (rawId === undefined) return io.usageError(`${w.idName} is required.`);
       const id = IdOption.safeParse(rawId);

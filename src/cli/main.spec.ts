@@ -25,7 +25,7 @@ describe('faceid main', () => {
     }
   });
 
-  it('lists a group\'s subcommands for --help; refuses a missing or unknown one with exit code 2', async () => {
+  it("lists a group's subcommands for --help; refuses a missing or unknown one with exit code 2", async () => {
     const help = capture();
     expect(await main(['mis', '--help'], help)).toBe(0);
     expect(help.out()).toContain('Usage: faceid mis <subcommand>');
@@ -38,7 +38,7 @@ describe('faceid main', () => {
     expect(unknown.err()).toContain('unknown subcommand "delete"');
   });
 
-  it('prints a subcommand\'s usage for --help', async () => {
+  it("prints a subcommand's usage for --help", async () => {
     const io = capture();
     expect(await main(['workstation', 'create', '--help'], io)).toBe(0);
     expect(io.out()).toContain('Usage: faceid workstation create --clinic CLINIC_ID --name NAME');
@@ -103,7 +103,7 @@ const EVERY_COMMAND: Array<{ argv: string[]; command: Command }> = COMMANDS.flat
     : [{ argv: [c.name], command: c }],
 );
 
-describe('every command\'s --help', () => {
+describe("every command's --help", () => {
   it.each(EVERY_COMMAND.map(({ argv, command }) => [argv.join(' '), argv, command] as const))(
     '%s: starts with exactly one "Usage: faceid ...", names every option in its synopsis and its option list',
     async (name, argv, command) => {
@@ -121,12 +121,17 @@ describe('every command\'s --help', () => {
       const optionList = help.slice(help.indexOf('\nOptions:\n'));
       for (const option of Object.keys(command.options)) {
         expect({ option, inSynopsis: synopsis.includes(`--${option}`) }).toEqual({ option, inSynopsis: true });
-        expect({ option, listed: new RegExp(`^  (-\\w, )?--${option}\\b`, 'm').test(optionList) }).toEqual({ option, listed: true });
+        expect({ option, listed: new RegExp(`^  (-\\w, )?--${option}\\b`, 'm').test(optionList) }).toEqual({
+          option,
+          listed: true,
+        });
       }
       // Nothing listed or shown that the command does not take.
       const named = [...help.matchAll(/^ {2}(?:-\w, )?--([a-z][a-z0-9-]*)/gm)].map((m) => m[1]);
       expect(named.filter((o) => o !== 'help' && !(o in command.options))).toEqual([]);
-      expect([...synopsis.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]).filter((o) => !(o in command.options))).toEqual([]);
+      expect(
+        [...synopsis.matchAll(/--([a-z][a-z0-9-]*)/g)].map((m) => m[1]).filter((o) => !(o in command.options)),
+      ).toEqual([]);
       expect(help).toMatch(/^ {2}-h, --help {2,}Show this help\.$/m);
       // The same text after a usage error, on stderr.
       const bad = capture();
@@ -136,7 +141,7 @@ describe('every command\'s --help', () => {
     },
   );
 
-  it('a group\'s --help starts with one Usage: and lists each subcommand (with its other names)', async () => {
+  it("a group's --help starts with one Usage: and lists each subcommand (with its other names)", async () => {
     for (const group of COMMANDS.filter((c) => 'subcommands' in c)) {
       const io = capture();
       expect(await main([group.name, '--help'], io)).toBe(0);

@@ -248,7 +248,12 @@ describe('median, percentile', () => {
     expect(percentile(hundred, 100)).toBe(100);
     expect(percentile([5, 1, 9, 3, 7, 2, 8, 4, 6, 10], 99)).toBe(10);
     expect(percentile([5], 99)).toBe(5);
-    expect(percentile(Array.from({ length: 1000 }, (_, k) => k + 1), 99)).toBe(990);
+    expect(
+      percentile(
+        Array.from({ length: 1000 }, (_, k) => k + 1),
+        99,
+      ),
+    ).toBe(990);
   });
 });
 
@@ -292,7 +297,10 @@ describe('ratesAt', () => {
 
   it('agrees with falseRejectRate / falseAcceptRate', () => {
     const g = rng(7);
-    const scores = { genuine: Array.from({ length: 300 }, () => 0.3 + 0.5 * g()), impostor: Array.from({ length: 900 }, () => 0.45 * g()) };
+    const scores = {
+      genuine: Array.from({ length: 300 }, () => 0.3 + 0.5 * g()),
+      impostor: Array.from({ length: 900 }, () => 0.45 * g()),
+    };
     for (const t of [0, 0.2, 0.35, 0.46, 0.8, 1]) {
       const r = ratesAt(scores, t);
       expect(r.frr.rate).toBe(falseRejectRate(scores.genuine, t));
@@ -302,7 +310,7 @@ describe('ratesAt', () => {
 });
 
 describe('scoreProbe and poolScores', () => {
-  it("compares a probe with every gallery identity: its own is genuine, the others impostor", () => {
+  it('compares a probe with every gallery identity: its own is genuine, the others impostor', () => {
     const gallery = [
       { identity: 'a', template: 2 },
       { identity: 'b', template: 3 },
@@ -325,7 +333,12 @@ function probes(n: number, g: number, gen: (k: number) => number, imp: () => num
 describe('bootstrapTarAtFar', () => {
   it('is seeded: the same seed gives the same interval, and it brackets the point estimate', () => {
     const u = rng(3);
-    const set = probes(60, 26, () => 0.2 + 0.6 * u(), () => 0.45 * u() - 0.05);
+    const set = probes(
+      60,
+      26,
+      () => 0.2 + 0.6 * u(),
+      () => 0.45 * u() - 0.05,
+    );
     const a = bootstrapTarAtFar(set, [1e-2, 1e-3], { seed: 11 });
     const b = bootstrapTarAtFar(set, [1e-2, 1e-3], { seed: 11 });
     expect(a).toEqual(b);
@@ -340,7 +353,12 @@ describe('bootstrapTarAtFar', () => {
 
   it('gives [1, 1] for perfectly separated scores and NaN ends for no probes', () => {
     const u = rng(5);
-    const set = probes(30, 10, () => 0.7 + 0.2 * u(), () => 0.3 * u());
+    const set = probes(
+      30,
+      10,
+      () => 0.7 + 0.2 * u(),
+      () => 0.3 * u(),
+    );
     expect(bootstrapTarAtFar(set, [1e-3], { seed: 1, resamples: 200 })).toEqual([{ lo: 1, hi: 1 }]);
     const none = bootstrapTarAtFar([], [1e-3], { seed: 1 });
     expect(none[0].lo).toBeNaN();
@@ -348,7 +366,13 @@ describe('bootstrapTarAtFar', () => {
   });
 
   it('widens as the probes shrink (one of 10 rejected vs 10 of 100)', () => {
-    const mk = (n: number) => probes(n, 20, (k) => (k % 10 === 0 ? 0.01 : 0.8), () => 0.05);
+    const mk = (n: number) =>
+      probes(
+        n,
+        20,
+        (k) => (k % 10 === 0 ? 0.01 : 0.8),
+        () => 0.05,
+      );
     const [small] = bootstrapTarAtFar(mk(10), [1e-2], { seed: 2 });
     const [large] = bootstrapTarAtFar(mk(100), [1e-2], { seed: 2 });
     expect(small.hi - small.lo).toBeGreaterThan(large.hi - large.lo);
@@ -360,7 +384,12 @@ describe('bootstrapTarAtFar', () => {
 describe('probeReport', () => {
   it('reports FRR / FAR at the threshold, the EER and the recommended threshold (lowest with FAR <= 1e-3)', () => {
     // 20 probes x 60 gallery identities: 20 genuine, 1,180 impostor scores; one impostor at 0.5, one genuine at 0.4.
-    const set = probes(20, 60, (k) => (k === 0 ? 0.4 : 0.7 + k * 0.005), () => 0.1);
+    const set = probes(
+      20,
+      60,
+      (k) => (k === 0 ? 0.4 : 0.7 + k * 0.005),
+      () => 0.1,
+    );
     set[3].impostor[0] = 0.5;
     const r = probeReport(set, 0.46, { seed: 1 });
     expect(r.probes).toBe(20);

@@ -425,7 +425,11 @@ export interface ProbeReport {
 }
 
 /** Everything `faceid eval` reports about probes against a gallery at `threshold`. */
-export function probeReport(probes: readonly ProbeScores[], threshold: number, bootstrap: BootstrapOptions): ProbeReport {
+export function probeReport(
+  probes: readonly ProbeScores[],
+  threshold: number,
+  bootstrap: BootstrapOptions,
+): ProbeReport {
   const pooled = poolScores(probes);
   const verification = verificationReport(pooled);
   const { frr, far } = ratesAt(pooled, threshold);

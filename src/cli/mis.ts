@@ -17,10 +17,7 @@ still in their grace, name. Keys are never shown (only their hashes are stored).
 
 const rotate = rotateCommand('mis_client');
 
-const revoke = revokeCommand(
-  'mis_client',
-  'Webhook subscriptions belong to the clinic and are not affected.',
-);
+const revoke = revokeCommand('mis_client', 'Webhook subscriptions belong to the clinic and are not affected.');
 
 export const misGroup: CommandGroup = {
   name: 'mis',

@@ -105,7 +105,10 @@ Options:
 
 function list<T extends string>(value: unknown, allowed: readonly T[], name: string): T[] | string {
   if (value === undefined) return [...allowed];
-  const items = String(value).split(',').map((s) => s.trim()).filter(Boolean);
+  const items = String(value)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const bad = items.filter((i) => !allowed.includes(i as T));
   return bad.length ? `unknown ${name}: ${bad.join(', ')} (known: ${allowed.join(', ')})` : (items as T[]);
 }
@@ -121,7 +124,8 @@ async function runPadEval(values: OptionValues, _positionals: string[], io: Comm
   if (typeof configs === 'string') return io.usageError(configs);
   const classes = list(values.classes, ATTACKS, 'attack class');
   if (typeof classes === 'string') return io.usageError(classes);
-  const manifest = (values.manifest as string | undefined) ?? path.resolve(process.cwd(), '..', 'shared', 'faces', 'manifest.csv');
+  const manifest =
+    (values.manifest as string | undefined) ?? path.resolve(process.cwd(), '..', 'shared', 'faces', 'manifest.csv');
   const report = await padEval({
     manifest,
     attempts,
@@ -193,7 +197,15 @@ export async function padEval(opts: PadEvalOptions): Promise<PadReport | null> {
         `${opts.attempts} attempts per class, ${opts.configs.join(' / ')}\n`,
     );
 
-    const report: PadReport = { photos: faces.length, leftOutTurned: turned, attemptsPerClass: opts.attempts, fps: opts.fps, configs: {}, passive: null, seconds: 0 };
+    const report: PadReport = {
+      photos: faces.length,
+      leftOutTurned: turned,
+      attemptsPerClass: opts.attempts,
+      fps: opts.fps,
+      configs: {},
+      passive: null,
+      seconds: 0,
+    };
     // Every challenge set's sessions interleaved, so a busy machine slows them alike (engine time is compared).
     const kinds: ModelKind[] = ['genuine', ...opts.classes];
     const runs = new Map(opts.configs.map((name) => [name, new Map<ModelKind, PlayResult[]>()]));
@@ -238,7 +250,8 @@ function passiveEngine(engine: FaceEngine, passive: boolean): FaceEngine {
   if (!passive) return engine;
   const stages = [...FULL_STAGES, 'liveness' as const];
   return Object.assign(Object.create(engine) as FaceEngine, {
-    full: (frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> => engine.analyze(frame, { ...options, stages }),
+    full: (frame: Buffer, options: Omit<AnalyzeOptions, 'stages'> = {}): Promise<Analysis> =>
+      engine.analyze(frame, { ...options, stages }),
   });
 }
 
@@ -269,10 +282,20 @@ function classReport(runs: PlayResult[], attack: boolean): ClassReport {
   }
   const accepted = results.match ?? 0;
   const events = attack ? accepted : (results.spoof_suspected ?? 0) + (reasons.client_unsupported ?? 0);
-  return { attempts: runs.length, accepted, rate: runs.length ? events / runs.length : 0, upper95: upper95(events, runs.length), results, reasons };
+  return {
+    attempts: runs.length,
+    accepted,
+    rate: runs.length ? events / runs.length : 0,
+    upper95: upper95(events, runs.length),
+    results,
+    reasons,
+  };
 }
 
-function summarise(config: { challenges: ChallengeKind[]; passive: boolean }, runs: Map<ModelKind, PlayResult[]>): ConfigReport {
+function summarise(
+  config: { challenges: ChallengeKind[]; passive: boolean },
+  runs: Map<ModelKind, PlayResult[]>,
+): ConfigReport {
   const genuine = runs.get('genuine') ?? [];
   const matched = genuine.filter((r) => r.outcome.result === 'match');
   const ms = matched.map((r) => r.sessionMs).sort((a, b) => a - b);
@@ -293,13 +316,19 @@ function summarise(config: { challenges: ChallengeKind[]; passive: boolean }, ru
 }
 
 /** One mid-session frame per person and class, scored by the passive model alone. */
-async function passiveScores(engine: FaceEngine, faces: { face: PadFace }[], classes: ModelKind[]): Promise<PadReport['passive']> {
+async function passiveScores(
+  engine: FaceEngine,
+  faces: { face: PadFace }[],
+  classes: ModelKind[],
+): Promise<PadReport['passive']> {
   const out: NonNullable<PadReport['passive']> = {};
   let genuineP10 = 0;
   for (const kind of ['genuine', ...classes] as ModelKind[]) {
     const scores: number[] = [];
     for (let i = 0; i < faces.length; i++) {
-      const model = createModel(kind, faces[i].face.model, { seed: hashSeed(99, MODEL_KINDS.indexOf(kind) + 1, i + 1) });
+      const model = createModel(kind, faces[i].face.model, {
+        seed: hashSeed(99, MODEL_KINDS.indexOf(kind) + 1, i + 1),
+      });
       const frame = model.frameAt(600, () => null, {});
       const a = await engine.analyze(await encodeJpeg(frame, model.jpegQuality), { stages: ['liveness'] });
       const p = a.faces.find((f) => f.primary)?.liveness;
@@ -319,7 +348,9 @@ async function passiveScores(engine: FaceEngine, faces: { face: PadFace }[], cla
 
 export function formatPadReport(r: PadReport): string[] {
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-  const lines = [`${r.photos} people (${r.leftOutTurned} with a turned photo left out), ${r.attemptsPerClass} attempts per class, ${r.fps} fps (15 during the light), ${r.seconds} s`];
+  const lines = [
+    `${r.photos} people (${r.leftOutTurned} with a turned photo left out), ${r.attemptsPerClass} attempts per class, ${r.fps} fps (15 during the light), ${r.seconds} s`,
+  ];
   for (const [name, c] of Object.entries(r.configs)) {
     lines.push('', `${name} (${c.challenges.join(', ')}${c.passive ? ', passive model' : ''})`);
     const g = c.genuine;
@@ -329,12 +360,15 @@ export function formatPadReport(r: PadReport): string[] {
         (Object.keys(g.reasons).length ? `, reasons ${JSON.stringify(g.reasons)}` : ''),
     );
     for (const [kind, a] of Object.entries(c.attacks)) {
-      lines.push(`  ${kind.padEnd(14)} APCER ${pct(a.rate)} (${a.accepted}/${a.attempts}, 95% <= ${pct(a.upper95)})  ${JSON.stringify(a.reasons)}`);
+      lines.push(
+        `  ${kind.padEnd(14)} APCER ${pct(a.rate)} (${a.accepted}/${a.attempts}, 95% <= ${pct(a.upper95)})  ${JSON.stringify(a.reasons)}`,
+      );
     }
   }
   if (r.passive) {
     lines.push('', 'passive model, one frame per person: mean [p10, p90], share at or above the genuine p10');
-    for (const [kind, p] of Object.entries(r.passive)) lines.push(`  ${kind.padEnd(14)} ${p.mean} [${p.p10}, ${p.p90}] ${pct(p.aboveGenuineP10)}`);
+    for (const [kind, p] of Object.entries(r.passive))
+      lines.push(`  ${kind.padEnd(14)} ${p.mean} [${p.p10}, ${p.p90}] ${pct(p.aboveGenuineP10)}`);
   }
   return lines;
 }

@@ -60,12 +60,18 @@ async function runSimulate(values: OptionValues, _positionals: string[], io: Com
   const fps = values.fps === undefined ? 15 : parseIntInRange(values.fps as string, 1, 60);
   if (fps === undefined) return io.usageError('--fps must be an integer from 1 to 60.');
   const mode = (values.mode as string | undefined) ?? (values.still ? 'still' : 'genuine');
-  if (!MODEL_KINDS.includes(mode as ModelKind)) return io.usageError(`--mode must be one of ${MODEL_KINDS.join(', ')}.`);
+  if (!MODEL_KINDS.includes(mode as ModelKind))
+    return io.usageError(`--mode must be one of ${MODEL_KINDS.join(', ')}.`);
   if (values.still && mode !== 'still') return io.usageError('--still is --mode still: give one or the other.');
   const label = values['camera-label'] as string | undefined;
-  if (label !== undefined && (label.length === 0 || label.length > 200)) return io.usageError('--camera-label must be 1-200 characters.');
-  if (label !== undefined && values['no-hello']) return io.usageError('--camera-label is sent in the hello: not with --no-hello.');
-  const seed = values.seed === undefined ? hashSeed(Date.now(), process.pid) : parseIntInRange(values.seed as string, 0, 0xffffffff);
+  if (label !== undefined && (label.length === 0 || label.length > 200))
+    return io.usageError('--camera-label must be 1-200 characters.');
+  if (label !== undefined && values['no-hello'])
+    return io.usageError('--camera-label is sent in the hello: not with --no-hello.');
+  const seed =
+    values.seed === undefined
+      ? hashSeed(Date.now(), process.pid)
+      : parseIntInRange(values.seed as string, 0, 0xffffffff);
   if (seed === undefined) return io.usageError('--seed must be a whole number from 0 to 4294967295.');
 
   const photoPath = (values.photo as string | undefined) ?? path.join(defaultFixtureDir(), FIXTURE);

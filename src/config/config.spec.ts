@@ -75,17 +75,22 @@ describe('loadConfig', () => {
       'mis.clinic.kz',
       '*.emr.kz',
     ]);
-    expect(issuesOf({ WEBHOOK_ALLOWED_HOSTS: 'https://mis.clinic.kz/' }).map((i) => i.key)).toEqual(['WEBHOOK_ALLOWED_HOSTS']);
+    expect(issuesOf({ WEBHOOK_ALLOWED_HOSTS: 'https://mis.clinic.kz/' }).map((i) => i.key)).toEqual([
+      'WEBHOOK_ALLOWED_HOSTS',
+    ]);
   });
 
   it('reads the private webhook destinations: names, patterns, addresses and ranges; nothing by default', () => {
     expect(loadConfig({}).WEBHOOK_ALLOWED_PRIVATE_HOSTS).toEqual([]);
     expect(
-      loadConfig({ WEBHOOK_ALLOWED_PRIVATE_HOSTS: ' MIS.hospital.lan, *.emr.internal ,127.0.0.1,10.20.0.0/16,[::1],fd00::/8,' })
-        .WEBHOOK_ALLOWED_PRIVATE_HOSTS,
+      loadConfig({
+        WEBHOOK_ALLOWED_PRIVATE_HOSTS: ' MIS.hospital.lan, *.emr.internal ,127.0.0.1,10.20.0.0/16,[::1],fd00::/8,',
+      }).WEBHOOK_ALLOWED_PRIVATE_HOSTS,
     ).toEqual(['mis.hospital.lan', '*.emr.internal', '127.0.0.1', '10.20.0.0/16', '[::1]', 'fd00::/8']);
     for (const bad of ['https://mis.lan/', '127.1', '10.0.0.0/33', '::1/129', 'mis.lan/8', '2130706433']) {
-      expect(issuesOf({ WEBHOOK_ALLOWED_PRIVATE_HOSTS: bad }).map((i) => i.key)).toEqual(['WEBHOOK_ALLOWED_PRIVATE_HOSTS']);
+      expect(issuesOf({ WEBHOOK_ALLOWED_PRIVATE_HOSTS: bad }).map((i) => i.key)).toEqual([
+        'WEBHOOK_ALLOWED_PRIVATE_HOSTS',
+      ]);
     }
   });
 
@@ -93,7 +98,9 @@ describe('loadConfig', () => {
     expect(loadConfig({}).METRICS_TOKEN).toBeUndefined();
     expect(loadConfig({ METRICS_TOKEN: 'a'.repeat(16) }).METRICS_TOKEN).toBe('a'.repeat(16));
     expect(issuesOf({ METRICS_TOKEN: 'short' })).toEqual([{ key: 'METRICS_TOKEN', expects: expect.any(String) }]);
-    expect(issuesOf({ METRICS_TOKEN: 'has a space in it here' })).toEqual([{ key: 'METRICS_TOKEN', expects: expect.any(String) }]);
+    expect(issuesOf({ METRICS_TOKEN: 'has a space in it here' })).toEqual([
+      { key: 'METRICS_TOKEN', expects: expect.any(String) },
+    ]);
   });
 
   it('returns a frozen object', () => {
@@ -266,7 +273,9 @@ describe('storage keys', () => {
 
   it('follows XDG_DATA_HOME when it is absolute', () => {
     expect(defaultDataDir({ XDG_DATA_HOME: '/srv/data' })).toBe(path.join('/srv/data', 'faceid-gateway'));
-    expect(defaultDataDir({ XDG_DATA_HOME: 'relative' })).toBe(path.join(os.homedir(), '.local', 'share', 'faceid-gateway'));
+    expect(defaultDataDir({ XDG_DATA_HOME: 'relative' })).toBe(
+      path.join(os.homedir(), '.local', 'share', 'faceid-gateway'),
+    );
   });
 
   it('reads FACEID_DATA_DIR as an absolute path', () => {
@@ -313,20 +322,35 @@ describe('FACEID_PROFILE', () => {
 
   it('starts a fresh clone in development, with the demo clinic and the dev outbox', () => {
     const c = loadConfig({});
-    expect(c).toMatchObject({ FACEID_PROFILE: 'development', SMS_ADAPTER: 'dev', FACEID_BOOTSTRAP: true, HOST: '127.0.0.1' });
+    expect(c).toMatchObject({
+      FACEID_PROFILE: 'development',
+      SMS_ADAPTER: 'dev',
+      FACEID_BOOTSTRAP: true,
+      HOST: '127.0.0.1',
+    });
   });
 
   it.each(['127.0.0.1', '127.1.2.3', 'localhost', '::1'])('development listens on loopback %s', (host) => {
     expect(loadConfig({ HOST: host }).HOST).toBe(host);
   });
 
-  it.each(['0.0.0.0', '192.168.1.20', '::', 'desk-server'])('development refuses HOST=%s and says what to change', (host) => {
-    expect(issuesOf({ HOST: host })).toEqual([{ key: 'HOST', value: host, expects: expect.stringContaining('FACEID_PROFILE=production') }]);
-  });
+  it.each(['0.0.0.0', '192.168.1.20', '::', 'desk-server'])(
+    'development refuses HOST=%s and says what to change',
+    (host) => {
+      expect(issuesOf({ HOST: host })).toEqual([
+        { key: 'HOST', value: host, expects: expect.stringContaining('FACEID_PROFILE=production') },
+      ]);
+    },
+  );
 
   it('production defaults to the SMS gateway and no demo clinic, and may serve other machines', () => {
     const c = loadConfig({ ...production, HOST: '0.0.0.0' });
-    expect(c).toMatchObject({ FACEID_PROFILE: 'production', SMS_ADAPTER: 'http', FACEID_BOOTSTRAP: false, HOST: '0.0.0.0' });
+    expect(c).toMatchObject({
+      FACEID_PROFILE: 'production',
+      SMS_ADAPTER: 'http',
+      FACEID_BOOTSTRAP: false,
+      HOST: '0.0.0.0',
+    });
   });
 
   it('production refuses every demo convenience at once, naming the setting to change', () => {
@@ -337,12 +361,21 @@ describe('FACEID_PROFILE', () => {
       WS_ALLOWED_ORIGINS: '*',
       WEBHOOK_ALLOW_HTTP: 'true',
     });
-    expect(issues.map((i) => i.key)).toEqual(['SMS_ADAPTER', 'FACEID_BOOTSTRAP', 'WS_ALLOWED_ORIGINS', 'WEBHOOK_ALLOW_HTTP']);
+    expect(issues.map((i) => i.key)).toEqual([
+      'SMS_ADAPTER',
+      'FACEID_BOOTSTRAP',
+      'WS_ALLOWED_ORIGINS',
+      'WEBHOOK_ALLOW_HTTP',
+    ]);
     expect(issues[0].expects).toMatch(/SMS_ADAPTER=http/);
-    expect(() => loadConfig({ ...production, SMS_ADAPTER: 'dev' })).toThrow(/SMS_ADAPTER="dev": expected http in the production profile/);
+    expect(() => loadConfig({ ...production, SMS_ADAPTER: 'dev' })).toThrow(
+      /SMS_ADAPTER="dev": expected http in the production profile/,
+    );
   });
 
   it('refuses an unknown profile', () => {
-    expect(issuesOf({ FACEID_PROFILE: 'staging' })).toEqual([{ key: 'FACEID_PROFILE', value: 'staging', expects: 'one of development, production' }]);
+    expect(issuesOf({ FACEID_PROFILE: 'staging' })).toEqual([
+      { key: 'FACEID_PROFILE', value: 'staging', expects: 'one of development, production' },
+    ]);
   });
 });

@@ -391,7 +391,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     description:
       'A face session still running this many seconds after SESSION_TIMEOUT_MS (the longest a session runs) lost ' +
       'its gateway process (killed, crashed, cut off from the database): the session sweep of any gateway ends it ' +
-      '`expired`, with its MIS event, so it stops counting against the patient\'s attempts. A connection that merely ' +
+      "`expired`, with its MIS event, so it stops counting against the patient's attempts. A connection that merely " +
       'drops is ended at once by its own gateway. The grace also absorbs clock differences between hosts.',
   },
   FACE_ATTEMPTS_MAX: {
@@ -500,7 +500,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'Refused messages (each answered with an `error` of a `protocol_*` or `frame_*` code: a malformed control ' +
       'message, a bad or hostile frame) a minute allowed per identification WebSocket, bursts up to the same number; ' +
       'the next one closes the connection with 4008 `protocol_error`, reason `too_many_errors`. Errors of the ' +
-      'server\'s own making do not count.',
+      "server's own making do not count.",
   },
   WS_SEND_BUFFER_MAX: {
     schema: int(16 * 1024, 64 << 20),
@@ -515,7 +515,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     schema: int(4096, 4096 * 4096),
     expects: 'an integer from 4096 to 16777216 (pixels)',
     default: () => 4096 * 4096,
-    defaultText: '16777216 (4096x4096, the engine\'s own limit)',
+    defaultText: "16777216 (4096x4096, the engine's own limit)",
     description:
       'Largest enrollment photo, in pixels, read from its JPEG header before it is decoded (`frame_too_large`, 422). ' +
       'Progressive photos are accepted with up to 64 scans; more scans, or an arithmetic-coded JPEG, is ' +
@@ -531,7 +531,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'number), and failed key checks a minute per client address (an address that spends them is refused before ' +
       'any key lookup until they refill; requests with a valid key never use them). Beyond it: 429 `rate_limited` ' +
       'with Retry-After. In memory, per process. Behind a reverse proxy set TRUSTED_PROXIES, or every client shares ' +
-      'the proxy\'s address.',
+      "the proxy's address.",
   },
   TRUSTED_PROXIES: {
     schema: z.string().transform((s, ctx) => {
@@ -548,10 +548,10 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     defaultText: '(none)',
     description:
       'Reverse proxies (a TLS terminator, a load balancer) in front of the service whose `X-Forwarded-For` is ' +
-      'believed: the client address of a request from one of them is the one the proxy forwarded (Express\'s `trust ' +
+      "believed: the client address of a request from one of them is the one the proxy forwarded (Express's `trust " +
       'proxy`; also for the events WebSocket). Per-address rate limits and logs use it. Unset: no proxy is trusted ' +
-      'and the peer\'s address counts, whatever the header says; behind a proxy that means every desk shares its ' +
-      'address. List only the proxies\' own addresses (e.g. `loopback` for one on the same host).',
+      "and the peer's address counts, whatever the header says; behind a proxy that means every desk shares its " +
+      "address. List only the proxies' own addresses (e.g. `loopback` for one on the same host).",
   },
   FACEID_BOOTSTRAP: {
     schema: booleanWord,
@@ -561,16 +561,20 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     description:
       'On a start with an empty database, create a "Demo clinic" with one workstation and one MIS client and print ' +
       'their API keys once in the log, as warning lines (a convenience for a first run: set false in production). ' +
-      'Only the keys\' hashes are stored, so they are shown this once (`faceid workstation create` and `faceid mis ' +
+      "Only the keys' hashes are stored, so they are shown this once (`faceid workstation create` and `faceid mis " +
       'create` make more).',
   },
   ADMIN_TOKEN: {
-    schema: z.string().min(32).max(512).regex(/^[\x21-\x7e]+$/),
+    schema: z
+      .string()
+      .min(32)
+      .max(512)
+      .regex(/^[\x21-\x7e]+$/),
     expects: 'at least 32 printable characters without spaces (e.g. `openssl rand -base64 32`)',
     default: () => undefined,
     defaultText: '(none: admin HTTP routes off)',
     description:
-      'The operator\'s bearer token for the HTTP admin routes (`/admin/...`: create, list, rotate and revoke ' +
+      "The operator's bearer token for the HTTP admin routes (`/admin/...`: create, list, rotate and revoke " +
       'workstation and MIS keys; `Authorization: Bearer <token>`, compared in constant time). Unset: those routes ' +
       'answer 404 `admin_disabled` and only the `faceid` admin commands on the host manage keys.',
     secret: true,
@@ -658,7 +662,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 2,
     defaultText: '2',
     description:
-      'Times the desk may send a session\'s code again (`POST /sessions/:id/code/resend`, for a lost SMS). The new code ' +
+      "Times the desk may send a session's code again (`POST /sessions/:id/code/resend`, for a lost SMS). The new code " +
       'replaces the old one and gets a new CODE_TTL_S; wrong attempts so far still count.',
   },
   CODE_PATIENT_FAILURES_MAX: {
@@ -732,7 +736,12 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
   WEBHOOK_ALLOWED_HOSTS: {
     schema: z
       .string()
-      .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      )
       .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(h)))
       .transform((hosts) => Object.freeze(hosts)),
     expects: 'a comma list of host names or *.domain patterns, e.g. mis.clinic.kz,*.emr.kz',
@@ -745,7 +754,12 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
   WEBHOOK_ALLOWED_PRIVATE_HOSTS: {
     schema: z
       .string()
-      .transform((s) => s.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter(Boolean),
+      )
       .refine((entries) => entries.every(isPrivateHostEntry))
       .transform((entries) => Object.freeze(entries)),
     expects:
@@ -776,12 +790,12 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     default: () => 30,
     defaultText: '30',
     description:
-      'On SIGTERM or SIGINT (a service manager\'s stop, a rolling restart) the gateway drains: it admits no new ' +
+      "On SIGTERM or SIGINT (a service manager's stop, a rolling restart) the gateway drains: it admits no new " +
       'session (POST /sessions answers 503 `draining` with Retry-After; a new identification WebSocket closes with ' +
       '1013 `draining`, its token left unused; GET /health/ready answers 503, so a load balancer sends new work to ' +
       'the other gateways), waits up to this many seconds for the face sessions running here to end, then stops and ' +
       'exits with 0. A second signal stops at once. Keep it at least SESSION_TIMEOUT_MS, and below the service ' +
-      'manager\'s stop timeout (TimeoutStopSec in deploy/systemd).',
+      "manager's stop timeout (TimeoutStopSec in deploy/systemd).",
   },
 };
 
@@ -800,7 +814,9 @@ export class ConfigError extends Error {
     super(
       'Invalid configuration:\n' +
         issues
-          .map((i) => `  - ${i.key}${i.value === undefined ? '' : `=${JSON.stringify(i.value)}`}: expected ${i.expects}`)
+          .map(
+            (i) => `  - ${i.key}${i.value === undefined ? '' : `=${JSON.stringify(i.value)}`}: expected ${i.expects}`,
+          )
           .join('\n'),
     );
     this.name = 'ConfigError';
@@ -859,21 +875,30 @@ export function profileIssues(c: Config): ConfigIssue[] {
     out.push({
       key: 'SMS_ADAPTER',
       value: 'dev',
-      expects: 'http in the production profile (the dev outbox shows codes to the desk): set SMS_ADAPTER=http and SMS_HTTP_URL',
+      expects:
+        'http in the production profile (the dev outbox shows codes to the desk): set SMS_ADAPTER=http and SMS_HTTP_URL',
     });
   }
   if (c.FACEID_BOOTSTRAP) {
-    out.push({ key: 'FACEID_BOOTSTRAP', value: 'true', expects: 'false in the production profile (no demo clinic): unset it or set false' });
+    out.push({
+      key: 'FACEID_BOOTSTRAP',
+      value: 'true',
+      expects: 'false in the production profile (no demo clinic): unset it or set false',
+    });
   }
   if (c.WS_ALLOWED_ORIGINS.includes('*')) {
     out.push({
       key: 'WS_ALLOWED_ORIGINS',
       value: c.WS_ALLOWED_ORIGINS.join(','),
-      expects: 'the desk pages\' origins in the production profile, not `*` (e.g. self or https://desk.clinic.kz)',
+      expects: "the desk pages' origins in the production profile, not `*` (e.g. self or https://desk.clinic.kz)",
     });
   }
   if (c.WEBHOOK_ALLOW_HTTP) {
-    out.push({ key: 'WEBHOOK_ALLOW_HTTP', value: 'true', expects: 'false in the production profile (webhooks over https only)' });
+    out.push({
+      key: 'WEBHOOK_ALLOW_HTTP',
+      value: 'true',
+      expects: 'false in the production profile (webhooks over https only)',
+    });
   }
   return out;
 }

@@ -18,7 +18,15 @@ describe('TRUSTED_PROXIES', () => {
 
   it('trusts exactly the listed peers, IPv4 peers of dual-stack sockets included', () => {
     const trusted = compileTrustedProxies(['loopback', '10.0.0.0/8', '2001:db8::1']);
-    for (const a of ['127.0.0.1', '127.9.9.9', '::1', '::ffff:127.0.0.1', '10.200.0.1', '::ffff:10.0.0.5', '2001:db8::1']) {
+    for (const a of [
+      '127.0.0.1',
+      '127.9.9.9',
+      '::1',
+      '::ffff:127.0.0.1',
+      '10.200.0.1',
+      '::ffff:10.0.0.5',
+      '2001:db8::1',
+    ]) {
       expect({ a, trusted: trusted(a) }).toEqual({ a, trusted: true });
     }
     for (const a of ['11.0.0.1', '192.168.0.1', '2001:db8::2', 'unknown', '', 'not an address']) {
@@ -47,7 +55,9 @@ describe('TRUSTED_PROXIES', () => {
     expect(loadConfig({}).TRUSTED_PROXIES).toEqual([]);
     expect(loadConfig({ TRUSTED_PROXIES: 'loopback,10.0.0.0/8' }).TRUSTED_PROXIES).toEqual(['loopback', '10.0.0.0/8']);
     expect(() => loadConfig({ TRUSTED_PROXIES: 'proxy.local' })).toThrow(ConfigError);
-    expect(() => loadConfig({ TRUSTED_PROXIES: 'proxy.local' })).toThrow(/TRUSTED_PROXIES="proxy.local": expected a comma list/);
+    expect(() => loadConfig({ TRUSTED_PROXIES: 'proxy.local' })).toThrow(
+      /TRUSTED_PROXIES="proxy.local": expected a comma list/,
+    );
   });
 });
 

@@ -34,11 +34,15 @@ function entry(raw: string): string | null {
 
 /** A comma list of entries; the list, or what is wrong with it (the bad entry's position). */
 export function parseTrustedProxies(text: string): string[] | string {
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const out: string[] = [];
   for (const [i, item] of items.entries()) {
     const e = entry(item);
-    if (e === null) return `entry ${i + 1} is not an address, a CIDR range or one of ${Object.keys(PROXY_RANGE_NAMES).join(', ')}`;
+    if (e === null)
+      return `entry ${i + 1} is not an address, a CIDR range or one of ${Object.keys(PROXY_RANGE_NAMES).join(', ')}`;
     if (!out.includes(e)) out.push(e);
   }
   return out;
@@ -75,7 +79,13 @@ export function clientAddress(
 ): string {
   const chain = [peer ?? 'unknown'];
   const header = Array.isArray(forwardedFor) ? forwardedFor.join(',') : (forwardedFor ?? '');
-  chain.push(...header.split(',').map((s) => s.trim()).filter(Boolean).reverse());
+  chain.push(
+    ...header
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
+      .reverse(),
+  );
   for (let i = 0; i < chain.length - 1; i++) if (!trusted(chain[i])) return chain[i].slice(0, 64);
   return chain[chain.length - 1].slice(0, 64);
 }

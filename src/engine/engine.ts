@@ -22,7 +22,13 @@ const FORMATS: readonly FrameFormat[] = ['jpeg', 'rgba', 'bgr', 'i420'];
 const STAGES: readonly Stage[] = ['landmarks', 'embedding', 'liveness', 'eyes', 'pose', 'quality', 'light', 'anchor'];
 
 /** The options an open engine reports (its `options`), defaults filled in. */
-type OptionsInUse = 'workers' | 'queueSize' | 'threadsPerJob' | 'trackDetector' | 'faceNormalisation' | 'mirrorEmbedding';
+type OptionsInUse =
+  | 'workers'
+  | 'queueSize'
+  | 'threadsPerJob'
+  | 'trackDetector'
+  | 'faceNormalisation'
+  | 'mirrorEmbedding';
 
 export interface OpenOptions extends EngineOptions {
   /** Folder holding the fetched models. Default: see models.ts (FACEID_MODEL_DIR or the per-user cache). */
@@ -51,7 +57,12 @@ export class FaceEngine {
     const queueSize = checkInt('queueSize', engineOptions.queueSize ?? workers * 4, 0, 100_000);
     // Two OpenCV threads per job cut single-call latency by about a fifth and cost under a tenth of peak
     // throughput here (README, "Engine speed").
-    const threadsPerJob = checkInt('threadsPerJob', engineOptions.threadsPerJob ?? Math.min(2, os.availableParallelism()), 1, 64);
+    const threadsPerJob = checkInt(
+      'threadsPerJob',
+      engineOptions.threadsPerJob ?? Math.min(2, os.availableParallelism()),
+      1,
+      64,
+    );
     // The embedding's options: plain data to the addon, which trusts them.
     const faceNormalisation = engineOptions.faceNormalisation ?? 'none';
     if (!FACE_NORMALISATIONS.includes(faceNormalisation as FaceNormalisation)) {
@@ -85,7 +96,10 @@ export class FaceEngine {
     }
     const detector = checkDetector('detector', options.detector ?? 'default');
     if (detector === 'blazeface' && this.options.trackDetector !== 'blazeface') {
-      throw new EngineError('invalid_argument', "detector 'blazeface' needs an engine opened with trackDetector 'blazeface'.");
+      throw new EngineError(
+        'invalid_argument',
+        "detector 'blazeface' needs an engine opened with trackDetector 'blazeface'.",
+      );
     }
     const opts: AnalyzeOptions = {
       format,
@@ -106,8 +120,15 @@ export class FaceEngine {
       const { landmarks, anchor, maxShift } = options.reuseLandmarks;
       // By tag, not instanceof: arrays made in another realm (the addon's, a test runner's) are Float32Arrays too.
       const finite = (v: unknown, n: number) =>
-        Object.prototype.toString.call(v) === '[object Float32Array]' && (v as Float32Array).length === n && (v as Float32Array).every(Number.isFinite);
-      if (!opts.box || !finite(landmarks, 136) || !finite(anchor, 64) || !(Number.isFinite(maxShift) && maxShift >= 0)) {
+        Object.prototype.toString.call(v) === '[object Float32Array]' &&
+        (v as Float32Array).length === n &&
+        (v as Float32Array).every(Number.isFinite);
+      if (
+        !opts.box ||
+        !finite(landmarks, 136) ||
+        !finite(anchor, 64) ||
+        !(Number.isFinite(maxShift) && maxShift >= 0)
+      ) {
         throw new EngineError(
           'invalid_argument',
           'reuseLandmarks needs a box, 136 landmarks and a 64-number anchor (Float32Arrays of finite numbers) and a maxShift >= 0.',

@@ -24,10 +24,18 @@ export interface JpegLimits {
 }
 
 /** What a desk's webcam sends: baseline (or extended sequential) Huffman JPEG, at most 1920x1080. */
-export const FRAME_JPEG_LIMITS: Readonly<JpegLimits> = Object.freeze({ maxPixels: 1920 * 1080, maxScans: 4, progressive: false });
+export const FRAME_JPEG_LIMITS: Readonly<JpegLimits> = Object.freeze({
+  maxPixels: 1920 * 1080,
+  maxScans: 4,
+  progressive: false,
+});
 
 /** Photos uploaded for enrollment: progressive allowed (cameras and editors save them so), up to 64 scans. */
-export const PHOTO_JPEG_LIMITS: Readonly<JpegLimits> = Object.freeze({ maxPixels: 4096 * 4096, maxScans: 64, progressive: true });
+export const PHOTO_JPEG_LIMITS: Readonly<JpegLimits> = Object.freeze({
+  maxPixels: 4096 * 4096,
+  maxScans: 64,
+  progressive: true,
+});
 
 export type JpegProcess = 'baseline' | 'extended' | 'progressive';
 
@@ -124,7 +132,8 @@ export function inspectJpeg(buf: Uint8Array, limits: JpegLimits): JpegStructure 
         throw new EngineError('frame_too_complex', `The JPEG has more than ${limits.maxScans} scans.`);
       }
       const count = length >= 3 ? buf[i + 2] : 0;
-      if (count < 1 || count > 4 || length !== 6 + 2 * count) throw corrupt('A scan header (SOS) with a bad component count.');
+      if (count < 1 || count > 4 || length !== 6 + 2 * count)
+        throw corrupt('A scan header (SOS) with a bad component count.');
       i = skipScanData(buf, end);
       continue;
     }

@@ -45,7 +45,11 @@ describe('models/manifest.json', () => {
 
   it('pins the detector contract the native code relies on', () => {
     const detect = manifest.models.find((m) => m.name === 'detect');
-    expect(detect?.input).toMatchObject({ shape: [1, 3, 240, 320], channels: 'BGR', normalize: { mean: 127, std: 128 } });
+    expect(detect?.input).toMatchObject({
+      shape: [1, 3, 240, 320],
+      channels: 'BGR',
+      normalize: { mean: 127, std: 128 },
+    });
     expect(detect?.outputs?.map((o) => o.name).sort()).toEqual(['boxes', 'scores']);
   });
 

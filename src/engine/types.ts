@@ -97,7 +97,16 @@ export interface Eyes {
 }
 
 /** Regions whose colour the light challenge follows. `surround` = beside the head (normally the wall behind). */
-export const LIGHT_REGIONS = ['face', 'forehead', 'nose', 'leftCheek', 'rightCheek', 'chin', 'surround', 'frame'] as const;
+export const LIGHT_REGIONS = [
+  'face',
+  'forehead',
+  'nose',
+  'leftCheek',
+  'rightCheek',
+  'chin',
+  'surround',
+  'frame',
+] as const;
 export type LightRegion = (typeof LIGHT_REGIONS)[number];
 /** Mean R,G,B (0-255, as decoded) per region; null where the region falls outside the frame. */
 export type FaceLight = Record<LightRegion, [number, number, number] | null>;

@@ -75,7 +75,13 @@ export class EnrollmentAuthGuard implements CanActivate {
     const key = bearerToken(req.headers);
     const ip = clientIp(req);
     if (key?.startsWith(ENROLLMENT_KEY_PREFIX)) {
-      const p = await authenticateEnrollmentKey(this.keys, this.limiter, key, ip, () => new EnrollmentUnauthorizedError());
+      const p = await authenticateEnrollmentKey(
+        this.keys,
+        this.limiter,
+        key,
+        ip,
+        () => new EnrollmentUnauthorizedError(),
+      );
       req[ENROLLER] = { kind: 'enrollment_key', clinicId: p.clinicId, enrollmentKeyId: p.enrollmentKeyId };
       return true;
     }

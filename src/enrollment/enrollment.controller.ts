@@ -121,7 +121,12 @@ const confirmSpec = defineRoute({
     'that sent the photo can confirm it.',
   tags: ['enrollment'],
   params: IinParams,
-  body: z.object({ code: z.string().regex(/^\d{6}$/).meta({ description: 'The six digits the patient received.' }) }),
+  body: z.object({
+    code: z
+      .string()
+      .regex(/^\d{6}$/)
+      .meta({ description: 'The six digits the patient received.' }),
+  }),
   response: Enrolled,
   status: 201,
   errors: [

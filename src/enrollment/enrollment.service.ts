@@ -427,7 +427,9 @@ export class EnrollmentService {
         subject: pending.id,
         detail: { adapter: this.config.SMS_ADAPTER, purpose: 'enrollment', reason: reason.slice(0, 200) },
       });
-      throw new SmsError(`${reason} No code reached the patient and the new reference photo was discarded; send it again.`);
+      throw new SmsError(
+        `${reason} No code reached the patient and the new reference photo was discarded; send it again.`,
+      );
     }
     await this.audit.record('system', 'code.sent', {
       clinicId: enroller.clinicId,
@@ -437,7 +439,10 @@ export class EnrollmentService {
   }
 
   /** 403 unless the enroller's clinic allows desk enrollment (audited: a desk tried). */
-  private async requireDeskEnrollment(enroller: DeskEnroller, operation: 'enroll' | 'confirm' | 'revoke'): Promise<void> {
+  private async requireDeskEnrollment(
+    enroller: DeskEnroller,
+    operation: 'enroll' | 'confirm' | 'revoke',
+  ): Promise<void> {
     if ((await this.clinics.deskEnrollment(enroller.clinicId)) === true) return;
     await this.audit.record(auditActorOf(enroller), 'template.desk_enrollment_refused', {
       clinicId: enroller.clinicId,
@@ -470,7 +475,10 @@ export class EnrollmentService {
         { retryAfterSeconds: windowMin * 60 },
       );
     };
-    if ((await this.codes.failedAttempts(enroller.clinicId, { patientId }, since)) >= this.config.CODE_PATIENT_FAILURES_MAX) {
+    if (
+      (await this.codes.failedAttempts(enroller.clinicId, { patientId }, since)) >=
+      this.config.CODE_PATIENT_FAILURES_MAX
+    ) {
       throw await capped('patient');
     }
     const byDesk = await this.codes.failedAttempts(enroller.clinicId, { workstationId: enroller.workstationId }, since);
@@ -495,7 +503,8 @@ export class EnrollmentService {
         attemptsLeft: 0,
       });
     }
-    if (now?.state === 'expired' || (now?.state === 'open' && now.expiresAt.getTime() <= Date.now())) return this.expired();
+    if (now?.state === 'expired' || (now?.state === 'open' && now.expiresAt.getTime() <= Date.now()))
+      return this.expired();
     return this.noConfirmation();
   }
 

@@ -271,7 +271,10 @@ export function checkUploadedImages(images: readonly Buffer[], limits: JpegLimit
     } catch (err) {
       for (const b of images) b.fill(0);
       if (!(err instanceof EngineError)) throw err;
-      throw new EngineError(err.code, images.length > 1 ? `Image ${i + 1} of ${images.length}: ${err.message}` : err.message);
+      throw new EngineError(
+        err.code,
+        images.length > 1 ? `Image ${i + 1} of ${images.length}: ${err.message}` : err.message,
+      );
     }
   }
 }

@@ -40,7 +40,9 @@ describe('WebhookDispatcher.waitForPasses', () => {
       claimDue: async () => claims.shift() ?? [],
       release: async () => true,
     } as unknown as WebhookRepository;
-    const events = { after: () => new Promise<StoredEvent[]>((resolve) => held.push(resolve)) } as unknown as EventRepository;
+    const events = {
+      after: () => new Promise<StoredEvent[]>((resolve) => held.push(resolve)),
+    } as unknown as EventRepository;
     const signals = { onEvents: () => () => undefined, onResync: () => () => undefined } as unknown as StorageSignals;
     const d = new WebhookDispatcher(
       loadConfig({ EVENTS_POLL_MS: '60000' }),
@@ -59,7 +61,10 @@ describe('WebhookDispatcher.waitForPasses', () => {
   };
   const watch = (p: Promise<void>) => {
     const state = { done: false, error: null as Error | null };
-    p.then(() => (state.done = true), (e: Error) => (state.error = e));
+    p.then(
+      () => (state.done = true),
+      (e: Error) => (state.error = e),
+    );
     return state;
   };
 
@@ -121,9 +126,11 @@ describe('WebhookDispatcher.waitForPasses', () => {
   });
 });
 
-describe('networkDetail (for the operator\'s log only)', () => {
+describe("networkDetail (for the operator's log only)", () => {
   it('names a network failure by its code, from the error or its cause', () => {
-    expect(networkDetail(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe('ECONNREFUSED');
+    expect(networkDetail(Object.assign(new TypeError('fetch failed'), { cause: { code: 'ECONNREFUSED' } }))).toBe(
+      'ECONNREFUSED',
+    );
     expect(networkDetail({ code: 'ENOTFOUND' })).toBe('ENOTFOUND');
     expect(networkDetail({ cause: { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' } })).toBe('DEPTH_ZERO_SELF_SIGNED_CERT');
     expect(networkDetail({ code: 'connect ECONNREFUSED 10.0.0.1:443' })).toBe('network_error'); // never free text
@@ -155,7 +162,12 @@ describe('checkWebhookUrl', () => {
     const policy = { allowHttp: false, allowedHosts: ['mis.clinic.kz', '*.emr.kz'] };
     expect(checkWebhookUrl('https://mis.clinic.kz/hooks', policy)).toBe('https://mis.clinic.kz/hooks');
     expect(checkWebhookUrl('https://a.b.emr.kz/h', policy)).toBe('https://a.b.emr.kz/h');
-    for (const url of ['https://emr.kz/h', 'https://evil-emr.kz/h', 'https://10.0.0.5/h', 'https://mis.clinic.kz.evil.kz/h']) {
+    for (const url of [
+      'https://emr.kz/h',
+      'https://evil-emr.kz/h',
+      'https://10.0.0.5/h',
+      'https://mis.clinic.kz.evil.kz/h',
+    ]) {
       expect(() => checkWebhookUrl(url, policy)).toThrow(/WEBHOOK_ALLOWED_HOSTS/);
     }
     expect(hostAllowed('MIS.Clinic.KZ.', ['mis.clinic.kz'])).toBe(true);

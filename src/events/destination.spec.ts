@@ -1,4 +1,11 @@
-import { allowListProblem, DestinationPolicy, hostRule, parseAddress, parseIPv4, type DestinationRule } from './destination';
+import {
+  allowListProblem,
+  DestinationPolicy,
+  hostRule,
+  parseAddress,
+  parseIPv4,
+  type DestinationRule,
+} from './destination';
 import { checkWebhookUrl } from './webhooks.service';
 
 const closed = new DestinationPolicy();
@@ -120,7 +127,10 @@ const PUBLIC = [
 describe('destination policy: hosts in every spelling', () => {
   it.each(REFUSED)('refuses %s (%s)', (host, rule) => {
     expect(hostRule(host)).toBe(rule);
-    expect(closed.checkHost(host)).toEqual({ rule, message: expect.stringContaining('the gateway does not post there') });
+    expect(closed.checkHost(host)).toEqual({
+      rule,
+      message: expect.stringContaining('the gateway does not post there'),
+    });
   });
 
   it.each(PUBLIC)('lets %s through', (host) => {
@@ -156,10 +166,26 @@ describe('destination policy: hosts in every spelling', () => {
 });
 
 describe('destination policy: what the operator allows', () => {
-  const policy = new DestinationPolicy(['127.0.0.1', 'mis.hospital.lan', '*.emr.internal', '10.20.0.0/16', 'fd00:1::/32', '0.0.0.0']);
+  const policy = new DestinationPolicy([
+    '127.0.0.1',
+    'mis.hospital.lan',
+    '*.emr.internal',
+    '10.20.0.0/16',
+    'fd00:1::/32',
+    '0.0.0.0',
+  ]);
 
   it('lifts the rules for listed names, addresses (in any spelling) and ranges only', () => {
-    for (const host of ['127.0.0.1', '127.1', '2130706433', '127.0.0.1.', '10.20.3.4', 'fd00:1::5', 'x.emr.internal', 'MIS.hospital.lan']) {
+    for (const host of [
+      '127.0.0.1',
+      '127.1',
+      '2130706433',
+      '127.0.0.1.',
+      '10.20.3.4',
+      'fd00:1::5',
+      'x.emr.internal',
+      'MIS.hospital.lan',
+    ]) {
       expect(policy.checkHost(host)).toBeNull();
     }
     for (const [host, rule] of [

@@ -116,7 +116,13 @@ export function parseIPv6(host: string): Uint8Array | null {
     if (text.endsWith(':') && !text.endsWith('::')) text = text.slice(0, -1);
   }
   const [head, rest] = text.split('::');
-  const parse = (s: string | undefined) => (s ? s.split(':').filter((g) => g !== '').map((g) => parseInt(g, 16)) : []);
+  const parse = (s: string | undefined) =>
+    s
+      ? s
+          .split(':')
+          .filter((g) => g !== '')
+          .map((g) => parseInt(g, 16))
+      : [];
   const before = parse(head);
   const after = parse(rest);
   const missing = 8 - before.length - after.length - tail.length;
@@ -275,7 +281,8 @@ export class DestinationPolicy {
     const address = parseAddress(host);
     const name = normalizeHost(host);
     return this.entries.some((e) => {
-      if ('prefix' in e) return address !== null && address.length === e.prefix.length && inPrefix(address, [...e.prefix], e.len);
+      if ('prefix' in e)
+        return address !== null && address.length === e.prefix.length && inPrefix(address, [...e.prefix], e.len);
       if (address !== null) return false;
       if ('name' in e) return e.name === name;
       return name.endsWith(e.wildcard) && name.length > e.wildcard.length;

@@ -306,7 +306,9 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
         });
       }
       const seq =
-        after === null ? await this.feed.latestSeq(reader.clinicId) : await this.feed.seqOf(reader.clinicId, after, filter);
+        after === null
+          ? await this.feed.latestSeq(reader.clinicId)
+          : await this.feed.seqOf(reader.clinicId, after, filter);
       if (socket.readyState !== WebSocket.OPEN || !this.started) return;
       // No await from these checks to the registration below: concurrent admissions cannot both take a last slot.
       const holder = `${reader.kind}:${reader.id}`;
@@ -327,7 +329,9 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
         });
       }
       const sub = new Subscriber(socket, reader, seq, this.events, (err) => {
-        this.logger.error(`Event delivery failed on a ${reader.kind} connection: ${(err as Error)?.message ?? String(err)}`);
+        this.logger.error(
+          `Event delivery failed on a ${reader.kind} connection: ${(err as Error)?.message ?? String(err)}`,
+        );
         this.refuse(socket, refusalOf(err));
       });
       const clinic = this.byClinic.get(reader.clinicId) ?? new Set<Subscriber>();
@@ -421,13 +425,18 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
         if (this.keyHashes.size === 0) continue;
         // The connections open now: one admitted while the query runs is checked next time, not judged unknown.
         const open = [...this.keyHashes];
-        const states = await this.keys.states(open.map(([, hash]) => hash), new Date());
+        const states = await this.keys.states(
+          open.map(([, hash]) => hash),
+          new Date(),
+        );
         for (const [sub, hash] of open) {
           if (!this.keyHashes.has(sub)) continue; // closed meanwhile
           const state = states.get(hash);
           if (state === 'current' || state === 'previous') continue;
           const expired = state === 'expired';
-          this.logger.log(`Closing a ${sub.reader.kind} event connection: its key ${expired ? 'expired' : 'was revoked'}`);
+          this.logger.log(
+            `Closing a ${sub.reader.kind} event connection: its key ${expired ? 'expired' : 'was revoked'}`,
+          );
           this.keyHashes.delete(sub); // closed once
           this.refuse(sub.socket as WebSocket, {
             code: expired ? 'key_expired' : 'key_revoked',

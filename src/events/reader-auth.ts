@@ -1,5 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { authenticateWorkstationKey, defineKeyAuth, MIS_KEY_PREFIX, MisAuth, RateLimiter, type KeyAuthenticator } from '../auth';
+import {
+  authenticateWorkstationKey,
+  defineKeyAuth,
+  MIS_KEY_PREFIX,
+  MisAuth,
+  RateLimiter,
+  type KeyAuthenticator,
+} from '../auth';
 import { AppError, type RouteSecurity } from '../http';
 import { WORKSTATIONS, type EventFilter, type WorkstationRepository } from '../storage/ports';
 
@@ -21,7 +28,10 @@ export function filterOf(reader: EventReader): EventFilter | undefined {
 
 export class EventReaderUnauthorizedError extends AppError {
   constructor() {
-    super('unauthorized', 'A valid MIS or workstation API key is required: Authorization: Bearer fid_mis_... or fid_ws_...');
+    super(
+      'unauthorized',
+      'A valid MIS or workstation API key is required: Authorization: Bearer fid_mis_... or fid_ws_...',
+    );
     this.name = 'EventReaderUnauthorizedError';
   }
 }

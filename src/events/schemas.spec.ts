@@ -19,7 +19,10 @@ describe('docs/events', () => {
   it('hold one strict JSON Schema per type that accepts its example and refuses extra keys', () => {
     for (const type of EVENT_TYPES) {
       const json = JSON.parse(fs.readFileSync(path.join(DOCS, schemaFileName(type)), 'utf8'));
-      expect(json).toMatchObject({ $schema: 'https://json-schema.org/draft/2020-12/schema', additionalProperties: false });
+      expect(json).toMatchObject({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        additionalProperties: false,
+      });
       const fromFile = z.fromJSONSchema(json);
       const example = JSON.parse(fs.readFileSync(path.join(DOCS, 'examples', `${type}.v1.json`), 'utf8'));
       expect(example).toEqual(EVENT_EXAMPLES[type]);

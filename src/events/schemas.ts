@@ -41,7 +41,10 @@ const SmallNumbers = z.record(z.string().max(64), z.union([z.number(), z.boolean
 
 const SessionId = Uuid.meta({ description: 'The identification session.' });
 const NoReason = z.null().meta({ description: 'Only refusals carry a reason.' });
-const Score = z.number().nullable().meta({ description: 'Cosine similarity to the template; null without a comparison.' });
+const Score = z
+  .number()
+  .nullable()
+  .meta({ description: 'Cosine similarity to the template; null without a comparison.' });
 const Liveness = SmallNumbers.nullable().meta({
   description: 'Liveness measurements, e.g. {"passive": 0.93, "blink": true}; null when none were taken.',
 });
@@ -67,7 +70,10 @@ function head<T extends EventType>(type: T) {
 /** After sessionId. */
 const patient = {
   appointmentId: z.string().min(1).max(64).meta({ description: 'The appointment the workstation gave.' }),
-  iin: z.string().regex(/^\d{12}$/).meta({ description: 'The patient’s IIN (12 digits).' }),
+  iin: z
+    .string()
+    .regex(/^\d{12}$/)
+    .meta({ description: 'The patient’s IIN (12 digits).' }),
   channel: z.enum(['in_person', 'remote']),
 };
 
@@ -136,7 +142,8 @@ export const ExpiredEventSchema = z
   })
   .meta({
     title: 'identification.expired (v1)',
-    description: 'The session ended without a verdict: its token or code expired, or the face connection dropped before a decision.',
+    description:
+      'The session ended without a verdict: its token or code expired, or the face connection dropped before a decision.',
   });
 
 export const LockedOutEventSchema = z
@@ -176,7 +183,10 @@ export const CameraChangedEventSchema = z
       'virtual camera can feed recorded video to the page. Labels only: no device id, no biometric data.',
   });
 
-const TemplateIin = z.string().regex(/^\d{12}$/).meta({ description: 'The patient’s IIN (12 digits).' });
+const TemplateIin = z
+  .string()
+  .regex(/^\d{12}$/)
+  .meta({ description: 'The patient’s IIN (12 digits).' });
 const TemplateId = Uuid.meta({ description: 'The new template (its id only: the template itself never leaves).' });
 const PreviousTemplateId = Uuid.meta({ description: 'The template that stopped being active.' });
 const TemplateActor = z
@@ -199,11 +209,14 @@ export const TemplateEnrolledEventSchema = z
     previousTemplateId: z.null().meta({ description: 'No template was active before.' }),
     actor: TemplateActor,
     images: Images,
-    confirmation: z.enum(['patient_code']).nullable().meta({
-      description:
-        '`patient_code` when a workstation enrolled a patient who had a template before (revoked since) and the ' +
-        'patient confirmed with the six-digit code sent to their phone; null otherwise.',
-    }),
+    confirmation: z
+      .enum(['patient_code'])
+      .nullable()
+      .meta({
+        description:
+          '`patient_code` when a workstation enrolled a patient who had a template before (revoked since) and the ' +
+          'patient confirmed with the six-digit code sent to their phone; null otherwise.',
+      }),
     occurredAt: OccurredAt,
   })
   .meta({
@@ -220,11 +233,14 @@ export const TemplateReplacedEventSchema = z
     previousTemplateId: PreviousTemplateId,
     actor: TemplateActor,
     images: Images,
-    confirmation: z.enum(['patient_code']).nullable().meta({
-      description:
-        '`patient_code` when a workstation replaced it and the patient confirmed with the six-digit code sent to ' +
-        'their phone (a workstation cannot replace a template otherwise); null for the enrollment role and `admin`.',
-    }),
+    confirmation: z
+      .enum(['patient_code'])
+      .nullable()
+      .meta({
+        description:
+          '`patient_code` when a workstation replaced it and the patient confirmed with the six-digit code sent to ' +
+          'their phone (a workstation cannot replace a template otherwise); null for the enrollment role and `admin`.',
+      }),
     occurredAt: OccurredAt,
   })
   .meta({
@@ -260,11 +276,14 @@ const KeyChangedBy = z.enum(['operator', 'self']).meta({
     'Who did it: `operator` (the admin CLI or the admin HTTP routes) or `self` (the key’s holder, e.g. an MIS rotating ' +
     'its own key with POST /mis/keys/rotate: unexpected when your MIS did not, since whoever holds the key can).',
 });
-const PreviousKeyValidUntil = z.iso.datetime().nullable().meta({
-  description:
-    'A rotation: until when the replaced key still works (its grace; an earlier key keeps its own); null when it ' +
-    'stopped at once, and for `created` and `revoked`.',
-});
+const PreviousKeyValidUntil = z.iso
+  .datetime()
+  .nullable()
+  .meta({
+    description:
+      'A rotation: until when the replaced key still works (its grace; an earlier key keeps its own); null when it ' +
+      'stopped at once, and for `created` and `revoked`.',
+  });
 
 export const WorkstationKeyChangedEventSchema = z
   .strictObject({
@@ -327,21 +346,21 @@ export const EventSchema = z.discriminatedUnion('type', [
 ]);
 
 /** The same, with names, for the OpenAPI document (components.schemas). */
-export const ApiEventSchema = z.discriminatedUnion(
-  'type',
-  [
-    VerdictEventSchema.meta({ id: 'IdentificationVerdictEventV1', ...VerdictEventSchema.meta() }),
-    RefusedEventSchema.meta({ id: 'IdentificationRefusedEventV1', ...RefusedEventSchema.meta() }),
-    ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
-    LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
-    CameraChangedEventSchema.meta({ id: 'WorkstationCameraChangedEventV1', ...CameraChangedEventSchema.meta() }),
-    TemplateEnrolledEventSchema.meta({ id: 'TemplateEnrolledEventV1', ...TemplateEnrolledEventSchema.meta() }),
-    TemplateReplacedEventSchema.meta({ id: 'TemplateReplacedEventV1', ...TemplateReplacedEventSchema.meta() }),
-    TemplateRevokedEventSchema.meta({ id: 'TemplateRevokedEventV1', ...TemplateRevokedEventSchema.meta() }),
-    WorkstationKeyChangedEventSchema.meta({ id: 'WorkstationKeyChangedEventV1', ...WorkstationKeyChangedEventSchema.meta() }),
-    MisClientKeyChangedEventSchema.meta({ id: 'MisClientKeyChangedEventV1', ...MisClientKeyChangedEventSchema.meta() }),
-  ],
-);
+export const ApiEventSchema = z.discriminatedUnion('type', [
+  VerdictEventSchema.meta({ id: 'IdentificationVerdictEventV1', ...VerdictEventSchema.meta() }),
+  RefusedEventSchema.meta({ id: 'IdentificationRefusedEventV1', ...RefusedEventSchema.meta() }),
+  ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
+  LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
+  CameraChangedEventSchema.meta({ id: 'WorkstationCameraChangedEventV1', ...CameraChangedEventSchema.meta() }),
+  TemplateEnrolledEventSchema.meta({ id: 'TemplateEnrolledEventV1', ...TemplateEnrolledEventSchema.meta() }),
+  TemplateReplacedEventSchema.meta({ id: 'TemplateReplacedEventV1', ...TemplateReplacedEventSchema.meta() }),
+  TemplateRevokedEventSchema.meta({ id: 'TemplateRevokedEventV1', ...TemplateRevokedEventSchema.meta() }),
+  WorkstationKeyChangedEventSchema.meta({
+    id: 'WorkstationKeyChangedEventV1',
+    ...WorkstationKeyChangedEventSchema.meta(),
+  }),
+  MisClientKeyChangedEventSchema.meta({ id: 'MisClientKeyChangedEventV1', ...MisClientKeyChangedEventSchema.meta() }),
+]);
 
 // Compile-time: the schemas describe exactly the payload types (same keys, and every event they accept is one).
 type IdentificationOutput = z.output<

@@ -15,7 +15,11 @@ describe('webhook signatures', () => {
   it('reproduce the Standard Webhooks test vector', () => {
     expect(sign(VECTOR.secret, VECTOR.id, VECTOR.timestamp, VECTOR.body)).toBe(VECTOR.signature);
     expect(sign(VECTOR.secret, VECTOR.id, VECTOR.timestamp, Buffer.from(VECTOR.body))).toBe(VECTOR.signature);
-    const headers = { 'webhook-id': VECTOR.id, 'webhook-timestamp': String(VECTOR.timestamp), 'webhook-signature': VECTOR.signature };
+    const headers = {
+      'webhook-id': VECTOR.id,
+      'webhook-timestamp': String(VECTOR.timestamp),
+      'webhook-signature': VECTOR.signature,
+    };
     expect(verify(VECTOR.secret, headers, VECTOR.body, { now: VECTOR.timestamp * 1000 })).toEqual({
       ok: true,
       id: VECTOR.id,
@@ -47,7 +51,10 @@ describe('webhook signatures', () => {
     const h = signatureHeaders(secret, 'evt-2', body, Math.floor(now / 1000));
     expect(verify(secret, h, body, { now }).ok).toBe(true);
     expect(verify(secret, h, body.replace('1', '2'), { now })).toEqual({ ok: false, reason: 'signature_mismatch' });
-    expect(verify(secret, { ...h, 'webhook-id': 'evt-3' }, body, { now })).toEqual({ ok: false, reason: 'signature_mismatch' });
+    expect(verify(secret, { ...h, 'webhook-id': 'evt-3' }, body, { now })).toEqual({
+      ok: false,
+      reason: 'signature_mismatch',
+    });
     expect(verify(generateWebhookSecret(), h, body, { now })).toEqual({ ok: false, reason: 'signature_mismatch' });
     const ts = Number(h['webhook-timestamp']);
     const moved = { ...h, 'webhook-timestamp': String(ts + 1) };
@@ -56,7 +63,10 @@ describe('webhook signatures', () => {
     expect(verify(secret, h, body, { now: now - 301_000 })).toEqual({ ok: false, reason: 'timestamp_too_new' });
     expect(verify(secret, h, body, { now: now + 20_000, toleranceSeconds: 10 }).ok).toBe(false);
     expect(verify(secret, { 'webhook-id': 'evt-2' }, body)).toEqual({ ok: false, reason: 'missing_headers' });
-    expect(verify(secret, { ...h, 'webhook-timestamp': '17e8' }, body)).toEqual({ ok: false, reason: 'timestamp_invalid' });
+    expect(verify(secret, { ...h, 'webhook-timestamp': '17e8' }, body)).toEqual({
+      ok: false,
+      reason: 'timestamp_invalid',
+    });
   });
 
   it('accept any one of several signatures (secret rotation) and read fetch Headers too', () => {

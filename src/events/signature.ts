@@ -41,10 +41,7 @@ export function secretKey(secret: string | Buffer): Buffer {
 
 /** The `webhook-signature` value of one request: `v1,<base64>`. */
 export function sign(secret: string | Buffer, id: string, timestamp: number, body: string | Buffer): string {
-  const mac = createHmac('sha256', secretKey(secret))
-    .update(`${id}.${timestamp}.`)
-    .update(body)
-    .digest('base64');
+  const mac = createHmac('sha256', secretKey(secret)).update(`${id}.${timestamp}.`).update(body).digest('base64');
   return `v1,${mac}`;
 }
 

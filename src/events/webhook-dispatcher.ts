@@ -33,7 +33,12 @@ export const USER_AGENT = 'faceid-gateway-webhooks/1';
  * Delay before retrying after `failures` failed attempts in a row (0 for the first retry): full jitter over
  * min(max, base * 2^failures), so many failing subscribers do not retry in step.
  */
-export function retryDelayMs(failures: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function retryDelayMs(
+  failures: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(failures, 40));
   return Math.floor(random() * cap);
 }
@@ -47,7 +52,13 @@ export function retryDelayMs(failures: number, baseMs: number, maxMs: number, ra
  *   refused_destination  the host is, or resolved to, an address the destination policy refuses; nothing was sent
  *   secret_unreadable    the subscription's secret cannot be decrypted here (a key missing from TEMPLATE_KEYS)
  */
-export const DELIVERY_FAILURES = ['unreachable', 'timeout', 'http_status', 'refused_destination', 'secret_unreadable'] as const;
+export const DELIVERY_FAILURES = [
+  'unreachable',
+  'timeout',
+  'http_status',
+  'refused_destination',
+  'secret_unreadable',
+] as const;
 export type DeliveryFailure = (typeof DELIVERY_FAILURES)[number];
 
 type Outcome = 'idle' | 'delivered' | 'failed' | 'stopped' | 'lost';
@@ -295,7 +306,9 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
         key.fill(0);
       }
     } catch (err) {
-      this.logger.error(`Webhook ${sub.id}: its secret cannot be decrypted (${(err as { code?: string }).code ?? 'error'})`);
+      this.logger.error(
+        `Webhook ${sub.id}: its secret cannot be decrypted (${(err as { code?: string }).code ?? 'error'})`,
+      );
       return { status: null, error: 'secret_unreadable', durationMs: elapsed() };
     }
     const timeout = AbortSignal.timeout(this.config.WEBHOOK_TIMEOUT_MS);
@@ -329,10 +342,13 @@ export class WebhookDispatcher implements OnApplicationBootstrap, BeforeApplicat
   /** Wakes when a failed subscription is due again (sooner than the next poll when retries are short). */
   private retryAt(id: string, at: Date): void {
     clearTimeout(this.retryTimers.get(id));
-    const timer = setTimeout(() => {
-      this.retryTimers.delete(id);
-      this.wake();
-    }, Math.max(0, at.getTime() - Date.now()));
+    const timer = setTimeout(
+      () => {
+        this.retryTimers.delete(id);
+        this.wake();
+      },
+      Math.max(0, at.getTime() - Date.now()),
+    );
     timer.unref();
     this.retryTimers.set(id, timer);
   }

@@ -76,7 +76,10 @@ export async function sendWebhook(
       if (signal.aborted) throw signal.reason;
       return { kind: 'failed', detail: `dns:${networkDetail(err)}` };
     }
-    const refusal = deps.policy.checkResolved(host, addresses.map((a) => a.address));
+    const refusal = deps.policy.checkResolved(
+      host,
+      addresses.map((a) => a.address),
+    );
     if (refusal) return { kind: 'refused', refusal };
     pinned = addresses[0];
   }

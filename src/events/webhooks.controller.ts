@@ -37,7 +37,9 @@ const createSpec = defineRoute({
   tags: ['webhooks'],
   body: z.object({
     url: z.string().min(1).max(2048),
-    fromEventId: EventId.optional().meta({ description: 'Start with this event (included) instead of new events only.' }),
+    fromEventId: EventId.optional().meta({
+      description: 'Start with this event (included) instead of new events only.',
+    }),
   }),
   response: Webhook.extend({
     secret: z.string().meta({ description: '`whsec_` + base64 of 32 bytes: the HMAC-SHA256 key. Shown once.' }),
@@ -110,7 +112,10 @@ const deliveriesSpec = defineRoute({
         id: z.string(),
         eventId: z.string(),
         eventSeq: z.number().int(),
-        attempt: z.number().int().meta({ description: '1 for the first attempt at this event, 2 for its first retry...' }),
+        attempt: z
+          .number()
+          .int()
+          .meta({ description: '1 for the first attempt at this event, 2 for its first retry...' }),
         outcome: z.enum(['delivered', 'failed']),
         status: z.number().int().nullable().meta({ description: 'The receiver’s HTTP status; null when none came.' }),
         error: z

@@ -73,14 +73,16 @@ export function checkWebhookUrl(raw: string, policy: WebhookUrlPolicy): string {
   if (url.protocol !== 'https:' && !(policy.allowHttp && url.protocol === 'http:')) {
     throw new EventsError(
       'webhook_url_invalid',
-      policy.allowHttp ? 'The webhook URL must be http or https.' : 'The webhook URL must be https (plain http is refused).',
+      policy.allowHttp
+        ? 'The webhook URL must be http or https.'
+        : 'The webhook URL must be https (plain http is refused).',
     );
   }
   if (url.username || url.password) {
     throw new EventsError('webhook_url_invalid', 'The webhook URL must not contain credentials.');
   }
   if (!hostAllowed(url.hostname, policy.allowedHosts)) {
-    throw new EventsError('webhook_url_invalid', 'The webhook URL\'s host is not in WEBHOOK_ALLOWED_HOSTS.');
+    throw new EventsError('webhook_url_invalid', "The webhook URL's host is not in WEBHOOK_ALLOWED_HOSTS.");
   }
   const refused = (policy.destinations ?? new DestinationPolicy()).checkHost(url.hostname);
   if (refused) throw new EventsError('webhook_destination_refused', refused.message, { rule: refused.rule });
@@ -227,7 +229,12 @@ export class WebhooksService {
     };
   }
 
-  private async record(caller: MisPrincipal, action: string, id: string, detail?: Record<string, unknown>): Promise<void> {
+  private async record(
+    caller: MisPrincipal,
+    action: string,
+    id: string,
+    detail?: Record<string, unknown>,
+  ): Promise<void> {
     await this.audit.record(`mis:${caller.misClientId}`, action, { clinicId: caller.clinicId, subject: id, detail });
   }
 }

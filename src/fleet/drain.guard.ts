@@ -3,7 +3,9 @@ import type { Request } from 'express';
 import { DrainService, DrainingError } from './drain.service';
 
 /** The routes that admit new work: refused while draining. Everything else (a running session's code, events) goes on. */
-export const ADMISSION_ROUTES: ReadonlyArray<{ method: string; path: string }> = [{ method: 'POST', path: '/sessions' }];
+export const ADMISSION_ROUTES: ReadonlyArray<{ method: string; path: string }> = [
+  { method: 'POST', path: '/sessions' },
+];
 
 /**
  * Global guard (before the API-key guards, so a draining gateway spends no key lookup): while the gateway drains,

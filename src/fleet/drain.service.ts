@@ -7,7 +7,10 @@ registerErrorStatus({ draining: 503 });
 /** POST /sessions while the gateway drains: 503 with Retry-After (a load balancer may retry it on another gateway). */
 export class DrainingError extends AppError {
   constructor(readonly retryAfterSeconds: number) {
-    super('draining', 'This gateway is stopping and admits no new session: retry shortly (another gateway will take it).');
+    super(
+      'draining',
+      'This gateway is stopping and admits no new session: retry shortly (another gateway will take it).',
+    );
     this.name = 'DrainingError';
   }
 }
@@ -73,8 +76,13 @@ export class DrainService {
     if (this.startedAt !== null) return;
     this.startedAt = Date.now();
     const running = this.running();
-    const what = Object.entries(running).map(([name, n]) => `${n} ${name}`).join(', ') || 'nothing';
-    this.log.log(`Draining (${reason}): no new sessions; waiting up to ${this.config.DRAIN_TIMEOUT_S} s for ${what} running`);
+    const what =
+      Object.entries(running)
+        .map(([name, n]) => `${n} ${name}`)
+        .join(', ') || 'nothing';
+    this.log.log(
+      `Draining (${reason}): no new sessions; waiting up to ${this.config.DRAIN_TIMEOUT_S} s for ${what} running`,
+    );
   }
 
   /** Ends the wait of drain() now (a second signal). */
@@ -111,7 +119,8 @@ export class DrainService {
     if (ended === 'idle') {
       this.log.log(`Drained in ${result.waitedMs} ms: every session finished`);
     } else {
-      const why = ended === 'timeout' ? `DRAIN_TIMEOUT_S (${this.config.DRAIN_TIMEOUT_S} s) ran out` : 'a second signal came';
+      const why =
+        ended === 'timeout' ? `DRAIN_TIMEOUT_S (${this.config.DRAIN_TIMEOUT_S} s) ran out` : 'a second signal came';
       this.log.warn(`Drain ended after ${result.waitedMs} ms (${why}): ${result.left} still running, cut off now`);
     }
     return result;

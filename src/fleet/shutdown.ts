@@ -13,7 +13,11 @@ export interface StopOnSignalsOptions {
  * the application (WebSockets with 1001, the engine, the database), exit 0. A second signal cuts the wait short.
  * A failure while closing exits 1.
  */
-export function stopOnSignals(app: INestApplication, logger: LoggerService, options: StopOnSignalsOptions = {}): () => void {
+export function stopOnSignals(
+  app: INestApplication,
+  logger: LoggerService,
+  options: StopOnSignalsOptions = {},
+): () => void {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const signals = options.signals ?? ['SIGTERM', 'SIGINT'];
   const drain = app.get(DrainService);

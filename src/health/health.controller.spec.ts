@@ -68,7 +68,14 @@ describe('HealthController readiness', () => {
     });
     expect(await refusal(() => controllerWith(READY, { reachable: false, signals: 'connecting' }).ready())).toEqual({
       status: 503,
-      body: { status: 'error', code: 'database_unreachable', draining: false, database: 'unreachable', engine: 'ok', signals: 'connecting' },
+      body: {
+        status: 'error',
+        code: 'database_unreachable',
+        draining: false,
+        database: 'unreachable',
+        engine: 'ok',
+        signals: 'connecting',
+      },
     });
     expect(await refusal(() => controllerWith({ ready: false, code: 'engine_closed' }).ready())).toMatchObject({
       status: 503,

@@ -117,14 +117,15 @@ export class ValidationError extends AppError {
 /** The body of every error response (and the schema the OpenAPI document references). */
 export const ErrorBodySchema = z
   .object({
-    error: z.object({
-      code: z.string().meta({ description: 'Stable, snake_case; see the error table.' }),
-      message: z.string().meta({ description: 'For people; never holds request data.' }),
-      issues: z
-        .array(z.object({ path: z.string(), message: z.string() }))
-        .optional()
-        .meta({ description: 'Validation errors only: one entry per problem.' }),
-    })
+    error: z
+      .object({
+        code: z.string().meta({ description: 'Stable, snake_case; see the error table.' }),
+        message: z.string().meta({ description: 'For people; never holds request data.' }),
+        issues: z
+          .array(z.object({ path: z.string(), message: z.string() }))
+          .optional()
+          .meta({ description: 'Validation errors only: one entry per problem.' }),
+      })
       // Some errors add facts a client can act on, e.g. `attemptsLeft` for `code_invalid`.
       .catchall(z.union([z.number(), z.string(), z.boolean()])),
   })

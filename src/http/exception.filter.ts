@@ -35,7 +35,9 @@ function detailsOf(err: CodedError): Record<string, number | string | boolean> {
   if (typeof d !== 'object' || d === null) return {};
   return Object.fromEntries(
     Object.entries(d).filter(
-      ([k, v]) => !RESERVED.has(k) && (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))),
+      ([k, v]) =>
+        !RESERVED.has(k) &&
+        (typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))),
     ),
   );
 }
@@ -74,12 +76,24 @@ const DATABASE_UNAVAILABLE: Reply = {
 
 /** Prisma's codes for a server it cannot reach or that went away, and the pg driver's and server's equivalents. */
 const DATABASE_DOWN_CODES = new Set([
-  'P1001', 'P1002', 'P1008', 'P1017', 'P2024', // Prisma: unreachable, timed out, closed, pool timeout
-  'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT',
-  '57P01', '57P02', '57P03', // PostgreSQL: admin shutdown, crash shutdown, cannot connect now
-  'DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout', // driver adapter error kinds
+  'P1001',
+  'P1002',
+  'P1008',
+  'P1017',
+  'P2024', // Prisma: unreachable, timed out, closed, pool timeout
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  '57P01',
+  '57P02',
+  '57P03', // PostgreSQL: admin shutdown, crash shutdown, cannot connect now
+  'DatabaseNotReachable',
+  'ConnectionClosed',
+  'SocketTimeout', // driver adapter error kinds
 ]);
-const DATABASE_DOWN_TEXT = /Can't reach database server|Connection terminated|connection error and is not queryable|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|Server has closed the connection|ECONNREFUSED/;
+const DATABASE_DOWN_TEXT =
+  /Can't reach database server|Connection terminated|connection error and is not queryable|terminating connection due to administrator command|the database system is (starting up|shutting down|in recovery mode)|Server has closed the connection|ECONNREFUSED/;
 
 /** One short line for the log: the error's code or the last line of its message (Prisma's quote the calling code). */
 function databaseErrorSummary(err: unknown): string {
@@ -136,7 +150,11 @@ export class ErrorFilter implements ExceptionFilter {
   }
 
   reply(exception: unknown): Reply {
-    if (!(exception instanceof HttpException) && (!isCoded(exception) || statusForCode(exception.code) === undefined) && isDatabaseUnavailable(exception)) {
+    if (
+      !(exception instanceof HttpException) &&
+      (!isCoded(exception) || statusForCode(exception.code) === undefined) &&
+      isDatabaseUnavailable(exception)
+    ) {
       this.logger.warn(`database_unavailable: ${databaseErrorSummary(exception)}`);
       return DATABASE_UNAVAILABLE;
     }

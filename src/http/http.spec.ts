@@ -124,7 +124,12 @@ class WidgetController {
   create(@Input() input: RouteInput<typeof createSpec>) {
     if (input.body.name === 'taken') throw new AppError('widget_conflict', 'That name is taken.');
     if (input.body.name === 'almost') {
-      throw new AppError('widget_conflict', 'Almost.', { triesLeft: 2, code: 'forged', message: 'forged', issues: 'x' });
+      throw new AppError('widget_conflict', 'Almost.', {
+        triesLeft: 2,
+        code: 'forged',
+        message: 'forged',
+        issues: 'x',
+      });
     }
     if (input.body.name === 'slow') throw new RateLimitedError(2.2);
     if (input.body.name === 'crash') throw Object.assign(new Error('db said: secret detail'), { code: 'P2002' });
@@ -256,7 +261,9 @@ describe('ApiRoute, ErrorFilter and the OpenAPI document (HTTP)', () => {
     const down = [
       Object.assign(new Error("Can't reach database server at 127.0.0.1:5432"), { code: 'P1001' }),
       Object.assign(new Error('x'), { name: 'PrismaClientInitializationError' }),
-      new Error('wrapped', { cause: Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }) }),
+      new Error('wrapped', {
+        cause: Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
+      }),
       new Error('Client has encountered a connection error and is not queryable'),
     ];
     for (const err of down) {

@@ -1,6 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { z } from 'zod';
-import { WORKSTATIONS, type CameraReportResult, type ReportedCamera, type WorkstationRepository } from '../storage/ports';
+import {
+  WORKSTATIONS,
+  type CameraReportResult,
+  type ReportedCamera,
+  type WorkstationRepository,
+} from '../storage/ports';
 
 /**
  * A camera as a desk's browser reports it (`hello.camera`): the label, at most 200 characters without control

@@ -60,7 +60,9 @@ export class ChallengePolicyService {
   async forSession(clinicId: string, workstationId: string): Promise<ChallengeKind[]> {
     const settings = await this.workstations.livenessChallenges(clinicId, workstationId);
     const onInvalid = (level: string, err: RangeError) =>
-      this.log.warn(`Workstation ${workstationId}: the ${level}'s liveness challenges are invalid (${err.message}); next level used`);
+      this.log.warn(
+        `Workstation ${workstationId}: the ${level}'s liveness challenges are invalid (${err.message}); next level used`,
+      );
     return resolveChallenges(settings, this.fallback, onInvalid).challenges;
   }
 }

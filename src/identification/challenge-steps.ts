@@ -65,7 +65,14 @@ export interface StepContext {
 /** The runner's settings that the challenges read. */
 export type StepSettings = Pick<
   IdentificationSettings,
-  'blinkWindowMs' | 'blinkAgainWindowMs' | 'blink' | 'light' | 'turn' | 'lightReportGraceMs' | 'lightTailMs' | 'lightRetries'
+  | 'blinkWindowMs'
+  | 'blinkAgainWindowMs'
+  | 'blink'
+  | 'light'
+  | 'turn'
+  | 'lightReportGraceMs'
+  | 'lightTailMs'
+  | 'lightRetries'
 >;
 
 /** A liveness challenge in progress: begun once, then fed every analysed frame until it passes or fails. */
@@ -252,7 +259,8 @@ class TurnStep implements ChallengeStep {
 
   onFrame(f: StepFrame): StepStatus {
     const tracker = this.tracker!;
-    if (f.face?.pose && f.face.landmarks) tracker.observe({ t: f.t, yaw: f.face.pose.yaw, landmarks: f.face.landmarks });
+    if (f.face?.pose && f.face.landmarks)
+      tracker.observe({ t: f.t, yaw: f.face.pose.yaw, landmarks: f.face.landmarks });
     else tracker.tick(f.t);
     const status = tracker.status();
     if (status === 'passed') return { state: 'passed', metrics: numbers(tracker.metrics) };

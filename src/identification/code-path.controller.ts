@@ -44,7 +44,10 @@ const codeSpec = defineRoute({
   tags: ['sessions'],
   params: SessionParams,
   body: z.object({
-    code: z.string().regex(/^\d{6}$/, 'the code is exactly 6 digits').meta({ description: 'Six digits, e.g. "042137".' }),
+    code: z
+      .string()
+      .regex(/^\d{6}$/, 'the code is exactly 6 digits')
+      .meta({ description: 'Six digits, e.g. "042137".' }),
   }),
   response: z.object({
     sessionId: z.string(),

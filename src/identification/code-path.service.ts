@@ -398,4 +398,3 @@ export class CodePathService {
     return `workstation:${principal.workstationId}`;
   }
 }
-

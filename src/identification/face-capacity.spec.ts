@@ -75,7 +75,9 @@ describe('FaceCapacity', () => {
 
   it('gives the place back when issuing the token fails', async () => {
     const { c } = capacity(1);
-    await expect(c.admit('clinic-1', 'p1', () => Promise.reject(new Error('database down')))).rejects.toThrow('database down');
+    await expect(c.admit('clinic-1', 'p1', () => Promise.reject(new Error('database down')))).rejects.toThrow(
+      'database down',
+    );
     expect(c.usage()).toMatchObject({ limit: 1, streaming: 0, held: 0 });
     const issued = await c.admit('clinic-1', 'p1', async () => ({ sessionId: 's1', expiresAt: inAMinute() }));
     expect(issued.sessionId).toBe('s1');
@@ -154,7 +156,9 @@ describe('FaceCapacity', () => {
     c.streaming('s2', 'clinic-1', 'p2');
     // Expected: s1 ends at 3 s (INITIAL_SESSION_MS) after its start, i.e. in 2 s; then one end every 1.5 s, and desks
     // are asked back twice as often.
-    const waits = [3, 4, 5, 6].map((p) => refusal(() => c.reserve('clinic-1', `p${p}`)).details!.retryAfterMs as number);
+    const waits = [3, 4, 5, 6].map(
+      (p) => refusal(() => c.reserve('clinic-1', `p${p}`)).details!.retryAfterMs as number,
+    );
     const interval = INITIAL_SESSION_MS / 2 / 2;
     expect(waits).toEqual([2_000, 2_000 + interval, 2_000 + 2 * interval, 2_000 + 3 * interval]);
     // Never sooner than RETRY_MIN_MS, never later than RETRY_MAX_MS.
@@ -182,7 +186,10 @@ describe('FaceCapacity', () => {
   it('admits a new visit while the desks told to wait are not due back yet, and forgets a desk that did not come back', () => {
     const { c, clock } = capacity(1);
     c.streaming('s1', 'clinic-1', 'p1');
-    const waits = Array.from({ length: 12 }, (_, i) => refusal(() => c.reserve('clinic-1', `w${i}`)).details!.retryAfterMs as number);
+    const waits = Array.from(
+      { length: 12 },
+      (_, i) => refusal(() => c.reserve('clinic-1', `w${i}`)).details!.retryAfterMs as number,
+    );
     expect(Math.min(...waits)).toBeGreaterThan(WAITING_DUE_MS); // s1 is expected to end in INITIAL_SESSION_MS
     expect(c.usage().waiting).toBe(12);
     // s1 ends early: nobody is due back within WAITING_DUE_MS, so the freed place goes to whoever asks.

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, Optional, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  Optional,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { MetricsService } from '../metrics';
 import { SIGNALS, type SessionNotice, type StorageSignals } from '../storage/signals';
@@ -154,7 +161,14 @@ export class FaceCapacity implements OnApplicationBootstrap, BeforeApplicationSh
       if (free <= 0 || (!returning && this.dueBack(now) >= free)) throw this.refuse(now, visit);
       this.waiting.delete(visit);
     }
-    const place: Place = { clinicId, patientId, sessionId: null, state: 'reserved', since: now, until: now + FACE_TOKEN_HOLD_MS };
+    const place: Place = {
+      clinicId,
+      patientId,
+      sessionId: null,
+      state: 'reserved',
+      since: now,
+      until: now + FACE_TOKEN_HOLD_MS,
+    };
     this.places.add(place);
     this.report();
     return {
@@ -289,7 +303,8 @@ export class FaceCapacity implements OnApplicationBootstrap, BeforeApplicationSh
     let earliest = Infinity;
     for (const p of this.places) {
       // A token not used yet: its connection and a whole session still to come, unless its hold runs out first.
-      const end = p.state === 'streaming' ? p.since + this.sessionMs : Math.min(p.until, p.since + this.sessionMs + 1000);
+      const end =
+        p.state === 'streaming' ? p.since + this.sessionMs : Math.min(p.until, p.since + this.sessionMs + 1000);
       earliest = Math.min(earliest, end);
     }
     if (!Number.isFinite(earliest)) earliest = now;
@@ -314,7 +329,8 @@ export class FaceCapacity implements OnApplicationBootstrap, BeforeApplicationSh
 
   private remove(place: Place, report = true): void {
     this.places.delete(place);
-    if (place.sessionId !== null && this.bySession.get(place.sessionId) === place) this.bySession.delete(place.sessionId);
+    if (place.sessionId !== null && this.bySession.get(place.sessionId) === place)
+      this.bySession.delete(place.sessionId);
     if (report) this.report();
   }
 

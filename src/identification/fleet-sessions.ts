@@ -1,4 +1,10 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
 import { SIGNALS, type SessionNotice, type StorageSignals } from '../storage/signals';
 import { IdentificationGateway } from './identification.gateway';
 
@@ -31,11 +37,15 @@ export class FleetSessions implements OnApplicationBootstrap, BeforeApplicationS
   onChanged(notice: SessionNotice): void {
     if (notice.state === 'code_pending') {
       if (this.gateway.abortSession(notice.sessionId)) {
-        this.log.log(`Session ${notice.sessionId} went on to the code path on another gateway: its face connection here closed.`);
+        this.log.log(
+          `Session ${notice.sessionId} went on to the code path on another gateway: its face connection here closed.`,
+        );
       }
     } else if (notice.state === 'finished' || notice.state === 'expired') {
       if (this.gateway.endSession(notice.sessionId)) {
-        this.log.log(`Session ${notice.sessionId} ended ${notice.state} on another gateway: its face connection here closed.`);
+        this.log.log(
+          `Session ${notice.sessionId} ended ${notice.state} on another gateway: its face connection here closed.`,
+        );
       }
     }
   }

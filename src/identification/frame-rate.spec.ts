@@ -3,7 +3,14 @@ import { FRAME_BURST, FRAME_FLOOD, FRAME_RATE } from '../transport/protocol';
 import { DEFAULT_FRAME_RATE, FrameRateGate, type FrameAdmission } from './frame-rate';
 
 /** Frames at `fps` for `seconds` on a fake clock, optionally jittered; returns each admission. */
-function play(gate: FrameRateGate, clock: { t: number }, fps: number, seconds: number, jitterMs = 0, seed = 1): FrameAdmission[] {
+function play(
+  gate: FrameRateGate,
+  clock: { t: number },
+  fps: number,
+  seconds: number,
+  jitterMs = 0,
+  seed = 1,
+): FrameAdmission[] {
   const random = seeded(seed);
   const start = clock.t;
   const out: FrameAdmission[] = [];
@@ -20,7 +27,12 @@ const accepted = (xs: FrameAdmission[]) => xs.filter((x) => x.accepted).length;
 
 describe('FrameRateGate (fps.max per session)', () => {
   it('uses the protocol constants: fps.max 15, a burst of 8, floods above 4x for 3 seconds', () => {
-    expect(DEFAULT_FRAME_RATE).toEqual({ maxFps: FRAME_RATE.max, burst: FRAME_BURST, floodFactor: FRAME_FLOOD.factor, floodSeconds: FRAME_FLOOD.seconds });
+    expect(DEFAULT_FRAME_RATE).toEqual({
+      maxFps: FRAME_RATE.max,
+      burst: FRAME_BURST,
+      floodFactor: FRAME_FLOOD.factor,
+      floodSeconds: FRAME_FLOOD.seconds,
+    });
     expect(DEFAULT_FRAME_RATE).toEqual({ maxFps: 15, burst: 8, floodFactor: 4, floodSeconds: 3 });
   });
 
@@ -47,7 +59,7 @@ describe('FrameRateGate (fps.max per session)', () => {
     const gate = new FrameRateGate(DEFAULT_FRAME_RATE, () => clock.t);
     const run = play(gate, clock, 30, 10);
     // 10 s at 15 a second (the first frame at t=0, the last at 9.967 s), plus the 8 of the full bucket.
-    expect(accepted(run)).toBe(8 + Math.floor((9.9667 * 15)));
+    expect(accepted(run)).toBe(8 + Math.floor(9.9667 * 15));
     expect(run.length - accepted(run)).toBe(300 - accepted(run));
     expect(gate.floodSeconds).toBe(0); // 2x is not a flood
   });
@@ -75,7 +87,11 @@ describe('FrameRateGate (fps.max per session)', () => {
     const gate = new FrameRateGate(DEFAULT_FRAME_RATE, () => clock.t);
     const floods: Array<string | null> = [];
     for (let round = 0; round < 3; round++) {
-      floods.push(...play(gate, clock, 70, 1).map((x) => x.flood).filter((f) => f !== null));
+      floods.push(
+        ...play(gate, clock, 70, 1)
+          .map((x) => x.flood)
+          .filter((f) => f !== null),
+      );
       play(gate, clock, 10, 5); // then calm
     }
     expect(floods).toEqual(['warn', 'close']);

@@ -31,7 +31,10 @@ describe('assessFrame', () => {
   });
 
   it('says too_dark when no face is found in a frame too dark to find one in, no_face otherwise', () => {
-    const empty = (brightness?: number): Analysis => ({ ...frame(), ...(brightness === undefined ? {} : { brightness }) });
+    const empty = (brightness?: number): Analysis => ({
+      ...frame(),
+      ...(brightness === undefined ? {} : { brightness }),
+    });
     expect(assessFrame(empty(12)).problem).toBe('too_dark');
     expect(assessFrame(empty(29.9)).problem).toBe('too_dark');
     expect(assessFrame(empty(30)).problem).toBe('no_face');

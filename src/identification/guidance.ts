@@ -39,7 +39,10 @@ export const DEFAULT_GUIDANCE: GuidanceThresholds = {
 
 export interface FrameAssessment {
   /** null when the frame is good enough to identify from. */
-  problem: Exclude<GuidanceCode, 'hold_still' | 'blink_now' | 'blink_again' | 'watch_screen' | 'turn_left' | 'turn_right'> | null;
+  problem: Exclude<
+    GuidanceCode,
+    'hold_still' | 'blink_now' | 'blink_again' | 'watch_screen' | 'turn_left' | 'turn_right'
+  > | null;
   face: Face | null;
 }
 

@@ -56,7 +56,9 @@ interface Admitted {
  * SessionRunner, stores the verdict, then sends it and closes. Transport-neutral (ws or uWS call it).
  */
 @Injectable()
-export class IdentificationGateway implements SessionTransportHandler, BeforeApplicationShutdown, OnApplicationShutdown {
+export class IdentificationGateway
+  implements SessionTransportHandler, BeforeApplicationShutdown, OnApplicationShutdown
+{
   private readonly log = new Logger('Identification');
   /** Set before the transport closes the connections on shutdown: those sessions are not expired (the sweep does). */
   private stopping = false;
@@ -97,7 +99,10 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
     if (!req.token || req.token.length > 128) return refuse;
     const now = new Date();
     const since = new Date(now.getTime() - this.config.FACE_ATTEMPTS_WINDOW_MIN * 60_000);
-    const admission = await this.sessions.admitFace(hashToken(req.token), now, { since, max: this.config.FACE_ATTEMPTS_MAX });
+    const admission = await this.sessions.admitFace(hashToken(req.token), now, {
+      since,
+      max: this.config.FACE_ATTEMPTS_MAX,
+    });
     if (!admission.ok) {
       if (admission.reason === 'token_invalid') return refuse;
       this.log.warn(
@@ -260,7 +265,9 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
           `unread. Send at most ${maxFps} a second, or the session is closed.`,
       });
     } else {
-      this.log.warn(`Session ${session.sessionId}: ${floodSeconds} seconds of frames above ${floodFactor}x fps.max; closed.`);
+      this.log.warn(
+        `Session ${session.sessionId}: ${floodSeconds} seconds of frames above ${floodFactor}x fps.max; closed.`,
+      );
       conn.close(WS_CLOSE.frame_rate_exceeded, 'frame_rate_exceeded');
     }
   }
@@ -323,9 +330,12 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
     const done = this.sweep
       .expire({ id: sessionId, clinicId }, { state: 'connected', cause: 'connection_closed', closeCode }, ['connected'])
       .then((expired) => {
-        if (expired) this.log.log(`Session ${sessionId} expired: its connection closed (${closeCode}) before a verdict.`);
+        if (expired)
+          this.log.log(`Session ${sessionId} expired: its connection closed (${closeCode}) before a verdict.`);
       })
-      .catch((err: Error) => this.log.error(`Could not expire session ${sessionId} after its connection closed: ${err.message}`))
+      .catch((err: Error) =>
+        this.log.error(`Could not expire session ${sessionId} after its connection closed: ${err.message}`),
+      )
       .finally(() => this.expiring.delete(done));
     this.expiring.add(done);
   }
@@ -371,7 +381,11 @@ export class IdentificationGateway implements SessionTransportHandler, BeforeApp
       if (entry.ended !== null || entry.runner.finished) return false;
       entry.ended = 'verdict'; // it has its verdict elsewhere: the closing must not expire it
       entry.runner.abort();
-      entry.conn.sendJson({ type: 'error', code: 'session_finished', message: 'The session ended before this verdict.' });
+      entry.conn.sendJson({
+        type: 'error',
+        code: 'session_finished',
+        message: 'The session ended before this verdict.',
+      });
       entry.conn.close(WS_CLOSE.session_finished, 'session_finished');
       return true;
     }

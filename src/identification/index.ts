@@ -6,9 +6,21 @@ export {
   type CreatedSession,
   type CreatedFaceSession,
 } from './sessions.service';
-export { CodePathService, CODE_PATH_CLOCK, CODE_PATH_CODES, type CodePrincipal, type CodeSent } from './code-path.service';
+export {
+  CodePathService,
+  CODE_PATH_CLOCK,
+  CODE_PATH_CODES,
+  type CodePrincipal,
+  type CodeSent,
+} from './code-path.service';
 export { CodeHasher, newCode } from './code-hash';
-export { FaceCapacity, FACE_CAPACITY_CLOCK, FACE_TOKEN_HOLD_MS, type FaceCapacityUsage, type FacePlace } from './face-capacity';
+export {
+  FaceCapacity,
+  FACE_CAPACITY_CLOCK,
+  FACE_TOKEN_HOLD_MS,
+  type FaceCapacityUsage,
+  type FacePlace,
+} from './face-capacity';
 export { SessionSweep, SESSION_SWEEP_OPTIONS, type SessionSweepOptions } from './session-sweep';
 export {
   ChallengePolicyService,

@@ -2,7 +2,14 @@ import { EngineError, type Analysis, type AnalyzeOptions, type Face, type FaceEn
 import type { FrameOutcome } from '../transport/protocol';
 import { DEFAULT_TURN_THRESHOLDS } from '../liveness';
 import { seeded } from '../liveness/pad/random';
-import { DEFAULT_SETTINGS, SessionRunner, type DecodedFrame, type IdentificationSettings, type RunnerMessage, type VerdictOutcome } from './session-runner';
+import {
+  DEFAULT_SETTINGS,
+  SessionRunner,
+  type DecodedFrame,
+  type IdentificationSettings,
+  type RunnerMessage,
+  type VerdictOutcome,
+} from './session-runner';
 
 /** An engine whose analyses finish when the test says so: no model, no timing. */
 class ManualEngine {
@@ -71,7 +78,10 @@ interface Harness {
   answer: (f?: (call: 'track' | 'full', options: AnalyzeOptions) => Face | null, brightness?: number) => Promise<void>;
 }
 
-function harness(settings: Partial<IdentificationSettings> = {}, template: Float32Array | null = TEMPLATE.slice()): Harness {
+function harness(
+  settings: Partial<IdentificationSettings> = {},
+  template: Float32Array | null = TEMPLATE.slice(),
+): Harness {
   const engine = new ManualEngine();
   const sent: RunnerMessage[] = [];
   const acks: Harness['acks'] = [];
@@ -91,7 +101,14 @@ function harness(settings: Partial<IdentificationSettings> = {}, template: Float
   );
   const frame = (seq: number) => {
     const msg = Buffer.alloc(40, 0xab);
-    const decoded: DecodedFrame = { seq, format: 'jpeg', width: 0, height: 0, captureTime: 1e12 + clock.t, payload: msg.subarray(20) };
+    const decoded: DecodedFrame = {
+      seq,
+      format: 'jpeg',
+      width: 0,
+      height: 0,
+      captureTime: 1e12 + clock.t,
+      payload: msg.subarray(20),
+    };
     runner.onFrame(msg, decoded);
     return msg;
   };
@@ -158,10 +175,14 @@ describe('SessionRunner', () => {
       await h.answer();
     }
     expect(h.sent.some((m) => m.type === 'guidance' && m.code === 'blink_now')).toBe(true);
-    expect(h.verdict()).toMatchObject({ result: 'match', reason: null, liveness: { blink: true, light: null, turn: null } });
+    expect(h.verdict()).toMatchObject({
+      result: 'match',
+      reason: null,
+      liveness: { blink: true, light: null, turn: null },
+    });
   });
 
-  it('hands the frames\' quality to finish: means of the full frames used, analysed frames per state', async () => {
+  it("hands the frames' quality to finish: means of the full frames used, analysed frames per state", async () => {
     const h = harness();
     h.runner.onHello(['blink']);
     const dark = (): Face => ({ ...face(), quality: { faceSize: 34, sharpness: 120, brightness: 20, poseAngle: 0 } });
@@ -174,7 +195,10 @@ describe('SessionRunner', () => {
     for (let i = 0; i < eyes.length && !h.verdict(); i++) {
       h.clock.t += 100;
       h.frame(i);
-      await h.answer((call) => ({ ...face({ eyes: eyes[i] }), quality: { faceSize: call === 'full' ? 40 : 30, sharpness: 100, brightness: 130, poseAngle: 0 } }));
+      await h.answer((call) => ({
+        ...face({ eyes: eyes[i] }),
+        quality: { faceSize: call === 'full' ? 40 : 30, sharpness: 100, brightness: 130, poseAngle: 0 },
+      }));
     }
     const v = h.verdict()!;
     expect(v.result).toBe('match');
@@ -402,7 +426,10 @@ describe('SessionRunner', () => {
     const eyes = [0.98, 0.98, 0.98, 0.98, 0.98, 0.02, 0.98, 0.98, 0.98, 0.98, 0.98, 0.98];
 
     /** Plays a blink session whose full analyses return `embedding(n)` (n from 1); returns the calls made. */
-    async function blinkSession(embedding: (n: number) => Float32Array, settings: Partial<IdentificationSettings> = {}) {
+    async function blinkSession(
+      embedding: (n: number) => Float32Array,
+      settings: Partial<IdentificationSettings> = {},
+    ) {
       const h = harness(settings);
       h.runner.onHello(['blink']);
       const calls: ('track' | 'full')[] = [];
@@ -431,7 +458,9 @@ describe('SessionRunner', () => {
       expect(mixed.calls.filter((c) => c === 'full')).toHaveLength(2);
       expect(mixed.verdict).toMatchObject({ result: 'no_match' });
       // clearMargin 1: never clear, always min.
-      const strict = await blinkSession(() => TEMPLATE.slice(), { fullFrames: { ...DEFAULT_SETTINGS.fullFrames, clearMargin: 1 } });
+      const strict = await blinkSession(() => TEMPLATE.slice(), {
+        fullFrames: { ...DEFAULT_SETTINGS.fullFrames, clearMargin: 1 },
+      });
       expect(strict.calls.filter((c) => c === 'full')).toHaveLength(DEFAULT_SETTINGS.fullFrames.min);
     });
 
@@ -446,7 +475,10 @@ describe('SessionRunner', () => {
           calls.push(call);
           const first = call === 'full' && calls.filter((c) => c === 'full').length === 1;
           // The first full analysis comes back too dark: its embedding is discarded.
-          return { ...face({ eyes: eyes[i] }), ...(first ? { quality: { faceSize: 34, sharpness: 120, brightness: 20, poseAngle: 0 } } : {}) };
+          return {
+            ...face({ eyes: eyes[i] }),
+            ...(first ? { quality: { faceSize: 34, sharpness: 120, brightness: 20, poseAngle: 0 } } : {}),
+          };
         });
       }
       expect(calls.filter((c) => c === 'full')).toHaveLength(2);
@@ -520,7 +552,9 @@ describe('SessionRunner', () => {
       const total = c.colours.reduce((sum, k) => sum + k.ms, 0);
       expect(total).toBeGreaterThan(0);
       expect(c.windowMs).toBe(total);
-      expect(h.sent).toContainEqual(expect.objectContaining({ type: 'guidance', code: 'watch_screen', windowMs: total }));
+      expect(h.sent).toContainEqual(
+        expect.objectContaining({ type: 'guidance', code: 'watch_screen', windowMs: total }),
+      );
     });
 
     it('a client that never shows the colours gets spoof_suspected light_not_shown', async () => {
@@ -529,11 +563,18 @@ describe('SessionRunner', () => {
       const c = await untilLight(h);
       expect(c.type === 'challenge' && c.kind === 'light' && c.colours.length).toBe(5);
       await stream(h, 6000);
-      expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'light_not_shown', liveness: { light: false } });
+      expect(h.verdict()).toMatchObject({
+        result: 'spoof_suspected',
+        reason: 'light_not_shown',
+        liveness: { light: false },
+      });
     });
 
     it('colours reported out of order, or long after the challenge, end the session with the reason', async () => {
-      for (const [reason, shift] of [['light_out_of_order', 0], ['light_late', 5000]] as const) {
+      for (const [reason, shift] of [
+        ['light_out_of_order', 0],
+        ['light_late', 5000],
+      ] as const) {
         const h = harness({ challenges: ['light', 'blink'] });
         h.runner.onHello(['blink', 'light']);
         const c = await untilLight(h);
@@ -625,7 +666,7 @@ describe('SessionRunner', () => {
       expect(log.filter((c) => c.call === 'full')).toHaveLength(1);
     });
 
-    it('a blink asked while the colours show shares the light\'s full analysis: one, once both run', async () => {
+    it("a blink asked while the colours show shares the light's full analysis: one, once both run", async () => {
       const h = harness({ challenges: ['light', 'blink'] });
       h.runner.onHello(['blink', 'light']);
       const { log } = await stream(h, 20);
@@ -658,7 +699,8 @@ describe('SessionRunner', () => {
       // Before the colours: the detector every trackFrames + 1 frames, no anchor, no reuse.
       const before = log.filter((c) => c.asked.length === 0);
       expect(before.map((c) => (c.options.box ? 'b' : 'd')).join('')).toBe('db');
-      for (const c of before) expect(c.options.reuseLandmarks ?? c.options.stages?.includes('anchor') ?? false).toBe(false);
+      for (const c of before)
+        expect(c.options.reuseLandmarks ?? c.options.stages?.includes('anchor') ?? false).toBe(false);
     });
 
     it('detects again as soon as the face moved in the light, and reuses nothing from before', async () => {
@@ -680,7 +722,10 @@ describe('SessionRunner', () => {
       const l = (await stream(light, 12)).log;
       // The light comes first: no eyes before it; the blink is next as soon as it began.
       for (const c of l) {
-        expect({ asked: c.asked, eyes: c.options.stages?.includes('eyes') }).toEqual({ asked: c.asked, eyes: c.asked.length > 0 });
+        expect({ asked: c.asked, eyes: c.options.stages?.includes('eyes') }).toEqual({
+          asked: c.asked,
+          eyes: c.asked.length > 0,
+        });
       }
       // Between detections, before the light: the crop's landmarks alone.
       const between = l.filter((c) => c.call === 'track' && c.options.box && c.asked.length === 0);
@@ -692,14 +737,20 @@ describe('SessionRunner', () => {
       const t = (await stream(turn, 12)).log;
       expect(t.some((c) => c.asked.includes('turn'))).toBe(true);
       for (const c of t) expect(c.options.stages?.includes('eyes')).toBe(false);
-      expect(t.filter((c) => c.call === 'track' && c.options.box).every((c) => c.options.mirrorLandmarks === true)).toBe(true);
+      expect(
+        t.filter((c) => c.call === 'track' && c.options.box).every((c) => c.options.mirrorLandmarks === true),
+      ).toBe(true);
 
       const blink = harness();
       blink.runner.onHello(['blink']);
       const b = (await stream(blink, 4)).log;
       expect(b.every((c) => c.options.stages?.includes('eyes') ?? true)).toBe(true);
       // Before the blink runs (while it does, the eye crops want mirror-averaged landmarks).
-      expect(b.filter((c) => c.call === 'track' && c.options.box && c.asked.length === 0).every((c) => c.options.mirrorLandmarks === false)).toBe(true);
+      expect(
+        b
+          .filter((c) => c.call === 'track' && c.options.box && c.asked.length === 0)
+          .every((c) => c.options.mirrorLandmarks === false),
+      ).toBe(true);
     });
 
     it('wipes every anchor it kept once the session ends', async () => {
@@ -732,7 +783,11 @@ describe('SessionRunner', () => {
       expect(h.acks.slice(1)).toEqual([{ seq: 1, outcome: 'analysed', after: 1 }]);
       expect(h.engine.calls).toHaveLength(1); // 3, the newest, is analysed next
       await h.answer();
-      expect(outcomes(h)).toEqual([[2, 'dropped'], [1, 'analysed'], [3, 'analysed']]);
+      expect(outcomes(h)).toEqual([
+        [2, 'dropped'],
+        [1, 'analysed'],
+        [3, 'analysed'],
+      ]);
     });
 
     it('refused after the error sent for it (an engine error); dropped with a busy message when the engine is saturated', async () => {
@@ -741,7 +796,9 @@ describe('SessionRunner', () => {
       h.frame(7);
       h.engine.calls.shift()!.reject(new EngineError('frame_corrupt', 'The JPEG could not be decoded.'));
       await settle();
-      expect(h.sent).toEqual([{ type: 'error', code: 'frame_corrupt', message: 'The JPEG could not be decoded.', seq: 7 }]);
+      expect(h.sent).toEqual([
+        { type: 'error', code: 'frame_corrupt', message: 'The JPEG could not be decoded.', seq: 7 },
+      ]);
       expect(h.acks).toEqual([{ seq: 7, outcome: 'refused', after: 1 }]);
       h.frame(8);
       h.engine.calls.shift()!.reject(new EngineError('busy', 'The engine is saturated.'));
@@ -776,11 +833,15 @@ describe('SessionRunner', () => {
       expect(outcomes(h)).toEqual([[2, 'dropped']]);
       await h.answer(); // the engine's answer for 1 comes after the verdict: it was analysed all the same
       h.frame(3);
-      expect(outcomes(h)).toEqual([[2, 'dropped'], [1, 'analysed'], [3, 'dropped']]);
+      expect(outcomes(h)).toEqual([
+        [2, 'dropped'],
+        [1, 'analysed'],
+        [3, 'dropped'],
+      ]);
       expect(h.engine.calls).toHaveLength(0);
     });
 
-    it('gives every frame of a whole session exactly one outcome; the analysed ones are the verdict\'s', async () => {
+    it("gives every frame of a whole session exactly one outcome; the analysed ones are the verdict's", async () => {
       const h = harness();
       h.runner.onHello(['blink']);
       // Three frames per analysis (the client twice as fast as the engine), a blink in the sixth analysis.

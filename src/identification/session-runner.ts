@@ -29,7 +29,13 @@ import {
   type StepMetrics,
   type StepStatus,
 } from './challenge-steps';
-import { assessFrame, DEFAULT_GUIDANCE, type FrameAssessment, type GuidanceCode, type GuidanceThresholds } from './guidance';
+import {
+  assessFrame,
+  DEFAULT_GUIDANCE,
+  type FrameAssessment,
+  type GuidanceCode,
+  type GuidanceThresholds,
+} from './guidance';
 
 export interface IdentificationSettings {
   /** Cosine similarity at or above which the face matches the template (see `faceid eval`). */
@@ -119,7 +125,12 @@ export interface VerdictOutcome {
   liveness: { passive: number | null; blink: boolean; light: boolean | null; turn: boolean | null };
   /** Why liveness failed (or the client was refused); null otherwise. */
   reason: LivenessReason | null;
-  timings: { firstFrameToVerdictMs: number | null; framesReceived: number; framesAnalysed: number; framesDropped: number };
+  timings: {
+    firstFrameToVerdictMs: number | null;
+    framesReceived: number;
+    framesAnalysed: number;
+    framesDropped: number;
+  };
   /** For field calibration only (src/calibration): never sent to the desk, never in an MIS event. */
   quality: SessionQuality;
 }
@@ -614,7 +625,8 @@ export class SessionRunner {
       return;
     }
     const next = this.steps[this.nextStep];
-    const alongsideLight = next.kind === 'blink' && this.lightBegunAt !== null && this.active.some((i) => this.steps[i].kind === 'light');
+    const alongsideLight =
+      next.kind === 'blink' && this.lightBegunAt !== null && this.active.some((i) => this.steps[i].kind === 'light');
     if (this.active.length > 0 && !alongsideLight) return;
     if (!frame.good) return;
     if (next.canBegin && !next.canBegin(frame)) {
@@ -765,7 +777,9 @@ export class SessionRunner {
   }
 
   private qualitySummary(): SessionQuality {
-    const measured = this.fulls.map((f) => f.quality).filter((q): q is NonNullable<FullSample['quality']> => q !== null);
+    const measured = this.fulls
+      .map((f) => f.quality)
+      .filter((q): q is NonNullable<FullSample['quality']> => q !== null);
     const avg = (pick: (q: NonNullable<FullSample['quality']>) => number) =>
       measured.length ? round(mean(measured.map(pick)), 1) : null;
     return {

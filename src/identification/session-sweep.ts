@@ -79,7 +79,9 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
     // A face session runs at most SESSION_TIMEOUT_MS from its admission (tokenUsedAt); one still connected
     // SESSION_ORPHAN_GRACE_S later lost its gateway process (killed, crashed, cut off). The grace keeps a slow
     // gateway still storing its verdict from being pre-empted, and absorbs clock differences between hosts.
-    const staleBefore = new Date(now.getTime() - (this.config.SESSION_TIMEOUT_MS + this.config.SESSION_ORPHAN_GRACE_S * 1000));
+    const staleBefore = new Date(
+      now.getTime() - (this.config.SESSION_TIMEOUT_MS + this.config.SESSION_ORPHAN_GRACE_S * 1000),
+    );
     const stale = await this.sessions.stale(now, staleBefore, BATCH);
     let finished = 0;
     for (const s of stale) {
@@ -105,7 +107,15 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
     from?: readonly SessionState[],
   ): Promise<boolean> {
     const verdict = await this.verdicts.finish(
-      { clinicId: s.clinicId, sessionId: s.id, result: 'expired', method: 'none', score: null, liveness: null, timings: null },
+      {
+        clinicId: s.clinicId,
+        sessionId: s.id,
+        result: 'expired',
+        method: 'none',
+        score: null,
+        liveness: null,
+        timings: null,
+      },
       { ...(from ? { from } : {}), calibration: outcomeBins('none', 'expired') },
     );
     if (!verdict) return false;

@@ -18,29 +18,46 @@ import { CodeSentSchema } from './code-path.controller';
 import { IN_PERSON_CODE_REASONS } from './code-path.service';
 import { SessionsService, type SessionRequest } from './sessions.service';
 
-const Iin = z.string().regex(/^\d{12}$/, 'an IIN is 12 digits').meta({ description: 'The patient’s IIN (12 digits).' });
+const Iin = z
+  .string()
+  .regex(/^\d{12}$/, 'an IIN is 12 digits')
+  .meta({ description: 'The patient’s IIN (12 digits).' });
 
 const CreateSessionBody = z
   .object({
     iin: Iin,
-    appointmentId: z.string().min(1).max(64).regex(/^[\w.:-]+$/),
+    appointmentId: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[\w.:-]+$/),
     channel: z.enum(['in_person', 'remote']),
-    method: z.enum(['face', 'code']).optional().meta({
-      description:
-        'How the patient is identified. In person: `face` (the default) or `code` (with a `reason`). Remote: always ' +
-        '`code` (the default; `face` is refused).',
-    }),
-    reason: z.enum(IN_PERSON_CODE_REASONS).optional().meta({
-      description:
-        'Required with method `code` in person, and only then: why not by face. `patient_refused_photo`, ' +
-        '`face_failed` (face identification did not succeed: failed attempts, no template) or `camera_unavailable`. ' +
-        'Recorded as the refusal of POST /sessions/{id}/refusal is (the `identification.refused` event).',
-    }),
+    method: z
+      .enum(['face', 'code'])
+      .optional()
+      .meta({
+        description:
+          'How the patient is identified. In person: `face` (the default) or `code` (with a `reason`). Remote: always ' +
+          '`code` (the default; `face` is refused).',
+      }),
+    reason: z
+      .enum(IN_PERSON_CODE_REASONS)
+      .optional()
+      .meta({
+        description:
+          'Required with method `code` in person, and only then: why not by face. `patient_refused_photo`, ' +
+          '`face_failed` (face identification did not succeed: failed attempts, no template) or `camera_unavailable`. ' +
+          'Recorded as the refusal of POST /sessions/{id}/refusal is (the `identification.refused` event).',
+      }),
   })
   .superRefine((body, ctx) => {
     const method = body.method ?? (body.channel === 'remote' ? 'code' : 'face');
     if (body.channel === 'remote' && method === 'face') {
-      ctx.addIssue({ code: 'custom', path: ['method'], message: 'a remote appointment is never photographed: use method code' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['method'],
+        message: 'a remote appointment is never photographed: use method code',
+      });
     }
     const inPersonCode = body.channel === 'in_person' && method === 'code';
     if (inPersonCode && body.reason === undefined) {
@@ -73,7 +90,7 @@ const createSpec = defineRoute({
     '(`remote`, never photographed): the session starts on the code path at once, a six-digit code goes to the ' +
     'patient by SMS, and the answer is `{sessionId, state: "code_pending", codeExpiresAt}` (enter the code with ' +
     'POST /sessions/{id}/code). In person the reason is recorded as a refusal (an `identification.refused` MIS ' +
-    'event), and the face attempts limit does not apply: only the code path\'s own limits (429 ' +
+    "event), and the face attempts limit does not apply: only the code path's own limits (429 " +
     '`code_attempts_exceeded`). By face, when every face session this gateway serves at once is in use ' +
     '(FACE_SESSIONS_MAX): 503 `capacity_exceeded` with Retry-After (seconds) and `retryAfterMs`, before anything is ' +
     'stored; ask again after that long (the desk shows that the patient waits). Sessions by code are never refused ' +
@@ -93,7 +110,15 @@ const createSpec = defineRoute({
     CodeSentSchema.meta({ description: 'Remote, or in person by code: the code path, the code is sent.' }),
   ]),
   status: 201,
-  errors: ['iin_invalid', 'no_template', 'attempts_exceeded', 'code_attempts_exceeded', 'sms_unavailable', 'capacity_exceeded', 'draining'],
+  errors: [
+    'iin_invalid',
+    'no_template',
+    'attempts_exceeded',
+    'code_attempts_exceeded',
+    'sms_unavailable',
+    'capacity_exceeded',
+    'draining',
+  ],
 });
 
 const getSpec = defineRoute({
@@ -106,11 +131,14 @@ const getSpec = defineRoute({
     channel: z.enum(['in_person', 'remote']),
     appointmentId: z.string(),
     createdAt: z.string(),
-    refusalReason: z.string().nullable().meta({
-      description:
-        'Why the patient at the desk is identified by code rather than by face (a refusal, or a session started ' +
-        'with method `code`), e.g. `patient_refused_photo`, `face_failed`, `camera_unavailable`; null otherwise.',
-    }),
+    refusalReason: z
+      .string()
+      .nullable()
+      .meta({
+        description:
+          'Why the patient at the desk is identified by code rather than by face (a refusal, or a session started ' +
+          'with method `code`), e.g. `patient_refused_photo`, `face_failed`, `camera_unavailable`; null otherwise.',
+      }),
     codeExpiresAt: z.string().nullable().meta({ description: 'When the six-digit code expires (code path only).' }),
     verdict: z
       .object({
@@ -147,7 +175,8 @@ export class SessionsController {
     @Req() req: Request,
   ) {
     const s = await this.service.create(principal, input.body);
-    if (s.kind === 'code') return { sessionId: s.sessionId, state: s.state, codeExpiresAt: s.codeExpiresAt.toISOString() };
+    if (s.kind === 'code')
+      return { sessionId: s.sessionId, state: s.state, codeExpiresAt: s.codeExpiresAt.toISOString() };
     return {
       sessionId: s.sessionId,
       wsUrl: this.wsUrl(req),

@@ -64,7 +64,10 @@ export class SessionsService {
     const patient = await this.patients.upsert(principal.clinicId, iin);
     if (input.channel === 'remote') {
       // Policy: only a patient physically present is photographed; online appointments use the code path.
-      const sent = await this.codePath.start(principal, patient, { appointmentId: input.appointmentId, channel: 'remote' });
+      const sent = await this.codePath.start(principal, patient, {
+        appointmentId: input.appointmentId,
+        channel: 'remote',
+      });
       return { kind: 'code', ...sent };
     }
     if (input.method === 'code') {

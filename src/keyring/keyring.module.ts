@@ -9,7 +9,13 @@ import { KeyRing } from './keyring';
  */
 @Global()
 @Module({
-  providers: [{ provide: KeyRing, useFactory: (config: Config) => keyRingFromConfig(config, new Logger('KeyRing')), inject: [CONFIG] }],
+  providers: [
+    {
+      provide: KeyRing,
+      useFactory: (config: Config) => keyRingFromConfig(config, new Logger('KeyRing')),
+      inject: [CONFIG],
+    },
+  ],
   exports: [KeyRing],
 })
 export class KeyRingModule {}

@@ -20,10 +20,14 @@ describe('KeyRing', () => {
     expect(() => ring.open(sealed, { ...context, ids: ['clinic-b', context.ids[1]] })).toThrow(
       expect.objectContaining({ code: 'unseal_failed' }),
     );
-    expect(() => ring.open(sealed, { ...context, purpose: 'other' })).toThrow(expect.objectContaining({ code: 'unseal_failed' }));
+    expect(() => ring.open(sealed, { ...context, purpose: 'other' })).toThrow(
+      expect.objectContaining({ code: 'unseal_failed' }),
+    );
     // The separator keeps "ab"+"c" apart from "a"+"bc".
     const split = ring.seal(secret, { purpose: 'p', ids: ['ab', 'c'] });
-    expect(() => ring.open(split, { purpose: 'p', ids: ['a', 'bc'] })).toThrow(expect.objectContaining({ code: 'unseal_failed' }));
+    expect(() => ring.open(split, { purpose: 'p', ids: ['a', 'bc'] })).toThrow(
+      expect.objectContaining({ code: 'unseal_failed' }),
+    );
     const tampered = { ...sealed, tag: Buffer.from(sealed.tag) };
     tampered.tag[0] ^= 1;
     expect(() => ring.open(tampered, context)).toThrow(expect.objectContaining({ code: 'unseal_failed' }));
@@ -51,7 +55,9 @@ describe('KeyRing', () => {
     expect(rotated.open(sealedOld, context).toString()).toBe('x');
     const fresh = rotated.seal(Buffer.from('y'), context);
     expect(fresh.keyId).toBe('new');
-    expect(() => old.open(fresh, context)).toThrow(expect.objectContaining({ code: 'key_unknown', message: expect.stringContaining('"new"') }));
+    expect(() => old.open(fresh, context)).toThrow(
+      expect.objectContaining({ code: 'key_unknown', message: expect.stringContaining('"new"') }),
+    );
   });
 
   it('derives one key per ring key and purpose, never a ring key itself', () => {
@@ -63,7 +69,11 @@ describe('KeyRing', () => {
     const codes = two.deriveKeys('faceid-one-time-code-v1');
     expect(audit.currentKeyId).toBe('a');
     expect([...audit.keys.keys()]).toEqual(['a', 'b']);
-    expect(audit.keys.get('a')!.equals(Buffer.from(hkdfSync('sha256', key(4), Buffer.alloc(0), 'faceid-audit-chain-v1', 32)))).toBe(true);
+    expect(
+      audit.keys
+        .get('a')!
+        .equals(Buffer.from(hkdfSync('sha256', key(4), Buffer.alloc(0), 'faceid-audit-chain-v1', 32))),
+    ).toBe(true);
     expect(audit.keys.get('a')!.equals(codes.keys.get('a')!)).toBe(false);
     expect(audit.keys.get('a')!.equals(key(4))).toBe(false);
   });
@@ -71,7 +81,13 @@ describe('KeyRing', () => {
   it('refuses bad keys and never puts key material into errors', () => {
     expect(() => new KeyRing([])).toThrow();
     expect(() => new KeyRing([{ id: 'a', key: Buffer.alloc(16) }])).toThrow();
-    expect(() => new KeyRing([{ id: 'a', key: key(1) }, { id: 'a', key: key(2) }])).toThrow(/twice/);
+    expect(
+      () =>
+        new KeyRing([
+          { id: 'a', key: key(1) },
+          { id: 'a', key: key(2) },
+        ]),
+    ).toThrow(/twice/);
     const sealed = ring.seal(Buffer.from('secret'), context);
     sealed.tag[0] ^= 1;
     let text = '';

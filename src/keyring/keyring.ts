@@ -95,7 +95,10 @@ export class KeyRing {
   openWithAad(sealed: Sealed, additional: Buffer, length?: number): Buffer {
     const key = this.keys.get(sealed.keyId);
     if (!key) {
-      throw new KeyRingError('key_unknown', `Sealed with key "${sealed.keyId}", which is not in the key ring (TEMPLATE_KEYS).`);
+      throw new KeyRingError(
+        'key_unknown',
+        `Sealed with key "${sealed.keyId}", which is not in the key ring (TEMPLATE_KEYS).`,
+      );
     }
     if (
       sealed.iv.length !== IV_BYTES ||

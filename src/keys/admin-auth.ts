@@ -57,9 +57,14 @@ export class AdminGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const digest = this.digest;
     if (!digest) {
-      throw new AppError('admin_disabled', 'The admin HTTP routes are off: the operator sets ADMIN_TOKEN to turn them on.');
+      throw new AppError(
+        'admin_disabled',
+        'The admin HTTP routes are off: the operator sets ADMIN_TOKEN to turn them on.',
+      );
     }
-    const req = context.switchToHttp().getRequest<{ headers: Record<string, string | string[] | undefined>; ip?: string }>();
+    const req = context
+      .switchToHttp()
+      .getRequest<{ headers: Record<string, string | string[] | undefined>; ip?: string }>();
     const given = bearerToken(req.headers);
     await limitKeyCheck(
       this.limiter,

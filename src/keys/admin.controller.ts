@@ -28,7 +28,9 @@ const clinicsSpec = defineRoute({
         id: z.string(),
         name: z.string(),
         createdAt: z.string(),
-        smsLanguages: z.string().meta({ description: 'The SMS texts\' languages: kk+ru, kk or ru (`faceid clinic sms-languages`).' }),
+        smsLanguages: z
+          .string()
+          .meta({ description: "The SMS texts' languages: kk+ru, kk or ru (`faceid clinic sms-languages`)." }),
       }),
     ),
   }),
@@ -44,7 +46,12 @@ export class AdminClinicsController {
   async list() {
     const clinics = await this.clinics.list();
     return {
-      clinics: clinics.map((c) => ({ id: c.id, name: c.name, createdAt: c.createdAt.toISOString(), smsLanguages: c.smsLanguages })),
+      clinics: clinics.map((c) => ({
+        id: c.id,
+        name: c.name,
+        createdAt: c.createdAt.toISOString(),
+        smsLanguages: c.smsLanguages,
+      })),
     };
   }
 }
@@ -123,14 +130,19 @@ function keyAdminController(kind: KeyHolderKind): Type<unknown> {
           .min(0)
           .max(MAX_KEY_ROTATION_GRACE_MS / HOUR_MS)
           .optional()
-          .meta({ description: `How long the replaced key keeps working, in hours (0 = not at all). Default ${KEY_ROTATION_GRACE_MS / HOUR_MS}.` }),
+          .meta({
+            description: `How long the replaced key keeps working, in hours (0 = not at all). Default ${KEY_ROTATION_GRACE_MS / HOUR_MS}.`,
+          }),
       })
       .optional(),
     response: z.object({
       id: z.string(),
       clinicId: z.string(),
       apiKey: z.string().meta({ description: `\`${t.prefix}...\`; shown only this once.` }),
-      previousKeyValidUntil: z.string().nullable().meta({ description: 'Until when the replaced key works; null: no more.' }),
+      previousKeyValidUntil: z
+        .string()
+        .nullable()
+        .meta({ description: 'Until when the replaced key works; null: no more.' }),
     }),
     status: 200,
     errors: [notFound, 'key_rotation_limit'],
@@ -178,8 +190,19 @@ function keyAdminController(kind: KeyHolderKind): Type<unknown> {
     async create(@Input() input: RouteInput<typeof createSpec>) {
       const { clinicId } = input.params;
       await this.clinic(clinicId);
-      const { holder, apiKey } = await this.keys.create(kind, { actor: ADMIN_ACTOR, by: 'operator' }, clinicId, input.body.name);
-      return { id: holder.id, clinicId: holder.clinicId, name: holder.name, createdAt: holder.createdAt.toISOString(), apiKey };
+      const { holder, apiKey } = await this.keys.create(
+        kind,
+        { actor: ADMIN_ACTOR, by: 'operator' },
+        clinicId,
+        input.body.name,
+      );
+      return {
+        id: holder.id,
+        clinicId: holder.clinicId,
+        name: holder.name,
+        createdAt: holder.createdAt.toISOString(),
+        apiKey,
+      };
     }
 
     @Post(':id/rotate')
@@ -188,7 +211,13 @@ function keyAdminController(kind: KeyHolderKind): Type<unknown> {
     async rotate(@Input() input: RouteInput<typeof rotateSpec>) {
       const { clinicId, id } = input.params;
       const hours = input.body?.graceHours ?? KEY_ROTATION_GRACE_MS / HOUR_MS;
-      const r = await this.keys.rotate(kind, { actor: ADMIN_ACTOR, by: 'operator' }, clinicId, id, Math.round(hours * HOUR_MS));
+      const r = await this.keys.rotate(
+        kind,
+        { actor: ADMIN_ACTOR, by: 'operator' },
+        clinicId,
+        id,
+        Math.round(hours * HOUR_MS),
+      );
       return {
         id: r.holder.id,
         clinicId: r.holder.clinicId,

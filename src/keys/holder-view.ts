@@ -10,9 +10,9 @@ export const HolderSchema = z.object({
   createdAt: z.string(),
   rotatedAt: z.string().nullable().meta({ description: 'The last key rotation; null if never.' }),
   revokedAt: z.string().nullable(),
-  previousKeys: z
-    .array(z.object({ id: z.string(), retiredAt: z.string(), validUntil: z.string() }))
-    .meta({ description: 'Keys replaced by rotations that still work until validUntil (their grace), first to end first.' }),
+  previousKeys: z.array(z.object({ id: z.string(), retiredAt: z.string(), validUntil: z.string() })).meta({
+    description: 'Keys replaced by rotations that still work until validUntil (their grace), first to end first.',
+  }),
 });
 
 export function holderView(h: KeyHolder): z.infer<typeof HolderSchema> {

@@ -1,7 +1,6 @@
 import { DEFAULT_TURN_THRESHOLDS, parallax, planTurn, turnSign, TurnTracker, type TurnFrame } from './head-turn';
 import { gaussian, seeded } from './pad/random';
 
-
 type V3 = [number, number, number];
 
 /**
@@ -15,17 +14,50 @@ function faceModel(): V3[] {
     const a = (Math.PI * i) / 16;
     p.push([-70 * Math.cos(a), 5 + 70 * Math.sin(a), -60 * Math.cos(a) ** 2 - 3]);
   }
-  const brow: V3[] = [[-58, -22, -22], [-48, -28, -10], [-37, -30, -3], [-26, -29, 2], [-14, -25, 4]];
+  const brow: V3[] = [
+    [-58, -22, -22],
+    [-48, -28, -10],
+    [-37, -30, -3],
+    [-26, -29, 2],
+    [-14, -25, 4],
+  ];
   p.push(...brow, ...brow.map(([x, y, z]) => [-x, y, z] as V3).reverse());
   p.push([0, -18, 4], [0, -8, 10], [0, 2, 16], [0, 12, 22]);
   p.push([-13, 20, 2], [-7, 22, 6], [0, 23, 9], [7, 22, 6], [13, 20, 2]);
-  const eye: V3[] = [[-46, 0, -15], [-38, -4, -8], [-26, -4, -4], [-18, 0, 0], [-26, 3, -4], [-38, 3, -8]];
+  const eye: V3[] = [
+    [-46, 0, -15],
+    [-38, -4, -8],
+    [-26, -4, -4],
+    [-18, 0, 0],
+    [-26, 3, -4],
+    [-38, 3, -8],
+  ];
   p.push(...eye);
   p.push(...[eye[3], eye[2], eye[1], eye[0], eye[5], eye[4]].map(([x, y, z]) => [-x, y, z] as V3));
-  const outer: V3[] = [[-25, 45, -8], [-16, 40, 0], [-6, 38, 4], [0, 39, 5], [6, 38, 4], [16, 40, 0], [25, 45, -8],
-    [16, 52, 0], [6, 55, 3], [0, 56, 4], [-6, 55, 3], [-16, 52, 0]];
-  const inner: V3[] = [[-20, 45, -4], [-6, 43, 3], [0, 43, 3], [6, 43, 3], [20, 45, -4], [6, 47, 3], [0, 47, 3],
-    [-6, 47, 3]];
+  const outer: V3[] = [
+    [-25, 45, -8],
+    [-16, 40, 0],
+    [-6, 38, 4],
+    [0, 39, 5],
+    [6, 38, 4],
+    [16, 40, 0],
+    [25, 45, -8],
+    [16, 52, 0],
+    [6, 55, 3],
+    [0, 56, 4],
+    [-6, 55, 3],
+    [-16, 52, 0],
+  ];
+  const inner: V3[] = [
+    [-20, 45, -4],
+    [-6, 43, 3],
+    [0, 43, 3],
+    [6, 43, 3],
+    [20, 45, -4],
+    [6, 47, 3],
+    [0, 47, 3],
+    [-6, 47, 3],
+  ];
   p.push(...outer, ...inner);
   return p;
 }
@@ -193,7 +225,10 @@ describe('TurnTracker', () => {
   });
 
   it('passes a turn to the right as negative yaw', () => {
-    const tracker = run('right', session((ms) => -turn(25)(ms)));
+    const tracker = run(
+      'right',
+      session((ms) => -turn(25)(ms)),
+    );
     expect(tracker.status()).toBe('passed');
     expect(tracker.metrics.peakYaw!).toBeGreaterThan(20);
   });
@@ -214,7 +249,10 @@ describe('TurnTracker', () => {
   });
 
   it('fails no turn, or too small a turn, once the window closes: turn_missing', () => {
-    const still = run('left', session(() => 1, { to: 2900 }));
+    const still = run(
+      'left',
+      session(() => 1, { to: 2900 }),
+    );
     expect(still.status()).toBe('waiting');
     expect(still.tick(PROMPT + 3001)).toBe('failed');
     expect(still.reason).toBe('turn_missing');
@@ -224,7 +262,10 @@ describe('TurnTracker', () => {
   });
 
   it('fails a turn that comes too late: turn_missing', () => {
-    const late = run('left', session((ms) => (ms < 3050 ? 1 : 30), { to: 3300 }));
+    const late = run(
+      'left',
+      session((ms) => (ms < 3050 ? 1 : 30), { to: 3300 }),
+    );
     expect(late.reason).toBe('turn_missing');
   });
 
@@ -237,15 +278,26 @@ describe('TurnTracker', () => {
   });
 
   it('fails a turn that started before the prompt: turn_early', () => {
-    const early = run('left', session((ms) => (ms > -500 && ms < 0 ? 25 : 1)));
+    const early = run(
+      'left',
+      session((ms) => (ms > -500 && ms < 0 ? 25 : 1)),
+    );
     expect(early.reason).toBe('turn_early');
     // Long enough before the prompt it does not count.
-    const earlier = run('left', session((ms) => (ms > -1200 && ms < -1050 ? 25 : turn(28)(ms)), { from: -1400 }));
+    const earlier = run(
+      'left',
+      session((ms) => (ms > -1200 && ms < -1050 ? 25 : turn(28)(ms)), { from: -1400 }),
+    );
     expect(earlier.status()).toBe('passed');
   });
 
   it('fails without a frontal view in the second before the prompt: turn_early', () => {
-    expect(run('left', session((ms) => (ms < 0 ? 17 : turn(28)(ms)))).reason).toBe('turn_early');
+    expect(
+      run(
+        'left',
+        session((ms) => (ms < 0 ? 17 : turn(28)(ms))),
+      ).reason,
+    ).toBe('turn_early');
     expect(run('left', session(turn(28), { from: 0 })).reason).toBe('turn_early');
   });
 
@@ -259,7 +311,11 @@ describe('TurnTracker', () => {
   it('takes threshold overrides', () => {
     const strict = run('left', session(turn(28)), { ...DEFAULT_TURN_THRESHOLDS, parallaxMin: 0.5 });
     expect(strict.reason).toBe('turn_flat');
-    const lenient = run('left', session(turn(14), { to: 3200 }), { ...DEFAULT_TURN_THRESHOLDS, minYaw: 10, parallaxMin: 0.06 });
+    const lenient = run('left', session(turn(14), { to: 3200 }), {
+      ...DEFAULT_TURN_THRESHOLDS,
+      minYaw: 10,
+      parallaxMin: 0.06,
+    });
     expect(lenient.status()).toBe('passed');
   });
 });

@@ -3,7 +3,6 @@ import { DEFAULT_LIGHT_THRESHOLDS, planLightChallenge, type LightPhase } from '.
 import { checkLightResponse, type LightSample, type LightVerdict } from './light-response';
 import { gaussian, seeded } from './pad/random';
 
-
 type Vec3 = [number, number, number];
 const REGIONS = ['face', 'forehead', 'nose', 'leftCheek', 'rightCheek', 'chin'] as const;
 
@@ -147,7 +146,9 @@ describe('checkLightResponse', () => {
       const v = judge({ k: 0, wallK: 0 }, seed);
       expect(v.ok).toBe(false);
       expect(v.metrics.faceGain).toBeLessThan(0.02);
-      const frameFollowed = v.metrics.frameCorrelation >= DEFAULT_LIGHT_THRESHOLDS.corrMin && v.metrics.frameGain >= DEFAULT_LIGHT_THRESHOLDS.gainMin;
+      const frameFollowed =
+        v.metrics.frameCorrelation >= DEFAULT_LIGHT_THRESHOLDS.corrMin &&
+        v.metrics.frameGain >= DEFAULT_LIGHT_THRESHOLDS.gainMin;
       expect(v.reason).toBe(frameFollowed ? 'light_uniform' : 'light_no_response');
       return v.reason;
     });

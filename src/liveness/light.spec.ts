@@ -1,7 +1,6 @@
 import { LIGHT_PALETTE, planLightChallenge, secureRandom, validateShownReport, type LightPlan } from './light';
 import { seeded } from './pad/random';
 
-
 const plan = (ms: number[]): LightPlan => ({
   challengeId: 'c',
   colours: ms.map((m, i) => ({ rgb: [...LIGHT_PALETTE[i]] as [number, number, number], ms: m })),

@@ -41,7 +41,11 @@ async function gateway(answer: (n: number) => number | 'hang') {
   return { url, received, close };
 }
 
-const message = { iin: '900101300027', text: 'Your faceid code: 482913. It expires in 5 minutes.', reference: 'sess-1' };
+const message = {
+  iin: '900101300027',
+  text: 'Your faceid code: 482913. It expires in 5 minutes.',
+  reference: 'sess-1',
+};
 const options = { token: 'egov-token', timeoutMs: 500, retries: 2, backoffBaseMs: 20 };
 
 async function failure(p: Promise<unknown>): Promise<SmsError> {
@@ -121,9 +125,11 @@ describe('HttpSmsGateway (real local HTTP server)', () => {
   });
 
   it('refuses to start with SMS_ADAPTER=http and no SMS_HTTP_URL', () => {
-    expect(() => smsGatewayFromConfig(loadConfig({ SMS_ADAPTER: 'http' }))).toThrow(/SMS_HTTP_URL.*required when SMS_ADAPTER=http/);
-    expect(smsGatewayFromConfig(loadConfig({ SMS_ADAPTER: 'http', SMS_HTTP_URL: 'http://127.0.0.1:1/sms' }))).toBeInstanceOf(
-      HttpSmsGateway,
+    expect(() => smsGatewayFromConfig(loadConfig({ SMS_ADAPTER: 'http' }))).toThrow(
+      /SMS_HTTP_URL.*required when SMS_ADAPTER=http/,
     );
+    expect(
+      smsGatewayFromConfig(loadConfig({ SMS_ADAPTER: 'http', SMS_HTTP_URL: 'http://127.0.0.1:1/sms' })),
+    ).toBeInstanceOf(HttpSmsGateway);
   });
 });

@@ -40,13 +40,14 @@ export class HttpSmsGateway implements SmsGateway {
       const calls = attempt + 1;
       if (!outcome.retry || attempt >= this.options.retries) {
         throw new SmsError(
-          `The SMS gateway did not take the message: ${outcome.reason}` +
-            (calls > 1 ? ` (${calls} attempts).` : '.'),
+          `The SMS gateway did not take the message: ${outcome.reason}` + (calls > 1 ? ` (${calls} attempts).` : '.'),
           outcome.kind,
         );
       }
       const delay = this.backoff(attempt);
-      this.log.warn(`SMS gateway call ${calls} for ${message.reference} failed (${outcome.reason}); retry in ${delay} ms`);
+      this.log.warn(
+        `SMS gateway call ${calls} for ${message.reference} failed (${outcome.reason}); retry in ${delay} ms`,
+      );
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }

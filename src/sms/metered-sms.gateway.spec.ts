@@ -42,7 +42,8 @@ async function sample(metrics: MetricsService, series: string): Promise<number> 
   return Number(line.slice(series.length + 1));
 }
 
-const failures = (purpose: string, reason: string) => `faceid_sms_failures_total{purpose="${purpose}",reason="${reason}"}`;
+const failures = (purpose: string, reason: string) =>
+  `faceid_sms_failures_total{purpose="${purpose}",reason="${reason}"}`;
 
 describe('MeteredSmsGateway', () => {
   const lines: string[] = [];
@@ -77,22 +78,29 @@ describe('MeteredSmsGateway', () => {
     expect(await sample(metrics, failures('enrollment', 'other'))).toBe(0);
 
     await metered('/ok', metrics).send({ iin, text, reference: 'sess-ok' });
-    const down = await metered('/down', metrics).send({ iin, text, reference: 'sess-down' }).catch((e: unknown) => e);
+    const down = await metered('/down', metrics)
+      .send({ iin, text, reference: 'sess-down' })
+      .catch((e: unknown) => e);
     expect(down).toBeInstanceOf(SmsError);
     expect((down as SmsError).message).toMatch(/HTTP 503 \(2 attempts\)/); // retried inside, counted once
-    await expect(metered('/reject', metrics).send({ iin, text, reference: 'p-1', purpose: 'enrollment' })).rejects.toThrow(
-      /HTTP 400/,
-    );
-    await expect(metered('/hang', metrics, 0).send({ iin, text, reference: 'p-2', purpose: 'enrollment' })).rejects.toThrow(
-      /timed out/,
-    );
+    await expect(
+      metered('/reject', metrics).send({ iin, text, reference: 'p-1', purpose: 'enrollment' }),
+    ).rejects.toThrow(/HTTP 400/);
+    await expect(
+      metered('/hang', metrics, 0).send({ iin, text, reference: 'p-2', purpose: 'enrollment' }),
+    ).rejects.toThrow(/timed out/);
     const closed = await gatewayServer();
     await closed.close(); // nothing listens there any more
-    const refused = new MeteredSmsGateway(new HttpSmsGateway({ url: `${closed.base}/ok`, timeoutMs: 300, retries: 0 }), metrics);
+    const refused = new MeteredSmsGateway(
+      new HttpSmsGateway({ url: `${closed.base}/ok`, timeoutMs: 300, retries: 0 }),
+      metrics,
+    );
     await expect(refused.send({ iin, text, reference: 'sess-refused' })).rejects.toThrow(/connection failed/);
     // A failure that is not the adapter's typed error counts as `other` and is passed on as it is.
     const broken: SmsGateway = { send: () => Promise.reject(new TypeError('bug')) };
-    await expect(new MeteredSmsGateway(broken, metrics).send({ iin, text, reference: 'x' })).rejects.toBeInstanceOf(TypeError);
+    await expect(new MeteredSmsGateway(broken, metrics).send({ iin, text, reference: 'x' })).rejects.toBeInstanceOf(
+      TypeError,
+    );
 
     expect(await sample(metrics, failures('identification', 'server_error'))).toBe(1);
     expect(await sample(metrics, failures('identification', 'connection'))).toBe(1);

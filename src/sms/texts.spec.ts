@@ -101,19 +101,27 @@ describe('the code stays out of the logs', () => {
   beforeAll(() => Logger.overrideLogger(capture));
   afterAll(() => Logger.overrideLogger(false));
 
-  it.each(SMS_LANGUAGES)('development outbox, %s: notes each message (IIN masked) but never its text or code', async (languages) => {
-    lines.length = 0;
-    const outbox = new DevSmsOutbox();
-    const iin = '900101300027';
-    for (const purpose of ['identification', 'enrollment'] as const) {
-      await outbox.send({ iin, text: smsText(purpose, { code, clinicName, languages }), reference: `ref-${purpose}`, purpose });
-    }
-    expect(lines).toHaveLength(2);
-    expect(lines[0]).toContain('********0027');
-    expect(lines[1]).toContain('enrollment confirmation');
-    const logged = lines.join('\n');
-    expect(logged).not.toContain(code);
-    expect(logged).not.toContain(iin);
-    expect(logged).not.toMatch(/[А-Яа-яӘәҒғҚқҢңӨөҰұҮүҺһІі]/); // no part of any text
-  });
+  it.each(SMS_LANGUAGES)(
+    'development outbox, %s: notes each message (IIN masked) but never its text or code',
+    async (languages) => {
+      lines.length = 0;
+      const outbox = new DevSmsOutbox();
+      const iin = '900101300027';
+      for (const purpose of ['identification', 'enrollment'] as const) {
+        await outbox.send({
+          iin,
+          text: smsText(purpose, { code, clinicName, languages }),
+          reference: `ref-${purpose}`,
+          purpose,
+        });
+      }
+      expect(lines).toHaveLength(2);
+      expect(lines[0]).toContain('********0027');
+      expect(lines[1]).toContain('enrollment confirmation');
+      const logged = lines.join('\n');
+      expect(logged).not.toContain(code);
+      expect(logged).not.toContain(iin);
+      expect(logged).not.toMatch(/[А-Яа-яӘәҒғҚқҢңӨөҰұҮүҺһІі]/); // no part of any text
+    },
+  );
 });

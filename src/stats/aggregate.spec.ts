@@ -69,7 +69,11 @@ function stored(rows: readonly Row[]): Parameters<typeof aggregateOutcomes> {
       .map((r) => r.durationMs!);
   return [
     [...counts.values()],
-    { face: unitHistogram(timed('face')), code: unitHistogram(timed('code')), all: unitHistogram([...timed('face'), ...timed('code')]) },
+    {
+      face: unitHistogram(timed('face')),
+      code: unitHistogram(timed('code')),
+      all: unitHistogram([...timed('face'), ...timed('code')]),
+    },
   ];
 }
 
@@ -116,7 +120,12 @@ describe('quantile (linear interpolation between closest ranks)', () => {
     // n = 5: h = 3.6, between 40 and 100: 40 + 0.6 * 60 = 76.
     expect(quantile([10, 20, 30, 40, 100], 0.9)).toBeCloseTo(76, 10);
     // n = 11 (0..100 by 10): h = 9 exactly.
-    expect(quantile(Array.from({ length: 11 }, (_, i) => i * 10), 0.9)).toBeCloseTo(90, 10);
+    expect(
+      quantile(
+        Array.from({ length: 11 }, (_, i) => i * 10),
+        0.9,
+      ),
+    ).toBeCloseTo(90, 10);
     expect(quantile([1, 2], 0)).toBe(1);
     expect(quantile([1, 2], 1)).toBe(2);
     expect(() => quantile([1], 1.5)).toThrow(RangeError);
@@ -152,7 +161,11 @@ describe('quantileAt and histogramQuantile (the same definition over ranks)', ()
 
   it('spreads a wide bucket’s values evenly over its whole numbers, and skips empty buckets', () => {
     // 4 values in [100, 110): at 100 + 9 * (j + 0.5) / 4, j = 0..3 -> 101.125, 103.375, 105.625, 107.875.
-    const b = [{ lo: 0, hi: 1, count: 0 }, { lo: 100, hi: 110, count: 4 }, { lo: 500, hi: 501, count: 0 }];
+    const b = [
+      { lo: 0, hi: 1, count: 0 },
+      { lo: 100, hi: 110, count: 4 },
+      { lo: 500, hi: 501, count: 0 },
+    ];
     expect(histogramQuantile(b, 0)).toBeCloseTo(101.125, 10);
     expect(histogramQuantile(b, 1)).toBeCloseTo(107.875, 10);
     expect(histogramQuantile(b, 0.5)).toBeCloseTo(104.5, 10);
@@ -196,7 +209,9 @@ describe('quantileAt and histogramQuantile (the same definition over ranks)', ()
     expect(summarizeDistribution(exact(3, 1234.56, 5678.91))).toEqual({ count: 3, median: 1234.6, p90: 5678.9 });
     expect(summarizeDistribution(exact(0, null, null))).toEqual({ count: 0, median: null, p90: null });
     expect(() => summarizeDistribution({ kind: 'exact', count: 1, quantiles: [{ q: 0.5, value: 1 }] })).toThrow(/0.9/);
-    expect(summarizeDistribution(unitHistogram([100, 10, 40, 30, 20]))).toEqual(summarizeDurations([100, 10, 40, 30, 20]));
+    expect(summarizeDistribution(unitHistogram([100, 10, 40, 30, 20]))).toEqual(
+      summarizeDurations([100, 10, 40, 30, 20]),
+    );
     expect(summarizeDistribution(unitHistogram([]))).toEqual({ count: 0, median: null, p90: null });
   });
 });
@@ -226,22 +241,24 @@ describe('aggregateOutcomes', () => {
   });
 
   it('counts a mix of outcomes', () => {
-    const s = aggregateOutcomes(...stored([
-      verdict('face', 'match', 1000),
-      verdict('face', 'match', 3000),
-      verdict('face', 'no_match', 2000),
-      verdict('face', 'spoof_suspected', 5000),
-      verdict('face', 'timeout', null),
-      verdict('face', 'error'),
-      refused('patient_refused_photo'),
-      refused('patient_refused_photo'),
-      refused('camera_broken'),
-      verdict('code', 'match', 40_000),
-      verdict('code', 'match', 60_000),
-      lockedOut('code', 90_000), // not a verdict: no time to verdict
-      lockedOut('face'),
-      expired(),
-    ]));
+    const s = aggregateOutcomes(
+      ...stored([
+        verdict('face', 'match', 1000),
+        verdict('face', 'match', 3000),
+        verdict('face', 'no_match', 2000),
+        verdict('face', 'spoof_suspected', 5000),
+        verdict('face', 'timeout', null),
+        verdict('face', 'error'),
+        refused('patient_refused_photo'),
+        refused('patient_refused_photo'),
+        refused('camera_broken'),
+        verdict('code', 'match', 40_000),
+        verdict('code', 'match', 60_000),
+        lockedOut('code', 90_000), // not a verdict: no time to verdict
+        lockedOut('face'),
+        expired(),
+      ]),
+    );
     expect(s.identifications).toEqual({
       total: 11,
       byMethod: { face: 7, code: 3, none: 1 },

@@ -22,7 +22,9 @@ export interface AuditChainKeys {
 }
 
 /** The chain keys of a key ring (src/keyring). */
-export function auditChainKeys(ring: { deriveKeys(info: string): { currentKeyId: string; keys: Map<string, Buffer> } }): AuditChainKeys {
+export function auditChainKeys(ring: {
+  deriveKeys(info: string): { currentKeyId: string; keys: Map<string, Buffer> };
+}): AuditChainKeys {
   return ring.deriveKeys(AUDIT_HKDF_INFO);
 }
 

@@ -43,7 +43,11 @@ const pgTransactions = new WeakMap<Tx | Client, string>();
  * origin of the Db (`o`). No-op on SQLite (one process: the in-process signals tell the readers). Never put biometric
  * data, IINs or codes in a payload: ids and states only.
  */
-export async function notifyInTx(tx: Tx | Client, channel: string, payload: Record<string, string | number>): Promise<void> {
+export async function notifyInTx(
+  tx: Tx | Client,
+  channel: string,
+  payload: Record<string, string | number>,
+): Promise<void> {
   const origin = pgTransactions.get(tx);
   if (origin === undefined) return;
   await tx.$executeRaw`SELECT pg_notify(${channel}, ${JSON.stringify({ ...payload, o: origin })})`;
@@ -77,7 +81,10 @@ function sqliteAdapter(file: string): AdapterFactory {
       const db = (adapter as unknown as { client?: BetterSqlite3.Database }).client;
       if (!db || typeof db.prepare !== 'function' || typeof db.pragma !== 'function') {
         await adapter.dispose();
-        throw new StorageError('adapter_unsupported', `${inner.adapterName} no longer exposes its better-sqlite3 handle.`);
+        throw new StorageError(
+          'adapter_unsupported',
+          `${inner.adapterName} no longer exposes its better-sqlite3 handle.`,
+        );
       }
       db.pragma('foreign_keys = ON'); // better-sqlite3's default too; the composite keys depend on it
       const prepare = db.prepare.bind(db);

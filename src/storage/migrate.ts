@@ -131,7 +131,9 @@ export function pendingMigrations(rows: AppliedRow[], migrations: Migration[]): 
 export async function migrate(target: StorageTarget, options: MigrateOptions = {}): Promise<MigrateResult> {
   const migrations = readMigrations(target.provider, options.migrationsDir);
   const applied =
-    target.provider === 'sqlite' ? migrateSqlite(target.file, migrations) : await migratePostgres(target.url, migrations);
+    target.provider === 'sqlite'
+      ? migrateSqlite(target.file, migrations)
+      : await migratePostgres(target.url, migrations);
   return { applied, total: migrations.length };
 }
 
@@ -207,7 +209,9 @@ function migrateSqlite(file: string, migrations: Migration[]): string[] {
         try {
           db.exec(m.sql);
         } catch (err) {
-          throw new StorageError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+          throw new StorageError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         record.run(randomUUID(), m.checksum, Date.now(), m.name, started);
       }
@@ -239,7 +243,9 @@ async function migratePostgres(url: string, migrations: Migration[]): Promise<st
         await client.query(m.sql);
       } catch (err) {
         await client.query('ROLLBACK');
-        throw new StorageError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+        throw new StorageError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, {
+          cause: err,
+        });
       }
       await client.query(
         `INSERT INTO "_prisma_migrations" ("id", "checksum", "finished_at", "migration_name", "logs", "rolled_back_at",

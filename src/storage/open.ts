@@ -124,7 +124,8 @@ export async function openStorage(
   const target = 'provider' in config ? config : resolveTarget(config);
   let auditKeys = options.auditKeys;
   if (!auditKeys) {
-    if ('provider' in config) throw new Error('openStorage(target) needs options.auditKeys (the key ring\'s chain keys).');
+    if ('provider' in config)
+      throw new Error("openStorage(target) needs options.auditKeys (the key ring's chain keys).");
     auditKeys = auditChainKeys(keyRingFromConfig(config));
   }
   const migration = await migrate(target, { migrationsDir: options.migrationsDir });

@@ -247,7 +247,11 @@ export interface MisClientKeyChangedEventPayload extends KeyChangedEventFields {
 export type KeyChangedEventPayload = WorkstationKeyChangedEventPayload | MisClientKeyChangedEventPayload;
 
 /** An MIS event as delivered: narrow on `type`. */
-export type EventPayload = IdentificationEventPayload | CameraChangedEventPayload | TemplateEventPayload | KeyChangedEventPayload;
+export type EventPayload =
+  | IdentificationEventPayload
+  | CameraChangedEventPayload
+  | TemplateEventPayload
+  | KeyChangedEventPayload;
 
 /** Which events a reader may see: a workstation key reads only the identification events of its own sessions. */
 export interface EventFilter {
@@ -419,7 +423,11 @@ export interface WorkstationRepository {
    * Sets the workstation's liveness challenges (a normalised comma list; null = the clinic's setting). Returns the
    * value it replaced, or null when the clinic has no such workstation.
    */
-  setLivenessChallenges(clinicId: string, id: string, challenges: string | null): Promise<{ previous: string | null } | null>;
+  setLivenessChallenges(
+    clinicId: string,
+    id: string,
+    challenges: string | null,
+  ): Promise<{ previous: string | null } | null>;
   /** The workstation's and its clinic's settings, in one read; null when the clinic has no such workstation. */
   livenessChallenges(clinicId: string, id: string): Promise<LivenessChallengeSettings | null>;
   /**
@@ -464,7 +472,12 @@ export interface TemplateRepository {
    * Revokes any active template of the patient and stores this one, in one transaction with its MIS event
    * (`template.enrolled`, or `template.replaced` when one was active) and its audit entry.
    */
-  replace(clinicId: string, patientId: string, template: EncryptedTemplate, change: TemplateChange): Promise<TemplateChangeResult>;
+  replace(
+    clinicId: string,
+    patientId: string,
+    template: EncryptedTemplate,
+    change: TemplateChange,
+  ): Promise<TemplateChangeResult>;
   active(clinicId: string, patientId: string): Promise<TemplateRecord | null>;
   /**
    * Revokes the active template, with its `template.revoked` event and audit entry in the same transaction. Returns
@@ -528,7 +541,14 @@ export interface PendingEnrollmentRepository {
    */
   resend(
     id: string,
-    input: { codeHash: string; expiresAt: Date; images: number; template: EncryptedTemplate; maxAttempts: number; maxSends: number },
+    input: {
+      codeHash: string;
+      expiresAt: Date;
+      images: number;
+      template: EncryptedTemplate;
+      maxAttempts: number;
+      maxSends: number;
+    },
     now: Date,
   ): Promise<PendingEnrollment | null>;
   /**
@@ -616,7 +636,10 @@ export interface CodeRepository {
    * A new code for the same session (the SMS was lost): replaces the hash and the expiry, keeps the wrong attempts,
    * counts the send. Only while unused, below maxAttempts and below maxSends; returns the code, or null.
    */
-  replace(id: string, input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number }): Promise<OneTimeCode | null>;
+  replace(
+    id: string,
+    input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number },
+  ): Promise<OneTimeCode | null>;
   /** Marks the code used, only if it is unused, unexpired and below maxAttempts. True when this call won. */
   markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
   /**
@@ -730,7 +753,15 @@ export interface KeyRepository {
    * too_many_previous_keys when maxPrevious keys are still in their grace; not_found for no such active holder.
    */
   rotate(
-    input: { kind: KeyHolderKind; clinicId: string; id: string; newKeyHash: string; graceUntil: Date | null; maxPrevious: number; now: Date },
+    input: {
+      kind: KeyHolderKind;
+      clinicId: string;
+      id: string;
+      newKeyHash: string;
+      graceUntil: Date | null;
+      maxPrevious: number;
+      now: Date;
+    },
     who: KeyActor,
   ): Promise<RotateKeyResult>;
   /** Revokes the holder: its current and previous keys stop at once. Null when there is no such active holder. */
@@ -741,7 +772,12 @@ export interface KeyRepository {
 
 export interface WebhookRepository {
   /** A new active subscription that starts after the clinic's event `cursorSeq`. */
-  create(input: { clinicId: string; url: string; secret: EncryptedTemplate; cursorSeq: number }): Promise<WebhookSubscription>;
+  create(input: {
+    clinicId: string;
+    url: string;
+    secret: EncryptedTemplate;
+    cursorSeq: number;
+  }): Promise<WebhookSubscription>;
   get(clinicId: string, id: string): Promise<WebhookSubscription | null>;
   list(clinicId: string): Promise<WebhookSubscription[]>;
   remove(clinicId: string, id: string): Promise<boolean>;

@@ -1,11 +1,21 @@
-import { EVENTS_CHANNEL, parseNotice, reconnectDelayMs, SESSIONS_CHANNEL, Signals, type EventsNotice, type SessionNotice } from './signals';
+import {
+  EVENTS_CHANNEL,
+  parseNotice,
+  reconnectDelayMs,
+  SESSIONS_CHANNEL,
+  Signals,
+  type EventsNotice,
+  type SessionNotice,
+} from './signals';
 
 const CLINIC = '6f1c2a52-5c55-4a8e-9d0c-1d1d3e7b9a10';
 const SESSION = 'c3a0b8f4-1111-4c1e-8a47-0f3b2d7a9e21';
 
 describe('parseNotice', () => {
   it('reads the events and sessions payloads', () => {
-    expect(parseNotice(EVENTS_CHANNEL, JSON.stringify({ c: CLINIC, s: 12, t: 'identification.refused', o: 'abc' }))).toEqual({
+    expect(
+      parseNotice(EVENTS_CHANNEL, JSON.stringify({ c: CLINIC, s: 12, t: 'identification.refused', o: 'abc' })),
+    ).toEqual({
       kind: 'events',
       notice: { clinicId: CLINIC, seq: 12, type: 'identification.refused' },
       origin: 'abc',
@@ -68,7 +78,7 @@ describe('Signals', () => {
     };
   }
 
-  it('passes this process\'s commits on at once (SQLite: that is all there is)', async () => {
+  it("passes this process's commits on at once (SQLite: that is all there is)", async () => {
     const src = source();
     const signals = new Signals(src);
     const seen: EventsNotice[] = [];
@@ -82,7 +92,7 @@ describe('Signals', () => {
     expect(src.listeners).toBe(0);
   });
 
-  it('delivers other processes\' notifications and drops its own', () => {
+  it("delivers other processes' notifications and drops its own", () => {
     const signals = new Signals(source('mine'));
     const events: EventsNotice[] = [];
     const sessions: SessionNotice[] = [];

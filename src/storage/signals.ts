@@ -102,7 +102,10 @@ const ID = /^[0-9A-Za-z_-]{1,64}$/;
 export function parseNotice(
   channel: string,
   payload: string | undefined,
-): { kind: 'events'; notice: EventsNotice; origin: string | null } | { kind: 'session'; notice: SessionNotice; origin: string | null } | null {
+):
+  | { kind: 'events'; notice: EventsNotice; origin: string | null }
+  | { kind: 'session'; notice: SessionNotice; origin: string | null }
+  | null {
   let body: Record<string, unknown>;
   try {
     body = JSON.parse(payload ?? '') as Record<string, unknown>;
@@ -126,7 +129,12 @@ export function parseNotice(
 }
 
 /** Delay before reconnection attempt `attempt` (0 first): exponential with full jitter above half of it. */
-export function reconnectDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
+export function reconnectDelayMs(
+  attempt: number,
+  baseMs: number,
+  maxMs: number,
+  random: () => number = Math.random,
+): number {
   const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 30));
   return Math.round(cap / 2 + (random() * cap) / 2);
 }
@@ -219,7 +227,7 @@ export class Signals implements StorageSignals {
       this.lostOnce = true;
       opts.log?.warn(
         `The database's notification connection was lost${err ? ` (${describe(err)})` : ''}: reconnecting; ` +
-          'meanwhile other gateways\' events are found by the safety poll.',
+          "meanwhile other gateways' events are found by the safety poll.",
       );
       this.scheduleReconnect();
     };

@@ -1,5 +1,12 @@
 import { loadConfig } from '../config/config';
-import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol, splitUrl, type OriginPolicy } from './handshake';
+import {
+  extractToken,
+  isOriginAllowed,
+  parseSubprotocols,
+  selectSubprotocol,
+  splitUrl,
+  type OriginPolicy,
+} from './handshake';
 
 describe('subprotocols and token', () => {
   it('takes the token from token.<t>, and answers faceid.v1 only when offered', () => {
@@ -56,7 +63,10 @@ describe('isOriginAllowed', () => {
   });
 
   it('an explicit list without self allows exactly those origins', () => {
-    const p: OriginPolicy = { allowed: loadConfig({ WS_ALLOWED_ORIGINS: 'https://mis.clinic.kz' }).WS_ALLOWED_ORIGINS, httpPort: () => 3000 };
+    const p: OriginPolicy = {
+      allowed: loadConfig({ WS_ALLOWED_ORIGINS: 'https://mis.clinic.kz' }).WS_ALLOWED_ORIGINS,
+      httpPort: () => 3000,
+    };
     expect(isOriginAllowed('https://mis.clinic.kz', 'gw.clinic.kz', p)).toBe(true);
     expect(isOriginAllowed('https://mis.clinic.kz:443', 'gw.clinic.kz', p)).toBe(true); // default port dropped
     expect(isOriginAllowed('https://gw.clinic.kz', 'gw.clinic.kz', p)).toBe(false);

@@ -45,7 +45,11 @@ export interface OriginPolicy {
  * page cannot forge it, so this stops other sites' pages from driving a session (cross-site WebSocket hijacking).
  * No Origin = not a browser: allowed (those clients can send any header anyway; the token is the real gate).
  */
-export function isOriginAllowed(origin: string | null | undefined, host: string | null | undefined, policy: OriginPolicy): boolean {
+export function isOriginAllowed(
+  origin: string | null | undefined,
+  host: string | null | undefined,
+  policy: OriginPolicy,
+): boolean {
   if (!origin) return true;
   if (policy.allowed.includes('*')) return true;
   let url: URL;

@@ -20,11 +20,24 @@ describe('TokenBucket', () => {
 });
 
 describe('isRefusal', () => {
-  it('counts refusals of what the client sent, not the server\'s own failures', () => {
-    for (const code of ['protocol_bad_message', 'protocol_bad_magic', 'frame_corrupt', 'frame_too_complex', 'frame_rate_exceeded']) {
+  it("counts refusals of what the client sent, not the server's own failures", () => {
+    for (const code of [
+      'protocol_bad_message',
+      'protocol_bad_magic',
+      'frame_corrupt',
+      'frame_too_complex',
+      'frame_rate_exceeded',
+    ]) {
       expect(isRefusal(code)).toBe(true);
     }
-    for (const code of ['internal', 'invalid_argument', 'engine_closed', 'session_refused', 'session_finished', 'client_unsupported']) {
+    for (const code of [
+      'internal',
+      'invalid_argument',
+      'engine_closed',
+      'session_refused',
+      'session_finished',
+      'client_unsupported',
+    ]) {
       expect(isRefusal(code)).toBe(false);
     }
   });

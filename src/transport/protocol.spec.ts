@@ -53,7 +53,10 @@ describe('frame codec', () => {
   });
 
   it('is little-endian as documented', () => {
-    const msg = encodeFrameMessage({ format: 'bgr', seq: 0x01020304, captureTime: 1, width: 0x0102, height: 1 }, Buffer.alloc(0x0102 * 3));
+    const msg = encodeFrameMessage(
+      { format: 'bgr', seq: 0x01020304, captureTime: 1, width: 0x0102, height: 1 },
+      Buffer.alloc(0x0102 * 3),
+    );
     expect([...msg.subarray(4, 8)]).toEqual([4, 3, 2, 1]);
     expect(msg.readDoubleLE(8)).toBe(1);
     expect([...msg.subarray(16, 20)]).toEqual([2, 1, 1, 0]);
@@ -94,7 +97,9 @@ describe('frame codec', () => {
     const copy = Buffer.from(msg);
     expect(peekFrameSeq(msg)).toBe(7);
     expect(msg.equals(copy)).toBe(true);
-    expect(peekFrameSeq(encodeFrameMessage({ format: 'jpeg', seq: 0xffffffff, captureTime: 0 }, Buffer.alloc(0)))).toBe(0xffffffff);
+    expect(peekFrameSeq(encodeFrameMessage({ format: 'jpeg', seq: 0xffffffff, captureTime: 0 }, Buffer.alloc(0)))).toBe(
+      0xffffffff,
+    );
     expect(peekFrameSeq(msg.subarray(0, 7))).toBeUndefined();
     expect(peekFrameSeq(Object.assign(Buffer.from(msg), { 0: 0x47 }))).toBeUndefined();
   });
@@ -124,7 +129,10 @@ describe('frame codec', () => {
 
 describe('control messages', () => {
   it('parses the client messages, ignoring unknown fields', () => {
-    expect(parseClientMessage('{"type":"hello","client":"web/1.0","extra":1}')).toEqual({ type: 'hello', client: 'web/1.0' });
+    expect(parseClientMessage('{"type":"hello","client":"web/1.0","extra":1}')).toEqual({
+      type: 'hello',
+      client: 'web/1.0',
+    });
     expect(parseClientMessage('{"type":"hello"}')).toEqual({ type: 'hello' });
     expect(parseClientMessage('{"type":"cancel"}')).toEqual({ type: 'cancel' });
     expect(parseClientMessage('{"type":"hello","ack":true}')).toEqual({ type: 'hello', ack: true });
@@ -211,7 +219,8 @@ describe('docs/protocol.md', () => {
   });
 
   it('documents every message type and close code', () => {
-    for (const schema of [...CLIENT_MESSAGES, ...SERVER_MESSAGES]) expect(doc).toContain(`#### \`${schema.shape.type.value}\``);
+    for (const schema of [...CLIENT_MESSAGES, ...SERVER_MESSAGES])
+      expect(doc).toContain(`#### \`${schema.shape.type.value}\``);
     for (const code of Object.values(WS_CLOSE)) expect(doc).toContain(`| ${code} |`);
     for (const code of PROTOCOL_ERROR_CODES) expect(doc).toContain(`\`${code}\``);
   });

@@ -68,7 +68,8 @@ export type WsCloseCode = (typeof WS_CLOSE)[WsCloseName];
 export const WS_CLOSE_DESCRIPTIONS: Record<WsCloseName, string> = {
   normal: 'The session is over: after the verdict, or after the client sent `cancel`.',
   going_away: 'The server is shutting down. Start a new session later.',
-  payload_too_large: 'A message was larger than `maxPayload` (WS_MAX_PAYLOAD). The standard code, as `ws` and browsers know it.',
+  payload_too_large:
+    'A message was larger than `maxPayload` (WS_MAX_PAYLOAD). The standard code, as `ws` and browsers know it.',
   internal_error: 'The server failed. The session is lost; the operator may start a new one.',
   draining:
     'This gateway is draining before it stops (a restart, an update) and admits no new session; sessions already ' +
@@ -192,7 +193,10 @@ export function decodeFrameMessage(buf: Buffer): DecodedFrame {
   }
   const version = buf[2];
   if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError('protocol_version_unsupported', `Frame header version ${version}; supported: ${PROTOCOL_VERSION}.`);
+    throw new ProtocolError(
+      'protocol_version_unsupported',
+      `Frame header version ${version}; supported: ${PROTOCOL_VERSION}.`,
+    );
   }
   const seq = buf.readUInt32LE(4);
   const format = FRAME_FORMATS[buf[3]];
@@ -219,7 +223,11 @@ export function decodeFrameMessage(buf: Buffer): DecodedFrame {
     // Checked here, not only in the engine, so a bad frame never displaces a good one waiting for analysis.
     const expected = rawFrameBytes(format, width, height);
     if (buf.length - FRAME_HEADER_BYTES !== expected) {
-      throw new ProtocolError('frame_size_mismatch', `A ${width}x${height} ${format} frame has ${expected} bytes.`, seq);
+      throw new ProtocolError(
+        'frame_size_mismatch',
+        `A ${width}x${height} ${format} frame has ${expected} bytes.`,
+        seq,
+      );
     }
   }
   return { header, payload: buf.subarray(FRAME_HEADER_BYTES) };
@@ -271,7 +279,10 @@ export function encodeFrameMessage(
 export const LIVENESS_CAPABILITIES = ['blink', 'light', 'turn'] as const;
 
 /** Stable error codes are snake_case identifiers (engine, protocol and session codes alike). */
-const errorCode = z.string().regex(/^[a-z][a-z0-9_]*$/).max(64);
+const errorCode = z
+  .string()
+  .regex(/^[a-z][a-z0-9_]*$/)
+  .max(64);
 const u32 = z.number().int().min(0).max(0xffffffff);
 const count = z.number().int().min(0);
 
@@ -411,7 +422,11 @@ export const GuidanceMessage = z
   })
   .meta({ description: 'Server -> client: what the patient should do now.' });
 
-const rgb = z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]);
+const rgb = z.tuple([
+  z.number().int().min(0).max(255),
+  z.number().int().min(0).max(255),
+  z.number().int().min(0).max(255),
+]);
 
 export const LightChallengeMessage = z
   .strictObject({
@@ -435,7 +450,9 @@ export const TurnChallengeMessage = z
     /** How long the patient has to turn, ms. */
     windowMs: windowMs.optional(),
   })
-  .meta({ description: 'Server -> client: the head-turn challenge; the patient turns, then looks back at the camera.' });
+  .meta({
+    description: 'Server -> client: the head-turn challenge; the patient turns, then looks back at the camera.',
+  });
 
 export const ChallengeMessage = z.discriminatedUnion('kind', [LightChallengeMessage, TurnChallengeMessage]);
 
@@ -510,15 +527,19 @@ export const LIVENESS_REASON_DESCRIPTIONS: Record<LivenessReason, string> = {
   light_not_shown: 'The client never reported showing the colours of the light challenge.',
   light_out_of_order: 'The reported colour times are not increasing, or differ from the asked durations.',
   light_late: 'The colours were shown too long after the challenge was sent.',
-  light_no_response: "The face's colour did not follow the sequence (a photo, a replay, or a screen that emits its own light).",
-  light_uniform: 'The face answered no more than what is beside it: a tint over the whole image, or a print filling the view.',
+  light_no_response:
+    "The face's colour did not follow the sequence (a photo, a replay, or a screen that emits its own light).",
+  light_uniform:
+    'The face answered no more than what is beside it: a tint over the whole image, or a print filling the view.',
   light_flat: 'The face answered evenly across forehead, nose and cheeks, as a flat surface does.',
   turn_missing: 'No head turn in the asked direction in time.',
   turn_early: 'The head turned before the prompt (a recording does not wait for it).',
   turn_flat: 'The turn is explained by a flat picture seen from another angle: no depth.',
-  passive_low: 'The passive liveness model scored the face below LIVENESS_MIN (only where a deployment runs that model).',
+  passive_low:
+    'The passive liveness model scored the face below LIVENESS_MIN (only where a deployment runs that model).',
   virtual_camera: 'The client reported a virtual camera (software that injects video) as its camera.',
-  client_unsupported: 'The client cannot run the challenges this workstation requires (result `error`): update the client.',
+  client_unsupported:
+    'The client cannot run the challenges this workstation requires (result `error`): update the client.',
 };
 
 /** Same values as storage's VerdictResult (checked at compile time below). */

@@ -3,7 +3,13 @@ import { randomUUID } from 'node:crypto';
 import type { FaceidMetrics } from '../metrics/metrics.service';
 import type { AuthResult, FrameConnection, SessionTransportHandler } from './connection';
 import type { OriginPolicy } from './handshake';
-import { ConnectionGuard, DEFAULT_CONNECTION_LIMITS, type Clock, type ConnectionLimits, type LimitBreach } from './limits';
+import {
+  ConnectionGuard,
+  DEFAULT_CONNECTION_LIMITS,
+  type Clock,
+  type ConnectionLimits,
+  type LimitBreach,
+} from './limits';
 import { ServerMessage, WS_CLOSE } from './protocol';
 
 export type TransportKind = 'ws' | 'uws';
@@ -111,18 +117,34 @@ export async function authenticateSafely(
  * Calls a handler method for a connection. A throw is logged and closes that connection with 1011; other
  * connections are unaffected. `cleanup` runs on a throw (e.g. wiping a frame the handler may not have reached).
  */
-export function callHandler(options: TransportOptions, conn: FrameConnection, what: string, fn: () => void, cleanup?: () => void): void {
+export function callHandler(
+  options: TransportOptions,
+  conn: FrameConnection,
+  what: string,
+  fn: () => void,
+  cleanup?: () => void,
+): void {
   try {
     fn();
   } catch (err) {
     cleanup?.();
-    report(options, 'handler_failed', `${what} failed on connection ${conn.id}: ${(err as Error)?.message ?? String(err)}`, 'error');
+    report(
+      options,
+      'handler_failed',
+      `${what} failed on connection ${conn.id}: ${(err as Error)?.message ?? String(err)}`,
+      'error',
+    );
     conn.close(WS_CLOSE.internal_error, 'internal_error');
   }
 }
 
 /** Logs a TransportError and counts it under its code. */
-export function report(options: TransportOptions, code: TransportErrorCode, message: string, level: 'warn' | 'error' | 'debug' = 'warn'): void {
+export function report(
+  options: TransportOptions,
+  code: TransportErrorCode,
+  message: string,
+  level: 'warn' | 'error' | 'debug' = 'warn',
+): void {
   options.metrics?.wsError(code);
   options.logger[level](new TransportError(code, message));
 }
@@ -132,7 +154,11 @@ export function report(options: TransportOptions, code: TransportErrorCode, mess
  * authenticate() failures were already reported where they happened.
  */
 export function reportRefusal(options: TransportOptions, closeCode: number): void {
-  if (closeCode === WS_CLOSE.origin_forbidden || closeCode === WS_CLOSE.internal_error || closeCode === WS_CLOSE.going_away) {
+  if (
+    closeCode === WS_CLOSE.origin_forbidden ||
+    closeCode === WS_CLOSE.internal_error ||
+    closeCode === WS_CLOSE.going_away
+  ) {
     return;
   }
   const name = closeCodeName(closeCode);

@@ -69,7 +69,10 @@ export function loadNativeUws(abi: string = process.versions.modules): UwsModule
     );
   }
   if (typeof loaded.App !== 'function' || typeof loaded.us_listen_socket_close !== 'function') {
-    throw new TransportError('transport_unavailable', `${PACKAGE}: ${file} loaded but does not look like uWebSockets.js.`);
+    throw new TransportError(
+      'transport_unavailable',
+      `${PACKAGE}: ${file} loaded but does not look like uWebSockets.js.`,
+    );
   }
   if (current) native = loaded as UwsModule;
   return loaded as UwsModule;
@@ -222,8 +225,11 @@ export class UwsTransport implements WebSocketTransport {
 
       open: (ws) => {
         const data = ws.getUserData();
-        const conn: UwsConnection = new UwsConnection(ws, data.remoteAddress, connectionGuard(this.options), (breach, detail) =>
-          reportBreach(this.options, breach, conn.id, detail),
+        const conn: UwsConnection = new UwsConnection(
+          ws,
+          data.remoteAddress,
+          connectionGuard(this.options),
+          (breach, detail) => reportBreach(this.options, breach, conn.id, detail),
         );
         data.conn = conn;
         this.live.add(conn);
@@ -251,7 +257,11 @@ export class UwsTransport implements WebSocketTransport {
         }
         if (view.length > maxPayload) {
           view.fill(0);
-          report(this.options, 'payload_too_large', `Message above ${maxPayload} bytes on connection ${conn.id}; closed with 1009`);
+          report(
+            this.options,
+            'payload_too_large',
+            `Message above ${maxPayload} bytes on connection ${conn.id}; closed with 1009`,
+          );
           conn.close(WS_CLOSE.payload_too_large, 'payload_too_large');
           return;
         }
@@ -260,7 +270,13 @@ export class UwsTransport implements WebSocketTransport {
           const frame = Buffer.allocUnsafe(view.length);
           frame.set(view);
           view.fill(0);
-          callHandler(this.options, conn, 'onFrame', () => handler.onFrame(conn, frame), () => frame.fill(0));
+          callHandler(
+            this.options,
+            conn,
+            'onFrame',
+            () => handler.onFrame(conn, frame),
+            () => frame.fill(0),
+          );
         } else {
           const text = Buffer.from(message).toString('utf8');
           view.fill(0);
@@ -274,9 +290,14 @@ export class UwsTransport implements WebSocketTransport {
         conn.markClosed();
         this.live.delete(conn);
         if (code === 1006 && Buffer.from(message).toString().includes('too big')) {
-          report(this.options, 'payload_too_large', `Message above ${maxPayload * 2} bytes on connection ${conn.id}; uWS dropped it (1006)`);
+          report(
+            this.options,
+            'payload_too_large',
+            `Message above ${maxPayload * 2} bytes on connection ${conn.id}; uWS dropped it (1006)`,
+          );
         }
-        if (conn.opened) setImmediate(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
+        if (conn.opened)
+          setImmediate(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
       },
     });
 

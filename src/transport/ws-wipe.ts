@@ -39,7 +39,9 @@ function receiverClass(): ReceiverClass {
   const Receiver = (WebSocket as unknown as { Receiver?: ReceiverClass }).Receiver;
   const proto = Receiver?.prototype;
   if (!proto || typeof proto.consume !== 'function' || typeof proto.dataMessage !== 'function') {
-    throw new Error("ws's Receiver no longer has consume()/dataMessage(): review src/transport/ws-wipe.ts for this ws version.");
+    throw new Error(
+      "ws's Receiver no longer has consume()/dataMessage(): review src/transport/ws-wipe.ts for this ws version.",
+    );
   }
   return Receiver;
 }

@@ -67,7 +67,10 @@ class WsConnection implements FrameConnection {
     }
     const bytes = Buffer.byteLength(text);
     if (!this.guard.mayQueue(this.socket.bufferedAmount, bytes)) {
-      this.breach('send_buffer_full', `${this.socket.bufferedAmount} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`);
+      this.breach(
+        'send_buffer_full',
+        `${this.socket.bufferedAmount} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`,
+      );
       return;
     }
     this.socket.send(text);
@@ -98,8 +101,10 @@ export function wsUnmaskingImplementation(): 'bufferutil (native)' | 'JavaScript
   if (process.env.WS_NO_BUFFER_UTIL) return 'JavaScript';
   try {
     // bufferutil itself falls back to JavaScript when no native build loads; its fallback is a separate module.
+    /* eslint-disable @typescript-eslint/no-require-imports -- optional native module, probed at run time */
     const native = require('bufferutil') as { unmask: unknown };
     const fallback = require('bufferutil/fallback') as { unmask: unknown };
+    /* eslint-enable @typescript-eslint/no-require-imports */
     return native.unmask !== fallback.unmask ? 'bufferutil (native)' : 'JavaScript';
   } catch {
     return 'JavaScript';
@@ -126,7 +131,11 @@ export class WsTransport implements WebSocketTransport {
       clientTracking: false,
       handleProtocols: (offered) => selectSubprotocol([...offered]) ?? false,
       // Always "verified": refusals are sent as close codes after the handshake (see onConnection).
-      verifyClient: (info, done) => void this.admit(info.req).then(() => done(true), () => done(false, 500)),
+      verifyClient: (info, done) =>
+        void this.admit(info.req).then(
+          () => done(true),
+          () => done(false, 500),
+        ),
     });
   }
 
@@ -201,11 +210,18 @@ export class WsTransport implements WebSocketTransport {
   }
 
   private onConnection(socket: WebSocket, req: IncomingMessage): void {
-    const admission = this.admissions.get(req) ?? { ok: false, closeCode: WS_CLOSE.internal_error, reason: 'internal_error' };
+    const admission = this.admissions.get(req) ?? {
+      ok: false,
+      closeCode: WS_CLOSE.internal_error,
+      reason: 'internal_error',
+    };
     this.admissions.delete(req);
     const { handler } = this.options;
-    const conn = new WsConnection(socket, req.socket.remoteAddress ?? '', connectionGuard(this.options), (breach, detail) =>
-      reportBreach(this.options, breach, conn.id, detail),
+    const conn = new WsConnection(
+      socket,
+      req.socket.remoteAddress ?? '',
+      connectionGuard(this.options),
+      (breach, detail) => reportBreach(this.options, breach, conn.id, detail),
     );
     let opened = false;
     this.live.add(socket);
@@ -221,7 +237,13 @@ export class WsTransport implements WebSocketTransport {
         return;
       }
       if (isBinary) {
-        callHandler(this.options, conn, 'onFrame', () => handler.onFrame(conn, data), () => data.fill(0));
+        callHandler(
+          this.options,
+          conn,
+          'onFrame',
+          () => handler.onFrame(conn, data),
+          () => data.fill(0),
+        );
       } else {
         const text = data.toString('utf8');
         data.fill(0);
@@ -234,9 +256,17 @@ export class WsTransport implements WebSocketTransport {
       // ws stops reading after a protocol error but keeps draining the socket: wipe what still arrives.
       (socket as unknown as { _socket?: Duplex })._socket?.on('data', (chunk: Buffer) => chunk.fill(0));
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        report(this.options, 'payload_too_large', `Message above ${this.options.maxPayload} bytes on connection ${conn.id}; closed with 1009`);
+        report(
+          this.options,
+          'payload_too_large',
+          `Message above ${this.options.maxPayload} bytes on connection ${conn.id}; closed with 1009`,
+        );
       } else {
-        report(this.options, 'ws_protocol_violation', `WebSocket protocol error on connection ${conn.id}: ${err.code ?? err.message}`);
+        report(
+          this.options,
+          'ws_protocol_violation',
+          `WebSocket protocol error on connection ${conn.id}: ${err.code ?? err.message}`,
+        );
       }
     });
 

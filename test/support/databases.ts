@@ -27,7 +27,11 @@ export interface TestDatabase {
  * A throwaway database: SQLite in a temporary folder, or CREATE DATABASE faceid_t_<random> on the local server (or on
  * the server of `pgAdmin`, a test's own instance).
  */
-export async function createTestDatabase(kind: TestDatabaseKind, prefix: string, pgAdmin = PG_ADMIN): Promise<TestDatabase> {
+export async function createTestDatabase(
+  kind: TestDatabaseKind,
+  prefix: string,
+  pgAdmin = PG_ADMIN,
+): Promise<TestDatabase> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), `faceid-${prefix}-`));
   const env: Record<string, string> = { ...(process.env as Record<string, string>), FACEID_DATA_DIR: dataDir };
   if (kind === 'sqlite') {

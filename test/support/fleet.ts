@@ -31,11 +31,16 @@ export async function seedClinic(
     const iin = makeIin(opts.birthDate, opts.serialBase + d * 7);
     const patient = await repos.patients.upsert(clinicId, iin);
     const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-    await repos.templates.replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-      actor: { kind: 'admin', id: null },
-      images: 1,
-      confirmation: null,
-    });
+    await repos.templates.replace(
+      clinicId,
+      patient.id,
+      cipher.encrypt(embedding, { clinicId, patientId: patient.id }),
+      {
+        actor: { kind: 'admin', id: null },
+        images: 1,
+        confirmation: null,
+      },
+    );
     desks.push({ key: apiKey, iin });
   }
   return { clinicId, misKey, desks };

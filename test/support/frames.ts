@@ -170,10 +170,7 @@ export function encodeJpeg(frame: RawFrame, options: JpegOptions = {}): Promise<
 }
 
 /** A webcam-like JPEG frame (default 320x240, quality 85) from a sample photo. */
-export async function webcamJpeg(
-  photo: number | string,
-  options: CropOptions & JpegOptions = QVGA,
-): Promise<Buffer> {
+export async function webcamJpeg(photo: number | string, options: CropOptions & JpegOptions = QVGA): Promise<Buffer> {
   return encodeJpeg(await webcamRgb(photo, options), options);
 }
 
@@ -233,7 +230,8 @@ export interface Mutation {
 export function mutateJpeg(jpeg: Buffer, seed: number): Mutation {
   const kinds: MutationKind[] = ['flip', 'truncate', 'insert'];
   const kind = kinds[new Rng(seed ^ 0x9e3779b9).int(0, kinds.length)];
-  const data = kind === 'flip' ? flipBits(jpeg, seed) : kind === 'truncate' ? truncate(jpeg, seed) : insertBytes(jpeg, seed);
+  const data =
+    kind === 'flip' ? flipBits(jpeg, seed) : kind === 'truncate' ? truncate(jpeg, seed) : insertBytes(jpeg, seed);
   return { kind, seed, data };
 }
 

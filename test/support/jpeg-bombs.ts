@@ -12,7 +12,14 @@
  */
 
 /** Frame header markers (ITU T.81, table B.1). */
-export const SOF = { baseline: 0xc0, extended: 0xc1, progressive: 0xc2, lossless: 0xc3, arithmetic: 0xc9, arithmeticProgressive: 0xca } as const;
+export const SOF = {
+  baseline: 0xc0,
+  extended: 0xc1,
+  progressive: 0xc2,
+  lossless: 0xc3,
+  arithmetic: 0xc9,
+  arithmeticProgressive: 0xca,
+} as const;
 
 /** Largest frame payload in one WebSocket message at the default WS_MAX_PAYLOAD (256 KiB, minus the 20-byte header). */
 export const MAX_FRAME_PAYLOAD = 256 * 1024 - 20;
@@ -79,7 +86,15 @@ export function scanBomb(options: BombOptions = {}): Buffer {
   const height = options.height ?? 1080;
   const marker = options.sof ?? SOF.progressive;
   const progressive = marker === SOF.progressive || marker === SOF.arithmeticProgressive;
-  const head = Buffer.concat([SOI, DQT, sof(marker, width, height), dht(0, 0), dht(1, 0), sos(0, progressive ? 0 : 63), zeroData(width, height, progressive ? 1 : 2)]);
+  const head = Buffer.concat([
+    SOI,
+    DQT,
+    sof(marker, width, height),
+    dht(0, 0),
+    dht(1, 0),
+    sos(0, progressive ? 0 : 63),
+    zeroData(width, height, progressive ? 1 : 2),
+  ]);
   const room = (options.bytes ?? MAX_FRAME_PAYLOAD) - head.length - EOI.length;
   const count = options.scans ?? Math.max(0, Math.floor(room / EMPTY_SCAN_BYTES));
   const empty = progressive ? sos(1, 63) : sos(0, 63);
@@ -101,9 +116,17 @@ export function hostileFrames(): Array<{ name: string; data: Buffer; code: strin
   return [
     { name: 'progressive scan bomb (1920x1080, ~26,000 empty scans)', data: bomb, code: 'frame_too_complex' },
     { name: 'progressive, 3 scans', data: scanBomb({ width: 320, height: 240, scans: 2 }), code: 'frame_too_complex' },
-    { name: 'baseline with 5,000 scans', data: scanBomb({ sof: SOF.baseline, width: 320, height: 240, scans: 5000 }), code: 'frame_too_complex' },
+    {
+      name: 'baseline with 5,000 scans',
+      data: scanBomb({ sof: SOF.baseline, width: 320, height: 240, scans: 5000 }),
+      code: 'frame_too_complex',
+    },
     { name: 'arithmetic-coded', data: headerOnly(SOF.arithmetic, 320, 240), code: 'frame_too_complex' },
-    { name: 'arithmetic-coded progressive', data: headerOnly(SOF.arithmeticProgressive, 320, 240), code: 'frame_too_complex' },
+    {
+      name: 'arithmetic-coded progressive',
+      data: headerOnly(SOF.arithmeticProgressive, 320, 240),
+      code: 'frame_too_complex',
+    },
     { name: 'lossless', data: headerOnly(SOF.lossless, 320, 240), code: 'frame_format_unsupported' },
     { name: '4096x4096 baseline header', data: headerOnly(SOF.baseline, 4096, 4096), code: 'frame_too_large' },
     { name: '1921x1080 baseline header', data: headerOnly(SOF.baseline, 1921, 1080), code: 'frame_too_large' },

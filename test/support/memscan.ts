@@ -104,7 +104,7 @@ class GramTable {
     needles.forEach((n, idx) => {
       // Grams at offsets 0..stride-1 suffice: the sampled gram always starts within the first `stride` bytes.
       for (let off = 0; off < this.stride; off++) {
-        const key = ((n[off] << 24) | (n[off + 1] << 16) | (n[off + 2] << 8) | n[off + 3]) | 0;
+        const key = (n[off] << 24) | (n[off + 1] << 16) | (n[off + 2] << 8) | n[off + 3] | 0;
         const h = fold(key);
         this.bloom[h >>> 3] |= 1 << (h & 7);
         const list = this.entries.get(key);

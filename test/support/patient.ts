@@ -34,7 +34,12 @@ export function runPatient(
       ? null
       : behaviour === 'still_photo'
         ? createModel('still', face.model, { seed })
-        : createModel('genuine', face.model, { seed, lightGain: 0.25, camera: { noiseSigma: 2, jpegQuality: 90 }, promptedBlinkMs: [300, 450] });
+        : createModel('genuine', face.model, {
+            seed,
+            lightGain: 0.25,
+            camera: { noiseSigma: 2, jpegQuality: 90 },
+            promptedBlinkMs: [300, 450],
+          });
   return playDesk(url, token, model && realTimeDesk(model), play);
 }
 
@@ -42,7 +47,12 @@ export function runPatient(
  * A patient's face from sample photo `photo` (index into the fixture photos; `face`: which of its faces, FACES
  * order), fitted for the scene models.
  */
-export async function faceFrames(engine: FaceEngine, photo: number, face = 0, faceFraction = 0.45): Promise<FaceFrames> {
+export async function faceFrames(
+  engine: FaceEngine,
+  photo: number,
+  face = 0,
+  faceFraction = 0.45,
+): Promise<FaceFrames> {
   // A 640x480 crop around the face, cut in memory; loadPadFace cuts the desk's 320x240 frame from it, 4 face widths
   // wide, extending the crop's border where it runs out. A tight crop (the face 0.45 of its height) keeps the group
   // photo's neighbours out of that frame (they would read as multiple_faces).

@@ -40,5 +40,10 @@ export async function openFaceSession(
     tokenHash: randomBytes(32).toString('hex'),
     tokenExpiresAt: new Date(Date.now() + 60_000),
   });
-  return { sessionId: session.id, patientId: patient.id, clinicId: workstation.clinicId, workstationId: workstation.id };
+  return {
+    sessionId: session.id,
+    patientId: patient.id,
+    clinicId: workstation.clinicId,
+    workstationId: workstation.id,
+  };
 }

@@ -12,7 +12,9 @@ export function sharedFacesDir(): string {
 
 export function sharedFacesMissing(): string | null {
   const manifest = path.join(sharedFacesDir(), 'manifest.csv');
-  return fs.existsSync(manifest) ? null : `the labelled face set is absent (${manifest}); set FACEID_FACES_DIR to use it`;
+  return fs.existsSync(manifest)
+    ? null
+    : `the labelled face set is absent (${manifest}); set FACEID_FACES_DIR to use it`;
 }
 
 /** The labelled entries (identity set), in manifest order. */

@@ -190,7 +190,9 @@ async function main() {
     index.push({ frame: n.frame, kind: n.kind, offset: i * NEEDLE, length: NEEDLE });
   });
   fs.writeFileSync(path.join(out, 'needles.bin'), bin, { mode: 0o600 });
-  fs.writeFileSync(path.join(out, 'needles.json'), JSON.stringify({ mask: MASK, width, height, needles: index }), { mode: 0o600 });
+  fs.writeFileSync(path.join(out, 'needles.json'), JSON.stringify({ mask: MASK, width, height, needles: index }), {
+    mode: 0o600,
+  });
 
   const perKind = {};
   for (const n of needles) perKind[n.kind] = (perKind[n.kind] ?? 0) + 1;

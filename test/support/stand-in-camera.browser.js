@@ -21,7 +21,7 @@
  *
  * Called as installStandInCamera(config); config is documented in stand-in-camera.ts (StandInConfig).
  */
-// eslint-disable-next-line no-unused-vars
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- called from the page once injected
 function installStandInCamera(config) {
   const media = navigator.mediaDevices;
   if (!media) return;
@@ -39,7 +39,12 @@ function installStandInCamera(config) {
     lastKey = key;
     log.light.push({ t: performance.now(), rgb });
   };
-  new MutationObserver(noteLight).observe(document, { subtree: true, childList: true, attributes: true, attributeFilter: ['style'] });
+  new MutationObserver(noteLight).observe(document, {
+    subtree: true,
+    childList: true,
+    attributes: true,
+    attributeFilter: ['style'],
+  });
 
   /** The screen colour the camera sees at `t`: the one painted at least lagMs before. */
   const lightAt = (t) => {
@@ -134,7 +139,8 @@ function installStandInCamera(config) {
   // --- getUserMedia: the stand-in camera ----------------------------------------------------------------------------
   media.getUserMedia = async (constraints) => {
     log.requests++;
-    if (!constraints || !constraints.video) throw new DOMException('The stand-in camera has video only.', 'NotFoundError');
+    if (!constraints || !constraints.video)
+      throw new DOMException('The stand-in camera has video only.', 'NotFoundError');
     const frames = await load();
     const { width, height } = config;
     const canvas = document.createElement('canvas');

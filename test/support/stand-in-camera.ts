@@ -116,7 +116,10 @@ export async function standInFrames(engine: FaceEngine, photo: number): Promise<
       .removeAlpha()
       .raw()
       .toBuffer();
-    const jpeg = (rgb: Buffer) => sharp(rgb, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } }).jpeg({ quality: 85 }).toBuffer();
+    const jpeg = (rgb: Buffer) =>
+      sharp(rgb, { raw: { width: WIDTH, height: HEIGHT, channels: 3 } })
+        .jpeg({ quality: 85 })
+        .toBuffer();
     const open = await jpeg(data);
     const face = (await engine.track(Buffer.from(open))).faces.find((f) => f.primary);
     if (!face?.landmarks) throw new Error(`stand-in camera: the face of photo ${photo} is lost in a 320x240 frame.`);
@@ -175,7 +178,11 @@ export function faceEllipse(l: Float32Array): StandInFace {
  * Replaces getUserMedia in every page of `context` with the stand-in camera showing `frames`. Call before the
  * context's other init scripts that wrap getUserMedia (they then wrap this one).
  */
-export async function useStandInCamera(context: BrowserContext, frames: StandInFrames, behaviour: StandInBehaviour): Promise<StandInConfig> {
+export async function useStandInCamera(
+  context: BrowserContext,
+  frames: StandInFrames,
+  behaviour: StandInBehaviour,
+): Promise<StandInConfig> {
   const files = new Map<string, Buffer>();
   const url = (name: string, jpeg: Buffer) => {
     files.set(name, jpeg);

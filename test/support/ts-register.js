@@ -24,7 +24,14 @@ const CACHE_DIR = path.join(os.tmpdir(), `faceid-ts-cache-${uid}`);
 const SALT = `${ts.version}:${JSON.stringify(COMPILER_OPTIONS)}`;
 
 function transpile(filename, source) {
-  const key = crypto.createHash('sha256').update(SALT).update('\0').update(filename).update('\0').update(source).digest('hex');
+  const key = crypto
+    .createHash('sha256')
+    .update(SALT)
+    .update('\0')
+    .update(filename)
+    .update('\0')
+    .update(source)
+    .digest('hex');
   const file = path.join(CACHE_DIR, `${key}.js`);
   try {
     return fs.readFileSync(file, 'utf8');

@@ -152,7 +152,6 @@ let skippedWipes = 0;
 const originalFill = Buffer.prototype.fill;
 if (control) {
   // `any`: Buffer.prototype.fill has several overloads; this wrapper forwards its arguments unchanged.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   (Buffer.prototype as any).fill = function (this: Buffer, ...args: unknown[]) {
     const [value, offset, end] = args;
     const wholeZero = value === 0 && args.length <= 3 && (offset ?? 0) === 0 && (end ?? this.length) === this.length;
@@ -190,7 +189,11 @@ async function boot(): Promise<ReadyReport> {
 
   const clinic = await app.get<ClinicRepository>(CLINICS).create('Zeroing clinic');
   await app.get<ClinicRepository>(CLINICS).setDeskEnrollment(clinic.id, true); // the desk enrolls the patient below
-  const { apiKey: key } = await createWorkstation(app.get<WorkstationRepository>(WORKSTATIONS), clinic.id, 'Zeroing desk');
+  const { apiKey: key } = await createWorkstation(
+    app.get<WorkstationRepository>(WORKSTATIONS),
+    clinic.id,
+    'Zeroing desk',
+  );
 
   const iin = makeIin('1985-04-12', 1201);
   const photo = await webcamJpeg(2, { ...VGA });

@@ -123,7 +123,8 @@ async function main(): Promise<void> {
   const wipeInput = !control;
 
   const held = readAndDelete(frameFiles(dir, format === 'jpeg' ? '.jpg' : '.bgr'));
-  const opts: AnalyzeOptions = format === 'jpeg' ? { wipeInput } : { wipeInput, format, width: index.width, height: index.height };
+  const opts: AnalyzeOptions =
+    format === 'jpeg' ? { wipeInput } : { wipeInput, format, width: index.width, height: index.height };
   // The light challenge's path: copies of the frame (the engine wipes each as it wipes the caller's), tracked with the
   // anchor, then tracked again in that box with those landmarks offered for reuse.
   const stages: Stage[] = [...TRACK_STAGES, 'anchor'];

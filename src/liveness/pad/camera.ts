@@ -70,7 +70,10 @@ export class Webcam {
   private readonly wb: Wobble[];
   private readonly rng: Rng;
 
-  constructor(rng: Rng, readonly params: WebcamParams) {
+  constructor(
+    rng: Rng,
+    readonly params: WebcamParams,
+  ) {
     this.rng = rng.fork();
     this.aeWobble = new Wobble(rng.fork(), params.aeDrift, 0.03, 0.15);
     this.wb = [0, 1, 2].map(() => new Wobble(rng.fork(), params.wbDrift, 1 / 30, 1 / 5));
@@ -90,7 +93,8 @@ export class Webcam {
     const p = this.params;
     if (p.autoExposure) {
       // Metering: mean luminance over a sparse grid (every 7th pixel is plenty for a mean).
-      let sum = 0, count = 0;
+      let sum = 0,
+        count = 0;
       for (let i = 0; i < scene.length; i += 21) {
         sum += 0.2126 * scene[i] + 0.7152 * scene[i + 1] + 0.0722 * scene[i + 2];
         count++;

@@ -142,7 +142,10 @@ export function delaunay(xy: ArrayLike<number>): Uint16Array {
     px.push(xy[2 * i] + 1e-3 * Math.sin(i * 12.9898));
     py.push(xy[2 * i + 1] + 1e-3 * Math.cos(i * 78.233));
   }
-  let minX = Infinity, minY = Infinity, maxX = -Infinity, maxY = -Infinity;
+  let minX = Infinity,
+    minY = Infinity,
+    maxX = -Infinity,
+    maxY = -Infinity;
   for (let i = 0; i < n; i++) {
     minX = Math.min(minX, px[i]);
     maxX = Math.max(maxX, px[i]);
@@ -150,15 +153,23 @@ export function delaunay(xy: ArrayLike<number>): Uint16Array {
     maxY = Math.max(maxY, py[i]);
   }
   const d = Math.max(maxX - minX, maxY - minY) * 20;
-  const mx = (minX + maxX) / 2, my = (minY + maxY) / 2;
+  const mx = (minX + maxX) / 2,
+    my = (minY + maxY) / 2;
   px.push(mx - d, mx, mx + d);
   py.push(my - d, my + d, my - d);
   type Tri = { a: number; b: number; c: number; x: number; y: number; r2: number };
   const make = (a: number, b: number, c: number): Tri => {
-    const ax = px[a], ay = py[a], bx = px[b], by = py[b], cx = px[c], cy = py[c];
+    const ax = px[a],
+      ay = py[a],
+      bx = px[b],
+      by = py[b],
+      cx = px[c],
+      cy = py[c];
     const D = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by));
-    const ux = ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / D;
-    const uy = ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / D;
+    const ux =
+      ((ax * ax + ay * ay) * (by - cy) + (bx * bx + by * by) * (cy - ay) + (cx * cx + cy * cy) * (ay - by)) / D;
+    const uy =
+      ((ax * ax + ay * ay) * (cx - bx) + (bx * bx + by * by) * (ax - cx) + (cx * cx + cy * cy) * (bx - ax)) / D;
     return { a, b, c, x: ux, y: uy, r2: (ax - ux) ** 2 + (ay - uy) ** 2 };
   };
   let tris: Tri[] = [make(n, n + 1, n + 2)];
@@ -195,7 +206,11 @@ export const MESH_TRIANGLE_KIND: Uint8Array = (() => {
   const kinds = new Uint8Array(MESH_TRIANGLES.length / 3);
   for (let t = 0; t < kinds.length; t++) {
     const v = [0, 1, 2].map((k) => MESH_TRIANGLES[3 * t + k]);
-    kinds[t] = v.some((i) => i >= FIRST_STATIC) ? TRIANGLE_STRETCH : v.some((i) => i >= FIRST_RING) ? TRIANGLE_BAND : TRIANGLE_HEAD;
+    kinds[t] = v.some((i) => i >= FIRST_STATIC)
+      ? TRIANGLE_STRETCH
+      : v.some((i) => i >= FIRST_RING)
+        ? TRIANGLE_BAND
+        : TRIANGLE_HEAD;
   }
   return kinds;
 })();
@@ -210,7 +225,10 @@ export interface Similarity {
 
 /** Least-squares similarity taking the generic layout's 68 points onto `landmarks`. */
 export function fitSimilarity(landmarks: ArrayLike<number>): Similarity {
-  let gx = 0, gy = 0, lx = 0, ly = 0;
+  let gx = 0,
+    gy = 0,
+    lx = 0,
+    ly = 0;
   for (let i = 0; i < 68; i++) {
     gx += GENERIC_FACE[3 * i];
     gy += GENERIC_FACE[3 * i + 1];
@@ -221,15 +239,20 @@ export function fitSimilarity(landmarks: ArrayLike<number>): Similarity {
   gy /= 68;
   lx /= 68;
   ly /= 68;
-  let num1 = 0, num2 = 0, den = 0;
+  let num1 = 0,
+    num2 = 0,
+    den = 0;
   for (let i = 0; i < 68; i++) {
-    const x = GENERIC_FACE[3 * i] - gx, y = GENERIC_FACE[3 * i + 1] - gy;
-    const u = landmarks[2 * i] - lx, v = landmarks[2 * i + 1] - ly;
+    const x = GENERIC_FACE[3 * i] - gx,
+      y = GENERIC_FACE[3 * i + 1] - gy;
+    const u = landmarks[2 * i] - lx,
+      v = landmarks[2 * i + 1] - ly;
     num1 += x * u + y * v;
     num2 += x * v - y * u;
     den += x * x + y * y;
   }
-  const a = num1 / den, b = num2 / den;
+  const a = num1 / den,
+    b = num2 / den;
   return { a, b, tx: lx - (a * gx - b * gy), ty: ly - (b * gx + a * gy) };
 }
 
@@ -381,7 +404,10 @@ export function fitFace(frame: RgbFrame, landmarks: ArrayLike<number>, options: 
 
 /** Inter-ocular distance (eye centres) of 68 landmarks, pixels. */
 export function interOcular(lm: ArrayLike<number>): number {
-  let lx = 0, ly = 0, rx = 0, ry = 0;
+  let lx = 0,
+    ly = 0,
+    rx = 0,
+    ry = 0;
   for (let k = 0; k < 6; k++) {
     lx += lm[2 * (36 + k)];
     ly += lm[2 * (36 + k) + 1];

@@ -10,7 +10,16 @@ import { mkdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { RgbFrame } from '../../cli/synthetic';
 import { fitFace, type FaceModel } from './face-model';
-import { colourSequence, constantScreen, createModel, MODEL_KINDS, type ModelKind, type Prompts, type RenderedFrame, type Rgb } from './render';
+import {
+  colourSequence,
+  constantScreen,
+  createModel,
+  MODEL_KINDS,
+  type ModelKind,
+  type Prompts,
+  type RenderedFrame,
+  type Rgb,
+} from './render';
 import { padPhotos } from './source';
 import { syntheticFace } from './synthetic-face';
 
@@ -47,7 +56,8 @@ async function loadFace(arg: string | undefined): Promise<{ face: FaceModel; lab
 
 async function sheet(frames: RgbFrame[], labels: string[], cols: number, file: string): Promise<void> {
   const sharp = (await import('sharp')).default;
-  const W = frames[0].width, H = frames[0].height;
+  const W = frames[0].width,
+    H = frames[0].height;
   const rows = Math.ceil(frames.length / cols);
   const tiles = await Promise.all(
     frames.map(async (f, i) => {
@@ -74,7 +84,12 @@ function difference(a: RgbFrame, b: RgbFrame, gain: number): RgbFrame {
   return { data, width: a.width, height: a.height };
 }
 
-function session(kind: ModelKind, face: FaceModel, seed: number, extra?: Record<string, unknown>): { frames: RenderedFrame[]; labels: string[] } {
+function session(
+  kind: ModelKind,
+  face: FaceModel,
+  seed: number,
+  extra?: Record<string, unknown>,
+): { frames: RenderedFrame[]; labels: string[] } {
   const model = createModel(kind, face, { seed, ...extra });
   const screen = colourSequence(LIGHT_START, COLOURS);
   const all: RenderedFrame[] = [];
@@ -84,7 +99,9 @@ function session(kind: ModelKind, face: FaceModel, seed: number, extra?: Record<
   COLOURS.forEach((c, i) => picks.push([`rgb(${c.rgb.join(',')})`, at(LIGHT_START + 400 * i + 350)]));
   const blink = all.find((f) => f.t > PROMPTS.blinkAt! && f.truth.eyesClosed) ?? at(PROMPTS.blinkAt! + 500);
   picks.push([blink.truth.eyesClosed ? 'blink' : 'blink prompt +500', blink]);
-  const peak = all.filter((f) => f.t > PROMPTS.turn!.at).reduce((best, f) => (Math.abs(f.truth.yaw) > Math.abs(best.truth.yaw) ? f : best));
+  const peak = all
+    .filter((f) => f.t > PROMPTS.turn!.at)
+    .reduce((best, f) => (Math.abs(f.truth.yaw) > Math.abs(best.truth.yaw) ? f : best));
   picks.push([`turn peak yaw ${peak.truth.yaw.toFixed(0)}`, peak]);
   picks.push(['after', at(SESSION_MS)]);
   return { frames: picks.map((p) => p[1]), labels: picks.map(([l, f]) => `${kind} t=${Math.round(f.t)} ${l}`) };
@@ -102,7 +119,10 @@ async function main(argv: string[]): Promise<number> {
   await mkdir(out, { recursive: true });
   const { face, label } = await loadFace(photoArg);
   process.stderr.write(`${label}\n`);
-  const kinds: { kind: ModelKind; name: string; extra?: Record<string, unknown> }[] = MODEL_KINDS.map((kind) => ({ kind, name: kind }));
+  const kinds: { kind: ModelKind; name: string; extra?: Record<string, unknown> }[] = MODEL_KINDS.map((kind) => ({
+    kind,
+    name: kind,
+  }));
   kinds.push({ kind: 'warped_photo', name: 'warped_photo-bent', extra: { bendRadiusMm: 150 } });
   kinds.push({ kind: 'screen', name: 'screen-recording', extra: { source: 'recording' } });
   kinds.push({ kind: 'tint_injector', name: 'tint_injector-liveish', extra: { base: 'liveish' } });
@@ -112,12 +132,18 @@ async function main(argv: string[]): Promise<number> {
     // The light test: same seed and times, red vs blue from the start.
     const red = createModel(kind, face, { seed, ...extra });
     const blue = createModel(kind, face, { seed, ...extra });
-    let fr: RenderedFrame | null = null, fb: RenderedFrame | null = null;
+    let fr: RenderedFrame | null = null,
+      fb: RenderedFrame | null = null;
     for (let t = 0; t <= 1500; t += 50) {
       fr = red.frameAt(t, constantScreen([255, 0, 0]), {});
       fb = blue.frameAt(t, constantScreen([0, 0, 255]), {});
     }
-    await sheet([fr!, fb!, difference(fr!, fb!, 8)], [`${name} red`, `${name} blue`, 'abs(red - blue) x8'], 3, path.join(out, `${name}-light.png`));
+    await sheet(
+      [fr!, fb!, difference(fr!, fb!, 8)],
+      [`${name} red`, `${name} blue`, 'abs(red - blue) x8'],
+      3,
+      path.join(out, `${name}-light.png`),
+    );
     process.stderr.write(`wrote ${name}.png, ${name}-light.png\n`);
   }
   return 0;

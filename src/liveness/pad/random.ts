@@ -80,7 +80,13 @@ export function hashSeed(...values: number[]): number {
 export class Wobble {
   private readonly parts: { f: number; phase: number; a: number }[] = [];
 
-  constructor(rng: Rng, readonly amplitude: number, minHz: number, maxHz: number, count = 3) {
+  constructor(
+    rng: Rng,
+    readonly amplitude: number,
+    minHz: number,
+    maxHz: number,
+    count = 3,
+  ) {
     for (let i = 0; i < count; i++) {
       this.parts.push({ f: rng.range(minHz, maxHz), phase: rng.range(0, 2 * PI), a: rng.range(0.5, 1) });
     }

@@ -55,7 +55,10 @@ export class WarpMap {
   readonly w: Float32Array;
   readonly tag: Uint8Array;
 
-  constructor(readonly width: number, readonly height: number) {
+  constructor(
+    readonly width: number,
+    readonly height: number,
+  ) {
     const n = width * height;
     this.u = new Float32Array(n);
     this.v = new Float32Array(n);
@@ -90,9 +93,12 @@ export class WarpMap {
     tag: number,
     attr?: ArrayLike<number>,
   ): void {
-    const ax = dst[2 * a], ay = dst[2 * a + 1];
-    const bx = dst[2 * b], by = dst[2 * b + 1];
-    const cx = dst[2 * c], cy = dst[2 * c + 1];
+    const ax = dst[2 * a],
+      ay = dst[2 * a + 1];
+    const bx = dst[2 * b],
+      by = dst[2 * b + 1];
+    const cx = dst[2 * c],
+      cy = dst[2 * c + 1];
     const area = (bx - ax) * (cy - ay) - (by - ay) * (cx - ax);
     if (Math.abs(area) < 1e-6) return;
     const W = this.width;
@@ -104,17 +110,25 @@ export class WarpMap {
     if (x0 > x1 || y0 > y1) return;
     // Barycentric weights as affine functions of (x, y): l_b = (e_b . (x, y) + f_b) / area, etc.
     const inv = 1 / area;
-    const lbx = (cy - ay) * inv, lby = -(cx - ax) * inv; // d l_b / dx, d l_b / dy
-    const lcx = -(by - ay) * inv, lcy = (bx - ax) * inv;
-    const su0 = src[2 * a], sv0 = src[2 * a + 1];
-    const su1 = src[2 * b] - su0, sv1 = src[2 * b + 1] - sv0;
-    const su2 = src[2 * c] - su0, sv2 = src[2 * c + 1] - sv0;
+    const lbx = (cy - ay) * inv,
+      lby = -(cx - ax) * inv; // d l_b / dx, d l_b / dy
+    const lcx = -(by - ay) * inv,
+      lcy = (bx - ax) * inv;
+    const su0 = src[2 * a],
+      sv0 = src[2 * a + 1];
+    const su1 = src[2 * b] - su0,
+      sv1 = src[2 * b + 1] - sv0;
+    const su2 = src[2 * c] - su0,
+      sv2 = src[2 * c + 1] - sv0;
     const w0 = attr ? attr[a] : 0;
     const w1 = attr ? attr[b] - w0 : 0;
     const w2 = attr ? attr[c] - w0 : 0;
     // A small tolerance closes hairline gaps between neighbours (later triangles overwrite anyway).
     const eps = -1e-4;
-    const u = this.u, v = this.v, wBuf = this.w, tags = this.tag;
+    const u = this.u,
+      v = this.v,
+      wBuf = this.w,
+      tags = this.tag;
     for (let y = y0; y <= y1; y++) {
       const dy = y - ay;
       let i = y * W + x0;
@@ -134,7 +148,10 @@ export class WarpMap {
 
 /** Signed area of triangle (a, b, c) in an x,y array (positive = counter-clockwise in image coordinates, y down). */
 export function signedArea(p: ArrayLike<number>, a: number, b: number, c: number): number {
-  return 0.5 * ((p[2 * b] - p[2 * a]) * (p[2 * c + 1] - p[2 * a + 1]) - (p[2 * b + 1] - p[2 * a + 1]) * (p[2 * c] - p[2 * a]));
+  return (
+    0.5 *
+    ((p[2 * b] - p[2 * a]) * (p[2 * c + 1] - p[2 * a + 1]) - (p[2 * b + 1] - p[2 * a + 1]) * (p[2 * c] - p[2 * a]))
+  );
 }
 
 /** Separable box blur of a float image with per-pixel weights (normalised convolution), radius r, in place. */

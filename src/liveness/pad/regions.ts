@@ -18,8 +18,10 @@ interface Rect {
 }
 
 function clip(r: Rect, W: number, H: number): Rect {
-  const x0 = Math.max(0, r.x), y0 = Math.max(0, r.y);
-  const x1 = Math.min(W, r.x + r.w), y1 = Math.min(H, r.y + r.h);
+  const x0 = Math.max(0, r.x),
+    y0 = Math.max(0, r.y);
+  const x1 = Math.min(W, r.x + r.w),
+    y1 = Math.min(H, r.y + r.h);
   return { x: x0, y: y0, w: Math.max(0, x1 - x0), h: Math.max(0, y1 - y0) };
 }
 
@@ -44,7 +46,8 @@ function mean(f: RgbFrame, r: Rect): [number, number, number] | null {
 }
 
 export function regionMeans(f: RgbFrame, lm: ArrayLike<number>): RegionMeans {
-  const W = f.width, H = f.height;
+  const W = f.width,
+    H = f.height;
   const pt = (i: number): [number, number] => [lm[2 * i], lm[2 * i + 1]];
   const avg = (...ps: [number, number][]): [number, number] => [
     ps.reduce((s, p) => s + p[0], 0) / ps.length,
@@ -59,7 +62,10 @@ export function regionMeans(f: RgbFrame, lm: ArrayLike<number>): RegionMeans {
     w: Math.max(1, Math.round(w)),
     h: Math.max(1, Math.round(h)),
   });
-  let x1 = W, y1 = H, x2 = 0, y2 = 0;
+  let x1 = W,
+    y1 = H,
+    x2 = 0,
+    y2 = 0;
   for (let i = 17; i < 68; i++) {
     x1 = Math.min(x1, lm[2 * i]);
     x2 = Math.max(x2, lm[2 * i]);
@@ -86,7 +92,12 @@ export function regionMeans(f: RgbFrame, lm: ArrayLike<number>): RegionMeans {
   }
   if (n >= 16) surround = [acc[0] / n, acc[1] / n, acc[2] / n];
   return {
-    face: mean(f, { x: Math.round(x1), y: Math.round(y1), w: Math.round(x2) - Math.round(x1), h: Math.round(y2) - Math.round(y1) }),
+    face: mean(f, {
+      x: Math.round(x1),
+      y: Math.round(y1),
+      w: Math.round(x2) - Math.round(x1),
+      h: Math.round(y2) - Math.round(y1),
+    }),
     forehead: mean(f, around([brows[0], brows[1] - 0.35 * iod], 0.8 * iod, 0.3 * iod)),
     nose: mean(f, around(avg(pt(29), pt(30)), 0.25 * iod, 0.3 * iod)),
     leftCheek: mean(f, around(avg(pt(2), pt(31)), 0.3 * iod, 0.3 * iod)),

@@ -37,7 +37,16 @@ function chroma(m: [number, number, number] | null): number {
 }
 
 /** Frames of one session every `step` ms from 0 to `until` (few frames: each costs a few ms). */
-function run(kind: ModelKind, seed: number, screen: ScreenTimeline, prompts: Prompts = {}, until = 600, extra = {}, step = 200, from = 0): RenderedFrame[] {
+function run(
+  kind: ModelKind,
+  seed: number,
+  screen: ScreenTimeline,
+  prompts: Prompts = {},
+  until = 600,
+  extra = {},
+  step = 200,
+  from = 0,
+): RenderedFrame[] {
   const m = createModel(kind, face, { seed, ...extra });
   const frames: RenderedFrame[] = [];
   for (let t = from; t <= until; t += step) frames.push(m.frameAt(t, screen, prompts));
@@ -63,7 +72,8 @@ function spread(r: Record<PadRegion, number>): number {
 
 describe('fitted face', () => {
   const at = (m: Float32Array, i: number) => {
-    const x = Math.round(face.landmarks[2 * i]), y = Math.round(face.landmarks[2 * i + 1]);
+    const x = Math.round(face.landmarks[2 * i]),
+      y = Math.round(face.landmarks[2 * i + 1]);
     return m[y * face.width + x];
   };
 
@@ -77,7 +87,8 @@ describe('fitted face', () => {
     expect(at(face.depth, 30) - at(face.depth, 36)).toBeGreaterThan(20);
     expect(at(face.depth, 30) - at(face.depth, 36)).toBeLessThan(45);
     const normalX = (i: number) => {
-      const x = Math.round(face.landmarks[2 * i]), y = Math.round(face.landmarks[2 * i + 1]);
+      const x = Math.round(face.landmarks[2 * i]),
+        y = Math.round(face.landmarks[2 * i + 1]);
       return face.normals[3 * (y * face.width + x)];
     };
     expect(normalX(2)).toBeLessThan(-0.3); // image-left cheek faces left
@@ -95,13 +106,16 @@ describe('fitted face', () => {
 });
 
 describe('light response', () => {
-  it.each([1, 2, 3])('genuine (seed %i): the face answers the screen colour, the wall behind far less, unevenly', (seed) => {
-    const r = response('genuine', seed);
-    expect(r.face).toBeGreaterThan(0.1);
-    expect(r.surround).toBeLessThan(r.face / 5);
-    // Forehead, nose, cheeks and chin face the screen at different angles.
-    expect(spread(r)).toBeGreaterThan(0.15);
-  });
+  it.each([1, 2, 3])(
+    'genuine (seed %i): the face answers the screen colour, the wall behind far less, unevenly',
+    (seed) => {
+      const r = response('genuine', seed);
+      expect(r.face).toBeGreaterThan(0.1);
+      expect(r.surround).toBeLessThan(r.face / 5);
+      // Forehead, nose, cheeks and chin face the screen at different angles.
+      expect(spread(r)).toBeGreaterThan(0.15);
+    },
+  );
 
   it.each(['print', 'warped_photo'] as const)('%s: face and surround answer alike, evenly', (kind) => {
     const r = response(kind, 1);
@@ -125,11 +139,14 @@ describe('light response', () => {
     }
   });
 
-  it.each(['still', 'painted_blink', 'replay'] as const)('%s: deaf to the screen (identical frames under any colour)', (kind) => {
-    const red = run(kind, 4, constantScreen(RED));
-    const blue = run(kind, 4, constantScreen(BLUE));
-    red.forEach((f, i) => expect(f.data.equals(blue[i].data)).toBe(true));
-  });
+  it.each(['still', 'painted_blink', 'replay'] as const)(
+    '%s: deaf to the screen (identical frames under any colour)',
+    (kind) => {
+      const red = run(kind, 4, constantScreen(RED));
+      const blue = run(kind, 4, constantScreen(BLUE));
+      red.forEach((f, i) => expect(f.data.equals(blue[i].data)).toBe(true));
+    },
+  );
 
   it('the genuine camera sees the screen after its latency', () => {
     const m = createModel('genuine', face, { seed: 5 });
@@ -169,7 +186,9 @@ function homography(from: [number, number][], to: [number, number][]): (p: [numb
     A.push([0, 0, 0, x, y, 1, -v * x, -v * y]);
     b.push(v);
   });
-  const N = Array.from({ length: 8 }, (_, i) => Array.from({ length: 9 }, (_, j) => A.reduce((s, row, k) => s + row[i] * (j < 8 ? row[j] : b[k]), 0)));
+  const N = Array.from({ length: 8 }, (_, i) =>
+    Array.from({ length: 9 }, (_, j) => A.reduce((s, row, k) => s + row[i] * (j < 8 ? row[j] : b[k]), 0)),
+  );
   for (let c = 0; c < 8; c++) {
     const p = N.slice(c).reduce((best, row, k) => (Math.abs(row[c]) > Math.abs(N[best][c]) ? c + k : best), c);
     [N[c], N[p]] = [N[p], N[c]];
@@ -191,7 +210,11 @@ const OUTER = [0, 4, 8, 12, 16, 17, 26, 36, 45, 48, 54];
 const NOSE_TIP = 30;
 
 /** How far the nose tip is from where a homography of the outer points puts it (signed x, and distance), at the turn's peak. */
-function noseOffPlane(kind: ModelKind, direction: 'left' | 'right', extra = {}): { dx: number; dist: number; yaw: number } {
+function noseOffPlane(
+  kind: ModelKind,
+  direction: 'left' | 'right',
+  extra = {},
+): { dx: number; dist: number; yaw: number } {
   const frames = run(kind, 7, idleScreen, { turn: { at: 0, direction } }, 2600, extra, 100);
   const peak = frames.reduce((best, f) => (Math.abs(f.truth.yaw) > Math.abs(best.truth.yaw) ? f : best));
   const lm = peak.truth.landmarks!;
@@ -202,18 +225,25 @@ function noseOffPlane(kind: ModelKind, direction: 'left' | 'right', extra = {}):
   );
   const predicted = H(pt(face.landmarks, NOSE_TIP));
   const actual = pt(lm, NOSE_TIP);
-  return { dx: actual[0] - predicted[0], dist: Math.hypot(actual[0] - predicted[0], actual[1] - predicted[1]), yaw: peak.truth.yaw };
+  return {
+    dx: actual[0] - predicted[0],
+    dist: Math.hypot(actual[0] - predicted[0], actual[1] - predicted[1]),
+    yaw: peak.truth.yaw,
+  };
 }
 
 describe('head turn', () => {
-  it.each(['left', 'right'] as const)('genuine, turning %s: the nose tip leaves the plane of the outer points', (direction) => {
-    const r = noseOffPlane('genuine', direction);
-    // The patient's left is the image's right: positive yaw, nose towards +x.
-    expect(Math.sign(r.yaw)).toBe(direction === 'left' ? 1 : -1);
-    expect(Math.abs(r.yaw)).toBeGreaterThan(18);
-    expect(r.dist).toBeGreaterThan(3);
-    expect(Math.sign(r.dx)).toBe(direction === 'left' ? 1 : -1);
-  });
+  it.each(['left', 'right'] as const)(
+    'genuine, turning %s: the nose tip leaves the plane of the outer points',
+    (direction) => {
+      const r = noseOffPlane('genuine', direction);
+      // The patient's left is the image's right: positive yaw, nose towards +x.
+      expect(Math.sign(r.yaw)).toBe(direction === 'left' ? 1 : -1);
+      expect(Math.abs(r.yaw)).toBeGreaterThan(18);
+      expect(r.dist).toBeGreaterThan(3);
+      expect(Math.sign(r.dx)).toBe(direction === 'left' ? 1 : -1);
+    },
+  );
 
   it('warped photo: turned as a flat sheet, a homography explains the nose tip', () => {
     const r = noseOffPlane('warped_photo', 'left');
@@ -254,9 +284,11 @@ describe('blink', () => {
     const lm = shut.truth.landmarks!;
     const xs = [36, 37, 38, 39, 40, 41].map((i) => Math.round(lm[2 * i]));
     const ys = [36, 37, 38, 39, 40, 41].map((i) => Math.round(lm[2 * i + 1]));
-    let diff = 0, n = 0;
+    let diff = 0,
+      n = 0;
     for (let y = Math.min(...ys); y <= Math.max(...ys); y++) {
-      for (let x = Math.min(...xs); x <= Math.max(...xs); x++, n++) diff += Math.abs(shut.data[3 * (y * 320 + x)] - open.data[3 * (y * 320 + x)]);
+      for (let x = Math.min(...xs); x <= Math.max(...xs); x++, n++)
+        diff += Math.abs(shut.data[3 * (y * 320 + x)] - open.data[3 * (y * 320 + x)]);
     }
     expect(diff / n).toBeGreaterThan(15);
   });
@@ -295,7 +327,10 @@ describe('sessions', () => {
   });
 
   it('genuine at rest reproduces the photo (up to sway, light and noise)', () => {
-    const f = run('genuine', 14, idleScreen, {}, 0, { camera: { noiseSigma: 0, autoExposure: false, wbDrift: 0 }, lightGain: 0 })[0];
+    const f = run('genuine', 14, idleScreen, {}, 0, {
+      camera: { noiseSigma: 0, autoExposure: false, wbDrift: 0 },
+      lightGain: 0,
+    })[0];
     let diff = 0;
     for (let i = 0; i < f.data.length; i++) diff += Math.abs(f.data[i] - face.frame.data[i]);
     // Sway moves the head by a pixel or two: edges differ, the bulk does not.

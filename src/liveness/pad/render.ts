@@ -1,6 +1,14 @@
 import { closeEyes, type RgbFrame } from '../../cli/synthetic';
 import { addNoiseAndEncode, drawWebcamParams, Webcam, type WebcamParams } from './camera';
-import { AXIS_BEHIND_NOSE, frontFacing, MESH_LAYOUT, ringTwist, TRIANGLE_HEAD, TRIANGLE_STRETCH, type FaceModel } from './face-model';
+import {
+  AXIS_BEHIND_NOSE,
+  frontFacing,
+  MESH_LAYOUT,
+  ringTwist,
+  TRIANGLE_HEAD,
+  TRIANGLE_STRETCH,
+  type FaceModel,
+} from './face-model';
 import { colourToLinear, SRGB_TO_LINEAR, WarpMap } from './raster';
 import { hashSeed, Rng, Wobble } from './random';
 import { LIGHT_PALETTE } from '../light';
@@ -136,7 +144,8 @@ function rotation(yawDeg: number, pitchDeg: number, rollDeg: number): Float64Arr
   const Rr = [Math.cos(r), -Math.sin(r), 0, Math.sin(r), Math.cos(r), 0, 0, 0, 1];
   const mul = (A: number[], B: number[]) => {
     const C = new Array<number>(9).fill(0);
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) C[3 * i + j] += A[3 * i + k] * B[3 * k + j];
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 3; j++) for (let k = 0; k < 3; k++) C[3 * i + j] += A[3 * i + k] * B[3 * k + j];
     return C;
   };
   return Float64Array.from(mul(Rr, mul(Rp, Ry)));
@@ -186,12 +195,22 @@ function warpAffine(src: Float32Array, W: number, H: number, m: readonly number[
       else if (u > W - 1) u = W - 1;
       if (v < 0) v = 0;
       else if (v > H - 1) v = H - 1;
-      const x0 = u | 0, y0 = v | 0;
-      const x1 = x0 < W - 1 ? x0 + 1 : x0, y1 = y0 < H - 1 ? y0 + 1 : y0;
-      const fx = u - x0, fy = v - y0;
-      const i00 = (y0 * W + x0) * 3, i10 = (y0 * W + x1) * 3, i01 = (y1 * W + x0) * 3, i11 = (y1 * W + x1) * 3;
-      const w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy), w01 = (1 - fx) * fy, w11 = fx * fy;
-      for (let c = 0; c < 3; c++) out[o + c] = src[i00 + c] * w00 + src[i10 + c] * w10 + src[i01 + c] * w01 + src[i11 + c] * w11;
+      const x0 = u | 0,
+        y0 = v | 0;
+      const x1 = x0 < W - 1 ? x0 + 1 : x0,
+        y1 = y0 < H - 1 ? y0 + 1 : y0;
+      const fx = u - x0,
+        fy = v - y0;
+      const i00 = (y0 * W + x0) * 3,
+        i10 = (y0 * W + x1) * 3,
+        i01 = (y1 * W + x0) * 3,
+        i11 = (y1 * W + x1) * 3;
+      const w00 = (1 - fx) * (1 - fy),
+        w10 = fx * (1 - fy),
+        w01 = (1 - fx) * fy,
+        w11 = fx * fy;
+      for (let c = 0; c < 3; c++)
+        out[o + c] = src[i00 + c] * w00 + src[i10 + c] * w10 + src[i01 + c] * w01 + src[i11 + c] * w11;
     }
   }
 }
@@ -210,7 +229,10 @@ class BlinkSchedule {
   private readonly blinks: [number, number][] = [];
   private until: number;
 
-  constructor(private readonly rng: Rng, private readonly start: number) {
+  constructor(
+    private readonly rng: Rng,
+    private readonly start: number,
+  ) {
     this.until = start + rng.range(1000, 4000);
   }
 
@@ -269,7 +291,10 @@ export class GenuineModel implements SceneModel {
   private readonly zr: Float32Array;
   private readonly order: { t: number; z: number }[] = [];
 
-  constructor(readonly face: FaceModel, options: GenuineOptions) {
+  constructor(
+    readonly face: FaceModel,
+    options: GenuineOptions,
+  ) {
     const rng = new Rng(options.seed);
     this.seed = options.seed;
     this.cam = drawWebcamParams(rng.fork(), options.camera);
@@ -296,7 +321,8 @@ export class GenuineModel implements SceneModel {
     this.scene = new Float32Array(W * H * 3);
     this.dst = new Float32Array(face.src.length);
     this.zr = new Float32Array(face.src.length / 2);
-    for (let t = 0; t < face.triangleKind.length; t++) if (face.triangleKind[t] !== TRIANGLE_STRETCH) this.order.push({ t, z: 0 });
+    for (let t = 0; t < face.triangleKind.length; t++)
+      if (face.triangleKind[t] !== TRIANGLE_STRETCH) this.order.push({ t, z: 0 });
     this.params = {
       lightGain: this.lightGain,
       wallRatio: this.wallRatio,
@@ -317,14 +343,25 @@ export class GenuineModel implements SceneModel {
 
   private turnShape(at: number): TurnShape {
     const r = new Rng(hashSeed(this.seed, 0x7e, at));
-    return { react: r.range(400, 900), go: r.range(300, 500), hold: r.range(200, 600), back: r.range(400, 700), peak: r.range(20, 35) };
+    return {
+      react: r.range(400, 900),
+      go: r.range(300, 500),
+      hold: r.range(200, 600),
+      back: r.range(400, 700),
+      peak: r.range(20, 35),
+    };
   }
 
   frameAt(t: number, screen: ScreenTimeline, prompts: Prompts): RenderedFrame {
     const tw = t - this.cam.lagMs;
     this.blinks ??= new BlinkSchedule(this.blinkRng, tw);
     let yaw = this.sway.yaw.at(tw);
-    if (prompts.turn) yaw += turnAngle(this.turnShape(prompts.turn.at), tw - prompts.turn.at, prompts.turn.direction === 'left' ? 1 : -1);
+    if (prompts.turn)
+      yaw += turnAngle(
+        this.turnShape(prompts.turn.at),
+        tw - prompts.turn.at,
+        prompts.turn.direction === 'left' ? 1 : -1,
+      );
     const pitch = this.sway.pitch.at(tw);
     const roll = this.sway.roll.at(tw);
     let closed = this.spontaneous && this.blinks.closedAt(tw);
@@ -343,7 +380,16 @@ export class GenuineModel implements SceneModel {
     return {
       ...frame,
       t,
-      truth: { sceneTime: tw, landmarks, yaw, pitch, roll, eyesClosed: closed, screenLight: light, exposureGain: this.camera.exposureGain },
+      truth: {
+        sceneTime: tw,
+        landmarks,
+        yaw,
+        pitch,
+        roll,
+        eyesClosed: closed,
+        screenLight: light,
+        exposureGain: this.camera.exposureGain,
+      },
     };
   }
 
@@ -365,7 +411,9 @@ export class GenuineModel implements SceneModel {
         continue;
       }
       const M = i >= f.firstRing ? rotation(yaw * ringTwist(MESH_LAYOUT[3 * i + 1]), pitch, roll) : R;
-      const X = f.pos[3 * i], Y = f.pos[3 * i + 1], Z = f.pos[3 * i + 2];
+      const X = f.pos[3 * i],
+        Y = f.pos[3 * i + 1],
+        Z = f.pos[3 * i + 2];
       const X2 = M[0] * X + M[1] * Y + M[2] * Z;
       const Y2 = M[3] * X + M[4] * Y + M[5] * Z;
       const Z2 = M[6] * X + M[7] * Y + M[8] * Z;
@@ -384,15 +432,19 @@ export class GenuineModel implements SceneModel {
     map.reset();
     const tris = f.triangles;
     for (let t = 0; t < f.triangleKind.length; t++) {
-      if (f.triangleKind[t] === TRIANGLE_STRETCH) map.drawTriangle(this.dst, f.src, tris[3 * t], tris[3 * t + 1], tris[3 * t + 2], 2);
+      if (f.triangleKind[t] === TRIANGLE_STRETCH)
+        map.drawTriangle(this.dst, f.src, tris[3 * t], tris[3 * t + 1], tris[3 * t + 2], 2);
     }
     // Painter's order: far triangles first; face triangles turned away are culled, the band to the head's outline
     // (the side of the head) never is.
     for (const o of this.order) o.z = this.zr[tris[3 * o.t]] + this.zr[tris[3 * o.t + 1]] + this.zr[tris[3 * o.t + 2]];
     this.order.sort((a, b) => a.z - b.z);
     for (const { t } of this.order) {
-      const a = tris[3 * t], b = tris[3 * t + 1], c = tris[3 * t + 2];
-      if (f.triangleKind[t] !== TRIANGLE_HEAD || frontFacing(f.src, this.dst, a, b, c)) map.drawTriangle(this.dst, f.src, a, b, c, 1);
+      const a = tris[3 * t],
+        b = tris[3 * t + 1],
+        c = tris[3 * t + 2];
+      if (f.triangleKind[t] !== TRIANGLE_HEAD || frontFacing(f.src, this.dst, a, b, c))
+        map.drawTriangle(this.dst, f.src, a, b, c, 1);
     }
     shadeRelit(f, map, R, this.light, s, this.lightGain, this.wallRatio, this.scene);
   }
@@ -412,10 +464,17 @@ function shadeRelit(
   wallRatio: number,
   out: Float32Array,
 ): void {
-  const W = f.width, H = f.height;
-  const lin = f.linear, mask = f.mask, nrm = f.normals;
-  const ks0 = k * s[0], ks1 = k * s[1], ks2 = k * s[2];
-  const b0 = 1 + ks0 * wallRatio, b1 = 1 + ks1 * wallRatio, b2 = 1 + ks2 * wallRatio;
+  const W = f.width,
+    H = f.height;
+  const lin = f.linear,
+    mask = f.mask,
+    nrm = f.normals;
+  const ks0 = k * s[0],
+    ks1 = k * s[1],
+    ks2 = k * s[2];
+  const b0 = 1 + ks0 * wallRatio,
+    b1 = 1 + ks1 * wallRatio,
+    b2 = 1 + ks2 * wallRatio;
   // The light direction in the head's own frame: n' . l = n . (R^T l), so normals need not be rotated.
   const lx = R[0] * l[0] + R[3] * l[1] + R[6] * l[2];
   const ly = R[1] * l[0] + R[4] * l[1] + R[7] * l[2];
@@ -428,16 +487,26 @@ function shadeRelit(
       out[o + 2] = lin[o + 2] * b2;
       continue;
     }
-    let u = map.u[i], v = map.v[i];
+    let u = map.u[i],
+      v = map.v[i];
     if (u < 0) u = 0;
     else if (u > W - 1) u = W - 1;
     if (v < 0) v = 0;
     else if (v > H - 1) v = H - 1;
-    const x0 = u | 0, y0 = v | 0;
-    const x1 = x0 < W - 1 ? x0 + 1 : x0, y1 = y0 < H - 1 ? y0 + 1 : y0;
-    const fx = u - x0, fy = v - y0;
-    const w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy), w01 = (1 - fx) * fy, w11 = fx * fy;
-    const p00 = y0 * W + x0, p10 = y0 * W + x1, p01 = y1 * W + x0, p11 = y1 * W + x1;
+    const x0 = u | 0,
+      y0 = v | 0;
+    const x1 = x0 < W - 1 ? x0 + 1 : x0,
+      y1 = y0 < H - 1 ? y0 + 1 : y0;
+    const fx = u - x0,
+      fy = v - y0;
+    const w00 = (1 - fx) * (1 - fy),
+      w10 = fx * (1 - fy),
+      w01 = (1 - fx) * fy,
+      w11 = fx * fy;
+    const p00 = y0 * W + x0,
+      p10 = y0 * W + x1,
+      p01 = y1 * W + x0,
+      p11 = y1 * W + x1;
     const m = mask[p00] * w00 + mask[p10] * w10 + mask[p01] * w01 + mask[p11] * w11;
     let a = wallRatio;
     if (m > 0) {
@@ -476,7 +545,10 @@ export class StillModel implements SceneModel {
   private readonly camera: Webcam;
   private readonly scene: Float32Array;
 
-  constructor(readonly face: FaceModel, options: StillOptions) {
+  constructor(
+    readonly face: FaceModel,
+    options: StillOptions,
+  ) {
     const rng = new Rng(options.seed);
     this.seed = options.seed;
     this.cam = drawWebcamParams(rng.fork(), options.camera);
@@ -494,7 +566,8 @@ export class StillModel implements SceneModel {
   frameAt(t: number, _screen: ScreenTimeline, prompts: Prompts): RenderedFrame {
     const tw = t - this.cam.lagMs;
     const r = new Rng(hashSeed(this.seed, 0x5e, t));
-    const dx = r.int(-1, 2), dy = r.int(-1, 2);
+    const dx = r.int(-1, 2),
+      dy = r.int(-1, 2);
     const { width: W, height: H } = this.face;
     warpAffine(this.face.linear, W, H, [1, 0, -dx, 0, 1, -dy], this.scene);
     let frame = frameOf(W, H);
@@ -505,7 +578,16 @@ export class StillModel implements SceneModel {
     return {
       ...frame,
       t,
-      truth: { sceneTime: tw, landmarks, yaw: 0, pitch: 0, roll: 0, eyesClosed: closed, screenLight: [0, 0, 0], exposureGain: this.camera.exposureGain },
+      truth: {
+        sceneTime: tw,
+        landmarks,
+        yaw: 0,
+        pitch: 0,
+        roll: 0,
+        eyesClosed: closed,
+        screenLight: [0, 0, 0],
+        exposureGain: this.camera.exposureGain,
+      },
     };
   }
 }
@@ -547,7 +629,10 @@ export function drawRecording(seed: number, lengthMs = 12_000): Recording {
   }
   return {
     screen: colourSequence(r.range(1000, 2500), colours),
-    prompts: { blinkAt: r.range(3500, 5000), turn: { at: r.range(5500, 7000), direction: r.next() < 0.5 ? 'left' : 'right' } },
+    prompts: {
+      blinkAt: r.range(3500, 5000),
+      turn: { at: r.range(5500, 7000), direction: r.next() < 0.5 ? 'left' : 'right' },
+    },
     lengthMs,
   };
 }
@@ -558,7 +643,11 @@ class RecordingPlayer {
   private lastRecT = Infinity;
   readonly recording: Recording;
 
-  constructor(private readonly face: FaceModel, private readonly seed: number, lengthMs?: number) {
+  constructor(
+    private readonly face: FaceModel,
+    private readonly seed: number,
+    lengthMs?: number,
+  ) {
     this.recording = drawRecording(seed, lengthMs);
   }
 
@@ -650,7 +739,10 @@ export class PaperModel implements SceneModel {
   private readonly distance: number;
   private readonly centre: [number, number];
 
-  constructor(readonly face: FaceModel, options: PaperOptions) {
+  constructor(
+    readonly face: FaceModel,
+    options: PaperOptions,
+  ) {
     const rng = new Rng(options.seed);
     this.seed = options.seed;
     this.turnOnPrompt = options.turn ?? false;
@@ -745,25 +837,38 @@ export class PaperModel implements SceneModel {
   private turnShape(at: number): TurnShape {
     const r = new Rng(hashSeed(this.seed, 0x7e, at));
     // An attacker turning a sheet: slower to react than a person, similar angles.
-    return { react: r.range(500, 1200), go: r.range(400, 700), hold: r.range(300, 700), back: r.range(400, 800), peak: r.range(20, 35) };
+    return {
+      react: r.range(500, 1200),
+      go: r.range(400, 700),
+      hold: r.range(300, 700),
+      back: r.range(400, 800),
+      peak: r.range(20, 35),
+    };
   }
 
   frameAt(t: number, screen: ScreenTimeline, prompts: Prompts): RenderedFrame {
     const tw = t - this.cam.lagMs;
     let yaw = this.hand.yaw.at(tw);
     if (this.turnOnPrompt && prompts.turn) {
-      yaw += turnAngle(this.turnShape(prompts.turn.at), tw - prompts.turn.at, prompts.turn.direction === 'left' ? 1 : -1);
+      yaw += turnAngle(
+        this.turnShape(prompts.turn.at),
+        tw - prompts.turn.at,
+        prompts.turn.direction === 'left' ? 1 : -1,
+      );
     }
     const pitch = this.hand.pitch.at(tw);
     const roll = this.hand.roll.at(tw);
     const R = rotation(yaw, pitch, roll);
-    const tx = this.hand.x.at(tw), ty = this.hand.y.at(tw);
+    const tx = this.hand.x.at(tw),
+      ty = this.hand.y.at(tw);
     const s = screenLight(screen, tw, this.cam.exposureMs, this.idle);
     const f = this.face;
     const D = this.distance;
     const [cx, cy] = this.centre;
     const project = (pos: Float32Array, i: number, out: Float32Array, o: number, rest: boolean) => {
-      const X = pos[3 * i], Y = pos[3 * i + 1], Z = pos[3 * i + 2];
+      const X = pos[3 * i],
+        Y = pos[3 * i + 1],
+        Z = pos[3 * i + 2];
       const X2 = rest ? X : R[0] * X + R[1] * Y + R[2] * Z;
       const Y2 = rest ? Y : R[3] * X + R[4] * Y + R[5] * Z;
       const Z2 = rest ? Z : R[6] * X + R[7] * Y + R[8] * Z;
@@ -772,15 +877,21 @@ export class PaperModel implements SceneModel {
       out[o + 1] = cy + Y2 * g + (rest ? 0 : ty);
     };
     // Each point moves by how its projection changes (the sheet at rest shows the photo exactly).
-    const a = new Float32Array(2), b = new Float32Array(2);
+    const a = new Float32Array(2),
+      b = new Float32Array(2);
     const n = this.src.length / 2;
     for (let i = 0; i < n; i++) {
       project(this.pos, i, a, 0, true);
       project(this.pos, i, b, 0, false);
       this.dst[2 * i] = this.src[2 * i] + b[0] - a[0];
       this.dst[2 * i + 1] = this.src[2 * i + 1] + b[1] - a[1];
-      const nx = this.normals[3 * i], ny = this.normals[3 * i + 1], nz = this.normals[3 * i + 2];
-      const d = (R[0] * nx + R[1] * ny + R[2] * nz) * this.light[0] + (R[3] * nx + R[4] * ny + R[5] * nz) * this.light[1] + (R[6] * nx + R[7] * ny + R[8] * nz) * this.light[2];
+      const nx = this.normals[3 * i],
+        ny = this.normals[3 * i + 1],
+        nz = this.normals[3 * i + 2];
+      const d =
+        (R[0] * nx + R[1] * ny + R[2] * nz) * this.light[0] +
+        (R[3] * nx + R[4] * ny + R[5] * nz) * this.light[1] +
+        (R[6] * nx + R[7] * ny + R[8] * nz) * this.light[2];
       this.ndl[i] = d > 0 ? d : 0;
     }
     const landmarks = new Float32Array(136);
@@ -792,14 +903,24 @@ export class PaperModel implements SceneModel {
     }
     const map = this.map;
     map.reset(-1);
-    for (let k = 0; k < this.tris.length; k += 3) map.drawTriangle(this.dst, this.src, this.tris[k], this.tris[k + 1], this.tris[k + 2], 1, this.ndl);
+    for (let k = 0; k < this.tris.length; k += 3)
+      map.drawTriangle(this.dst, this.src, this.tris[k], this.tris[k + 1], this.tris[k + 2], 1, this.ndl);
     this.shade(s);
     const frame = frameOf(f.width, f.height);
     this.camera.capture(this.scene, t, frame.data);
     return {
       ...frame,
       t,
-      truth: { sceneTime: tw, landmarks, yaw, pitch, roll, eyesClosed: false, screenLight: s, exposureGain: this.camera.exposureGain },
+      truth: {
+        sceneTime: tw,
+        landmarks,
+        yaw,
+        pitch,
+        roll,
+        eyesClosed: false,
+        screenLight: s,
+        exposureGain: this.camera.exposureGain,
+      },
     };
   }
 
@@ -816,16 +937,26 @@ export class PaperModel implements SceneModel {
         for (let c = 0; c < 3; c++) out[o + c] = room * (1 + (k / 15) * s[c]);
         continue;
       }
-      let u = map.u[i], v = map.v[i];
+      let u = map.u[i],
+        v = map.v[i];
       if (u < 0) u = 0;
       else if (u > W - 1) u = W - 1;
       if (v < 0) v = 0;
       else if (v > H - 1) v = H - 1;
-      const x0 = u | 0, y0 = v | 0;
-      const x1 = x0 < W - 1 ? x0 + 1 : x0, y1 = y0 < H - 1 ? y0 + 1 : y0;
-      const fx = u - x0, fy = v - y0;
-      const w00 = (1 - fx) * (1 - fy), w10 = fx * (1 - fy), w01 = (1 - fx) * fy, w11 = fx * fy;
-      const p00 = 3 * (y0 * W + x0), p10 = 3 * (y0 * W + x1), p01 = 3 * (y1 * W + x0), p11 = 3 * (y1 * W + x1);
+      const x0 = u | 0,
+        y0 = v | 0;
+      const x1 = x0 < W - 1 ? x0 + 1 : x0,
+        y1 = y0 < H - 1 ? y0 + 1 : y0;
+      const fx = u - x0,
+        fy = v - y0;
+      const w00 = (1 - fx) * (1 - fy),
+        w10 = fx * (1 - fy),
+        w01 = (1 - fx) * fy,
+        w11 = fx * fy;
+      const p00 = 3 * (y0 * W + x0),
+        p10 = 3 * (y0 * W + x1),
+        p01 = 3 * (y1 * W + x0),
+        p11 = 3 * (y1 * W + x1);
       const ndl = map.w[i];
       for (let c = 0; c < 3; c++) {
         const albedo = alb[p00 + c] * w00 + alb[p10 + c] * w10 + alb[p01 + c] * w01 + alb[p11 + c] * w11;
@@ -872,7 +1003,10 @@ export class ScreenModel implements SceneModel {
   private readonly player: RecordingPlayer | null;
   private start: number | null = null;
 
-  constructor(readonly face: FaceModel, options: ScreenOptions) {
+  constructor(
+    readonly face: FaceModel,
+    options: ScreenOptions,
+  ) {
     const rng = new Rng(options.seed);
     this.cam = drawWebcamParams(rng.fork(), options.camera);
     this.camera = new Webcam(rng.fork(), this.cam);
@@ -889,9 +1023,12 @@ export class ScreenModel implements SceneModel {
     const { width: W, height: H } = face;
     const m = options.moire ?? 0.03;
     if (m > 0) {
-      const fx = rng.range(0.12, 0.3), fy = rng.range(0.05, 0.2), ph = rng.range(0, 2 * Math.PI);
+      const fx = rng.range(0.12, 0.3),
+        fy = rng.range(0.05, 0.2),
+        ph = rng.range(0, 2 * Math.PI);
       this.moire = new Float32Array(W * H);
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) this.moire[y * W + x] = 1 + m * Math.sin(2 * Math.PI * (fx * x + fy * y) + ph);
+      for (let y = 0; y < H; y++)
+        for (let x = 0; x < W; x++) this.moire[y * W + x] = 1 + m * Math.sin(2 * Math.PI * (fx * x + fy * y) + ph);
     } else {
       this.moire = null;
     }
@@ -933,10 +1070,13 @@ export class ScreenModel implements SceneModel {
       this.content[i + 1] = lut[3 * d[i + 1] + 1];
       this.content[i + 2] = lut[3 * d[i + 2] + 2];
     }
-    const dx = this.hand.x.at(tw), dy = this.hand.y.at(tw);
+    const dx = this.hand.x.at(tw),
+      dy = this.hand.y.at(tw);
     warpAffine(this.content, W, H, [1, 0, -dx, 0, 1, -dy], this.scene);
     const s = screenLight(screen, tw, this.cam.exposureMs, this.idle);
-    const r0 = this.reflection * s[0], r1 = this.reflection * s[1], r2 = this.reflection * s[2];
+    const r0 = this.reflection * s[0],
+      r1 = this.reflection * s[1],
+      r2 = this.reflection * s[2];
     for (let i = 0, o = 0; i < W * H; i++, o += 3) {
       const m = this.moire ? this.moire[i] : 1;
       this.scene[o] = this.scene[o] * m + r0;
@@ -997,7 +1137,10 @@ export class TintInjectorModel implements SceneModel {
   private readonly base: Float32Array;
   private readonly scene: Float32Array;
 
-  constructor(readonly face: FaceModel, options: TintOptions) {
+  constructor(
+    readonly face: FaceModel,
+    options: TintOptions,
+  ) {
     const rng = new Rng(options.seed);
     this.seed = options.seed;
     this.mode = options.mode ?? 'multiply';
@@ -1007,10 +1150,17 @@ export class TintInjectorModel implements SceneModel {
     this.idle = options.idleScreen ?? IDLE_SCREEN;
     this.noiseSigma = rng.range(1, 2);
     this.rng = rng.fork();
-    this.puppet = options.base === 'liveish' ? new GenuineModel(face, { seed: hashSeed(options.seed, 0x9e), lightGain: 0 }) : null;
+    this.puppet =
+      options.base === 'liveish' ? new GenuineModel(face, { seed: hashSeed(options.seed, 0x9e), lightGain: 0 }) : null;
     this.base = new Float32Array(face.linear.length);
     this.scene = new Float32Array(face.linear.length);
-    this.params = { base: options.base ?? 'still', mode: this.mode, strength: this.strength, delayMs: this.delay, jpegQuality: this.jpegQuality };
+    this.params = {
+      base: options.base ?? 'still',
+      mode: this.mode,
+      strength: this.strength,
+      delayMs: this.delay,
+      jpegQuality: this.jpegQuality,
+    };
   }
 
   frameAt(t: number, screen: ScreenTimeline, prompts: Prompts): RenderedFrame {
@@ -1023,14 +1173,26 @@ export class TintInjectorModel implements SceneModel {
       truth = { ...p.truth, exposureGain: null };
     } else {
       const r = new Rng(hashSeed(this.seed, 0x5e, t));
-      const dx = r.int(-1, 2), dy = r.int(-1, 2);
+      const dx = r.int(-1, 2),
+        dy = r.int(-1, 2);
       warpAffine(f.linear, W, H, [1, 0, -dx, 0, 1, -dy], this.base);
-      truth = { sceneTime: t, landmarks: shiftLandmarks(f.landmarks, dx, dy), yaw: 0, pitch: 0, roll: 0, eyesClosed: false, screenLight: [0, 0, 0], exposureGain: null };
+      truth = {
+        sceneTime: t,
+        landmarks: shiftLandmarks(f.landmarks, dx, dy),
+        yaw: 0,
+        pitch: 0,
+        roll: 0,
+        eyesClosed: false,
+        screenLight: [0, 0, 0],
+        exposureGain: null,
+      };
     }
     const s = colourToLinear(screen(t - this.delay) ?? this.idle);
     const k = this.strength;
     if (this.mode === 'multiply') {
-      const g0 = 1 + k * s[0], g1 = 1 + k * s[1], g2 = 1 + k * s[2];
+      const g0 = 1 + k * s[0],
+        g1 = 1 + k * s[1],
+        g2 = 1 + k * s[2];
       for (let i = 0; i < this.base.length; i += 3) {
         this.scene[i] = this.base[i] * g0;
         this.scene[i + 1] = this.base[i + 1] * g1;

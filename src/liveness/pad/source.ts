@@ -31,9 +31,12 @@ const SAMPLES = ['sample1.jpg', 'sample2.jpg', 'sample3.jpg', 'sample4.jpg', 'sa
 export function padPhotos(manifest?: string): PadPhoto[] {
   if (manifest && existsSync(manifest)) {
     const dir = path.dirname(manifest);
-    const lines = readFileSync(manifest, 'utf8').split(/\r?\n/).filter((l) => l.trim() !== '');
+    const lines = readFileSync(manifest, 'utf8')
+      .split(/\r?\n/)
+      .filter((l) => l.trim() !== '');
     const header = lines.shift()?.split(',') ?? [];
-    const fi = header.indexOf('file'), ii = header.indexOf('identity');
+    const fi = header.indexOf('file'),
+      ii = header.indexOf('identity');
     if (fi < 0 || ii < 0) throw new Error(`${manifest}: expected a header with file and identity columns.`);
     return lines
       .map((l) => l.split(','))
@@ -60,7 +63,11 @@ export interface PadFace {
  * Cuts the desk-like frame from a photo (a file, or the JPEG itself), finds its landmarks with the engine, and fits
  * the face model. Null when the engine finds no face in the photo or loses it in the frame.
  */
-export async function loadPadFace(engine: FaceEngine, source: string | Buffer, options: FaceModelOptions = {}): Promise<PadFace | null> {
+export async function loadPadFace(
+  engine: FaceEngine,
+  source: string | Buffer,
+  options: FaceModelOptions = {},
+): Promise<PadFace | null> {
   const sharp = (await import('sharp')).default;
   const photo = typeof source === 'string' ? await readFile(source) : source;
   const photoFile = typeof source === 'string' ? source : '(in memory)';
@@ -75,7 +82,9 @@ export async function loadPadFace(engine: FaceEngine, source: string | Buffer, o
   const data = await deskFrame(upright, face.box, W, H);
   const frame: RgbFrame = { data, width: FRAME_WIDTH, height: FRAME_HEIGHT };
   // Landmarks on the frame as a desk would send it (a JPEG), which is what a session's engine sees.
-  const jpeg = await sharp(data, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } }).jpeg({ quality: 95 }).toBuffer();
+  const jpeg = await sharp(data, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
   const tracked = await engine.analyze(jpeg, { stages: ['landmarks'] });
   const primary = tracked.faces.find((f) => f.primary);
   if (!primary?.landmarks) return null;
@@ -96,10 +105,12 @@ export async function deskFrame(upright: Buffer, box: Box, W: number, H: number)
   const rw = Math.max(box.width * REGION_FACE_WIDTHS, FRAME_WIDTH);
   const rh = (rw * FRAME_HEIGHT) / FRAME_WIDTH;
   // Inside the photo when it fits (shifted like regionAround), else centred on the face.
-  const place = (c: number, size: number, P: number) => (size <= P ? Math.min(Math.max(0, c - size / 2), P - size) : c - size / 2);
+  const place = (c: number, size: number, P: number) =>
+    size <= P ? Math.min(Math.max(0, c - size / 2), P - size) : c - size / 2;
   const left = Math.floor(place(box.x + box.width / 2, rw, W));
   const top = Math.floor(place(box.y + box.height / 2, rh, H));
-  const width = Math.round(rw), height = Math.round(rh);
+  const width = Math.round(rw),
+    height = Math.round(rh);
   const pad = {
     left: Math.max(0, -left),
     top: Math.max(0, -top),
@@ -107,7 +118,10 @@ export async function deskFrame(upright: Buffer, box: Box, W: number, H: number)
     bottom: Math.max(0, top + height - H),
   };
   // Two pipelines: sharp runs extend after extract within one.
-  const extended = await sharp(upright).extend({ ...pad, extendWith: 'copy' }).png({ compressionLevel: 0 }).toBuffer();
+  const extended = await sharp(upright)
+    .extend({ ...pad, extendWith: 'copy' })
+    .png({ compressionLevel: 0 })
+    .toBuffer();
   const sharpData = await sharp(extended)
     .extract({ left: left + pad.left, top: top + pad.top, width, height })
     .resize(FRAME_WIDTH, FRAME_HEIGHT, { fit: 'fill' })
@@ -115,10 +129,16 @@ export async function deskFrame(upright: Buffer, box: Box, W: number, H: number)
     .raw()
     .toBuffer();
   if (!pad.left && !pad.top && !pad.right && !pad.bottom) return sharpData;
-  const blurred = await sharp(sharpData, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } }).blur(20).raw().toBuffer();
+  const blurred = await sharp(sharpData, { raw: { width: FRAME_WIDTH, height: FRAME_HEIGHT, channels: 3 } })
+    .blur(20)
+    .raw()
+    .toBuffer();
   // The photo's rectangle in the frame, and a 6-pixel blend from the photo into the backdrop.
   const k = FRAME_WIDTH / rw;
-  const x0 = -left * k, x1 = (W - left) * k, y0 = -top * k, y1 = (H - top) * k;
+  const x0 = -left * k,
+    x1 = (W - left) * k,
+    y0 = -top * k,
+    y1 = (H - top) * k;
   const out = Buffer.alloc(sharpData.length);
   for (let y = 0; y < FRAME_HEIGHT; y++) {
     for (let x = 0; x < FRAME_WIDTH; x++) {

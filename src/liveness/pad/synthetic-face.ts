@@ -25,7 +25,8 @@ export function syntheticFace(options: { seed?: number; width?: number; height?:
     landmarks[2 * i + 1] = ty + s * GENERIC_FACE[3 * i + 1];
   }
   const data = Buffer.alloc(W * H * 3);
-  const inEllipse = (x: number, y: number, cx: number, cy: number, a: number, b: number) => ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1;
+  const inEllipse = (x: number, y: number, cx: number, cy: number, a: number, b: number) =>
+    ((x - cx) / a) ** 2 + ((y - cy) / b) ** 2 <= 1;
   const wallPhase = rng.range(0, 6);
   for (let py = 0; py < H; py++) {
     for (let px = 0; px < W; px++) {

@@ -89,7 +89,11 @@ export class PrismaAuditRepository implements AuditRepository, AuditChainReader,
   /** Every clinic's entries, oldest first: for verifyAuditChain() (`faceid audit verify`). */
   entriesAfter(afterSeq: number, limit: number): Promise<AuditEntry[]> {
     return this.db.run(async (c) => {
-      const rows = await c.auditLog.findMany({ where: { seq: { gt: afterSeq } }, orderBy: { seq: 'asc' }, take: limit });
+      const rows = await c.auditLog.findMany({
+        where: { seq: { gt: afterSeq } },
+        orderBy: { seq: 'asc' },
+        take: limit,
+      });
       return rows.map(toAuditEntry);
     });
   }

@@ -29,7 +29,9 @@ export async function incrementCalibration(
   const rows = [...merged.values()].sort((a, b) =>
     a.metric === b.metric ? (a.bin < b.bin ? -1 : a.bin > b.bin ? 1 : 0) : a.metric < b.metric ? -1 : 1,
   );
-  const values = rows.map((r) => Prisma.sql`(${key.clinicId}, ${key.workstationId}, ${key.day}, ${r.metric}, ${r.bin}, ${r.count})`);
+  const values = rows.map(
+    (r) => Prisma.sql`(${key.clinicId}, ${key.workstationId}, ${key.day}, ${r.metric}, ${r.bin}, ${r.count})`,
+  );
   await tx.$executeRaw`INSERT INTO "CalibrationBin" ("clinicId", "workstationId", "day", "metric", "bin", "count")
     VALUES ${Prisma.join(values)}
     ON CONFLICT ("clinicId", "workstationId", "day", "metric", "bin")
@@ -49,7 +51,12 @@ export class PrismaCalibrationRepository implements CalibrationRepository {
         _sum: { count: true },
         orderBy: [{ workstationId: 'asc' }, { metric: 'asc' }, { bin: 'asc' }],
       });
-      return rows.map((r) => ({ workstationId: r.workstationId, metric: r.metric, bin: r.bin, count: Number(r._sum.count ?? 0) }));
+      return rows.map((r) => ({
+        workstationId: r.workstationId,
+        metric: r.metric,
+        bin: r.bin,
+        count: Number(r._sum.count ?? 0),
+      }));
     });
   }
 }

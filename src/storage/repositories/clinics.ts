@@ -31,7 +31,9 @@ export class PrismaClinicRepository implements ClinicRepository {
   constructor(private readonly db: Db) {}
 
   create(name: string): Promise<Clinic> {
-    return this.db.run(async (c) => toClinic(await c.clinic.create({ data: { id: randomUUID(), name, createdAt: new Date() } })));
+    return this.db.run(async (c) =>
+      toClinic(await c.clinic.create({ data: { id: randomUUID(), name, createdAt: new Date() } })),
+    );
   }
 
   createFirst(name: string): Promise<Clinic | null> {
@@ -52,7 +54,9 @@ export class PrismaClinicRepository implements ClinicRepository {
   }
 
   list(): Promise<Clinic[]> {
-    return this.db.run(async (c) => (await c.clinic.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] })).map(toClinic));
+    return this.db.run(async (c) =>
+      (await c.clinic.findMany({ orderBy: [{ createdAt: 'asc' }, { id: 'asc' }] })).map(toClinic),
+    );
   }
 
   count(): Promise<number> {
@@ -69,7 +73,10 @@ export class PrismaClinicRepository implements ClinicRepository {
   }
 
   deskEnrollment(id: string): Promise<boolean | null> {
-    return this.db.run(async (c) => (await c.clinic.findUnique({ where: { id }, select: { deskEnrollment: true } }))?.deskEnrollment ?? null);
+    return this.db.run(
+      async (c) =>
+        (await c.clinic.findUnique({ where: { id }, select: { deskEnrollment: true } }))?.deskEnrollment ?? null,
+    );
   }
 
   setDeskEnrollment(id: string, allowed: boolean): Promise<{ previous: boolean } | null> {
@@ -137,7 +144,11 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
     });
   }
 
-  setLivenessChallenges(clinicId: string, id: string, challenges: string | null): Promise<{ previous: string | null } | null> {
+  setLivenessChallenges(
+    clinicId: string,
+    id: string,
+    challenges: string | null,
+  ): Promise<{ previous: string | null } | null> {
     return this.db.tx(async (tx) => {
       const row = await tx.workstation.findFirst({ where: { id, clinicId }, select: { livenessChallenges: true } });
       if (!row) return null;
@@ -173,7 +184,10 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
         if (row.cameraHash === hash) {
           // The same camera: a changed label (a driver update, another browser language) is only refreshed.
           if (row.cameraLabel !== label) {
-            await tx.workstation.updateMany({ where: { id: workstationId, clinicId, cameraHash: hash }, data: { cameraLabel: label } });
+            await tx.workstation.updateMany({
+              where: { id: workstationId, clinicId, cameraHash: hash },
+              data: { cameraLabel: label },
+            });
           }
           return { changed: false, first: false, seq: null };
         }
@@ -194,7 +208,13 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
           return { changed: false, first: true, seq: null };
         }
         const previous = { label: row.cameraLabel ?? '' };
-        const event = await appendCameraChanged(tx, { clinicId, workstationId, previous, current: { label }, at: new Date() });
+        const event = await appendCameraChanged(tx, {
+          clinicId,
+          workstationId,
+          previous,
+          current: { label },
+          at: new Date(),
+        });
         await appendAuditEntry(tx, this.audit, {
           clinicId,
           actor,

@@ -51,7 +51,11 @@ export class PrismaCodeRepository implements CodeRepository {
   }
 
   /** Identification codes and the codes confirming a workstation's replacement of a template count alike. */
-  failedAttempts(clinicId: string, by: { patientId: string } | { workstationId: string }, since: Date): Promise<number> {
+  failedAttempts(
+    clinicId: string,
+    by: { patientId: string } | { workstationId: string },
+    since: Date,
+  ): Promise<number> {
     return this.db.run(async (c) => {
       const where = { clinicId, ...by, createdAt: { gte: since } };
       const codes = await c.oneTimeCode.aggregate({ where, _sum: { attempts: true } });

@@ -22,7 +22,9 @@ export class PrismaEnrollmentKeyRepository implements EnrollmentKeyRepository {
     try {
       return await this.db.run(async (c) =>
         toEnrollmentKey(
-          await c.enrollmentKey.create({ data: { id: randomUUID(), clinicId, name, apiKeyHash, createdAt: new Date() } }),
+          await c.enrollmentKey.create({
+            data: { id: randomUUID(), clinicId, name, apiKeyHash, createdAt: new Date() },
+          }),
         ),
       );
     } catch (err) {
@@ -136,12 +138,25 @@ export class PrismaPendingEnrollmentRepository implements PendingEnrollmentRepos
 
   resend(
     id: string,
-    input: { codeHash: string; expiresAt: Date; images: number; template: EncryptedTemplate; maxAttempts: number; maxSends: number },
+    input: {
+      codeHash: string;
+      expiresAt: Date;
+      images: number;
+      template: EncryptedTemplate;
+      maxAttempts: number;
+      maxSends: number;
+    },
     now: Date,
   ): Promise<PendingEnrollment | null> {
     return this.db.run(async (c) => {
       const rows = await c.pendingEnrollment.updateManyAndReturn({
-        where: { id, state: 'open', expiresAt: { gt: now }, attempts: { lt: input.maxAttempts }, sends: { lt: input.maxSends } },
+        where: {
+          id,
+          state: 'open',
+          expiresAt: { gt: now },
+          attempts: { lt: input.maxAttempts },
+          sends: { lt: input.maxSends },
+        },
         data: {
           codeHash: input.codeHash,
           expiresAt: input.expiresAt,

@@ -146,7 +146,13 @@ export function appendCameraChanged(
   tx: Tx,
   draft: Pick<CameraChangedEventPayload, 'clinicId' | 'workstationId' | 'previous' | 'current'> & { at: Date },
 ): Promise<StoredEvent> {
-  const columns: EventColumns = { sessionId: null, method: 'none', result: 'camera_changed', reason: null, durationMs: null };
+  const columns: EventColumns = {
+    sessionId: null,
+    method: 'none',
+    result: 'camera_changed',
+    reason: null,
+    durationMs: null,
+  };
   return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) => ({
     id,
     type: 'workstation.camera_changed',
@@ -188,7 +194,10 @@ export function appendTemplateEvent(
 }
 
 /** The event type of each key holder kind. */
-export const KEY_EVENT_TYPES = { workstation: 'workstation.key_changed', mis_client: 'mis_client.key_changed' } as const;
+export const KEY_EVENT_TYPES = {
+  workstation: 'workstation.key_changed',
+  mis_client: 'mis_client.key_changed',
+} as const;
 
 /**
  * Writes a `workstation.key_changed` or `mis_client.key_changed` event inside the transaction that changes the key
@@ -206,7 +215,13 @@ export function appendKeyChanged(
     at: Date;
   },
 ): Promise<StoredEvent> {
-  const columns: EventColumns = { sessionId: null, method: 'none', result: 'key_changed', reason: null, durationMs: null };
+  const columns: EventColumns = {
+    sessionId: null,
+    method: 'none',
+    result: 'key_changed',
+    reason: null,
+    durationMs: null,
+  };
   const common = {
     version: 1 as const,
     clinicId: draft.clinicId,
@@ -289,7 +304,9 @@ export class PrismaEventRepository implements EventRepository {
   }
 
   latestSeq(clinicId: string): Promise<number> {
-    return this.db.run(async (c) => (await c.clinic.findUnique({ where: { id: clinicId }, select: { eventSeq: true } }))?.eventSeq ?? 0);
+    return this.db.run(
+      async (c) => (await c.clinic.findUnique({ where: { id: clinicId }, select: { eventSeq: true } }))?.eventSeq ?? 0,
+    );
   }
 
   async outcomeCounts(clinicId: string, from: Date, to: Date): Promise<OutcomeCount[]> {
@@ -453,7 +470,9 @@ async function histogramRows(
   const whens: string[] = [];
   for (let k = 0; bits + k <= HISTOGRAM_TOP_BIT; k++) whens.push(`WHEN "durationMs" < ${2 ** (bits + k)} THEN ${k}`);
   const shift = `CASE ${whens.join(' ')} ELSE ${HISTOGRAM_TOP_BIT - bits + 1} END`;
-  const rows = await c.$queryRawUnsafe<Array<{ method: string; s: number | bigint; b: number | bigint; n: number | bigint }>>(
+  const rows = await c.$queryRawUnsafe<
+    Array<{ method: string; s: number | bigint; b: number | bigint; n: number | bigint }>
+  >(
     `SELECT "method", "s", "durationMs" >> "s" AS "b", COUNT(*) AS "n"
        FROM (SELECT "method", "durationMs", ${shift} AS "s"
                FROM "Event"

@@ -59,7 +59,12 @@ export class PrismaKeyRepository implements KeyRepository {
     };
   }
 
-  private async previous(c: Tx, kind: KeyHolderKind, ids: string[], now: Date): Promise<Map<string, PreviousKeyInfo[]>> {
+  private async previous(
+    c: Tx,
+    kind: KeyHolderKind,
+    ids: string[],
+    now: Date,
+  ): Promise<Map<string, PreviousKeyInfo[]>> {
     const rows = ids.length
       ? await c.previousKey.findMany({
           where: { holderKind: kind, holderId: { in: ids }, expiresAt: { gt: now } },
@@ -115,7 +120,13 @@ export class PrismaKeyRepository implements KeyRepository {
     });
   }
 
-  async create(kind: KeyHolderKind, clinicId: string, name: string, apiKeyHash: string, who: KeyActor): Promise<KeyHolder> {
+  async create(
+    kind: KeyHolderKind,
+    clinicId: string,
+    name: string,
+    apiKeyHash: string,
+    who: KeyActor,
+  ): Promise<KeyHolder> {
     const at = new Date();
     try {
       const holder = await this.db.tx(async (tx) => {
@@ -153,13 +164,26 @@ export class PrismaKeyRepository implements KeyRepository {
         orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
         select: HOLDER_SELECT,
       });
-      const previous = await this.previous(c, kind, rows.map((r) => r.id), now);
+      const previous = await this.previous(
+        c,
+        kind,
+        rows.map((r) => r.id),
+        now,
+      );
       return rows.map((r) => this.holder(kind, r, previous.get(r.id) ?? []));
     });
   }
 
   async rotate(
-    input: { kind: KeyHolderKind; clinicId: string; id: string; newKeyHash: string; graceUntil: Date | null; maxPrevious: number; now: Date },
+    input: {
+      kind: KeyHolderKind;
+      clinicId: string;
+      id: string;
+      newKeyHash: string;
+      graceUntil: Date | null;
+      maxPrevious: number;
+      now: Date;
+    },
     who: KeyActor,
   ): Promise<RotateKeyResult> {
     const { kind, clinicId, id, now } = input;
@@ -250,7 +274,10 @@ export class PrismaKeyRepository implements KeyRepository {
       if (hashes.length === 0) return out;
       const where = { apiKeyHash: { in: hashes } };
       const select = { apiKeyHash: true, revokedAt: true };
-      for (const r of [...(await c.workstation.findMany({ where, select })), ...(await c.misClient.findMany({ where, select }))]) {
+      for (const r of [
+        ...(await c.workstation.findMany({ where, select })),
+        ...(await c.misClient.findMany({ where, select })),
+      ]) {
         out.set(r.apiKeyHash, r.revokedAt ? 'revoked' : 'current');
       }
       const previous = await c.previousKey.findMany({
@@ -261,14 +288,24 @@ export class PrismaKeyRepository implements KeyRepository {
       const revoked = new Set<string>();
       const ids = (kind: string) => previous.filter((p) => p.holderKind === kind).map((p) => p.holderId);
       const gone = { id: { in: [] as string[] }, revokedAt: { not: null } };
-      for (const r of await c.workstation.findMany({ where: { ...gone, id: { in: ids('workstation') } }, select: { id: true } })) {
+      for (const r of await c.workstation.findMany({
+        where: { ...gone, id: { in: ids('workstation') } },
+        select: { id: true },
+      })) {
         revoked.add(`workstation:${r.id}`);
       }
-      for (const r of await c.misClient.findMany({ where: { ...gone, id: { in: ids('mis_client') } }, select: { id: true } })) {
+      for (const r of await c.misClient.findMany({
+        where: { ...gone, id: { in: ids('mis_client') } },
+        select: { id: true },
+      })) {
         revoked.add(`mis_client:${r.id}`);
       }
       for (const p of previous) {
-        const state: KeyState = revoked.has(`${p.holderKind}:${p.holderId}`) ? 'revoked' : p.expiresAt > now ? 'previous' : 'expired';
+        const state: KeyState = revoked.has(`${p.holderKind}:${p.holderId}`)
+          ? 'revoked'
+          : p.expiresAt > now
+            ? 'previous'
+            : 'expired';
         out.set(p.keyHash, state);
       }
       return out;

@@ -42,7 +42,9 @@ export const toClinic = (r: Row<'Clinic'>): Clinic => ({
   name: r.name,
   createdAt: r.createdAt,
   // A value this version does not know (written by a newer one) reads as the default.
-  smsLanguages: (SMS_LANGUAGES as readonly string[]).includes(r.smsLanguages) ? (r.smsLanguages as SmsLanguages) : 'kk+ru',
+  smsLanguages: (SMS_LANGUAGES as readonly string[]).includes(r.smsLanguages)
+    ? (r.smsLanguages as SmsLanguages)
+    : 'kk+ru',
 });
 
 export const toWorkstation = (r: Row<'Workstation'>): Workstation => ({
@@ -148,7 +150,12 @@ export const toWebhook = (r: Row<'WebhookSubscription'>): WebhookSubscription =>
   id: r.id,
   clinicId: r.clinicId,
   url: r.url,
-  secret: { keyId: r.secretKeyId, iv: Buffer.from(r.secretIv), ciphertext: Buffer.from(r.secretCiphertext), tag: Buffer.from(r.secretTag) },
+  secret: {
+    keyId: r.secretKeyId,
+    iv: Buffer.from(r.secretIv),
+    ciphertext: Buffer.from(r.secretCiphertext),
+    tag: Buffer.from(r.secretTag),
+  },
   state: r.state as WebhookState,
   cursorSeq: r.cursorSeq,
   failures: r.failures,

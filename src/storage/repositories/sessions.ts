@@ -104,7 +104,14 @@ export class PrismaSessionRepository implements SessionRepository {
   supersedeFaceTokens(clinicId: string, patientId: string, now: Date): Promise<number> {
     return this.db.run(async (c) => {
       const { count } = await c.identificationSession.updateMany({
-        where: { clinicId, patientId, channel: 'in_person', state: 'created', tokenUsedAt: null, tokenExpiresAt: { gt: now } },
+        where: {
+          clinicId,
+          patientId,
+          channel: 'in_person',
+          state: 'created',
+          tokenUsedAt: null,
+          tokenExpiresAt: { gt: now },
+        },
         data: { tokenExpiresAt: now },
       });
       return count;
@@ -125,7 +132,9 @@ export class PrismaSessionRepository implements SessionRepository {
       }
       const [failed, inFlight] = await Promise.all([
         tx.identificationSession.count({ where: failedFaceSince(row.clinicId, row.patientId, attempts.since) }),
-        tx.identificationSession.count({ where: { clinicId: row.clinicId, patientId: row.patientId, state: 'connected' } }),
+        tx.identificationSession.count({
+          where: { clinicId: row.clinicId, patientId: row.patientId, state: 'connected' },
+        }),
       ]);
       if (failed + inFlight >= attempts.max) {
         return { ok: false, reason: 'attempts_exceeded', clinicId: row.clinicId, sessionId: row.id, failed, inFlight };
@@ -136,9 +145,7 @@ export class PrismaSessionRepository implements SessionRepository {
   }
 
   countFailedFace(clinicId: string, patientId: string, since: Date): Promise<number> {
-    return this.db.run((c) =>
-      c.identificationSession.count({ where: failedFaceSince(clinicId, patientId, since) }),
-    );
+    return this.db.run((c) => c.identificationSession.count({ where: failedFaceSince(clinicId, patientId, since) }));
   }
 
   async beginCodePath(input: Parameters<SessionRepository['beginCodePath']>[0]): Promise<IdentificationSession | null> {
@@ -276,7 +283,10 @@ export class PrismaVerdictRepository implements VerdictRepository {
         }
         if (session.state === 'connected') {
           // Its face connection may be held by another gateway process: it closes on commit (PostgreSQL NOTIFY).
-          await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: input.result === 'expired' ? 'expired' : 'finished' });
+          await notifyInTx(tx, SESSIONS_CHANNEL, {
+            id: session.id,
+            st: input.result === 'expired' ? 'expired' : 'finished',
+          });
         }
         return toVerdict(row);
       });

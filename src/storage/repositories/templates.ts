@@ -24,18 +24,32 @@ export function auditActorOf(actor: TemplateActor): string {
  * concurrent changes of one patient's template run one after the other and one active template remains. Returns
  * the patient's IIN (for the MIS event).
  */
-export async function lockPatient(tx: Tx, provider: StorageProvider, clinicId: string, patientId: string): Promise<string> {
+export async function lockPatient(
+  tx: Tx,
+  provider: StorageProvider,
+  clinicId: string,
+  patientId: string,
+): Promise<string> {
   const iin = await lockPatientIfAny(tx, provider, clinicId, patientId);
   if (iin === null) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
   return iin;
 }
 
 /** lockPatient(), or null when the clinic has no such patient. */
-async function lockPatientIfAny(tx: Tx, provider: StorageProvider, clinicId: string, patientId: string): Promise<string | null> {
+async function lockPatientIfAny(
+  tx: Tx,
+  provider: StorageProvider,
+  clinicId: string,
+  patientId: string,
+): Promise<string | null> {
   const rows =
     provider === 'postgres'
-      ? await tx.$queryRaw<{ iin: string }[]>`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId} FOR UPDATE`
-      : await tx.$queryRaw<{ iin: string }[]>`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId}`;
+      ? await tx.$queryRaw<
+          { iin: string }[]
+        >`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId} FOR UPDATE`
+      : await tx.$queryRaw<
+          { iin: string }[]
+        >`SELECT "iin" FROM "Patient" WHERE "id" = ${patientId} AND "clinicId" = ${clinicId}`;
   return rows.length === 0 ? null : rows[0].iin;
 }
 
