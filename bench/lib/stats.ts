@@ -1,23 +1,24 @@
 import * as hdr from 'hdr-histogram-js';
+import { quantile } from '../../src/stats/quantile';
 
 /**
  * Small statistics for the benchmarks: percentiles of samples, HDR histograms that travel between processes,
  * and the aggregation of repeated measurements into a value with its run-to-run noise.
  */
 
-/** Nearest-rank percentile (q in 0..100) of unsorted samples; NaN when there are none. */
+/** The q-th percentile (q in 0..100) of unsorted samples, by the project's one definition (src/stats/quantile.ts,
+ *  linear between the two nearest ranks, as /stats reports); NaN when there are none. */
 export function percentile(xs: readonly number[], q: number): number {
-  if (xs.length === 0) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  const rank = Math.ceil((q / 100) * sorted.length);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))];
+  return (
+    quantile(
+      [...xs].sort((a, b) => a - b),
+      q / 100,
+    ) ?? NaN
+  );
 }
 
 export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return percentile(xs, 50);
 }
 
 export function round(x: number, digits = 2): number {

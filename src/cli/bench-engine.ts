@@ -58,7 +58,7 @@ ${FIXTURE}, cropped around its main face; fetch it with \`npm run models\`). Eac
   2. full calls, sequential: wall time per call, and the engine's own time per stage;
   3. full calls, closed loop with 1 job in flight: analyses/s;
   4. full calls, closed loop with as many jobs in flight as cores (os.availableParallelism()): analyses/s.
-Latencies are medians and nearest-rank 99th percentiles in milliseconds.
+Latencies are medians and 99th percentiles (linear between the two nearest ranks) in milliseconds.
 
 Options:
   --json         Print one JSON object instead of tables.

@@ -242,18 +242,18 @@ describe('median, percentile', () => {
     expect(median(hundred)).toBe(50.5);
     expect(median([])).toBeNaN();
   });
-  it('uses nearest rank', () => {
-    expect(percentile(hundred, 99)).toBe(99);
-    expect(percentile(hundred, 50)).toBe(50);
+  it('interpolates linearly between the two nearest ranks (the one definition, src/stats/quantile.ts)', () => {
+    expect(percentile(hundred, 99)).toBeCloseTo(99.01, 10);
+    expect(percentile(hundred, 50)).toBe(50.5);
     expect(percentile(hundred, 100)).toBe(100);
-    expect(percentile([5, 1, 9, 3, 7, 2, 8, 4, 6, 10], 99)).toBe(10);
+    expect(percentile([5, 1, 9, 3, 7, 2, 8, 4, 6, 10], 99)).toBeCloseTo(9.91, 10);
     expect(percentile([5], 99)).toBe(5);
     expect(
       percentile(
         Array.from({ length: 1000 }, (_, k) => k + 1),
         99,
       ),
-    ).toBe(990);
+    ).toBeCloseTo(990.01, 10);
   });
 });
 

@@ -259,20 +259,19 @@ export function verificationReport(scores: PairScores): VerificationReport {
   };
 }
 
-/** Median: the mean of the two middle values for an even count. */
+/** Median of unsorted values (the mean of the two middle values for an even count); NaN for none. */
 export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
+  return percentile(xs, 50);
 }
 
-/** Nearest-rank percentile (p in (0, 100]): the smallest value with at least p% of the values at or below it. */
+/** The p-th percentile (p in 0..100) of unsorted values, by the project's one definition (src/stats/quantile.ts). */
 export function percentile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const rank = Math.ceil((p / 100) * s.length - 1e-9);
-  return s[Math.min(s.length, Math.max(1, rank)) - 1];
+  return (
+    quantile(
+      [...xs].sort((a, b) => a - b),
+      p / 100,
+    ) ?? NaN
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------

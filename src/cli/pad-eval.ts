@@ -6,6 +6,7 @@ import type { ChallengeKind } from '../liveness';
 import { Rng, hashSeed } from '../liveness/pad/random';
 import { createModel, encodeJpeg, MODEL_KINDS, type ModelKind } from '../liveness/pad/render';
 import { loadPadFace, padPhotos, type PadFace } from '../liveness/pad/source';
+import { quantile as quantileOf } from '../stats/quantile';
 import { parseIntInRange } from './analyze';
 import { Desk, playSession, type PlayResult } from './desk';
 import type { Command, CommandIo, OptionValues } from './main';
@@ -384,9 +385,7 @@ function upper95(events: number, n: number): number {
 }
 
 function quantile(sorted: number[], q: number): number {
-  if (!sorted.length) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.round(q * (sorted.length - 1))));
-  return sorted[i];
+  return quantileOf(sorted, q) ?? NaN;
 }
 
 function mean(xs: number[]): number {
