@@ -68,22 +68,21 @@ export interface Gallery {
   wipe(): void;
 }
 
-/**
- * Enrolls each identity as the enrollment service does: the embedding of the primary face of each of its images,
- * summed, divided by its norm (src/enrollment/enrollment.service.ts, embed()). An identity none of whose images shows a
- * face has no template. Failures go to `onError` (file and code only).
- */
-export async function enrollGallery(
+interface FileOptions {
+  concurrency: number;
+  progress?: Progress;
+  onError?: (file: string, code: string, message: string) => void;
+}
+
+/** Reads and analyses each file as a frame (errors reported, progress counted), then maps its outcome with `then`. */
+function analyseFiles<T>(
   engine: AccuracyEngine,
   entries: readonly ManifestEntry[],
-  options: {
-    concurrency: number;
-    progress?: Progress;
-    onError?: (file: string, code: string, message: string) => void;
-  },
-): Promise<Gallery> {
+  options: FileOptions,
+  then: (outcome: FrameOutcome, entry: ManifestEntry) => T,
+): Promise<T[]> {
   let done = 0;
-  const outcomes = await mapLimit(entries, options.concurrency, async (entry): Promise<FrameOutcome> => {
+  return mapLimit(entries, options.concurrency, async (entry): Promise<T> => {
     let outcome: FrameOutcome;
     try {
       outcome = await analyseFrame(engine, await readFile(entry.path), entry.file);
@@ -92,8 +91,21 @@ export async function enrollGallery(
     }
     if (outcome.kind === 'error') options.onError?.(entry.file, outcome.code, outcome.message);
     options.progress?.(++done, entries.length, entry.file, noteOf(outcome));
-    return outcome;
+    return then(outcome, entry);
   });
+}
+
+/**
+ * Enrolls each identity as the enrollment service does: the embedding of the primary face of each of its images,
+ * summed, divided by its norm (src/enrollment/enrollment.service.ts, embed()). An identity none of whose images shows a
+ * face has no template. Failures go to `onError` (file and code only).
+ */
+export async function enrollGallery(
+  engine: AccuracyEngine,
+  entries: readonly ManifestEntry[],
+  options: FileOptions,
+): Promise<Gallery> {
+  const outcomes = await analyseFiles(engine, entries, options, (outcome) => outcome);
   const sums = new Map<string, Float32Array>();
   let ftd = 0;
   let errors = 0;
@@ -186,24 +198,11 @@ export async function scoreProbeFiles(
   engine: AccuracyEngine,
   entries: readonly ManifestEntry[],
   gallery: Gallery,
-  options: {
-    concurrency: number;
-    progress?: Progress;
-    onError?: (file: string, code: string, message: string) => void;
-  },
+  options: FileOptions,
 ): Promise<ProbeRun> {
-  let done = 0;
-  const outcomes = await mapLimit(entries, options.concurrency, async (entry): Promise<Scored> => {
-    let outcome: FrameOutcome;
-    try {
-      outcome = await analyseFrame(engine, await readFile(entry.path), entry.file);
-    } catch (err) {
-      outcome = { kind: 'error', ...errorRecord(entry.file, err).error };
-    }
-    if (outcome.kind === 'error') options.onError?.(entry.file, outcome.code, outcome.message);
-    options.progress?.(++done, entries.length, entry.file, noteOf(outcome));
-    return score(outcome, entry.identity, gallery);
-  });
+  const outcomes = await analyseFiles(engine, entries, options, (outcome, entry) =>
+    score(outcome, entry.identity, gallery),
+  );
   return tally(
     outcomes,
     entries.map((e) => e.identity),
