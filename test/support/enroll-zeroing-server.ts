@@ -41,6 +41,7 @@ import { CLINICS, ENROLLMENT_KEYS, type ClinicRepository, type EnrollmentKeyRepo
 import { scanMemory } from './memscan';
 import type { ScanRequest } from './ws-zeroing-server';
 import type { KindCount, ScanSummary } from './zeroing-run';
+import { serveZeroingChild } from './zeroing-child';
 
 type Mode = 'real' | 'control';
 
@@ -190,33 +191,16 @@ function cleanup(): void {
   dataDir = undefined;
 }
 
-process.on('message', (msg: EnrollServerRequest) => {
-  void (async () => {
-    try {
-      if (msg.type === 'scan') send(scan(msg));
-      else if (msg.type === 'close-app') {
-        await app?.close();
-        app = undefined;
-        send({ type: 'close-app' });
-      } else if (msg.type === 'stop') {
-        pins.length = 0;
-        cleanup();
-        process.exit(0);
-      }
-    } catch (err) {
-      send({ type: 'error', message: (err as Error)?.stack ?? String(err) });
-    }
-  })();
-});
-process.on('disconnect', () => {
-  // The test process went away: do not linger.
-  cleanup();
-  process.exit(1);
-});
-
-boot().then(send, (err: Error) => {
-  send({ type: 'error', message: `boot failed: ${err?.stack ?? err}` });
-  cleanup();
-  process.exitCode = 1;
-  setTimeout(() => process.exit(1), 100).unref();
+serveZeroingChild({
+  send,
+  boot,
+  scan,
+  closeApp: async () => {
+    await app?.close();
+    app = undefined;
+  },
+  release: () => {
+    pins.length = 0;
+  },
+  cleanup,
 });
