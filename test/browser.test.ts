@@ -561,9 +561,9 @@ const LIGHT_REASONS = [
     const { page } = await openDemo('other');
     const iin = newIin();
     await enrollByFile(page, iin); // the enrolled patient's photo; somebody else sits at the desk
-    const { result, text } = await identifyInPage(page);
+    const { result, text, reason } = await identifyInPage(page);
     await shot(page, '04-no-match');
-    expect(result).toBe('no_match');
+    expect({ result, reason }).toEqual({ result: 'no_match', reason: null });
     expect(text).toContain('No match');
     expect(text).toContain('blinked');
     await expectCameraReleased(page);
