@@ -1,8 +1,9 @@
 import type { LoggerService, LogLevel as NestLogLevel } from '@nestjs/common';
-import type { LogLevel } from './config';
+import { pino, type DestinationStream, type Logger as Pino } from 'pino';
+import { LOG_LEVELS, type LogLevel } from './config';
 
-/** Severity rank: a line is written when its rank is at or above the threshold's. */
-const RANK: Record<LogLevel, number> = { verbose: 0, debug: 1, info: 2, warn: 3, error: 4, fatal: 5 };
+/** Our levels as pino numbers (pino's own names would turn `verbose` into `trace`). */
+const LEVELS: Record<LogLevel, number> = { verbose: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 };
 
 export interface LogLine {
   time: string;
@@ -13,18 +14,42 @@ export interface LogLine {
   code?: string;
 }
 
+/** Keys whose values are never logged: frames, images and face templates, under whatever name a caller used. */
+const BIOMETRIC_KEY = /^(frames?|images?|jpe?g|photos?|pixels|embeddings?|templates?|descriptors?|landmarks)$/i;
+/** A longer list of numbers is taken for an embedding or landmarks and logged as its length only. */
+const MAX_NUMBERS = 32;
+
+let stdout: DestinationStream | undefined;
+/** One synchronous writer on fd 1 for every logger: a line is out before `process.exit()` or a crash. */
+function stdoutDestination(): DestinationStream {
+  return (stdout ??= pino.destination({ dest: 1, sync: true }));
+}
+
 /**
- * One JSON object per line on stdout, the sink behind Nest's `Logger`. Modules log through `new Logger(ctx)`;
- * callers pass short messages and codes only, never request bodies, frames or embeddings.
+ * One JSON object per line on stdout (`time`, `level`, `context`, `msg`, and for errors `code`/`stack`), the sink
+ * behind Nest's `Logger`, written by pino. Modules log through `new Logger(ctx)`; callers pass short messages and
+ * codes only, never request bodies, frames or embeddings. As a second line of defence, a non-string message is
+ * flattened into `msg` with binary data, long number lists and biometric keys replaced by a placeholder.
+ *
+ * A small LoggerService over pino rather than nestjs-pino: that one's point is pino-http request logging (a line per
+ * request with URL and headers, i.e. API keys and session tokens) and a request-scoped logger, neither wanted here.
  */
 export class JsonLogger implements LoggerService {
-  private threshold: number;
+  private readonly pino: Pino<LogLevel, boolean>;
 
-  constructor(
-    level: LogLevel = 'info',
-    private readonly write: (line: string) => void = (line) => process.stdout.write(line),
-  ) {
-    this.threshold = RANK[level];
+  /** `write` receives each line, newline included (tests); by default lines go to stdout synchronously. */
+  constructor(level: LogLevel = 'info', write?: (line: string) => void) {
+    this.pino = pino<LogLevel, true>(
+      {
+        customLevels: LEVELS,
+        useOnlyCustomLevels: true,
+        level,
+        base: null, // no pid/hostname
+        timestamp: pino.stdTimeFunctions.isoTime,
+        formatters: { level: (label) => ({ level: label }) },
+      },
+      write ? { write } : stdoutDestination(),
+    );
   }
 
   log(message: unknown, ...params: unknown[]): void {
@@ -48,12 +73,13 @@ export class JsonLogger implements LoggerService {
 
   /** Nest calls this with its own level names; the lowest one enabled becomes the threshold. */
   setLogLevels(levels: NestLogLevel[]): void {
-    const mine = levels.map((l) => (l === 'log' ? 'info' : l)).filter((l): l is LogLevel => l in RANK);
-    this.threshold = mine.length ? Math.min(...mine.map((l) => RANK[l])) : Infinity;
+    const mine = levels.map((l) => (l === 'log' ? 'info' : l)).filter((l): l is LogLevel => l in LEVELS);
+    const lowest = LOG_LEVELS.filter((l) => mine.includes(l)).pop();
+    this.pino.level = lowest ?? 'silent';
   }
 
   isEnabled(level: LogLevel): boolean {
-    return RANK[level] >= this.threshold;
+    return this.pino.isLevelEnabled(level);
   }
 
   private emit(level: LogLevel, message: unknown, params: unknown[], withStack = false): void {
@@ -65,25 +91,42 @@ export class JsonLogger implements LoggerService {
       rest.push(context); // error(msg, stack) without a context
       context = undefined;
     }
-    const line: LogLine = { time: new Date().toISOString(), level, context, msg: '' };
+    const fields: { context?: string; code?: string; stack?: string } = { context };
+    let msg: string;
     if (message instanceof Error) {
-      line.msg = message.message;
+      msg = message.message;
       const code = (message as Error & { code?: unknown }).code;
-      if (typeof code === 'string') line.code = code;
-      if (withStack && message.stack) line.stack = message.stack;
+      if (typeof code === 'string') fields.code = code;
+      if (withStack && message.stack) fields.stack = message.stack;
     } else {
-      line.msg = typeof message === 'string' ? message : safeStringify(message);
+      msg = typeof message === 'string' ? message : safeStringify(message);
     }
     const stack = rest.find((p) => typeof p === 'string');
-    if (withStack && typeof stack === 'string' && !line.stack) line.stack = stack;
-    this.write(JSON.stringify(line) + '\n');
+    if (withStack && typeof stack === 'string' && !fields.stack) fields.stack = stack;
+    // Always a merge object plus the message alone: pino then never applies printf-style formatting to `msg`.
+    this.pino[level](fields, msg);
   }
 }
 
 function safeStringify(value: unknown): string {
+  if (ArrayBuffer.isView(value) || value instanceof ArrayBuffer) return binary(value);
   try {
-    return JSON.stringify(value) ?? String(value);
+    return JSON.stringify(value, withoutBiometrics) ?? String(value);
   } catch {
     return String(value);
   }
+}
+
+/** JSON.stringify replacer: `this[key]` is the value before `toJSON` (a Buffer, not its `{type, data}` form). */
+function withoutBiometrics(this: unknown, key: string, value: unknown): unknown {
+  const raw = (this as Record<string, unknown>)[key];
+  if (key !== '' && BIOMETRIC_KEY.test(key)) return '[redacted]';
+  if (ArrayBuffer.isView(raw) || raw instanceof ArrayBuffer) return binary(raw);
+  if (Array.isArray(value) && value.length > MAX_NUMBERS && value.every((v) => typeof v === 'number'))
+    return `[${value.length} numbers]`;
+  return value;
+}
+
+function binary(value: ArrayBufferView | ArrayBuffer): string {
+  return `[binary ${value.byteLength} bytes]`;
 }

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { Webhook, WebhookVerificationError } from 'standardwebhooks';
 import { generateWebhookSecret, secretKey, sign, signatureHeaders, verify } from './signature';
 
 // The test vector published with the Standard Webhooks specification: matching it means any of that
@@ -86,5 +87,67 @@ describe('webhook signatures', () => {
   it('refuse malformed secrets', () => {
     expect(() => secretKey('whsec_not base64!')).toThrow(TypeError);
     expect(() => secretKey('whsec_' + Buffer.alloc(8).toString('base64'))).toThrow(TypeError);
+  });
+});
+
+// The reference implementation (the `standardwebhooks` package, a dev dependency only: see signature.ts for why we
+// sign with our own) and ours must accept each other's deliveries, for text and raw bodies alike.
+describe('interoperability with the standardwebhooks package', () => {
+  const bodies = [
+    '{"type":"identification.verdict","seq":1,"result":"match"}',
+    // Kazakh and Russian text: multi-byte UTF-8, where a string/bytes mismatch would show.
+    JSON.stringify({ type: 'patient.note', text: 'Науқас тексерілді / Пациент проверен' }),
+    '',
+  ];
+
+  it('the package verifies what we sign, with the key as the dispatcher holds it (raw bytes)', () => {
+    const secret = generateWebhookSecret();
+    const wh = new Webhook(secret);
+    for (const body of bodies) {
+      const key = secretKey(secret);
+      const headers = signatureHeaders(key, 'evt-interop', Buffer.from(body));
+      key.fill(0); // as the dispatcher does after each delivery
+      expect(wh.verify(body, headers, { jsonParse: false })).toBeUndefined();
+      expect(wh.verify(Buffer.from(body), headers, { jsonParse: false })).toBeUndefined();
+      expect(() => wh.verify(body + ' ', headers)).toThrow(WebhookVerificationError);
+      expect(() => new Webhook(generateWebhookSecret()).verify(body, headers)).toThrow(WebhookVerificationError);
+    }
+    // And the published vector: both produce the same header value.
+    expect(new Webhook(VECTOR.secret).sign(VECTOR.id, new Date(VECTOR.timestamp * 1000), VECTOR.body)).toBe(
+      sign(VECTOR.secret, VECTOR.id, VECTOR.timestamp, VECTOR.body),
+    );
+  });
+
+  it('we verify what the package signs, from the whsec_ string or from raw key bytes', () => {
+    const secret = generateWebhookSecret();
+    const key = secretKey(secret);
+    const now = Date.now();
+    const ts = Math.floor(now / 1000);
+    for (const wh of [new Webhook(secret), new Webhook(new Uint8Array(key), { format: 'raw' })]) {
+      for (const body of bodies) {
+        const headers = {
+          'webhook-id': 'msg_interop',
+          'webhook-timestamp': String(ts),
+          'webhook-signature': wh.sign('msg_interop', new Date(ts * 1000), body),
+        };
+        expect(verify(secret, headers, body, { now })).toEqual({ ok: true, id: 'msg_interop', timestamp: ts });
+        expect(verify(key, headers, Buffer.from(body), { now }).ok).toBe(true);
+        expect(verify(secret, headers, body + ' ', { now })).toEqual({ ok: false, reason: 'signature_mismatch' });
+        // Byte for byte the same header value as ours.
+        expect(headers['webhook-signature']).toBe(sign(secret, 'msg_interop', ts, body));
+      }
+    }
+    // A rotation list written by the package's signatures: any one valid entry is enough, in either position.
+    const other = new Webhook(generateWebhookSecret());
+    const ours = new Webhook(secret);
+    const d = new Date(ts * 1000);
+    for (const list of [
+      `${other.sign('m', d, 'x')} ${ours.sign('m', d, 'x')}`,
+      `${ours.sign('m', d, 'x')} ${other.sign('m', d, 'x')}`,
+    ]) {
+      const headers = { 'webhook-id': 'm', 'webhook-timestamp': String(ts), 'webhook-signature': list };
+      expect(verify(secret, headers, 'x', { now }).ok).toBe(true);
+      expect(ours.verify('x', headers, { jsonParse: false })).toBeUndefined();
+    }
   });
 });
