@@ -8,8 +8,9 @@ say() { echo "setup: $*" >&2; }
 
 # haproxy: the load balancer of scripts/fleet.sh and of the fleet fault test (test/fleet.e2e.test.ts).
 APT_PACKAGES=(libopencv-dev cmake g++ libjpeg-dev pkg-config python3-opencv chromium haproxy)
-# Only `lint` needs it (the native sources' format).
-LINT_PACKAGES=(clang-format)
+# Only `lint` needs them: the native sources' format and clang-tidy, which parses the sources as the build does (hence
+# the build's headers: OpenCV, libjpeg, a compiler and cmake for the compile commands).
+LINT_PACKAGES=(clang-format clang-tidy libopencv-dev cmake g++ libjpeg-dev pkg-config)
 ADDON=native/build/Release/faceid.node
 TEST_ADDON=native/build-test/Release/faceid.node
 
@@ -150,8 +151,9 @@ case "$cmd" in
     exit "$rc"
     ;;
   lint)
-    # ESLint and Prettier for the TypeScript and JavaScript, clang-format for native/. Reports every check, then fails
-    # if any did. Fix formatting with: npx prettier --write . && clang-format -i native/src/*.{cc,h}
+    # ESLint and Prettier for the TypeScript and JavaScript, clang-format and clang-tidy (native/.clang-tidy) for
+    # native/. Reports every check, then fails if any did. Fix formatting with:
+    # npx prettier --write . && clang-format -i native/src/*.{cc,h}
     setup_apt "${LINT_PACKAGES[@]}"
     setup_npm
     rc=0
@@ -161,6 +163,21 @@ case "$cmd" in
     npx prettier --check --log-level warn . || rc=1
     say "clang-format"
     clang-format --dry-run --Werror native/src/*.cc native/src/*.h || rc=1
+    say "clang-tidy"
+    # The compile commands of the addon's build, from a configure-only run (no compiling) in a directory of its own.
+    tidy_dir="$(mktemp -d)"
+    if log=$(npx cmake-js configure -d native --out "$tidy_dir" --CDCMAKE_EXPORT_COMPILE_COMMANDS=ON 2>&1); then
+      # One file per clang-tidy, as many at once as there are cores; xargs fails if any did. Its findings are printed,
+      # not its count of the ones it left out (in OpenCV's and Node's headers).
+      printf '%s\n' native/src/*.cc | xargs -P "$(nproc)" -n 1 clang-tidy --quiet -p "$tidy_dir" >"$tidy_dir/out" 2>&1 ||
+        rc=1
+      grep -v ' warnings\? generated\.$' "$tidy_dir/out" || true
+    else
+      echo "$log" >&2
+      say "clang-tidy: cmake-js configure failed"
+      rc=1
+    fi
+    rm -rf "$tidy_dir"
     [ "$rc" -eq 0 ] && say "lint: clean" || say "lint: problems above"
     exit "$rc"
     ;;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <opencv2/core.hpp>
+#include <string_view>
 #include <thread>
 
 #include "errors.h"
@@ -81,77 +82,73 @@ Napi::Error makeError(Napi::Env env, const std::string& code, const std::string&
   return e;
 }
 
-std::string getString(const Napi::Object& o, const char* key) {
+// The options arrive from src/engine/engine.ts validated and complete (plain data: every key present, defaults filled
+// in, enums as their names), as sharp's lib/ hands them to its src/. These only read them; a value of the wrong type
+// (a caller other than engine.ts) is refused, never guessed or defaulted.
+Napi::Value required(const Napi::Object& o, const char* key, bool (Napi::Value::*is)() const, const char* what) {
   Napi::Value v = o.Get(key);
-  if (!v.IsString()) throw FaceIdError("invalid_argument", std::string("models.") + key + " must be a path.");
-  return v.As<Napi::String>().Utf8Value();
+  if (!(v.*is)()) throw FaceIdError("invalid_argument", std::string(key) + " must be " + what + ".");
+  return v;
 }
 
-double getNumber(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  if (!v.IsNumber()) throw FaceIdError("invalid_argument", std::string(key) + " must be a number.");
-  return v.As<Napi::Number>().DoubleValue();
+std::string stringOf(const Napi::Object& o, const char* key) {
+  return required(o, key, &Napi::Value::IsString, "a string").As<Napi::String>();
 }
 
-bool getBool(const Napi::Object& o, const char* key, bool fallback) {
-  Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return fallback;
-  return v.ToBoolean().Value();
+double numberOf(const Napi::Object& o, const char* key) {
+  return required(o, key, &Napi::Value::IsNumber, "a number").As<Napi::Number>();
 }
 
-unsigned parseStages(const Napi::Value& v) {
-  if (v.IsUndefined()) return kLandmarks | kEyes | kPose | kQuality;
-  if (!v.IsArray()) throw FaceIdError("invalid_argument", "stages must be an array.");
-  Napi::Array a = v.As<Napi::Array>();
-  unsigned s = 0;
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    const std::string name = a.Get(i).ToString().Utf8Value();
-    if (name == "landmarks")
-      s |= kLandmarks;
-    else if (name == "embedding")
-      s |= kEmbedding;
-    else if (name == "liveness")
-      s |= kLiveness;
-    else if (name == "eyes")
-      s |= kEyes;
-    else if (name == "pose")
-      s |= kPose;
-    else if (name == "quality")
-      s |= kQuality;
-    else if (name == "light")
-      s |= kLight;
-    else if (name == "anchor")
-      s |= kAnchor;
-    else
-      throw FaceIdError("invalid_argument", "Unknown stage \"" + name + "\".");
+bool boolOf(const Napi::Object& o, const char* key) {
+  return required(o, key, &Napi::Value::IsBoolean, "true or false").As<Napi::Boolean>();
+}
+
+Napi::Object objectOf(const Napi::Object& o, const char* key) {
+  return required(o, key, &Napi::Value::IsObject, "an object").As<Napi::Object>();
+}
+
+// The names of an enum's values, as the JS types spell them (src/engine/types.ts).
+template <typename T>
+using Name = std::pair<std::string_view, T>;
+const Name<Format> kFormats[] = {
+    {"jpeg", Format::Jpeg}, {"rgba", Format::Rgba}, {"bgr", Format::Bgr}, {"i420", Format::I420}};
+const Name<FaceNorm> kFaceNorms[] = {{"none", FaceNorm::kNone}, {"gain", FaceNorm::kGain}};
+const Name<bool> kDetectors[] = {{"default", false}, {"blazeface", true}};  // true: BlazeFace
+const Name<Stage> kStages[] = {{"landmarks", kLandmarks}, {"embedding", kEmbedding}, {"liveness", kLiveness},
+                               {"eyes", kEyes},           {"pose", kPose},           {"quality", kQuality},
+                               {"light", kLight},         {"anchor", kAnchor}};
+
+template <typename T, size_t N>
+T enumOf(const Napi::Value& v, const std::string& what, const Name<T> (&names)[N]) {
+  if (!v.IsString()) throw FaceIdError("invalid_argument", what + " must be a string.");
+  const std::string name = v.As<Napi::String>().Utf8Value();
+  for (const auto& [n, value] : names) {
+    if (n == name) return value;
   }
+  throw FaceIdError("invalid_argument", what + " \"" + name + "\" is not known.");
+}
+
+template <typename T, size_t N>
+T enumOf(const Napi::Object& o, const char* key, const Name<T> (&names)[N]) {
+  return enumOf(o.Get(key), key, names);
+}
+
+unsigned stagesOf(const Napi::Object& o) {
+  Napi::Array a = required(o, "stages", &Napi::Value::IsArray, "an array").As<Napi::Array>();
+  unsigned s = 0;
+  for (uint32_t i = 0; i < a.Length(); i++) s |= enumOf(a.Get(i), "A stage", kStages);
   return s;
 }
 
-// Copies n finite numbers from a Float32Array (or an array of numbers) into out.
+// A Float32Array of exactly N numbers (engine.ts checked that they are finite), copied into out.
 template <size_t N>
-void getFloats(const Napi::Object& o, const char* key, std::array<float, N>& out) {
+void floatsOf(const Napi::Object& o, const char* key, std::array<float, N>& out) {
   Napi::Value v = o.Get(key);
-  const std::string what =
-      std::string("reuseLandmarks.") + key + " must hold " + std::to_string(N) + " finite numbers.";
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array) {
-    Napi::Float32Array a = v.As<Napi::Float32Array>();
-    if (a.ElementLength() != N) throw FaceIdError("invalid_argument", what);
-    std::memcpy(out.data(), a.Data(), N * sizeof(float));
-  } else if (v.IsArray() && v.As<Napi::Array>().Length() == N) {
-    Napi::Array a = v.As<Napi::Array>();
-    for (uint32_t i = 0; i < N; i++) {
-      Napi::Value x = a.Get(i);
-      if (!x.IsNumber()) throw FaceIdError("invalid_argument", what);
-      out[i] = x.As<Napi::Number>().FloatValue();
-    }
-  } else {
-    throw FaceIdError("invalid_argument", what);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      v.As<Napi::TypedArray>().ElementLength() != N) {
+    throw FaceIdError("invalid_argument", std::string(key) + " must be a Float32Array of " + std::to_string(N) + ".");
   }
-  for (float x : out) {
-    if (!std::isfinite(x)) throw FaceIdError("invalid_argument", what);
-  }
+  std::memcpy(out.data(), v.As<Napi::Float32Array>().Data(), N * sizeof(float));
 }
 
 Napi::Float32Array floats(Napi::Env env, const float* v, size_t n) {
@@ -251,33 +248,25 @@ class Engine : public Napi::ObjectWrap<Engine> {
   explicit Engine(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Engine>(info) {
     Napi::Env env = info.Env();
     try {
-      if (info.Length() < 1 || !info[0].IsObject()) throw FaceIdError("invalid_argument", "models must be an object.");
-      Napi::Object m = info[0].As<Napi::Object>();
-      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-      ModelPaths paths{getString(m, "detect"),   getString(m, "landmark"), getString(m, "feature"),
-                       getString(m, "liveness"), getString(m, "eye"),      std::string()};
-      // The lighter detector, loaded only when asked for (trackDetector 'blazeface', validated in JS).
-      if (o.Get("trackDetector").IsString() && o.Get("trackDetector").ToString().Utf8Value() == "blazeface") {
-        paths.blazeface = getString(m, "blazeface");
+      if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsObject()) {
+        throw FaceIdError("invalid_argument", "new Engine(models, options) takes two objects.");
       }
-      const int workers = int(getNumber(o, "workers", std::max(1u, std::thread::hardware_concurrency())));
-      queueSize_ = size_t(getNumber(o, "queueSize", workers * 4));
-      if (workers < 1 || workers > 64) throw FaceIdError("invalid_argument", "workers must be 1-64.");
+      Napi::Object m = info[0].As<Napi::Object>();
+      Napi::Object o = info[1].As<Napi::Object>();
+      ModelPaths paths{stringOf(m, "detect"),   stringOf(m, "landmark"), stringOf(m, "feature"),
+                       stringOf(m, "liveness"), stringOf(m, "eye"),      std::string()};
+      // The lighter detector, loaded only when asked for.
+      if (enumOf(o, "trackDetector", kDetectors)) paths.blazeface = stringOf(m, "blazeface");
+      const int workers = int(numberOf(o, "workers"));
+      queueSize_ = size_t(numberOf(o, "queueSize"));
       PipelineOptions popt;
-      popt.detectThreshold = float(getNumber(o, "detectThreshold", 0.7));
-      popt.maxPixels = size_t(getNumber(o, "maxPixels", 4096.0 * 4096.0));
-      popt.threads = int(getNumber(o, "threadsPerJob", 1));
-      popt.parallelStages = getBool(o, "parallelStages", true);
-      // The embedding's options (validated in JS, src/engine/engine.ts).
-      const std::string norm = o.Has("faceNormalisation") ? o.Get("faceNormalisation").ToString().Utf8Value() : "none";
-      if (norm == "none")
-        popt.faceNorm = FaceNorm::kNone;
-      else if (norm == "gain")
-        popt.faceNorm = FaceNorm::kGain;
-      else
-        throw FaceIdError("invalid_argument", "faceNormalisation must be none or gain.");
-      popt.mirrorEmbedding = getBool(o, "mirrorEmbedding", false);
-      if (getBool(o, "unsafeDisableWipe", false)) {
+      popt.detectThreshold = float(numberOf(o, "detectThreshold"));
+      popt.maxPixels = size_t(numberOf(o, "maxPixels"));
+      popt.threads = int(numberOf(o, "threadsPerJob"));
+      popt.parallelStages = boolOf(o, "parallelStages");
+      popt.faceNorm = enumOf(o, "faceNormalisation", kFaceNorms);
+      popt.mirrorEmbedding = boolOf(o, "mirrorEmbedding");
+      if (boolOf(o, "unsafeDisableWipe")) {
 #ifdef FACEID_TEST_HOOKS
         setWipeEnabled(false);
 #else
@@ -403,45 +392,34 @@ class Engine : public Napi::ObjectWrap<Engine> {
       if (info.Length() < 1 || !info[0].IsBuffer())
         throw FaceIdError("invalid_argument", "The frame must be a Buffer.");
       Napi::Buffer<uint8_t> buf = info[0].As<Napi::Buffer<uint8_t>>();
-      Napi::Object o = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
-      const std::string format = o.Has("format") ? o.Get("format").ToString().Utf8Value() : "jpeg";
+      if (info.Length() < 2 || !info[1].IsObject()) throw FaceIdError("invalid_argument", "options must be an object.");
+      Napi::Object o = info[1].As<Napi::Object>();
       FrameSpec spec;
-      if (format == "jpeg")
-        spec.format = Format::Jpeg;
-      else if (format == "rgba")
-        spec.format = Format::Rgba;
-      else if (format == "bgr")
-        spec.format = Format::Bgr;
-      else if (format == "i420")
-        spec.format = Format::I420;
-      else
-        throw FaceIdError("invalid_argument", "format must be jpeg, rgba, bgr or i420.");
-      spec.width = int(getNumber(o, "width", 0));
-      spec.height = int(getNumber(o, "height", 0));
+      spec.format = enumOf(o, "format", kFormats);
+      spec.width = int(numberOf(o, "width"));
+      spec.height = int(numberOf(o, "height"));
       job->frame.spec = spec;
-      job->frame.stages = parseStages(o.Get("stages"));
-      job->frame.maxFaces = int(getNumber(o, "maxFaces", 1));
-      // A face box from an earlier frame (validated in JS): the detector is skipped.
-      Napi::Value box = o.Get("box");
-      if (box.IsObject()) {
-        Napi::Object b = box.As<Napi::Object>();
+      job->frame.stages = stagesOf(o);
+      job->frame.maxFaces = int(numberOf(o, "maxFaces"));
+      job->frame.mirrorLandmarks = boolOf(o, "mirrorLandmarks");
+      // The pipeline refuses blazeface when the engine did not load it.
+      job->frame.blazeface = enumOf(o, "detector", kDetectors);
+      // A face box from an earlier frame: the detector is skipped.
+      if (!o.Get("box").IsUndefined()) {
+        Napi::Object b = objectOf(o, "box");
         job->frame.hasBox = true;
-        job->frame.box = cv::Rect2f(float(getNumber(b, "x", 0)), float(getNumber(b, "y", 0)),
-                                    float(getNumber(b, "width", 0)), float(getNumber(b, "height", 0)));
+        job->frame.box = cv::Rect2f(float(numberOf(b, "x")), float(numberOf(b, "y")), float(numberOf(b, "width")),
+                                    float(numberOf(b, "height")));
       }
-      job->frame.mirrorLandmarks = getBool(o, "mirrorLandmarks", true);
-      // Which detector (validated in JS); the pipeline refuses blazeface when the engine did not load it.
-      job->frame.blazeface = o.Get("detector").IsString() && o.Get("detector").ToString().Utf8Value() == "blazeface";
-      // An earlier frame's landmarks and anchor (validated in JS), reused when the face has not moved; box only.
-      Napi::Value reuse = o.Get("reuseLandmarks");
-      if (reuse.IsObject() && job->frame.hasBox) {
-        Napi::Object r = reuse.As<Napi::Object>();
-        getFloats(r, "landmarks", job->frame.reuseLandmarks);
-        getFloats(r, "anchor", job->frame.reuseAnchor);
-        job->frame.reuseMaxShift = float(getNumber(r, "maxShift", 0));
-        job->frame.hasReuse = true;
+      // An earlier frame's landmarks and anchor, reused when the face has not moved (with a box only).
+      if (!o.Get("reuseLandmarks").IsUndefined()) {
+        Napi::Object r = objectOf(o, "reuseLandmarks");
+        floatsOf(r, "landmarks", job->frame.reuseLandmarks);
+        floatsOf(r, "anchor", job->frame.reuseAnchor);
+        job->frame.reuseMaxShift = float(numberOf(r, "maxShift"));
+        job->frame.hasReuse = job->frame.hasBox;
       }
-      const bool wipeInput = getBool(o, "wipeInput", true);
+      const bool wipeInput = boolOf(o, "wipeInput");
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (queue_.size() + running_ >= pipelines_.size() + queueSize_) {

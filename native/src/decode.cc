@@ -8,6 +8,7 @@
 #include <cstring>
 #include <opencv2/imgproc.hpp>
 #include <string>
+#include <string_view>
 
 #include "errors.h"
 
@@ -16,16 +17,19 @@ namespace {
 
 // Names the format of a non-JPEG payload from its magic bytes, for a helpful error.
 const char* sniffOtherFormat(const uint8_t* d, size_t n) {
-  auto starts = [&](const char* magic, size_t len) { return n >= len && std::memcmp(d, magic, len) == 0; };
-  if (starts("\x89PNG", 4)) return "PNG";
-  if (starts("GIF8", 4)) return "GIF";
-  if (starts("BM", 2)) return "BMP";
-  if (starts("II*\0", 4) || starts("MM\0*", 4)) return "TIFF";
-  if (n >= 12 && starts("RIFF", 4) && std::memcmp(d + 8, "WEBP", 4) == 0) return "WebP";
+  using namespace std::string_view_literals;  // "...\0..."sv keeps the NUL bytes inside the magic numbers
+  auto starts = [&](std::string_view magic) {
+    return n >= magic.size() && std::memcmp(d, magic.data(), magic.size()) == 0;
+  };
+  if (starts("\x89PNG"sv)) return "PNG";
+  if (starts("GIF8"sv)) return "GIF";
+  if (starts("BM"sv)) return "BMP";
+  if (starts("II*\0"sv) || starts("MM\0*"sv)) return "TIFF";
+  if (n >= 12 && starts("RIFF"sv) && std::memcmp(d + 8, "WEBP", 4) == 0) return "WebP";
   if (n >= 12 && std::memcmp(d + 4, "ftyp", 4) == 0) return "HEIF/AVIF";
-  if (starts("\xff\x0a", 2) || starts("\0\0\0\x0cJXL ", 8)) return "JPEG XL";
-  if (starts("\0\0\0\x0cjP  ", 8) || starts("\xff\x4f\xff\x51", 4)) return "JPEG 2000";
-  if (starts("P1", 2) || starts("P2", 2) || starts("P3", 2) || starts("P4", 2) || starts("P5", 2) || starts("P6", 2))
+  if (starts("\xff\x0a"sv) || starts("\0\0\0\x0cJXL "sv)) return "JPEG XL";
+  if (starts("\0\0\0\x0cjP  "sv) || starts("\xff\x4f\xff\x51"sv)) return "JPEG 2000";
+  if (starts("P1"sv) || starts("P2"sv) || starts("P3"sv) || starts("P4"sv) || starts("P5"sv) || starts("P6"sv))
     return "PNM";
   return nullptr;
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <future>
 #include <opencv2/calib3d.hpp>
 #include <opencv2/imgproc.hpp>
 #include <random>
@@ -263,7 +262,7 @@ constexpr int kAnchorSearch = 4;
 
 cv::Rect anchorRect(const cv::Rect2f& box) {
   const float w = box.width * kAnchorInner, h = box.height * kAnchorInner;
-  return cv::Rect(cvRound(box.x + (box.width - w) / 2), cvRound(box.y + (box.height - h) / 2), cvRound(w), cvRound(h));
+  return {cvRound(box.x + (box.width - w) / 2), cvRound(box.y + (box.height - h) / 2), cvRound(w), cvRound(h)};
 }
 
 // Divides a profile by its mean (so a change of the light's level or colour cancels), minus 1; false when it is black.
@@ -372,6 +371,11 @@ Pipeline::Pipeline(const ModelPaths& paths, const PipelineOptions& options) : op
     nets_[kBlazeFaceNet] = readNet(paths.blazeface, "blazeface");
     blazeFaceOuts_ = nets_[kBlazeFaceNet].getUnconnectedOutLayersNames();
   }
+  if (opt_.parallelStages) {
+    // Its allocations are recorded as the worker's are, so that what the liveness network keeps is wiped too.
+    helper_ =
+        std::make_unique<HelperThread>([this] { setThreadRecorder(&recorder_); }, [] { setThreadRecorder(nullptr); });
+  }
 }
 
 cv::Mat Pipeline::forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* all) {
@@ -380,7 +384,7 @@ cv::Mat Pipeline::forward(Net which, const cv::Mat& blob, std::vector<cv::Mat>* 
   net.setInput(blob);
   if (all) {
     net.forward(*all, which == kBlazeFaceNet ? blazeFaceOuts_ : detectOuts_);
-    return cv::Mat();
+    return {};
   }
   return net.forward().clone();
 }
@@ -625,16 +629,15 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
   const int detailed = std::min<int>(job.maxFaces, int(res.faces.size()));
   for (int i = 0; i < detailed; i++) {
     FaceResult& f = res.faces[i];
-    // Liveness needs only the box: with a core idle, run it beside landmarks and embedding.
-    std::future<float> liveness;
-    if ((job.stages & kLiveness) && (job.stages & kEmbedding) && opt_.parallelStages && idleCores > 0) {
-      liveness = std::async(std::launch::async, [this, &img, box = f.box, ms = &tm.liveness] {
-        setThreadRecorder(&recorder_);
+    // Liveness needs only the box: with a core idle, run it beside landmarks and embedding on the helper thread. On
+    // any way out of this iteration, `beside` waits for it (it borrows img).
+    float besideLiveness = -1;
+    HelperThread::Pending beside;
+    if ((job.stages & kLiveness) && (job.stages & kEmbedding) && helper_ && idleCores > 0) {
+      beside = helper_->post([this, &img, box = f.box, out = &besideLiveness, ms = &tm.liveness] {
         const auto start = Clock::now();
-        const float p = livenessOf(img, box);
+        *out = livenessOf(img, box);
         *ms += msSince(start);
-        setThreadRecorder(nullptr);
-        return p;
       });
     }
     const cv::Rect crop = cv::Rect(f.box) & cv::Rect(0, 0, W, H);
@@ -722,8 +725,9 @@ AnalysisResult Pipeline::run(const FrameJob& job, int idleCores) {
       tm.embedding += msSince(t);
     }
 
-    if (liveness.valid()) {
-      f.liveness = liveness.get();
+    if (beside.valid()) {
+      beside.get();
+      f.liveness = besideLiveness;
       f.hasLiveness = f.liveness >= 0;
     } else if (job.stages & kLiveness) {
       t = Clock::now();

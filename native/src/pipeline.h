@@ -2,12 +2,14 @@
 #pragma once
 #include <array>
 #include <atomic>
+#include <memory>
 #include <opencv2/dnn.hpp>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "decode.h"
+#include "helper.h"
 #include "secure.h"
 
 namespace faceid {
@@ -45,7 +47,7 @@ struct PipelineOptions {
   float nmsThreshold = 0.3f;
   size_t maxPixels = 4096u * 4096u;
   int threads = 1;
-  // Runs liveness beside the embedding on a second thread when a core is idle (lower latency at low load).
+  // Runs liveness beside the embedding on the worker's helper thread when a core is idle (lower latency at low load).
   bool parallelStages = true;
   // For the feature network only (quality reads the face as the camera saw it); see normaliseFace in pipeline.cc.
   FaceNorm faceNorm = FaceNorm::kNone;
@@ -137,6 +139,9 @@ class Pipeline {
   // Per network, the blocks whose contents change with the input (its input copy and activations).
   std::unordered_set<cv::UMatData*> volatile_[kNets];
   std::atomic<unsigned> used_{0};  // networks run since the last wipe
+  // The thread liveness runs on beside the embedding (parallelStages only). Last: it is stopped first, before the
+  // networks and the recorder it uses go.
+  std::unique_ptr<HelperThread> helper_;
 };
 
 }  // namespace faceid

@@ -54,8 +54,8 @@ constexpr size_t kAutoStep = 0x7fffffff;  // OpenCV's CV_AUTOSTEP (C API header)
 // Same layout rules as OpenCV's StdMatAllocator; differs only in wiping on free and in recording.
 class WipingAllocator : public cv::MatAllocator {
  public:
-  cv::UMatData* allocate(int dims, const int* sizes, int type, void* data0, size_t* step, cv::AccessFlag,
-                         cv::UMatUsageFlags) const override {
+  cv::UMatData* allocate(int dims, const int* sizes, int type, void* data0, size_t* step, cv::AccessFlag /*flags*/,
+                         cv::UMatUsageFlags /*usage*/) const override {
     size_t total = CV_ELEM_SIZE(type);
     for (int i = dims - 1; i >= 0; i--) {
       if (step) {
@@ -82,7 +82,9 @@ class WipingAllocator : public cv::MatAllocator {
     return u;
   }
 
-  bool allocate(cv::UMatData* u, cv::AccessFlag, cv::UMatUsageFlags) const override { return u != nullptr; }
+  bool allocate(cv::UMatData* u, cv::AccessFlag /*flags*/, cv::UMatUsageFlags /*usage*/) const override {
+    return u != nullptr;
+  }
 
   void deallocate(cv::UMatData* u) const override {
     if (!u) return;
@@ -118,11 +120,11 @@ void installWipingAllocator() {
 // libjpeg-turbo frees its working pools (which hold decoded rows) without clearing them. These definitions take
 // precedence over libjpeg's own for the copy loaded with this addon, so the pools are wiped first.
 extern "C" {
-__attribute__((visibility("default"))) void jpeg_free_small(void* cinfo, void* object, size_t sizeofobject) {
+__attribute__((visibility("default"))) void jpeg_free_small(void* /*cinfo*/, void* object, size_t sizeofobject) {
   faceid::wipe(object, sizeofobject);
   free(object);
 }
-__attribute__((visibility("default"))) void jpeg_free_large(void* cinfo, void* object, size_t sizeofobject) {
+__attribute__((visibility("default"))) void jpeg_free_large(void* /*cinfo*/, void* object, size_t sizeofobject) {
   faceid::wipe(object, sizeofobject);
   free(object);
 }

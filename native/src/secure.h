@@ -28,8 +28,8 @@ class SecureBytes {
   // Replaces the contents with a copy of n bytes; throws std::bad_alloc when memory runs out.
   void assign(const void* src, size_t n);
   void reset();
-  const uint8_t* data() const { return data_; }
-  size_t size() const { return size_; }
+  [[nodiscard]] const uint8_t* data() const { return data_; }
+  [[nodiscard]] size_t size() const { return size_; }
 
  private:
   uint8_t* data_ = nullptr;

@@ -1,7 +1,7 @@
 import * as os from 'node:os';
 import { EngineError } from './errors';
 import { resolveModels } from './models';
-import { loadNative, type NativeEngine } from './native';
+import { loadNative, type NativeAnalyzeOptions, type NativeEngine, type NativeEngineOptions } from './native';
 import {
   DETECTORS,
   FACE_NORMALISATIONS,
@@ -51,8 +51,8 @@ export class FaceEngine {
 
   static async open(options: OpenOptions = {}): Promise<FaceEngine> {
     const { modelDir, ...engineOptions } = options;
+    // Every option first, so that a bad one is refused as such whatever the state of the model files.
     const trackDetector = checkDetector('trackDetector', engineOptions.trackDetector ?? 'default');
-    const models = await resolveModels(modelDir, trackDetector === 'blazeface' ? ['blazeface'] : []);
     const workers = checkInt('workers', engineOptions.workers ?? os.availableParallelism(), 1, 64);
     const queueSize = checkInt('queueSize', engineOptions.queueSize ?? workers * 4, 0, 100_000);
     // Two OpenCV threads per job cut single-call latency by about a fifth and cost under a tenth of peak
@@ -63,19 +63,28 @@ export class FaceEngine {
       1,
       64,
     );
-    // The embedding's options: plain data to the addon, which trusts them.
     const faceNormalisation = engineOptions.faceNormalisation ?? 'none';
     if (!FACE_NORMALISATIONS.includes(faceNormalisation as FaceNormalisation)) {
       throw new EngineError('invalid_argument', `faceNormalisation must be one of ${FACE_NORMALISATIONS.join(', ')}.`);
     }
-    const mirrorEmbedding = engineOptions.mirrorEmbedding ?? false;
-    if (typeof mirrorEmbedding !== 'boolean') {
-      throw new EngineError('invalid_argument', 'mirrorEmbedding must be true or false.');
+    const mirrorEmbedding = checkBool('mirrorEmbedding', engineOptions.mirrorEmbedding ?? false);
+    const detectThreshold = engineOptions.detectThreshold ?? 0.7;
+    if (typeof detectThreshold !== 'number' || !(detectThreshold > 0 && detectThreshold < 1)) {
+      throw new EngineError('invalid_argument', 'detectThreshold must be a number between 0 and 1 (both excluded).');
     }
+    // Every option the addon reads, checked and filled in here: it has no defaults and checks no ranges of its own.
+    const chosen = { workers, queueSize, threadsPerJob, trackDetector, faceNormalisation, mirrorEmbedding };
+    const nativeOptions: NativeEngineOptions = {
+      ...chosen,
+      parallelStages: checkBool('parallelStages', engineOptions.parallelStages ?? true),
+      detectThreshold,
+      maxPixels: checkInt('maxPixels', engineOptions.maxPixels ?? 4096 * 4096, 1, 65_535 * 65_535),
+      unsafeDisableWipe: checkBool('unsafeDisableWipe', engineOptions.unsafeDisableWipe ?? false),
+    };
+    const models = await resolveModels(modelDir, trackDetector === 'blazeface' ? ['blazeface'] : []);
     const { Engine } = loadNative();
     try {
-      const chosen = { workers, queueSize, threadsPerJob, trackDetector, faceNormalisation, mirrorEmbedding };
-      const native = new Engine(models, { ...engineOptions, ...chosen });
+      const native = new Engine(models, nativeOptions);
       return new FaceEngine(native, chosen, models);
     } catch (err) {
       throw EngineError.from(err);
@@ -91,6 +100,7 @@ export class FaceEngine {
       throw new EngineError('invalid_argument', `format must be one of ${FORMATS.join(', ')}.`);
     }
     const stages = options.stages ?? TRACK_STAGES;
+    if (!Array.isArray(stages)) throw new EngineError('invalid_argument', 'stages must be an array of stage names.');
     for (const s of stages) {
       if (!STAGES.includes(s)) throw new EngineError('invalid_argument', `Unknown stage "${s}".`);
     }
@@ -101,13 +111,16 @@ export class FaceEngine {
         "detector 'blazeface' needs an engine opened with trackDetector 'blazeface'.",
       );
     }
-    const opts: AnalyzeOptions = {
+    // Every option the addon reads, checked and filled in (see NativeAnalyzeOptions).
+    const opts: NativeAnalyzeOptions = {
       format,
+      width: 0,
+      height: 0,
       detector,
       stages,
       maxFaces: checkInt('maxFaces', options.maxFaces ?? 1, 0, 64),
-      wipeInput: options.wipeInput ?? true,
-      mirrorLandmarks: options.mirrorLandmarks ?? true,
+      wipeInput: checkBool('wipeInput', options.wipeInput ?? true),
+      mirrorLandmarks: checkBool('mirrorLandmarks', options.mirrorLandmarks ?? true),
     };
     if (options.box) {
       const { x, y, width, height } = options.box;
@@ -179,6 +192,11 @@ function checkDetector(name: string, value: unknown): Detector {
     throw new EngineError('invalid_argument', `${name} must be one of ${DETECTORS.join(', ')}.`);
   }
   return value as Detector;
+}
+
+function checkBool(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new EngineError('invalid_argument', `${name} must be true or false.`);
+  return value;
 }
 
 function checkInt(name: string, value: number, min: number, max: number): number {

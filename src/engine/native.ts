@@ -1,15 +1,59 @@
 import * as path from 'node:path';
-import type { Analysis, AnalyzeOptions, EngineOptions, EngineStats, ModelPaths } from './types';
+import type {
+  Analysis,
+  Box,
+  Detector,
+  FaceNormalisation,
+  FrameFormat,
+  LandmarkReuse,
+  ModelPaths,
+  EngineStats,
+  Stage,
+} from './types';
+
+/**
+ * What the addon's constructor reads: every option validated and filled in by FaceEngine.open (engine.ts), plain
+ * data only, as sharp's JavaScript hands its options to its C++. The addon checks types only, never ranges, and has
+ * no defaults of its own.
+ */
+export interface NativeEngineOptions {
+  workers: number;
+  queueSize: number;
+  threadsPerJob: number;
+  parallelStages: boolean;
+  detectThreshold: number;
+  maxPixels: number;
+  trackDetector: Detector;
+  faceNormalisation: FaceNormalisation;
+  mirrorEmbedding: boolean;
+  unsafeDisableWipe: boolean;
+}
+
+/** What the addon's analyze reads: validated and filled in by FaceEngine.analyze. */
+export interface NativeAnalyzeOptions {
+  format: FrameFormat;
+  /** 0 for JPEG (the frame says). */
+  width: number;
+  height: number;
+  stages: readonly Stage[];
+  maxFaces: number;
+  detector: Detector;
+  wipeInput: boolean;
+  mirrorLandmarks: boolean;
+  box?: Box;
+  /** Only with box. */
+  reuseLandmarks?: LandmarkReuse;
+}
 
 /** The addon's surface, as built from native/src/addon.cc. */
 export interface NativeEngine {
-  analyze(frame: Buffer, options: AnalyzeOptions): Promise<Analysis>;
+  analyze(frame: Buffer, options: NativeAnalyzeOptions): Promise<Analysis>;
   stats(): EngineStats;
   close(): Promise<void>;
 }
 
 export interface NativeModule {
-  Engine: new (models: ModelPaths, options: EngineOptions) => NativeEngine;
+  Engine: new (models: ModelPaths, options: NativeEngineOptions) => NativeEngine;
   opencvVersion: string;
 }
 
