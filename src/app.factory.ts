@@ -5,6 +5,7 @@ import { AppModule } from './app.module';
 import { loadConfig, type Config } from './config';
 import { compileTrustedProxies } from './config/proxies';
 import { JsonLogger } from './json-logger';
+import { FaceidSocketAdapter } from './transport/socket.adapter';
 
 export interface CreateAppOptions {
   /** Default: loadConfig(process.env). */
@@ -30,6 +31,8 @@ export async function createApp(options: CreateAppOptions = {}): Promise<NestExp
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // The WebSocket gateways (/ws/identify, /ws/events): one upgrade router, the frame protocol, ws or uWS.
+  app.useWebSocketAdapter(new FaceidSocketAdapter(app));
   // req.ip: the peer, or what a trusted proxy (TRUSTED_PROXIES) forwarded; rate limits per address depend on it.
   const trusted = compileTrustedProxies(config.TRUSTED_PROXIES);
   app.set('trust proxy', (address: string) => trusted(address));

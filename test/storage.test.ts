@@ -15,6 +15,7 @@ import {
   auditHash,
   auditMac,
   CLINICS,
+  createRepositories,
   migrate,
   openStorage,
   PATIENTS,
@@ -35,7 +36,6 @@ import {
 } from '../src/storage';
 import { KeyRing } from '../src/keyring';
 import { openDb, type Db } from '../src/storage/db';
-import { EventSignal, PrismaEventRepository } from '../src/storage/repositories/events';
 import { readMigrations } from '../src/storage/migrate';
 
 /** The key ring of these tests: the audit chain is keyed with its derived key, as the service's is. */
@@ -787,6 +787,51 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           timings: { firstFrameToVerdictMs: 1234, framesReceived: 20, framesAnalysed: 12, framesDropped: 8 },
         });
         const codeHash = () => `k1:${sha256(randomBytes(8).toString('hex'))}`;
+        /** A unit of work that only marks the code used (the only way to mark one). */
+        const markUsed = (id: string, max: number, now: Date) => r.work.run((w) => w.codes.markUsed(id, max, now));
+        const auditFailure = {
+          sqlite: {
+            on: `CREATE TRIGGER "AuditLog_fail" BEFORE INSERT ON "AuditLog" BEGIN SELECT RAISE(ABORT, 'audit insert refused'); END`,
+            off: [`DROP TRIGGER "AuditLog_fail"`],
+          },
+          postgres: {
+            on:
+              `CREATE FUNCTION audit_fail() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit insert refused'; END $$ ` +
+              `LANGUAGE plpgsql; CREATE TRIGGER "AuditLog_fail" BEFORE INSERT ON "AuditLog" FOR EACH ROW EXECUTE FUNCTION audit_fail()`,
+            off: [`DROP TRIGGER "AuditLog_fail" ON "AuditLog"`, `DROP FUNCTION audit_fail()`],
+          },
+        }[provider];
+        /** The audit entry a verdict of this session carries. */
+        const verdictAudit = (sessionId: string, detail: Record<string, unknown> = { method: 'face' }) => ({
+          clinicId,
+          actor: 'system',
+          action: 'session.verdict',
+          subject: sessionId,
+          detail,
+        });
+        const auditOf = async (sessionId: string) =>
+          (await r.audit.entriesAfter(0, 100_000)).filter((e) => e.subject === sessionId);
+        /** A session on the code path, with its code. */
+        const onCodePath = async () => {
+          const { session } = await newSession();
+          await r.sessions.beginCodePath({
+            clinicId,
+            sessionId: session.id,
+            codeHash: codeHash(),
+            codeExpiresAt: new Date(Date.now() + 60_000),
+            refusal: { reason: 'patient_refused_photo' },
+          });
+          return { session, code: (await r.codes.forSession(clinicId, session.id))! };
+        };
+        const codeMatch = (sessionId: string) => ({
+          clinicId,
+          sessionId,
+          result: 'match' as const,
+          method: 'code' as const,
+          score: null,
+          liveness: null,
+          timings: { codeAgeMs: 1000, wrongAttempts: 0 },
+        });
         const eventFailure = {
           sqlite: {
             on: `CREATE TRIGGER "Event_fail" BEFORE INSERT ON "Event" BEGIN SELECT RAISE(ABORT, 'event insert refused'); END`,
@@ -854,6 +899,145 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           // And once the database accepts events again, the same verdict goes through.
           expect(await r.verdicts.finish(face(session.id))).not.toBeNull();
           expect(await r.events.latestSeq(clinicId)).toBe(before + 1);
+        });
+
+        it('write a verdict and its audit entry in one transaction: when the audit entry cannot be written, neither is', async () => {
+          const { session } = await newSession();
+          const before = await r.events.latestSeq(clinicId);
+          const chainLength = (await r.audit.entriesAfter(0, 100_000)).length;
+          let woken = 0;
+          const off = r.events.onCommitted(() => woken++);
+          await h.sql(target, auditFailure.on);
+          try {
+            await expect(r.verdicts.finish(face(session.id), { audit: verdictAudit(session.id) })).rejects.toThrow();
+          } finally {
+            for (const q of auditFailure.off) await h.sql(target, q);
+            off();
+          }
+          expect(await r.verdicts.forSession(clinicId, session.id)).toBeNull();
+          expect(await r.sessions.get(clinicId, session.id)).toEqual(session);
+          expect(await r.events.latestSeq(clinicId)).toBe(before);
+          expect((await r.audit.entriesAfter(0, 100_000)).length).toBe(chainLength);
+          expect(woken).toBe(0);
+
+          // Once the audit log takes entries again: the verdict, its event and its audit entry, all there.
+          const verdict = await r.verdicts.finish(face(session.id), { audit: verdictAudit(session.id) });
+          expect(verdict).not.toBeNull();
+          expect(await r.events.latestSeq(clinicId)).toBe(before + 1);
+          const [entry, ...more] = await auditOf(session.id);
+          expect(more).toEqual([]);
+          expect(entry).toMatchObject({ ...verdictAudit(session.id), keyId: 'test1' });
+          expect(await verifyAuditChain(r.audit)).toBeNull();
+        });
+
+        it('write no audit entry for a verdict that is not stored, and none without being given one', async () => {
+          const { session } = await newSession();
+          expect(await r.verdicts.finish(face(session.id))).not.toBeNull();
+          expect(await auditOf(session.id)).toEqual([]);
+          // Finished already: no second verdict, and no audit entry for it either.
+          expect(await r.verdicts.finish(face(session.id, 'no_match'), { audit: verdictAudit(session.id) })).toBeNull();
+          expect(await auditOf(session.id)).toEqual([]);
+        });
+
+        it('mark a code used only with its verdict: a unit that cannot store the verdict leaves the code unused', async () => {
+          // The sweep expired the session first: the code's verdict cannot finish it, and the unit throws.
+          const expired = await onCodePath();
+          expect(
+            await r.verdicts.finish({
+              ...codeMatch(expired.session.id),
+              result: 'expired',
+              method: 'none',
+              timings: null,
+            }),
+          ).not.toBeNull();
+          const lost = new Error('session finished meanwhile');
+          await expect(
+            r.work.run(async (w) => {
+              expect(await w.codes.markUsed(expired.code.id, 5, new Date())).toBe(true);
+              if (!(await w.verdicts.finish(codeMatch(expired.session.id)))) throw lost;
+            }),
+          ).rejects.toBe(lost);
+          expect((await r.codes.forSession(clinicId, expired.session.id))!.usedAt).toBeNull();
+          expect(await r.verdicts.forSession(clinicId, expired.session.id)).toMatchObject({ result: 'expired' });
+
+          // The verdict's event cannot be written: the code stays unused, the session on the code path.
+          const failing = await onCodePath();
+          await h.sql(target, eventFailure.on);
+          try {
+            await expect(
+              r.work.run(async (w) => {
+                await w.codes.markUsed(failing.code.id, 5, new Date());
+                return w.verdicts.finish(codeMatch(failing.session.id), { audit: verdictAudit(failing.session.id) });
+              }),
+            ).rejects.toThrow();
+          } finally {
+            for (const q of eventFailure.off) await h.sql(target, q);
+          }
+          expect((await r.codes.forSession(clinicId, failing.session.id))!.usedAt).toBeNull();
+          expect(await r.sessions.get(clinicId, failing.session.id)).toMatchObject({ state: 'code_pending' });
+          expect(await auditOf(failing.session.id)).toEqual([]);
+
+          // And when it can: the code used, the verdict, its event and audit entry, together.
+          const used = new Date();
+          const verdict = await r.work.run(async (w) => {
+            expect(await w.codes.markUsed(failing.code.id, 5, used)).toBe(true);
+            return w.verdicts.finish(codeMatch(failing.session.id), { audit: verdictAudit(failing.session.id) });
+          });
+          expect(verdict).toMatchObject({ method: 'code', result: 'match' });
+          expect((await r.codes.forSession(clinicId, failing.session.id))!.usedAt).toEqual(used);
+          expect(await auditOf(failing.session.id)).toEqual([
+            expect.objectContaining({ action: 'session.verdict', subject: failing.session.id }),
+          ]);
+        });
+
+        it('let one of two concurrent uses of a code win, with its verdict', async () => {
+          const { session, code } = await onCodePath();
+          const use = () =>
+            r.work
+              .run(async (w) => {
+                if (!(await w.codes.markUsed(code.id, 5, new Date()))) return null;
+                const verdict = await w.verdicts.finish(codeMatch(session.id), { audit: verdictAudit(session.id) });
+                if (!verdict) throw new Error('no verdict');
+                return verdict;
+              })
+              .catch((err: unknown) => err);
+          const results = await Promise.all([use(), use(), use()]);
+          expect(results.filter((x) => x !== null && !(x instanceof Error))).toHaveLength(1);
+          expect(results.filter((x) => x instanceof Error)).toEqual([]);
+          expect(await auditOf(session.id)).toHaveLength(1);
+        });
+
+        it('keep the audit chain intact when verdicts append their entries concurrently with other appends', async () => {
+          const sessions = await Promise.all(Array.from({ length: 10 }, () => newSession()));
+          const verdicts = sessions.map(({ session }) =>
+            r.verdicts.finish(face(session.id), { audit: verdictAudit(session.id, { i: session.id.length }) }),
+          );
+          const appends = Array.from({ length: 10 }, (_, i) =>
+            r.audit.append({ clinicId, actor: 'system', action: 'test.concurrent', subject: `c${i}`, detail: { i } }),
+          );
+          if (target.provider === 'postgres') {
+            // Another process's pool too: PostgreSQL's advisory lock orders the chain across processes.
+            const second = await openStorage(target, { auditKeys: AUDIT_KEYS });
+            try {
+              const others = await Promise.all([newSession(), newSession(), newSession()]);
+              await Promise.all([
+                ...verdicts,
+                ...appends,
+                ...others.map(({ session }) =>
+                  second.repos.verdicts.finish(face(session.id), { audit: verdictAudit(session.id) }),
+                ),
+              ]);
+              for (const { session } of others) expect(await auditOf(session.id)).toHaveLength(1);
+            } finally {
+              await second.close();
+            }
+          } else {
+            await Promise.all([...verdicts, ...appends]);
+          }
+          for (const { session } of sessions) expect(await auditOf(session.id)).toHaveLength(1);
+          const all = await r.audit.entriesAfter(0, 100_000);
+          for (let i = 1; i < all.length; i++) expect(all[i].prevHash).toBe(all[i - 1].hash);
+          expect(await verifyAuditChain(r.audit)).toBeNull();
         });
 
         it('number one clinic’s events 1, 2, 3... without gaps under concurrent verdicts, apart from other clinics', async () => {
@@ -1055,7 +1239,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           try {
             const order: string[] = [];
             const tracked: Db = { ...db, run: (fn) => db.run((c) => (order.push('stats'), fn(c))) };
-            const events = new PrismaEventRepository(tracked, new EventSignal());
+            const { events } = createRepositories(tracked, AUDIT_KEYS);
             const to = new Date();
             const from = new Date(to.getTime() - 366 * 24 * 60 * 60 * 1000);
             const reading = events.verdictDurations(clinicId, from, to, { quantiles: [0.5], histogramBits: 8 });
@@ -1092,7 +1276,7 @@ for (const provider of ['sqlite', 'postgres'] as const) {
           const now = new Date();
           const tries = await Promise.all(Array.from({ length: 7 }, () => r.codes.recordFailure(code.id, 5, now)));
           expect(tries.filter((t) => t !== null).sort()).toEqual([1, 2, 3, 4, 5]);
-          expect(await r.codes.markUsed(code.id, 5, now)).toBe(false);
+          expect(await markUsed(code.id, 5, now)).toBe(false);
           expect(
             await r.codes.failedAttempts(clinicId, { patientId }, new Date(Date.now() - 60_000)),
           ).toBeGreaterThanOrEqual(5);
@@ -1109,10 +1293,10 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             codeExpiresAt: new Date(Date.now() + 60_000),
           });
           const c2 = (await r.codes.forSession(clinicId, s2.id))!;
-          expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(true);
-          expect(await r.codes.markUsed(c2.id, 5, new Date())).toBe(false);
+          expect(await markUsed(c2.id, 5, new Date())).toBe(true);
+          expect(await markUsed(c2.id, 5, new Date())).toBe(false);
           expect(await r.codes.recordFailure(c2.id, 5, new Date())).toBeNull();
-          expect(await r.codes.markUsed(c2.id, 5, new Date(Date.now() + 120_000))).toBe(false);
+          expect(await markUsed(c2.id, 5, new Date(Date.now() + 120_000))).toBe(false);
           expect(
             await r.codes.replace(c2.id, { codeHash: codeHash(), expiresAt: new Date(), maxAttempts: 5, maxSends: 3 }),
           ).toBeNull();

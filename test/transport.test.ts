@@ -1,10 +1,19 @@
 /*
- * The WebSocket transport over real `ws` clients, against both adapters (ws on the HTTP server, uWS on its own port).
- * The app is minimal: config + metrics + TransportModule and a tiny SessionTransportHandler that echoes each frame's
- * byte length (as an `error` message with code `echo`, the one server message with free text) and wipes the frame.
+ * The WebSocket transport over real `ws` clients, against both transports (ws on the HTTP server, uWS on its own
+ * port). The app is minimal: config + metrics + TransportModule on FaceidSocketAdapter, a tiny frames gateway whose
+ * handler echoes each frame's byte length (as an `error` message with code `echo`, the one server message with free
+ * text) and releases the frame, and a JSON gateway on another path of the same HTTP server (the upgrade router).
  */
-import { Module } from '@nestjs/common';
+import { Inject, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import {
+  SubscribeMessage,
+  WebSocketGateway,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+  type OnGatewayInit,
+} from '@nestjs/websockets';
+import type { IncomingMessage } from 'node:http';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -13,22 +22,29 @@ import { ConfigModule, loadConfig, type Config } from '../src/config';
 import { JsonLogger } from '../src/json-logger';
 import { MetricsModule } from '../src/metrics';
 import {
-  SESSION_TRANSPORT_HANDLER,
+  FaceidSocketAdapter,
+  FRAME_EVENT,
   SUBPROTOCOL,
+  TEXT_EVENT,
   TRANSPORT_CLOCK,
   TransportModule,
   TransportService,
   WS_CLOSE,
   WS_PATH,
-  decodeFrameMessage,
   encodeFrameMessage,
+  FRAME_HEADER_BYTES,
   parseClientMessage,
   ProtocolError,
+  releaseFrame,
   type AuthRequest,
   type AuthResult,
+  type FrameClient,
   type FrameConnection,
+  type FrameSocketServer,
+  type FrameMessage,
   type ServerMessage,
   type SessionTransportHandler,
+  type SocketGatewayOptions,
 } from '../src/transport';
 import { loadNativeUws } from '../src/transport/uws.transport';
 import { setFragmentObserver } from '../src/transport/ws-wipe';
@@ -44,8 +60,8 @@ class EchoHandler implements SessionTransportHandler {
   readonly texts: { conn: string; type: string }[] = [];
   /** Connection ids of the text messages that did not parse. */
   readonly badTexts: string[] = [];
-  /** Buffers handed to onFrame, kept (after wiping) so tests can check they are zeros. */
-  readonly frameBuffers: Buffer[] = [];
+  /** Frames handed to onFrame, kept (after their release) so tests can check their bytes are zeros. */
+  readonly frameBuffers: FrameMessage[] = [];
   keepBuffers = false;
   /** Test switch: make onFrame throw. */
   throwOnFrame = false;
@@ -72,20 +88,16 @@ class EchoHandler implements SessionTransportHandler {
     conn.sendJson({ type: 'ready', sessionId, maxPayload: this.maxPayload, fps: { min: 5, max: 15 } });
   }
 
-  onFrame(conn: FrameConnection, frame: Buffer): void {
+  onFrame(conn: FrameConnection, frame: FrameMessage): void {
     if (this.keepBuffers) this.frameBuffers.push(frame);
     try {
       if (this.throwOnFrame) throw new Error('test handler failure');
-      let seq: number | null = null;
-      try {
-        seq = decodeFrameMessage(frame).header.seq;
-      } catch (err) {
-        if (!(err instanceof ProtocolError)) throw err;
-      }
-      this.frames.push({ conn: conn.id, length: frame.length, seq });
-      conn.sendJson({ type: 'error', code: 'echo', message: String(frame.length), ...(seq === null ? {} : { seq }) });
+      const seq = frame.kind === 'frame' ? frame.header.seq : null;
+      const length = frame.kind === 'frame' ? FRAME_HEADER_BYTES + frame.payload.length : 0;
+      this.frames.push({ conn: conn.id, length, seq });
+      conn.sendJson({ type: 'error', code: 'echo', message: String(length), ...(seq === null ? {} : { seq }) });
     } finally {
-      frame.fill(0);
+      releaseFrame(frame);
     }
   }
 
@@ -127,6 +139,52 @@ class EchoHandler implements SessionTransportHandler {
   }
 }
 
+const ECHO = Symbol('ECHO');
+const JSON_PATH = '/ws/test-json';
+
+/** The frames gateway of the test app: every call goes to the EchoHandler. */
+@WebSocketGateway<SocketGatewayOptions>({ path: WS_PATH, protocol: 'frames' })
+class EchoGateway
+  implements OnGatewayInit<FrameSocketServer>, OnGatewayConnection<FrameClient>, OnGatewayDisconnect<FrameClient>
+{
+  constructor(@Inject(ECHO) private readonly handler: EchoHandler) {}
+
+  afterInit(server: FrameSocketServer): void {
+    server.authenticateWith((req) => this.handler.authenticate(req));
+  }
+
+  handleConnection(client: FrameClient, sessionId: string): void {
+    this.handler.onOpen(client, sessionId);
+  }
+
+  handleDisconnect(client: FrameClient): void {
+    this.handler.onClose(client, client.closeCode ?? 1006);
+  }
+
+  @SubscribeMessage(FRAME_EVENT)
+  onFrame(client: FrameClient, frame: FrameMessage): void {
+    this.handler.onFrame(client, frame);
+  }
+
+  @SubscribeMessage(TEXT_EVENT)
+  onText(client: FrameClient, text: string): void {
+    this.handler.onText(client, text);
+  }
+}
+
+/** A JSON gateway on another path of the same HTTP server: greets with the query, echoes texts upper-cased. */
+@WebSocketGateway<SocketGatewayOptions>({ path: JSON_PATH, subprotocols: ['test.json'] })
+class JsonEchoGateway implements OnGatewayConnection<WebSocket> {
+  handleConnection(socket: WebSocket, req: IncomingMessage): void {
+    socket.send(JSON.stringify({ type: 'hello', url: req.url }));
+  }
+
+  @SubscribeMessage(TEXT_EVENT)
+  onText(socket: WebSocket, text: string): void {
+    socket.send(text.toUpperCase());
+  }
+}
+
 interface TestApp {
   app: NestExpressApplication;
   config: Config;
@@ -148,7 +206,9 @@ async function startTestApp(env: Record<string, string>, now?: () => number): Pr
   @Module({
     imports: [ConfigModule.forRoot(config), MetricsModule, TransportModule],
     providers: [
-      { provide: SESSION_TRANSPORT_HANDLER, useValue: handler },
+      { provide: ECHO, useValue: handler },
+      EchoGateway,
+      JsonEchoGateway,
       ...(now ? [{ provide: TRANSPORT_CLOCK, useValue: now }] : []),
     ],
   })
@@ -159,6 +219,7 @@ async function startTestApp(env: Record<string, string>, now?: () => number): Pr
     logger: new JsonLogger('debug', (line) => logs.push(line)),
     abortOnError: false,
   });
+  app.useWebSocketAdapter(new FaceidSocketAdapter(app));
   await app.listen(0, '127.0.0.1');
   const httpPort = (app.getHttpServer().address() as AddressInfo).port;
   const info = app.get(TransportService).info();
@@ -251,6 +312,20 @@ async function openClient(t: TestApp, o: ClientOptions = {}): Promise<Client> {
   await c.opened;
   await c.waitFor(1); // ready
   return c;
+}
+
+/** A client of the JSON gateway (on the HTTP server whatever the frame transport), once it got its greeting. */
+async function openJson(t: TestApp): Promise<{ ws: WebSocket; messages: string[]; closed: Promise<{ code: number }> }> {
+  const ws = new WebSocket(`${t.httpUrl.replace(/^http/, 'ws')}${JSON_PATH}?x=1`, ['test.json']);
+  const messages: string[] = [];
+  ws.on('message', (data) => messages.push(String(data)));
+  const closed = new Promise<{ code: number }>((resolve) => ws.once('close', (code) => resolve({ code })));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  await until(() => messages.length >= 1);
+  return { ws, messages, closed };
 }
 
 /** Resolves once `cond` holds (polling), or fails the test after `ms`. */
@@ -398,7 +473,14 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
       expect((await c.closed).code).toBe(1000);
       const mine = t.handler.frames.filter((f) => f.conn === id);
       expect(mine.map((f) => f.seq)).toEqual([1]);
-      for (const b of t.handler.frameBuffers) expect(b.every((x) => x === 0)).toBe(true);
+      expect(t.handler.frameBuffers.length).toBeGreaterThan(0);
+      for (const f of t.handler.frameBuffers) {
+        expect(f.kind).toBe('frame');
+        if (f.kind === 'frame') {
+          expect(f.released).toBe(true);
+          expect(f.payload.every((x) => x === 0)).toBe(true);
+        }
+      }
     } finally {
       t.handler.keepBuffers = false;
       t.handler.frameBuffers.length = 0;
@@ -446,6 +528,16 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
     expect(status).toBe(404);
   });
 
+  it('serves a JSON gateway on another path of the HTTP server through the same upgrade router', async () => {
+    const c = await openJson(t);
+    expect(c.ws.protocol).toBe('test.json');
+    c.ws.send('ping');
+    await until(() => c.messages.length >= 2);
+    expect(c.messages).toEqual([JSON.stringify({ type: 'hello', url: `${JSON_PATH}?x=1` }), 'PING']);
+    c.ws.close();
+    expect((await c.closed).code).toBe(1005);
+  });
+
   it('counts errors in /metrics under stable codes', async () => {
     const res = await fetch(`${t.httpUrl}/metrics`);
     expect(res.status).toBe(200);
@@ -459,9 +551,11 @@ describe.each(['ws', 'uws'] as const)('WebSocket transport: %s', (kind) => {
 
   it('closes open connections with 1001 on shutdown, and onClose follows', async () => {
     const c = await openClient(t);
+    const json = await openJson(t);
     const id = t.handler.opened.at(-1);
     await t.close();
     expect((await c.closed).code).toBe(1001);
+    expect((await json.closed).code).toBe(1001);
     expect(t.handler.closed.some((x) => x.id === id)).toBe(true);
   });
 });

@@ -2,8 +2,15 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { WS_PATH, type FrameConnection, type SessionTransportHandler } from '../src/transport';
+import {
+  releaseFrame,
+  WS_PATH,
+  type FrameConnection,
+  type FrameMessage,
+  type SessionTransportHandler,
+} from '../src/transport';
 import { unsafeDisableWsWiping } from '../src/transport/ws-wipe';
+import { UpgradeRouter } from '../src/transport/upgrade-router';
 import { UwsTransport } from '../src/transport/uws.transport';
 import { WsTransport } from '../src/transport/ws.transport';
 import { DEFAULT_MASK, scanMemory } from './support/memscan';
@@ -76,10 +83,10 @@ class WipingHandler implements SessionTransportHandler {
     return { ok: true as const, sessionId: 's' };
   }
   onOpen(): void {}
-  onFrame(conn: FrameConnection, frame: Buffer): void {
+  onFrame(conn: FrameConnection, frame: FrameMessage): void {
     this.frames++;
-    this.bytes += frame.length;
-    frame.fill(0);
+    if (frame.kind === 'frame') this.bytes += frame.payload.length;
+    releaseFrame(frame);
     conn.sendJson({ type: 'busy', retryAfterMs: 0 });
   }
   onText(): void {}
@@ -107,8 +114,11 @@ async function run(mode: 'real' | 'control', kind: 'ws' | 'uws' = 'ws'): Promise
     origins: { allowed: ['*'], httpPort: () => null },
     logger: silent,
   };
+  const router = new UpgradeRouter(server);
   const transport =
     kind === 'ws' ? new WsTransport(server, options) : new UwsTransport({ ...options, host: '127.0.0.1', port: 0 });
+  if (transport instanceof WsTransport) router.route(WS_PATH, transport.handleUpgrade);
+  router.attach();
   await transport.start();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = kind === 'ws' ? (server.address() as AddressInfo).port : transport.port();

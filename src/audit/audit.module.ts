@@ -1,8 +1,7 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { AuditService } from './audit.service';
 
-/** Global, so any module can record: `constructor(private readonly audit: AuditService)`. */
-@Global()
+/** The audit trail: a module that records imports it (`constructor(private readonly audit: AuditService)`). */
 @Module({
   providers: [AuditService],
   exports: [AuditService],

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AUDIT, type AuditEntry, type AuditRepository } from '../storage/ports';
+import { AUDIT, type AuditEntry, type AuditRepository, type NewAuditEntry } from '../storage/ports';
 
 export interface AuditRecord {
   /** The clinic the action concerns, or null for system-wide actions. */
@@ -73,6 +73,14 @@ export class AuditService {
   constructor(@Inject(AUDIT) private readonly repo: AuditRepository) {}
 
   async record(actor: string, action: string, record: AuditRecord): Promise<AuditEntry> {
+    return this.repo.append(this.entry(actor, action, record));
+  }
+
+  /**
+   * The checked entry, for storage to append inside the transaction of the change it records (e.g. a verdict's:
+   * VerdictRepository.finish's `audit`), so that both are stored or neither. Throws AuditDetailError as record() does.
+   */
+  entry(actor: string, action: string, record: AuditRecord): NewAuditEntry {
     if (!actor || actor.length > 128) throw new AuditDetailError('actor', 'empty or longer than 128');
     if (!/^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$/.test(action)) {
       throw new AuditDetailError('action', 'not a dotted lower-case name such as template.enrolled');
@@ -83,6 +91,6 @@ export class AuditService {
       if (typeof detail !== 'object' || Array.isArray(detail)) throw new AuditDetailError('detail', 'not an object');
       checkAuditDetail(detail);
     }
-    return this.repo.append({ clinicId: record.clinicId, actor, action, subject: record.subject ?? null, detail });
+    return { clinicId: record.clinicId, actor, action, subject: record.subject ?? null, detail };
   }
 }

@@ -1,4 +1,5 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module';
 import { CONFIG, type Config } from '../config';
 import { ApiKeyGuard } from './api-key.guard';
 import { AuthBootstrap } from './bootstrap';
@@ -7,11 +8,12 @@ import { RateLimiter } from './rate-limiter';
 import { WorkstationsService } from './workstations.service';
 
 /**
- * Workstation and MIS API keys. Global, so any controller can use `@WorkstationAuth()` (or `@UseGuards(ApiKeyGuard)`)
- * without importing it, and every guard shares the one rate limiter.
+ * Workstation and MIS API keys. A module whose controllers use `@WorkstationAuth()`, `@MisKeyAuth()` (or
+ * `@UseGuards(ApiKeyGuard)`) or whose guards count failed checks imports it: every guard shares its one rate limiter.
  */
-@Global()
 @Module({
+  // The demo bootstrap (AuthBootstrap) records what it created.
+  imports: [AuditModule],
   providers: [
     ApiKeyGuard,
     MisAuth,

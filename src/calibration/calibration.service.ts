@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
-import { AppError, registerErrorStatus } from '../http';
+import { AppError } from '../http';
 import { CALIBRATION, KEYS, type CalibrationRepository, type KeyRepository } from '../storage/ports';
 import {
   addDays,
@@ -16,7 +16,15 @@ import {
   type Histograms,
 } from './report';
 
-registerErrorStatus({ calibration_range_invalid: 400 });
+/** A calibration window the service refuses (400). */
+export class CalibrationError extends AppError {
+  static override readonly status = { calibration_range_invalid: 400 };
+
+  constructor(code: 'calibration_range_invalid', message: string) {
+    super(code, message);
+    this.name = 'CalibrationError';
+  }
+}
 
 /** The window when the caller names no bound, in UTC days (today included). */
 export const DEFAULT_CALIBRATION_DAYS = 30;
@@ -35,9 +43,12 @@ export interface DayRange {
 export function resolveDayRange(query: { from?: string; to?: string }, now: Date): DayRange {
   const toDay = query.to ?? dayOf(now);
   const fromDay = query.from ?? addDays(toDay, -(DEFAULT_CALIBRATION_DAYS - 1));
-  if (fromDay > toDay) throw new AppError('calibration_range_invalid', 'from must not be after to.');
+  if (fromDay > toDay) throw new CalibrationError('calibration_range_invalid', 'from must not be after to.');
   if (daysBetween(fromDay, toDay) > MAX_CALIBRATION_DAYS) {
-    throw new AppError('calibration_range_invalid', `The window may span at most ${MAX_CALIBRATION_DAYS} days.`);
+    throw new CalibrationError(
+      'calibration_range_invalid',
+      `The window may span at most ${MAX_CALIBRATION_DAYS} days.`,
+    );
   }
   return { fromDay, toDay };
 }

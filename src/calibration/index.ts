@@ -3,6 +3,7 @@
 export { CalibrationModule } from './calibration.module';
 export {
   CalibrationService,
+  CalibrationError,
   resolveDayRange,
   DEFAULT_CALIBRATION_DAYS,
   MAX_CALIBRATION_DAYS,

@@ -24,12 +24,12 @@ import {
 } from '../liveness/pad/render';
 import {
   encodeFrameMessage,
-  FRAME_HEADER_BYTES,
   LIVENESS_CAPABILITIES,
   SUBPROTOCOL,
   TOKEN_SUBPROTOCOL_PREFIX,
   type HelloMessage,
 } from '../transport/protocol';
+import { takeFrame } from '../transport/frame';
 
 /** What the desk's client sends back besides frames. */
 export interface LightReport {
@@ -200,14 +200,9 @@ export async function playSession(
       const msg = encodeFrameMessage({ format: 'jpeg', seq: frames++, captureTime }, jpeg);
       jpeg.fill(0);
       const done = new Promise<void>((resolve) => (wake = resolve));
-      runner.onFrame(msg, {
-        seq: frames,
-        format: 'jpeg',
-        width: 0,
-        height: 0,
-        captureTime,
-        payload: msg.subarray(FRAME_HEADER_BYTES),
-      });
+      const frame = takeFrame(msg);
+      if (frame.kind !== 'frame') throw frame.error;
+      runner.onFrame(frame);
       await done;
       clock.t += 1000 / desk.fpsAt(clock.t, fps, fastFps);
     }

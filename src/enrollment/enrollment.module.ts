@@ -1,22 +1,20 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit/audit.module';
+import { AuthModule } from '../auth/auth.module';
 import { EngineModule } from '../engine';
-import { registerErrorStatus } from '../http';
 import { KeyRing, KeyRingModule } from '../keyring';
 import { SmsModule } from '../sms';
 import { EnrollmentAuthGuard } from './enrollment-auth';
 import { EnrollmentController } from './enrollment.controller';
 import { EnrollmentService } from './enrollment.service';
-import { ENROLLMENT_ERROR_STATUS } from './errors';
 import { PendingEnrollmentSweep } from './pending-sweep';
 import { TemplateCipher } from './template-crypto';
 
-registerErrorStatus(ENROLLMENT_ERROR_STATUS);
-
-/** Global, so the identification module can load templates without importing it. */
-@Global()
+/** Reference templates; the identification module imports it to load them. */
 @Module({
-  // SMS: a workstation's replacement of a template waits for a code sent to the patient.
-  imports: [EngineModule, KeyRingModule, SmsModule],
+  // SMS: a workstation's replacement of a template waits for a code sent to the patient. Auth: the enrollment guard
+  // counts failed checks with the shared rate limiter.
+  imports: [EngineModule, KeyRingModule, SmsModule, AuditModule, AuthModule],
   controllers: [EnrollmentController],
   providers: [
     EnrollmentService,

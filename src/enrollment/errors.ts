@@ -15,7 +15,7 @@ export type EnrollmentErrorCode =
   | 'code_attempts_exceeded'
   | 'code_resend_limit';
 
-/** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have. */
+/** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have: EnrollmentError's. */
 export const ENROLLMENT_ERROR_STATUS: Readonly<Record<string, number>> = {
   // A workstation of a clinic that does not allow desk enrollment: the enrollment role does it.
   desk_enrollment_disabled: 403,
@@ -31,6 +31,8 @@ export const ENROLLMENT_ERROR_STATUS: Readonly<Record<string, number>> = {
 
 /** Enrollment failures. Messages name image positions, never image data, IINs or codes. */
 export class EnrollmentError extends AppError {
+  static override readonly status = ENROLLMENT_ERROR_STATUS;
+
   /** Sent as Retry-After by the error filter. */
   readonly retryAfterSeconds?: number;
 

@@ -11,18 +11,15 @@
  *   on a refusal `{"type":"error","code","message"}`
  *   and a close (see EVENTS_WS_CLOSE). The client sends nothing (pings are answered by the library).
  * The handshake always completes and refusals are close codes, because browsers hide HTTP refusals from scripts.
+ *
+ * A Nest gateway on FaceidSocketAdapter (src/transport/socket.adapter.ts): the HTTP server's upgrade router sends this
+ * path here, the adapter's JSON endpoint runs the handshake (subprotocol, 4 KiB message limit) and closes every
+ * connection with 1001 on shutdown.
  */
-import type { IncomingMessage, Server } from 'node:http';
-import type { Duplex } from 'node:stream';
-import {
-  Inject,
-  Injectable,
-  Logger,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-} from '@nestjs/common';
-import { HttpAdapterHost } from '@nestjs/core';
-import { WebSocket, WebSocketServer } from 'ws';
+import type { IncomingMessage } from 'node:http';
+import { Inject, Logger, type BeforeApplicationShutdown, type OnApplicationBootstrap } from '@nestjs/common';
+import { WebSocketGateway, type OnGatewayConnection } from '@nestjs/websockets';
+import { WebSocket } from 'ws';
 import { bearerToken, hashApiKey } from '../auth';
 import { CONFIG, type Config } from '../config';
 import { clientAddress, compileTrustedProxies } from '../config/proxies';
@@ -30,7 +27,7 @@ import { KeysService } from '../keys/keys.service';
 import { MetricsService } from '../metrics/metrics.service';
 import { EVENTS, KEYS, type EventFilter, type EventRepository, type KeyRepository } from '../storage/ports';
 import { SIGNALS, type EventsNotice, type StorageSignals } from '../storage/signals';
-import { WS_PATH as IDENTIFY_WS_PATH } from '../transport';
+import type { SocketGatewayOptions } from '../transport/socket.adapter';
 import { EventFeed } from './event-feed';
 import { EventReaderAuth, filterOf, type EventReader } from './reader-auth';
 
@@ -64,8 +61,6 @@ const BATCH = 100;
 export const HIGH_WATER_BYTES = 1 << 20;
 /** Ping every this often; a client that did not answer the previous ping is cut off. */
 const HEARTBEAT_MS = 30_000;
-/** How long stop() waits for clients to answer the 1001 close. */
-const STOP_GRACE_MS = 1000;
 
 export interface EventsServerMessage {
   type: 'ready' | 'event' | 'error';
@@ -179,17 +174,16 @@ function refusalOf(err: unknown): Refusal {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The events WebSocket server, attached to the HTTP server's 'upgrade' for its one path. */
-@Injectable()
-export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplicationShutdown {
+/** The events WebSocket gateway (/ws/events). */
+@WebSocketGateway<SocketGatewayOptions>({
+  path: EVENTS_WS_PATH,
+  maxPayload: 4096, // clients send nothing but control frames
+  subprotocols: [EVENTS_SUBPROTOCOL],
+})
+export class EventsSocketServer
+  implements OnGatewayConnection<WebSocket>, OnApplicationBootstrap, BeforeApplicationShutdown
+{
   private readonly logger = new Logger('EventsSocket');
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    maxPayload: 4096, // clients send nothing but control frames
-    perMessageDeflate: false,
-    clientTracking: false,
-    handleProtocols: (offered) => (offered.has(EVENTS_SUBPROTOCOL) ? EVENTS_SUBPROTOCOL : false),
-  });
   /** Every open socket, subscribed or still being admitted. */
   private readonly sockets = new Set<WebSocket>();
   private readonly byClinic = new Map<string, Set<Subscriber>>();
@@ -204,7 +198,6 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   private checkingKeys = false;
   private checkKeysAgain = false;
   private readonly alive = new WeakSet<WebSocket>();
-  private server: Server | undefined;
   private unsubscribe: (() => void) | undefined;
   private unsubscribeResync: (() => void) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -215,7 +208,6 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(EVENTS) private readonly events: EventRepository,
-    private readonly adapterHost: HttpAdapterHost,
     private readonly auth: EventReaderAuth,
     private readonly feed: EventFeed,
     private readonly metrics: MetricsService,
@@ -227,8 +219,6 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
   }
 
   onApplicationBootstrap(): void {
-    this.server = this.adapterHost.httpAdapter.getHttpServer() as Server;
-    this.server.on('upgrade', this.onUpgrade);
     // This process's commits at once; with PostgreSQL, other gateways' and the CLI's too (LISTEN/NOTIFY).
     this.unsubscribe = this.signals.onEvents((notice) => this.onEvents(notice));
     // The listener (re)connected: what was committed while it was not listening is found now, not at the next poll.
@@ -245,26 +235,18 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     this.started = true;
   }
 
-  /** Closes every connection with 1001 (waiting briefly for the closing handshakes), then stops. */
-  async beforeApplicationShutdown(): Promise<void> {
+  /**
+   * Stops the polls, the heartbeat and the signals; no connection is admitted from here on. The adapter then closes
+   * every connection with 1001 (EVENTS_WS_CLOSE.going_away), before the HTTP server and the database close.
+   */
+  beforeApplicationShutdown(): void {
     if (!this.started) return;
     this.started = false;
-    this.server?.off('upgrade', this.onUpgrade);
     this.unsubscribe?.();
     this.unsubscribeResync?.();
     this.unsubscribeKeys?.();
     clearInterval(this.pollTimer);
     clearInterval(this.heartbeatTimer);
-    const closed = [...this.sockets].map(
-      (socket) =>
-        new Promise<void>((resolve) => {
-          socket.once('close', () => resolve());
-          socket.close(EVENTS_WS_CLOSE.going_away, 'server_stopping');
-        }),
-    );
-    await Promise.race([Promise.all(closed), new Promise((r) => setTimeout(r, STOP_GRACE_MS).unref())]);
-    for (const socket of this.sockets) socket.terminate();
-    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
   /** Open connections (subscribed or being admitted). */
@@ -272,24 +254,15 @@ export class EventsSocketServer implements OnApplicationBootstrap, BeforeApplica
     return this.sockets.size;
   }
 
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== EVENTS_WS_PATH) {
-      // The identification transport serves its path on this server too; other paths get a 404 from here, since
-      // each listener leaves paths it does not own to the others.
-      const servedElsewhere = url.pathname === IDENTIFY_WS_PATH && (this.server?.listenerCount('upgrade') ?? 0) > 1;
-      if (!servedElsewhere) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    socket.on('error', () => socket.destroy()); // a reset during the handshake must not crash the process
-    this.wss.handleUpgrade(req, socket, head, (ws) => void this.admit(ws, req, url.searchParams));
-  };
+  /** A connection past the handshake: admitted by its key (or refused with a close code). */
+  handleConnection(socket: WebSocket, req: IncomingMessage): void {
+    void this.admit(socket, req, new URL(req.url ?? '/', 'http://localhost').searchParams);
+  }
 
   private async admit(socket: WebSocket, req: IncomingMessage, query: URLSearchParams): Promise<void> {
     this.sockets.add(socket);
     this.alive.add(socket);
     socket.on('pong', () => this.alive.add(socket));
-    socket.on('error', () => undefined); // ws closes the socket itself; the 'close' handler cleans up
     socket.on('close', () => this.sockets.delete(socket));
     try {
       const key = keyOf(req);

@@ -1,18 +1,11 @@
 /**
- * The MIS events, version 1, as zod schemas: one per event type, matching the EventPayload union (src/storage/ports.ts)
- * key for key. They document the events (docs/events/*.schema.json are generated from them, a test checks the committed files)
- * and the tests check every event they see against them. Objects are strict: an event carries exactly these keys, and
- * the small objects (liveness, timings) hold only numbers, booleans and nulls, so no image, embedding or code fits.
+ * The MIS events, version 1, as zod schemas: one per event type. The payload types are inferred from them
+ * (payloads.ts, re-exported by src/storage/ports.ts), and so are the results of the builders storage writes with. They
+ * document the events (docs/events/*.schema.json are generated from them, a test checks the committed files) and the
+ * tests check every event they see against them. Objects are strict: an event carries exactly these keys, and the
+ * small objects (liveness, timings) hold only numbers, booleans and nulls, so no image, embedding or code fits.
  */
 import { z } from 'zod';
-import type {
-  CameraChangedEventPayload,
-  EventType,
-  IdentificationEventPayload,
-  MisClientKeyChangedEventPayload,
-  TemplateEventPayload,
-  WorkstationKeyChangedEventPayload,
-} from '../storage/ports';
 
 export const EVENT_VERSION = 1;
 
@@ -27,7 +20,10 @@ export const EVENT_TYPES = [
   'template.revoked',
   'workstation.key_changed',
   'mis_client.key_changed',
-] as const satisfies readonly EventType[];
+] as const;
+
+/** The MIS event types: identification outcomes, what happened to a workstation, a patient's template, or a key. */
+export type EventType = (typeof EVENT_TYPES)[number];
 
 /** The results an `identification.verdict` can carry (the others have event types of their own). */
 export const VERDICT_RESULTS = ['match', 'no_match', 'spoof_suspected', 'no_template', 'timeout', 'error'] as const;
@@ -361,38 +357,6 @@ export const ApiEventSchema = z.discriminatedUnion('type', [
   }),
   MisClientKeyChangedEventSchema.meta({ id: 'MisClientKeyChangedEventV1', ...MisClientKeyChangedEventSchema.meta() }),
 ]);
-
-// Compile-time: the schemas describe exactly the payload types (same keys, and every event they accept is one).
-type IdentificationOutput = z.output<
-  typeof VerdictEventSchema | typeof RefusedEventSchema | typeof ExpiredEventSchema | typeof LockedOutEventSchema
->;
-type CameraOutput = z.output<typeof CameraChangedEventSchema>;
-type TemplateOutput = z.output<
-  typeof TemplateEnrolledEventSchema | typeof TemplateReplacedEventSchema | typeof TemplateRevokedEventSchema
->;
-type SameKeys<A, B> = [keyof A] extends [keyof B] ? ([keyof B] extends [keyof A] ? true : false) : false;
-const matchesIdentification: [IdentificationOutput] extends [IdentificationEventPayload]
-  ? SameKeys<IdentificationOutput, IdentificationEventPayload>
-  : false = true;
-const matchesCamera: [CameraOutput] extends [CameraChangedEventPayload]
-  ? SameKeys<CameraOutput, CameraChangedEventPayload>
-  : false = true;
-const matchesTemplate: [TemplateOutput] extends [TemplateEventPayload]
-  ? SameKeys<TemplateOutput, TemplateEventPayload>
-  : false = true;
-void matchesIdentification;
-void matchesCamera;
-void matchesTemplate;
-type WorkstationKeyOutput = z.output<typeof WorkstationKeyChangedEventSchema>;
-type MisClientKeyOutput = z.output<typeof MisClientKeyChangedEventSchema>;
-const matchesWorkstationKey: [WorkstationKeyOutput] extends [WorkstationKeyChangedEventPayload]
-  ? SameKeys<WorkstationKeyOutput, WorkstationKeyChangedEventPayload>
-  : false = true;
-const matchesMisClientKey: [MisClientKeyOutput] extends [MisClientKeyChangedEventPayload]
-  ? SameKeys<MisClientKeyOutput, MisClientKeyChangedEventPayload>
-  : false = true;
-void matchesWorkstationKey;
-void matchesMisClientKey;
 
 export type JsonObject = Record<string, unknown>;
 

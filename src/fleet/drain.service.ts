@@ -1,11 +1,11 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
-import { AppError, registerErrorStatus } from '../http';
-
-registerErrorStatus({ draining: 503 });
+import { AppError } from '../http';
 
 /** POST /sessions while the gateway drains: 503 with Retry-After (a load balancer may retry it on another gateway). */
 export class DrainingError extends AppError {
+  static override readonly status = { draining: 503 };
+
   constructor(readonly retryAfterSeconds: number) {
     super(
       'draining',

@@ -1,6 +1,5 @@
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import type { Config } from '../config';
-import { statusForCode } from '../http';
 import { DrainGuard } from './drain.guard';
 import { DrainService, DrainingError } from './drain.service';
 
@@ -81,7 +80,7 @@ describe('DrainGuard', () => {
     }
     expect(thrown).toBeInstanceOf(DrainingError);
     expect(thrown).toMatchObject({ code: 'draining', retryAfterSeconds: 2 });
-    expect(statusForCode('draining')).toBe(503);
+    expect((thrown as DrainingError).status).toBe(503);
     // A running session goes on: its refusal, its code, reading it, the events.
     expect(guard.canActivate(context('POST', '/sessions/:id/refusal'))).toBe(true);
     expect(guard.canActivate(context('POST', '/sessions/:id/code'))).toBe(true);

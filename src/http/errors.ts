@@ -1,8 +1,12 @@
 import { z } from 'zod';
 
+/** HTTP statuses by error code: 4xx or 5xx, codes in snake_case. */
+export type ErrorStatusTable = Readonly<Record<string, number>>;
+
 /**
- * The HTTP status of every error code. One table, so the docs, the OpenAPI document and the exception filter
- * agree. Modules with codes of their own add them with `registerErrorStatus()` at import time.
+ * The HTTP status of the codes every module may use, and of the codes of errors that are no AppError (the engine's
+ * EngineError, the IIN's IinError, the audit's AuditDetailError: modules that do not depend on this one). A module
+ * with codes of its own declares their statuses on its error class: `static override readonly status = {...}`.
  *
  * Rules of thumb:
  * - 400: the request itself is malformed (schema, IIN); fix the request.
@@ -14,69 +18,65 @@ import { z } from 'zod';
  * - 500: a bug or a broken installation (the message is generic; the log has the detail).
  * - 503: temporary: the engine is busy, starting, closing or missing its models.
  */
-const STATUS = new Map<string, number>(
-  Object.entries({
-    invalid_request: 400,
-    invalid_argument: 400,
-    iin_invalid: 400,
-    unauthorized: 401,
-    token_invalid: 401,
-    token_expired: 401,
-    forbidden: 403,
-    not_found: 404,
-    patient_not_found: 404,
-    template_not_found: 404,
-    session_not_found: 404,
-    method_not_allowed: 405,
-    conflict: 409,
-    payload_too_large: 413,
-    unsupported_media_type: 415,
-    // Every engine frame_* code is 422 as well (see statusForCode).
-    enroll_no_face: 422,
-    enroll_multiple_faces: 422,
-    rate_limited: 429,
-    internal: 500,
-    audit_detail_rejected: 500,
-    template_decrypt_failed: 500,
-    template_key_unknown: 500,
-    busy: 503,
-    unavailable: 503,
-    database_unavailable: 503,
-    engine_closed: 503,
-    model_missing: 503,
-    model_invalid: 503,
-  }),
-);
+const SHARED_ERROR_STATUS: ErrorStatusTable = {
+  invalid_request: 400,
+  invalid_argument: 400,
+  iin_invalid: 400,
+  unauthorized: 401,
+  token_invalid: 401,
+  token_expired: 401,
+  forbidden: 403,
+  not_found: 404,
+  patient_not_found: 404,
+  template_not_found: 404,
+  session_not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  // Every engine frame_* code is 422 as well (see sharedStatus).
+  enroll_no_face: 422,
+  enroll_multiple_faces: 422,
+  rate_limited: 429,
+  internal: 500,
+  audit_detail_rejected: 500,
+  template_decrypt_failed: 500,
+  template_key_unknown: 500,
+  busy: 503,
+  unavailable: 503,
+  database_unavailable: 503,
+  engine_closed: 503,
+  model_missing: 503,
+  model_invalid: 503,
+};
 
-/** Adds or overrides codes, e.g. `registerErrorStatus({ session_finished: 409 })`. */
-export function registerErrorStatus(table: Readonly<Record<string, number>>): void {
-  for (const [code, status] of Object.entries(table)) {
-    if (!/^[a-z][a-z0-9_]*$/.test(code)) throw new Error(`Error code "${code}" must be snake_case.`);
-    if (!Number.isInteger(status) || status < 400 || status > 599) {
-      throw new Error(`Error code "${code}": status ${status} is not a 4xx/5xx status.`);
-    }
-    STATUS.set(code, status);
-  }
+/** The shared status of a code (every `frame_*` code is 422), or undefined. */
+function sharedStatus(code: string): number | undefined {
+  return Object.hasOwn(SHARED_ERROR_STATUS, code)
+    ? SHARED_ERROR_STATUS[code]
+    : code.startsWith('frame_')
+      ? 422
+      : undefined;
 }
 
-/** The status of a code, or undefined for a code nobody registered (answered as 500 `internal`). */
-export function statusForCode(code: string): number | undefined {
-  return STATUS.get(code) ?? (code.startsWith('frame_') ? 422 : undefined);
-}
-
-/** A copy of the table, for docs and tests. */
-export function errorStatusTable(): Record<string, number> {
-  return Object.fromEntries([...STATUS.entries()].sort(([a], [b]) => a.localeCompare(b)));
-}
+/** Small facts a client can act on (e.g. `attemptsLeft`), sent beside the code and message. Never request data. */
+export type ErrorDetails = Readonly<Record<string, number | string | boolean>>;
 
 /**
  * A typed error with a stable code, for modules that need no class of their own. Messages are for people and must
  * never hold request data (bodies, frames, IINs, keys).
+ *
+ * Its HTTP status comes from its class: the `status` table of the class that threw it, then of its parents, down to
+ * AppError's, the shared codes. A module with codes of its own subclasses AppError and declares them:
+ *
+ *   export class WidgetError extends AppError {
+ *     static override readonly status = { widget_conflict: 409 };
+ *   }
  */
-/** Small facts a client can act on (e.g. `attemptsLeft`), sent beside the code and message. Never request data. */
-export type ErrorDetails = Readonly<Record<string, number | string | boolean>>;
-
 export class AppError extends Error {
+  /** The shared codes (above); subclasses declare their own. */
+  static readonly status: ErrorStatusTable = SHARED_ERROR_STATUS;
+
   constructor(
     readonly code: string,
     message: string,
@@ -86,6 +86,61 @@ export class AppError extends Error {
     super(message);
     this.name = 'AppError';
   }
+
+  /** The HTTP status of this error's code, or undefined for a code its class does not declare (answered as 500). */
+  get status(): number | undefined {
+    for (const { table } of classTables(this.constructor)) {
+      if (Object.hasOwn(table, this.code)) return table[this.code];
+    }
+    return sharedStatus(this.code);
+  }
+}
+
+/** The `status` tables a class and its parents declare, nearest first, AppError's (the shared one) left out. */
+function classTables(cls: unknown): { name: string; table: ErrorStatusTable }[] {
+  const out: { name: string; table: ErrorStatusTable }[] = [];
+  for (let c = cls; typeof c === 'function' && c !== AppError; c = Object.getPrototypeOf(c) as unknown) {
+    const table: unknown = Object.getOwnPropertyDescriptor(c, 'status')?.value;
+    if (typeof table === 'object' && table !== null) out.push({ name: c.name, table: table as ErrorStatusTable });
+  }
+  return out;
+}
+
+/**
+ * The HTTP status of a thrown error with a string `code`: an AppError's own (its class's table), for any other the
+ * shared table's; undefined for a code nobody declared (answered as 500 `internal`).
+ */
+export function errorStatus(err: { code: string }): number | undefined {
+  return err instanceof AppError ? err.status : sharedStatus(err.code);
+}
+
+/** An error class as far as its statuses go: AppError or a subclass. */
+export type ErrorClass = { readonly name: string; readonly status: ErrorStatusTable; readonly prototype: AppError };
+
+/**
+ * Every code and status of these error classes (their own tables and their parents'), and the shared ones, sorted:
+ * for the OpenAPI document and the tests. Throws for a code that is not snake_case, a status that is not 4xx/5xx,
+ * or a code two classes give different statuses.
+ */
+export function errorStatusTable(classes: Iterable<ErrorClass> = []): Record<string, number> {
+  const out = new Map<string, { status: number; from: string }>();
+  const add = (table: ErrorStatusTable, from: string) => {
+    for (const [code, status] of Object.entries(table)) {
+      if (!/^[a-z][a-z0-9_]*$/.test(code)) throw new Error(`${from}: error code "${code}" must be snake_case.`);
+      if (!Number.isInteger(status) || status < 400 || status > 599) {
+        throw new Error(`${from}: error code "${code}": status ${status} is not a 4xx/5xx status.`);
+      }
+      const seen = out.get(code);
+      if (seen && seen.status !== status) {
+        throw new Error(`Error code "${code}" is ${seen.status} in ${seen.from} but ${status} in ${from}.`);
+      }
+      out.set(code, { status, from });
+    }
+  };
+  add(SHARED_ERROR_STATUS, 'AppError');
+  for (const cls of classes) for (const { name, table } of classTables(cls)) add(table, name);
+  const codes = [...out.keys()].sort((a, b) => a.localeCompare(b));
+  return Object.fromEntries(codes.map((code) => [code, out.get(code)!.status]));
 }
 
 /** 429 with the number of seconds after which a retry may succeed (sent as Retry-After). */

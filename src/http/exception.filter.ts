@@ -1,5 +1,5 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { statusForCode, ValidationError, type ErrorBody } from './errors';
+import { errorStatus, ValidationError, type ErrorBody } from './errors';
 
 /** Codes and fixed messages for Nest's and Express's own HTTP errors (no route, body parser, multer). */
 const HTTP_STATUS_CODES: Record<number, [code: string, message: string]> = {
@@ -115,7 +115,7 @@ export function isDatabaseUnavailable(err: unknown, depth = 0): boolean {
 
 /**
  * Turns any exception into `{"error": {"code", "message"}}`:
- * - a typed error (a string `code` registered in the status table): its code, status and message;
+ * - a typed error (a string `code` its class gives a status, see AppError): its code, status and message;
  * - a ValidationError: 400 with `issues`;
  * - Nest's HttpException and Express's body-parser errors: a code and a fixed message per status (their own
  *   messages can quote the request, e.g. a JSON syntax error quotes the body), except an HttpException whose body
@@ -152,7 +152,7 @@ export class ErrorFilter implements ExceptionFilter {
   reply(exception: unknown): Reply {
     if (
       !(exception instanceof HttpException) &&
-      (!isCoded(exception) || statusForCode(exception.code) === undefined) &&
+      (!isCoded(exception) || errorStatus(exception) === undefined) &&
       isDatabaseUnavailable(exception)
     ) {
       this.logger.warn(`database_unavailable: ${databaseErrorSummary(exception)}`);
@@ -169,7 +169,7 @@ export class ErrorFilter implements ExceptionFilter {
       return fromStatus(status);
     }
     if (isCoded(exception)) {
-      const status = statusForCode(exception.code);
+      const status = errorStatus(exception);
       const message = typeof exception.message === 'string' && exception.message ? exception.message : exception.code;
       if (status === undefined) {
         const expressStatus = httpErrorStatus(exception);

@@ -11,7 +11,14 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { z } from 'zod';
 import { IinSchema } from '../patients';
-import { AppError, RateLimitedError, registerErrorStatus, statusForCode, ValidationError } from './errors';
+import {
+  AppError,
+  errorStatus,
+  errorStatusTable,
+  RateLimitedError,
+  ValidationError,
+  type ErrorStatusTable,
+} from './errors';
 import { HttpModule } from './http.module';
 import { ErrorFilter } from './exception.filter';
 import { ApiRoute, ApiSecurity, defineRoute, Input, type RouteInput } from './route';
@@ -74,25 +81,69 @@ describe('parseOrThrow', () => {
   });
 });
 
-describe('the status table', () => {
-  it('maps the documented codes', () => {
-    expect(statusForCode('invalid_request')).toBe(400);
-    expect(statusForCode('iin_invalid')).toBe(400);
-    expect(statusForCode('unauthorized')).toBe(401);
-    expect(statusForCode('template_not_found')).toBe(404);
-    expect(statusForCode('conflict')).toBe(409);
-    expect(statusForCode('frame_corrupt')).toBe(422);
-    expect(statusForCode('frame_anything_new')).toBe(422);
-    expect(statusForCode('rate_limited')).toBe(429);
-    expect(statusForCode('busy')).toBe(503);
-    expect(statusForCode('ENOENT')).toBeUndefined();
+/** A module's own codes, declared on its error class. */
+class WidgetError extends AppError {
+  // Typed as any table, so a subclass may declare other codes.
+  static override readonly status: ErrorStatusTable = { widget_conflict: 409, widget_gone: 410 };
+}
+
+/** A subclass of it with one more code of its own. */
+class SmallWidgetError extends WidgetError {
+  static override readonly status = { widget_too_small: 422 };
+}
+
+describe('the status of an error', () => {
+  it('is the shared table for the shared codes, on AppError and any error with a code', () => {
+    const status = (code: string) => errorStatus(new AppError(code, 'x'));
+    expect(status('invalid_request')).toBe(400);
+    expect(status('iin_invalid')).toBe(400);
+    expect(status('unauthorized')).toBe(401);
+    expect(status('template_not_found')).toBe(404);
+    expect(status('conflict')).toBe(409);
+    expect(status('frame_corrupt')).toBe(422);
+    expect(status('frame_anything_new')).toBe(422);
+    expect(status('rate_limited')).toBe(429);
+    expect(status('busy')).toBe(503);
+    expect(status('ENOENT')).toBeUndefined();
+    // Errors that are no AppError (the engine's, say): the shared table by code.
+    expect(errorStatus(Object.assign(new Error('x'), { code: 'engine_closed' }))).toBe(503);
+    expect(errorStatus(Object.assign(new Error('x'), { code: 'frame_corrupt' }))).toBe(422);
+    expect(errorStatus({ code: 'ENOENT' })).toBeUndefined();
   });
 
-  it('takes registrations and refuses bad ones', () => {
-    registerErrorStatus({ test_gone: 410 });
-    expect(statusForCode('test_gone')).toBe(410);
-    expect(() => registerErrorStatus({ 'Bad-Code': 400 })).toThrow();
-    expect(() => registerErrorStatus({ ok_code: 200 })).toThrow();
+  it("is its class's, then its parents', then the shared one", () => {
+    expect(new WidgetError('widget_conflict', 'x').status).toBe(409);
+    expect(new SmallWidgetError('widget_too_small', 'x').status).toBe(422);
+    expect(new SmallWidgetError('widget_gone', 'x').status).toBe(410);
+    expect(new SmallWidgetError('not_found', 'x').status).toBe(404);
+    // Another class's code is not this class's: nothing global.
+    expect(new AppError('widget_conflict', 'x').status).toBeUndefined();
+    expect(new WidgetError('widget_too_small', 'x').status).toBeUndefined();
+    // The status is no own property: serialising an error shows what it did before.
+    expect(Object.keys(new WidgetError('widget_conflict', 'x'))).not.toContain('status');
+  });
+
+  it('makes one table of the classes, and refuses bad or conflicting ones', () => {
+    const table = errorStatusTable([SmallWidgetError]);
+    expect(table).toMatchObject({ widget_conflict: 409, widget_gone: 410, widget_too_small: 422, not_found: 404 });
+    expect(Object.keys(table)).toEqual([...Object.keys(table)].sort((a, b) => a.localeCompare(b)));
+    expect(errorStatusTable()).not.toHaveProperty('widget_conflict');
+    class BadCode extends AppError {
+      static override readonly status = { 'Bad-Code': 400 };
+    }
+    class NotAnError extends AppError {
+      static override readonly status = { ok_code: 200 };
+    }
+    class Conflicting extends AppError {
+      static override readonly status = { widget_conflict: 400 };
+    }
+    class SharedConflict extends AppError {
+      static override readonly status = { not_found: 410 };
+    }
+    expect(() => errorStatusTable([BadCode])).toThrow(/snake_case/);
+    expect(() => errorStatusTable([NotAnError])).toThrow(/4xx\/5xx/);
+    expect(() => errorStatusTable([WidgetError, Conflicting])).toThrow(/widget_conflict/);
+    expect(() => errorStatusTable([SharedConflict])).toThrow(/not_found/);
   });
 });
 
@@ -114,23 +165,22 @@ const getSpec = defineRoute({
   response: z.object({ iin: z.string() }),
 });
 
-registerErrorStatus({ widget_conflict: 409 });
-
 @Controller('widgets')
 @ApiSecurity({ name: 'testKey', scheme: { type: 'http', scheme: 'bearer' }, errors: ['unauthorized'] })
 class WidgetController {
   @Post()
   @ApiRoute(createSpec)
   create(@Input() input: RouteInput<typeof createSpec>) {
-    if (input.body.name === 'taken') throw new AppError('widget_conflict', 'That name is taken.');
+    if (input.body.name === 'taken') throw new WidgetError('widget_conflict', 'That name is taken.');
     if (input.body.name === 'almost') {
-      throw new AppError('widget_conflict', 'Almost.', {
+      throw new WidgetError('widget_conflict', 'Almost.', {
         triesLeft: 2,
         code: 'forged',
         message: 'forged',
         issues: 'x',
       });
     }
+    if (input.body.name === 'stray') throw new AppError('widget_conflict', 'Not a WidgetError.');
     if (input.body.name === 'slow') throw new RateLimitedError(2.2);
     if (input.body.name === 'crash') throw Object.assign(new Error('db said: secret detail'), { code: 'P2002' });
     if (input.body.name === 'leak') return { id: 'w1', name: 'leak', embedding: [1, 2, 3] };
@@ -164,7 +214,7 @@ class WidgetController {
   gone(): void {}
 }
 
-@Module({ imports: [HttpModule], controllers: [WidgetController] })
+@Module({ imports: [HttpModule.forRoot({ errors: [WidgetError] })], controllers: [WidgetController] })
 class TestModule {}
 
 describe('ApiRoute, ErrorFilter and the OpenAPI document (HTTP)', () => {
@@ -254,6 +304,9 @@ describe('ApiRoute, ErrorFilter and the OpenAPI document (HTTP)', () => {
   it('answers unknown codes and plain errors as a generic 500', async () => {
     const r = await reply(await post('/widgets', JSON.stringify({ name: 'crash', size: 1 })));
     expect(r).toEqual({ status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } });
+    // A code is its class's: another class throwing it is unmapped.
+    const stray = await reply(await post('/widgets', JSON.stringify({ name: 'stray', size: 1 })));
+    expect(stray).toEqual({ status: 500, body: { error: { code: 'internal', message: 'Internal error.' } } });
   });
 
   it('answers a database that does not answer as 503 database_unavailable with Retry-After, not as a bug', () => {

@@ -28,10 +28,12 @@
  * - `response: null` means 204 with no body; `status` sets another success status.
  * - `rawBody` documents a non-JSON body (the route reads it itself; see src/enrollment).
  * - Throw typed errors (anything with a string `code`, e.g. `new AppError('session_not_found', '...')`). The global
- *   ErrorFilter answers {"error": {"code", "message"}} with the status from the table in errors.ts; add codes with
- *   `registerErrorStatus({ my_code: 409 })`. Unknown codes and plain errors become 500 `internal`.
+ *   ErrorFilter answers {"error": {"code", "message"}} with the status the error's class gives its code: a module
+ *   with codes of its own subclasses AppError with `static override readonly status = { my_code: 409 }`, and lists
+ *   the class in app.module.ts (`HttpModule.forRoot({ errors })`) so the OpenAPI document knows the statuses too.
+ *   AppError's own table has the shared codes. Unknown codes and plain errors become 500 `internal`.
  * - `ZodPipe` / `parseOrThrow` validate one value where `@ApiRoute` does not fit (e.g. a WebSocket message).
- * - Import HttpModule once (app.module.ts does). `GET /openapi.json` lists every `@ApiRoute` route; `GET /docs`
+ * - Import HttpModule.forRoot once (app.module.ts does). `GET /openapi.json` lists every `@ApiRoute` route; `GET /docs`
  *   shows it in Swagger UI (served from the swagger-ui-dist package).
  */
 export {
@@ -39,9 +41,10 @@ export {
   RateLimitedError,
   ValidationError,
   ErrorBodySchema,
-  registerErrorStatus,
-  statusForCode,
+  errorStatus,
   errorStatusTable,
+  type ErrorClass,
+  type ErrorStatusTable,
   type ErrorBody,
   type ErrorDetails,
   type ValidationIssue,
@@ -60,5 +63,5 @@ export {
   type JsonSchema,
 } from './route';
 export { ErrorFilter } from './exception.filter';
-export { OpenApiService, buildOpenApi, type DocumentedRoute } from './openapi';
-export { HttpModule } from './http.module';
+export { API_ERROR_CLASSES, OpenApiService, buildOpenApi, type DocumentedRoute } from './openapi';
+export { HttpModule, type HttpModuleOptions } from './http.module';

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Injectable, RequestMethod } from '@nestjs/common';
+import { Inject, Injectable, Optional, RequestMethod } from '@nestjs/common';
 import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner } from '@nestjs/core';
 import { z } from 'zod';
-import { errorStatusTable, ErrorBodySchema, statusForCode } from './errors';
+import { errorStatusTable, ErrorBodySchema, type ErrorClass } from './errors';
 import { getRouteSpec, ROUTE_SECURITY, type JsonSchema, type RouteSecurity, type RouteSpec } from './route';
 
 /** One documented route, as found on the controllers. */
@@ -71,10 +71,15 @@ export function openApiPath(expressPath: string): string {
   return expressPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 
-function errorResponses(codes: Iterable<string>): Record<string, Json> {
+/** The documented status of a code: the table's, 422 for every `frame_*` code, else 500 (answered as `internal`). */
+function statusOf(table: Readonly<Record<string, number>>, code: string): number {
+  return Object.hasOwn(table, code) ? table[code] : code.startsWith('frame_') ? 422 : 500;
+}
+
+function errorResponses(codes: Iterable<string>, table: Readonly<Record<string, number>>): Record<string, Json> {
   const byStatus = new Map<number, Set<string>>();
   for (const code of codes) {
-    const status = statusForCode(code) ?? 500;
+    const status = statusOf(table, code);
     if (!byStatus.has(status)) byStatus.set(status, new Set());
     byStatus.get(status)!.add(code);
   }
@@ -88,7 +93,7 @@ function errorResponses(codes: Iterable<string>): Record<string, Json> {
   return out;
 }
 
-function operation(route: DocumentedRoute, components: Json): Json {
+function operation(route: DocumentedRoute, components: Json, table: Readonly<Record<string, number>>): Json {
   const { spec } = route;
   const op: Json = { operationId: route.operationId, summary: spec.summary, tags: [...spec.tags] };
   if (spec.description) op.description = spec.description;
@@ -119,14 +124,22 @@ function operation(route: DocumentedRoute, components: Json): Json {
   if (spec.params || spec.query || spec.body || spec.rawBody) codes.add('invalid_request');
   for (const c of route.security?.errors ?? []) codes.add(c);
   codes.add('internal');
-  Object.assign(responses, errorResponses(codes));
+  Object.assign(responses, errorResponses(codes, table));
   op.responses = responses;
   if (route.security) op.security = [{ [route.security.name]: [] }];
   return op;
 }
 
-/** The OpenAPI 3.1 document of these routes. */
-export function buildOpenApi(routes: readonly DocumentedRoute[], info: OpenApiInfo): Json {
+/**
+ * The OpenAPI 3.1 document of these routes. `errors`: the error classes the routes throw, whose status tables (with
+ * the shared codes of AppError) give each documented code its status and make the error table of the description.
+ */
+export function buildOpenApi(
+  routes: readonly DocumentedRoute[],
+  info: OpenApiInfo,
+  errors: Iterable<ErrorClass> = [],
+): Json {
+  const statuses = errorStatusTable(errors);
   const schemas: Json = { ErrorBody: toSchema(ErrorBodySchema, 'output', {}) };
   const securitySchemes: Json = {};
   const paths: Record<string, Json> = {};
@@ -134,10 +147,10 @@ export function buildOpenApi(routes: readonly DocumentedRoute[], info: OpenApiIn
   for (const route of sorted) {
     const p = openApiPath(route.path);
     paths[p] ??= {};
-    paths[p][route.method] = operation(route, schemas);
+    paths[p][route.method] = operation(route, schemas, statuses);
     if (route.security) securitySchemes[route.security.name] = route.security.scheme;
   }
-  const table = Object.entries(errorStatusTable())
+  const table = Object.entries(statuses)
     .map(([code, status]) => `| \`${code}\` | ${status} |`)
     .join('\n');
   const description =
@@ -189,15 +202,24 @@ function packageVersion(): string {
   }
 }
 
+/** DI token: the error classes of the API (HttpModule.forRoot's `errors`), for the OpenAPI document. */
+export const API_ERROR_CLASSES = Symbol('ApiErrorClasses');
+
 /** Collects the `@ApiRoute` routes of every controller and builds the document once (routes are fixed at start). */
 @Injectable()
 export class OpenApiService {
   private document: Json | undefined;
+  private readonly errors: readonly ErrorClass[];
 
   constructor(
     private readonly discovery: DiscoveryService,
     private readonly scanner: MetadataScanner,
-  ) {}
+    @Optional() @Inject(API_ERROR_CLASSES) errors?: readonly ErrorClass[],
+  ) {
+    this.errors = errors ?? [];
+    // Checked at start: a code two classes give different statuses (or a malformed table) stops the start.
+    errorStatusTable(this.errors);
+  }
 
   routes(): DocumentedRoute[] {
     const routes: DocumentedRoute[] = [];
@@ -228,11 +250,15 @@ export class OpenApiService {
   }
 
   get(): Json {
-    this.document ??= buildOpenApi(this.routes(), {
-      title: 'faceid-gateway',
-      version: packageVersion(),
-      description: 'Face identification gateway: workstation API, enrollment and identification sessions.',
-    });
+    this.document ??= buildOpenApi(
+      this.routes(),
+      {
+        title: 'faceid-gateway',
+        version: packageVersion(),
+        description: 'Face identification gateway: workstation API, enrollment and identification sessions.',
+      },
+      this.errors,
+    );
     return this.document;
   }
 }

@@ -11,6 +11,7 @@ import {
   CODES,
   PATIENTS,
   SESSIONS,
+  UNIT_OF_WORK,
   VERDICTS,
   type AuditEntry,
   type AuditRepository,
@@ -24,8 +25,10 @@ import {
   type PatientRepository,
   type SessionRepository,
   type SmsLanguages,
+  type UnitOfWork,
   type Verdict,
   type VerdictRepository,
+  type Work,
 } from '../storage/ports';
 import { CodeHasher } from './code-hash';
 import {
@@ -37,6 +40,7 @@ import {
 } from './code-path.service';
 import { IdentificationError } from './errors';
 import { IdentificationGateway } from './identification.gateway';
+import { finalState, finishableStates } from './session-state';
 
 // The face gateway (engine, transports) is not under test: the code path only asks it to stop a face session.
 jest.mock('./identification.gateway', () => ({ IdentificationGateway: class IdentificationGateway {} }));
@@ -60,9 +64,11 @@ function config(env: Record<string, string> = {}): Config {
 }
 
 /**
- * Sessions, codes, verdicts, patients and clinics in memory, with the conditional updates of the Prisma repositories
- * (src/storage/repositories/codes.ts, sessions.ts) and the test's clock. `before` hooks let a test change the store
- * between the service's read and its write, as a concurrent request or the sweep would.
+ * Sessions, codes, verdicts, patients, clinics and the audit trail in memory, with the conditional updates of the
+ * Prisma repositories (src/storage/repositories/codes.ts, sessions.ts, the rules of session-state.ts) and the test's
+ * clock. A unit of work undoes its own writes when it throws, as a rolled back transaction would. `before` hooks let
+ * a test change the store between the service's read and its write, as a concurrent request or the sweep would (such
+ * a change is another transaction's: a unit that rolls back keeps it).
  */
 class FakeStore {
   readonly clinics = new Map<string, Clinic>();
@@ -70,6 +76,9 @@ class FakeStore {
   readonly sessionRows = new Map<string, IdentificationSession>();
   readonly codeRows = new Map<string, OneTimeCode>();
   readonly verdictRows: Array<{ verdict: Verdict; options: unknown }> = [];
+  readonly audit: AuditEntry[] = [];
+  /** Units of work that threw (and were undone). */
+  rolledBack = 0;
   /** The `identification.refused` events beginCodePath writes. */
   readonly refusals: Array<{ sessionId: string; reason: string }> = [];
   readonly before: {
@@ -199,13 +208,6 @@ class FakeStore {
       c.sends += 1;
       return { ...c };
     },
-    markUsed: async (id, maxAttempts, now) => {
-      this.before.markUsed?.(id);
-      const c = this.codeRows.get(id);
-      if (!c || c.usedAt || c.expiresAt.getTime() <= now.getTime() || c.attempts >= maxAttempts) return false;
-      c.usedAt = now;
-      return true;
-    },
     failedAttempts: async (clinicId, by, since) =>
       [...this.codeRows.values()]
         .filter((c) => c.clinicId === clinicId && c.createdAt.getTime() >= since.getTime())
@@ -213,23 +215,82 @@ class FakeStore {
         .reduce((sum, c) => sum + c.attempts, 0),
   };
 
+  appendAudit(e: Parameters<AuditRepository['append']>[0]): AuditEntry {
+    const entry: AuditEntry = {
+      ...e,
+      seq: this.audit.length + 1,
+      at: new Date(this.now()),
+      prevHash: '',
+      hash: '',
+      keyId: null,
+    };
+    this.audit.push(entry);
+    return entry;
+  }
+
   readonly verdicts: Pick<VerdictRepository, 'finish'> = {
     finish: async (input, options) => {
       this.before.finish?.(input.sessionId);
       const s = this.sessionRows.get(input.sessionId);
       if (!s || s.clinicId !== input.clinicId) throw new Error('reference_not_found');
-      const from =
-        input.method === 'code'
-          ? ['code_pending']
-          : input.method === 'face'
-            ? ['created', 'connected']
-            : ['created', 'connected', 'code_pending'];
-      if (!from.includes(s.state)) return null;
-      s.state = input.result === 'expired' ? 'expired' : 'finished';
+      if (!finishableStates(input.method, options?.from).includes(s.state)) return null;
+      s.state = finalState(input.result);
       s.finishedAt = new Date(this.now());
       const verdict: Verdict = { ...input, id: randomUUID(), createdAt: new Date(this.now()) };
       this.verdictRows.push({ verdict, options });
+      if (options?.audit) this.appendAudit(options.audit);
       return { ...verdict };
+    },
+  };
+
+  /** Marks a code used (Work.codes.markUsed, the only way). */
+  private async markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean> {
+    this.before.markUsed?.(id);
+    const c = this.codeRows.get(id);
+    if (!c || c.usedAt || c.expiresAt.getTime() <= now.getTime() || c.attempts >= maxAttempts) return false;
+    c.usedAt = now;
+    return true;
+  }
+
+  /** One transaction: what the unit wrote is undone when it throws. */
+  readonly work: UnitOfWork = {
+    run: async <T>(fn: (work: Work) => Promise<T>): Promise<T> => {
+      const undo: Array<() => void> = [];
+      const work: Work = {
+        codes: {
+          markUsed: async (id, maxAttempts, now) => {
+            const won = await this.markUsed(id, maxAttempts, now);
+            if (won) undo.push(() => (this.codeRows.get(id)!.usedAt = null));
+            return won;
+          },
+        },
+        verdicts: {
+          finish: async (input, options) => {
+            const s = this.sessionRows.get(input.sessionId);
+            const before = s && { state: s.state, finishedAt: s.finishedAt };
+            const audits = this.audit.length;
+            const verdict = await this.verdicts.finish(input, options);
+            if (verdict) {
+              undo.push(() => {
+                Object.assign(s!, before);
+                this.verdictRows.splice(
+                  this.verdictRows.findIndex((v) => v.verdict.id === verdict.id),
+                  1,
+                );
+                this.audit.splice(audits);
+              });
+            }
+            return verdict;
+          },
+        },
+      };
+      try {
+        return await fn(work);
+      } catch (err) {
+        for (const u of undo.reverse()) u();
+        this.rolledBack++;
+        throw err;
+      }
     },
   };
 
@@ -293,20 +354,9 @@ function harness(env: Record<string, string> = {}, languages: SmsLanguages = 'kk
     issued.push(code);
     return code;
   };
-  const audit: AuditEntry[] = [];
+  const audit = store.audit;
   const auditRepo: AuditRepository = {
-    append: async (e) => {
-      const entry: AuditEntry = {
-        ...e,
-        seq: audit.length + 1,
-        at: new Date(clock.t),
-        prevHash: '',
-        hash: '',
-        keyId: null,
-      };
-      audit.push(entry);
-      return entry;
-    },
+    append: async (e) => store.appendAudit(e),
     list: async () => audit,
   };
   const verdictMetrics: Array<[string, string]> = [];
@@ -327,6 +377,7 @@ function harness(env: Record<string, string> = {}, languages: SmsLanguages = 'kk
     store.clinicRepo as ClinicRepository,
     store.codes,
     store.verdicts as VerdictRepository,
+    store.work,
     sms,
     new CodeHasher(new KeyRing([{ id: 'k1', key: Buffer.alloc(32, 7) }])),
     gateway as unknown as IdentificationGateway,
@@ -570,6 +621,10 @@ describe('CodePathService', () => {
       expect(h.verdictMetrics).toEqual([['match', 'code']]);
       expect(actions(h)).toEqual(['session.refused', 'code.sent', 'session.verdict']);
       expect(h.audit[2].detail).toEqual({ result: 'match', method: 'code', wrongAttempts: 0 });
+      // The audit entry is the verdict's own, written in its transaction.
+      expect(h.store.verdictRows[0].options).toMatchObject({
+        audit: { actor: 'workstation:ws-1', action: 'session.verdict', subject: session.id },
+      });
       expectNoCodeLeaked(h);
     });
 
@@ -607,6 +662,7 @@ describe('CodePathService', () => {
       expect(actions(h).slice(2)).toEqual(['code.rejected', 'code.rejected', 'code.rejected', 'session.locked_out']);
       expect(h.audit.map((e) => e.detail?.attemptsLeft).slice(2, 5)).toEqual([2, 1, 0]);
       expect(h.audit.at(-1)).toMatchObject({ actor: 'system', detail: { method: 'code', wrongAttempts: ATTEMPTS } });
+      expect(h.store.verdictRows.at(-1)!.options).toMatchObject({ audit: { action: 'session.locked_out' } });
 
       // Over: even the right code no longer matches, and nothing more is counted.
       expect((await failure(h, h.service.verify(h.desk, session.id, code))).code).toBe('session_finished');
@@ -663,11 +719,16 @@ describe('CodePathService', () => {
       h.store.before.markUsed = (id) => (h.store.codeRows.get(id)!.attempts = ATTEMPTS);
       expect((await failure(h, h.service.verify(h.desk, b.session.id, b.code))).code).toBe('code_locked_out');
       delete h.store.before.markUsed;
-      // The sweep ended the session at the very moment its code expired, after the code was marked used.
+      // The sweep ended the session at the very moment its code expired, after the code was marked used: the mark
+      // is undone with the verdict that could not be stored (a code is never used without its verdict).
       const c = await refused(h);
       h.store.before.finish = (id) => (h.store.sessionRows.get(id)!.state = 'expired');
       expect((await failure(h, h.service.verify(h.desk, c.session.id, c.code))).code).toBe('session_finished');
       expect(h.store.verdictRows).toHaveLength(0);
+      expect(h.store.codeOf(c.session.id).usedAt).toBeNull();
+      expect(h.store.sessionRows.get(c.session.id)!.state).toBe('expired');
+      expect(h.store.rolledBack).toBe(1);
+      expect(actions(h)).not.toContain('session.verdict');
       expect(h.verdictMetrics).toEqual([]);
     });
 
@@ -887,6 +948,7 @@ describe('CodePathService', () => {
           { provide: CLINICS, useValue: store.clinicRepo },
           { provide: CODES, useValue: store.codes },
           { provide: VERDICTS, useValue: store.verdicts },
+          { provide: UNIT_OF_WORK, useValue: store.work },
           { provide: SMS_GATEWAY, useValue: sms },
           { provide: CodeHasher, useValue: new CodeHasher(new KeyRing([{ id: 'k1', key: Buffer.alloc(32, 1) }])) },
           { provide: IdentificationGateway, useValue: { abortSession: () => false } },

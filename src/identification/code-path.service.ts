@@ -9,6 +9,7 @@ import {
   CODES,
   PATIENTS,
   SESSIONS,
+  UNIT_OF_WORK,
   VERDICTS,
   type Channel,
   type ClinicRepository,
@@ -18,6 +19,7 @@ import {
   type Patient,
   type PatientRepository,
   type SessionRepository,
+  type UnitOfWork,
   type Verdict,
   type VerdictRepository,
 } from '../storage/ports';
@@ -72,6 +74,7 @@ export class CodePathService {
     @Inject(CLINICS) private readonly clinics: ClinicRepository,
     @Inject(CODES) private readonly codes: CodeRepository,
     @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
+    @Inject(UNIT_OF_WORK) private readonly work: UnitOfWork,
     @Inject(SMS_GATEWAY) private readonly sms: SmsGateway,
     private readonly hasher: CodeHasher,
     private readonly gateway: IdentificationGateway,
@@ -213,27 +216,33 @@ export class CodePathService {
     const max = this.config.CODE_ATTEMPTS_MAX;
 
     if (this.hasher.verify(code.codeHash, sessionId, input)) {
-      if (!(await this.codes.markUsed(code.id, max, now))) throw await this.lostRace(principal, session);
-      const verdict = await this.verdicts.finish(
-        {
-          clinicId: principal.clinicId,
-          sessionId,
-          result: 'match',
-          method: 'code',
-          score: null,
-          liveness: null,
-          timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: code.attempts },
-        },
-        { calibration: outcomeBins('code', 'match') },
-      );
-      // Ended meanwhile by the sweep, at the very moment the code expired.
-      if (!verdict) throw new IdentificationError('session_finished', 'The session is already finished.');
-      this.metrics.verdict('match', 'code');
-      await this.audit.record(this.actor(principal), 'session.verdict', {
+      const audit = this.audit.entry(this.actor(principal), 'session.verdict', {
         clinicId: principal.clinicId,
         subject: sessionId,
         detail: { result: 'match', method: 'code', wrongAttempts: code.attempts },
       });
+      // The code is used, the session ends `match` by code, and the audit trail says so: all in one transaction.
+      const verdict = await this.work.run(async (work) => {
+        if (!(await work.codes.markUsed(code.id, max, now))) return null;
+        const stored = await work.verdicts.finish(
+          {
+            clinicId: principal.clinicId,
+            sessionId,
+            result: 'match',
+            method: 'code',
+            score: null,
+            liveness: null,
+            timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: code.attempts },
+          },
+          { calibration: outcomeBins('code', 'match'), audit },
+        );
+        // Ended meanwhile by the sweep, at the very moment the code expired: the code stays unused (this rolls back).
+        if (!stored) throw new IdentificationError('session_finished', 'The session is already finished.');
+        return stored;
+      });
+      // The code was used, locked out or expired meanwhile.
+      if (!verdict) throw await this.lostRace(principal, session);
+      this.metrics.verdict('match', 'code');
       return verdict;
     }
 
@@ -260,7 +269,7 @@ export class CodePathService {
     );
   }
 
-  /** The code's attempts ran out: the session ends `locked_out` (its MIS event in the same transaction). */
+  /** The code's attempts ran out: the session ends `locked_out` (its MIS event and audit entry in the same transaction). */
   private async lockOut(principal: CodePrincipal, code: OneTimeCode, attempts: number, now: Date): Promise<void> {
     const verdict = await this.verdicts.finish(
       {
@@ -272,15 +281,17 @@ export class CodePathService {
         liveness: null,
         timings: { codeAgeMs: now.getTime() - code.createdAt.getTime(), wrongAttempts: attempts },
       },
-      { calibration: outcomeBins('code', 'locked_out') },
+      {
+        calibration: outcomeBins('code', 'locked_out'),
+        audit: this.audit.entry('system', 'session.locked_out', {
+          clinicId: principal.clinicId,
+          subject: code.sessionId,
+          detail: { method: 'code', wrongAttempts: attempts },
+        }),
+      },
     );
     if (!verdict) return; // already finished (a concurrent entry locked it out first)
     this.metrics.verdict('locked_out', 'code');
-    await this.audit.record('system', 'session.locked_out', {
-      clinicId: principal.clinicId,
-      subject: code.sessionId,
-      detail: { method: 'code', wrongAttempts: attempts },
-    });
   }
 
   /** Sends the SMS. A failure leaves the session on the code path (it expires with its code) and is answered typed. */

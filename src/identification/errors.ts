@@ -17,7 +17,7 @@ export type IdentificationErrorCode =
   | 'code_resend_limit'
   | 'capacity_exceeded';
 
-/** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have yet. */
+/** HTTP statuses of the codes above that the shared table (src/http/errors.ts) does not have: IdentificationError's. */
 export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
   attempts_exceeded: 429,
   // In person, face: the patient has no enrolled template (POST /sessions checks before issuing a token).
@@ -40,6 +40,8 @@ export const IDENTIFICATION_ERROR_STATUS: Readonly<Record<string, number>> = {
 };
 
 export class IdentificationError extends AppError {
+  static override readonly status = IDENTIFICATION_ERROR_STATUS;
+
   /** Sent as Retry-After by the error filter. */
   readonly retryAfterSeconds?: number;
 

@@ -1,4 +1,11 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Logger, type BeforeApplicationShutdown, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  SubscribeMessage,
+  WebSocketGateway,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+  type OnGatewayInit,
+} from '@nestjs/websockets';
 import { CONFIG, type Config } from '../config';
 import { EngineError, EngineService, FRAME_JPEG_LIMITS, inspectJpeg, type JpegLimits } from '../engine';
 import { EnrollmentService } from '../enrollment';
@@ -6,17 +13,19 @@ import { AuditService } from '../audit';
 import { faceVerdictBins } from '../calibration/bins';
 import { MetricsService } from '../metrics';
 import { SESSIONS, VERDICTS, type SessionRepository, type VerdictRepository } from '../storage/ports';
-import type { AuthRequest, AuthResult, FrameConnection, SessionTransportHandler } from '../transport/connection';
+import type { AuthRequest, AuthResult, FrameConnection } from '../transport/connection';
+import { releaseFrame, type FrameMessage } from '../transport/frame';
+import { FRAME_EVENT, TEXT_EVENT, type FrameClient, type FrameSocketServer } from '../transport/frame-socket';
 import {
-  decodeFrameMessage,
   FRAME_RATE,
   parseClientMessage,
-  peekFrameSeq,
   ProtocolError,
   WS_CLOSE,
+  WS_PATH,
   type FrameHeader,
   type FrameOutcome,
 } from '../transport/protocol';
+import type { SocketGatewayOptions } from '../transport/socket.adapter';
 import { FrameRateGate } from './frame-rate';
 import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
 import { hashToken } from './tokens';
@@ -52,12 +61,19 @@ interface Admitted {
 }
 
 /**
- * The WebSocket side of a session: admits a connection by its single-use token, runs its frames through a
- * SessionRunner, stores the verdict, then sends it and closes. Transport-neutral (ws or uWS call it).
+ * The WebSocket side of a session (/ws/identify): admits a connection by its single-use token, runs its frames through
+ * a SessionRunner, stores the verdict, then sends it and closes. A Nest gateway on FaceidSocketAdapter's frame socket
+ * (src/transport/frame-socket.ts), served by ws or uWS; frames arrive with their header decoded (src/transport/frame.ts)
+ * and are released by the runner, or here when refused.
  */
-@Injectable()
+@WebSocketGateway<SocketGatewayOptions>({ path: WS_PATH, protocol: 'frames' })
 export class IdentificationGateway
-  implements SessionTransportHandler, BeforeApplicationShutdown, OnApplicationShutdown
+  implements
+    OnGatewayInit<FrameSocketServer>,
+    OnGatewayConnection<FrameClient>,
+    OnGatewayDisconnect<FrameClient>,
+    BeforeApplicationShutdown,
+    OnApplicationShutdown
 {
   private readonly log = new Logger('Identification');
   /** Set before the transport closes the connections on shutdown: those sessions are not expired (the sweep does). */
@@ -92,6 +108,28 @@ export class IdentificationGateway
       sessionTimeoutMs: config.SESSION_TIMEOUT_MS,
     };
     this.frameLimits = { ...FRAME_JPEG_LIMITS, maxPixels: config.WS_FRAME_MAX_PIXELS };
+  }
+
+  /** The frame socket asks authenticate() about each upgrade request, before it becomes a WebSocket. */
+  afterInit(server: FrameSocketServer): void {
+    server.authenticateWith((req) => this.authenticate(req));
+  }
+
+  handleConnection(client: FrameClient, sessionId: string): void {
+    try {
+      this.onOpen(client, sessionId);
+    } catch (err) {
+      this.log.error(`Session ${sessionId}: the connection could not start: ${(err as Error)?.message ?? String(err)}`);
+      client.close(WS_CLOSE.internal_error, 'internal_error');
+    }
+  }
+
+  handleDisconnect(client: FrameClient): void {
+    try {
+      this.onClose(client, client.closeCode ?? 1006);
+    } catch (err) {
+      this.log.error(`A closed connection was not cleaned up: ${(err as Error)?.message ?? String(err)}`);
+    }
   }
 
   async authenticate(req: AuthRequest): Promise<AuthResult> {
@@ -170,28 +208,25 @@ export class IdentificationGateway
     });
   }
 
-  onFrame(conn: FrameConnection, frame: Buffer): void {
+  @SubscribeMessage(FRAME_EVENT)
+  onFrame(conn: FrameConnection, message: FrameMessage): void {
     const entry = this.runners.get(conn.id);
     if (!entry || entry.runner.finished) {
-      const seq = entry?.acks ? peekFrameSeq(frame) : undefined;
-      frame.fill(0);
+      releaseFrame(message);
+      const seq = message.kind === 'frame' ? message.header.seq : message.seq;
       if (seq !== undefined) this.ack(conn, seq, 'dropped');
       return;
     }
-    // Above fps.max: dropped unread, before the header is even parsed (but for the seq of its ack, when asked).
+    // Above fps.max: dropped unread, whatever its header said (but for the seq of its ack, when asked).
     const admission = entry.rate.admit();
     if (admission.flood) this.onFlood(entry, admission.flood);
     if (!admission.accepted) {
-      entry.runner.dropUnread(frame, entry.acks ? peekFrameSeq(frame) : undefined);
+      entry.runner.dropUnread(message);
       this.metrics.frameOverRate();
       return;
     }
-    let decoded;
-    try {
-      decoded = decodeFrameMessage(frame);
-    } catch (err) {
-      frame.fill(0);
-      const e = err as ProtocolError;
+    if (message.kind === 'malformed') {
+      const e = message.error;
       this.metrics.wsError(e.code);
       if (e.code.startsWith('protocol_')) {
         conn.close(WS_CLOSE.protocol_error, e.code);
@@ -201,23 +236,16 @@ export class IdentificationGateway
       }
       return;
     }
-    const { header, payload } = decoded;
-    const refused = this.checkFrame(header, payload);
+    const { header } = message;
+    const refused = this.checkFrame(header, message.payload);
     if (refused) {
-      frame.fill(0);
+      message.release();
       this.metrics.wsError(refused.code);
       conn.sendJson({ type: 'error', code: refused.code, message: refused.message, seq: header.seq });
       this.ack(conn, header.seq, 'refused');
       return;
     }
-    entry.runner.onFrame(frame, {
-      seq: header.seq,
-      format: header.format,
-      width: header.width,
-      height: header.height,
-      captureTime: header.captureTime,
-      payload,
-    });
+    entry.runner.onFrame(message);
   }
 
   /**
@@ -272,6 +300,7 @@ export class IdentificationGateway
     }
   }
 
+  @SubscribeMessage(TEXT_EVENT)
   onText(conn: FrameConnection, text: string): void {
     let msg;
     try {
@@ -393,9 +422,9 @@ export class IdentificationGateway
   }
 
   /**
-   * Runs before the transport closes the connections (its module is imported by this one, and Nest calls this hook
-   * on importing modules first): sessions cut off by the shutdown are left to the sweep. Waits for expiries under
-   * way, before the database closes.
+   * Runs before the connections are closed (Nest closes the gateways' servers after every beforeApplicationShutdown
+   * hook): sessions cut off by the shutdown are left to the sweep. Waits for expiries under way, before the database
+   * closes.
    */
   async beforeApplicationShutdown(): Promise<void> {
     this.stopping = true;
@@ -422,16 +451,17 @@ export class IdentificationGateway
           liveness: outcome.liveness,
           timings: outcome.timings,
         },
-        // Counts in the workstation's calibration histograms, in the verdict's transaction (no per-verdict row).
-        { calibration: faceVerdictBins(outcome) },
+        {
+          // Counts in the workstation's calibration histograms, in the verdict's transaction (no per-verdict row).
+          calibration: faceVerdictBins(outcome),
+          // The audit entry too: the verdict and its entry are both stored, or neither.
+          audit: this.audit.entry('system', 'session.verdict', {
+            clinicId: session.clinicId,
+            subject: session.sessionId,
+            detail: { result: outcome.result, method: 'face' },
+          }),
+        },
       );
-      if (stored) {
-        await this.audit.record('system', 'session.verdict', {
-          clinicId: session.clinicId,
-          subject: session.sessionId,
-          detail: { result: outcome.result, method: 'face' },
-        });
-      }
     } catch (err) {
       this.log.error(`Could not store the verdict of session ${session.sessionId}: ${(err as Error).message}`);
       conn.sendJson({ type: 'error', code: 'internal', message: 'The verdict could not be stored.' });

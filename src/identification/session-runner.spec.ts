@@ -1,11 +1,11 @@
 import { EngineError, type Analysis, type AnalyzeOptions, type Face, type FaceEngine } from '../engine';
-import type { FrameOutcome } from '../transport/protocol';
+import { takeFrame, type Frame } from '../transport/frame';
+import { encodeFrameMessage, type FrameOutcome } from '../transport/protocol';
 import { DEFAULT_TURN_THRESHOLDS } from '../liveness';
 import { seeded } from '../liveness/pad/random';
 import {
   DEFAULT_SETTINGS,
   SessionRunner,
-  type DecodedFrame,
   type IdentificationSettings,
   type RunnerMessage,
   type VerdictOutcome,
@@ -100,16 +100,8 @@ function harness(
     seeded(7),
   );
   const frame = (seq: number) => {
-    const msg = Buffer.alloc(40, 0xab);
-    const decoded: DecodedFrame = {
-      seq,
-      format: 'jpeg',
-      width: 0,
-      height: 0,
-      captureTime: 1e12 + clock.t,
-      payload: msg.subarray(20),
-    };
-    runner.onFrame(msg, decoded);
+    const msg = encodeFrameMessage({ format: 'jpeg', seq, captureTime: 1e12 + clock.t }, Buffer.alloc(20, 0xab));
+    runner.onFrame(takeFrame(msg) as Frame);
     return msg;
   };
   const answer: Harness['answer'] = async (f, brightness) => {
@@ -149,8 +141,10 @@ describe('SessionRunner', () => {
   it('wipes frames refused unread above fps.max, never analyses them, and counts them in the timings', async () => {
     const h = harness();
     h.runner.onHello(['blink']);
-    const unread = [Buffer.alloc(40, 0xab), Buffer.alloc(40, 0xcd), Buffer.alloc(40, 0xef)];
-    for (const m of unread) h.runner.dropUnread(m);
+    const unread = [0xab, 0xcd, 0xef].map((b, i) =>
+      encodeFrameMessage({ format: 'jpeg', seq: 100 + i, captureTime: 0 }, Buffer.alloc(20, b)),
+    );
+    for (const m of unread) h.runner.dropUnread(takeFrame(m));
     for (const m of unread) expect(m.every((b) => b === 0)).toBe(true);
     expect(h.engine.calls).toHaveLength(0);
     h.frame(1); // a frame within the rate is analysed as usual
@@ -810,8 +804,8 @@ describe('SessionRunner', () => {
     it('dropped for a frame refused unread above fps.max, by the seq read for it; no outcome without one', () => {
       const h = harness();
       h.runner.onHello(['blink']);
-      h.runner.dropUnread(Buffer.alloc(40, 0xab), 41);
-      h.runner.dropUnread(Buffer.alloc(40, 0xab));
+      h.runner.dropUnread(takeFrame(encodeFrameMessage({ format: 'jpeg', seq: 41, captureTime: 0 }, Buffer.alloc(20))));
+      h.runner.dropUnread(takeFrame(Buffer.alloc(40, 0xab))); // no magic: malformed, no seq to report
       expect(outcomes(h)).toEqual([[41, 'dropped']]);
       expect(h.runner.stats()).toMatchObject({ received: 2, dropped: 2 });
     });

@@ -6,7 +6,6 @@ import {
   type Analysis,
   type Box,
   type FaceEngine,
-  type FrameFormat,
   type LandmarkReuse,
   type Stage,
 } from '../engine';
@@ -18,6 +17,7 @@ import {
   type LightThresholds,
   type TurnThresholds,
 } from '../liveness';
+import type { Frame, FrameMessage } from '../transport/frame';
 import type { FaceBox, FrameOutcome, LivenessReason } from '../transport/protocol';
 import { DEFAULT_BLINK, type BlinkThresholds } from './blink';
 import {
@@ -153,17 +153,6 @@ export interface SessionQuality {
   frames: Partial<Record<FrameState, number>>;
 }
 
-export interface DecodedFrame {
-  seq: number;
-  format: FrameFormat;
-  width: number;
-  height: number;
-  /** Client clock, epoch ms (the light challenge compares it with the client's report). */
-  captureTime: number;
-  /** A view into the message buffer: wiping the message wipes it. */
-  payload: Buffer;
-}
-
 /** Messages the runner sends; the gateway turns them into protocol messages. */
 export type RunnerMessage =
   | {
@@ -181,11 +170,11 @@ export type RunnerMessage =
 
 export interface RunnerHooks {
   send(msg: RunnerMessage): void;
-  /** Called exactly once. Every frame buffer the runner held is already wiped. */
+  /** Called exactly once. Every frame the runner held is already released. */
   finish(outcome: VerdictOutcome): void;
   /**
    * Once per frame given to onFrame (or to dropUnread with its seq), when the runner is done with it: `analysed` after
-   * its analysis was applied (and its guidance sent), `dropped` when it was wiped unanalysed without an error (replaced
+   * its analysis was applied (and its guidance sent), `dropped` when it was released unanalysed without an error (replaced
    * by a newer frame, dropped unread, the engine busy, the session over), `refused` after the error sent for it.
    */
   onFrameDone?(seq: number, outcome: FrameOutcome): void;
@@ -218,8 +207,8 @@ const HISTORY_MS = 1500;
 
 /**
  * One identification session's frame loop. Latest frame wins: while a frame is analysed, a newer one replaces the
- * waiting one (which is wiped), so a fast client never builds a queue. Every frame buffer is wiped as soon as it has
- * served, and before the verdict goes out.
+ * waiting one (which is released), so a fast client never builds a queue. Every frame given to the runner is its to
+ * release: as soon as it has served (the engine has copied it), and before the verdict goes out.
  *
  * Once the face is ready, the session's challenges run one after another (light, turn, blink), each begun at a
  * random moment; every one must pass, and every face analysed in full must match the template on its own.
@@ -227,7 +216,7 @@ const HISTORY_MS = 1500;
 export class SessionRunner {
   private phase: Phase = 'collecting';
   private inFlight = false;
-  private pending: { msg: Buffer; frame: DecodedFrame } | null = null;
+  private pending: Frame | null = null;
   private goodStreak = 0;
   private readonly steps: ChallengeStep[];
   /** The next step to begin. */
@@ -312,50 +301,58 @@ export class SessionRunner {
     this.conclude('spoof_suspected', null, reason);
   }
 
-  /** Takes ownership of `msg` (the whole WS message; `frame.payload` is a view into it). */
-  onFrame(msg: Buffer, frame: DecodedFrame): void {
+  /** Takes ownership of `frame`: the runner releases it. */
+  onFrame(frame: Frame): void {
+    const { seq, captureTime } = frame.header;
     this.received++;
     this.hooks.onFrameReceived?.();
     if (this.phase === 'done') {
-      msg.fill(0);
-      this.hooks.onFrameDone?.(frame.seq, 'dropped');
+      frame.release();
+      this.hooks.onFrameDone?.(seq, 'dropped');
       return;
     }
     if (this.firstFrameAt === null) {
       this.firstFrameAt = this.now();
       const missing = this.steps.find((s) => s.kind !== 'blink' && !this.capabilities?.has(s.kind));
       if (missing) {
-        msg.fill(0);
+        frame.release();
         this.hooks.send({
           type: 'error',
           code: 'client_unsupported',
           message: `This workstation requires the ${missing.kind} challenge, which the client did not offer in its hello: update the client.`,
         });
-        this.hooks.onFrameDone?.(frame.seq, 'refused');
+        this.hooks.onFrameDone?.(seq, 'refused');
         this.conclude('error', null, 'client_unsupported');
         return;
       }
     }
-    this.clientClockAhead = Math.max(this.clientClockAhead, frame.captureTime - this.now());
+    this.clientClockAhead = Math.max(this.clientClockAhead, captureTime - this.now());
     if (this.inFlight) {
       if (this.pending) {
-        this.pending.msg.fill(0);
+        this.pending.release();
         this.dropped++;
         this.hooks.onFrameDropped?.();
-        this.hooks.onFrameDone?.(this.pending.frame.seq, 'dropped');
+        this.hooks.onFrameDone?.(this.pending.header.seq, 'dropped');
       }
-      this.pending = { msg, frame };
+      this.pending = frame;
       return;
     }
-    void this.process(msg, frame);
+    void this.process(frame);
   }
 
   /**
-   * A frame refused unread, before it was parsed (it arrived above fps.max): wiped at once, and counted as received
-   * and dropped, so the verdict's timings show it. `seq` (read from its header for its ack) is reported as dropped.
+   * A binary message refused unread (it arrived above fps.max): released at once, never looked at (malformed or not),
+   * and counted as received and dropped, so the verdict's timings show it. Its seq, when its header held one, is
+   * reported as dropped.
    */
-  dropUnread(msg: Buffer, seq?: number): void {
-    msg.fill(0);
+  dropUnread(message: FrameMessage): void {
+    let seq: number | undefined;
+    if (message.kind === 'frame') {
+      message.release();
+      seq = message.header.seq;
+    } else {
+      seq = message.seq;
+    }
     this.received++;
     this.dropped++;
     this.hooks.onFrameReceived?.();
@@ -373,14 +370,15 @@ export class SessionRunner {
     this.dropLandmarks();
   }
 
-  private async process(msg: Buffer, frame: DecodedFrame): Promise<void> {
+  private async process(frame: Frame): Promise<void> {
+    const { seq, captureTime, format, width, height } = frame.header;
     this.inFlight = true;
     const call = this.wantsFull() ? 'full' : 'track';
     const started = this.now();
     let analysis: Analysis | null = null;
     let outcome: FrameOutcome = 'dropped';
     try {
-      const opts = { format: frame.format, width: frame.width, height: frame.height, maxFaces: 1 };
+      const opts = { format, width, height, maxFaces: 1 };
       // Full analyses take the carried box too: the embedding is aligned on the landmarks, not on the detector's box.
       const box = this.carriedBox();
       // Mirror-averaged landmarks (twice the cost of the crop's alone) on detections, where the pose matters (see
@@ -415,25 +413,25 @@ export class SessionRunner {
         if (e.code === 'busy') {
           this.hooks.send({ type: 'busy', retryAfterMs: 200 });
         } else {
-          this.hooks.send({ type: 'error', code: e.code, message: e.message, seq: frame.seq });
+          this.hooks.send({ type: 'error', code: e.code, message: e.message, seq });
           outcome = 'refused';
         }
       }
     } finally {
-      msg.fill(0); // the engine wiped the payload when it copied it; this clears the header and any padding
+      frame.release(); // the engine wiped the payload when it copied it; this clears the header and any padding
     }
-    if (analysis && this.phase !== 'done') this.step(analysis, call, frame.captureTime);
+    if (analysis && this.phase !== 'done') this.step(analysis, call, captureTime);
     else wipeAnalysis(analysis);
-    this.hooks.onFrameDone?.(frame.seq, outcome);
+    this.hooks.onFrameDone?.(seq, outcome);
     this.inFlight = false;
     const next = this.pending;
     this.pending = null;
     if (next) {
       if (this.phase === 'done') {
-        next.msg.fill(0);
-        this.hooks.onFrameDone?.(next.frame.seq, 'dropped');
+        next.release();
+        this.hooks.onFrameDone?.(next.header.seq, 'dropped');
       } else {
-        void this.process(next.msg, next.frame);
+        void this.process(next);
       }
     }
   }
@@ -801,9 +799,9 @@ export class SessionRunner {
   private wipePending(): void {
     const pending = this.pending;
     if (pending) {
-      pending.msg.fill(0);
+      pending.release();
       this.pending = null;
-      this.hooks.onFrameDone?.(pending.frame.seq, 'dropped');
+      this.hooks.onFrameDone?.(pending.header.seq, 'dropped');
     }
   }
 }

@@ -97,8 +97,8 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
   }
 
   /**
-   * Ends one session with the verdict `expired` (method `none`): its MIS event in the same transaction, then the
-   * audit entry. `from` narrows the states it may end from (default: any unfinished one). False when the session
+   * Ends one session with the verdict `expired` (method `none`): its MIS event and its audit entry in the same
+   * transaction. `from` narrows the states it may end from (default: any unfinished one). False when the session
    * was already finished, or is in none of those states.
    */
   async expire(
@@ -116,11 +116,13 @@ export class SessionSweep implements OnApplicationBootstrap, BeforeApplicationSh
         liveness: null,
         timings: null,
       },
-      { ...(from ? { from } : {}), calibration: outcomeBins('none', 'expired') },
+      {
+        ...(from ? { from } : {}),
+        calibration: outcomeBins('none', 'expired'),
+        audit: this.audit.entry('system', 'session.expired', { clinicId: s.clinicId, subject: s.id, detail }),
+      },
     );
-    if (!verdict) return false;
-    await this.audit.record('system', 'session.expired', { clinicId: s.clinicId, subject: s.id, detail });
-    return true;
+    return verdict !== null;
   }
 
   private tick(): void {

@@ -3,15 +3,7 @@ import type { Request } from 'express';
 import { z } from 'zod';
 import { CONFIG, type Config } from '../config';
 import { ApiKeyGuard, CurrentPrincipal, WORKSTATION_SECURITY, type Principal } from '../auth';
-import { ApiRoute, ApiSecurity, AppError, defineRoute, Input, type RouteInput } from '../http';
-import {
-  CODES,
-  SESSIONS,
-  VERDICTS,
-  type CodeRepository,
-  type SessionRepository,
-  type VerdictRepository,
-} from '../storage/ports';
+import { ApiRoute, ApiSecurity, defineRoute, Input, type RouteInput } from '../http';
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX, WS_PATH } from '../transport/protocol';
 import { TransportService } from '../transport/transport.module';
 import { CodeSentSchema } from './code-path.controller';
@@ -162,9 +154,6 @@ export class SessionsController {
     @Inject(CONFIG) private readonly config: Config,
     private readonly service: SessionsService,
     private readonly transport: TransportService,
-    @Inject(SESSIONS) private readonly sessions: SessionRepository,
-    @Inject(VERDICTS) private readonly verdicts: VerdictRepository,
-    @Inject(CODES) private readonly codes: CodeRepository,
   ) {}
 
   @Post()
@@ -189,10 +178,7 @@ export class SessionsController {
   @Get(':id')
   @ApiRoute(getSpec)
   async get(@CurrentPrincipal() principal: Principal, @Input() input: RouteInput<typeof getSpec>) {
-    const s = await this.sessions.get(principal.clinicId, input.params.id);
-    if (!s) throw new AppError('session_not_found', 'No such session in this clinic.');
-    const v = await this.verdicts.forSession(principal.clinicId, s.id);
-    const code = await this.codes.forSession(principal.clinicId, s.id);
+    const { session: s, verdict: v, codeExpiresAt } = await this.service.view(principal.clinicId, input.params.id);
     return {
       sessionId: s.id,
       state: s.state,
@@ -200,7 +186,7 @@ export class SessionsController {
       appointmentId: s.appointmentId,
       createdAt: s.createdAt.toISOString(),
       refusalReason: s.refusalReason,
-      codeExpiresAt: code ? code.expiresAt.toISOString() : null,
+      codeExpiresAt: codeExpiresAt?.toISOString() ?? null,
       verdict: v && {
         result: v.result,
         method: v.method,

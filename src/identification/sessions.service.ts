@@ -8,6 +8,14 @@ import {
   type PatientRepository,
   type SessionRepository,
 } from '../storage/ports';
+import {
+  CODES,
+  VERDICTS,
+  type CodeRepository,
+  type IdentificationSession,
+  type Verdict,
+  type VerdictRepository,
+} from '../storage/ports';
 import { AuditService } from '../audit';
 import { EnrollmentService } from '../enrollment';
 import { MetricsService } from '../metrics';
@@ -155,4 +163,28 @@ export class SessionsService {
       });
     }
   }
+
+  // ---- Reading a session (GET /sessions/{id}) --------------------------------------------------------------------
+  // Its repositories are injected as properties, so this block stays apart from the creation policy above.
+
+  @Inject(VERDICTS) private readonly verdicts!: VerdictRepository;
+  @Inject(CODES) private readonly codes!: CodeRepository;
+
+  /** The clinic's session, its verdict and when its code expires; 404 `session_not_found`. */
+  async view(clinicId: string, sessionId: string): Promise<SessionView> {
+    const session = await this.sessions.get(clinicId, sessionId);
+    if (!session) throw new IdentificationError('session_not_found', 'No such session in this clinic.');
+    const verdict = await this.verdicts.forSession(clinicId, session.id);
+    const code = await this.codes.forSession(clinicId, session.id);
+    return { session, verdict, codeExpiresAt: code?.expiresAt ?? null };
+  }
+}
+
+/** A session as GET /sessions/{id} shows it (SessionsService.view). */
+export interface SessionView {
+  session: IdentificationSession;
+  /** null until the session is decided. */
+  verdict: Verdict | null;
+  /** When the six-digit code expires (code path only; the code itself never leaves the service). */
+  codeExpiresAt: Date | null;
 }

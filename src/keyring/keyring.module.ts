@@ -1,13 +1,13 @@
-import { Global, Logger, Module } from '@nestjs/common';
+import { Logger, Module } from '@nestjs/common';
 import { CONFIG, type Config } from '../config';
 import { keyRingFromConfig } from './key-file';
 import { KeyRing } from './keyring';
 
 /**
- * Global: the key ring of TEMPLATE_KEYS (or the key file), loaded once. Enrollment seals templates with it, the
- * events module webhook secrets, identification derives its code-hash keys and storage its audit-chain keys.
+ * The key ring of TEMPLATE_KEYS (or the key file), loaded once (a module is a singleton, whoever imports it).
+ * Enrollment seals templates with it, the events module webhook secrets, identification derives its code-hash keys
+ * and storage its audit-chain keys: each imports this module.
  */
-@Global()
 @Module({
   providers: [
     {

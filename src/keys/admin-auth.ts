@@ -10,9 +10,8 @@ import {
 import { bearerToken, clientIp } from '../auth/key-guard';
 import { limitKeyCheck, RateLimiter } from '../auth/rate-limiter';
 import { CONFIG, type Config } from '../config';
-import { ApiSecurity, AppError, registerErrorStatus, type RouteSecurity } from '../http';
-
-registerErrorStatus({ admin_disabled: 404 });
+import { ApiSecurity, AppError, type RouteSecurity } from '../http';
+import { KeysError } from './errors';
 
 /** The audit actor of the admin HTTP routes. */
 export const ADMIN_ACTOR = 'admin';
@@ -57,7 +56,7 @@ export class AdminGuard implements CanActivate {
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const digest = this.digest;
     if (!digest) {
-      throw new AppError(
+      throw new KeysError(
         'admin_disabled',
         'The admin HTTP routes are off: the operator sets ADMIN_TOKEN to turn them on.',
       );

@@ -1,13 +1,12 @@
-import { Controller, Get, Header, Inject, Post, type Type } from '@nestjs/common';
+import { Controller, Get, Header, Post, type Type } from '@nestjs/common';
 import { z } from 'zod';
 import { AuditService } from '../audit';
-import { ApiRoute, AppError, defineRoute, Input, registerErrorStatus, type RouteInput } from '../http';
-import { CLINICS, type ClinicRepository, type KeyHolderKind } from '../storage/ports';
+import { ApiRoute, defineRoute, Input, type RouteInput } from '../http';
+import type { KeyHolderKind } from '../storage/ports';
 import { ADMIN_ACTOR, AdminAuth } from './admin-auth';
+import { ClinicsService } from './clinics.service';
 import { HolderSchema, holderView } from './holder-view';
 import { KEY_ROTATION_GRACE_MS, KeysService, MAX_KEY_ROTATION_GRACE_MS, MAX_PREVIOUS_KEYS } from './keys.service';
-
-registerErrorStatus({ clinic_not_found: 404 });
 
 const HOUR_MS = 3_600_000;
 const Id = z.uuid();
@@ -39,7 +38,7 @@ const clinicsSpec = defineRoute({
 @Controller('admin/clinics')
 @AdminAuth()
 export class AdminClinicsController {
-  constructor(@Inject(CLINICS) private readonly clinics: ClinicRepository) {}
+  constructor(private readonly clinics: ClinicsService) {}
 
   @Get()
   @ApiRoute(clinicsSpec)
@@ -165,20 +164,16 @@ function keyAdminController(kind: KeyHolderKind): Type<unknown> {
   class KeyAdminController {
     constructor(
       readonly keys: KeysService,
-      @Inject(CLINICS) readonly clinics: ClinicRepository,
+      readonly clinics: ClinicsService,
       readonly audit: AuditService,
     ) {}
-
-    async clinic(id: string): Promise<void> {
-      if (!(await this.clinics.get(id))) throw new AppError('clinic_not_found', 'No such clinic.');
-    }
 
     @Get()
     @ApiRoute(listSpec)
     @Header('Cache-Control', 'no-store')
     async list(@Input() input: RouteInput<typeof listSpec>) {
       const { clinicId } = input.params;
-      await this.clinic(clinicId);
+      await this.clinics.require(clinicId);
       const holders = await this.keys.list(kind, clinicId);
       await this.audit.record(ADMIN_ACTOR, `${kind}.listed`, { clinicId, detail: { count: holders.length } });
       return { [t.listKey]: holders.map(holderView) };
@@ -189,7 +184,7 @@ function keyAdminController(kind: KeyHolderKind): Type<unknown> {
     @Header('Cache-Control', 'no-store')
     async create(@Input() input: RouteInput<typeof createSpec>) {
       const { clinicId } = input.params;
-      await this.clinic(clinicId);
+      await this.clinics.require(clinicId);
       const { holder, apiKey } = await this.keys.create(
         kind,
         { actor: ADMIN_ACTOR, by: 'operator' },

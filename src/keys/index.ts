@@ -11,4 +11,6 @@ export {
 } from './keys.service';
 export { ADMIN_ACTOR, ADMIN_SECURITY, AdminAuth, AdminGuard, AdminUnauthorizedError } from './admin-auth';
 export { HolderSchema, holderView } from './holder-view';
+export { ClinicsService } from './clinics.service';
+export { KeysError, type KeysErrorCode } from './errors';
 export { KeysModule } from './keys.module';

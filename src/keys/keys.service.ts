@@ -1,10 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { generateApiKey, hashApiKey } from '../auth/api-key';
 import { generateMisKey } from '../auth/mis-key';
-import { AppError, registerErrorStatus } from '../http';
 import { KEYS, type KeyActor, type KeyHolder, type KeyHolderKind, type KeyRepository } from '../storage/ports';
-
-registerErrorStatus({ workstation_not_found: 404, mis_client_not_found: 404, key_rotation_limit: 409 });
+import { KeysError } from './errors';
 
 /** After a rotation the replaced key keeps working this long by default, so its holder can deploy the new one. */
 export const KEY_ROTATION_GRACE_MS = 24 * 60 * 60 * 1000;
@@ -19,8 +17,8 @@ export const MAX_PREVIOUS_KEYS = 3;
 
 const LABEL: Record<KeyHolderKind, string> = { workstation: 'workstation', mis_client: 'MIS client' };
 
-export function holderNotFound(kind: KeyHolderKind): AppError {
-  return new AppError(`${kind}_not_found`, `No active ${LABEL[kind]} with this id in this clinic.`);
+export function holderNotFound(kind: KeyHolderKind): KeysError {
+  return new KeysError(`${kind}_not_found`, `No active ${LABEL[kind]} with this id in this clinic.`);
 }
 
 export interface IssuedKey {
@@ -93,7 +91,7 @@ export class KeysService {
     );
     if (!result.ok) {
       if (result.reason === 'not_found') throw holderNotFound(kind);
-      throw new AppError(
+      throw new KeysError(
         'key_rotation_limit',
         `${MAX_PREVIOUS_KEYS} earlier keys of this ${LABEL[kind]} are still in their grace: rotate again once one ` +
           'has ended, or ask the operator to rotate without grace (which ends them all).',

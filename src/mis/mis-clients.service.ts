@@ -1,7 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { MIS_KEY_ROTATION_GRACE_MS, type IssuedMisKey } from '../auth/mis-key';
+import { KeysError } from '../keys/errors';
 import { KeysService, type IssuedKey } from '../keys/keys.service';
-import { MIS_CLIENTS, type KeyActor, type KeyHolder, type MisClient, type MisClientRepository } from '../storage/ports';
+import {
+  CLINICS,
+  MIS_CLIENTS,
+  type Clinic,
+  type ClinicRepository,
+  type KeyActor,
+  type KeyHolder,
+  type MisClient,
+  type MisClientRepository,
+} from '../storage/ports';
 
 export interface RotatedMisKey extends IssuedMisKey {
   /** Until when the key it replaced still works. */
@@ -29,6 +39,7 @@ export class MisClientsService {
   constructor(
     @Inject(MIS_CLIENTS) private readonly clients: MisClientRepository,
     private readonly keys: KeysService,
+    @Inject(CLINICS) private readonly clinics: ClinicRepository,
   ) {}
 
   async create(actor: string, clinicId: string, name: string): Promise<IssuedMisKey> {
@@ -39,6 +50,15 @@ export class MisClientsService {
   /** The clinic's client with this id (revoked ones too), or null. */
   async get(clinicId: string, id: string): Promise<MisClient | null> {
     return (await this.clients.list(clinicId)).find((c) => c.id === id) ?? null;
+  }
+
+  /** The calling client and its clinic (`GET /mis/me`); 404 `mis_client_not_found` if either is gone. */
+  async me(clinicId: string, id: string): Promise<{ client: MisClient; clinic: Clinic }> {
+    const client = await this.get(clinicId, id);
+    const clinic = await this.clinics.get(clinicId);
+    // Only if it vanished since the guard looked (no delete exists today).
+    if (!client || !clinic) throw new KeysError('mis_client_not_found', 'No such MIS client.');
+    return { client, clinic };
   }
 
   list(clinicId: string): Promise<MisClient[]> {

@@ -1,8 +1,7 @@
-import { Controller, Get, Header, Inject, Post } from '@nestjs/common';
+import { Controller, Get, Header, Post } from '@nestjs/common';
 import { z } from 'zod';
 import { MIS_KEY_ROTATION_GRACE_MS, MisCaller, MisKeyAuth, type MisPrincipal } from '../auth';
-import { ApiRoute, AppError, defineRoute } from '../http';
-import { CLINICS, type ClinicRepository } from '../storage/ports';
+import { ApiRoute, defineRoute } from '../http';
 import { MAX_PREVIOUS_KEYS } from '../keys/keys.service';
 import { MisClientsService } from './mis-clients.service';
 
@@ -43,18 +42,12 @@ const rotateSpec = defineRoute({
 @Controller('mis')
 @MisKeyAuth()
 export class MisController {
-  constructor(
-    private readonly clients: MisClientsService,
-    @Inject(CLINICS) private readonly clinics: ClinicRepository,
-  ) {}
+  constructor(private readonly clients: MisClientsService) {}
 
   @Get('me')
   @ApiRoute(meSpec)
   async me(@MisCaller() caller: MisPrincipal) {
-    const client = await this.clients.get(caller.clinicId, caller.misClientId);
-    const clinic = await this.clinics.get(caller.clinicId);
-    // Only if it vanished since the guard looked (no delete exists today).
-    if (!client || !clinic) throw new AppError('mis_client_not_found', 'No such MIS client.');
+    const { client, clinic } = await this.clients.me(caller.clinicId, caller.misClientId);
     return {
       id: client.id,
       name: client.name,

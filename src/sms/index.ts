@@ -13,6 +13,7 @@ export { MeteredSmsGateway, smsAdapterOf } from './metered-sms.gateway';
 export { HttpSmsGateway, type HttpSmsOptions } from './http-sms.gateway';
 export { DevSmsOutbox, type OutboxMessage } from './dev-sms.outbox';
 export { SmsModule, smsGatewayFromConfig } from './sms.module';
+export { OutboxService, type ClinicOutboxMessage } from './outbox.service';
 export {
   DEFAULT_SMS_LANGUAGES,
   MAX_CLINIC_NAME,

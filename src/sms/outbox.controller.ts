@@ -1,16 +1,8 @@
-import { Controller, Get, Inject } from '@nestjs/common';
+import { Controller, Get } from '@nestjs/common';
 import { z } from 'zod';
 import { CurrentPrincipal, WorkstationAuth, type Principal } from '../auth';
-import { ApiRoute, AppError, defineRoute } from '../http';
-import {
-  PENDING_ENROLLMENTS,
-  SESSIONS,
-  type PendingEnrollmentRepository,
-  type SessionRepository,
-} from '../storage/ports';
-import { DevSmsOutbox } from './dev-sms.outbox';
-import { smsAdapterOf } from './metered-sms.gateway';
-import { maskIin, SMS_GATEWAY, type SmsGateway } from './sms-gateway';
+import { ApiRoute, defineRoute } from '../http';
+import { OutboxService } from './outbox.service';
 
 const outboxSpec = defineRoute({
   summary: 'The development SMS outbox',
@@ -40,34 +32,12 @@ const outboxSpec = defineRoute({
 @Controller('dev')
 @WorkstationAuth()
 export class OutboxController {
-  constructor(
-    @Inject(SMS_GATEWAY) private readonly sms: SmsGateway,
-    @Inject(SESSIONS) private readonly sessions: SessionRepository,
-    @Inject(PENDING_ENROLLMENTS) private readonly pendings: PendingEnrollmentRepository,
-  ) {}
+  constructor(private readonly outbox: OutboxService) {}
 
   @Get('outbox')
   @ApiRoute(outboxSpec)
   async list(@CurrentPrincipal() principal: Principal) {
-    const outbox = smsAdapterOf(this.sms);
-    if (!(outbox instanceof DevSmsOutbox)) throw new AppError('not_found', 'No such resource.');
-    const messages = [];
-    // A message's reference is its session (or its template replacement request): only the caller's clinic's show.
-    for (const m of outbox.list()) {
-      const purpose = m.purpose ?? 'identification';
-      const ours =
-        purpose === 'enrollment'
-          ? await this.pendings.get(principal.clinicId, m.reference)
-          : await this.sessions.get(principal.clinicId, m.reference);
-      if (!ours) continue;
-      messages.push({
-        purpose,
-        sessionId: purpose === 'identification' ? m.reference : null,
-        to: maskIin(m.iin),
-        text: m.text,
-        createdAt: m.createdAt.toISOString(),
-      });
-    }
-    return { messages };
+    const messages = await this.outbox.list(principal.clinicId);
+    return { messages: messages.map((m) => ({ ...m, createdAt: m.createdAt.toISOString() })) };
   }
 }

@@ -37,6 +37,9 @@ export const SMS_GATEWAY = Symbol('SmsGateway');
  * timeout, never the text (it holds the code) nor the IIN.
  */
 export class SmsError extends AppError {
+  // The e-government gateway failed us: a bad gateway from the caller's point of view.
+  static override readonly status = { sms_unavailable: 502 };
+
   constructor(
     message: string,
     /** Why, coarsely (for the metrics): set by the adapter that failed. */

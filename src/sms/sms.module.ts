@@ -1,15 +1,13 @@
 import { Logger, Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { CONFIG, ConfigError, type Config } from '../config';
-import { registerErrorStatus } from '../http';
 import { DevSmsOutbox } from './dev-sms.outbox';
 import { MetricsService } from '../metrics/metrics.service';
 import { HttpSmsGateway } from './http-sms.gateway';
 import { MeteredSmsGateway } from './metered-sms.gateway';
 import { OutboxController } from './outbox.controller';
+import { OutboxService } from './outbox.service';
 import { SMS_GATEWAY, type SmsGateway } from './sms-gateway';
-
-// The e-government gateway failed us: a bad gateway from the caller's point of view.
-registerErrorStatus({ sms_unavailable: 502 });
 
 /** The adapter SMS_ADAPTER names. SMS_ADAPTER=http without SMS_HTTP_URL stops the start with a config error. */
 export function smsGatewayFromConfig(config: Config, logger = new Logger('Sms')): SmsGateway {
@@ -34,8 +32,11 @@ export function smsGatewayFromConfig(config: Config, logger = new Logger('Sms'))
  * failures are counted on /metrics (faceid_sms_failures_total) when the metrics module is there.
  */
 @Module({
+  // Auth: the outbox is read with a workstation key.
+  imports: [AuthModule],
   controllers: [OutboxController],
   providers: [
+    OutboxService,
     {
       provide: SMS_GATEWAY,
       useFactory: (config: Config, metrics?: MetricsService) => {

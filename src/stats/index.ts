@@ -2,6 +2,7 @@
 export { StatsModule } from './stats.module';
 export {
   StatsService,
+  StatsError,
   resolveStatsRange,
   DEFAULT_STATS_WINDOW_MS,
   MAX_STATS_SPAN_DAYS,

@@ -1,9 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, registerErrorStatus } from '../http';
+import { AppError } from '../http';
 import { EVENTS, type EventRepository } from '../storage/ports';
 import { aggregateOutcomes, DURATIONS_REQUEST, type Stats } from './aggregate';
 
-registerErrorStatus({ stats_range_invalid: 400 });
+/** A statistics window the service refuses (400). */
+export class StatsError extends AppError {
+  static override readonly status = { stats_range_invalid: 400 };
+
+  constructor(code: 'stats_range_invalid', message: string) {
+    super(code, message);
+    this.name = 'StatsError';
+  }
+}
 
 /** The window when the caller names no bound. */
 export const DEFAULT_STATS_WINDOW_MS = 24 * 60 * 60 * 1000;
@@ -28,16 +36,16 @@ export function resolveStatsRange(query: { from?: string; to?: string }, now: Da
   const to = query.to === undefined ? now : new Date(query.to);
   const from = query.from === undefined ? new Date(to.getTime() - DEFAULT_STATS_WINDOW_MS) : new Date(query.from);
   if (Number.isNaN(from.getTime()) || Number.isNaN(to.getTime())) {
-    throw new AppError('stats_range_invalid', 'from and to must be ISO 8601 timestamps.');
+    throw new StatsError('stats_range_invalid', 'from and to must be ISO 8601 timestamps.');
   }
   if (to.getTime() <= from.getTime()) {
-    throw new AppError(
+    throw new StatsError(
       'stats_range_invalid',
       query.to === undefined ? 'from must be before now (to defaults to now).' : 'to must be after from.',
     );
   }
   if (to.getTime() - from.getTime() > MAX_STATS_SPAN_DAYS * 24 * 60 * 60 * 1000) {
-    throw new AppError('stats_range_invalid', `The window may span at most ${MAX_STATS_SPAN_DAYS} days.`);
+    throw new StatsError('stats_range_invalid', `The window may span at most ${MAX_STATS_SPAN_DAYS} days.`);
   }
   return { from, to };
 }

@@ -14,6 +14,7 @@ import type {
   PatientRepository,
   SessionRepository,
   TemplateRepository,
+  UnitOfWork,
   VerdictRepository,
   WorkstationRepository,
 } from './ports';
@@ -31,6 +32,7 @@ import { PrismaKeyRepository } from './repositories/keys';
 import { PrismaWebhookRepository } from './repositories/webhooks';
 import { PrismaEnrollmentKeyRepository, PrismaPendingEnrollmentRepository } from './repositories/enrollment';
 import { Signals, type PgListenerOptions, type StorageSignals } from './signals';
+import { Transactions } from './unit-of-work';
 import { describeTarget, resolveTarget, type StorageConfig, type StorageProvider, type StorageTarget } from './target';
 import type { Config } from '../config';
 
@@ -53,6 +55,8 @@ export interface Repositories {
   readonly pendingEnrollments: PendingEnrollmentRepository;
   /** Field calibration histograms (counted by VerdictRepository.finish; read here). */
   readonly calibration: CalibrationRepository;
+  /** Writes of several repositories in one transaction (a code marked used with its verdict). */
+  readonly work: UnitOfWork;
 }
 
 export interface Storage {
@@ -91,24 +95,26 @@ export interface OpenStorageOptions {
 
 /** Builds the repositories over a connected database; audit entries are keyed with `auditKeys`. */
 export function createRepositories(db: Db, auditKeys: AuditChainKeys): Repositories {
-  const signal = new EventSignal();
   const audit = new PrismaAuditRepository(db, auditKeys);
+  // The one way to write events and audit entries in a transaction, for the repositories and the services' units.
+  const transactions = new Transactions(db, audit, new EventSignal());
   return {
     clinics: new PrismaClinicRepository(db),
-    workstations: new PrismaWorkstationRepository(db, signal, audit),
+    workstations: new PrismaWorkstationRepository(db, transactions),
     patients: new PrismaPatientRepository(db),
-    templates: new PrismaTemplateRepository(db, signal, audit),
-    sessions: new PrismaSessionRepository(db, signal),
-    verdicts: new PrismaVerdictRepository(db, signal),
+    templates: new PrismaTemplateRepository(db, transactions),
+    sessions: new PrismaSessionRepository(db, transactions),
+    verdicts: new PrismaVerdictRepository(db, transactions),
     audit,
     codes: new PrismaCodeRepository(db),
-    events: new PrismaEventRepository(db, signal),
+    events: new PrismaEventRepository(db, transactions),
     misClients: new PrismaMisClientRepository(db),
-    keys: new PrismaKeyRepository(db, signal, audit),
+    keys: new PrismaKeyRepository(db, transactions),
     webhooks: new PrismaWebhookRepository(db),
     enrollmentKeys: new PrismaEnrollmentKeyRepository(db),
-    pendingEnrollments: new PrismaPendingEnrollmentRepository(db, signal, audit),
+    pendingEnrollments: new PrismaPendingEnrollmentRepository(db, transactions),
     calibration: new PrismaCalibrationRepository(db),
+    work: transactions,
   };
 }
 

@@ -121,64 +121,26 @@ export interface AuditEntry {
   keyId: string | null;
 }
 
-/** Identification outcomes. Storage picks the type from the outcome: see eventTypeOf() in repositories/events.ts. */
-export type IdentificationEventType =
-  | 'identification.verdict'
-  | 'identification.refused'
-  | 'identification.expired'
-  | 'identification.locked_out';
-
-/** What happened to a patient's reference template. */
-export type TemplateEventType = 'template.enrolled' | 'template.replaced' | 'template.revoked';
-
-/** MIS event types: identification outcomes, what happened to a workstation, and to a patient's template. */
-export type EventType = IdentificationEventType | 'workstation.camera_changed' | TemplateEventType | KeyEventType;
-
-/** A workstation's or an MIS client's API key was created, rotated or revoked. */
-export type KeyEventType = 'workstation.key_changed' | 'mis_client.key_changed';
-
 /**
- * An identification event as delivered (version 1). No images, embeddings or codes: the IIN and appointment identify
- * the patient to the MIS, which already knows them. The JSON Schemas in src/events document it.
+ * The MIS events (version 1) and their types: inferred from the zod schemas of the contract in src/events, so what
+ * storage writes and what the contract says cannot drift. Storage picks an identification event's type from the
+ * outcome (eventTypeOf() in src/events/payloads.ts).
  */
-export interface IdentificationEventPayload {
-  id: string;
-  type: IdentificationEventType;
-  version: 1;
-  clinicId: string;
-  /** Position in the clinic's stream (1, 2, 3...): events of a clinic are delivered in this order. */
-  seq: number;
-  /** null only for a face lock-out refused before any session was opened. */
-  sessionId: string | null;
-  appointmentId: string;
-  iin: string;
-  channel: Channel;
-  method: VerdictMethod;
-  /** A VerdictResult, or `refused` for a refusal. */
-  result: VerdictResult | 'refused';
-  /** The refusal's reason; null otherwise. */
-  reason: string | null;
-  score: number | null;
-  liveness: Record<string, unknown> | null;
-  timings: Record<string, unknown> | null;
-  occurredAt: string;
-}
+import type { EventPayload, EventType, IdentificationEventType } from '../events/payloads';
 
-/**
- * A workstation's browser reported a different camera than the one it used before (version 1): a swapped webcam, or
- * a virtual camera put in front of the real one. Labels only: never a device id, never biometric data.
- */
-export interface CameraChangedEventPayload {
-  id: string;
-  type: 'workstation.camera_changed';
-  version: 1;
-  clinicId: string;
-  seq: number;
-  workstationId: string;
-  previous: { label: string };
-  current: { label: string };
-  occurredAt: string;
-}
+export type {
+  EventType,
+  IdentificationEventType,
+  TemplateEventType,
+  KeyEventType,
+  IdentificationEventPayload,
+  CameraChangedEventPayload,
+  TemplateEventPayload,
+  WorkstationKeyChangedEventPayload,
+  MisClientKeyChangedEventPayload,
+  KeyChangedEventPayload,
+  EventPayload,
+} from '../events/payloads';
 
 /** Who changed a template: an enrollment key, a workstation (desk enrollment), or an administrator (`faceid enroll`). */
 export type TemplateActorKind = 'enrollment_key' | 'workstation' | 'admin';
@@ -189,69 +151,8 @@ export interface TemplateActor {
   id: string | null;
 }
 
-/**
- * A patient's template was enrolled (the first one of the patient in this clinic, or the first after a revocation by
- * the enrollment role), replaced (an active template gave way to a new one), or revoked (version 1). Ids, the IIN and
- * who did it: never an image, an embedding or a code.
- */
-export interface TemplateEventPayload {
-  id: string;
-  type: TemplateEventType;
-  version: 1;
-  clinicId: string;
-  seq: number;
-  iin: string;
-  /** The new template; null for a revocation. */
-  templateId: string | null;
-  /** The template that stopped being active: null for a first enrollment. */
-  previousTemplateId: string | null;
-  actor: TemplateActor;
-  /** Photos that went into the new template; null for a revocation. */
-  images: number | null;
-  /** `patient_code`: a workstation's replacement, confirmed with the six-digit code sent to the patient. */
-  confirmation: 'patient_code' | null;
-  occurredAt: string;
-}
-
 /** What happened to a key: a new holder with its first key, a rotation (a new key), a revocation (every key ends). */
 export type KeyChange = 'created' | 'rotated' | 'revoked';
-
-/**
- * A workstation's or an MIS client's API key changed (version 1): the holder was created, its key rotated, or it was
- * revoked. `by` tells whether the operator did it (the admin CLI or the admin HTTP routes) or the key's holder itself
- * (an MIS rotating its own key), so an MIS learns when its key was rotated by someone holding it. Ids and times only:
- * never a key, a hash or a name.
- */
-interface KeyChangedEventFields {
-  id: string;
-  version: 1;
-  clinicId: string;
-  seq: number;
-  change: KeyChange;
-  by: 'operator' | 'self';
-  /** A rotation: until when the replaced key still works (null: it stopped at once); else null. */
-  previousKeyValidUntil: string | null;
-  occurredAt: string;
-}
-
-export interface WorkstationKeyChangedEventPayload extends KeyChangedEventFields {
-  type: 'workstation.key_changed';
-  workstationId: string;
-}
-
-export interface MisClientKeyChangedEventPayload extends KeyChangedEventFields {
-  type: 'mis_client.key_changed';
-  misClientId: string;
-}
-
-export type KeyChangedEventPayload = WorkstationKeyChangedEventPayload | MisClientKeyChangedEventPayload;
-
-/** An MIS event as delivered: narrow on `type`. */
-export type EventPayload =
-  | IdentificationEventPayload
-  | CameraChangedEventPayload
-  | TemplateEventPayload
-  | KeyChangedEventPayload;
 
 /** Which events a reader may see: a workstation key reads only the identification events of its own sessions. */
 export interface EventFilter {
@@ -640,8 +541,7 @@ export interface CodeRepository {
     id: string,
     input: { codeHash: string; expiresAt: Date; maxAttempts: number; maxSends: number },
   ): Promise<OneTimeCode | null>;
-  /** Marks the code used, only if it is unused, unexpired and below maxAttempts. True when this call won. */
-  markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
+  // Marking a code used: Work.codes.markUsed, in the unit of work that stores the verdict it earns.
   /**
    * Wrong attempts since `since` of a patient's or a workstation's codes (the brute-force caps): identification codes
    * and the codes that confirm a workstation's replacement of a template alike.
@@ -836,26 +736,70 @@ export interface CalibrationRepository {
   totals(clinicId: string, range: { fromDay: string; toDay: string }): Promise<CalibrationCount[]>;
 }
 
+/** An audit entry to append (the chain's fields are storage's: seq, time, hashes, key id). */
+export type NewAuditEntry = Pick<AuditEntry, 'clinicId' | 'actor' | 'action' | 'subject' | 'detail'>;
+
+/** How a verdict may finish its session (src/identification/session-state.ts decides; storage applies it). */
+export interface FinishOptions {
+  /**
+   * Narrows the states the session may be finished from, e.g. to `connected` (a dropped face connection must not end
+   * a session that meanwhile went on to the code path). A verdict finishes only the states its method may finish
+   * (finishableStates() of src/identification/session-state.ts), of these.
+   */
+  from?: readonly SessionState[];
+  /** The bins this verdict adds to its workstation's calibration histograms of the day, in the same transaction. */
+  calibration?: readonly CalibrationIncrement[];
+  /** The verdict's audit entry, appended to the chain in the same transaction (so neither is stored without the other). */
+  audit?: NewAuditEntry;
+}
+
 export interface VerdictRepository {
   /**
-   * Stores the verdict, finishes its session (state `expired` for the result `expired`, else `finished`) and writes
-   * its MIS event, in one transaction. Returns null if the session already has a verdict, or is in none of the states
-   * the method may finish (a face verdict finishes a created or connected session; a code verdict one on the code
-   * path; `none`, the sweep's, any of them) or of `options.from` when given (e.g. `connected` only: a dropped face
-   * connection must not end a session that meanwhile went on to the code path). `options.calibration`: the bins
-   * this verdict adds to its workstation's calibration histograms of the day, counted in the same transaction.
+   * Stores the verdict, finishes its session (finalState(): `expired` for the result `expired`, else `finished`) and
+   * writes its MIS event (and, given one, its audit entry), in one transaction. Returns null, writing nothing, if the
+   * session already has a verdict or is in none of the states the verdict may finish (a face verdict finishes a
+   * created or connected session; a code verdict one on the code path; `none`, the sweep's, any of them; narrowed by
+   * `options.from`). StorageError reference_not_found for no such session in the clinic.
    */
-  finish(
-    input: Omit<Verdict, 'id' | 'createdAt'>,
-    options?: { from?: readonly SessionState[]; calibration?: readonly CalibrationIncrement[] },
-  ): Promise<Verdict | null>;
+  finish(input: Omit<Verdict, 'id' | 'createdAt'>, options?: FinishOptions): Promise<Verdict | null>;
   forSession(clinicId: string, sessionId: string): Promise<Verdict | null>;
 }
 
 export interface AuditRepository {
   /** Appends an entry whose keyed hash chains to the previous one (serialised, so the chain never forks). */
-  append(entry: Pick<AuditEntry, 'clinicId' | 'actor' | 'action' | 'subject' | 'detail'>): Promise<AuditEntry>;
+  append(entry: NewAuditEntry): Promise<AuditEntry>;
   list(clinicId: string | null, limit: number): Promise<AuditEntry[]>;
+}
+
+/**
+ * The repositories of one transaction (UnitOfWork.run): what is written through them commits together, or not at
+ * all. Each method behaves as the repository's own, except that nothing is committed before the unit ends.
+ */
+export interface Work {
+  readonly codes: {
+    /**
+     * Marks the code used, only if it is unused, unexpired at `now` and below maxAttempts. True when this call won.
+     * Only here, so that a code is used together with the verdict it earns: a unit that cannot store the verdict
+     * throws, and the code stays unused.
+     */
+    markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean>;
+  };
+  readonly verdicts: Pick<VerdictRepository, 'finish'>;
+}
+
+/**
+ * Groups writes into one transaction: the one way services ask for one (repositories group their own writes the
+ * same way). Audit entries are appended last, just before the commit, so the chain's lock is held briefly and
+ * always after the other locks (no deadlock between units).
+ */
+export interface UnitOfWork {
+  /**
+   * Runs `fn` with repositories bound to one transaction and commits when it resolves. Whatever it throws rolls back
+   * every write made through `work` and is rethrown (throw to undo: e.g. a code marked used whose verdict could not
+   * be stored). Inside `fn` use only `work`: another storage call would wait for this transaction on SQLite, and no
+   * side effect outside storage belongs there (send messages after the commit).
+   */
+  run<T>(fn: (work: Work) => Promise<T>): Promise<T>;
 }
 
 /** DI tokens: `@Inject(CLINICS) clinics: ClinicRepository`, and so on. */
@@ -874,3 +818,4 @@ export const WEBHOOKS = Symbol('WebhookRepository');
 export const ENROLLMENT_KEYS = Symbol('EnrollmentKeyRepository');
 export const PENDING_ENROLLMENTS = Symbol('PendingEnrollmentRepository');
 export const CALIBRATION = Symbol('CalibrationRepository');
+export const UNIT_OF_WORK = Symbol('UnitOfWork');

@@ -27,6 +27,7 @@ import {
   PENDING_ENROLLMENTS,
   SESSIONS,
   TEMPLATES,
+  UNIT_OF_WORK,
   VERDICTS,
   WEBHOOKS,
   WORKSTATIONS,
@@ -108,6 +109,7 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     repo(ENROLLMENT_KEYS, 'enrollmentKeys'),
     repo(PENDING_ENROLLMENTS, 'pendingEnrollments'),
     repo(CALIBRATION, 'calibration'),
+    repo(UNIT_OF_WORK, 'work'),
   ],
   exports: [
     STORAGE,
@@ -127,6 +129,7 @@ const repo = (token: symbol, key: keyof Repositories): Provider => ({
     ENROLLMENT_KEYS,
     PENDING_ENROLLMENTS,
     CALIBRATION,
+    UNIT_OF_WORK,
   ],
 })
 export class StorageModule {}

@@ -1,16 +1,13 @@
 /**
- * The transport-neutral contract between a WebSocket adapter (ws or uWS) and the identification sessions.
+ * The transport-neutral contract between a WebSocket transport (ws or uWS) and what serves its connections.
  *
- * Why plain providers and not Nest's @WebSocketGateway: Nest's gateway model routes JSON events per message, while
- * this protocol is a binary stream with per-connection authentication during the upgrade, and the uWS transport needs
- * its own port and copy-then-wipe semantics that no Nest adapter offers. So the adapters are ordinary providers that
- * own their socket server and call one SessionTransportHandler, which the identification module provides under
- * SESSION_TRANSPORT_HANDLER.
+ * The frame socket is a Nest gateway on FaceidSocketAdapter (socket.adapter.ts): the transport calls a
+ * SessionTransportHandler, which FrameSocketServer (frame-socket.ts) turns into the gateway's handleConnection,
+ * message handlers and handleDisconnect. This contract stays below Nest because the protocol is a binary stream with
+ * per-connection authentication during the upgrade, and uWS needs its own port and copy-then-wipe semantics.
  */
+import type { FrameMessage } from './frame';
 import type { ServerMessage } from './protocol';
-
-/** DI token of the SessionTransportHandler the adapters call (provided by the identification module). */
-export const SESSION_TRANSPORT_HANDLER = Symbol('SESSION_TRANSPORT_HANDLER');
 
 /** One client connection, whatever the transport. */
 export interface FrameConnection {
@@ -45,8 +42,10 @@ export interface AuthRequest {
 export type AuthResult = { ok: true; sessionId: string } | { ok: false; closeCode: number; reason: string };
 
 /**
- * What the adapters call. Calls for one connection never overlap and come in order:
+ * What the transports call. Calls for one connection never overlap and come in order:
  * authenticate -> onOpen -> (onFrame | onText)* -> onClose.
+ * - onFrame and onText may return a promise (Nest runs gateway handlers asynchronously): the connection's next
+ *   message, and onClose, wait until it settled. A rejection counts as a throw.
  * - onOpen comes exactly once for every authenticate() that returned ok. If the client left while authenticate()
  *   ran (or the server began stopping), onOpen still comes, with a connection that is already closed (`open`
  *   false, sends dropped), followed by onClose(1006): per-session state set up in authenticate() is always released.
@@ -63,13 +62,14 @@ export interface SessionTransportHandler {
   authenticate(req: AuthRequest): Promise<AuthResult>;
   onOpen(conn: FrameConnection, sessionId: string): void;
   /**
-   * One binary message (header + frame, see decodeFrameMessage). The buffer is the handler's: nothing else reads or
-   * writes these bytes (with ws it may be a view into a socket chunk whose other bytes belong to other messages), it
-   * stays valid after the call returns, and the handler must wipe it (`fill(0)`) when done, including on errors.
+   * One binary message, its header decoded by the transport (frame.ts). A Frame is the handler's from this call on:
+   * nothing else reads or writes its bytes, they stay valid after the call returns, and the handler (or whatever it
+   * hands the frame to) calls release() when done with it. If the call throws, the transport releases it. A
+   * MalformedFrame has been wiped already and is passed on for the handler's answer (an error, an ack, a close).
    */
-  onFrame(conn: FrameConnection, frame: Buffer): void;
+  onFrame(conn: FrameConnection, frame: FrameMessage): void | Promise<void>;
   /** One text message (parse with parseClientMessage). */
-  onText(conn: FrameConnection, text: string): void;
+  onText(conn: FrameConnection, text: string): void | Promise<void>;
   /** `code` as received or sent (1006 when the connection dropped without a close frame). */
   onClose(conn: FrameConnection, code: number): void;
 }

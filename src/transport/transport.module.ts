@@ -12,30 +12,38 @@ import type { Server } from 'node:http';
 import { CONFIG, type Config } from '../config';
 import { DrainService } from '../fleet/drain.service';
 import { MetricsService } from '../metrics/metrics.service';
-import { SESSION_TRANSPORT_HANDLER, type AuthResult, type SessionTransportHandler } from './connection';
+import type { AuthResult, SessionTransportHandler } from './connection';
+import { FrameSocketServer } from './frame-socket';
 import type { Clock } from './limits';
-import { WS_CLOSE, WS_PATH } from './protocol';
-import type { TransportKind, WebSocketTransport } from './transport';
+import { PlainSocketServer } from './plain-socket';
+import { WS_CLOSE } from './protocol';
+import type { SocketGatewayOptions, SocketServer } from './socket.adapter';
+import { report, type TransportKind, type TransportOptions } from './transport';
+import { UpgradeRouter } from './upgrade-router';
 import { UwsTransport } from './uws.transport';
 import { WsTransport } from './ws.transport';
 
 /**
- * DI token of an optional Clock (ms) for the connections' limits, looked up app-wide like the handler; tests provide
- * one they move themselves.
+ * DI token of an optional Clock (ms) for the connections' limits, looked up app-wide; tests provide one they move
+ * themselves.
  */
 export const TRANSPORT_CLOCK = Symbol('TRANSPORT_CLOCK');
 
 /**
- * Starts the WebSocket transport chosen by WS_TRANSPORT and connects it to the SessionTransportHandler that some
- * module provides under SESSION_TRANSPORT_HANDLER (looked up app-wide, so that module can import this one
- * without a cycle). Starts on bootstrap, after every module is initialised; stops before the HTTP server closes,
- * because open WebSockets would otherwise hold that close up.
+ * Owns the WebSocket endpoints of the app's gateways (FaceidSocketAdapter creates them through createServer, at
+ * app.init()) and the HTTP server's one UpgradeRouter. On bootstrap, after every module is initialised, it starts
+ * them: a frames endpoint on the transport WS_TRANSPORT names (ws: routed on the HTTP server; uws: its own port,
+ * WS_PORT_UWS), a JSON endpoint on the router; then the router takes the server's upgrades. Nest stops the endpoints
+ * (adapter.close) after every beforeApplicationShutdown hook and before the HTTP server closes, since open
+ * WebSockets would otherwise hold that close up.
  */
 @Injectable()
 export class TransportService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger('Transport');
-  private transport: WebSocketTransport | undefined;
-  /** Upgrades whose token is being checked (not yet connections): a drain waits for them too. */
+  private readonly servers: SocketServer[] = [];
+  private router: UpgradeRouter | undefined;
+  private started = false;
+  /** Upgrades of the frame socket whose token is being checked (not yet connections): a drain waits for them too. */
   private authenticating = 0;
   private untrack: (() => void) | undefined;
 
@@ -47,8 +55,48 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
     @Optional() private readonly drain?: DrainService,
   ) {}
 
+  /** The endpoint of a gateway (FaceidSocketAdapter.create). Gateways share the HTTP server's port (port 0). */
+  createServer(port: number, options: SocketGatewayOptions): SocketServer {
+    if (port !== 0) {
+      throw new Error(
+        `WebSocket gateway on ${options.path}: no own port on this adapter (uWS takes WS_PORT_UWS from the config).`,
+      );
+    }
+    if (this.servers.some((s) => s.path === options.path)) {
+      throw new Error(`Two WebSocket gateways on the path ${options.path}.`);
+    }
+    if (options.protocol === 'frames' && this.frameServer()) {
+      throw new Error('One frames gateway per application: its transport and limits are configured app-wide.');
+    }
+    const server =
+      options.protocol === 'frames'
+        ? new FrameSocketServer(options.path, (client, detail) =>
+            report(
+              { metrics: this.metrics, logger: this.logger },
+              'handler_failed',
+              `A handler failed on connection ${client.id}: ${detail}`,
+              'error',
+            ),
+          )
+        : new PlainSocketServer(options);
+    this.servers.push(server);
+    return server;
+  }
+
+  /** Stops an endpoint (FaceidSocketAdapter.close, at app.close()). */
+  async closeServer(server: SocketServer): Promise<void> {
+    const i = this.servers.indexOf(server);
+    if (i >= 0) this.servers.splice(i, 1);
+    await server.stop();
+  }
+
+  /** FaceidSocketAdapter.dispose: the router lets the server's upgrades go. */
+  dispose(): void {
+    this.router?.detach();
+  }
+
   /**
-   * The handler as the adapters see it: while the gateway drains, a new connection is refused with 1013 `draining`
+   * The handler as the transport sees it: while the gateway drains, a new connection is refused with 1013 `draining`
    * before its token is looked at (so it stays unused, for another gateway); the rest is passed through.
    */
   private gated(handler: SessionTransportHandler): SessionTransportHandler {
@@ -81,21 +129,19 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
     }
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    let handler: SessionTransportHandler;
-    try {
-      handler = this.moduleRef.get<SessionTransportHandler>(SESSION_TRANSPORT_HANDLER, { strict: false });
-    } catch {
-      throw new Error('TransportModule is imported but no provider is registered under SESSION_TRANSPORT_HANDLER.');
-    }
+  private httpServer(): Server {
+    return this.adapterHost.httpAdapter.getHttpServer() as Server;
+  }
+
+  private transportOptions(handler: SessionTransportHandler): TransportOptions {
     const c = this.config;
-    const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
+    const server = this.httpServer();
     const httpPort = (): number | null => {
       const address = server.address();
       return address && typeof address === 'object' ? address.port : c.PORT || null;
     };
-    const common = {
-      handler: this.gated(handler),
+    return {
+      handler,
       maxPayload: c.WS_MAX_PAYLOAD,
       origins: { allowed: c.WS_ALLOWED_ORIGINS, httpPort },
       limits: {
@@ -107,36 +153,64 @@ export class TransportService implements OnApplicationBootstrap, BeforeApplicati
       metrics: this.metrics,
       logger: this.logger,
     };
-    const transport: WebSocketTransport =
-      c.WS_TRANSPORT === 'uws'
-        ? new UwsTransport({ ...common, host: c.HOST, port: c.WS_PORT_UWS })
-        : new WsTransport(server, common);
-    await transport.start();
-    this.transport = transport;
-    // A drain waits for the face sessions running here: open identification connections and those being admitted.
-    this.untrack = this.drain?.track('face sessions', () => this.connections() + this.authenticating);
+  }
+
+  private frameServer(): FrameSocketServer | undefined {
+    return this.servers.find((s): s is FrameSocketServer => s instanceof FrameSocketServer);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    if (this.started || this.servers.length === 0) return;
+    this.started = true;
+    const router = (this.router ??= new UpgradeRouter(this.httpServer()));
+    for (const server of this.servers) {
+      if (server instanceof PlainSocketServer) {
+        server.start(router.route(server.path, server.handleUpgrade));
+        continue;
+      }
+      const options = this.transportOptions(this.gated(server));
+      if (this.config.WS_TRANSPORT === 'uws') {
+        const transport = new UwsTransport({
+          ...options,
+          host: this.config.HOST,
+          port: this.config.WS_PORT_UWS,
+          path: server.path,
+        });
+        await transport.start();
+        server.serveWith(transport);
+      } else {
+        const transport = new WsTransport(this.httpServer(), options, server.path);
+        await transport.start();
+        server.serveWith(transport, router.route(server.path, transport.handleUpgrade));
+      }
+      // A drain waits for the face sessions running here: open connections and those being admitted.
+      this.untrack = this.drain?.track('face sessions', () => this.connections() + this.authenticating);
+    }
+    router.attach();
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.untrack?.();
-    const transport = this.transport;
-    this.transport = undefined;
-    await transport?.stop();
+    this.untrack = undefined;
   }
 
-  /** Where clients connect: the kind, the port (null for ws before the HTTP server listens) and the path. */
+  /** Where the frame socket's clients connect: the kind, the port (null for ws before the HTTP server listens) and the path. */
   info(): { kind: TransportKind; port: number | null; path: string } | null {
-    const t = this.transport;
-    return t ? { kind: t.kind, port: t.port(), path: WS_PATH } : null;
+    const server = this.frameServer();
+    const kind = server?.kind;
+    return server && kind ? { kind, port: server.port(), path: server.path } : null;
   }
 
-  /** Open WebSocket connections (past the handshake). */
+  /** Open connections of the frame socket (past the handshake). */
   connections(): number {
-    return this.transport?.connections ?? 0;
+    return this.frameServer()?.connections ?? 0;
   }
 }
 
-/** Import it from the module that provides SESSION_TRANSPORT_HANDLER. Needs ConfigModule (global). */
+/**
+ * Import it from the module of a gateway on FaceidSocketAdapter. Needs ConfigModule (global); MetricsService and
+ * DrainService are used when the app has them.
+ */
 @Module({
   providers: [TransportService],
   exports: [TransportService],

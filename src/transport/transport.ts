@@ -114,19 +114,18 @@ export async function authenticateSafely(
 }
 
 /**
- * Calls a handler method for a connection. A throw is logged and closes that connection with 1011; other
- * connections are unaffected. `cleanup` runs on a throw (e.g. wiping a frame the handler may not have reached).
+ * Calls a handler method for a connection. A throw (or the rejection of the promise it returned) is logged and closes
+ * that connection with 1011; other connections are unaffected. `cleanup` runs then (e.g. releasing a frame the
+ * handler may not have reached). Returns the handler's promise, if it returned one, settled either way.
  */
 export function callHandler(
   options: TransportOptions,
   conn: FrameConnection,
   what: string,
-  fn: () => void,
+  fn: () => void | Promise<void>,
   cleanup?: () => void,
-): void {
-  try {
-    fn();
-  } catch (err) {
+): void | Promise<void> {
+  const fail = (err: unknown): void => {
     cleanup?.();
     report(
       options,
@@ -135,12 +134,60 @@ export function callHandler(
       'error',
     );
     conn.close(WS_CLOSE.internal_error, 'internal_error');
+  };
+  try {
+    const result = fn();
+    if (result && typeof result.then === 'function') return result.then(undefined, fail);
+  } catch (err) {
+    fail(err);
+  }
+}
+
+/**
+ * One connection's incoming messages, processed one at a time in arrival order: a message waits until the handler
+ * call of the one before it has returned, and, when that call returned a promise (a Nest gateway's handlers do), until
+ * it settled. So a message is checked (open? within the limits?) only once everything before it was handled, exactly
+ * as when every call is synchronous, and nothing reaches the handler after it closed the connection. While a call is
+ * pending, new messages wait here (at most what one socket read holds: the message limit is checked as they come out).
+ */
+export class Inbox<T> {
+  private readonly waiting: T[] = [];
+  private running = false;
+  private readonly idleWaiters: Array<() => void> = [];
+
+  constructor(private readonly process: (item: T) => void | Promise<void>) {}
+
+  push(item: T): void {
+    this.waiting.push(item);
+    if (!this.running) this.drain();
+  }
+
+  /** Resolves once no message waits or is being handled (then, for a closed connection, none will come). */
+  whenIdle(): Promise<void> {
+    if (!this.running && this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private drain(): void {
+    while (this.waiting.length > 0) {
+      const result = this.process(this.waiting.shift()!);
+      if (result) {
+        this.running = true;
+        const next = (): void => {
+          this.running = false;
+          this.drain();
+        };
+        void result.then(next, next);
+        return;
+      }
+    }
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 }
 
 /** Logs a TransportError and counts it under its code. */
 export function report(
-  options: TransportOptions,
+  options: Pick<TransportOptions, 'metrics' | 'logger'>,
   code: TransportErrorCode,
   message: string,
   level: 'warn' | 'error' | 'debug' = 'warn',

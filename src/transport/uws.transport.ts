@@ -22,6 +22,7 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 import type { AuthResult, FrameConnection } from './connection';
+import { releaseFrame, takeFrame, wipeBytes } from './frame';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol } from './handshake';
 import { DEFAULT_CONNECTION_LIMITS, isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
@@ -31,6 +32,7 @@ import {
   callHandler,
   clampReason,
   connectionGuard,
+  Inbox,
   openGone,
   report,
   reportBreach,
@@ -84,18 +86,29 @@ interface UserData {
   conn?: UwsConnection;
 }
 
+/** A message copied out of uWS's buffer (bytes: a binary one, text: a text one), waiting for its turn. */
+interface UwsMessage {
+  size: number;
+  bytes?: Buffer;
+  text?: string;
+}
+
 class UwsConnection implements FrameConnection {
   readonly id = randomUUID();
   private closed = false;
   /** Handed to the handler (onOpen called). */
   opened = false;
+  readonly inbox: Inbox<UwsMessage>;
 
   constructor(
     private readonly ws: Uws.WebSocket<UserData>,
     readonly remoteAddress: string,
     readonly guard: ConnectionGuard,
     private readonly onBreach: (breach: LimitBreach, detail: string) => void,
-  ) {}
+    process: (item: UwsMessage) => void | Promise<void>,
+  ) {
+    this.inbox = new Inbox(process);
+  }
 
   get open(): boolean {
     return !this.closed;
@@ -156,6 +169,8 @@ export interface UwsTransportOptions extends TransportOptions {
   host: string;
   /** WS_PORT_UWS; 0 = any free port. */
   port: number;
+  /** The one path served on that port (default WS_PATH); any other is answered 404. */
+  path?: string;
 }
 
 export class UwsTransport implements WebSocketTransport {
@@ -182,7 +197,8 @@ export class UwsTransport implements WebSocketTransport {
     const { maxPayload, handler } = this.options;
     const app = uws.App();
 
-    app.ws<UserData>(WS_PATH, {
+    const wsPath = this.options.path ?? WS_PATH;
+    app.ws<UserData>(wsPath, {
       maxPayloadLength: maxPayload * 2,
       compression: uws.DISABLED,
       idleTimeout: 120,
@@ -230,6 +246,7 @@ export class UwsTransport implements WebSocketTransport {
           data.remoteAddress,
           connectionGuard(this.options),
           (breach, detail) => reportBreach(this.options, breach, conn.id, detail),
+          (item) => this.onMessage(conn, item),
         );
         data.conn = conn;
         this.live.add(conn);
@@ -247,41 +264,21 @@ export class UwsTransport implements WebSocketTransport {
         const view = new Uint8Array(message);
         const conn = ws.getUserData().conn;
         if (!conn || !conn.opened || !conn.open) {
-          view.fill(0);
+          wipeBytes(view); // refused or closed: nothing more goes to the handler
           return;
         }
-        if (!conn.guard.message()) {
-          view.fill(0);
-          conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
-          return;
-        }
-        if (view.length > maxPayload) {
-          view.fill(0);
-          report(
-            this.options,
-            'payload_too_large',
-            `Message above ${maxPayload} bytes on connection ${conn.id}; closed with 1009`,
-          );
-          conn.close(WS_CLOSE.payload_too_large, 'payload_too_large');
-          return;
-        }
+        // uWS's bytes are zeroed before its buffer is reused: a frame is copied out first (the Frame owns the copy).
+        const size = view.length;
+        let item: UwsMessage;
         if (isBinary) {
-          // The handler owns (and wipes) this copy; uWS's bytes are zeroed before its buffer is reused.
-          const frame = Buffer.allocUnsafe(view.length);
-          frame.set(view);
-          view.fill(0);
-          callHandler(
-            this.options,
-            conn,
-            'onFrame',
-            () => handler.onFrame(conn, frame),
-            () => frame.fill(0),
-          );
+          const copy = Buffer.allocUnsafe(size);
+          copy.set(view);
+          item = { size, bytes: copy };
         } else {
-          const text = Buffer.from(message).toString('utf8');
-          view.fill(0);
-          callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
+          item = { size, text: Buffer.from(message).toString('utf8') };
         }
+        wipeBytes(view);
+        conn.inbox.push(item);
       },
 
       close: (ws, code, message) => {
@@ -296,8 +293,14 @@ export class UwsTransport implements WebSocketTransport {
             `Message above ${maxPayload * 2} bytes on connection ${conn.id}; uWS dropped it (1006)`,
           );
         }
-        if (conn.opened)
-          setImmediate(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
+        // On a later tick, after the messages already taken (those still waiting find the connection closed).
+        if (conn.opened) {
+          setImmediate(() => {
+            void conn.inbox
+              .whenIdle()
+              .then(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
+          });
+        }
       },
     });
 
@@ -317,9 +320,48 @@ export class UwsTransport implements WebSocketTransport {
     this.boundPort = uws.us_socket_local_port(this.listenSocket as unknown as Uws.us_socket);
     this.stopping = false;
     this.options.logger.log(
-      `WebSocket transport: uWebSockets.js (native) on ${host}:${this.boundPort}, path ${WS_PATH}, ` +
+      `WebSocket transport: uWebSockets.js (native) on ${host}:${this.boundPort}, path ${wsPath}, ` +
         `max payload ${maxPayload} B`,
     );
+  }
+
+  /** One message of a connection, in turn (see Inbox): checked, then handed over. */
+  private onMessage(conn: UwsConnection, item: UwsMessage): void | Promise<void> {
+    const { maxPayload, handler } = this.options;
+    const discard = (): void => {
+      if (item.bytes) wipeBytes(item.bytes);
+    };
+    if (!conn.opened || !conn.open) {
+      discard();
+      return;
+    }
+    if (!conn.guard.message()) {
+      discard();
+      conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
+      return;
+    }
+    if (item.size > maxPayload) {
+      discard();
+      report(
+        this.options,
+        'payload_too_large',
+        `Message above ${maxPayload} bytes on connection ${conn.id}; closed with 1009`,
+      );
+      conn.close(WS_CLOSE.payload_too_large, 'payload_too_large');
+      return;
+    }
+    if (item.bytes) {
+      const frame = takeFrame(item.bytes);
+      return callHandler(
+        this.options,
+        conn,
+        'onFrame',
+        () => handler.onFrame(conn, frame),
+        () => releaseFrame(frame),
+      );
+    }
+    const text = item.text ?? '';
+    return callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Makes `ws`'s receiver wipe the copies of frame bytes it leaves behind.
  *
- * The ws adapter hands each binary message to the session handler, which wipes it. But `ws` (8.x, lib/receiver.js)
+ * The ws adapter hands each binary message over as a Frame (frame.ts), released by its owner. But `ws` (8.x, lib/receiver.js)
  * makes two kinds of intermediate copies that the handler never sees:
  * 1. `consume(n)`: when a WebSocket frame spans several socket reads, its bytes are copied into a new buffer and the
  *    socket chunks keep the (masked) originals. The 4-byte mask sits next to them, so masked is as good as plain.
@@ -15,6 +15,7 @@
  * transport tests prove the effect (fragments wiped, and a memory scan after fragmented, multi-read frames).
  */
 import { WebSocket } from 'ws';
+import { wipeBytes } from './frame';
 
 /** The private parts of ws's Receiver that we touch (ws 8.x). */
 interface ReceiverInternals {
@@ -66,7 +67,7 @@ export function installWsReceiverWiping(): void {
       left -= take;
     }
     const copy = consume.call(this, n);
-    for (const s of sources) s.fill(0);
+    for (const s of sources) wipeBytes(s);
     return copy;
   };
 
@@ -76,7 +77,7 @@ export function installWsReceiverWiping(): void {
     dataMessage.call(this, cb);
     // The message has been concatenated into a new buffer (and emitted, with allowSynchronousEvents).
     if (fragments && !disabled) {
-      for (const f of fragments) f.fill(0);
+      for (const f of fragments) wipeBytes(f);
       observer?.(fragments);
     }
   };
@@ -88,8 +89,8 @@ export function wipeReceiverLeftovers(socket: WebSocket): void {
   if (disabled) return;
   const receiver = (socket as unknown as { _receiver?: ReceiverInternals | null })._receiver;
   if (!receiver) return;
-  for (const b of receiver._buffers ?? []) b.fill(0);
-  for (const f of receiver._fragments ?? []) f.fill(0);
+  for (const b of receiver._buffers ?? []) wipeBytes(b);
+  for (const f of receiver._fragments ?? []) wipeBytes(f);
 }
 
 /** Test only. */

@@ -1,5 +1,6 @@
 /**
- * /ws/identify on Node's own HTTP server, with `ws` 8 (+ bufferutil for unmasking).
+ * /ws/identify on Node's own HTTP server, with `ws` 8 (+ bufferutil for unmasking). Upgrade requests for its path come
+ * from the server's UpgradeRouter (upgrade-router.ts), which owns the server's 'upgrade' event.
  *
  * Choices, and why:
  * - perMessageDeflate off: JPEG and raw frames do not compress, and inflating would add buffers we must wipe.
@@ -16,8 +17,10 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AuthResult, FrameConnection } from './connection';
+import { releaseFrame, takeFrame, wipeBytes } from './frame';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol, splitUrl } from './handshake';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
+import type { UpgradeHandler } from './upgrade-router';
 import { isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
 import {
   authenticateSafely,
@@ -25,6 +28,7 @@ import {
   callHandler,
   clampReason,
   connectionGuard,
+  Inbox,
   openGone,
   report,
   reportBreach,
@@ -122,6 +126,8 @@ export class WsTransport implements WebSocketTransport {
   constructor(
     private readonly server: Server,
     private readonly options: TransportOptions,
+    /** For the log line only: the router decides which requests come here. */
+    private readonly path: string = WS_PATH,
   ) {
     this.wss = new WebSocketServer({
       noServer: true,
@@ -151,10 +157,9 @@ export class WsTransport implements WebSocketTransport {
   async start(): Promise<void> {
     if (this.started) return;
     installWsReceiverWiping();
-    this.server.on('upgrade', this.onUpgrade);
     this.started = true;
     this.options.logger.log(
-      `WebSocket transport: ws on the HTTP server, path ${WS_PATH}, max payload ${this.options.maxPayload} B, ` +
+      `WebSocket transport: ws on the HTTP server, path ${this.path}, max payload ${this.options.maxPayload} B, ` +
         `unmasking: ${wsUnmaskingImplementation()}`,
     );
   }
@@ -162,7 +167,6 @@ export class WsTransport implements WebSocketTransport {
   async stop(): Promise<void> {
     if (!this.started) return;
     this.started = false;
-    this.server.off('upgrade', this.onUpgrade);
     const closed = [...this.live].map(
       (socket) =>
         new Promise<void>((resolve) => {
@@ -176,15 +180,12 @@ export class WsTransport implements WebSocketTransport {
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
 
-  private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    if (splitUrl(req.url ?? '').path !== WS_PATH) {
-      // Another module may serve other upgrade paths on this server; answer 404 only when nobody else listens.
-      if (this.server.listenerCount('upgrade') === 1) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
+  /** An upgrade request for this transport's path (from the UpgradeRouter, which handles the socket's errors). */
+  readonly handleUpgrade: UpgradeHandler = (req, socket, head) => {
+    if (!this.started) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    socket.on('error', () => socket.destroy()); // a reset during the handshake must not crash the process
     this.wss.handleUpgrade(req, socket, head, (ws) => this.onConnection(ws, req));
   };
 
@@ -226,35 +227,41 @@ export class WsTransport implements WebSocketTransport {
     let opened = false;
     this.live.add(socket);
 
-    socket.on('message', (data: Buffer, isBinary: boolean) => {
+    // One message at a time (see Inbox): each is checked and handed over once the handler is done with the previous.
+    const inbox = new Inbox<{ data: Buffer; isBinary: boolean }>(({ data, isBinary }) => {
       if (!opened || !conn.open) {
-        data.fill(0); // late or unauthenticated: not for the handler, and not to be left in memory
+        wipeBytes(data); // late or unauthenticated: not for the handler, and not to be left in memory
         return;
       }
       if (!conn.guard.message()) {
-        data.fill(0);
+        wipeBytes(data);
         conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
         return;
       }
       if (isBinary) {
-        callHandler(
+        const frame = takeFrame(data);
+        return callHandler(
           this.options,
           conn,
           'onFrame',
-          () => handler.onFrame(conn, data),
-          () => data.fill(0),
+          () => handler.onFrame(conn, frame),
+          () => releaseFrame(frame),
         );
-      } else {
-        const text = data.toString('utf8');
-        data.fill(0);
-        callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
       }
+      const text = data.toString('utf8');
+      wipeBytes(data);
+      return callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
+    });
+    socket.on('message', (data: Buffer, isBinary: boolean) => {
+      // Refused or closed: nothing more goes to the handler, so no need to wait for a turn.
+      if (!opened || !conn.open) wipeBytes(data);
+      else inbox.push({ data, isBinary });
     });
 
     socket.on('error', (err: Error & { code?: string }) => {
       conn.markClosing(); // ws is already closing the connection (with 1009, 1002, 1007...)
       // ws stops reading after a protocol error but keeps draining the socket: wipe what still arrives.
-      (socket as unknown as { _socket?: Duplex })._socket?.on('data', (chunk: Buffer) => chunk.fill(0));
+      (socket as unknown as { _socket?: Duplex })._socket?.on('data', (chunk: Buffer) => wipeBytes(chunk));
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         report(
           this.options,
@@ -274,7 +281,10 @@ export class WsTransport implements WebSocketTransport {
       conn.markClosing();
       this.live.delete(socket);
       wipeReceiverLeftovers(socket);
-      if (opened) callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code));
+      // After the messages already taken (those still waiting find the connection closed and are wiped).
+      if (opened) {
+        void inbox.whenIdle().then(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
+      }
     });
 
     if (!admission.ok) {

@@ -13,8 +13,8 @@ import type {
   Clinic,
   SmsLanguages,
 } from '../ports';
-import { appendAuditEntry, type AuditChainWriter } from './audit';
-import { appendCameraChanged, type EventSignal } from './events';
+import type { Transactions } from '../unit-of-work';
+import { appendCameraChanged } from './events';
 import { toClinic, toPatient, toWorkstation } from './map';
 
 /** The longest camera label kept (browsers' labels are short; a longer one is a client bug or an attack). */
@@ -101,9 +101,8 @@ export class PrismaClinicRepository implements ClinicRepository {
 export class PrismaWorkstationRepository implements WorkstationRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
-    /** Camera changes are audited in their own transaction. */
-    private readonly audit: AuditChainWriter,
+    /** Camera changes write their event and audit entry in their own transaction. */
+    private readonly transactions: Transactions,
   ) {}
 
   async create(clinicId: string, name: string, apiKeyHash: string): Promise<Workstation> {
@@ -171,7 +170,8 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
     if (camera.label.length > MAX_CAMERA_LABEL) throw new RangeError(`camera label longer than ${MAX_CAMERA_LABEL}`);
     const hash = cameraHash(camera.deviceIdHash);
     const label = camera.label;
-    const result = await this.db.tx(async (tx) => {
+    return this.transactions.transaction(async (scope): Promise<CameraReportResult> => {
+      const { tx } = scope;
       // Compare-and-set on the stored hash: of concurrent reports of one change, only the first moves the row. The
       // others match nothing (PostgreSQL re-checks the condition once the first commits), read again and find
       // their camera already there. On SQLite transactions run one at a time anyway.
@@ -189,7 +189,7 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
               data: { cameraLabel: label },
             });
           }
-          return { changed: false, first: false, seq: null };
+          return { changed: false, first: false };
         }
         const { count } = await tx.workstation.updateMany({
           where: { id: workstationId, clinicId, cameraHash: row.cameraHash },
@@ -198,37 +198,35 @@ export class PrismaWorkstationRepository implements WorkstationRepository {
         if (count !== 1) continue;
         const actor = `workstation:${workstationId}`;
         if (row.cameraHash === null) {
-          await appendAuditEntry(tx, this.audit, {
+          scope.audit({
             clinicId,
             actor,
             action: 'workstation.camera_registered',
             subject: workstationId,
             detail: { label },
           });
-          return { changed: false, first: true, seq: null };
+          return { changed: false, first: true };
         }
         const previous = { label: row.cameraLabel ?? '' };
-        const event = await appendCameraChanged(tx, {
+        const event = await appendCameraChanged(scope, {
           clinicId,
           workstationId,
           previous,
           current: { label },
           at: new Date(),
         });
-        await appendAuditEntry(tx, this.audit, {
+        scope.audit({
           clinicId,
           actor,
           action: 'workstation.camera_changed',
           subject: workstationId,
           detail: { previous, current: { label }, eventSeq: event.seq },
         });
-        return { changed: true, first: false, seq: event.seq };
+        return { changed: true, first: false };
       }
       // Five other changes of this desk's camera committed while this one read: not a real desk.
       throw new Error('camera reports of this workstation keep changing; giving up');
     });
-    if (result.changed) this.signal.emit(clinicId);
-    return { changed: result.changed, first: result.first };
   }
 }
 

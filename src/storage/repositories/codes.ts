@@ -1,6 +1,18 @@
-import type { Db } from '../db';
+import type { Db, Tx } from '../db';
 import type { CodeRepository, OneTimeCode } from '../ports';
 import { toCode } from './map';
+
+/**
+ * Marks the code used, only if it is unused, unexpired at `now` and below maxAttempts: one conditional UPDATE decides,
+ * so of two concurrent uses one wins. Only inside a unit of work (Work.codes), where it commits with the verdict.
+ */
+export async function markCodeUsed(c: Tx, id: string, maxAttempts: number, now: Date): Promise<boolean> {
+  const { count } = await c.oneTimeCode.updateMany({
+    where: { id, usedAt: null, expiresAt: { gt: now }, attempts: { lt: maxAttempts } },
+    data: { usedAt: now },
+  });
+  return count === 1;
+}
 
 export class PrismaCodeRepository implements CodeRepository {
   constructor(private readonly db: Db) {}
@@ -37,16 +49,6 @@ export class PrismaCodeRepository implements CodeRepository {
         data: { codeHash: input.codeHash, expiresAt: input.expiresAt, sends: { increment: 1 } },
       });
       return rows.length === 1 ? toCode(rows[0]) : null;
-    });
-  }
-
-  markUsed(id: string, maxAttempts: number, now: Date): Promise<boolean> {
-    return this.db.run(async (c) => {
-      const { count } = await c.oneTimeCode.updateMany({
-        where: { id, usedAt: null, expiresAt: { gt: now }, attempts: { lt: maxAttempts } },
-        data: { usedAt: now },
-      });
-      return count === 1;
     });
   }
 

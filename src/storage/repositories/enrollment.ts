@@ -10,8 +10,7 @@ import type {
   TemplateChange,
   TemplateChangeResult,
 } from '../ports';
-import type { AuditChainWriter } from './audit';
-import type { EventSignal } from './events';
+import type { Transactions } from '../unit-of-work';
 import { toEnrollmentKey, toPendingEnrollment } from './map';
 import { lockPatient, replaceTemplateInTx } from './templates';
 
@@ -73,9 +72,8 @@ const sealedColumns = (t: EncryptedTemplate) => ({
 export class PrismaPendingEnrollmentRepository implements PendingEnrollmentRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
-    /** A confirmation stores the template with its audit entry, in one transaction. */
-    private readonly audit: AuditChainWriter,
+    /** A confirmation stores the template with its event and audit entry, in one transaction. */
+    private readonly transactions: Transactions,
   ) {}
 
   open(input: {
@@ -189,12 +187,13 @@ export class PrismaPendingEnrollmentRepository implements PendingEnrollmentRepos
     });
   }
 
-  async confirm(
+  confirm(
     id: string,
     input: { maxAttempts: number; now: Date; template: EncryptedTemplate; change: TemplateChange },
   ): Promise<TemplateChangeResult | null> {
     const { now } = input;
-    const result = await this.db.tx(async (tx) => {
+    return this.transactions.transaction(async (scope) => {
+      const { tx } = scope;
       const row = await tx.pendingEnrollment.findUnique({ where: { id }, select: { clinicId: true, patientId: true } });
       if (!row) return null;
       const { count } = await tx.pendingEnrollment.updateMany({
@@ -202,10 +201,8 @@ export class PrismaPendingEnrollmentRepository implements PendingEnrollmentRepos
         data: { state: 'confirmed', closedAt: now, ...WIPED },
       });
       if (count !== 1) return null;
-      return replaceTemplateInTx(tx, this.audit, row.clinicId, row.patientId, input.template, input.change);
+      return replaceTemplateInTx(scope, this.db.provider, row.clinicId, row.patientId, input.template, input.change);
     });
-    if (result) this.signal.emit(result.event.clinicId);
-    return result;
   }
 
   close(id: string, state: 'expired' | 'send_failed', now: Date): Promise<boolean> {

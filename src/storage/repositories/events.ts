@@ -1,33 +1,43 @@
 import { randomUUID } from 'node:crypto';
-import { notifyInTx, type Client, type Db, type Tx } from '../db';
+import {
+  cameraChangedEvent,
+  identificationEvent,
+  IDENTIFICATION_EVENT_TYPES,
+  keyChangedEvent,
+  outcomeColumns,
+  templateEvent,
+  type EventHead,
+  type IdentificationDraft,
+  type TemplateEventDraft,
+} from '../../events/payloads';
+import { notifyInTx, type Client, type Db } from '../db';
 import { StorageError } from '../errors';
 import type {
-  CameraChangedEventPayload,
   Channel,
   DurationBucket,
   DurationDistribution,
   EventFilter,
   EventPayload,
   EventRepository,
-  IdentificationEventPayload,
   IdentificationEventType,
   KeyChange,
   KeyHolderKind,
   OutcomeCount,
   StoredEvent,
-  TemplateEventPayload,
-  TemplateEventType,
   VerdictDurations,
   VerdictMethod,
 } from '../ports';
 import { EVENTS_CHANNEL } from '../signals';
+import type { Transactions, TxScope } from '../unit-of-work';
 import { jsonInput, toStoredEvent } from './map';
 
-/** What the transaction that records an outcome knows; appendEvent() adds the id, seq, type and version. */
-export type EventDraft = Omit<IdentificationEventPayload, 'id' | 'type' | 'version' | 'seq' | 'occurredAt'> & {
+/**
+ * What the transaction that records an identification outcome knows: the event's content (built by
+ * identificationEvent() in src/events/payloads.ts, which adds the id, seq, type and version), and its columns.
+ */
+export type EventDraft = IdentificationDraft & {
   /** Time to verdict for the statistics (not part of the payload). */
   durationMs: number | null;
-  at: Date;
   /** The workstation whose session (or attempt) it is: that workstation's key may read the event (not in the payload). */
   workstationId: string | null;
 };
@@ -51,21 +61,6 @@ export function sessionFields(session: {
   };
 }
 
-/** The identification event types (statistics read only these). */
-export const IDENTIFICATION_EVENT_TYPES: readonly IdentificationEventType[] = [
-  'identification.verdict',
-  'identification.refused',
-  'identification.expired',
-  'identification.locked_out',
-];
-
-export function eventTypeOf(result: EventDraft['result']): IdentificationEventType {
-  if (result === 'refused') return 'identification.refused';
-  if (result === 'expired') return 'identification.expired';
-  if (result === 'locked_out') return 'identification.locked_out';
-  return 'identification.verdict';
-}
-
 /** The Event row's columns besides the payload (statistics read them; workstation events fill them as 'none'). */
 interface EventColumns {
   sessionId: string | null;
@@ -81,15 +76,17 @@ interface EventColumns {
  * Writes one event inside the caller's transaction (the transactional outbox). The seq comes from incrementing the
  * clinic's counter row, which PostgreSQL locks until the commit: one clinic's events therefore commit in seq order,
  * and a reader that has seen seq n can never later find a new event below n. On PostgreSQL the same transaction
- * queues a notification (faceid_events: clinic id, seq, type) that the other gateways receive on commit.
+ * queues a notification (faceid_events: clinic id, seq, type) that the other gateways receive on commit; this
+ * process's readers are told once it committed (TxScope.eventsWritten).
  */
 async function insertEvent(
-  tx: Tx,
+  scope: TxScope,
   clinicId: string,
   at: Date,
   columns: EventColumns,
-  build: (head: { id: string; seq: number }) => EventPayload,
+  build: (head: EventHead) => EventPayload,
 ): Promise<StoredEvent> {
+  const { tx } = scope;
   const clinic = await tx.clinic.update({
     where: { id: clinicId },
     data: { eventSeq: { increment: 1 } },
@@ -115,36 +112,25 @@ async function insertEvent(
   });
   // Other gateway processes learn of it on commit (PostgreSQL; nothing on SQLite): ids and the type, no payload.
   await notifyInTx(tx, EVENTS_CHANNEL, { c: clinicId, s: payload.seq, t: payload.type });
+  scope.eventsWritten(clinicId);
   return toStoredEvent(row);
 }
 
 /** Writes an identification outcome's event inside the caller's transaction. */
-export function appendEvent(tx: Tx, draft: EventDraft): Promise<StoredEvent> {
-  const type = eventTypeOf(draft.result);
-  return insertEvent(tx, draft.clinicId, draft.at, draft, ({ id, seq }) => ({
-    id,
-    type,
-    version: 1,
-    clinicId: draft.clinicId,
-    seq,
+export function appendEvent(scope: TxScope, draft: EventDraft): Promise<StoredEvent> {
+  const columns: EventColumns = {
     sessionId: draft.sessionId,
-    appointmentId: draft.appointmentId,
-    iin: draft.iin,
-    channel: draft.channel,
-    method: draft.method,
-    result: draft.result,
-    reason: draft.reason,
-    score: draft.score,
-    liveness: draft.liveness,
-    timings: draft.timings,
-    occurredAt: draft.at.toISOString(),
-  }));
+    workstationId: draft.workstationId,
+    ...outcomeColumns(draft),
+    durationMs: draft.durationMs,
+  };
+  return insertEvent(scope, draft.clinicId, draft.at, columns, (head) => identificationEvent(head, draft));
 }
 
 /** Writes a `workstation.camera_changed` event inside the caller's transaction (labels only, never a device id). */
 export function appendCameraChanged(
-  tx: Tx,
-  draft: Pick<CameraChangedEventPayload, 'clinicId' | 'workstationId' | 'previous' | 'current'> & { at: Date },
+  scope: TxScope,
+  draft: Parameters<typeof cameraChangedEvent>[1],
 ): Promise<StoredEvent> {
   const columns: EventColumns = {
     sessionId: null,
@@ -153,58 +139,25 @@ export function appendCameraChanged(
     reason: null,
     durationMs: null,
   };
-  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) => ({
-    id,
-    type: 'workstation.camera_changed',
-    version: 1,
-    clinicId: draft.clinicId,
-    seq,
-    workstationId: draft.workstationId,
-    previous: { label: draft.previous.label },
-    current: { label: draft.current.label },
-    occurredAt: draft.at.toISOString(),
-  }));
+  return insertEvent(scope, draft.clinicId, draft.at, columns, (head) => cameraChangedEvent(head, draft));
 }
 
 /**
  * Writes a `template.enrolled`, `template.replaced` or `template.revoked` event inside the transaction that changes
  * the template (ids, the IIN and who did it; never template data).
  */
-export function appendTemplateEvent(
-  tx: Tx,
-  draft: Omit<TemplateEventPayload, 'id' | 'version' | 'seq' | 'occurredAt'> & { at: Date },
-): Promise<StoredEvent> {
+export function appendTemplateEvent(scope: TxScope, draft: TemplateEventDraft): Promise<StoredEvent> {
   const result = draft.type.slice('template.'.length);
   const columns: EventColumns = { sessionId: null, method: 'none', result, reason: null, durationMs: null };
-  const type: TemplateEventType = draft.type;
-  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) => ({
-    id,
-    type,
-    version: 1,
-    clinicId: draft.clinicId,
-    seq,
-    iin: draft.iin,
-    templateId: draft.templateId,
-    previousTemplateId: draft.previousTemplateId,
-    actor: { kind: draft.actor.kind, id: draft.actor.id },
-    images: draft.images,
-    confirmation: draft.confirmation,
-    occurredAt: draft.at.toISOString(),
-  }));
+  return insertEvent(scope, draft.clinicId, draft.at, columns, (head) => templateEvent(head, draft));
 }
-
-/** The event type of each key holder kind. */
-export const KEY_EVENT_TYPES = {
-  workstation: 'workstation.key_changed',
-  mis_client: 'mis_client.key_changed',
-} as const;
 
 /**
  * Writes a `workstation.key_changed` or `mis_client.key_changed` event inside the transaction that changes the key
  * (ids and times only: never a key, a hash or a name).
  */
 export function appendKeyChanged(
-  tx: Tx,
+  scope: TxScope,
   draft: {
     clinicId: string;
     kind: KeyHolderKind;
@@ -222,19 +175,7 @@ export function appendKeyChanged(
     reason: null,
     durationMs: null,
   };
-  const common = {
-    version: 1 as const,
-    clinicId: draft.clinicId,
-    change: draft.change,
-    by: draft.by,
-    previousKeyValidUntil: draft.previousKeyValidUntil?.toISOString() ?? null,
-    occurredAt: draft.at.toISOString(),
-  };
-  return insertEvent(tx, draft.clinicId, draft.at, columns, ({ id, seq }) =>
-    draft.kind === 'workstation'
-      ? { id, type: KEY_EVENT_TYPES.workstation, ...common, seq, workstationId: draft.holderId }
-      : { id, type: KEY_EVENT_TYPES.mis_client, ...common, seq, misClientId: draft.holderId },
-  );
+  return insertEvent(scope, draft.clinicId, draft.at, columns, (head) => keyChangedEvent(head, draft));
 }
 
 /** A reader's view of a clinic's events: a workstation sees the identification events of its own sessions only. */
@@ -267,11 +208,11 @@ export class EventSignal {
 export class PrismaEventRepository implements EventRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
+    private readonly transactions: Transactions,
   ) {}
 
   onCommitted(listener: (clinicId: string) => void): () => void {
-    return this.signal.on(listener);
+    return this.transactions.onCommitted(listener);
   }
 
   after(clinicId: string, afterSeq: number, limit: number, filter?: EventFilter): Promise<StoredEvent[]> {
@@ -376,17 +317,17 @@ export class PrismaEventRepository implements EventRepository {
     return out;
   }
 
-  async appendLockout(input: {
+  appendLockout(input: {
     clinicId: string;
     patientId: string;
     appointmentId: string;
     channel: Channel;
     workstationId?: string;
   }): Promise<StoredEvent> {
-    const event = await this.db.tx(async (tx) => {
-      const patient = await tx.patient.findFirst({ where: { id: input.patientId, clinicId: input.clinicId } });
+    return this.transactions.transaction(async (scope) => {
+      const patient = await scope.tx.patient.findFirst({ where: { id: input.patientId, clinicId: input.clinicId } });
       if (!patient) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
-      return appendEvent(tx, {
+      return appendEvent(scope, {
         clinicId: input.clinicId,
         workstationId: input.workstationId ?? null,
         sessionId: null,
@@ -395,7 +336,6 @@ export class PrismaEventRepository implements EventRepository {
         channel: input.channel,
         method: 'face',
         result: 'locked_out',
-        reason: null,
         score: null,
         liveness: null,
         timings: null,
@@ -403,8 +343,6 @@ export class PrismaEventRepository implements EventRepository {
         at: new Date(),
       });
     });
-    this.signal.emit(input.clinicId);
-    return event;
   }
 }
 

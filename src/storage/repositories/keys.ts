@@ -10,8 +10,8 @@ import type {
   PreviousKeyInfo,
   RotateKeyResult,
 } from '../ports';
-import { appendAuditEntry, type AuditChainWriter } from './audit';
-import { appendKeyChanged, type EventSignal } from './events';
+import type { Transactions, TxScope } from '../unit-of-work';
+import { appendKeyChanged } from './events';
 
 /** The audit actions of each kind (`workstation.created`, `mis_client.key_rotated`, ...). */
 const AUDIT_PREFIX: Record<KeyHolderKind, string> = { workstation: 'workstation', mis_client: 'mis_client' };
@@ -44,8 +44,8 @@ const HOLDER_SELECT = {
 export class PrismaKeyRepository implements KeyRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
-    private readonly audit: AuditChainWriter,
+    /** Every change writes its event and audit entry in its own transaction. */
+    private readonly transactions: Transactions,
   ) {}
 
   /** The holder rows of one kind, through the one client API both tables share. */
@@ -95,14 +95,14 @@ export class PrismaKeyRepository implements KeyRepository {
   }
 
   private async record(
-    tx: Tx,
+    scope: TxScope,
     input: { kind: KeyHolderKind; clinicId: string; holderId: string; who: KeyActor; at: Date },
     change: 'created' | 'rotated' | 'revoked',
     detail: Record<string, unknown> | null,
     previousKeyValidUntil: Date | null = null,
   ): Promise<void> {
     const action = { created: 'created', rotated: 'key_rotated', revoked: 'revoked' }[change];
-    const event = await appendKeyChanged(tx, {
+    const event = await appendKeyChanged(scope, {
       clinicId: input.clinicId,
       kind: input.kind,
       holderId: input.holderId,
@@ -111,7 +111,7 @@ export class PrismaKeyRepository implements KeyRepository {
       previousKeyValidUntil,
       at: input.at,
     });
-    await appendAuditEntry(tx, this.audit, {
+    scope.audit({
       clinicId: input.clinicId,
       actor: input.who.actor,
       action: `${AUDIT_PREFIX[input.kind]}.${action}`,
@@ -129,7 +129,8 @@ export class PrismaKeyRepository implements KeyRepository {
   ): Promise<KeyHolder> {
     const at = new Date();
     try {
-      const holder = await this.db.tx(async (tx) => {
+      return await this.transactions.transaction(async (scope) => {
+        const { tx } = scope;
         // MisClient has no foreign key to Clinic; Workstation has. Check it either way, for one answer.
         if (!(await tx.clinic.findUnique({ where: { id: clinicId }, select: { id: true } }))) {
           throw new StorageError('reference_not_found', 'No such clinic.');
@@ -138,11 +139,9 @@ export class PrismaKeyRepository implements KeyRepository {
           data: { id: randomUUID(), clinicId, name, apiKeyHash, createdAt: at },
           select: HOLDER_SELECT,
         });
-        await this.record(tx, { kind, clinicId, holderId: row.id, who, at }, 'created', { name });
+        await this.record(scope, { kind, clinicId, holderId: row.id, who, at }, 'created', { name });
         return this.holder(kind, row, []);
       });
-      this.signal.emit(clinicId);
-      return holder;
     } catch (err) {
       if (isForeignKeyViolation(err)) throw new StorageError('reference_not_found', 'No such clinic.', { cause: err });
       throw err;
@@ -187,7 +186,8 @@ export class PrismaKeyRepository implements KeyRepository {
     who: KeyActor,
   ): Promise<RotateKeyResult> {
     const { kind, clinicId, id, now } = input;
-    const result = await this.db.tx(async (tx): Promise<RotateKeyResult> => {
+    return this.transactions.transaction(async (scope): Promise<RotateKeyResult> => {
+      const { tx } = scope;
       const table = this.table(tx, kind);
       const live = { holderKind: kind, holderId: id, expiresAt: { gt: now } };
       let row: HolderRow | null = null;
@@ -222,7 +222,7 @@ export class PrismaKeyRepository implements KeyRepository {
       });
       const previousKeyValidUntil = input.graceUntil;
       await this.record(
-        tx,
+        scope,
         { kind, clinicId, holderId: id, who, at: now },
         'rotated',
         { previousKeyValidUntil: previousKeyValidUntil?.toISOString() ?? null },
@@ -235,12 +235,11 @@ export class PrismaKeyRepository implements KeyRepository {
         previousKeyValidUntil,
       };
     });
-    if (result.ok) this.signal.emit(clinicId);
-    return result;
   }
 
   async revoke(kind: KeyHolderKind, clinicId: string, id: string, who: KeyActor, now: Date): Promise<KeyHolder | null> {
-    const holder = await this.db.tx(async (tx) => {
+    return this.transactions.transaction(async (scope) => {
+      const { tx } = scope;
       const table = this.table(tx, kind);
       const { count } = await table.updateMany({ where: { id, clinicId, revokedAt: null }, data: { revokedAt: now } });
       if (count !== 1) return null;
@@ -256,15 +255,13 @@ export class PrismaKeyRepository implements KeyRepository {
               data: { tokenExpiresAt: now },
             })
           : { count: 0 };
-      await this.record(tx, { kind, clinicId, holderId: id, who, at: now }, 'revoked', {
+      await this.record(scope, { kind, clinicId, holderId: id, who, at: now }, 'revoked', {
         previousKeysEnded: ended.count,
         ...(kind === 'workstation' ? { sessionTokensEnded: tokens.count } : {}),
       });
       const row = await table.findFirst({ where: { id, clinicId }, select: HOLDER_SELECT });
       return row && this.holder(kind, row, []);
     });
-    if (holder) this.signal.emit(clinicId);
-    return holder;
   }
 
   states(keyHashes: readonly string[], now: Date): Promise<Map<string, KeyState>> {

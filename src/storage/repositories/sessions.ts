@@ -1,35 +1,38 @@
 import { randomUUID } from 'node:crypto';
+import {
+  CODE_PATH_STATES,
+  CONNECTABLE_STATES,
+  FAILED_FACE_RESULTS,
+  finalState,
+  finishableStates,
+  timeToVerdictMs,
+} from '../../identification/session-state';
 import { notifyInTx, type Db, type Tx } from '../db';
 import { isForeignKeyViolation, isUniqueViolation, StorageError } from '../errors';
 import type {
-  CalibrationIncrement,
   FaceAdmission,
+  FinishOptions,
   IdentificationSession,
   SessionRepository,
-  SessionState,
   Verdict,
-  VerdictMethod,
   VerdictRepository,
-  VerdictResult,
 } from '../ports';
 import { SESSIONS_CHANNEL } from '../signals';
+import type { Transactions, TxScope } from '../unit-of-work';
 import { incrementCalibration, utcDay } from './calibration';
-import { appendEvent, sessionFields, type EventSignal } from './events';
+import { appendEvent, sessionFields } from './events';
 import { jsonInput, toSession, toVerdict } from './map';
 
-/** Which sessions a verdict of each method may finish: a face verdict cannot end a session on the code path. */
-const FINISHABLE: Record<VerdictMethod, SessionState[]> = {
-  face: ['created', 'connected'],
-  code: ['code_pending'],
-  none: ['created', 'connected', 'code_pending'],
-};
-
-/** Face verdicts that count against the attempts limit: the face was compared and refused, or looked like a spoof. */
-export const FAILED_FACE_RESULTS: readonly VerdictResult[] = ['no_match', 'spoof_suspected'];
+// The session's rules (which states a change may start from, which verdicts are failed face attempts) are
+// src/identification/session-state.ts's: these repositories only apply them, in conditional updates.
 
 /** A token that may still open its session: unused, unexpired at `now`, the session not started. */
-const usableToken = (tokenHash: string, now: Date) =>
-  ({ tokenHash, tokenUsedAt: null, tokenExpiresAt: { gt: now }, state: 'created' }) as const;
+const usableToken = (tokenHash: string, now: Date) => ({
+  tokenHash,
+  tokenUsedAt: null,
+  tokenExpiresAt: { gt: now },
+  state: { in: [...CONNECTABLE_STATES] },
+});
 
 /** Marks the token used and the session connected: one conditional UPDATE decides (so two concurrent uses cannot
  * both win), then the row is read back. Null when the token is unknown, used or expired. */
@@ -58,7 +61,7 @@ function failedFaceSince(clinicId: string, patientId: string, since: Date) {
 export class PrismaSessionRepository implements SessionRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
+    private readonly transactions: Transactions,
   ) {}
 
   async create(input: Parameters<SessionRepository['create']>[0]): Promise<IdentificationSession> {
@@ -148,11 +151,12 @@ export class PrismaSessionRepository implements SessionRepository {
     return this.db.run((c) => c.identificationSession.count({ where: failedFaceSince(clinicId, patientId, since) }));
   }
 
-  async beginCodePath(input: Parameters<SessionRepository['beginCodePath']>[0]): Promise<IdentificationSession | null> {
-    const session = await this.db.tx(async (tx) => {
+  beginCodePath(input: Parameters<SessionRepository['beginCodePath']>[0]): Promise<IdentificationSession | null> {
+    return this.transactions.transaction(async (scope) => {
+      const { tx } = scope;
       const now = new Date();
       const { count } = await tx.identificationSession.updateMany({
-        where: { id: input.sessionId, clinicId: input.clinicId, state: { in: ['created', 'connected'] } },
+        where: { id: input.sessionId, clinicId: input.clinicId, state: { in: [...CODE_PATH_STATES] } },
         data: {
           state: 'code_pending',
           // The face token dies with the face path.
@@ -178,14 +182,10 @@ export class PrismaSessionRepository implements SessionRepository {
         },
       });
       if (input.refusal) {
-        await appendEvent(tx, {
+        await appendEvent(scope, {
           ...sessionFields(session),
-          method: 'none',
           result: 'refused',
           reason: input.refusal.reason,
-          score: null,
-          liveness: null,
-          timings: null,
           durationMs: null,
           at: now,
         });
@@ -194,8 +194,6 @@ export class PrismaSessionRepository implements SessionRepository {
       await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: 'code_pending' });
       return toSession(session);
     });
-    if (session && input.refusal) this.signal.emit(input.clinicId);
-    return session;
   }
 
   stale(now: Date, staleBefore: Date, limit: number): Promise<IdentificationSession[]> {
@@ -217,81 +215,84 @@ export class PrismaSessionRepository implements SessionRepository {
   }
 }
 
+/**
+ * Stores a verdict inside a unit of work (see VerdictRepository.finish): the session finished by a conditional update
+ * (of two finishers only one passes it), the verdict, its MIS event, its calibration counts and, given one, its audit
+ * entry (appended at the end of the unit). Null, having written nothing, when the session may not be finished.
+ */
+export async function finishVerdict(
+  scope: TxScope,
+  input: Omit<Verdict, 'id' | 'createdAt'>,
+  options: FinishOptions = {},
+): Promise<Verdict | null> {
+  const { tx } = scope;
+  const from = finishableStates(input.method, options.from);
+  const to = finalState(input.result);
+  const now = new Date();
+  const session = await tx.identificationSession.findFirst({
+    where: { id: input.sessionId, clinicId: input.clinicId },
+    include: { patient: { select: { iin: true } }, code: { select: { createdAt: true } } },
+  });
+  if (!session) throw new StorageError('reference_not_found', 'No such session in this clinic.');
+  // The conditional update decides (two finishers of one session cannot both pass it).
+  const { count } = await tx.identificationSession.updateMany({
+    where: { id: input.sessionId, clinicId: input.clinicId, state: { in: from } },
+    data: { state: to, finishedAt: now },
+  });
+  if (count !== 1) return null;
+  const row = await tx.verdict.create({
+    data: {
+      id: randomUUID(),
+      clinicId: input.clinicId,
+      sessionId: input.sessionId,
+      result: input.result,
+      method: input.method,
+      score: input.score,
+      liveness: jsonInput(input.liveness),
+      timings: jsonInput(input.timings),
+      createdAt: now,
+    },
+  });
+  await appendEvent(scope, {
+    ...sessionFields(session),
+    method: input.method,
+    result: input.result,
+    score: input.score,
+    liveness: input.liveness,
+    timings: input.timings,
+    durationMs: timeToVerdictMs({
+      method: input.method,
+      timings: input.timings,
+      codeSentAt: session.code?.createdAt ?? null,
+      at: now,
+    }),
+    at: now,
+  });
+  // After the event: the clinic's row lock (its event seq) already orders this clinic's verdicts.
+  if (options.calibration?.length) {
+    await incrementCalibration(
+      tx,
+      { clinicId: input.clinicId, workstationId: session.workstationId, day: utcDay(now) },
+      options.calibration,
+    );
+  }
+  if (session.state === 'connected') {
+    // Its face connection may be held by another gateway process: it closes on commit (PostgreSQL NOTIFY).
+    await notifyInTx(tx, SESSIONS_CHANNEL, { id: session.id, st: to });
+  }
+  if (options.audit) scope.audit(options.audit);
+  return toVerdict(row);
+}
+
 export class PrismaVerdictRepository implements VerdictRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
+    private readonly transactions: Transactions,
   ) {}
 
-  async finish(
-    input: Omit<Verdict, 'id' | 'createdAt'>,
-    options: { from?: readonly SessionState[]; calibration?: readonly CalibrationIncrement[] } = {},
-  ): Promise<Verdict | null> {
-    const from = FINISHABLE[input.method].filter((s) => !options.from || options.from.includes(s));
+  async finish(input: Omit<Verdict, 'id' | 'createdAt'>, options: FinishOptions = {}): Promise<Verdict | null> {
     try {
-      const verdict = await this.db.tx(async (tx) => {
-        const now = new Date();
-        const session = await tx.identificationSession.findFirst({
-          where: { id: input.sessionId, clinicId: input.clinicId },
-          include: { patient: { select: { iin: true } }, code: { select: { createdAt: true } } },
-        });
-        if (!session) throw new StorageError('reference_not_found', 'No such session in this clinic.');
-        // The conditional update decides (two finishers of one session cannot both pass it).
-        const { count } = await tx.identificationSession.updateMany({
-          where: { id: input.sessionId, clinicId: input.clinicId, state: { in: from } },
-          data: { state: input.result === 'expired' ? 'expired' : 'finished', finishedAt: now },
-        });
-        if (count !== 1) return null;
-        const row = await tx.verdict.create({
-          data: {
-            id: randomUUID(),
-            clinicId: input.clinicId,
-            sessionId: input.sessionId,
-            result: input.result,
-            method: input.method,
-            score: input.score,
-            liveness: jsonInput(input.liveness),
-            timings: jsonInput(input.timings),
-            createdAt: now,
-          },
-        });
-        const firstFrame = input.timings?.firstFrameToVerdictMs;
-        const durationMs =
-          input.method === 'face' && typeof firstFrame === 'number'
-            ? firstFrame
-            : input.method === 'code' && session.code
-              ? now.getTime() - session.code.createdAt.getTime()
-              : null;
-        await appendEvent(tx, {
-          ...sessionFields(session),
-          method: input.method,
-          result: input.result,
-          reason: null,
-          score: input.score,
-          liveness: input.liveness,
-          timings: input.timings,
-          durationMs,
-          at: now,
-        });
-        // After the event: the clinic's row lock (its event seq) already orders this clinic's verdicts.
-        if (options.calibration?.length) {
-          await incrementCalibration(
-            tx,
-            { clinicId: input.clinicId, workstationId: session.workstationId, day: utcDay(now) },
-            options.calibration,
-          );
-        }
-        if (session.state === 'connected') {
-          // Its face connection may be held by another gateway process: it closes on commit (PostgreSQL NOTIFY).
-          await notifyInTx(tx, SESSIONS_CHANNEL, {
-            id: session.id,
-            st: input.result === 'expired' ? 'expired' : 'finished',
-          });
-        }
-        return toVerdict(row);
-      });
-      if (verdict) this.signal.emit(input.clinicId);
-      return verdict;
+      return await this.transactions.run((work) => work.verdicts.finish(input, options));
     } catch (err) {
       if (isUniqueViolation(err)) return null; // the session already has its verdict
       throw err;

@@ -10,8 +10,8 @@ import type {
   TemplateRepository,
 } from '../ports';
 import type { StorageProvider } from '../target';
-import { appendAuditEntry, type AuditChainWriter } from './audit';
-import { appendTemplateEvent, type EventSignal } from './events';
+import type { Transactions, TxScope } from '../unit-of-work';
+import { appendTemplateEvent } from './events';
 import { toTemplate } from './map';
 
 /** The audit actor of a template change: `enrollment_key:<id>`, `workstation:<id>`, or `cli` for an administrator. */
@@ -55,18 +55,18 @@ async function lockPatientIfAny(
 
 /**
  * Stores a new template inside the caller's transaction: the active one (if any) is revoked, and the MIS event
- * (`template.enrolled` or `template.replaced`) and the audit entry are written with it. The caller emits the event
- * signal after the commit.
+ * (`template.enrolled` or `template.replaced`) and the audit entry are written with it.
  */
 export async function replaceTemplateInTx(
-  tx: Tx,
-  chain: AuditChainWriter,
+  scope: TxScope,
+  provider: StorageProvider,
   clinicId: string,
   patientId: string,
   template: EncryptedTemplate,
   change: TemplateChange,
 ): Promise<TemplateChangeResult> {
-  const iin = await lockPatient(tx, chain.provider, clinicId, patientId);
+  const { tx } = scope;
+  const iin = await lockPatient(tx, provider, clinicId, patientId);
   if (change.firstOnly && (await tx.template.count({ where: { clinicId, patientId } })) > 0) {
     throw new StorageError('template_exists', 'The patient has (or had) a template in this clinic.');
   }
@@ -91,18 +91,22 @@ export async function replaceTemplateInTx(
   });
   const previousTemplateId = previous?.id ?? null;
   const type = previousTemplateId ? 'template.replaced' : 'template.enrolled';
-  const event = await appendTemplateEvent(tx, {
-    type,
+  const common = {
     clinicId,
     iin,
     templateId: row.id,
-    previousTemplateId,
     actor: change.actor,
     images: change.images,
     confirmation: change.confirmation,
     at: now,
-  });
-  await appendAuditEntry(tx, chain, {
+  };
+  const event = await appendTemplateEvent(
+    scope,
+    previousTemplateId
+      ? { type: 'template.replaced', ...common, previousTemplateId }
+      : { type: 'template.enrolled', ...common, previousTemplateId: null },
+  );
+  scope.audit({
     clinicId,
     actor: auditActorOf(change.actor),
     action: type,
@@ -122,20 +126,19 @@ export async function replaceTemplateInTx(
 export class PrismaTemplateRepository implements TemplateRepository {
   constructor(
     private readonly db: Db,
-    private readonly signal: EventSignal,
-    /** Template changes are audited in their own transaction. */
-    private readonly audit: AuditChainWriter,
+    /** Template changes write their event and audit entry in their own transaction. */
+    private readonly transactions: Transactions,
   ) {}
 
-  async replace(
+  replace(
     clinicId: string,
     patientId: string,
     template: EncryptedTemplate,
     change: TemplateChange,
   ): Promise<TemplateChangeResult> {
-    const result = await this.db.tx((tx) => replaceTemplateInTx(tx, this.audit, clinicId, patientId, template, change));
-    this.signal.emit(clinicId);
-    return result;
+    return this.transactions.transaction((scope) =>
+      replaceTemplateInTx(scope, this.db.provider, clinicId, patientId, template, change),
+    );
   }
 
   active(clinicId: string, patientId: string): Promise<TemplateRecord | null> {
@@ -148,8 +151,9 @@ export class PrismaTemplateRepository implements TemplateRepository {
     });
   }
 
-  async revoke(clinicId: string, patientId: string, by: TemplateActor): Promise<number> {
-    const revoked = await this.db.tx(async (tx) => {
+  revoke(clinicId: string, patientId: string, by: TemplateActor): Promise<number> {
+    return this.transactions.transaction(async (scope) => {
+      const { tx } = scope;
       const iin = await lockPatientIfAny(tx, this.db.provider, clinicId, patientId);
       if (iin === null) return 0; // another clinic's patient, or none
       const active = await tx.template.findFirst({
@@ -163,7 +167,7 @@ export class PrismaTemplateRepository implements TemplateRepository {
         where: { clinicId, patientId, revokedAt: null },
         data: { revokedAt: now },
       });
-      const event = await appendTemplateEvent(tx, {
+      const event = await appendTemplateEvent(scope, {
         type: 'template.revoked',
         clinicId,
         iin,
@@ -174,7 +178,7 @@ export class PrismaTemplateRepository implements TemplateRepository {
         confirmation: null,
         at: now,
       });
-      await appendAuditEntry(tx, this.audit, {
+      scope.audit({
         clinicId,
         actor: auditActorOf(by),
         action: 'template.revoked',
@@ -183,7 +187,5 @@ export class PrismaTemplateRepository implements TemplateRepository {
       });
       return count;
     });
-    if (revoked > 0) this.signal.emit(clinicId);
-    return revoked;
   }
 }
