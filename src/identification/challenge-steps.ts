@@ -211,8 +211,11 @@ class LightStep implements ChallengeStep {
     const result = checkLightResponse(this.samples, this.phases, this.s.light);
     this.samples = [];
     const metrics = numbers(result.metrics);
-    if (!result.ok && result.insufficient && this.retries < this.s.lightRetries && this.ctx) {
-      // Too few frames to judge (frames dropped on a busy server or network): not the patient's fault; a new sequence.
+    // Too few frames to judge, or the deadline came before any analysed frame showed the end of the colours (frames
+    // dropped or analysed late on a busy server or network): the evidence is incomplete, not the patient's answer.
+    // A new sequence, at most lightRetries times.
+    const incomplete = result.insufficient === true || !covered;
+    if (!result.ok && incomplete && this.retries < this.s.lightRetries && this.ctx) {
       this.retries++;
       this.begin(f.t, this.ctx);
       return RUNNING;

@@ -604,6 +604,34 @@ describe('SessionRunner', () => {
       expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', reason: 'light_no_response' });
     });
 
+    it('no analysed frame shows the end of the colours before the deadline: one new sequence, then the verdict', async () => {
+      const h = harness({ challenges: ['light', 'blink'] });
+      h.runner.onHello(['blink', 'light']);
+      const first = await untilLight(h);
+      const report = (c: typeof first) => {
+        if (c.type !== 'challenge' || c.kind !== 'light') throw new Error('not light');
+        let at = 1e12 + h.clock.t + 50;
+        h.runner.onLightShown(c.challengeId, [at, ...c.colours.map((k) => (at += k.ms))]);
+        return c.colours.reduce((sum, k) => sum + k.ms, 0);
+      };
+      // Frames inside the colours are analysed (enough to judge), then the engine stalls: the next frame, captured
+      // before the colours end, is answered after the check's deadline.
+      const playLate = async (total: number) => {
+        await stream(h, total - 150);
+        h.clock.t += 100;
+        h.frame(900);
+        h.clock.t += 5000;
+        await h.answer(lightFace);
+      };
+      await playLate(report(first));
+      const lights = h.sent.filter((m) => m.type === 'challenge' && m.kind === 'light');
+      expect(lights).toHaveLength(2);
+      expect(h.verdict()).toBeNull();
+      await playLate(report(lights[1]));
+      // The retry is spent: the same incomplete evidence now gives the verdict (this face never answers the colours).
+      expect(h.verdict()).toMatchObject({ result: 'spoof_suspected', liveness: { light: false } });
+    });
+
     it('a report for another challenge id is ignored', async () => {
       const h = harness({ challenges: ['light', 'blink'] });
       h.runner.onHello(['blink', 'light']);
