@@ -124,109 +124,62 @@ export function outcomeColumns(outcome: IdentificationOutcome): {
 
 type Measurements = VerdictEventPayload['liveness'];
 
+/** What follows the head (id, type, version, clinicId, seq) in an event of type P. */
+type EventBody<P> = Omit<P, 'id' | 'type' | 'version' | 'clinicId' | 'seq'>;
+
+/**
+ * An event of type P: the head first, then its body, in that key order (stored events keep it). The body is checked
+ * against P's own schema type; the head's fields are P's by construction.
+ */
+function withHead<P extends EventPayload>(head: EventHead, type: P['type'], clinicId: string, body: EventBody<P>): P {
+  return { id: head.id, type, version: VERSION, clinicId, seq: head.seq, ...body } as P;
+}
+
 /** The event of an identification outcome (its type follows from the result: see eventTypeOf). */
 export function identificationEvent(head: EventHead, draft: IdentificationDraft): IdentificationEventPayload {
-  const { id, seq } = head;
-  const version = VERSION;
   const { clinicId, sessionId, appointmentId, iin, channel } = draft;
   const occurredAt = draft.at.toISOString();
   if (draft.result === 'refused') {
     if (sessionId === null) throw new Error('A refusal belongs to a session.');
-    const type = 'identification.refused';
-    const [method, result, reason, score, liveness, timings] = [
-      'none',
-      'refused',
-      draft.reason,
-      null,
-      null,
-      null,
-    ] as const;
-    return {
-      id,
-      type,
-      version,
-      clinicId,
-      seq,
+    return withHead<RefusedEventPayload>(head, 'identification.refused', clinicId, {
       sessionId,
       appointmentId,
       iin,
       channel,
-      method,
-      result,
-      reason,
-      score,
-      liveness,
-      timings,
+      method: 'none',
+      result: 'refused',
+      reason: draft.reason,
+      score: null,
+      liveness: null,
+      timings: null,
       occurredAt,
-    };
+    });
   }
   const { method, result, score } = draft;
-  const reason = null;
   // The verdict's objects go into the event as they are (Verdict types them loosely; the contract holds numbers).
   const liveness = draft.liveness as Measurements;
   const timings = draft.timings as Measurements;
-  if (result === 'locked_out') {
-    const type = 'identification.locked_out';
-    return {
-      id,
-      type,
-      version,
-      clinicId,
-      seq,
-      sessionId,
-      appointmentId,
-      iin,
-      channel,
-      method,
-      result,
-      reason,
-      score,
-      liveness,
-      timings,
-      occurredAt,
-    };
-  }
-  if (sessionId === null) throw new Error(`A ${result} verdict belongs to a session.`);
-  if (result === 'expired') {
-    const type = 'identification.expired';
-    return {
-      id,
-      type,
-      version,
-      clinicId,
-      seq,
-      sessionId,
-      appointmentId,
-      iin,
-      channel,
-      method,
-      result,
-      reason,
-      score,
-      liveness,
-      timings,
-      occurredAt,
-    };
-  }
-  const type = 'identification.verdict';
-  return {
-    id,
-    type,
-    version,
-    clinicId,
-    seq,
-    sessionId,
+  const body = <S extends string | null, R>(sid: S, r: R) => ({
+    sessionId: sid,
     appointmentId,
     iin,
     channel,
     method,
-    result,
-    reason,
+    result: r,
+    reason: null,
     score,
     liveness,
     timings,
     occurredAt,
-  };
+  });
+  if (result === 'locked_out') {
+    return withHead<LockedOutEventPayload>(head, 'identification.locked_out', clinicId, body(sessionId, result));
+  }
+  if (sessionId === null) throw new Error(`A ${result} verdict belongs to a session.`);
+  if (result === 'expired') {
+    return withHead<ExpiredEventPayload>(head, 'identification.expired', clinicId, body(sessionId, result));
+  }
+  return withHead<VerdictEventPayload>(head, 'identification.verdict', clinicId, body(sessionId, result));
 }
 
 /** A `workstation.camera_changed` event (labels only, never a device id). */
@@ -268,64 +221,18 @@ export type TemplateEventDraft = { clinicId: string; iin: string; actor: Templat
 
 /** A `template.enrolled`, `template.replaced` or `template.revoked` event (ids, the IIN and who did it). */
 export function templateEvent(head: EventHead, draft: TemplateEventDraft): TemplateEventPayload {
-  const { id, seq } = head;
-  const version = VERSION;
-  const { clinicId, iin } = draft;
-  const actor = { kind: draft.actor.kind, id: draft.actor.id };
-  const occurredAt = draft.at.toISOString();
-  switch (draft.type) {
-    case 'template.enrolled': {
-      const { type, templateId, previousTemplateId, images, confirmation } = draft;
-      return {
-        id,
-        type,
-        version,
-        clinicId,
-        seq,
-        iin,
-        templateId,
-        previousTemplateId,
-        actor,
-        images,
-        confirmation,
-        occurredAt,
-      };
-    }
-    case 'template.replaced': {
-      const { type, templateId, previousTemplateId, images, confirmation } = draft;
-      return {
-        id,
-        type,
-        version,
-        clinicId,
-        seq,
-        iin,
-        templateId,
-        previousTemplateId,
-        actor,
-        images,
-        confirmation,
-        occurredAt,
-      };
-    }
-    case 'template.revoked': {
-      const { type, templateId, previousTemplateId, images, confirmation } = draft;
-      return {
-        id,
-        type,
-        version,
-        clinicId,
-        seq,
-        iin,
-        templateId,
-        previousTemplateId,
-        actor,
-        images,
-        confirmation,
-        occurredAt,
-      };
-    }
-  }
+  const { type, clinicId, iin, templateId, previousTemplateId, images, confirmation } = draft;
+  const body = {
+    iin,
+    templateId,
+    previousTemplateId,
+    actor: { kind: draft.actor.kind, id: draft.actor.id },
+    images,
+    confirmation,
+    occurredAt: draft.at.toISOString(),
+  };
+  // Each draft variant's fields are its event's (checked by payloads.spec against the schemas).
+  return withHead<TemplateEventPayload>(head, type, clinicId, body as EventBody<TemplateEventPayload>);
 }
 
 /** The event type of each key holder kind. */
