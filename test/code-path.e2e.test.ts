@@ -593,8 +593,20 @@ for (const db of TEST_DATABASES) {
         });
       }
       const latest = await h.app.get<EventRepository>(EVENTS).latestSeq(clinicA);
+      const lockAudits = async () =>
+        (await h.app.get<AuditRepository>(AUDIT).list(clinicA, 10_000)).filter(
+          (a) => a.action === 'session.locked_out',
+        );
+      const auditedBefore = (await lockAudits()).length;
       const locked = await startSession(keyA, iin);
       expect(locked.status).toBe(429);
+      // Its audit entry was written with the event (one transaction): no session, so its subject is the patient.
+      const audited = await lockAudits();
+      expect(audited.length).toBe(auditedBefore + 1);
+      expect(audited.find((a) => a.detail?.failed === FACE_ATTEMPTS_MAX)).toMatchObject({
+        actor: expect.any(String),
+        detail: { failed: FACE_ATTEMPTS_MAX, windowMinutes: expect.any(Number) },
+      });
       // The desk can offer the code at once.
       expect(locked.body.error).toEqual({
         code: 'attempts_exceeded',

@@ -1390,6 +1390,32 @@ for (const provider of ['sqlite', 'postgres'] as const) {
             }),
           ).rejects.toMatchObject({ code: 'reference_not_found' });
         });
+
+        it('write a face lock-out and its audit entry in one transaction: when the audit entry cannot be written, neither is', async () => {
+          const lockout = { clinicId, patientId, appointmentId: 'apt-locked-audit', channel: 'in_person' as const };
+          const audit = { ...verdictAudit(patientId, { failed: 3 }), action: 'session.locked_out' };
+          const before = await r.events.latestSeq(clinicId);
+          const chainLength = (await r.audit.entriesAfter(0, 100_000)).length;
+          let woken = 0;
+          const off = r.events.onCommitted(() => woken++);
+          await h.sql(target, auditFailure.on);
+          try {
+            await expect(r.events.appendLockout(lockout, { audit })).rejects.toThrow();
+          } finally {
+            for (const q of auditFailure.off) await h.sql(target, q);
+            off();
+          }
+          expect(await r.events.latestSeq(clinicId)).toBe(before);
+          expect((await r.audit.entriesAfter(0, 100_000)).length).toBe(chainLength);
+          expect(woken).toBe(0);
+
+          // Once the audit log takes entries again: the event and its audit entry, together.
+          const event = await r.events.appendLockout(lockout, { audit });
+          expect(event.seq).toBe(before + 1);
+          const entries = (await r.audit.entriesAfter(0, 100_000)).slice(chainLength);
+          expect(entries).toEqual([expect.objectContaining({ ...audit, keyId: 'test1' })]);
+          expect(await verifyAuditChain(r.audit)).toBeNull();
+        });
       });
     });
 

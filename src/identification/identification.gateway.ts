@@ -28,6 +28,7 @@ import {
 import type { SocketGatewayOptions } from '../transport/socket.adapter';
 import { FrameRateGate } from './frame-rate';
 import { SessionRunner, type IdentificationSettings, DEFAULT_SETTINGS, type VerdictOutcome } from './session-runner';
+import type { StepMetrics } from './challenge-steps';
 import { hashToken } from './tokens';
 import { isVirtualCamera, parseChallenges, type ChallengeKind } from '../liveness';
 import { CameraRegistryService } from './camera-registry.service';
@@ -194,6 +195,12 @@ export class IdentificationGateway
         onAnalysis: (call, seconds) => {
           this.metrics.frameAnalysed();
           this.metrics.analysis(call, seconds);
+        },
+        // A refused challenge's measurements (light and geometry, never the person), so that a refusal in the field
+        // or in a test can be told from a threshold that needs calibrating.
+        onChallenge: (kind, passed, measured) => {
+          if (!passed)
+            this.log.warn(`Session ${sessionId}: the ${kind} challenge failed (${describeMetrics(measured)}).`);
         },
       },
       { ...this.settings, challenges: session.challenges },
@@ -479,4 +486,11 @@ export class IdentificationGateway
     conn.sendJson({ type: 'verdict', sessionId: session.sessionId, ...result });
     conn.close(WS_CLOSE.normal, 'verdict');
   }
+}
+
+/** "correlation=0.412 faceGain=0.0871 ..." (3 significant digits; null as "-"). */
+function describeMetrics(metrics: StepMetrics | undefined): string {
+  const entries = Object.entries(metrics ?? {});
+  if (entries.length === 0) return 'no measurements';
+  return entries.map(([k, v]) => `${k}=${v === null ? '-' : Number(v.toPrecision(3))}`).join(' ');
 }

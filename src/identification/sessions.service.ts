@@ -103,19 +103,23 @@ export class SessionsService {
     const since = new Date(Date.now() - this.config.FACE_ATTEMPTS_WINDOW_MIN * 60_000);
     const failed = await this.sessions.countFailedFace(principal.clinicId, patient.id, since);
     if (failed >= this.config.FACE_ATTEMPTS_MAX) {
-      await this.audit.record(actor, 'session.locked_out', {
-        clinicId: principal.clinicId,
-        subject: patient.id,
-        detail: { failed, windowMinutes: this.config.FACE_ATTEMPTS_WINDOW_MIN },
-      });
-      // No session is opened, but the MIS learns of the lock-out.
-      await this.events.appendLockout({
-        clinicId: principal.clinicId,
-        patientId: patient.id,
-        appointmentId: input.appointmentId,
-        channel: input.channel,
-        workstationId: principal.workstationId,
-      });
+      // No session is opened, but the MIS learns of the lock-out (its event and audit entry in one transaction).
+      await this.events.appendLockout(
+        {
+          clinicId: principal.clinicId,
+          patientId: patient.id,
+          appointmentId: input.appointmentId,
+          channel: input.channel,
+          workstationId: principal.workstationId,
+        },
+        {
+          audit: this.audit.entry(actor, 'session.locked_out', {
+            clinicId: principal.clinicId,
+            subject: patient.id,
+            detail: { failed, windowMinutes: this.config.FACE_ATTEMPTS_WINDOW_MIN },
+          }),
+        },
+      );
       this.metrics.verdict('locked_out', 'face');
       throw new IdentificationError(
         'attempts_exceeded',

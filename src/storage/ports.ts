@@ -574,15 +574,21 @@ export interface EventRepository {
     to: Date,
     request: { quantiles: readonly number[]; histogramBits: number },
   ): Promise<VerdictDurations>;
-  /** Writes a lock-out refused before any session existed (a face attempts limit), in its own transaction. */
-  appendLockout(input: {
-    clinicId: string;
-    patientId: string;
-    appointmentId: string;
-    channel: Channel;
-    /** The workstation that asked for the session (it may read the event). */
-    workstationId?: string;
-  }): Promise<StoredEvent>;
+  /**
+   * Writes a lock-out refused before any session existed (a face attempts limit), in its own transaction, with
+   * `options.audit` appended in the same one (neither is written without the other).
+   */
+  appendLockout(
+    input: {
+      clinicId: string;
+      patientId: string;
+      appointmentId: string;
+      channel: Channel;
+      /** The workstation that asked for the session (it may read the event). */
+      workstationId?: string;
+    },
+    options?: { audit?: NewAuditEntry },
+  ): Promise<StoredEvent>;
   /**
    * Calls `listener(clinicId)` after every commit that wrote events through this storage (this process only:
    * readers poll too, for events other instances wrote). Returns the unsubscribe function.

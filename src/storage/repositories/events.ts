@@ -22,6 +22,7 @@ import type {
   IdentificationEventType,
   KeyChange,
   KeyHolderKind,
+  NewAuditEntry,
   OutcomeCount,
   StoredEvent,
   VerdictDurations,
@@ -317,16 +318,20 @@ export class PrismaEventRepository implements EventRepository {
     return out;
   }
 
-  appendLockout(input: {
-    clinicId: string;
-    patientId: string;
-    appointmentId: string;
-    channel: Channel;
-    workstationId?: string;
-  }): Promise<StoredEvent> {
+  appendLockout(
+    input: {
+      clinicId: string;
+      patientId: string;
+      appointmentId: string;
+      channel: Channel;
+      workstationId?: string;
+    },
+    options: { audit?: NewAuditEntry } = {},
+  ): Promise<StoredEvent> {
     return this.transactions.transaction(async (scope) => {
       const patient = await scope.tx.patient.findFirst({ where: { id: input.patientId, clinicId: input.clinicId } });
       if (!patient) throw new StorageError('reference_not_found', 'No such patient in this clinic.');
+      if (options.audit) scope.audit(options.audit);
       return appendEvent(scope, {
         clinicId: input.clinicId,
         workstationId: input.workstationId ?? null,
