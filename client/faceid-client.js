@@ -554,7 +554,9 @@ export class Identification {
       // Errors of getSession keep their own code (e.g. attempts_exceeded or no_template from POST /sessions), and
       // the error itself as `cause` (its body, e.g. `codeAvailable`).
       this.fail(
-        err instanceof FaceIdError ? err : new FaceIdError(codeOf(err, 'start_failed'), messageOf(err), { cause: err }),
+        err instanceof FaceIdError
+          ? err
+          : new FaceIdError(errorCode(err, 'start_failed'), messageOf(err), { cause: err }),
       );
     }
   }
@@ -801,7 +803,7 @@ export class Identification {
       this.fail(
         new FaceIdError('reconnect_failed', `No new session for the reconnect: ${messageOf(err)}`, {
           closeCode,
-          cause: codeOf(err, null),
+          cause: errorCode(err, null),
         }),
       );
       return;
@@ -926,7 +928,8 @@ function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function codeOf(err, fallback) {
+/** The stable `code` of an error (a FaceIdError, or one a page's getSession threw), else `fallback`. */
+export function errorCode(err, fallback) {
   return err && typeof err.code === 'string' && /^[a-z][a-z0-9_]*$/.test(err.code) ? err.code : fallback;
 }
 

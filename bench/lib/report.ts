@@ -1,4 +1,5 @@
 import { conditionTable } from '../../src/accuracy/report';
+import type { ClassReport } from '../../src/cli/pad-eval';
 import type { Latency, Repeated } from './stats';
 import type { BenchRun, FleetResult, OverloadResult, WsResult } from './types';
 
@@ -483,17 +484,7 @@ export function renderMarkdown(run: BenchRun): string {
     else {
       const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
       const names = Object.keys(r.configs);
-      const cls = (
-        c: {
-          accepted: number;
-          attempts: number;
-          rate: number;
-          upper95: number;
-          results: Record<string, number>;
-          reasons: Record<string, number>;
-        },
-        attack: boolean,
-      ) =>
+      const cls = (c: ClassReport, attack: boolean) =>
         `${pct(c.rate)} (${attack ? c.accepted : Math.round(c.rate * c.attempts)}/${c.attempts}, 95% ≤ ${pct(c.upper95)}); ${counts(c.reasons)}`;
       const rows: string[][] = [
         ['genuine: BPCER (refused as a spoof)', ...names.map((n) => cls(r.configs[n].genuine, false))],

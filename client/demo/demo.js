@@ -9,6 +9,7 @@
 import {
   attachVideo,
   captureStill,
+  errorCode,
   identify,
   openCamera,
   releaseCamera,
@@ -283,7 +284,7 @@ function say(el, key, vars = {}, tone = '') {
 
 /** The stable code of an error (an ApiError, a FaceIdError of the client module, or anything else). */
 function codeOf(err) {
-  return err && typeof err.code === 'string' && /^[a-z][a-z0-9_]*$/.test(err.code) ? err.code : 'unknown';
+  return errorCode(err, 'unknown');
 }
 
 /**

@@ -10,7 +10,7 @@ import { ApiSecurity, AppError, type RouteSecurity } from '../http';
 import { WORKSTATIONS, type WorkstationRepository } from '../storage/ports';
 import { API_KEY_PATTERN, hashApiKey } from './api-key';
 import { PRINCIPAL, type Principal, type RequestWithPrincipal } from './principal';
-import { bearerToken, clientIp } from './key-guard';
+import { keyedRequest, type KeyedRequest } from './key-guard';
 import { limitKeyCheck, RateLimiter } from './rate-limiter';
 
 /** One answer for a missing, malformed, unknown or revoked key, so a caller cannot tell them apart. */
@@ -32,12 +32,6 @@ export const WORKSTATION_SECURITY: RouteSecurity = {
   errors: ['unauthorized', 'rate_limited'],
 };
 
-interface GuardedRequest extends RequestWithPrincipal {
-  headers: Record<string, string | string[] | undefined>;
-  ip?: string;
-  socket?: { remoteAddress?: string };
-}
-
 /**
  * Checks `Authorization: Bearer <key>` against the stored hashes and attaches the principal. Rate limits first per
  * client IP (every request, so guessing keys is slow too), then per workstation. 401 `unauthorized`, 429
@@ -51,9 +45,8 @@ export class ApiKeyGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<GuardedRequest>();
-    const ip = clientIp(req);
-    req[PRINCIPAL] = await authenticateWorkstationKey(this.workstations, this.limiter, bearerToken(req.headers), ip);
+    const { req, key, ip } = keyedRequest<KeyedRequest & RequestWithPrincipal>(context);
+    req[PRINCIPAL] = await authenticateWorkstationKey(this.workstations, this.limiter, key, ip);
     return true;
   }
 }

@@ -30,7 +30,15 @@ export {
   MIS_KEY_ROTATION_GRACE_MS,
   type IssuedMisKey,
 } from './mis-key';
-export { bearerToken, clientIp, defineKeyAuth, type KeyAuthenticator, type KeyAuthKit } from './key-guard';
+export {
+  bearerToken,
+  clientIp,
+  defineKeyAuth,
+  keyedRequest,
+  type KeyAuthenticator,
+  type KeyAuthKit,
+  type KeyedRequest,
+} from './key-guard';
 export {
   MIS_SECURITY,
   MisAuth,

@@ -15,7 +15,8 @@ export interface KeyAuthenticator<P> {
   authenticate(key: string | undefined, ip: string): Promise<P>;
 }
 
-interface KeyedRequest {
+/** What a key guard reads of a request. */
+export interface KeyedRequest {
   headers: Record<string, string | string[] | undefined>;
   ip?: string;
   socket?: { remoteAddress?: string };
@@ -29,6 +30,14 @@ export function bearerToken(headers: Record<string, string | string[] | undefine
 
 export function clientIp(req: { ip?: string; socket?: { remoteAddress?: string } }): string {
   return req.ip ?? req.socket?.remoteAddress ?? 'unknown';
+}
+
+/** A guard's request with its bearer key (undefined: none, or not `Bearer <key>`) and client address. */
+export function keyedRequest<R extends KeyedRequest = KeyedRequest>(
+  context: ExecutionContext,
+): { req: R; key: string | undefined; ip: string } {
+  const req = context.switchToHttp().getRequest<R>();
+  return { req, key: bearerToken(req.headers), ip: clientIp(req) };
 }
 
 export interface KeyAuthKit {
@@ -57,8 +66,8 @@ export function defineKeyAuth<P>(
     constructor(@Inject(authenticator) private readonly auth: KeyAuthenticator<P>) {}
 
     async canActivate(context: ExecutionContext): Promise<boolean> {
-      const req = context.switchToHttp().getRequest<Holder>();
-      req[slot] = await this.auth.authenticate(bearerToken(req.headers), clientIp(req));
+      const { req, key, ip } = keyedRequest<Holder>(context);
+      req[slot] = await this.auth.authenticate(key, ip);
       return true;
     }
   }

@@ -2,10 +2,15 @@ import { z } from 'zod';
 import { AuditService } from '../audit';
 import { loadConfig } from '../config';
 import { openStorage, type Storage } from '../storage';
+import { StorageError } from '../storage/errors';
 import type { CommandIo, OptionValues } from './main';
 
 /** The audit actor of every admin command. */
 export const CLI_ACTOR = 'cli';
+
+/** The line of every admin command's --help that says where it works. */
+export const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
+Recorded in the audit trail (actor "cli").`;
 
 /** What an admin command works with: the service's own database, and the audit trail in it. */
 export interface AdminContext {
@@ -29,6 +34,13 @@ export async function withAdminStorage<T>(io: CommandIo, fn: (ctx: AdminContext)
     return await fn({ storage, audit: new AuditService(storage.repos.audit) });
   } finally {
     await storage.close();
+  }
+}
+
+/** The clinic must exist (a typo in --clinic would otherwise look like an empty list). */
+export async function requireClinic({ storage }: AdminContext, clinicId: string): Promise<void> {
+  if (!(await storage.repos.clinics.get(clinicId))) {
+    throw new StorageError('reference_not_found', 'No such clinic.');
   }
 }
 
@@ -70,6 +82,23 @@ export function table(header: readonly string[], rows: readonly (readonly string
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)];
+}
+
+/**
+ * Prints a list command's records: with --json one object a line, else a table. No record: `empty` on stderr, so
+ * stdout holds rows only.
+ */
+export function printList<T>(
+  io: CommandIo,
+  json: boolean | undefined,
+  records: readonly T[],
+  empty: string,
+  header: readonly string[],
+  row: (record: T) => string[],
+): void {
+  if (json) for (const r of records) io.out(JSON.stringify(r));
+  else if (records.length === 0) io.err(`${empty}\n`);
+  else for (const line of table(header, records.map(row))) io.out(line);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { loadConfig } from '../config';
-import { parseChallenges } from '../liveness/policy';
+import { parseChallenges, type ChallengeKind } from '../liveness/policy';
 import {
   normaliseChallenges,
   resolveChallenges,
@@ -8,12 +8,19 @@ import {
 } from '../identification/challenge-policy.service';
 import { StorageError } from '../storage/errors';
 import { SMS_LANGUAGES, type ClinicRepository, type Clinic, type SmsLanguages } from '../storage/ports';
-import { CLI_ACTOR, IdOption, JsonFlag, NameOption, parseOptions, table, withAdminStorage } from './admin';
+import {
+  CLI_ACTOR,
+  DATABASE_NOTE,
+  IdOption,
+  JsonFlag,
+  NameOption,
+  parseOptions,
+  printList,
+  withAdminStorage,
+  type AdminContext,
+} from './admin';
 import { createCommand, listCommand, revokeCommand, rotateCommand } from './keys';
 import type { Command, CommandGroup, CommandIo, OptionValues } from './main';
-
-const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
-Recorded in the audit trail (actor "cli").`;
 
 const clinicRecord = (c: Clinic) => ({
   id: c.id,
@@ -74,12 +81,14 @@ Options:
     return withAdminStorage(io, async ({ storage, audit }) => {
       const clinics = await storage.repos.clinics.list();
       await audit.record(CLI_ACTOR, 'clinic.listed', { clinicId: null, detail: { count: clinics.length } });
-      if (opts.json) for (const c of clinics) io.out(JSON.stringify(clinicRecord(c)));
-      else if (clinics.length === 0) io.err('no clinic yet: create one with `faceid clinic create --name NAME`.\n');
-      else {
-        const rows = clinics.map((c) => [c.id, c.createdAt.toISOString(), c.smsLanguages, c.name]);
-        for (const line of table(['ID', 'CREATED', 'SMS', 'NAME'], rows)) io.out(line);
-      }
+      printList(
+        io,
+        opts.json,
+        clinics.map(clinicRecord),
+        'no clinic yet: create one with `faceid clinic create --name NAME`.',
+        ['ID', 'CREATED', 'SMS', 'NAME'],
+        (c) => [c.id, c.createdAt, c.smsLanguages, c.name],
+      );
       return 0;
     });
   },
@@ -113,26 +122,49 @@ colours the screen in front of the patient, so it needs a screen facing the pati
 doctor needs turn,blink (the patient turns the head when asked).`;
 
 /**
- * The two positionals of a challenges command: an id, and a challenge list or `default` (null). Returns the exit
- * code of a usage error instead when they are wrong.
+ * The --json flag and the two positionals of a `faceid <group> <setting> ID VALUE` command: the id (checked) and the
+ * value as given. `expected` names the value in the message for a wrong count. Returns the exit code of a usage
+ * error instead when they are wrong.
+ */
+function parseSettingArgs(
+  values: OptionValues,
+  positionals: string[],
+  idName: string,
+  expected: string,
+  io: CommandIo,
+): { json: boolean | undefined; id: string; value: string } | number {
+  const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
+  if (typeof opts === 'number') return opts;
+  if (positionals.length !== 2)
+    return io.usageError(`expected ${idName} and ${expected}, got ${positionals.length} argument(s).`);
+  const id = IdOption.safeParse(positionals[0]);
+  if (!id.success) return io.usageError(`${idName} must be an id (a UUID).`);
+  return { json: opts.json, id: id.data, value: positionals[1] };
+}
+
+/**
+ * The input of a challenges command: --json, an id, a challenge list or `default` (null), and the service default
+ * that applies without a setting. Returns the exit code of a usage error instead when they are wrong.
  */
 function parseChallengeArgs(
+  values: OptionValues,
   positionals: string[],
   what: string,
   io: CommandIo,
-): { id: string; challenges: string | null } | number {
-  if (positionals.length !== 2)
-    return io.usageError(`expected ${what} and LIST or default, got ${positionals.length} argument(s).`);
-  const [rawId, rawList] = positionals;
-  const id = IdOption.safeParse(rawId);
-  if (!id.success) return io.usageError(`${what} must be an id (a UUID).`);
-  if (rawList.trim().toLowerCase() === 'default') return { id: id.data, challenges: null };
-  try {
-    return { id: id.data, challenges: normaliseChallenges(rawList) };
-  } catch (err) {
-    if (err instanceof RangeError) return io.usageError(`LIST: ${err.message}`);
-    throw err;
+): { json: boolean | undefined; id: string; challenges: string | null; fallback: ChallengeKind[] } | number {
+  const args = parseSettingArgs(values, positionals, what, 'LIST or default', io);
+  if (typeof args === 'number') return args;
+  let challenges: string | null = null;
+  if (args.value.trim().toLowerCase() !== 'default') {
+    try {
+      challenges = normaliseChallenges(args.value);
+    } catch (err) {
+      if (err instanceof RangeError) return io.usageError(`LIST: ${err.message}`);
+      throw err;
+    }
   }
+  const fallback = parseChallenges(loadConfig(io.env).LIVENESS_CHALLENGES);
+  return { json: args.json, id: args.id, challenges, fallback };
 }
 
 const SOURCE_TEXT: Record<ResolvedChallenges['source'], string> = {
@@ -166,11 +198,8 @@ Options:
   options: { json: { type: 'boolean' } },
   allowPositionals: true,
   run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    const args = parseChallengeArgs(positionals, 'WORKSTATION_ID', io);
+    const args = parseChallengeArgs(values, positionals, 'WORKSTATION_ID', io);
     if (typeof args === 'number') return args;
-    const fallback = parseChallenges(loadConfig(io.env).LIVENESS_CHALLENGES);
     return withAdminStorage(io, async ({ storage, audit }) => {
       const workstations = storage.repos.workstations;
       const workstation = await workstations.findById(args.id);
@@ -184,12 +213,12 @@ Options:
       });
       const now = resolveChallenges(
         await workstations.livenessChallenges(workstation.clinicId, workstation.id),
-        fallback,
+        args.fallback,
       );
       const effective = now.challenges.join(',');
       const record = { id: workstation.id, clinicId: workstation.clinicId, challenges: args.challenges, effective };
       io.out(
-        opts.json
+        args.json
           ? JSON.stringify({ ...record, source: now.source })
           : `workstation ${workstation.id}: liveness challenges ${effective} (${SOURCE_TEXT[now.source]})`,
       );
@@ -223,23 +252,14 @@ Options:
   options: { json: { type: 'boolean' } },
   allowPositionals: true,
   run: async (values: OptionValues, positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    const args = parseChallengeArgs(positionals, 'CLINIC_ID', io);
+    const args = parseChallengeArgs(values, positionals, 'CLINIC_ID', io);
     if (typeof args === 'number') return args;
-    const fallback = parseChallenges(loadConfig(io.env).LIVENESS_CHALLENGES);
-    return withAdminStorage(io, async ({ storage, audit }) => {
-      const set = await storage.repos.clinics.setLivenessChallenges(args.id, args.challenges);
-      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
-      await audit.record(CLI_ACTOR, 'clinic.liveness_challenges_set', {
-        clinicId: args.id,
-        subject: args.id,
-        detail: { challenges: args.challenges, previous: set.previous },
-      });
-      const now = resolveChallenges({ workstation: null, clinic: args.challenges }, fallback);
+    return withAdminStorage(io, async (ctx) => {
+      await setClinicSetting(ctx, args.id, args.challenges, CLINIC_CHALLENGES);
+      const now = resolveChallenges({ workstation: null, clinic: args.challenges }, args.fallback);
       const effective = now.challenges.join(',');
       io.out(
-        opts.json
+        args.json
           ? JSON.stringify({ id: args.id, challenges: args.challenges, effective, source: now.source })
           : `clinic ${args.id}: liveness challenges ${effective} (${SOURCE_TEXT[now.source]})`,
       );
@@ -248,43 +268,65 @@ Options:
   },
 };
 
+/** A clinic setting as stored and audited: its name in the audit detail and the JSON, its setter, its action. */
+interface ClinicSetting<T> {
+  field: string;
+  set: (clinics: ClinicRepository, id: string, value: T) => Promise<{ previous: T } | null>;
+  action: string;
+}
+
+const CLINIC_CHALLENGES: ClinicSetting<string | null> = {
+  field: 'challenges',
+  set: (clinics, id, challenges) => clinics.setLivenessChallenges(id, challenges),
+  action: 'clinic.liveness_challenges_set',
+};
+
+/**
+ * Sets a clinic's setting (reference_not_found if there is no such clinic) and writes its audit entry with the
+ * previous value, which it returns.
+ */
+async function setClinicSetting<T>(
+  { storage, audit }: AdminContext,
+  id: string,
+  value: T,
+  setting: ClinicSetting<T>,
+): Promise<T> {
+  const set = await setting.set(storage.repos.clinics, id, value);
+  if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
+  await audit.record(CLI_ACTOR, setting.action, {
+    clinicId: id,
+    subject: id,
+    detail: { [setting.field]: value, previous: set.previous },
+  });
+  return set.previous;
+}
+
 const ON_OFF: Record<string, boolean> = { on: true, off: false, true: true, false: false, yes: true, no: false };
 
 /**
  * The run of a `faceid clinic <setting> CLINIC_ID VALUE` command: checks both arguments, sets the value through the
  * repository, writes the audit entry `action` with the previous value, prints the change.
  */
-function clinicSettingRun<T>(setting: {
-  field: string;
-  /** The second argument, as the usage errors name it: for a missing one, and for a wrong one. */
-  expected: string;
-  allowed: string;
-  parse: (raw: string) => T | undefined;
-  set: (clinics: ClinicRepository, id: string, value: T) => Promise<{ previous: T } | null>;
-  action: string;
-  describe: (value: T) => string;
-}): Command['run'] {
+function clinicSettingRun<T>(
+  setting: ClinicSetting<T> & {
+    /** The second argument, as the usage errors name it: for a missing one, and for a wrong one. */
+    expected: string;
+    allowed: string;
+    parse: (raw: string) => T | undefined;
+    describe: (value: T) => string;
+  },
+): Command['run'] {
   return async (values: OptionValues, positionals: string[], io: CommandIo) => {
-    const opts = parseOptions(z.object({ json: JsonFlag }), values, io);
-    if (typeof opts === 'number') return opts;
-    if (positionals.length !== 2)
-      return io.usageError(`expected CLINIC_ID and ${setting.expected}, got ${positionals.length} argument(s).`);
-    const id = IdOption.safeParse(positionals[0]);
-    if (!id.success) return io.usageError('CLINIC_ID must be an id (a UUID).');
-    const value = setting.parse(positionals[1].trim().toLowerCase());
+    const args = parseSettingArgs(values, positionals, 'CLINIC_ID', setting.expected, io);
+    if (typeof args === 'number') return args;
+    const value = setting.parse(args.value.trim().toLowerCase());
     if (value === undefined) return io.usageError(`the second argument must be ${setting.allowed}.`);
-    return withAdminStorage(io, async ({ storage, audit }) => {
-      const set = await setting.set(storage.repos.clinics, id.data, value);
-      if (!set) throw new StorageError('reference_not_found', 'No such clinic.');
-      await audit.record(CLI_ACTOR, setting.action, {
-        clinicId: id.data,
-        subject: id.data,
-        detail: { [setting.field]: value, previous: set.previous },
-      });
+    return withAdminStorage(io, async (ctx) => {
+      const previous = await setClinicSetting(ctx, args.id, value, setting);
       io.out(
-        opts.json
-          ? JSON.stringify({ id: id.data, [setting.field]: value, previous: set.previous })
-          : `clinic ${id.data}: ${setting.describe(value)}`,
+        args.json
+          ? JSON.stringify({ id: args.id, [setting.field]: value, previous })
+          : `clinic ${args.id}: ${setting.describe(value)}`,
       );
       return 0;
     });

@@ -14,19 +14,17 @@ import type { EnrollmentKey } from '../storage/ports';
 import { MAX_IMAGE_BYTES } from '../enrollment/upload';
 import {
   CLI_ACTOR,
+  DATABASE_NOTE,
   IdOption,
   JsonFlag,
   NameOption,
   parseOptions,
+  printList,
   printWithNewKey,
-  table,
+  requireClinic,
   withAdminStorage,
-  type AdminContext,
 } from './admin';
 import type { Command, CommandGroup, CommandIo, OptionValues } from './main';
-
-const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
-Recorded in the audit trail (actor "cli").`;
 
 const keyRecord = (k: EnrollmentKey) => ({
   id: k.id,
@@ -36,11 +34,6 @@ const keyRecord = (k: EnrollmentKey) => ({
   createdAt: k.createdAt.toISOString(),
   revokedAt: k.revokedAt?.toISOString() ?? null,
 });
-
-/** The clinic must exist (a typo in --clinic would otherwise look like an empty list). */
-async function requireClinic({ storage }: AdminContext, clinicId: string): Promise<void> {
-  if (!(await storage.repos.clinics.get(clinicId))) throw new StorageError('reference_not_found', 'No such clinic.');
-}
 
 const keyCreate: Command = {
   name: 'create',
@@ -109,13 +102,14 @@ Options:
         clinicId: opts.clinic,
         detail: { count: keys.length },
       });
-      if (opts.json) for (const k of keys) io.out(JSON.stringify(k));
-      else if (keys.length === 0)
-        io.err('no enrollment key in this clinic: create one with `faceid enrollment-key create`.\n');
-      else {
-        const rows = keys.map((k) => [k.id, k.state, k.createdAt, k.name]);
-        for (const line of table(['ID', 'STATE', 'CREATED', 'NAME'], rows)) io.out(line);
-      }
+      printList(
+        io,
+        opts.json,
+        keys,
+        'no enrollment key in this clinic: create one with `faceid enrollment-key create`.',
+        ['ID', 'STATE', 'CREATED', 'NAME'],
+        (k) => [k.id, k.state, k.createdAt, k.name],
+      );
       return 0;
     });
   },

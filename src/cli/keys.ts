@@ -5,12 +5,14 @@ import { StorageError } from '../storage/errors';
 import type { KeyActor, KeyHolderKind } from '../storage/ports';
 import {
   CLI_ACTOR,
+  DATABASE_NOTE,
   IdOption,
   JsonFlag,
   NameOption,
   parseOptions,
+  printList,
   printWithNewKey,
-  table,
+  requireClinic,
   withAdminStorage,
   type AdminContext,
 } from './admin';
@@ -22,22 +24,12 @@ import type { Command, CommandIo, OptionValues } from './main';
  * its audit entry (actor "cli") and its MIS event (`workstation.key_changed`, `mis_client.key_changed`).
  */
 
-export const DATABASE_NOTE = `Works on the service's database: the same FACEID_DATA_DIR / DATABASE_URL as the service.
-Recorded in the audit trail (actor "cli").`;
-
 const OPERATOR: KeyActor = { actor: CLI_ACTOR, by: 'operator' };
 const HOUR_MS = 3_600_000;
 const DEFAULT_GRACE_HOURS = KEY_ROTATION_GRACE_MS / HOUR_MS;
 const MAX_GRACE_HOURS = MAX_KEY_ROTATION_GRACE_MS / HOUR_MS;
 
 export const keysService = ({ storage }: AdminContext) => new KeysService(storage.repos.keys);
-
-/** The clinic must exist (a typo in --clinic would otherwise look like an empty list). */
-export async function requireClinic({ storage }: AdminContext, clinicId: string): Promise<void> {
-  if (!(await storage.repos.clinics.get(clinicId))) {
-    throw new StorageError('reference_not_found', 'No such clinic.');
-  }
-}
 
 interface Words {
   /** The command group: workstation, mis. */
@@ -107,29 +99,19 @@ Options:
           clinicId: opts.clinic ?? null,
           detail: opts.clinic ? { count: holders.length } : { count: holders.length, clinics: clinicIds.length },
         });
-        if (opts.json) for (const h of holders) io.out(JSON.stringify(h));
-        else if (holders.length === 0) {
-          io.err(
-            `no ${w.one} ${opts.clinic ? 'in this clinic' : 'yet'}: create one with \`faceid ${w.group} create\`.\n`,
-          );
-        } else {
-          const previous = (h: (typeof holders)[number]) =>
-            h.previousKeys.length === 0
-              ? '-'
-              : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
-          const all = opts.clinic === undefined;
-          const rows = holders.map((h) => [
-            h.id,
-            ...(all ? [h.clinicId] : []),
-            h.state,
-            h.createdAt,
-            h.rotatedAt ?? '-',
-            previous(h),
-            h.name,
-          ]);
-          const header = ['ID', ...(all ? ['CLINIC'] : []), 'STATE', 'CREATED', 'ROTATED', 'PREVIOUS KEYS', 'NAME'];
-          for (const line of table(header, rows)) io.out(line);
-        }
+        const previous = (h: (typeof holders)[number]) =>
+          h.previousKeys.length === 0
+            ? '-'
+            : `${h.previousKeys.length} until ${h.previousKeys[h.previousKeys.length - 1].validUntil}`;
+        const all = opts.clinic === undefined;
+        printList(
+          io,
+          opts.json,
+          holders,
+          `no ${w.one} ${opts.clinic ? 'in this clinic' : 'yet'}: create one with \`faceid ${w.group} create\`.`,
+          ['ID', ...(all ? ['CLINIC'] : []), 'STATE', 'CREATED', 'ROTATED', 'PREVIOUS KEYS', 'NAME'],
+          (h) => [h.id, ...(all ? [h.clinicId] : []), h.state, h.createdAt, h.rotatedAt ?? '-', previous(h), h.name],
+        );
         return 0;
       });
     },

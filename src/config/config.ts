@@ -134,12 +134,16 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
   off: false,
 };
 
-const booleanWord = z
-  .string()
-  .transform((s) => s.toLowerCase())
-  .refine((s) => s in BOOLEAN_WORDS)
-  .transform((s) => BOOLEAN_WORDS[s]);
-const BOOLEAN_EXPECTS = 'true or false (also 1/0, yes/no, on/off)';
+// Builders of a setting's `schema` and `expects` together (spread into the entry): the text that errors and the
+// README show is written once, beside the parser it describes.
+const booleanWord = {
+  schema: z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .refine((s) => s in BOOLEAN_WORDS)
+    .transform((s) => BOOLEAN_WORDS[s]),
+  expects: 'true or false (also 1/0, yes/no, on/off)',
+};
 
 /** development: a fresh clone, one machine, demo conveniences; production: a real deployment, refuses them. */
 export const PROFILES = ['development', 'production'] as const;
@@ -178,12 +182,15 @@ interface Setting<T> {
   secret?: boolean;
 }
 
-const fraction = () =>
-  z
+/** A number strictly between 0 and 1 (thresholds). */
+const fraction = () => ({
+  schema: z
     .string()
     .regex(/^\d*\.?\d+$/)
     .transform(Number)
-    .pipe(z.number().gt(0).lt(1));
+    .pipe(z.number().gt(0).lt(1)),
+  expects: 'a number between 0 and 1 (exclusive)',
+});
 
 /** One WS_ALLOWED_ORIGINS entry: `*`, `self`, or an http(s) origin (no path), normalised to lower case. */
 const originEntry = z
@@ -209,16 +216,22 @@ const databaseUrl = z.string().refine((s) => {
   }
 });
 
-const int = (min: number, max: number) =>
-  z
+/** An integer in [min, max]; the text is built from the same bounds so docs and parser cannot disagree. */
+const integer = (min: number, max: number, note?: string) => ({
+  schema: z
     .string()
     .regex(/^[+-]?\d+$/)
     .transform(Number)
-    .pipe(z.number().int().min(min).max(max));
+    .pipe(z.number().int().min(min).max(max)),
+  expects: `an integer from ${min} to ${max}${note ? ` (${note})` : ''}`,
+});
+
+/** A lower-case host name, or `*.domain` for its subdomains. */
+const isHostPattern = (entry: string): boolean => /^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(entry);
 
 /** One WEBHOOK_ALLOWED_PRIVATE_HOSTS entry: a host name, `*.domain`, an IP address, or an address/prefix range. */
 function isPrivateHostEntry(entry: string): boolean {
-  if (/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(entry) && !/^[0-9.]+$/.test(entry)) return true;
+  if (isHostPattern(entry) && !/^[0-9.]+$/.test(entry)) return true;
   const m = /^\[?([0-9a-f:.]+)\]?(?:\/(\d{1,3}))?$/.exec(entry);
   if (!m) return false;
   const family = isIP(m[1]);
@@ -226,16 +239,48 @@ function isPrivateHostEntry(entry: string): boolean {
   return m[2] === undefined || Number(m[2]) <= (family === 4 ? 32 : 128);
 }
 
+/** One of a few words, in any case. */
+const oneOf = <const T extends readonly string[]>(words: T) => ({
+  schema: z
+    .string()
+    .transform((s) => s.toLowerCase())
+    .pipe(z.enum(words)),
+  expects: `one of ${words.join(', ')}`,
+});
+
+/** A folder, made absolute against the working directory at start. */
+const folderPath = () => ({ schema: z.string().transform((p) => path.resolve(p)), expects: 'a folder path' });
+
+/** A comma list, lower-cased, blanks dropped; refused unless every entry is valid. */
+const lowerCaseList = (valid: (entry: string) => boolean) =>
+  z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((h) => h.trim().toLowerCase())
+        .filter(Boolean),
+    )
+    .refine((entries) => entries.every(valid))
+    .transform((entries) => Object.freeze(entries));
+
+/** A value parsed by a function that returns the entries or what is wrong (the message becomes the zod issue). */
+const parsedList = <T>(parse: (text: string) => T[] | string) =>
+  z.string().transform((s, ctx) => {
+    const list = parse(s);
+    if (typeof list === 'string') {
+      ctx.addIssue({ code: 'custom', message: list });
+      return z.NEVER;
+    }
+    return Object.freeze(list);
+  });
+
 const isPostgresUrl = (url: string | undefined): boolean => /^postgres(ql)?:\/\//i.test(url ?? '');
 
 /** Object order matters: defaults are resolved top to bottom. */
 const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
   FACEID_PROFILE: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(z.enum(PROFILES)),
-    expects: `one of ${PROFILES.join(', ')}`,
+    ...oneOf(PROFILES),
     default: () => 'development',
     defaultText: 'development',
     description:
@@ -245,8 +290,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '`http` and FACEID_BOOTSTRAP to false).',
   },
   PORT: {
-    schema: int(0, 65535),
-    expects: 'an integer from 0 to 65535 (0 = any free port)',
+    ...integer(0, 65535, '0 = any free port'),
     default: () => 3000,
     defaultText: '3000',
     description: 'HTTP port to listen on.',
@@ -261,18 +305,13 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'deliberately to serve other machines.',
   },
   LOG_LEVEL: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(z.enum(LOG_LEVELS)),
-    expects: `one of ${LOG_LEVELS.join(', ')}`,
+    ...oneOf(LOG_LEVELS),
     default: () => 'info',
     defaultText: 'info',
     description: 'Lowest level written to the JSON log on stdout.',
   },
   FACEID_MODEL_DIR: {
-    schema: z.string().transform((p) => path.resolve(p)),
-    expects: 'a folder path',
+    ...folderPath(),
     default: () => undefined,
     defaultText: '(per-user cache)',
     description:
@@ -280,8 +319,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '$XDG_CACHE_HOME/faceid-gateway/models, else ~/.cache/faceid-gateway/models.',
   },
   FACEID_DATA_DIR: {
-    schema: z.string().transform((p) => path.resolve(p)),
-    expects: 'a folder path',
+    ...folderPath(),
     default: () => defaultDataDir(),
     defaultText: '(per-user data folder)',
     description:
@@ -299,33 +337,25 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     secret: true,
   },
   ENGINE_WORKERS: {
-    schema: int(1, MAX_WORKERS),
-    expects: `an integer from 1 to ${MAX_WORKERS}`,
+    ...integer(1, MAX_WORKERS),
     default: () => Math.min(os.availableParallelism(), MAX_WORKERS),
     defaultText: 'number of CPU cores',
     description: 'Face analyses run in parallel; each worker holds its own copy of the networks.',
   },
   ENGINE_QUEUE: {
-    schema: int(0, 100_000),
-    expects: 'an integer from 0 to 100000',
+    ...integer(0, 100_000),
     default: (c) => (c.ENGINE_WORKERS ?? 1) * 4,
     defaultText: 'ENGINE_WORKERS * 4',
     description: 'Analyses that may wait for a worker; beyond that the engine answers `busy` at once.',
   },
   ENGINE_DETECT_THRESHOLD: {
-    schema: z
-      .string()
-      .regex(/^\d*\.?\d+$/)
-      .transform(Number)
-      .pipe(z.number().gt(0).lt(1)),
-    expects: 'a number between 0 and 1 (exclusive)',
+    ...fraction(),
     default: () => 0.7,
     defaultText: '0.7',
     description: 'Face detector score threshold. Lower finds more faces, and more false ones.',
   },
   ENGINE_THREADS_PER_JOB: {
-    schema: int(1, 64),
-    expects: 'an integer from 1 to 64',
+    ...integer(1, 64),
     default: () => Math.min(2, os.availableParallelism()),
     defaultText: 'min(2, CPU cores)',
     description:
@@ -333,8 +363,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'when every worker is busy.',
   },
   MATCH_THRESHOLD: {
-    schema: fraction(),
-    expects: 'a number between 0 and 1 (exclusive)',
+    ...fraction(),
     default: () => 0.46,
     defaultText: '0.46',
     description:
@@ -342,8 +371,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '`faceid eval` on the reference face set; calibrate on your own data (README, "Accuracy").',
   },
   LIVENESS_MIN: {
-    schema: fraction(),
-    expects: 'a number between 0 and 1 (exclusive)',
+    ...fraction(),
     default: () => 0.01,
     defaultText: '0.01',
     description:
@@ -352,8 +380,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '(docs/liveness.md), and the challenges decide.',
   },
   BLINK_WINDOW_MS: {
-    schema: int(500, 60000),
-    expects: 'an integer from 500 to 60000',
+    ...integer(500, 60000),
     default: () => 5000,
     defaultText: '5000',
     description: 'How long the patient has to blink once asked, in milliseconds.',
@@ -370,22 +397,19 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'doctor use `turn,blink` (the patient turns the head when asked). `blink` always stays.',
   },
   SESSION_TIMEOUT_MS: {
-    schema: int(1000, 600000),
-    expects: 'an integer from 1000 to 600000',
+    ...integer(1000, 600000),
     default: () => 30000,
     defaultText: '30000',
     description: 'Longest identification session, from connecting to the verdict, in milliseconds.',
   },
   SESSION_TOKEN_TTL_S: {
-    schema: int(10, 3600),
-    expects: 'an integer from 10 to 3600',
+    ...integer(10, 3600),
     default: () => 180,
     defaultText: '180',
     description: 'Lifetime of a session token (single use), in seconds.',
   },
   SESSION_ORPHAN_GRACE_S: {
-    schema: int(1, 3600),
-    expects: 'an integer from 1 to 3600',
+    ...integer(1, 3600),
     default: () => 60,
     defaultText: '60',
     description:
@@ -395,22 +419,19 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'drops is ended at once by its own gateway. The grace also absorbs clock differences between hosts.',
   },
   FACE_ATTEMPTS_MAX: {
-    schema: int(1, 100),
-    expects: 'an integer from 1 to 100',
+    ...integer(1, 100),
     default: () => 3,
     defaultText: '3',
     description: 'Failed face sessions per patient within the window after which only the code path stays open.',
   },
   FACE_ATTEMPTS_WINDOW_MIN: {
-    schema: int(1, 1440),
-    expects: 'an integer from 1 to 1440',
+    ...integer(1, 1440),
     default: () => 10,
     defaultText: '10',
     description: 'The window for FACE_ATTEMPTS_MAX, in minutes.',
   },
   FACE_SESSIONS_MAX: {
-    schema: int(0, 100_000),
-    expects: 'an integer from 0 to 100000 (0 = no limit)',
+    ...integer(0, 100_000, '0 = no limit'),
     default: (c) => {
       const workers = c.ENGINE_WORKERS ?? 1;
       return Math.max(1, Math.min(workers * FACE_SESSIONS_PER_WORKER, workers + (c.ENGINE_QUEUE ?? workers * 4)));
@@ -427,11 +448,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'ENGINE_QUEUE, one per session. Raise it on faster cores; lower it when other work shares the cores.',
   },
   WS_TRANSPORT: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(z.enum(WS_TRANSPORTS)),
-    expects: `one of ${WS_TRANSPORTS.join(', ')}`,
+    ...oneOf(WS_TRANSPORTS),
     default: () => 'ws',
     defaultText: 'ws',
     description:
@@ -441,15 +458,13 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'out of reach of the wiping (docs/protocol.md).',
   },
   WS_PORT_UWS: {
-    schema: int(0, 65535),
-    expects: 'an integer from 0 to 65535 (0 = any free port)',
+    ...integer(0, 65535, '0 = any free port'),
     default: (c) => (c.PORT ? (c.PORT + 1) % 65536 : 0),
     defaultText: 'PORT + 1 (0 when PORT is 0)',
     description: 'Port of the uWS WebSocket server (WS_TRANSPORT=uws), on HOST. uWS cannot share the HTTP server.',
   },
   WS_MAX_PAYLOAD: {
-    schema: int(1024, 16 << 20),
-    expects: 'an integer from 1024 to 16777216 (bytes)',
+    ...integer(1024, 16 << 20, 'bytes'),
     default: () => 256 * 1024,
     defaultText: '262144 (256 KiB)',
     description:
@@ -471,8 +486,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '`*` allows any page (development only). Clients that send no Origin (non-browser tools) are not limited by it.',
   },
   WS_FRAME_MAX_PIXELS: {
-    schema: int(4096, 4096 * 4096),
-    expects: 'an integer from 4096 to 16777216 (pixels)',
+    ...integer(4096, 4096 * 4096, 'pixels'),
     default: () => 1920 * 1080,
     defaultText: '2073600 (1920x1080)',
     description:
@@ -482,8 +496,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'baseline JPEG, and each scan of a progressive one is a pass of the decoder over the whole image.',
   },
   WS_MESSAGES_PER_SECOND: {
-    schema: int(1, 100_000),
-    expects: 'an integer from 1 to 100000',
+    ...integer(1, 100_000),
     default: () => 100,
     defaultText: '100',
     description:
@@ -492,8 +505,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'server asks for (15) are already dropped unread, and a flood of them is closed with 4021 (docs/protocol.md).',
   },
   WS_ERRORS_PER_MINUTE: {
-    schema: int(1, 100_000),
-    expects: 'an integer from 1 to 100000',
+    ...integer(1, 100_000),
     default: () => 30,
     defaultText: '30',
     description:
@@ -503,8 +515,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       "server's own making do not count.",
   },
   WS_SEND_BUFFER_MAX: {
-    schema: int(16 * 1024, 64 << 20),
-    expects: 'an integer from 16384 to 67108864 (bytes)',
+    ...integer(16 * 1024, 64 << 20, 'bytes'),
     default: () => 256 * 1024,
     defaultText: '262144 (256 KiB)',
     description:
@@ -512,8 +523,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'a send beyond it closes the connection with 4012 `send_buffer_full` instead, and nothing more is queued.',
   },
   ENROLL_MAX_PIXELS: {
-    schema: int(4096, 4096 * 4096),
-    expects: 'an integer from 4096 to 16777216 (pixels)',
+    ...integer(4096, 4096 * 4096, 'pixels'),
     default: () => 4096 * 4096,
     defaultText: "16777216 (4096x4096, the engine's own limit)",
     description:
@@ -522,8 +532,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       '`frame_too_complex` (422).',
   },
   RATE_LIMIT_PER_MINUTE: {
-    schema: int(0, 1_000_000),
-    expects: 'an integer from 0 to 1000000 (0 = no limit)',
+    ...integer(0, 1_000_000, '0 = no limit'),
     default: () => 120,
     defaultText: '120',
     description:
@@ -534,14 +543,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       "the proxy's address.",
   },
   TRUSTED_PROXIES: {
-    schema: z.string().transform((s, ctx) => {
-      const list = parseTrustedProxies(s);
-      if (typeof list === 'string') {
-        ctx.addIssue({ code: 'custom', message: list });
-        return z.NEVER;
-      }
-      return Object.freeze(list);
-    }),
+    schema: parsedList(parseTrustedProxies),
     expects:
       'a comma list of IP addresses, CIDR ranges (10.0.0.0/8, fd00::/8) and the names loopback, linklocal, uniquelocal',
     default: () => Object.freeze([] as string[]),
@@ -554,8 +556,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       "address. List only the proxies' own addresses (e.g. `loopback` for one on the same host).",
   },
   FACEID_BOOTSTRAP: {
-    schema: booleanWord,
-    expects: BOOLEAN_EXPECTS,
+    ...booleanWord,
     default: (c) => c.FACEID_PROFILE !== 'production',
     defaultText: 'true (production: false)',
     description:
@@ -580,14 +581,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     secret: true,
   },
   TEMPLATE_KEYS: {
-    schema: z.string().transform((s, ctx) => {
-      const keys = parseTemplateKeys(s);
-      if (typeof keys === 'string') {
-        ctx.addIssue({ code: 'custom', message: keys });
-        return z.NEVER;
-      }
-      return Object.freeze(keys);
-    }),
+    schema: parsedList(parseTemplateKeys),
     expects:
       'a comma list of kid:base64key (key ids of letters, digits, _ or -; 32-byte keys, e.g. `openssl rand -base64 32`)',
     default: () => undefined,
@@ -601,11 +595,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     secret: true,
   },
   SMS_ADAPTER: {
-    schema: z
-      .string()
-      .transform((s) => s.toLowerCase())
-      .pipe(z.enum(SMS_ADAPTERS)),
-    expects: `one of ${SMS_ADAPTERS.join(', ')}`,
+    ...oneOf(SMS_ADAPTERS),
     default: (c) => (c.FACEID_PROFILE === 'production' ? 'http' : 'dev'),
     defaultText: 'dev (production: http)',
     description:
@@ -629,36 +619,31 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     secret: true,
   },
   SMS_HTTP_TIMEOUT_MS: {
-    schema: int(100, 60000),
-    expects: 'an integer from 100 to 60000',
+    ...integer(100, 60000),
     default: () => 5000,
     defaultText: '5000',
     description: 'Timeout of one call to the SMS gateway, in ms.',
   },
   SMS_HTTP_RETRIES: {
-    schema: int(0, 5),
-    expects: 'an integer from 0 to 5',
+    ...integer(0, 5),
     default: () => 2,
     defaultText: '2',
     description: 'Retries of a failed SMS gateway call (timeouts, 5xx, refused connections), with backoff.',
   },
   CODE_TTL_S: {
-    schema: int(30, 3600),
-    expects: 'an integer from 30 to 3600',
+    ...integer(30, 3600),
     default: () => 300,
     defaultText: '300',
     description: 'Lifetime of a six-digit code, in seconds.',
   },
   CODE_ATTEMPTS_MAX: {
-    schema: int(1, 20),
-    expects: 'an integer from 1 to 20',
+    ...integer(1, 20),
     default: () => 5,
     defaultText: '5',
     description: 'Wrong entries of one code after which its session ends `locked_out`.',
   },
   CODE_RESENDS_MAX: {
-    schema: int(0, 5),
-    expects: 'an integer from 0 to 5',
+    ...integer(0, 5),
     default: () => 2,
     defaultText: '2',
     description:
@@ -666,29 +651,25 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'replaces the old one and gets a new CODE_TTL_S; wrong attempts so far still count.',
   },
   CODE_PATIENT_FAILURES_MAX: {
-    schema: int(1, 1000),
-    expects: 'an integer from 1 to 1000',
+    ...integer(1, 1000),
     default: () => 10,
     defaultText: '10',
     description: 'Wrong code entries per patient within CODE_FAILURES_WINDOW_MIN after which no new code is sent.',
   },
   CODE_WORKSTATION_FAILURES_MAX: {
-    schema: int(1, 10000),
-    expects: 'an integer from 1 to 10000',
+    ...integer(1, 10000),
     default: () => 30,
     defaultText: '30',
     description: 'Wrong code entries per workstation within CODE_FAILURES_WINDOW_MIN after which codes are refused.',
   },
   CODE_FAILURES_WINDOW_MIN: {
-    schema: int(1, 1440),
-    expects: 'an integer from 1 to 1440',
+    ...integer(1, 1440),
     default: () => 60,
     defaultText: '60',
     description: 'The window of the per-patient and per-workstation code caps, in minutes.',
   },
   EVENTS_POLL_MS: {
-    schema: int(50, 60000),
-    expects: 'an integer from 50 to 60000',
+    ...integer(50, 60000),
     default: (r) => (isPostgresUrl(r.DATABASE_URL) ? 30000 : 1000),
     defaultText: '1000 (PostgreSQL: 30000)',
     description:
@@ -698,52 +679,38 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'reconnects. With SQLite it finds what the CLI wrote.',
   },
   WEBHOOK_TIMEOUT_MS: {
-    schema: int(100, 60000),
-    expects: 'an integer from 100 to 60000',
+    ...integer(100, 60000),
     default: () => 5000,
     defaultText: '5000',
     description: 'Time a webhook receiver has to answer one delivery, in ms.',
   },
   WEBHOOK_RETRY_BASE_MS: {
-    schema: int(10, 3600000),
-    expects: 'an integer from 10 to 3600000',
+    ...integer(10, 3600000),
     default: () => 5000,
     defaultText: '5000',
     description: 'First retry delay of a failed delivery; it doubles per attempt, with full jitter.',
   },
   WEBHOOK_RETRY_MAX_MS: {
-    schema: int(10, 86400000),
-    expects: 'an integer from 10 to 86400000',
+    ...integer(10, 86400000),
     default: () => 3600000,
     defaultText: '3600000',
     description: 'Longest retry delay, in ms.',
   },
   WEBHOOK_MAX_ATTEMPTS: {
-    schema: int(1, 100),
-    expects: 'an integer from 1 to 100',
+    ...integer(1, 100),
     default: () => 12,
     defaultText: '12',
     description:
       'Failed attempts in a row after which a subscriber is marked dead (it keeps its place; resume it to continue).',
   },
   WEBHOOK_ALLOW_HTTP: {
-    schema: booleanWord,
-    expects: BOOLEAN_EXPECTS,
+    ...booleanWord,
     default: () => false,
     defaultText: 'false',
     description: 'Accept plain `http://` webhook URLs (development and tests); otherwise only `https://`.',
   },
   WEBHOOK_ALLOWED_HOSTS: {
-    schema: z
-      .string()
-      .transform((s) =>
-        s
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      )
-      .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(h)))
-      .transform((hosts) => Object.freeze(hosts)),
+    schema: lowerCaseList(isHostPattern),
     expects: 'a comma list of host names or *.domain patterns, e.g. mis.clinic.kz,*.emr.kz',
     default: () => Object.freeze([] as string[]),
     defaultText: '(any host)',
@@ -752,16 +719,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
       'so an MIS key cannot make the gateway post to other machines of the hospital network.',
   },
   WEBHOOK_ALLOWED_PRIVATE_HOSTS: {
-    schema: z
-      .string()
-      .transform((s) =>
-        s
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter(Boolean),
-      )
-      .refine((entries) => entries.every(isPrivateHostEntry))
-      .transform((entries) => Object.freeze(entries)),
+    schema: lowerCaseList(isPrivateHostEntry),
     expects:
       'a comma list of host names, *.domain patterns, IP addresses or CIDR ranges, e.g. mis.hospital.lan,10.20.0.0/16',
     default: () => Object.freeze([] as string[]),
@@ -785,8 +743,7 @@ const SETTINGS: { [K in keyof Config]: Setting<Config[K]> } = {
     secret: true,
   },
   DRAIN_TIMEOUT_S: {
-    schema: int(0, 3600),
-    expects: 'an integer from 0 to 3600 (0 = stop at once)',
+    ...integer(0, 3600, '0 = stop at once'),
     default: () => 30,
     defaultText: '30',
     description:

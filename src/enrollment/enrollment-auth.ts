@@ -10,10 +10,10 @@ import {
 import {
   authenticateEnrollmentKey,
   authenticateWorkstationKey,
-  bearerToken,
-  clientIp,
   ENROLLMENT_KEY_PREFIX,
+  keyedRequest,
   RateLimiter,
+  type KeyedRequest,
 } from '../auth';
 import { ApiSecurity, AppError, type RouteSecurity } from '../http';
 import {
@@ -51,10 +51,7 @@ export const ENROLLMENT_SECURITY: RouteSecurity = {
 
 const ENROLLER = Symbol('faceid:enroller');
 
-interface EnrollerRequest {
-  headers: Record<string, string | string[] | undefined>;
-  ip?: string;
-  socket?: { remoteAddress?: string };
+interface EnrollerRequest extends KeyedRequest {
   [ENROLLER]?: Enroller;
 }
 
@@ -71,9 +68,7 @@ export class EnrollmentAuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const req = context.switchToHttp().getRequest<EnrollerRequest>();
-    const key = bearerToken(req.headers);
-    const ip = clientIp(req);
+    const { req, key, ip } = keyedRequest<EnrollerRequest>(context);
     if (key?.startsWith(ENROLLMENT_KEY_PREFIX)) {
       const p = await authenticateEnrollmentKey(
         this.keys,

@@ -241,19 +241,19 @@ export const KEY_EVENT_TYPES = {
   mis_client: 'mis_client.key_changed',
 } as const satisfies Record<KeyHolderKind, KeyChangedEventPayload['type']>;
 
+/** What a key change's event is made of (ids and times only: never a key, a hash or a name). */
+export interface KeyChangedDraft {
+  clinicId: string;
+  kind: KeyHolderKind;
+  holderId: string;
+  change: KeyChange;
+  by: 'operator' | 'self';
+  previousKeyValidUntil: Date | null;
+  at: Date;
+}
+
 /** A `workstation.key_changed` or `mis_client.key_changed` event (ids and times only). */
-export function keyChangedEvent(
-  head: EventHead,
-  draft: {
-    clinicId: string;
-    kind: KeyHolderKind;
-    holderId: string;
-    change: KeyChange;
-    by: 'operator' | 'self';
-    previousKeyValidUntil: Date | null;
-    at: Date;
-  },
-): KeyChangedEventPayload {
+export function keyChangedEvent(head: EventHead, draft: KeyChangedDraft): KeyChangedEventPayload {
   const common = {
     version: VERSION,
     clinicId: draft.clinicId,

@@ -63,13 +63,15 @@ function head<T extends EventType>(type: T) {
   };
 }
 
+const Iin = z
+  .string()
+  .regex(/^\d{12}$/)
+  .meta({ description: 'The patient’s IIN (12 digits).' });
+
 /** After sessionId. */
 const patient = {
   appointmentId: z.string().min(1).max(64).meta({ description: 'The appointment the workstation gave.' }),
-  iin: z
-    .string()
-    .regex(/^\d{12}$/)
-    .meta({ description: 'The patient’s IIN (12 digits).' }),
+  iin: Iin,
   channel: z.enum(['in_person', 'remote']),
 };
 
@@ -179,10 +181,6 @@ export const CameraChangedEventSchema = z
       'virtual camera can feed recorded video to the page. Labels only: no device id, no biometric data.',
   });
 
-const TemplateIin = z
-  .string()
-  .regex(/^\d{12}$/)
-  .meta({ description: 'The patient’s IIN (12 digits).' });
 const TemplateId = Uuid.meta({ description: 'The new template (its id only: the template itself never leaves).' });
 const PreviousTemplateId = Uuid.meta({ description: 'The template that stopped being active.' });
 const TemplateActor = z
@@ -200,7 +198,7 @@ const Images = z.number().int().min(1).max(16).meta({ description: 'Photos that 
 export const TemplateEnrolledEventSchema = z
   .strictObject({
     ...head('template.enrolled'),
-    iin: TemplateIin,
+    iin: Iin,
     templateId: TemplateId,
     previousTemplateId: z.null().meta({ description: 'No template was active before.' }),
     actor: TemplateActor,
@@ -224,7 +222,7 @@ export const TemplateEnrolledEventSchema = z
 export const TemplateReplacedEventSchema = z
   .strictObject({
     ...head('template.replaced'),
-    iin: TemplateIin,
+    iin: Iin,
     templateId: TemplateId,
     previousTemplateId: PreviousTemplateId,
     actor: TemplateActor,
@@ -249,7 +247,7 @@ export const TemplateReplacedEventSchema = z
 export const TemplateRevokedEventSchema = z
   .strictObject({
     ...head('template.revoked'),
-    iin: TemplateIin,
+    iin: Iin,
     templateId: z.null().meta({ description: 'No template is active any more.' }),
     previousTemplateId: PreviousTemplateId,
     actor: TemplateActor,
@@ -281,14 +279,19 @@ const PreviousKeyValidUntil = z.iso
       'stopped at once, and for `created` and `revoked`.',
   });
 
+/** What both key-change events end with, after the holder's id. */
+const keyChangeTail = {
+  change: KeyChange,
+  by: KeyChangedBy,
+  previousKeyValidUntil: PreviousKeyValidUntil,
+  occurredAt: OccurredAt,
+};
+
 export const WorkstationKeyChangedEventSchema = z
   .strictObject({
     ...head('workstation.key_changed'),
     workstationId: Uuid.meta({ description: 'The workstation (doctor’s desk) whose API key changed.' }),
-    change: KeyChange,
-    by: KeyChangedBy,
-    previousKeyValidUntil: PreviousKeyValidUntil,
-    occurredAt: OccurredAt,
+    ...keyChangeTail,
   })
   .meta({
     title: 'workstation.key_changed (v1)',
@@ -301,10 +304,7 @@ export const MisClientKeyChangedEventSchema = z
   .strictObject({
     ...head('mis_client.key_changed'),
     misClientId: Uuid.meta({ description: 'The MIS client whose API key changed (yours: GET /mis/me).' }),
-    change: KeyChange,
-    by: KeyChangedBy,
-    previousKeyValidUntil: PreviousKeyValidUntil,
-    occurredAt: OccurredAt,
+    ...keyChangeTail,
   })
   .meta({
     title: 'mis_client.key_changed (v1)',
@@ -341,21 +341,23 @@ export const EventSchema = z.discriminatedUnion('type', [
   MisClientKeyChangedEventSchema,
 ]);
 
+/** The schema under its OpenAPI component name, keeping its title and description. */
+function named<T extends z.ZodType>(schema: T, id: string): T {
+  return schema.meta({ id, ...schema.meta() });
+}
+
 /** The same, with names, for the OpenAPI document (components.schemas). */
 export const ApiEventSchema = z.discriminatedUnion('type', [
-  VerdictEventSchema.meta({ id: 'IdentificationVerdictEventV1', ...VerdictEventSchema.meta() }),
-  RefusedEventSchema.meta({ id: 'IdentificationRefusedEventV1', ...RefusedEventSchema.meta() }),
-  ExpiredEventSchema.meta({ id: 'IdentificationExpiredEventV1', ...ExpiredEventSchema.meta() }),
-  LockedOutEventSchema.meta({ id: 'IdentificationLockedOutEventV1', ...LockedOutEventSchema.meta() }),
-  CameraChangedEventSchema.meta({ id: 'WorkstationCameraChangedEventV1', ...CameraChangedEventSchema.meta() }),
-  TemplateEnrolledEventSchema.meta({ id: 'TemplateEnrolledEventV1', ...TemplateEnrolledEventSchema.meta() }),
-  TemplateReplacedEventSchema.meta({ id: 'TemplateReplacedEventV1', ...TemplateReplacedEventSchema.meta() }),
-  TemplateRevokedEventSchema.meta({ id: 'TemplateRevokedEventV1', ...TemplateRevokedEventSchema.meta() }),
-  WorkstationKeyChangedEventSchema.meta({
-    id: 'WorkstationKeyChangedEventV1',
-    ...WorkstationKeyChangedEventSchema.meta(),
-  }),
-  MisClientKeyChangedEventSchema.meta({ id: 'MisClientKeyChangedEventV1', ...MisClientKeyChangedEventSchema.meta() }),
+  named(VerdictEventSchema, 'IdentificationVerdictEventV1'),
+  named(RefusedEventSchema, 'IdentificationRefusedEventV1'),
+  named(ExpiredEventSchema, 'IdentificationExpiredEventV1'),
+  named(LockedOutEventSchema, 'IdentificationLockedOutEventV1'),
+  named(CameraChangedEventSchema, 'WorkstationCameraChangedEventV1'),
+  named(TemplateEnrolledEventSchema, 'TemplateEnrolledEventV1'),
+  named(TemplateReplacedEventSchema, 'TemplateReplacedEventV1'),
+  named(TemplateRevokedEventSchema, 'TemplateRevokedEventV1'),
+  named(WorkstationKeyChangedEventSchema, 'WorkstationKeyChangedEventV1'),
+  named(MisClientKeyChangedEventSchema, 'MisClientKeyChangedEventV1'),
 ]);
 
 export type JsonObject = Record<string, unknown>;

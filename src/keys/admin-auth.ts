@@ -7,7 +7,7 @@ import {
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
-import { bearerToken, clientIp } from '../auth/key-guard';
+import { keyedRequest } from '../auth/key-guard';
 import { limitKeyCheck, RateLimiter } from '../auth/rate-limiter';
 import { CONFIG, type Config } from '../config';
 import { ApiSecurity, AppError, type RouteSecurity } from '../http';
@@ -61,13 +61,10 @@ export class AdminGuard implements CanActivate {
         'The admin HTTP routes are off: the operator sets ADMIN_TOKEN to turn them on.',
       );
     }
-    const req = context
-      .switchToHttp()
-      .getRequest<{ headers: Record<string, string | string[] | undefined>; ip?: string }>();
-    const given = bearerToken(req.headers);
+    const { key: given, ip } = keyedRequest(context);
     await limitKeyCheck(
       this.limiter,
-      clientIp(req),
+      ip,
       async () => (given !== undefined && timingSafeEqual(sha256(given), digest) ? true : null),
       () => 'admin',
       () => new AdminUnauthorizedError(),

@@ -183,9 +183,14 @@ export class ProtocolError extends Error {
   }
 }
 
+/** Whether a binary message starts with the frame magic (the decoder and the seq peek must agree on it). */
+function startsWithMagic(buf: Buffer): boolean {
+  return buf.length >= 2 && buf[0] === FRAME_MAGIC[0] && buf[1] === FRAME_MAGIC[1];
+}
+
 /** Parses the header of a binary message. Throws ProtocolError; never copies or alters the bytes. */
 export function decodeFrameMessage(buf: Buffer): DecodedFrame {
-  if (buf.length < 2 || buf[0] !== FRAME_MAGIC[0] || buf[1] !== FRAME_MAGIC[1]) {
+  if (!startsWithMagic(buf)) {
     throw new ProtocolError('protocol_bad_magic', "Binary messages must start with the bytes 'FI'.");
   }
   if (buf.length < FRAME_HEADER_BYTES) {
@@ -238,7 +243,7 @@ export function decodeFrameMessage(buf: Buffer): DecodedFrame {
  * header bytes 4-7 when the message starts with the magic and holds them, else undefined. Reads nothing else.
  */
 export function peekFrameSeq(buf: Buffer): number | undefined {
-  if (buf.length < 8 || buf[0] !== FRAME_MAGIC[0] || buf[1] !== FRAME_MAGIC[1]) return undefined;
+  if (buf.length < 8 || !startsWithMagic(buf)) return undefined;
   return buf.readUInt32LE(4);
 }
 
@@ -327,7 +332,9 @@ export const CancelMessage = z
   .object({ type: z.literal('cancel') })
   .meta({ description: 'Client -> server: the patient or operator gave up; the server ends the session.' });
 
-export const ClientMessage = z.discriminatedUnion('type', [HelloMessage, CancelMessage, LightShownMessage]);
+/** Every client message schema: the parser's union, and the list docs and tests read. */
+export const CLIENT_MESSAGES = [HelloMessage, CancelMessage, LightShownMessage] as const;
+export const ClientMessage = z.discriminatedUnion('type', CLIENT_MESSAGES);
 export type LightShownMessage = z.infer<typeof LightShownMessage>;
 export type HelloMessage = z.infer<typeof HelloMessage>;
 export type CancelMessage = z.infer<typeof CancelMessage>;
@@ -575,28 +582,7 @@ export const VerdictMessage = z
   })
   .meta({ description: 'Server -> client, last message: the outcome. The server then closes with 1000.' });
 
-export const ServerMessage = z.union([
-  ReadyMessage,
-  GuidanceMessage,
-  LightChallengeMessage,
-  TurnChallengeMessage,
-  BusyMessage,
-  AckMessage,
-  ErrorMessage,
-  VerdictMessage,
-]);
-export type ReadyMessage = z.infer<typeof ReadyMessage>;
-export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
-export type FaceBox = z.infer<typeof FaceBox>;
-export type BusyMessage = z.infer<typeof BusyMessage>;
-export type ErrorMessage = z.infer<typeof ErrorMessage>;
-export type AckMessage = z.infer<typeof AckMessage>;
-export type VerdictMessage = z.infer<typeof VerdictMessage>;
-export type ChallengeMessage = z.infer<typeof ChallengeMessage>;
-export type ServerMessage = z.infer<typeof ServerMessage>;
-
-/** Every control message schema, for docs and tests. */
-export const CLIENT_MESSAGES = [HelloMessage, CancelMessage, LightShownMessage] as const;
+/** Every server message schema: the union, and the list docs and tests read. */
 export const SERVER_MESSAGES = [
   ReadyMessage,
   GuidanceMessage,
@@ -607,6 +593,16 @@ export const SERVER_MESSAGES = [
   ErrorMessage,
   VerdictMessage,
 ] as const;
+export const ServerMessage = z.union(SERVER_MESSAGES);
+export type ReadyMessage = z.infer<typeof ReadyMessage>;
+export type GuidanceMessage = z.infer<typeof GuidanceMessage>;
+export type FaceBox = z.infer<typeof FaceBox>;
+export type BusyMessage = z.infer<typeof BusyMessage>;
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+export type AckMessage = z.infer<typeof AckMessage>;
+export type VerdictMessage = z.infer<typeof VerdictMessage>;
+export type ChallengeMessage = z.infer<typeof ChallengeMessage>;
+export type ServerMessage = z.infer<typeof ServerMessage>;
 
 /** Text messages above this are refused without parsing (control messages are tiny). */
 export const MAX_TEXT_MESSAGE = 4096;

@@ -22,9 +22,10 @@ import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
 import type * as Uws from '@trufflesuite/uws-js-unofficial';
 import type { AuthResult, FrameConnection } from './connection';
-import { releaseFrame, takeFrame, wipeBytes } from './frame';
+import { handCloseWhenIdle, handFrame, mayQueueJson } from './connection-steps';
+import { wipeBytes } from './frame';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol } from './handshake';
-import { DEFAULT_CONNECTION_LIMITS, isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionGuard, type LimitBreach } from './limits';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
 import {
   authenticateSafely,
@@ -125,16 +126,7 @@ class UwsConnection implements FrameConnection {
 
   sendJson(msg: ServerMessage): void {
     const text = serialiseServerMessage(msg);
-    if (this.closed) return;
-    if (msg.type === 'error' && isRefusal(msg.code) && !this.guard.errorReply()) {
-      this.breach('too_many_errors', `more than ${this.guard.limits.errorsPerMinute} refused messages a minute`);
-      return;
-    }
-    const buffered = this.bufferedAmount;
-    if (!this.guard.mayQueue(buffered, Buffer.byteLength(text))) {
-      this.breach('send_buffer_full', `${buffered} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`);
-      return;
-    }
+    if (this.closed || !mayQueueJson(this, msg, text)) return;
     try {
       this.ws.send(text, false);
     } catch {
@@ -295,11 +287,7 @@ export class UwsTransport implements WebSocketTransport {
         }
         // On a later tick, after the messages already taken (those still waiting find the connection closed).
         if (conn.opened) {
-          setImmediate(() => {
-            void conn.inbox
-              .whenIdle()
-              .then(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
-          });
+          setImmediate(() => handCloseWhenIdle(this.options, conn, conn.inbox, code));
         }
       },
     });
@@ -350,16 +338,7 @@ export class UwsTransport implements WebSocketTransport {
       conn.close(WS_CLOSE.payload_too_large, 'payload_too_large');
       return;
     }
-    if (item.bytes) {
-      const frame = takeFrame(item.bytes);
-      return callHandler(
-        this.options,
-        conn,
-        'onFrame',
-        () => handler.onFrame(conn, frame),
-        () => releaseFrame(frame),
-      );
-    }
+    if (item.bytes) return handFrame(this.options, conn, item.bytes);
     const text = item.text ?? '';
     return callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
   }

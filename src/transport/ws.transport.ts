@@ -17,11 +17,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { AuthResult, FrameConnection } from './connection';
-import { releaseFrame, takeFrame, wipeBytes } from './frame';
+import { handCloseWhenIdle, handFrame, mayQueueJson } from './connection-steps';
+import { wipeBytes } from './frame';
 import { extractToken, isOriginAllowed, parseSubprotocols, selectSubprotocol, splitUrl } from './handshake';
 import { WS_CLOSE, WS_PATH, type ServerMessage } from './protocol';
 import type { UpgradeHandler } from './upgrade-router';
-import { isRefusal, type ConnectionGuard, type LimitBreach } from './limits';
+import type { ConnectionGuard, LimitBreach } from './limits';
 import {
   authenticateSafely,
   BREACH_CLOSE,
@@ -64,19 +65,7 @@ class WsConnection implements FrameConnection {
 
   sendJson(msg: ServerMessage): void {
     const text = serialiseServerMessage(msg); // validates even when closed, so bugs show in every test
-    if (!this.open) return;
-    if (msg.type === 'error' && isRefusal(msg.code) && !this.guard.errorReply()) {
-      this.breach('too_many_errors', `more than ${this.guard.limits.errorsPerMinute} refused messages a minute`);
-      return;
-    }
-    const bytes = Buffer.byteLength(text);
-    if (!this.guard.mayQueue(this.socket.bufferedAmount, bytes)) {
-      this.breach(
-        'send_buffer_full',
-        `${this.socket.bufferedAmount} bytes wait to be sent (limit ${this.guard.limits.sendBufferMax})`,
-      );
-      return;
-    }
+    if (!this.open || !mayQueueJson(this, msg, text)) return;
     this.socket.send(text);
   }
 
@@ -238,16 +227,7 @@ export class WsTransport implements WebSocketTransport {
         conn.breach('message_rate_exceeded', `more than ${conn.guard.limits.messagesPerSecond} messages a second`);
         return;
       }
-      if (isBinary) {
-        const frame = takeFrame(data);
-        return callHandler(
-          this.options,
-          conn,
-          'onFrame',
-          () => handler.onFrame(conn, frame),
-          () => releaseFrame(frame),
-        );
-      }
+      if (isBinary) return handFrame(this.options, conn, data);
       const text = data.toString('utf8');
       wipeBytes(data);
       return callHandler(this.options, conn, 'onText', () => handler.onText(conn, text));
@@ -282,9 +262,7 @@ export class WsTransport implements WebSocketTransport {
       this.live.delete(socket);
       wipeReceiverLeftovers(socket);
       // After the messages already taken (those still waiting find the connection closed and are wiped).
-      if (opened) {
-        void inbox.whenIdle().then(() => callHandler(this.options, conn, 'onClose', () => handler.onClose(conn, code)));
-      }
+      if (opened) handCloseWhenIdle(this.options, conn, inbox, code);
     });
 
     if (!admission.ok) {

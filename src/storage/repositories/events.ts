@@ -4,6 +4,7 @@ import {
   identificationEvent,
   IDENTIFICATION_EVENT_TYPES,
   keyChangedEvent,
+  type KeyChangedDraft,
   outcomeColumns,
   templateEvent,
   type EventHead,
@@ -20,8 +21,6 @@ import type {
   EventPayload,
   EventRepository,
   IdentificationEventType,
-  KeyChange,
-  KeyHolderKind,
   NewAuditEntry,
   OutcomeCount,
   StoredEvent,
@@ -157,18 +156,7 @@ export function appendTemplateEvent(scope: TxScope, draft: TemplateEventDraft): 
  * Writes a `workstation.key_changed` or `mis_client.key_changed` event inside the transaction that changes the key
  * (ids and times only: never a key, a hash or a name).
  */
-export function appendKeyChanged(
-  scope: TxScope,
-  draft: {
-    clinicId: string;
-    kind: KeyHolderKind;
-    holderId: string;
-    change: KeyChange;
-    by: 'operator' | 'self';
-    previousKeyValidUntil: Date | null;
-    at: Date;
-  },
-): Promise<StoredEvent> {
+export function appendKeyChanged(scope: TxScope, draft: KeyChangedDraft): Promise<StoredEvent> {
   const columns: EventColumns = {
     sessionId: null,
     method: 'none',

@@ -11,6 +11,7 @@ import type {
   WebhookState,
   WebhookSubscription,
   Clinic,
+  EncryptedTemplate,
   EnrollmentKey,
   IdentificationSession,
   PendingEnrollment,
@@ -36,6 +37,14 @@ const jsonObject = (v: unknown): Record<string, unknown> | null =>
 /** A JSON object for a Json column: undefined (= NULL) for null, else a plain-JSON copy. */
 export const jsonInput = (v: Record<string, unknown> | null | undefined): Prisma.InputJsonValue | undefined =>
   v == null ? undefined : (JSON.parse(JSON.stringify(v)) as Prisma.InputJsonValue);
+
+/** Sealed bytes as the ports hold them: Prisma's Uint8Arrays copied into Buffers (templates, webhook secrets). */
+const encrypted = (keyId: string, iv: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): EncryptedTemplate => ({
+  keyId,
+  iv: Buffer.from(iv),
+  ciphertext: Buffer.from(ciphertext),
+  tag: Buffer.from(tag),
+});
 
 export const toClinic = (r: Row<'Clinic'>): Clinic => ({
   id: r.id,
@@ -66,10 +75,7 @@ export const toTemplate = (r: Row<'Template'>): TemplateRecord => ({
   id: r.id,
   clinicId: r.clinicId,
   patientId: r.patientId,
-  keyId: r.keyId,
-  iv: Buffer.from(r.iv),
-  ciphertext: Buffer.from(r.ciphertext),
-  tag: Buffer.from(r.tag),
+  ...encrypted(r.keyId, r.iv, r.ciphertext, r.tag),
   createdAt: r.createdAt,
   revokedAt: r.revokedAt,
 });
@@ -150,12 +156,7 @@ export const toWebhook = (r: Row<'WebhookSubscription'>): WebhookSubscription =>
   id: r.id,
   clinicId: r.clinicId,
   url: r.url,
-  secret: {
-    keyId: r.secretKeyId,
-    iv: Buffer.from(r.secretIv),
-    ciphertext: Buffer.from(r.secretCiphertext),
-    tag: Buffer.from(r.secretTag),
-  },
+  secret: encrypted(r.secretKeyId, r.secretIv, r.secretCiphertext, r.secretTag),
   state: r.state as WebhookState,
   cursorSeq: r.cursorSeq,
   failures: r.failures,
@@ -199,12 +200,7 @@ export const toPendingEnrollment = (r: Row<'PendingEnrollment'>): PendingEnrollm
   state: r.state as PendingEnrollmentState,
   template:
     r.templateKeyId !== null && r.templateIv !== null && r.templateCiphertext !== null && r.templateTag !== null
-      ? {
-          keyId: r.templateKeyId,
-          iv: Buffer.from(r.templateIv),
-          ciphertext: Buffer.from(r.templateCiphertext),
-          tag: Buffer.from(r.templateTag),
-        }
+      ? encrypted(r.templateKeyId, r.templateIv, r.templateCiphertext, r.templateTag)
       : null,
   createdAt: r.createdAt,
   closedAt: r.closedAt,
