@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { main } from '../src/cli/main';
 import type { ManifestEntry } from '../src/cli/eval';
+import { runCli } from './support/cli';
 import { sharedFaces, sharedFacesMissing } from './support/shared-faces';
 
 // `faceid eval --gallery/--probes` and `--conditions` with the real engine on the labelled face set beside the
@@ -11,16 +11,7 @@ import { sharedFaces, sharedFacesMissing } from './support/shared-faces';
 const missing = sharedFacesMissing();
 if (missing) console.warn(`eval gallery/probes tests skipped: ${missing}`);
 
-async function run(argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (out += s) },
-    stderr: { write: (s: string) => (err += s) },
-    env: {},
-  });
-  return { code, out, err };
-}
+const run = (argv: string[]) => runCli(argv, {});
 
 /** A file,identity CSV of absolute paths (the CSV only: the photos stay where they are). */
 function csv(entries: readonly ManifestEntry[]): string {

@@ -2,12 +2,9 @@ import { randomBytes } from 'node:crypto';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import Database from 'better-sqlite3';
 import { Client as PgClient } from 'pg';
-import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation } from '../src/auth';
 import { faceVerdictBins, outcomeBins, type FaceVerdictFacts } from '../src/calibration/bins';
 import { METRICS, type NumericMetricSpec } from '../src/calibration/bins';
-import { main } from '../src/cli/main';
-import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
 import {
   CALIBRATION,
@@ -24,6 +21,8 @@ import {
   type VerdictRepository,
   type WorkstationRepository,
 } from '../src/storage/ports';
+import { listenOnTestDatabase } from './support/app';
+import { runCli } from './support/cli';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { missingFixturesReason, VGA, webcamJpeg } from './support/frames';
 import { makeIin } from './support/iin';
@@ -112,19 +111,7 @@ for (const kind of TEST_DATABASES) {
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'calibration');
-      app = await createApp({
-        config: loadConfig({
-          ...db.env,
-          PORT: '0',
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          FACEID_BOOTSTRAP: 'false',
-          ENGINE_WORKERS: '1',
-          RATE_LIMIT_PER_MINUTE: '100000',
-        }),
-      });
-      await app.listen(0, '127.0.0.1');
-      base = await app.getUrl();
+      ({ app, base } = await listenOnTestDatabase(db));
       const clinics = app.get<ClinicRepository>(CLINICS);
       const stations = app.get<WorkstationRepository>(WORKSTATIONS);
       clinic.a = (await clinics.create('Clinic A')).id;
@@ -386,16 +373,7 @@ for (const kind of TEST_DATABASES) {
     });
 
     it('faceid calibrate reads the same counts (text and --json)', async () => {
-      const run = async (argv: string[]) => {
-        let out = '';
-        let err = '';
-        const code = await main(argv, {
-          stdout: { write: (t: string) => (out += t) },
-          stderr: { write: (t: string) => (err += t) },
-          env: db.env,
-        });
-        return { code, out, err };
-      };
+      const run = (argv: string[]) => runCli(argv, db.env);
       const json = await run(['calibrate', '--clinic', clinic.a, '--days', '14', '--json']);
       expect({ code: json.code, err: json.err }).toEqual({ code: 0, err: '' });
       const report = JSON.parse(json.out);

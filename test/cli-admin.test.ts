@@ -1,20 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { hashApiKey } from '../src/auth';
-import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { openStorage, type Storage } from '../src/storage';
+import { cliJson as json, cliLines as lines, runCli } from './support/cli';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 
 // The admin commands through the real CLI entry (main() with captured output), against a throwaway SQLite file and
 // a PostgreSQL database: the same storage the service opens. Then the audit chain is tampered with under the
 // database's append-only trigger (disabled for the test) and `faceid audit verify` must name the entry.
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
 type Json = any; // parsed command output, checked field by field
 
@@ -26,26 +20,7 @@ for (const kind of TEST_DATABASES) {
     let storage: Storage; // a second connection, to check what the commands stored
     const keys: string[] = [];
 
-    const run = async (...argv: string[]): Promise<Run> => {
-      let out = '';
-      let err = '';
-      const code = await main(argv, {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: (s: string) => (err += s) },
-        env: db.env,
-      });
-      return { code, out, err };
-    };
-    const json = (r: Run): Json => {
-      expect(r).toMatchObject({ code: 0 });
-      return JSON.parse(r.out);
-    };
-    const lines = (r: Run): Json[] =>
-      r.out
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+    const run = (...argv: string[]) => runCli(argv, db.env);
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'cli');
@@ -325,11 +300,9 @@ for (const kind of TEST_DATABASES) {
       }
 
       // Without the key that made the entries (another key ring), they cannot be verified: said as such.
-      let out = '';
-      const code = await main(['audit', 'verify'], {
-        stdout: { write: (text: string) => (out += text) },
-        stderr: { write: () => true },
-        env: { ...db.env, TEMPLATE_KEYS: `other:${Buffer.alloc(32, 3).toString('base64')}` },
+      const { code, out } = await runCli(['audit', 'verify'], {
+        ...db.env,
+        TEMPLATE_KEYS: `other:${Buffer.alloc(32, 3).toString('base64')}`,
       });
       expect(code).toBe(1);
       expect(out).toBe(
@@ -346,26 +319,7 @@ for (const kind of TEST_DATABASES) {
   describe(`faceid workstation list / revoke ID, clinic sms-languages (${kind})`, () => {
     let db: TestDatabase;
     let storage: Storage;
-    const run = async (...argv: string[]): Promise<Run> => {
-      let out = '';
-      let err = '';
-      const code = await main(argv, {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: (s: string) => (err += s) },
-        env: db.env,
-      });
-      return { code, out, err };
-    };
-    const json = (r: Run): Json => {
-      expect(r).toMatchObject({ code: 0 });
-      return JSON.parse(r.out);
-    };
-    const lines = (r: Run): Json[] =>
-      r.out
-        .trim()
-        .split('\n')
-        .filter(Boolean)
-        .map((l) => JSON.parse(l));
+    const run = (...argv: string[]) => runCli(argv, db.env);
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'cli-ws');

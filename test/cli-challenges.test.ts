@@ -1,17 +1,11 @@
-import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { normaliseChallenges } from '../src/identification/challenge-policy.service';
 import { openStorage, type Storage } from '../src/storage';
+import { runCli, type CliRun as Run } from './support/cli';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 
 // `faceid workstation challenges` and `faceid clinic challenges` through the real CLI entry (main() with captured
 // output), against a throwaway SQLite file and a PostgreSQL database, then what they stored and audited.
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
 type Json = any; // parsed command output, checked field by field
 
@@ -25,16 +19,7 @@ for (const kind of TEST_DATABASES) {
     let deskId = '';
 
     /** The service default here is turn,blink, so each level's effect shows. */
-    const run = async (...argv: string[]): Promise<Run> => {
-      let out = '';
-      let err = '';
-      const code = await main(argv, {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: (s: string) => (err += s) },
-        env: { ...db.env, LIVENESS_CHALLENGES: 'turn,blink' },
-      });
-      return { code, out, err };
-    };
+    const run = (...argv: string[]): Promise<Run> => runCli(argv, { ...db.env, LIVENESS_CHALLENGES: 'turn,blink' });
     const json = (r: Run): Json => {
       expect(r).toMatchObject({ code: 0 });
       return JSON.parse(r.out);

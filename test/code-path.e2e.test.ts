@@ -12,7 +12,6 @@ import { WorkstationsService } from '../src/auth';
 import { loadConfig } from '../src/config';
 import { smsText } from '../src/sms';
 import { SessionSweep } from '../src/identification';
-import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { JsonLogger } from '../src/json-logger';
 import {
   AUDIT,
@@ -32,6 +31,7 @@ import {
 import { SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
 import { createTestDatabase, TEST_DATABASES, type TestDatabaseKind } from './support/databases';
 import { makeIin } from './support/iin';
+import { storeTemplate } from './support/templates';
 
 // The six-digit code path end to end: the real app over real HTTP and WebSockets, real storage (SQLite, and
 // PostgreSQL unless FACEID_TEST_PG=0), the development SMS outbox, and once the HTTP SMS adapter against a real
@@ -127,24 +127,6 @@ function client(base: string) {
   };
 }
 
-/**
- * Gives a patient an enrolled template (random numbers, encrypted as enrollment does) without a camera or the engine:
- * POST /sessions opens a face session only for a patient with a template (else 409 no_template).
- */
-async function storeTemplate(app: NestExpressApplication, clinicId: string, iin: string): Promise<string> {
-  const patient = await app.get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
-  const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
-  const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-  await app
-    .get<TemplateRepository>(TEMPLATES)
-    .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-      actor: { kind: 'admin', id: null },
-      images: 1,
-      confirmation: null,
-    });
-  return iin;
-}
-
 /** Another code than `code`: same length, one more modulo a million. */
 const wrongFor = (code: string) => String((Number(code) + 1) % 1_000_000).padStart(6, '0');
 
@@ -180,7 +162,7 @@ for (const db of TEST_DATABASES) {
     /** A new patient without a template: face sessions are refused (no_template), the code path is open. */
     const newIin = () => makeIin('1979-03-15', (serial += 3));
     /** A new patient with an enrolled template (face sessions wait for frames). */
-    const enrolledIin = () => storeTemplate(h.app, clinicA, newIin());
+    const enrolledIin = () => storeTemplate(h.app, TEST_TEMPLATE_KEY, clinicA, newIin());
     const newDesk = async (clinicId = clinicA) =>
       (await h.app.get(WorkstationsService).createWorkstation(clinicId, `desk ${serial++}`)).apiKey;
     const startSession = (key: string, iin: string, channel = 'in_person') =>
@@ -613,7 +595,10 @@ for (const db of TEST_DATABASES) {
         message: expect.any(String),
         codeAvailable: true,
       });
-      const after = await h.app.get<EventRepository>(EVENTS).after(clinicA, latest, 100);
+      // This patient's events only: the sweep may expire an earlier test's session meanwhile (another patient).
+      const after = (await h.app.get<EventRepository>(EVENTS).after(clinicA, latest, 100)).filter(
+        (e) => 'iin' in e.payload && e.payload.iin === iin,
+      );
       expect(after.map((e) => e.payload)).toEqual([
         expect.objectContaining({
           type: 'identification.locked_out',
@@ -837,7 +822,7 @@ describe('code path with the HTTP SMS adapter and a real receiver (sqlite)', () 
 
   /** A face session of an enrolled patient, for the refusal to move to the code path. */
   const session = async (iin: string) => {
-    await storeTemplate(h.app, clinicId, iin);
+    await storeTemplate(h.app, TEST_TEMPLATE_KEY, clinicId, iin);
     const s = await api('POST', '/sessions', key, {
       iin,
       appointmentId: `apt-${randomBytes(3).toString('hex')}`,

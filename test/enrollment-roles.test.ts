@@ -6,7 +6,6 @@ import { Client as PgClient } from 'pg';
 import sharp from 'sharp';
 import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
-import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { cosineSimilarity, EngineService } from '../src/engine';
 import { EnrollmentService } from '../src/enrollment';
@@ -29,6 +28,7 @@ import {
   type TemplateRepository,
   type WorkstationRepository,
 } from '../src/storage/ports';
+import { runCli, type CliRun as Run } from './support/cli';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { missingFixturesReason, VGA, webcamJpeg } from './support/frames';
 import { makeIin } from './support/iin';
@@ -41,12 +41,6 @@ import { makeIin } from './support/iin';
 const missing = missingFixturesReason();
 if (missing && process.env.CI) throw new Error(missing);
 if (missing) console.warn(`Skipping the enrollment roles e2e tests: ${missing}`);
-
-interface Run {
-  code: number;
-  out: string;
-  err: string;
-}
 
 for (const db of TEST_DATABASES) {
   (missing ? describe.skip : describe)(`enrollment roles (${db})`, () => {
@@ -68,16 +62,7 @@ for (const db of TEST_DATABASES) {
     let serial = 3000;
     const newIin = () => makeIin('1979-05-17', (serial += 7));
 
-    const cli = async (...argv: string[]): Promise<Run> => {
-      let out = '';
-      let err = '';
-      const code = await main(argv, {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: (s: string) => (err += s) },
-        env: database.env,
-      });
-      return { code, out, err };
-    };
+    const cli = (...argv: string[]): Promise<Run> => runCli(argv, database.env);
 
     const api = async (method: string, url: string, key: string, body?: Buffer | object) => {
       const headers: Record<string, string> = { authorization: `Bearer ${key}` };

@@ -28,6 +28,7 @@ import {
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
+import { until } from './support/waits';
 
 // MIS event delivery end to end: the real app over real HTTP and WebSockets, real webhook receivers (node:http), on
 // SQLite and on PostgreSQL (skipped with FACEID_TEST_PG=0). Verdicts are written with the storage call the gateway
@@ -79,21 +80,6 @@ function noBiometricData(value: unknown, where: string): void {
 }
 
 // ---- Helpers ---------------------------------------------------------------------------------------------------
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(25);
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The service's environment on a test database: fast polls and retries, plain-http receivers on 127.0.0.1 allowed. */
 function serviceEnv(database: TestDatabase, extra: Record<string, string> = {}): Record<string, string> {
@@ -225,7 +211,11 @@ class EventsClient {
   }
 
   waitForEvents(n: number, timeoutMs = 15_000): Promise<EventPayload[]> {
-    return until(`${n} events (have ${this.events.length})`, () => this.events.length >= n && this.events, timeoutMs);
+    return until(
+      () => `${n} events (have ${this.events.length})`,
+      () => this.events.length >= n && this.events,
+      timeoutMs,
+    );
   }
 
   waitForReady(timeoutMs = 10_000): Promise<string | null> {
@@ -392,6 +382,12 @@ for (const db of TEST_DATABASES) {
       clients.push(c);
       return c;
     };
+    /** connect(), then its `ready`: a live stream starts at the position the server read, so write after it. */
+    const subscribe = async (...args: Parameters<typeof EventsClient.connect>) => {
+      const c = await connect(...args);
+      await c.waitForReady();
+      return c;
+    };
 
     beforeAll(async () => {
       database = await createTestDatabase(db, 'events');
@@ -439,9 +435,9 @@ for (const db of TEST_DATABASES) {
 
     it('authenticates WebSocket subscribers by subprotocol or header, MIS or workstation key, and refuses the rest', async () => {
       const c = await newClinic(repos, 'Auth clinic');
-      const byProtocol = await connect(base, c.misKey);
+      const byProtocol = await subscribe(base, c.misKey);
       expect(byProtocol.protocol).toBe('faceid.events.v1');
-      const byHeader = await connect(base, c.wsKey, { via: 'header' });
+      const byHeader = await subscribe(base, c.wsKey, { via: 'header' });
       await verdict(c);
       await byProtocol.waitForEvents(1);
       await byHeader.waitForEvents(1);
@@ -492,7 +488,7 @@ for (const db of TEST_DATABASES) {
 
     it('gives an offline subscriber everything after its cursor in order, then live events', async () => {
       const c = await newClinic(repos, 'Resume clinic');
-      const first = await connect(base, c.misKey);
+      const first = await subscribe(base, c.misKey);
       await verdict(c);
       const [seen] = await first.waitForEvents(1);
       expect(seen.seq).toBe(1);
@@ -703,8 +699,8 @@ for (const db of TEST_DATABASES) {
     it('keeps clinics apart: events, cursors and webhooks', async () => {
       const a = await newClinic(repos, 'Clinic A');
       const b = await newClinic(repos, 'Clinic B');
-      const bMis = await connect(base, b.misKey);
-      const bDesk = await connect(base, b.wsKey, { via: 'header' });
+      const bMis = await subscribe(base, b.misKey);
+      const bDesk = await subscribe(base, b.wsKey, { via: 'header' });
       const rxA = await receiver();
       const hookA = (await api('POST', '/webhooks', a.misKey, { url: rxA.url })).body;
       await verdicts(a, 3);
@@ -750,7 +746,7 @@ for (const db of TEST_DATABASES) {
 
     it('sends every event type with exactly the schema’s keys and no biometric data', async () => {
       const c = await newClinic(repos, 'Types clinic');
-      const client = await connect(base, c.misKey);
+      const client = await subscribe(base, c.misKey);
       const rx = await receiver();
       await api('POST', '/webhooks', c.misKey, { url: rx.url });
       await verdict(c, 'match');
@@ -1027,6 +1023,7 @@ for (const db of TEST_DATABASES) {
       const hook = (await res.json()) as { id: string; secret: string };
       const ws1 = await EventsClient.connect(first.base, c.misKey);
       sockets.push(ws1);
+      await ws1.waitForReady(); // a live stream starts where the service read the position: write after that
 
       await write(2);
       const seenBefore = await ws1.waitForEvents(2); // found by polling: written by another process

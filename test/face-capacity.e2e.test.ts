@@ -5,19 +5,12 @@ import WebSocket from 'ws';
 import { createApp } from '../src/app.factory';
 import { WorkstationsService } from '../src/auth';
 import { loadConfig } from '../src/config';
-import { EMBEDDING_LENGTH, TemplateCipher } from '../src/enrollment';
 import { FaceCapacity } from '../src/identification';
 import { JsonLogger } from '../src/json-logger';
-import {
-  CLINICS,
-  PATIENTS,
-  TEMPLATES,
-  type ClinicRepository,
-  type PatientRepository,
-  type TemplateRepository,
-} from '../src/storage/ports';
+import { CLINICS, type ClinicRepository } from '../src/storage/ports';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { storeTemplate } from './support/templates';
 
 // Admission control of face sessions (FACE_SESSIONS_MAX) end to end: the real app over HTTP and a WebSocket, with a
 // capacity of 2. No frames and no timing: each step waits for what it needs to have happened.
@@ -42,20 +35,7 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
     return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
   };
   /** A new patient with an enrolled template (random numbers, sealed as enrollment seals them). */
-  const enrolled = async () => {
-    const iin = makeIin('1983-06-21', serial++);
-    const patient = await app.get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
-    const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
-    const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-    await app
-      .get<TemplateRepository>(TEMPLATES)
-      .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-        actor: { kind: 'admin', id: null },
-        images: 1,
-        confirmation: null,
-      });
-    return iin;
-  };
+  const enrolled = () => storeTemplate(app, TEST_TEMPLATE_KEY, clinicId, makeIin('1983-06-21', serial++));
   const byFace = (iin: string) =>
     api('POST', '/sessions', { iin, appointmentId: `apt-${randomBytes(3).toString('hex')}`, channel: 'in_person' });
   const expectBusy = (res: Awaited<ReturnType<typeof api>>) => {
@@ -218,18 +198,7 @@ describe('face sessions admission control (FACE_SESSIONS_MAX=2)', () => {
     it('gives the place back on the gateway that issued a token used on another', async () => {
       const iins: string[] = [];
       for (let i = 0; i < 2; i++) {
-        const iin = makeIin('1983-06-21', serial++);
-        const patient = await apps[0].get<PatientRepository>(PATIENTS).upsert(clinicId, iin);
-        const cipher = new TemplateCipher(loadConfig({ TEMPLATE_KEYS: TEST_TEMPLATE_KEY }).TEMPLATE_KEYS!);
-        const embedding = Float32Array.from({ length: EMBEDDING_LENGTH }, () => Math.random() - 0.5);
-        await apps[0]
-          .get<TemplateRepository>(TEMPLATES)
-          .replace(clinicId, patient.id, cipher.encrypt(embedding, { clinicId, patientId: patient.id }), {
-            actor: { kind: 'admin', id: null },
-            images: 1,
-            confirmation: null,
-          });
-        iins.push(iin);
+        iins.push(await storeTemplate(apps[0], TEST_TEMPLATE_KEY, clinicId, makeIin('1983-06-21', serial++)));
       }
       const a = await post(0, { iin: iins[0], appointmentId: 'apt-a', channel: 'in_person' });
       expect(a.status).toBe(201);

@@ -4,7 +4,6 @@ import WebSocket from 'ws';
 import { createApp } from '../src/app.factory';
 import { createWorkstation } from '../src/auth';
 import { deskHello } from '../src/cli/desk';
-import { main } from '../src/cli/main';
 import { loadConfig } from '../src/config';
 import { EngineService } from '../src/engine';
 import { SessionSweep } from '../src/identification';
@@ -24,6 +23,7 @@ import {
 } from '../src/storage/ports';
 import { encodeFrameMessage, SUBPROTOCOL, TOKEN_SUBPROTOCOL_PREFIX } from '../src/transport/protocol';
 import { missingFixturesReason, QVGA, VGA, webcamJpeg } from './support/frames';
+import { runCli } from './support/cli';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { faceFrames, runPatient, type FaceFrames, type SessionRun } from './support/patient';
@@ -111,13 +111,8 @@ for (const db of TEST_DATABASES) {
       // Set as an operator would: `faceid workstation challenges ID turn,blink`, against the same database.
       const turnDesk = await createWorkstation(stations, clinicA.id, 'Clinic A desk 2');
       keyTurn = turnDesk.apiKey;
-      let cliErr = '';
-      const cli = await main(['workstation', 'challenges', turnDesk.workstation.id, 'turn,blink'], {
-        stdout: { write: () => true },
-        stderr: { write: (t: string) => (cliErr += t) },
-        env: database.env,
-      });
-      expect({ code: cli, err: cliErr }).toEqual({ code: 0, err: '' });
+      const cli = await runCli(['workstation', 'challenges', turnDesk.workstation.id, 'turn,blink'], database.env);
+      expect({ code: cli.code, err: cli.err }).toEqual({ code: 0, err: '' });
 
       const engine = app.get(EngineService).get();
       same = await faceFrames(engine, 2, 1);

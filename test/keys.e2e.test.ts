@@ -31,6 +31,7 @@ import {
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
+import { until } from './support/waits';
 
 // Trust boundaries of the keys, on the real app over real HTTP and WebSockets, on SQLite and PostgreSQL:
 // - the operator's key lifecycle for workstations and MIS clients (admin HTTP routes with ADMIN_TOKEN, and the admin
@@ -41,6 +42,7 @@ import { openFaceSession } from './support/sessions';
 
 const ROOT = path.join(__dirname, '..');
 const HOUR_MS = 3_600_000;
+const WAIT_MS = 20_000; // the limit of every wait here, above until's default of 15 s
 type Json = any; // response bodies are checked field by field
 
 const committed = (type: EventType) =>
@@ -54,20 +56,6 @@ function checkEvent(e: EventPayload, secrets: string[] = []): void {
   for (const s of secrets) {
     expect(text).not.toContain(s);
     expect(text).not.toContain(hashApiKey(s));
-  }
-}
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 
@@ -101,15 +89,19 @@ class EventsClient {
   }
 
   waitForReady(): Promise<string | null> {
-    return until('ready', () => (this.ready.length > 0 ? { c: this.ready[0] } : undefined)).then((r) => r.c);
+    return until('ready', () => (this.ready.length > 0 ? { c: this.ready[0] } : undefined), WAIT_MS).then((r) => r.c);
   }
 
   waitFor(what: string, pred: (events: EventPayload[]) => boolean): Promise<EventPayload[]> {
-    return until(`${what} (have ${this.events.map((e) => e.type).join(', ')})`, () => pred(this.events) && this.events);
+    return until(
+      `${what} (have ${this.events.map((e) => e.type).join(', ')})`,
+      () => pred(this.events) && this.events,
+      WAIT_MS,
+    );
   }
 
   waitForClose(): Promise<number> {
-    return until('close', () => this.closeCode ?? undefined);
+    return until('close', () => this.closeCode ?? undefined, WAIT_MS);
   }
 }
 
@@ -578,11 +570,15 @@ for (const db of TEST_DATABASES) {
       // A slot freed is a slot again.
       open[0].ws.close(1000);
       await open[0].waitForClose();
-      const back = await until('a freed slot', async () => {
-        const c = await connect(desk.apiKey);
-        await until('an answer', () => c.ready.length > 0 || c.closeCode !== null);
-        return c.ready.length > 0 && c;
-      });
+      const back = await until(
+        'a freed slot',
+        async () => {
+          const c = await connect(desk.apiKey);
+          await until('an answer', () => c.ready.length > 0 || c.closeCode !== null, WAIT_MS);
+          return c.ready.length > 0 && c;
+        },
+        WAIT_MS,
+      );
       expect(back.closeCode).toBeNull();
     });
   });

@@ -10,6 +10,7 @@ import { CLINICS, MIS_CLIENTS, VERDICTS, WORKSTATIONS } from '../src/storage/por
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
+import { until } from './support/waits';
 
 // GET /metrics on the real app over real HTTP: with METRICS_TOKEN set only a scraper with the token reads it, and
 // after a clinic's sessions, verdicts and webhook deliveries nothing on it names a clinic, a desk, an MIS client, a
@@ -19,20 +20,6 @@ import { openFaceSession } from './support/sessions';
 type Json = any; // answers are checked field by field
 
 const TOKEN = randomBytes(24).toString('hex');
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Label names of every sample line of a Prometheus text exposition. */
 function labelNames(text: string): Set<string> {

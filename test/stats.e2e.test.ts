@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation } from '../src/auth';
-import { loadConfig } from '../src/config';
 import { MisClientsService } from '../src/mis';
 import { PERCENTILE_RELATIVE_ERROR } from '../src/stats';
 import {
@@ -24,6 +22,7 @@ import {
   type VerdictResult,
   type WorkstationRepository,
 } from '../src/storage/ports';
+import { listenOnTestDatabase } from './support/app';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
@@ -133,19 +132,7 @@ for (const kind of TEST_DATABASES) {
 
     beforeAll(async () => {
       db = await createTestDatabase(kind, 'stats');
-      app = await createApp({
-        config: loadConfig({
-          ...db.env,
-          PORT: '0',
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          FACEID_BOOTSTRAP: 'false',
-          ENGINE_WORKERS: '1',
-          RATE_LIMIT_PER_MINUTE: '100000',
-        }),
-      });
-      await app.listen(0, '127.0.0.1');
-      base = await app.getUrl();
+      ({ app, base } = await listenOnTestDatabase(db));
       const clinics = app.get<ClinicRepository>(CLINICS);
       for (const k of ['a', 'b'] as const) {
         clinic[k] = (await clinics.create(`Clinic ${k.toUpperCase()}`)).id;

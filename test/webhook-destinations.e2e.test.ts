@@ -10,6 +10,7 @@ import { CLINICS, MIS_CLIENTS, VERDICTS, WORKSTATIONS } from '../src/storage/por
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
+import { until } from './support/waits';
 
 // Webhook destinations end to end: the real app over real HTTP, on SQLite and PostgreSQL. An MIS key registers
 // webhooks at loopback, private and link-local addresses in every spelling (refused with the rule), and at names
@@ -18,20 +19,6 @@ import { openFaceSession } from './support/sessions';
 // the policy, the connection and the records are the app's own.
 
 type Json = any; // answers are checked field by field
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** An HTTP receiver on 127.0.0.1 that counts every TCP connection made to it, and the requests it answered. */
 class Listener {

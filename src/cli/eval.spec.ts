@@ -143,24 +143,26 @@ const mockEngine = {
   },
 };
 
-describe('faceid eval (stand-in engine)', () => {
+/** `faceid ...` through the CLI's entry in this process, its output captured (required after the engine mock). */
+async function run(argv: string[], env: NodeJS.ProcessEnv = {}) {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { main } = require('./main') as typeof import('./main');
+  let out = '';
+  let err = '';
+  const code = await main(argv, {
+    stdout: { write: (s: string) => (out += s) },
+    stderr: { write: (s: string) => (err += s) },
+    env,
+  });
+  return { code, out, err };
+}
+
+describe('faceid eval (stand-in engine)', () => {
   let dir: string;
 
   const write = (name: string, content: string): void => {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), content);
-  };
-  const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
-    let out = '';
-    let err = '';
-    const code = await main(argv, {
-      stdout: { write: (s: string) => (out += s) },
-      stderr: { write: (s: string) => (err += s) },
-      env,
-    });
-    return { code, out, err };
   };
 
   beforeEach(() => {
@@ -246,22 +248,10 @@ describe('faceid eval (stand-in engine)', () => {
 });
 
 describe('faceid eval --gallery/--probes and --conditions (stand-in engine)', () => {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { main } = require('./main') as typeof import('./main');
   let dir: string;
   const write = (name: string, content: string | Buffer): void => {
     fs.mkdirSync(path.dirname(path.join(dir, name)), { recursive: true });
     fs.writeFileSync(path.join(dir, name), content);
-  };
-  const run = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
-    let out = '';
-    let err = '';
-    const code = await main(argv, {
-      stdout: { write: (s: string) => (out += s) },
-      stderr: { write: (s: string) => (err += s) },
-      env,
-    });
-    return { code, out, err };
   };
   const solid = (r: number, g: number, b: number) =>
     sharp({ create: { width: 96, height: 72, channels: 3, background: { r, g, b } } })
