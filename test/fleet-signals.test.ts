@@ -7,26 +7,13 @@ import { notifyInTx, openDb, type Db } from '../src/storage/db';
 import { EVENTS_CHANNEL, type EventsNotice, type SessionNotice } from '../src/storage/signals';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
+import { until } from './support/waits';
 
 // The signals between gateway processes on PostgreSQL (src/storage/signals.ts), on a real server: two Storage
 // objects stand for two gateways (each its own origin). Notifications are sent on commit only, a process ignores its
 // own, and the listening connection comes back after the server cut it, telling its readers to look again.
 
 const KEY = `k1:${randomBytes(32).toString('base64')}`;
-
-async function until<T>(
-  what: string,
-  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 (TEST_DATABASES.includes('postgres') ? describe : describe.skip)('signals between gateways on PostgreSQL', () => {
   let database: TestDatabase;

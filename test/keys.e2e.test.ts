@@ -1,14 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import WebSocket from 'ws';
 import { z } from 'zod';
-import { createApp } from '../src/app.factory';
 import { createMisClient, createWorkstation, hashApiKey } from '../src/auth';
-import { loadConfig } from '../src/config';
 import { MAX_CONNECTIONS_PER_MIS_CLIENT, MAX_CONNECTIONS_PER_WORKSTATION } from '../src/events/events.socket';
 import { schemaFileName } from '../src/events';
 import {
@@ -28,6 +25,7 @@ import {
   type KeyRepository,
   type SessionRepository,
 } from '../src/storage/ports';
+import { listenOnTestDatabase } from './support/app';
 import { createTestDatabase, TEST_DATABASES, type TestDatabase } from './support/databases';
 import { makeIin } from './support/iin';
 import { openFaceSession } from './support/sessions';
@@ -161,21 +159,7 @@ for (const db of TEST_DATABASES) {
 
     beforeAll(async () => {
       database = await createTestDatabase(db, 'keys');
-      app = await createApp({
-        config: loadConfig({
-          ...database.env,
-          PORT: '0',
-          HOST: '127.0.0.1',
-          LOG_LEVEL: 'warn',
-          FACEID_BOOTSTRAP: 'false',
-          ENGINE_WORKERS: '1',
-          RATE_LIMIT_PER_MINUTE: '100000',
-          EVENTS_POLL_MS: '200',
-          ADMIN_TOKEN,
-        }),
-      });
-      await app.listen(0, '127.0.0.1');
-      base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+      ({ app, base } = await listenOnTestDatabase(database, { EVENTS_POLL_MS: '200', ADMIN_TOKEN }));
     });
 
     afterAll(async () => {
@@ -590,18 +574,7 @@ describe('admin routes without ADMIN_TOKEN', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase('sqlite', 'noadmin');
-    app = await createApp({
-      config: loadConfig({
-        ...database.env,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_LEVEL: 'warn',
-        FACEID_BOOTSTRAP: 'false',
-        ENGINE_WORKERS: '1',
-        ADMIN_TOKEN: '',
-      }),
-    });
-    await app.listen(0, '127.0.0.1');
+    ({ app } = await listenOnTestDatabase(database, { ADMIN_TOKEN: '' }));
   });
   afterAll(async () => {
     await app?.close();
@@ -609,7 +582,7 @@ describe('admin routes without ADMIN_TOKEN', () => {
   });
 
   it('answer 404 admin_disabled, whatever the token', async () => {
-    const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
+    const base = await app.getUrl();
     const clinicId = (await app.get<ClinicRepository>(CLINICS).create('Clinic')).id;
     for (const [method, url] of [
       ['GET', '/admin/clinics'],

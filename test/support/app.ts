@@ -5,9 +5,12 @@ import type { TestDatabase } from './databases';
 
 /**
  * The real app on a test database, listening on 127.0.0.1 at a free port, and its base URL. No bootstrap clinic (each
- * test makes its own), one engine worker, and a rate limit no test reaches.
+ * test makes its own), one engine worker, and a rate limit no test reaches; `extra` adds or overrides settings.
  */
-export async function listenOnTestDatabase(db: TestDatabase): Promise<{ app: NestExpressApplication; base: string }> {
+export async function listenOnTestDatabase(
+  db: TestDatabase,
+  extra: Record<string, string> = {},
+): Promise<{ app: NestExpressApplication; base: string }> {
   const app = await createApp({
     config: loadConfig({
       ...db.env,
@@ -17,6 +20,7 @@ export async function listenOnTestDatabase(db: TestDatabase): Promise<{ app: Nes
       FACEID_BOOTSTRAP: 'false',
       ENGINE_WORKERS: '1',
       RATE_LIMIT_PER_MINUTE: '100000',
+      ...extra,
     }),
   });
   try {

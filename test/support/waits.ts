@@ -5,7 +5,7 @@
  */
 export async function until<T>(
   what: string | (() => string),
-  fn: () => T | undefined | false | Promise<T | undefined | false>,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   timeoutMs = 15_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
